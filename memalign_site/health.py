@@ -1,0 +1,83 @@
+"""/health/: is each part of the site up? Database, broker, a round trip through a worker, the Chroma store."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from memalign_site.celery import ping
+from memalign_site.redis import get_redis
+
+WORKER_TIMEOUT_SECONDS = 5
+
+
+def check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return f"{connection.vendor}"
+
+
+def check_broker() -> str:
+    get_redis().ping()
+    return "redis answers"
+
+
+def check_worker() -> str:
+    result = ping.apply_async(expires=WORKER_TIMEOUT_SECONDS)
+    try:
+        answer = result.get(timeout=WORKER_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise RuntimeError(f"no worker answered within {WORKER_TIMEOUT_SECONDS} s: is a Celery worker running?") from None
+    finally:
+        result.forget()
+    if answer != "pong":
+        raise RuntimeError(f"unexpected answer {answer!r}")
+    return "a worker answered"
+
+
+def check_chroma() -> str:
+    from memory.episodic import get_client
+
+    get_client().heartbeat()
+    return f"server at {settings.CHROMA_URL}" if settings.CHROMA_URL else "embedded store"
+
+
+CHECKS: dict[str, Callable[[], str]] = {
+    "database": check_database,
+    "broker": check_broker,
+    "worker": check_worker,
+    "chroma": check_chroma,
+}
+
+
+def run_checks() -> list[dict]:
+    """Run every check; a failing one reports its reason instead of raising."""
+    results = []
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            detail, ok = check(), True
+        except Exception as error:  # a health page reports any failure, whatever its kind
+            detail, ok = f"{type(error).__name__}: {error}", False
+        results.append({"name": name, "ok": ok, "detail": detail, "ms": round((time.perf_counter() - started) * 1000, 1)})
+    return results
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> HttpResponse:
+    results = run_checks()
+    ok = all(r["ok"] for r in results)
+    if not (settings.DEBUG or request.user.is_staff):
+        # Reasons can name hosts and paths: only staff see them on a production site.
+        for r in results:
+            if not r["ok"]:
+                r["detail"] = "failing (details for staff only)"
+    return render(request, "health.html", {"results": results, "ok": ok}, status=200 if ok else 503)

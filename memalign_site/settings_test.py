@@ -1,0 +1,18 @@
+"""Settings for the test suite: the real settings, with a throwaway data folder and debug mode.
+
+DATABASE_URL and REDIS_URL are honoured (CI points them at PostgreSQL and Redis); without them the suite uses
+SQLite and an embedded Redis, like `make run`.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memalign-test-"))
+# Tests never reach the real Anthropic service: the anthropic provider is exercised against a local fake.
+os.environ.pop("ANTHROPIC_API_KEY", None)
+os.environ.pop("MEMALIGN_PROVIDER", None)
+
+from memalign_site.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

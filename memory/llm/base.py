@@ -1,0 +1,137 @@
+"""The contract every LLM provider implements.
+
+A provider turns a working memory into a verdict, and critiques into principles. Providers see plain data
+classes only (no Django models), so they can be tested and benchmarked without a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class ProviderError(Exception):
+    """The provider could not produce a usable answer (outage, malformed reply, schema mismatch)."""
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_creation_tokens += other.cache_creation_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_creation_tokens": self.cache_creation_tokens,
+        }
+
+
+@dataclass
+class LabelSchema:
+    """What a verdict may be: `choices` are the allowed label strings, in display order."""
+
+    kind: str  # "pass_fail" | "categorical" | "numeric" | "pairwise"
+    choices: list[str]
+
+
+@dataclass
+class Example:
+    """A reviewed example: one expert feedback on one sample."""
+
+    feedback_id: int
+    inputs: str
+    output: str  # for pairwise: both outputs, labelled "A:" and "B:"
+    label: str
+    critique: str
+    judge_value: str = ""
+    similarity: float = 0.0  # cosine similarity to the query, when retrieved
+
+
+@dataclass
+class PrincipleText:
+    id: int
+    text: str
+
+
+@dataclass
+class WorkingMemory:
+    """Everything the aligned judge sees for one new input."""
+
+    criterion: str
+    schema: LabelSchema
+    principles: list[PrincipleText]
+    examples: list[Example]  # the k most similar reviewed examples, most similar first
+    inputs: str
+    output: str
+
+
+@dataclass
+class Verdict:
+    value: str | None  # None: the judge abstains (e.g. offline with an empty memory)
+    rationale: str
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class DistilledPrinciple:
+    text: str
+    source_ids: list[int]
+
+
+@dataclass
+class Distillation:
+    principles: list[DistilledPrinciple]
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class Rederivation:
+    """What remains of a principle once some of its sources are gone: its new text, or None to retire it."""
+
+    text: str | None
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class Merge:
+    principle_ids: list[int]  # two or more near-duplicates, merged into one
+    text: str
+
+
+@dataclass
+class Consolidation:
+    merges: list[Merge]
+    contradictions: list[tuple[int, int]]  # pairs of principle ids that disagree: a human decides
+    usage: Usage = field(default_factory=Usage)
+
+
+class Provider(Protocol):
+    name: str
+    model: str
+
+    def judge(self, memory: WorkingMemory) -> Verdict:
+        """Return a verdict on `memory.inputs`/`memory.output`, one of `memory.schema.choices` or None."""
+
+    def distill(
+        self, criterion: str, schema: LabelSchema, existing: list[PrincipleText], feedback: list[Example]
+    ) -> Distillation:
+        """Return new principles, complementary to `existing`, each citing the feedback ids it came from."""
+
+    def rederive(self, criterion: str, principle: str, sources: list[Example]) -> Rederivation:
+        """Return the principle as the remaining `sources` support it: kept, rewritten, or None (retired)."""
+
+    def consolidate(self, criterion: str, principles: list[PrincipleText]) -> Consolidation:
+        """Return merges of near-duplicate principles and pairs of contradicting ones."""

@@ -1,0 +1,108 @@
+"""Semantic memory: principles, where each came from, and numbered versions of the whole set.
+
+Episodic memory lives in Chroma and is derived from reviews.Feedback; nothing here is needed to rebuild it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from reviews.models import Feedback, Project
+
+
+class MemoryVersion(models.Model):
+    """A numbered snapshot of a project's semantic memory, with what made it and what it cost."""
+
+    class Trigger(models.TextChoices):
+        DISTILL = "distill", "New feedback distilled"
+        UNALIGN = "unalign", "Feedback removed or edited"
+        CONSOLIDATE = "consolidate", "Consolidation"
+        MANUAL = "manual", "Edited by hand"
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memory_versions")
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK)
+    error = models.TextField(blank=True)
+    # The active principles at this version, as [{"id": …, "text": …}]: verdicts cite the version they used.
+    principles = models.JSONField(default=list)
+    summary = models.CharField(max_length=300, blank=True)
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=100)
+    usage = models.JSONField(default=dict)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="one_number_per_version")]
+        ordering = ["project", "-number"]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug} v{self.number}"
+
+
+class Principle(models.Model):
+    class Origin(models.TextChoices):
+        DISTILLED = "distilled", "Distilled from critiques"
+        MANUAL = "manual", "Written by hand"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="principles")
+    text = models.TextField()
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.DISTILLED)
+    pinned = models.BooleanField(default=False, help_text="Pinned principles are never merged, rewritten or retired automatically.")
+    retired = models.BooleanField(default=False)
+    retired_reason = models.CharField(max_length=200, blank=True)
+    created_in = models.ForeignKey(MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "id"]
+        indexes = [models.Index(fields=["project", "retired"], name="principle_active")]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class PrincipleSource(models.Model):
+    """Links a principle to a critique it was distilled from, at the revision it was learned.
+
+    When the feedback is deleted the link stays with `feedback` NULL, and a revision mismatch marks an edit:
+    either way the principle must be re-derived from what remains, so nothing learned from it lingers.
+    """
+
+    principle = models.ForeignKey(Principle, on_delete=models.CASCADE, related_name="sources")
+    feedback = models.ForeignKey(Feedback, null=True, on_delete=models.SET_NULL, related_name="principle_links")
+    feedback_revision = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["principle", "feedback"], condition=models.Q(feedback__isnull=False), name="one_link_per_source"
+            )
+        ]
+
+
+class DistilledFeedback(models.Model):
+    """Marks a feedback revision as sent to distillation, so only new or edited feedback is sent again."""
+
+    feedback = models.OneToOneField(Feedback, on_delete=models.CASCADE, related_name="distilled")
+    revision = models.PositiveIntegerField()
+    version = models.ForeignKey(MemoryVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+
+
+class Contradiction(models.Model):
+    """Two active principles that disagree; a human decides which stays."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="contradictions")
+    first = models.ForeignKey(Principle, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Principle, on_delete=models.CASCADE, related_name="+")
+    found_in = models.ForeignKey(MemoryVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    resolved = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["first", "second"], name="one_contradiction_per_pair")]

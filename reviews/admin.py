@@ -1,0 +1,45 @@
+from django.contrib import admin
+
+from reviews.models import Feedback, Membership, Project, Sample
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "label_kind", "provider", "model_name", "retrieval_k", "created_at"]
+    list_filter = ["label_kind", "provider"]
+    search_fields = ["name", "slug", "criterion"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "added_at"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username", "user__email", "project__name"]
+    autocomplete_fields = ["user", "project"]
+
+
+@admin.register(Sample)
+class SampleAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "project", "judge_value", "created_at"]
+    list_filter = ["project", "judge_value"]
+    search_fields = ["external_id", "outputs", "judge_rationale"]
+    list_select_related = ["project"]
+    show_full_result_count = False  # fast at 100k rows
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = ["sample", "author", "label", "agrees_with_judge", "revision", "updated_at"]
+    list_filter = ["project", "agrees_with_judge", "label"]
+    search_fields = ["critique", "author__username", "sample__external_id"]
+    list_select_related = ["sample", "author", "project"]
+    raw_id_fields = ["sample"]
+    readonly_fields = ["created_at", "updated_at"]

@@ -1,0 +1,72 @@
+"""Saving and deleting expert feedback: atomic, idempotent on double submit, refusing stale edits."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from reviews.labels import normalize_label
+from reviews.models import MAX_CRITIQUE_CHARS, Feedback, Sample
+
+
+class StaleFeedback(Exception):
+    """The feedback changed (or vanished) since the reviewer loaded it; nothing was written."""
+
+
+def save_feedback(sample: Sample, author, label: str, critique: str, loaded_revision: int = 0) -> tuple[Feedback, bool]:
+    """Create or update `author`'s feedback on `sample`; return it and whether it was created.
+
+    `loaded_revision` is the revision the reviewer saw: 0 for a new review. A resubmission of identical content
+    (a double click, a retried request) returns the saved feedback unchanged.
+    """
+    project = sample.project
+    label = normalize_label(label, project.label_choices, project.label_kind)
+    critique = (critique or "").strip()
+    if len(critique) > MAX_CRITIQUE_CHARS:
+        raise ValidationError(f"The critique is {len(critique):,} characters long; keep it under {MAX_CRITIQUE_CHARS:,}.")
+    if sample.judge_value and label != sample.judge_value and not critique:
+        raise ValidationError(
+            f"You chose {label}, the judge said {sample.judge_value}: say why in a critique, it is what teaches the judge."
+        )
+    try:
+        return _save(sample, author, label, critique, loaded_revision)
+    except IntegrityError:
+        # Two identical requests raced past the existence check: the loser re-reads the winner's row.
+        return _save(sample, author, label, critique, loaded_revision)
+
+
+@transaction.atomic
+def _save(sample: Sample, author, label: str, critique: str, loaded_revision: int) -> tuple[Feedback, bool]:
+    existing = Feedback.objects.select_for_update().filter(sample=sample, author=author).first()
+    if existing is None:
+        if loaded_revision:
+            raise StaleFeedback("Your feedback on this sample was deleted since you opened it; nothing was saved.")
+        with transaction.atomic():
+            feedback = Feedback.objects.create(
+                project=sample.project,
+                sample=sample,
+                author=author,
+                label=label,
+                critique=critique,
+                agrees_with_judge=label == sample.judge_value,
+            )
+        return feedback, True
+    if existing.label == label and existing.critique == critique:
+        return existing, False  # same content again: nothing to change
+    if loaded_revision != existing.revision:
+        raise StaleFeedback(
+            "This feedback was changed elsewhere since you opened it (another tab or session); "
+            "reload to see the saved version. Nothing was overwritten."
+        )
+    existing.label = label
+    existing.critique = critique
+    existing.agrees_with_judge = label == sample.judge_value
+    existing.revision += 1
+    existing.save(update_fields=["label", "critique", "agrees_with_judge", "revision", "updated_at"])
+    return existing, False
+
+
+@transaction.atomic
+def delete_feedback(feedback: Feedback) -> None:
+    """Delete feedback; the memory app unlearns it once the transaction commits."""
+    feedback.delete()

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from reviews.labels import LabelKind, check_schema
+from reviews.models import MAX_CRITIQUE_CHARS, Project, Role
+
+
+class ProjectForm(forms.ModelForm):
+    categories_text = forms.CharField(
+        label="Categories",
+        required=False,
+        help_text="For a category schema: the labels, comma-separated, in order (e.g. Bad, Acceptable, Excellent).",
+    )
+
+    class Meta:
+        model = Project
+        fields = ["name", "criterion", "label_kind", "scale_min", "scale_max", "provider", "model_name", "retrieval_k"]
+        widgets = {"criterion": forms.Textarea(attrs={"rows": 4})}
+        labels = {"label_kind": "Label schema", "retrieval_k": "Retrieved examples (k)"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["categories_text"].initial = ", ".join(self.instance.categories)
+            # Changing the schema under existing labels would orphan them.
+            if self.instance.samples.exists():
+                for name in ("label_kind", "scale_min", "scale_max", "categories_text"):
+                    self.fields[name].disabled = True
+        self.fields["retrieval_k"].widget.attrs.update(min=0, max=50)
+
+    def clean_retrieval_k(self) -> int:
+        k = self.cleaned_data["retrieval_k"]
+        if not 0 <= k <= 50:
+            raise ValidationError("Retrieve between 0 and 50 examples.")
+        return k
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("label_kind")
+        categories = [c.strip() for c in (data.get("categories_text") or "").split(",") if c.strip()]
+        if kind == LabelKind.CATEGORICAL:
+            data["categories"] = categories
+        else:
+            data["categories"] = []
+        if kind != LabelKind.NUMERIC:
+            data["scale_min"] = data["scale_max"] = None
+        if kind:
+            try:
+                check_schema(kind, data["categories"], data.get("scale_min"), data.get("scale_max"))
+            except ValidationError as error:
+                self.add_error("label_kind", error)
+        return data
+
+    def project_fields(self) -> dict:
+        data = self.cleaned_data
+        fields = {name: data[name] for name in self.Meta.fields}
+        fields["categories"] = data["categories"]
+        return fields
+
+
+class AddMemberForm(forms.Form):
+    identifier = forms.CharField(label="Username or email", max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.REVIEWER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class FeedbackForm(forms.Form):
+    label = forms.CharField(max_length=64)
+    critique = forms.CharField(required=False, max_length=MAX_CRITIQUE_CHARS, strip=True)
+    # The revision the reviewer loaded; 0 for new feedback. A mismatch means someone changed it since.
+    revision = forms.IntegerField(min_value=0, required=False)

@@ -1,0 +1,150 @@
+"""Projects, memberships, samples and the experts' feedback on them: the annotation side of MemAlign."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from reviews.labels import LabelKind, label_choices
+
+MAX_TEXT_CHARS = 100_000  # one input, output or rationale
+MAX_CRITIQUE_CHARS = 5_000
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    REVIEWER = "reviewer", "Reviewer"
+    OWNER = "owner", "Owner"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[self]
+
+
+ROLE_RANK = {Role.VIEWER: 1, Role.REVIEWER: 2, Role.OWNER: 3}
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=140, unique=True)
+    criterion = models.TextField(help_text="The judge's instructions: what makes an output good or bad.")
+    label_kind = models.CharField(max_length=20, choices=LabelKind.choices, default=LabelKind.PASS_FAIL)
+    categories = models.JSONField(default=list, blank=True)
+    scale_min = models.IntegerField(null=True, blank=True)
+    scale_max = models.IntegerField(null=True, blank=True)
+    provider = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=[("offline", "Offline (no LLM)"), ("anthropic", "Anthropic Claude")],
+        help_text="Blank: the site default.",
+    )
+    model_name = models.CharField(max_length=100, blank=True, help_text="Blank: the provider's default model.")
+    retrieval_k = models.PositiveSmallIntegerField(default=5)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("project-overview", args=[self.slug])
+
+    @property
+    def label_choices(self) -> list[str]:
+        return label_choices(self.label_kind, self.categories, self.scale_min, self.scale_max)
+
+    @property
+    def is_pairwise(self) -> bool:
+        return self.label_kind == LabelKind.PAIRWISE
+
+    def schema_description(self) -> str:
+        if self.label_kind == LabelKind.NUMERIC:
+            return f"Numeric scale {self.scale_min}..{self.scale_max}"
+        return f"{self.get_label_kind_display()}: {', '.join(self.label_choices)}"
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.REVIEWER)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+        ordering = ["project", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class Sample(models.Model):
+    """One judge output to review, with the base judge's verdict as imported."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="samples")
+    external_id = models.CharField(max_length=200)
+    inputs = models.JSONField(help_text="What the judged system was given: a JSON object or a string.")
+    outputs = models.TextField(blank=True)
+    output_a = models.TextField(blank=True)
+    output_b = models.TextField(blank=True)
+    expectations = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    judge_value = models.CharField(max_length=64, blank=True)
+    judge_rationale = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="unique_external_id")]
+        indexes = [models.Index(fields=["project", "id"], name="sample_queue_order")]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.external_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("sample-review", args=[self.project.slug, self.pk])
+
+    def inputs_text(self) -> str:
+        """Return the inputs as text: a string as is, anything else as indented JSON."""
+        if isinstance(self.inputs, str):
+            return self.inputs
+        return json.dumps(self.inputs, indent=2, ensure_ascii=False)
+
+    def output_text(self) -> str:
+        """Return what the judge judged, as one text (both outputs, labelled, for pairwise)."""
+        if self.output_a or self.output_b:
+            return f"Output A:\n{self.output_a}\n\nOutput B:\n{self.output_b}"
+        return self.outputs
+
+
+class Feedback(models.Model):
+    """A reviewer's label and critique on a sample. Deleting it unaligns the judge from it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="feedback")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="feedback")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feedback")
+    label = models.CharField(max_length=64)
+    critique = models.TextField(blank=True)
+    agrees_with_judge = models.BooleanField(help_text="Whether the label equals the base judge's verdict.")
+    # Bumped on every edit: refuses stale edits, and tells the memory which content it has learned from.
+    revision = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sample", "author"], name="one_feedback_per_reviewer")]
+        indexes = [
+            models.Index(fields=["project", "-updated_at"], name="feedback_recent"),
+            models.Index(fields=["project", "agrees_with_judge"], name="feedback_agreement"),
+        ]
+        ordering = ["-updated_at", "-id"]
+        verbose_name_plural = "feedback"
+
+    def __str__(self) -> str:
+        return f"{self.author} on {self.sample}: {self.label}"
+

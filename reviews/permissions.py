@@ -1,0 +1,68 @@
+"""Every access check in one place: which user may do what in which project.
+
+Views call `project_view(min_role)`; domain code calls `get_project_for_user`. A user who is not a member gets
+404 (a project's existence does not leak); a member below the needed role gets 403.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Callable
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from reviews.models import ROLE_RANK, Membership, Project, Role
+
+
+def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple[Project, Membership]:
+    """Return the project and the user's membership, or raise Http404 / PermissionDenied."""
+    if not user.is_authenticated:
+        raise Http404("No such project.")
+    membership = (
+        Membership.objects.select_related("project").filter(project__slug=slug, user=user).first()
+    )
+    if membership is None:
+        raise Http404("No such project.")
+    if ROLE_RANK[Role(membership.role)] < ROLE_RANK[min_role]:
+        raise PermissionDenied(f"This needs the {min_role.label.lower()} role in this project.")
+    return membership.project, membership
+
+
+def can(membership: Membership | None, role: Role) -> bool:
+    """Return whether a membership carries at least `role` (for templates: show or hide a control)."""
+    return membership is not None and ROLE_RANK[Role(membership.role)] >= ROLE_RANK[role]
+
+
+def can_delete_feedback(membership: Membership, feedback) -> bool:
+    """Reviewers delete their own feedback; owners delete anyone's."""
+    if membership.role == Role.OWNER:
+        return True
+    return membership.role == Role.REVIEWER and feedback.author_id == membership.user_id
+
+
+def can_edit_feedback(membership: Membership, feedback) -> bool:
+    """Only the author edits a feedback, and only while they may still review."""
+    return can(membership, Role.REVIEWER) and feedback.author_id == membership.user_id
+
+
+def project_view(min_role: Role = Role.VIEWER) -> Callable:
+    """Decorate a view taking `slug`: log in first, then set `request.project` and `request.membership`."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @login_required
+        @wraps(view)
+        def wrapped(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+            request.project, request.membership = get_project_for_user(request.user, slug, min_role)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def require(membership: Membership, role: Role) -> None:
+    """Raise PermissionDenied unless the membership carries at least `role`."""
+    if not can(membership, role):
+        raise PermissionDenied(f"This needs the {role.label.lower()} role in this project.")

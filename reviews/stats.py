@@ -1,0 +1,41 @@
+"""Project figures for the overview page: progress, judge-vs-expert agreement, recent critiques."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
+from reviews.models import Feedback, Project, Role, Sample
+
+
+def overview(project: Project) -> dict:
+    """Return the overview's figures, in a handful of aggregate queries whatever the project's size."""
+    sample_count = Sample.objects.filter(project=project).count()
+    reviewed = Sample.objects.filter(project=project, feedback__isnull=False).distinct().count()
+    judged = Feedback.objects.filter(project=project).exclude(sample__judge_value="")
+    totals = judged.aggregate(total=Count("id"), agree=Count("id", filter=Q(agrees_with_judge=True)))
+    agreement = totals["agree"] / totals["total"] if totals["total"] else None
+    progress = (
+        project.memberships.filter(role__in=[Role.REVIEWER, Role.OWNER])
+        .select_related("user")
+        .annotate(done=Count("user__feedback", filter=Q(user__feedback__project=project)))
+        .order_by("-done", "user__username")
+    )
+    recent = (
+        Feedback.objects.filter(project=project)
+        .exclude(critique="")
+        .select_related("author", "sample")
+        .order_by("-updated_at", "-id")[:8]
+    )
+    return {
+        "sample_count": sample_count,
+        "reviewed_count": reviewed,
+        "feedback_count": Feedback.objects.filter(project=project).count(),
+        "disagreement_count": totals["total"] - totals["agree"],
+        "judged_feedback_count": totals["total"],
+        "agreement": agreement,
+        "progress": [
+            {"user": m.user, "role": m.get_role_display(), "done": m.done, "share": m.done / sample_count if sample_count else 0}
+            for m in progress
+        ],
+        "recent_critiques": recent,
+    }

@@ -1,0 +1,23 @@
+from django.urls import path
+from django.views.generic import RedirectView
+
+from reviews import review_views, views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="project-list", permanent=False)),
+    path("projects/", views.project_list, name="project-list"),
+    path("projects/new/", views.project_create, name="project-create"),
+    path("p/<slug:slug>/", views.project_overview, name="project-overview"),
+    path("p/<slug:slug>/settings/", views.project_settings, name="project-settings"),
+    path("p/<slug:slug>/members/", views.members, name="project-members"),
+    path("p/<slug:slug>/members/<int:membership_id>/role/", views.member_role, name="member-role"),
+    path("p/<slug:slug>/members/<int:membership_id>/remove/", views.member_remove, name="member-remove"),
+]
+
+urlpatterns += [
+    path("p/<slug:slug>/import/", review_views.sample_import, name="sample-import"),
+    path("p/<slug:slug>/queue/", review_views.sample_queue, name="sample-queue"),
+    path("p/<slug:slug>/samples/<int:sample_id>/", review_views.sample_review, name="sample-review"),
+    path("p/<slug:slug>/samples/<int:sample_id>/feedback/", review_views.feedback_save, name="feedback-save"),
+    path("p/<slug:slug>/feedback/<int:feedback_id>/delete/", review_views.feedback_delete, name="feedback-delete"),
+]
