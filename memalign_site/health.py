@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
@@ -29,12 +30,12 @@ def check_broker() -> str:
     return "redis answers"
 
 
-def check_worker() -> str:
-    result = ping.apply_async(expires=WORKER_TIMEOUT_SECONDS)
+def check_worker(queue: str | None = None, timeout: float = WORKER_TIMEOUT_SECONDS) -> str:
+    result = ping.apply_async(expires=timeout, queue=queue)
     try:
-        answer = result.get(timeout=WORKER_TIMEOUT_SECONDS)
-    except TimeoutError:
-        raise RuntimeError(f"no worker answered within {WORKER_TIMEOUT_SECONDS} s: is a Celery worker running?") from None
+        answer = result.get(timeout=timeout)
+    except CeleryTimeout:
+        raise RuntimeError(f"no worker answered within {timeout:g} s: is a Celery worker running?") from None
     finally:
         result.forget()
     if answer != "pong":

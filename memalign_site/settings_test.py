@@ -6,6 +6,7 @@ SQLite and an embedded Redis, like `make run`.
 
 import os
 import tempfile
+import uuid
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memalign-test-"))
@@ -13,6 +14,13 @@ os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memalign-test-"))
 os.environ.pop("ANTHROPIC_API_KEY", None)
 os.environ.pop("MEMALIGN_PROVIDER", None)
 
+# A queue and a key prefix of this run's own, so a shared Redis (CI's) never mixes runs. Worker processes that
+# tests start inherit them through the environment.
+os.environ.setdefault("MEMALIGN_TEST_RUN", uuid.uuid4().hex[:8])
+
 from memalign_site.settings import *  # noqa: E402,F403
+
+CELERY_TASK_DEFAULT_QUEUE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
+MEMALIGN_REDIS_PREFIX = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from reviews import projects, stats
@@ -24,12 +24,12 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_create(request: HttpRequest) -> HttpResponse:
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         project = projects.create_project(request.user, **form.project_fields())
         messages.success(request, f"Project “{project.name}” created. Import judge outputs to start reviewing.")
         return redirect(project)
-    return render(request, "reviews/project_form.html", {"form": form, "creating": True})
+    return render(request, "reviews/project_form.html", {"form": form, "creating": True}, status=400 if form.errors else 200)
 
 
 @project_view(Role.VIEWER)
@@ -43,21 +43,22 @@ def project_overview(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def project_settings(request: HttpRequest) -> HttpResponse:
     project: Project = request.project
-    form = ProjectForm(request.POST or None, instance=project)
+    form = ProjectForm(request.POST if request.method == "POST" else None, instance=project)
     if request.method == "POST" and form.is_valid():
         for name, value in form.project_fields().items():
             setattr(project, name, value)
         project.save()
         messages.success(request, "Settings saved.")
         return redirect("project-settings", project.slug)
-    return render(request, "reviews/project_form.html", {"form": form, "project": project, "membership": request.membership})
+    context = {"form": form, "project": project, "membership": request.membership}
+    return render(request, "reviews/project_form.html", context, status=400 if form.errors else 200)
 
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET", "POST"])
 def members(request: HttpRequest) -> HttpResponse:
     project: Project = request.project
-    form = AddMemberForm(request.POST or None)
+    form = AddMemberForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         require(request.membership, Role.OWNER)
         if form.is_valid():
@@ -82,14 +83,13 @@ def members(request: HttpRequest) -> HttpResponse:
 @project_view(Role.OWNER)
 @require_POST
 def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    get_object_or_404(Membership, pk=membership_id, project=request.project)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a role: owner, reviewer or viewer.")
         return redirect("project-members", request.project.slug)
     try:
         changed = projects.change_role(request.project, membership_id, Role(form.cleaned_data["role"]))
-    except Membership.DoesNotExist:
-        raise Http404("No such member in this project.") from None
     except ValidationError as error:
         messages.error(request, error.messages[0])
     else:

@@ -1,0 +1,107 @@
+"""Shared fixtures: an embedded Redis when REDIS_URL is unset, a real Celery worker, named personas."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.conf import settings
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright and the ORM share a test
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def shared_dataset(name: str) -> Path:
+    """Return a file of ../shared/datasets, or skip: a user's clone does not have that folder."""
+    path = SHARED_DATASETS / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared datasets exist only on the team's machines")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server():
+    """Start the embedded Redis the settings point at, unless the environment names a Redis."""
+    if os.environ.get("REDIS_URL"):
+        yield settings.REDIS_URL
+        return
+    from memalign_site.launcher import start_embedded_redis, stop
+
+    socket = Path(settings.REDIS_URL.removeprefix("unix://"))
+    socket.parent.mkdir(parents=True, exist_ok=True)
+    process = start_embedded_redis(socket)
+    yield settings.REDIS_URL
+    stop([process])
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker (solo pool, in a thread of this process) on the real broker."""
+    import celery.contrib.testing.tasks  # noqa: F401  (registers the ping task the start-up check sends)
+    from celery.contrib.testing.worker import start_worker
+
+    from memalign_site.celery import app
+
+    with django_db_blocker.unblock():
+        with start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=30, loglevel="WARNING") as worker:
+            yield worker
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's Chromium is not installed: `make test` installs it (apt-get install chromium)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            "--disable-dev-shm-usage",
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost",
+        ],
+    }
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(username: str):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+
+
+@pytest.fixture
+def personas(db):
+    """An owner, a reviewer, a viewer and an outsider around one pass/fail project, plus a second project."""
+    from reviews.models import Membership, Role
+    from reviews.projects import create_project
+
+    owner, reviewer, viewer, outsider = (make_user(n) for n in ("olivia", "rafael", "vera", "otto"))
+    project = create_project(owner, name="Support tone", criterion="Is the reply's tone appropriate?", label_kind="pass_fail")
+    Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
+    Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
+    other_owner = make_user("oscar")
+    other = create_project(other_owner, name="Other team", criterion="Other criterion", label_kind="pass_fail")
+    return SimpleNamespace(
+        owner=owner, reviewer=reviewer, viewer=viewer, outsider=outsider, project=project,
+        other_owner=other_owner, other=other, password=PASSWORD,
+    )
+
+
+def add_sample(project, external_id: str = "s1", judge_value: str = "pass", **fields):
+    from reviews.models import Sample
+
+    defaults = {"inputs": {"question": f"question {external_id}"}, "outputs": f"answer {external_id}", "judge_rationale": "Looks fine."}
+    return Sample.objects.create(project=project, external_id=external_id, judge_value=judge_value, **{**defaults, **fields})

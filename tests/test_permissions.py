@@ -1,0 +1,91 @@
+"""The permission matrix: every project URL × every persona × GET/POST, with the exact status expected.
+
+anon: not logged in (sent to the login page), out: logged in but not a member (404: existence does not leak),
+view/rev/own: viewer, reviewer, owner (403 when the role is too low, 405 when the method is wrong).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reviews.models import Feedback, Membership
+from tests.conftest import add_sample
+
+PERSONAS = ["anon", "out", "view", "rev", "own"]
+
+# name: (url template, GET statuses, POST statuses), in PERSONAS order. POSTs carry an empty body.
+MATRIX = {
+    "overview": ("/p/{slug}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "settings": ("/p/{slug}/settings/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 400]),
+    "members": ("/p/{slug}/members/", [302, 404, 200, 200, 200], [302, 404, 403, 403, 400]),
+    "member-role": ("/p/{slug}/members/{membership}/role/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "member-remove": ("/p/{slug}/members/{membership}/remove/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "import": ("/p/{slug}/import/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 400]),
+    "queue": ("/p/{slug}/queue/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "review": ("/p/{slug}/samples/{sample}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "feedback-save": ("/p/{slug}/samples/{sample}/feedback/", [302, 404, 403, 405, 405], [302, 404, 403, 422, 422]),
+    "feedback-delete": ("/p/{slug}/feedback/{feedback}/delete/", [302, 404, 403, 405, 405], [302, 404, 403, 302, 302]),
+    "memory": ("/p/{slug}/memory/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+}
+
+CASES = [
+    (name, method, index)
+    for name in MATRIX
+    for method in ("GET", "POST")
+    for index in range(len(PERSONAS))
+]
+
+
+def url_ids(personas, project) -> dict:
+    sample = add_sample(project, "matrix")
+    feedback = Feedback.objects.create(
+        project=project, sample=sample, author=personas.reviewer if project == personas.project else personas.other_owner,
+        label="fail", critique="Too curt.", agrees_with_judge=False,
+    )
+    membership = Membership.objects.exclude(role="owner").filter(project=project).first() or Membership.objects.filter(project=project).first()
+    return {"slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk}
+
+
+def login_as(client, personas, persona: str) -> None:
+    user = {"out": personas.outsider, "view": personas.viewer, "rev": personas.reviewer, "own": personas.owner}.get(persona)
+    if user is not None:
+        client.force_login(user)
+
+
+@pytest.mark.parametrize("name,method,index", CASES, ids=[f"{n}-{m}-{PERSONAS[i]}" for n, m, i in CASES])
+def test_status(client, personas, name, method, index):
+    template, get_statuses, post_statuses = MATRIX[name]
+    url = template.format(**url_ids(personas, personas.project))
+    login_as(client, personas, PERSONAS[index])
+    response = client.get(url) if method == "GET" else client.post(url, {})
+    expected = (get_statuses if method == "GET" else post_statuses)[index]
+    assert response.status_code == expected, f"{method} {url} as {PERSONAS[index]}"
+    if PERSONAS[index] == "anon":
+        assert response["Location"].startswith("/login/?next=")
+
+
+CROSS = [name for name, (template, _, _) in MATRIX.items() if "{sample}" in template or "{feedback}" in template or "{membership}" in template]
+
+
+@pytest.mark.parametrize("name", CROSS)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_another_projects_ids_are_404(client, personas, name, method):
+    """An owner of project A who puts project B's sample, feedback or member ids into A's URLs gets 404."""
+    other_ids = url_ids(personas, personas.other)
+    own_ids = url_ids(personas, personas.project)
+    url = MATRIX[name][0].format(**{**other_ids, "slug": own_ids["slug"]})
+    client.force_login(personas.owner)
+    response = client.get(url) if method == "GET" else client.post(url, {})
+    # A method the URL never takes is refused before any id is looked up; that leaks nothing either.
+    owner_status = MATRIX[name][1 if method == "GET" else 2][PERSONAS.index("own")]
+    assert response.status_code == (405 if owner_status == 405 else 404)
+    if method == "POST":
+        assert Feedback.objects.filter(pk=other_ids["feedback"]).exists()
+        assert Membership.objects.filter(pk=other_ids["membership"]).exists()
+
+
+def test_project_list_shows_only_my_projects(client, personas):
+    client.force_login(personas.viewer)
+    body = client.get("/projects/").content.decode()
+    assert "Support tone" in body
+    assert "Other team" not in body
