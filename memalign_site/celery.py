@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memalign_site.settings")
 
@@ -15,3 +16,11 @@ app.autodiscover_tasks()
 def ping() -> str:
     """Answer the health page's round trip through a worker."""
     return "pong"
+
+
+@worker_process_init.connect
+def load_embedding_model(**kwargs) -> None:
+    """Load the embedding model when a worker process starts, so the first critique is not the slow one."""
+    from memory.embeddings import embed
+
+    embed(["warm-up"])

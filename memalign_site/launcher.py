@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket as socket_module
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,40 @@ def start_embedded_redis(socket: Path) -> subprocess.Popen:
             time.sleep(0.05)
 
 
+def free_port() -> int:
+    with socket_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_local_chroma(path: Path, port: int) -> subprocess.Popen:
+    """Start a Chroma server on 127.0.0.1 over the data folder's store, and wait until it answers.
+
+    The web server and the worker processes all need the episodic store, and Chroma's embedded
+    PersistentClient is not safe across processes (one process's queries miss another's writes), so the
+    local site runs the store as one small server that every process talks to.
+    """
+    import urllib.request
+
+    path.mkdir(parents=True, exist_ok=True)
+    chroma = Path(sys.executable).with_name("chroma")
+    process = subprocess.Popen(
+        [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "RUST_LOG": "warn", "ANONYMIZED_TELEMETRY": "False"},
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).read()
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"the local Chroma server did not start on port {port}") from None
+            time.sleep(0.2)
+
+
 def stop(processes: list[subprocess.Popen], timeout: float = 10) -> None:
     """Ask each process to stop, then kill what is left after `timeout` seconds."""
     for process in processes:
@@ -82,41 +117,44 @@ def main() -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = os.environ.get("PORT", "8000")
 
-    redis_process = None
-    if not os.environ.get("REDIS_URL"):
-        socket = socket_path_in(data_dir)
-        redis_process = start_embedded_redis(socket)
-        os.environ["REDIS_URL"] = f"unix://{socket}"
-        print(f"Embedded Redis on {socket}")
-
+    services: list[subprocess.Popen] = []  # stopped last, in reverse order of start
     children: list[subprocess.Popen] = []
     # Ctrl-C reaches every process in the foreground group; SIGTERM (e.g. from a supervisor) becomes the same.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        if not os.environ.get("REDIS_URL"):
+            socket = socket_path_in(data_dir)
+            services.append(start_embedded_redis(socket))
+            os.environ["REDIS_URL"] = f"unix://{socket}"
+            print(f"Embedded Redis on {socket}")
+        if not os.environ.get("CHROMA_URL"):
+            chroma_port = free_port()
+            services.append(start_local_chroma(data_dir / "chroma", chroma_port))
+            os.environ["CHROMA_URL"] = f"http://127.0.0.1:{chroma_port}"
+            print(f"Local Chroma server on {os.environ['CHROMA_URL']} (store in {data_dir / 'chroma'})")
         manage("migrate", "--no-input", "-v", "0")
         manage("seed_demo")
         celery = [sys.executable, "-m", "celery", "-A", "memalign_site"]
         children.append(subprocess.Popen([*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"]))
-        children.append(subprocess.Popen([*celery, "beat", "--loglevel", "WARNING"]))
+        children.append(subprocess.Popen([*celery, "beat", "--loglevel", "WARNING", "--schedule", str(data_dir / "celerybeat-schedule")]))
         children.append(
             subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"])
         )
         print(f"\nMemAlign is running on http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
-        failed = [c.args[2:4] for c in children if c.poll() not in (None, 0)]
-        print(f"A part stopped unexpectedly: {failed}; stopping the rest.", file=sys.stderr)
+        failed = [" ".join(map(str, c.args[2:4])) for c in children if c.poll() is not None]
+        print(f"A part stopped unexpectedly ({', '.join(failed)}); stopping the rest.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nStopping…", flush=True)
         return 0
-    except subprocess.CalledProcessError as error:
+    except (subprocess.CalledProcessError, RuntimeError) as error:
         print(f"Set-up failed: {error}", file=sys.stderr)
         return 1
     finally:
         stop(children)
-        if redis_process is not None:
-            stop([redis_process])
+        stop(list(reversed(services)))
 
 
 if __name__ == "__main__":

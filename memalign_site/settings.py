@@ -191,7 +191,7 @@ def celery_url(redis_url: str) -> str:
     return redis_url
 
 
-MEMALIGN_REDIS_PREFIX = "memalign"  # prefix of the lock and flag keys the memory engine keeps in Redis
+MEMALIGN_NAMESPACE = "memalign"  # prefix of Redis keys (locks, flags) and Chroma collection names
 CELERY_BROKER_URL = celery_url(REDIS_URL)
 CELERY_RESULT_BACKEND = celery_url(REDIS_URL)
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -229,3 +229,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"chromadb": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+
+# Memory engine. A burst of N critiques costs about N / batch size distillation calls: a full batch goes at
+# once, a partial one waits until no feedback arrived for the quiet period.
+MEMALIGN_DISTILL_BATCH_SIZE = env_int("MEMALIGN_DISTILL_BATCH_SIZE", 25)
+MEMALIGN_DISTILL_BATCH_TOKENS = env_int("MEMALIGN_DISTILL_BATCH_TOKENS", 12_000)
+MEMALIGN_DISTILL_QUIET_SECONDS = float(env_int("MEMALIGN_DISTILL_QUIET_MS", 1500)) / 1000
+MEMALIGN_DISTILL_DELAY_SECONDS = float(env_int("MEMALIGN_DISTILL_DELAY_MS", 500)) / 1000
+MEMALIGN_CONSOLIDATE_EVERY = env_int("MEMALIGN_CONSOLIDATE_EVERY", 5)
+MEMALIGN_REPAIR_INTERVAL_SECONDS = env_int("MEMALIGN_REPAIR_INTERVAL_SECONDS", 300)
+CELERY_BEAT_SCHEDULE = {
+    "repair-memory": {"task": "memory.tasks.repair_all", "schedule": float(MEMALIGN_REPAIR_INTERVAL_SECONDS)},
+}
+# The per-project regeneration lock expires by itself after this long, so a killed worker cannot hold it for
+# ever; it must outlast the task's hard time limit.
+MEMALIGN_LOCK_SECONDS = env_int("MEMALIGN_LOCK_SECONDS", CELERY_TASK_TIME_LIMIT + 30)

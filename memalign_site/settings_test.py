@@ -21,6 +21,6 @@ os.environ.setdefault("MEMALIGN_TEST_RUN", uuid.uuid4().hex[:8])
 from memalign_site.settings import *  # noqa: E402,F403
 
 CELERY_TASK_DEFAULT_QUEUE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
-MEMALIGN_REDIS_PREFIX = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
+MEMALIGN_NAMESPACE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

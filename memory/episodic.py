@@ -1,15 +1,25 @@
-"""The episodic store: reviewed examples in Chroma, one collection per project."""
+"""The episodic store: reviewed examples in Chroma, one collection per project, id = feedback id.
+
+Chroma is an index derived from the database and can be rebuilt from it at any time (`rebuild_memory`).
+Each entry's metadata carries the feedback revision it was embedded from, so drift is detectable.
+"""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 from django.conf import settings
 
+from memory.embeddings import MiniLMEmbeddingFunction, embed, example_text
+from reviews.models import Feedback, Sample
+
 _client_lock = threading.Lock()
 _client = None
+PAGE = 1_000  # Chroma reads are paged: a large collection is never fetched in one response
 
 
 def get_client():
@@ -19,8 +29,6 @@ def get_client():
         if _client is None:
             chroma_settings = ChromaSettings(anonymized_telemetry=False)
             if settings.CHROMA_URL:
-                from urllib.parse import urlparse
-
                 url = urlparse(settings.CHROMA_URL)
                 _client = chromadb.HttpClient(
                     host=url.hostname or "127.0.0.1",
@@ -32,3 +40,94 @@ def get_client():
                 settings.CHROMA_PATH.mkdir(parents=True, exist_ok=True)
                 _client = chromadb.PersistentClient(path=str(settings.CHROMA_PATH), settings=chroma_settings)
         return _client
+
+
+def reset_client() -> None:
+    """Forget the cached client (after the store was deleted, or in tests that switch stores)."""
+    global _client
+    with _client_lock:
+        _client = None
+
+
+def collection_name(project_id: int) -> str:
+    return f"{settings.MEMALIGN_NAMESPACE}-project-{project_id}"
+
+
+def collection(project_id: int):
+    # Always pass our embedding function: a collection without one gets Chroma's default, which downloads.
+    return get_client().get_or_create_collection(
+        collection_name(project_id),
+        embedding_function=MiniLMEmbeddingFunction(),
+        configuration={"hnsw": {"space": "cosine"}},
+    )
+
+
+def sample_text(sample: Sample) -> str:
+    """Return the text embedded for a sample: what a similar future input would look like."""
+    return example_text(sample.inputs_text(), sample.output_text())
+
+
+def upsert(feedback: list[Feedback]) -> None:
+    """Embed and store feedback (new or edited) in its project's collection. Feedback must share a project."""
+    if not feedback:
+        return
+    texts = [sample_text(f.sample) for f in feedback]
+    vectors = embed(texts)
+    collection(feedback[0].project_id).upsert(
+        ids=[str(f.pk) for f in feedback],
+        embeddings=[v.tolist() for v in vectors],
+        documents=texts,
+        metadatas=[
+            {"sample_id": f.sample_id, "label": f.label, "author_id": f.author_id, "project_id": f.project_id, "revision": f.revision}
+            for f in feedback
+        ],
+    )
+
+
+def delete(project_id: int, feedback_ids: list[int]) -> None:
+    if feedback_ids:
+        collection(project_id).delete(ids=[str(i) for i in feedback_ids])
+
+
+def drop(project_id: int) -> None:
+    """Delete a project's whole collection (before a rebuild, or when the project is deleted)."""
+    try:
+        get_client().delete_collection(collection_name(project_id))
+    except Exception as error:  # Chroma raises different errors for "no such collection" by client kind
+        if "does not exist" not in str(error).lower() and "not found" not in str(error).lower():
+            raise
+
+
+def entries(project_id: int) -> dict[int, int]:
+    """Return {feedback id: revision} for every entry the project's collection holds."""
+    found: dict[int, int] = {}
+    store = collection(project_id)
+    offset = 0
+    while True:
+        batch = store.get(include=["metadatas"], limit=PAGE, offset=offset)
+        for entry_id, metadata in zip(batch["ids"], batch["metadatas"]):
+            found[int(entry_id)] = int((metadata or {}).get("revision", 0))
+        if len(batch["ids"]) < PAGE:
+            return found
+        offset += PAGE
+
+
+@dataclass
+class Neighbour:
+    feedback_id: int
+    sample_id: int
+    label: str
+    similarity: float
+
+
+def query(project_id: int, text: str, k: int, exclude_sample_id: int | None = None) -> list[Neighbour]:
+    """Return the k reviewed examples most similar to `text`, never the excluded sample's own feedback."""
+    if k <= 0:
+        return []
+    store = collection(project_id)
+    where = {"sample_id": {"$ne": exclude_sample_id}} if exclude_sample_id is not None else None
+    result = store.query(query_embeddings=[embed([text])[0].tolist()], n_results=k, where=where, include=["metadatas", "distances"])
+    return [
+        Neighbour(int(entry_id), int(metadata["sample_id"]), str(metadata["label"]), round(1.0 - float(distance), 4))
+        for entry_id, metadata, distance in zip(result["ids"][0], result["metadatas"][0], result["distances"][0])
+    ]

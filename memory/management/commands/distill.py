@@ -1,0 +1,29 @@
+"""manage.py distill PROJECT [--consolidate]: bring the principles up to date now, in this process."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from memory import semantic
+from memory.llm.base import ProviderError
+from memory.management.commands._projects import projects_named
+
+
+class Command(BaseCommand):
+    help = "Distil pending feedback into principles (and re-derive those that lost sources); optionally consolidate."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", help="the project's slug")
+        parser.add_argument("--consolidate", action="store_true", help="also merge duplicates and flag contradictions")
+
+    def handle(self, project, consolidate=False, **options):
+        target = projects_named(project)[0]
+        try:
+            outcome = semantic.regenerate(target, force=True)
+            versions = outcome.versions
+            if consolidate and (version := semantic.consolidate(target)):
+                versions.append(version)
+        except ProviderError as error:
+            raise CommandError(f"The provider failed: {error}. Nothing was changed; the failure is recorded as a memory version.") from None
+        for version in versions:
+            self.stdout.write(f"v{version.number} ({version.trigger}): {version.summary}")
+        active = semantic.active_principles(target).count()
+        self.stdout.write(self.style.SUCCESS(f"{target.slug}: {len(versions)} new version(s), {active} active principle(s)"))

@@ -1,0 +1,50 @@
+"""How the memory hears about feedback: Django model signals and reviews' own import signal.
+
+reviews never imports memory; this module is the only bridge, connected in MemoryConfig.ready().
+Work is dispatched after commit, so a rolled-back save never reaches a worker.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from reviews.models import Feedback, Project
+from reviews.signals import feedback_imported
+
+
+def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
+    from memory.tasks import embed_feedback, request_regeneration
+
+    feedback_id, project_id = instance.pk, instance.project_id
+    transaction.on_commit(lambda: embed_feedback.delay(feedback_id))
+    transaction.on_commit(lambda: request_regeneration(project_id))
+
+
+def feedback_deleted(sender, instance: Feedback, **kwargs) -> None:
+    from memory.tasks import remove_feedback, request_regeneration
+
+    feedback_id, project_id = instance.pk, instance.project_id
+    transaction.on_commit(lambda: remove_feedback.delay(project_id, feedback_id))
+    transaction.on_commit(lambda: request_regeneration(project_id))
+
+
+def feedback_bulk_imported(sender, project_id: int, **kwargs) -> None:
+    from memory.tasks import request_regeneration, sync_project
+
+    sync_project.delay(project_id)
+    request_regeneration(project_id)
+
+
+def project_deleted(sender, instance: Project, **kwargs) -> None:
+    from memory.tasks import sync_project
+
+    project_id = instance.pk
+    transaction.on_commit(lambda: sync_project.delay(project_id))  # finds the project gone, drops its store
+
+
+def connect() -> None:
+    post_save.connect(feedback_saved, sender=Feedback, dispatch_uid="memory.feedback_saved")
+    post_delete.connect(feedback_deleted, sender=Feedback, dispatch_uid="memory.feedback_deleted")
+    post_delete.connect(project_deleted, sender=Project, dispatch_uid="memory.project_deleted")
+    feedback_imported.connect(feedback_bulk_imported, dispatch_uid="memory.feedback_imported")

@@ -1,0 +1,122 @@
+"""Celery tasks: they take ids, re-read the database, and are safe to run twice or after a crash.
+
+Episodic updates run per feedback, within about a second of a save. Principle regeneration is coalesced per
+project: a Redis flag keeps at most one run queued, and a Redis lock keeps at most one running.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from memalign_site.redis import get_redis
+from memory import episodic, semantic, sync
+from memory.llm.base import ProviderError
+from reviews.models import Feedback, Project
+
+log = logging.getLogger(__name__)
+LOCK_SECONDS = settings.MEMALIGN_LOCK_SECONDS
+RETRY = {"autoretry_for": (Exception,), "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
+
+
+def _key(kind: str, project_id: int) -> str:
+    return f"{settings.MEMALIGN_NAMESPACE}:{kind}:{project_id}"
+
+
+@shared_task(acks_late=True, **RETRY)
+def embed_feedback(feedback_id: int) -> str:
+    """Embed one feedback into its project's episodic store (new or edited)."""
+    feedback = Feedback.objects.select_related("sample").filter(pk=feedback_id).first()
+    if feedback is None:
+        return "gone"  # deleted before we ran: remove_feedback takes care of the store
+    episodic.upsert([feedback])
+    if not Feedback.objects.filter(pk=feedback_id).exists():
+        episodic.delete(feedback.project_id, [feedback_id])  # deleted while we embedded it
+        return "gone"
+    return "embedded"
+
+
+@shared_task(acks_late=True, **RETRY)
+def remove_feedback(project_id: int, feedback_id: int) -> str:
+    """Remove deleted feedback from the episodic store (unalign)."""
+    if Feedback.objects.filter(pk=feedback_id).exists():
+        return "still exists"
+    episodic.delete(project_id, [feedback_id])
+    return "removed"
+
+
+@shared_task(acks_late=True, **RETRY)
+def sync_project(project_id: int) -> dict:
+    """Make a project's episodic store match the database (after a bulk import, or to repair drift)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        episodic.drop(project_id)
+        return {"project": "gone"}
+    drift = sync.repair(project)
+    return {"missing": len(drift.missing), "outdated": len(drift.outdated), "orphaned": len(drift.orphaned)}
+
+
+def request_regeneration(project_id: int, delay: float | None = None) -> bool:
+    """Queue a regeneration of the project's principles unless one is already queued; return whether queued."""
+    countdown = settings.MEMALIGN_DISTILL_DELAY_SECONDS if delay is None else delay
+    if not get_redis().set(_key("regen-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+        return False
+    regenerate_principles.apply_async((project_id,), countdown=countdown)
+    return True
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def regenerate_principles(self, project_id: int) -> dict:
+    """Distil the project's pending feedback and re-derive principles that lost sources, one run at a time."""
+    redis = get_redis()
+    redis.delete(_key("regen-queued", project_id))  # feedback saved from now on queues the next run
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": "gone"}
+    lock = redis.lock(_key("regen-lock", project_id), timeout=LOCK_SECONDS, blocking=False)
+    if not lock.acquire(blocking=False):
+        request_regeneration(project_id, delay=1.0)  # the running one may miss what arrived: run again after it
+        return {"skipped": "another run holds the lock"}
+    try:
+        outcome = semantic.regenerate(project)
+    except ProviderError as error:
+        log.warning("regeneration of project %s failed: %s", project_id, error)
+        raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
+    finally:
+        lock.release()
+    if outcome.wait_seconds:
+        request_regeneration(project_id, delay=outcome.wait_seconds)
+    return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2)}
+
+
+@shared_task(acks_late=True)
+def repair_all() -> dict:
+    """Periodic (Celery beat): repair drift between the database and Chroma, and restart stalled distillation."""
+    repaired = {}
+    for project in Project.objects.all():
+        drift = sync.repair(project)
+        if drift:
+            repaired[project.slug] = drift.lines()
+        if semantic.pending_feedback(project).exists() or semantic.stale_principles(project).exists():
+            request_regeneration(project.pk)
+    return repaired
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5)
+def consolidate_memory(self, project_id: int) -> dict:
+    """Merge near-duplicate principles and flag contradictions (on demand; regeneration also does it)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": "gone"}
+    lock = get_redis().lock(_key("regen-lock", project_id), timeout=LOCK_SECONDS, blocking_timeout=60)
+    if not lock.acquire():
+        raise self.retry(countdown=5)
+    try:
+        version = semantic.consolidate(project)
+    except ProviderError as error:
+        raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
+    finally:
+        lock.release()
+    return {"version": version.number if version else None}
