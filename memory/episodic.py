@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import chromadb
+from chromadb.api.client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from django.conf import settings
 
@@ -47,6 +48,8 @@ def reset_client() -> None:
     global _client
     with _client_lock:
         _client = None
+        # Chroma caches one system per store path; a deleted folder needs a fresh one.
+        SharedSystemClient.clear_system_cache()
 
 
 def collection_name(project_id: int) -> str:

@@ -35,6 +35,13 @@ def redis_server():
     socket.parent.mkdir(parents=True, exist_ok=True)
     process = start_embedded_redis(socket)
     yield settings.REDIS_URL
+    from memalign_site.celery import app
+
+    # Stop the result backend's listener first, or it spends its retries reconnecting to a stopped server.
+    consumer = getattr(app.backend, "result_consumer", None)
+    if consumer is not None:
+        consumer.stop()
+    app.close()
     stop([process])
 
 
@@ -94,6 +101,11 @@ def personas(db):
     Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
     other_owner = make_user("oscar")
     other = create_project(other_owner, name="Other team", criterion="Other criterion", label_kind="pass_fail")
+    # SQLite may reuse a rolled-back test's ids: start each test with empty episodic stores.
+    from memory import episodic
+
+    episodic.drop(project.pk)
+    episodic.drop(other.pk)
     return SimpleNamespace(
         owner=owner, reviewer=reviewer, viewer=viewer, outsider=outsider, project=project,
         other_owner=other_owner, other=other, password=PASSWORD,
@@ -105,3 +117,20 @@ def add_sample(project, external_id: str = "s1", judge_value: str = "pass", **fi
 
     defaults = {"inputs": {"question": f"question {external_id}"}, "outputs": f"answer {external_id}", "judge_rationale": "Looks fine."}
     return Sample.objects.create(project=project, external_id=external_id, judge_value=judge_value, **{**defaults, **fields})
+
+
+@pytest.fixture
+def fake_anthropic(settings):
+    """A fake Messages API on 127.0.0.1, and the site configured to send Anthropic calls to it."""
+    from tests.fake_anthropic import FakeAnthropic
+
+    with FakeAnthropic() as server:
+        settings.ANTHROPIC_API_KEY = "test-key"
+        settings.ANTHROPIC_BASE_URL = server.url
+        yield server
+
+
+def add_feedback(sample, author, label: str, critique: str = ""):
+    from reviews.feedback import save_feedback
+
+    return save_feedback(sample, author, label, critique)[0]
