@@ -10,8 +10,10 @@ import uuid
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memalign-test-"))
-# Tests never reach the real Anthropic service: the anthropic provider is exercised against a local fake.
-os.environ.pop("ANTHROPIC_API_KEY", None)
+# Tests never reach the real Anthropic service: the anthropic provider only ever talks to the local fake.
+if not os.environ.get("ANTHROPIC_BASE_URL", "").startswith("http://127.0.0.1:"):
+    os.environ.pop("ANTHROPIC_API_KEY", None)
+    os.environ.pop("ANTHROPIC_BASE_URL", None)
 os.environ.pop("MEMALIGN_PROVIDER", None)
 
 # A queue and a key prefix of this run's own, so a shared Redis (CI's) never mixes runs. Worker processes that
@@ -20,7 +22,7 @@ os.environ.setdefault("MEMALIGN_TEST_RUN", uuid.uuid4().hex[:8])
 
 from memalign_site.settings import *  # noqa: E402,F403
 
-CELERY_TASK_DEFAULT_QUEUE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MEMALIGN_TEST_QUEUE") or f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
 MEMALIGN_NAMESPACE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -1,0 +1,110 @@
+"""Faults: a worker killed in the middle of a distillation, and the episodic store as a Chroma server.
+
+These tests run real `celery worker` processes and a real `chroma run` server, as at scale.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from memalign_site.celery import app
+from memalign_site.launcher import free_port, start_local_chroma, stop
+from memory import episodic, semantic
+from memory.models import DistilledFeedback, MemoryVersion, Principle
+from tests.conftest import add_feedback, add_sample
+from tests.test_memory_worker import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+DISTILL = "record_principles"
+
+
+@pytest.fixture
+def chroma_server(settings, tmp_path):
+    """A `chroma run` server on 127.0.0.1, and the site's Chroma client pointed at it."""
+    port = free_port()
+    process = start_local_chroma(tmp_path / "chroma", port)
+    settings.CHROMA_URL = f"http://127.0.0.1:{port}"
+    episodic.reset_client()
+    yield settings.CHROMA_URL
+    stop([process])
+    settings.CHROMA_URL = ""
+    episodic.reset_client()
+
+
+def database_url() -> str:
+    db = connection.settings_dict  # the test database, once pytest-django has created it
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def start_worker_process(queue: str, env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "celery", "-A", "memalign_site", "worker", "--pool", "solo", "-Q", queue, "--loglevel", "WARNING"]
+    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_episodic_store_works_against_a_chroma_server(personas, chroma_server):
+    sample = add_sample(personas.project, "srv", inputs={"customer_message": "refund for a broken kettle"})
+    feedback = add_feedback(sample, personas.reviewer, "fail", "Ignores the refund request.")
+    episodic.upsert([feedback])
+    assert episodic.get_client().get_settings().chroma_api_impl == "chromadb.api.fastapi.FastAPI"  # HTTP, not embedded
+    found = episodic.query(personas.project.pk, "my kettle broke, I want my money back", k=1)
+    assert found[0].feedback_id == feedback.pk
+    episodic.delete(personas.project.pk, [feedback.pk])
+    assert episodic.entries(personas.project.pk) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, chroma_server, fake_anthropic, settings):
+    queue = f"faults-{os.getpid()}-{time.monotonic_ns()}"
+    saved_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue  # only this test's worker processes consume it
+    settings.MEMALIGN_DISTILL_DELAY_SECONDS = 0.05
+    env = {
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
+        "MEMALIGN_TEST_QUEUE": queue,
+        "CHROMA_URL": chroma_server,
+        "ANTHROPIC_API_KEY": "test-key",
+        "ANTHROPIC_BASE_URL": fake_anthropic.url,
+        "CELERY_VISIBILITY_TIMEOUT": "2",  # redeliver the killed worker's unacknowledged tasks quickly
+        "MEMALIGN_LOCK_SECONDS": "3",  # and let its regeneration lock expire quickly
+        "MEMALIGN_DISTILL_QUIET_MS": "200",
+    }
+    personas.project.provider = "anthropic"
+    personas.project.save()
+    fake_anthropic.latency = 5.0
+    first = start_worker_process(queue, env)
+    second = None
+    try:
+        feedback = [add_feedback(add_sample(personas.project, f"k{i}"), personas.reviewer, "fail", f"Critique {i}: sounds robotic.") for i in range(3)]
+        wait_for(lambda: fake_anthropic.request_count >= 1, timeout=60, message="the distillation call to start")
+        first.send_signal(signal.SIGKILL)  # in the middle of the provider call
+        first.wait(10)
+        # Nothing was half-written: no principle, nothing marked distilled, no version.
+        assert not Principle.objects.filter(project=personas.project).exists()
+        assert not DistilledFeedback.objects.filter(feedback__in=feedback).exists()
+        assert not MemoryVersion.objects.filter(project=personas.project).exists()
+        fake_anthropic.latency = 0.0
+        second = start_worker_process(queue, env)
+        # The killed worker's tasks come back (acknowledged late) and the new worker finishes them.
+        wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), timeout=90, message="distillation after the restart")
+        wait_for(lambda: len(episodic.entries(personas.project.pk)) == 3, timeout=30, message="three episodic entries")
+        assert MemoryVersion.objects.filter(project=personas.project, trigger="distill", status="ok").count() >= 1
+        call_command("check_memory", personas.project.slug)  # exits 0: the database and Chroma agree
+    finally:
+        app.conf.task_default_queue = saved_queue
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(20)
