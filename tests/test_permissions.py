@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from memory.models import Principle
 from reviews.models import Feedback, Membership
 from tests.conftest import add_sample
 
@@ -26,6 +27,11 @@ MATRIX = {
     "feedback-save": ("/p/{slug}/samples/{sample}/feedback/", [302, 404, 403, 405, 405], [302, 404, 403, 422, 422]),
     "feedback-delete": ("/p/{slug}/feedback/{feedback}/delete/", [302, 404, 403, 405, 405], [302, 404, 403, 302, 302]),
     "memory": ("/p/{slug}/memory/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 400, 400, 400]),
+    "memory-regenerate": ("/p/{slug}/memory/regenerate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "memory-consolidate": ("/p/{slug}/memory/consolidate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "principle-add": ("/p/{slug}/memory/principles/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "principle-retire": ("/p/{slug}/memory/principles/{principle}/retire/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
 }
 
 CASES = [
@@ -43,7 +49,8 @@ def url_ids(personas, project) -> dict:
         label="fail", critique="Too curt.", agrees_with_judge=False,
     )
     membership = Membership.objects.exclude(role="owner").filter(project=project).first() or Membership.objects.filter(project=project).first()
-    return {"slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk}
+    principle = Principle.objects.create(project=project, text="Own mistakes.", origin="manual")
+    return {"slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk, "principle": principle.pk}
 
 
 def login_as(client, personas, persona: str) -> None:
@@ -64,7 +71,7 @@ def test_status(client, personas, name, method, index):
         assert response["Location"].startswith("/login/?next=")
 
 
-CROSS = [name for name, (template, _, _) in MATRIX.items() if "{sample}" in template or "{feedback}" in template or "{membership}" in template]
+CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle"))]
 
 
 @pytest.mark.parametrize("name", CROSS)
@@ -82,6 +89,7 @@ def test_another_projects_ids_are_404(client, personas, name, method):
     if method == "POST":
         assert Feedback.objects.filter(pk=other_ids["feedback"]).exists()
         assert Membership.objects.filter(pk=other_ids["membership"]).exists()
+        assert not Principle.objects.get(pk=other_ids["principle"]).retired
 
 
 def test_project_list_shows_only_my_projects(client, personas):
