@@ -1,0 +1,44 @@
+from django.contrib import admin
+
+from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
+
+
+class PrincipleSourceInline(admin.TabularInline):
+    model = PrincipleSource
+    extra = 0
+    raw_id_fields = ["feedback"]
+
+
+@admin.register(Principle)
+class PrincipleAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "short_text", "origin", "pinned", "retired", "updated_at"]
+    list_filter = ["project", "origin", "pinned", "retired"]
+    search_fields = ["text", "retired_reason"]
+    list_select_related = ["project"]
+    inlines = [PrincipleSourceInline]
+
+    @admin.display(description="text")
+    def short_text(self, principle: Principle) -> str:
+        return principle.text[:100]
+
+
+@admin.register(MemoryVersion)
+class MemoryVersionAdmin(admin.ModelAdmin):
+    list_display = ["project", "number", "trigger", "status", "summary", "provider", "model", "duration_ms", "created_at"]
+    list_filter = ["project", "trigger", "status", "provider"]
+    search_fields = ["summary", "error"]
+    list_select_related = ["project"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(DistilledFeedback)
+class DistilledFeedbackAdmin(admin.ModelAdmin):
+    list_display = ["feedback", "revision", "version"]
+    raw_id_fields = ["feedback", "version"]
+
+
+@admin.register(Contradiction)
+class ContradictionAdmin(admin.ModelAdmin):
+    list_display = ["project", "first", "second", "found_in", "resolved"]
+    list_filter = ["project", "resolved"]
+    raw_id_fields = ["first", "second", "found_in"]
