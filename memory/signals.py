@@ -1,10 +1,14 @@
 """How the memory hears about feedback: Django model signals and reviews' own import signal.
 
 reviews never imports memory; this module is the only bridge, connected in MemoryConfig.ready().
-Work is dispatched after commit, so a rolled-back save never reaches a worker.
+Work is dispatched after commit, so a rolled-back save never reaches a worker. Dispatch is robust: with the
+broker down the saved feedback stays saved (the database is the truth), the failure is logged, and the
+periodic repair (memory.tasks.repair_all) embeds and distils what was missed.
 """
 
 from __future__ import annotations
+
+import logging
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -12,35 +16,40 @@ from django.db.models.signals import post_delete, post_save
 from reviews.models import Feedback, Project
 from reviews.signals import feedback_imported
 
+log = logging.getLogger(__name__)
+
 
 def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
     from memory.tasks import embed_feedback, request_regeneration
 
     feedback_id, project_id = instance.pk, instance.project_id
-    transaction.on_commit(lambda: embed_feedback.delay(feedback_id))
-    transaction.on_commit(lambda: request_regeneration(project_id))
+    transaction.on_commit(lambda: embed_feedback.delay(feedback_id), robust=True)
+    transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
 
 
 def feedback_deleted(sender, instance: Feedback, **kwargs) -> None:
     from memory.tasks import remove_feedback, request_regeneration
 
     feedback_id, project_id = instance.pk, instance.project_id
-    transaction.on_commit(lambda: remove_feedback.delay(project_id, feedback_id))
-    transaction.on_commit(lambda: request_regeneration(project_id))
+    transaction.on_commit(lambda: remove_feedback.delay(project_id, feedback_id), robust=True)
+    transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
 
 
 def feedback_bulk_imported(sender, project_id: int, **kwargs) -> None:
     from memory.tasks import request_regeneration, sync_project
 
-    sync_project.delay(project_id)
-    request_regeneration(project_id)
+    try:
+        sync_project.delay(project_id)
+        request_regeneration(project_id)
+    except Exception:  # the broker is down: the periodic repair catches up
+        log.exception("could not dispatch memory updates for imported feedback of project %s", project_id)
 
 
 def project_deleted(sender, instance: Project, **kwargs) -> None:
     from memory.tasks import sync_project
 
     project_id = instance.pk
-    transaction.on_commit(lambda: sync_project.delay(project_id))  # finds the project gone, drops its store
+    transaction.on_commit(lambda: sync_project.delay(project_id), robust=True)  # finds the project gone, drops its store
 
 
 def connect() -> None:
