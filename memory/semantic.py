@@ -63,10 +63,16 @@ def pending_feedback(project: Project) -> QuerySet[Feedback]:
     )
 
 
+def broken_links(project: Project) -> QuerySet[PrincipleSource]:
+    """Source links whose feedback was deleted, or edited since the principle learned from it."""
+    return PrincipleSource.objects.filter(principle__project=project).filter(
+        Q(feedback__isnull=True) | ~Q(feedback_revision=F("feedback__revision"))
+    )
+
+
 def stale_principles(project: Project) -> QuerySet[Principle]:
-    """Active principles that lost a source: its feedback was deleted, or edited since it was learned."""
-    broken = Q(sources__feedback__isnull=True) | ~Q(sources__feedback_revision=F("sources__feedback__revision"))
-    return active_principles(project).filter(broken).distinct()
+    """Active principles that lost a source: they must be re-derived from what remains (unalign)."""
+    return active_principles(project).filter(pk__in=broken_links(project).values("principle_id"))
 
 
 def estimated_tokens(feedback: Feedback) -> int:
@@ -220,8 +226,7 @@ def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None
         for principle in stale:
             action, text = decisions[principle.pk]
             counts[action] += 1
-            dead = principle.sources.filter(Q(feedback__isnull=True) | ~Q(feedback_revision=F("feedback__revision")))
-            dead.delete()
+            broken_links(project).filter(principle=principle).delete()
             if action == "retire":
                 Principle.objects.filter(pk=principle.pk).update(retired=True, retired_reason=text, updated_at=timezone.now())
             elif action == "rewrite":

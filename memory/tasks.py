@@ -10,6 +10,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from redis.exceptions import LockError
 
 from memalign_site.redis import get_redis
 from memory import episodic, semantic, sync
@@ -85,10 +86,17 @@ def regenerate_principles(self, project_id: int) -> dict:
         log.warning("regeneration of project %s failed: %s", project_id, error)
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
     finally:
-        lock.release()
+        _release(lock)
     if outcome.wait_seconds:
         request_regeneration(project_id, delay=outcome.wait_seconds)
     return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2)}
+
+
+def _release(lock) -> None:
+    try:
+        lock.release()
+    except LockError:
+        log.warning("the lock %s expired before the run ended", lock.name)  # harmless: writes are transactional
 
 
 @shared_task(acks_late=True)
@@ -118,5 +126,5 @@ def consolidate_memory(self, project_id: int) -> dict:
     except ProviderError as error:
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
     finally:
-        lock.release()
+        _release(lock)
     return {"version": version.number if version else None}

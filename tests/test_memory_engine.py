@@ -205,3 +205,14 @@ def test_check_memory_reports_drift_and_rebuild_repairs_a_deleted_store(personas
     call_command("check_memory", personas.project.slug)  # clean: no CommandError
     assert sorted(episodic.entries(personas.project.pk)) == sorted(f.pk for f in feedback)
     assert not sync.diff(personas.other)
+
+
+def test_editing_one_of_several_sources_makes_the_principle_stale(personas, fake_anthropic):
+    use_anthropic(personas.project)
+    feedback = three_critiques(personas)
+    fake_anthropic.push_tool({"principles": [{"text": "Match the stakes.", "source_ids": [f.pk for f in feedback]}]}, name=DISTILL)
+    semantic.regenerate(personas.project, force=True)
+    assert not semantic.stale_principles(personas.project).exists()
+    save_feedback(feedback[1].sample, personas.reviewer, "fail", "Blaming the customer is never acceptable.", feedback[1].revision)
+    assert list(semantic.stale_principles(personas.project).values_list("text", flat=True)) == ["Match the stakes."]
+    assert semantic.pending_feedback(personas.project).get().pk == feedback[1].pk
