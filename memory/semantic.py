@@ -141,12 +141,13 @@ def distill_batch(project: Project, batch: list[Feedback], provider: Provider) -
             record_failure(project, MemoryVersion.Trigger.DISTILL, provider, error, started)
             raise
         usage, proposals = result.usage, result.principles
+    vectors = _principle_vectors(project, proposals)
     with transaction.atomic():
         _lock(project)
         # Feedback edited or deleted while the provider worked is not marked: it will be distilled as it is now.
         current = dict(Feedback.objects.filter(pk__in=[f.pk for f in batch]).values_list("pk", "revision"))
         learned = {f.pk: f.revision for f in batch if current.get(f.pk) == f.revision}
-        added = _add_principles(project, proposals, learned)
+        added = _add_principles(project, proposals, learned, vectors)
         version = None
         if added or with_critique:
             summary = f"distilled {len(with_critique)} critique{'s' if len(with_critique) != 1 else ''}: {len(added)} new principle{'s' if len(added) != 1 else ''}"
@@ -157,18 +158,18 @@ def distill_batch(project: Project, batch: list[Feedback], provider: Provider) -
     return version
 
 
-def _add_principles(project: Project, proposals, learned: dict[int, int]) -> list[Principle]:
+def _add_principles(project: Project, proposals, learned: dict[int, int], vectors: dict[str, np.ndarray]) -> list[Principle]:
     """Create principles from proposals; unknown sources are ignored, sourceless or duplicate ones not created."""
     added: list[Principle] = []
-    existing = list(active_principles(project))
-    vectors = embed([p.text for p in existing]) if existing else np.zeros((0, 384), dtype=np.float32)
+    existing = [p for p in active_principles(project) if p.text in vectors]
+    matrix = np.array([vectors[p.text] for p in existing]) if existing else np.zeros((0, 384), dtype=np.float32)
     for proposal in proposals:
-        text = re.sub(r"\s+", " ", proposal.text).strip()
+        text = _clean(proposal.text)
         sources = [i for i in dict.fromkeys(proposal.source_ids) if i in learned]
         if not text or not sources:
             continue
-        vector = embed([text])[0]
-        twin = _nearest(existing, vectors, vector)
+        vector = vectors[text]
+        twin = _nearest(existing, matrix, vector)
         if twin is not None:
             _link(twin, sources, learned)  # a duplicate: credit its sources to the principle that says it already
             continue
@@ -176,8 +177,18 @@ def _add_principles(project: Project, proposals, learned: dict[int, int]) -> lis
         _link(principle, sources, learned)
         added.append(principle)
         existing.append(principle)
-        vectors = np.vstack([vectors, vector])
+        matrix = np.vstack([matrix, vector])
     return added
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _principle_vectors(project: Project, proposals) -> dict[str, np.ndarray]:
+    """Embed existing and proposed principle texts, before any transaction opens (embedding takes CPU time)."""
+    texts = list(dict.fromkeys([p.text for p in active_principles(project)] + [t for t in (_clean(p.text) for p in proposals) if t]))
+    return dict(zip(texts, embed(texts))) if texts else {}
 
 
 def _nearest(existing: list[Principle], vectors: np.ndarray, vector: np.ndarray) -> Principle | None:
@@ -294,7 +305,8 @@ def consolidate(project: Project, provider: Provider | None = None) -> MemoryVer
 
 def _lock(project: Project) -> None:
     # Serialises version numbering per project even if two runs ever overlap (the Redis lock normally prevents it).
-    Project.objects.select_for_update().filter(pk=project.pk).first()
+    # no_key: a reviewer inserting feedback (which takes a key-share lock on the project) is never blocked.
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
 
 
 def _new_version(project, trigger, provider, usage: Usage, started: float, summary: str) -> MemoryVersion:
