@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from reviews.labels import normalize_label
-from reviews.models import MAX_CRITIQUE_CHARS, Feedback, Sample
+from reviews.models import MAX_CRITIQUE_CHARS, Feedback, Sample, agreement
 
 
 class StaleFeedback(Exception):
@@ -22,8 +22,10 @@ def save_feedback(sample: Sample, author, label: str, critique: str, loaded_revi
     project = sample.project
     label = normalize_label(label, project.label_choices, project.label_kind)
     critique = (critique or "").strip()
+    if "\x00" in critique:
+        raise ValidationError("The critique contains a NUL character, which cannot be stored; remove it.")
     if len(critique) > MAX_CRITIQUE_CHARS:
-        raise ValidationError(f"The critique is {len(critique):,} characters long; keep it under {MAX_CRITIQUE_CHARS:,}.")
+        raise ValidationError(f"The critique is {len(critique):,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}.")
     if sample.judge_value and label != sample.judge_value and not critique:
         raise ValidationError(
             f"You chose {label}, the judge said {sample.judge_value}: say why in a critique, it is what teaches the judge."
@@ -48,7 +50,7 @@ def _save(sample: Sample, author, label: str, critique: str, loaded_revision: in
                 author=author,
                 label=label,
                 critique=critique,
-                agrees_with_judge=label == sample.judge_value,
+                agrees_with_judge=agreement(label, sample.judge_value),
             )
         return feedback, True
     if existing.label == label and existing.critique == critique:
@@ -60,7 +62,7 @@ def _save(sample: Sample, author, label: str, critique: str, loaded_revision: in
         )
     existing.label = label
     existing.critique = critique
-    existing.agrees_with_judge = label == sample.judge_value
+    existing.agrees_with_judge = agreement(label, sample.judge_value)
     existing.revision += 1
     existing.save(update_fields=["label", "critique", "agrees_with_judge", "revision", "updated_at"])
     return existing, False

@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from reviews.labels import LabelKind, check_schema
-from reviews.models import MAX_CRITIQUE_CHARS, Project, Role
+from reviews.models import Project, Role
 
 
 class ProjectForm(forms.ModelForm):
@@ -70,7 +70,16 @@ class RoleForm(forms.Form):
 
 
 class FeedbackForm(forms.Form):
-    label = forms.CharField(max_length=64)
-    critique = forms.CharField(required=False, max_length=MAX_CRITIQUE_CHARS, strip=True)
+    label = forms.CharField(
+        max_length=64,
+        error_messages={"required": "Pick a label first (the digit keys pick one, a agrees with the judge).",
+                        "max_length": "That is not a label of this project."},
+    )
+    # Its length limit (MAX_CRITIQUE_CHARS) is checked by reviews.feedback.save_feedback, with the message.
+    critique = forms.CharField(required=False, strip=True)
     # The revision the reviewer loaded; 0 for new feedback. A mismatch means someone changed it since.
-    revision = forms.IntegerField(min_value=0, required=False)
+    revision = forms.IntegerField(
+        min_value=0,
+        required=False,
+        error_messages={"invalid": "The form is out of date: reload the page.", "min_value": "The form is out of date: reload the page."},
+    )

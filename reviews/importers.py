@@ -2,6 +2,10 @@
 
 Every row is validated before anything is written; a bad file is rejected whole with line numbers and reasons.
 Rows whose external_id the project already has are left untouched, so re-importing a file is harmless.
+
+Limits (settings, with defaults): MEMALIGN_IMPORT_MAX_BYTES (file size), MEMALIGN_IMPORT_MAX_ROWS (rows per
+file); each text field is capped at MAX_TEXT_CHARS, a critique at MAX_CRITIQUE_CHARS, an external_id at
+MAX_EXTERNAL_ID characters.
 """
 
 from __future__ import annotations
@@ -10,51 +14,74 @@ import codecs
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from typing import IO, Callable, Iterator
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from reviews.labels import normalize_label
-from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Project, Role, Sample
+from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Project, Role, Sample, agreement
 from reviews.signals import feedback_imported
 
-MAX_ROWS = 200_000
+DEFAULT_MAX_ROWS = 200_000
 MAX_ERRORS_LISTED = 50
 MAX_EXTERNAL_ID = 200
+MAX_JSON_DEPTH = 64  # nesting of objects and arrays in one value
 CHUNK = 2_000
+REQUIRED_COLUMNS = {"external_id", "inputs"}
 KNOWN_COLUMNS = {
     "external_id", "inputs", "outputs", "output_a", "output_b", "expectations", "judge_value",
     "judge_rationale", "metadata", "expert_label", "expert_critique", "reviewer",
 }
+# Fields compared to tell the summary whether a re-imported row differs from what the project holds.
+COMPARED_FIELDS = ["inputs", "outputs", "output_a", "output_b", "expectations", "metadata", "judge_value", "judge_rationale"]
+
+# Python's csv module refuses fields over 128 KiB with a vague message; let it read them, so that our own
+# length check can name the field and its limit.
+csv.field_size_limit(max(csv.field_size_limit(), 8 * MAX_TEXT_CHARS))
 
 
 class ImportRejected(Exception):
     """The file was refused as a whole; `errors` lists (line number or None, reason)."""
 
     def __init__(self, errors: list[tuple[int | None, str]], total_errors: int | None = None):
-        self.errors = errors[:MAX_ERRORS_LISTED]
+        self.errors = list(errors[:MAX_ERRORS_LISTED])
         self.total_errors = total_errors if total_errors is not None else len(errors)
         super().__init__("; ".join(f"line {n}: {m}" if n else m for n, m in self.errors))
 
 
 @dataclass
 class ImportSummary:
-    created: int = 0
-    unchanged: int = 0  # rows whose external_id the project already had
-    feedback_created: int = 0
     rows: int = 0
-    unchanged_ids: list[str] = field(default_factory=list)
+    created: int = 0
+    unchanged: int = 0  # rows whose external_id the project already had: left as they are
+    unchanged_differing: int = 0  # ... of which the file's version differs from the stored one
+    feedback_created: int = 0
+    feedback_skipped: int = 0  # expert reviews on rows left unchanged
+    unchanged_ids: list[str] = field(default_factory=list)  # the first few, for the message
 
     def message(self) -> str:
-        parts = [f"{self.created} new sample{'s' if self.created != 1 else ''} imported"]
+        parts = [f"{self.created:,} new sample{_s(self.created)} imported"]
         if self.feedback_created:
-            parts.append(f"{self.feedback_created} expert review{'s' if self.feedback_created != 1 else ''} imported")
+            parts.append(f"{self.feedback_created:,} expert review{_s(self.feedback_created)} imported")
         if self.unchanged:
-            parts.append(f"{self.unchanged} already in the project and left unchanged")
+            text = f"{self.unchanged:,} already in the project and left unchanged"
+            if self.unchanged_differing:
+                text += (
+                    f" ({self.unchanged_differing:,} of them differ from the file: an import never overwrites; "
+                    "use new external_ids for new versions)"
+                )
+            parts.append(text)
+        if self.feedback_skipped:
+            parts.append(f"{self.feedback_skipped:,} expert review{_s(self.feedback_skipped)} on those rows not imported")
         return ", ".join(parts) + "."
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
 
 
 @dataclass
@@ -64,7 +91,6 @@ class Row:
     expert_label: str | None = None
     expert_critique: str = ""
     reviewer_id: int | None = None
-    exists: bool = False  # the project already has this external_id: the row is left unchanged
 
 
 def import_samples(
@@ -76,135 +102,214 @@ def import_samples(
 ) -> ImportSummary:
     """Validate the whole file, then write it in one transaction; raise ImportRejected if any row is bad."""
     report = progress or (lambda message: None)
-    records = read_records(stream, filename)
-    rows, errors = validate(project, records, importer)
+    records, errors = read_records(stream, filename)
+    report(f"read {len(records) + len(errors):,} rows")
+    rows, problems = validate(project, records, importer)
+    errors = sorted(errors + problems, key=lambda e: e[0] or 0)
     if errors:
         raise ImportRejected(errors)
-    report(f"validated {len(rows)} rows")
+    report(f"validated {len(rows):,} rows")
     summary = write(project, rows, report)
     if summary.feedback_created:
-        transaction.on_commit(lambda: feedback_imported.send(sender=Project, project_id=project.pk))
+        project_id = project.pk
+        transaction.on_commit(lambda: feedback_imported.send(sender=Project, project_id=project_id))
     return summary
 
 
 # Reading ---------------------------------------------------------------------------------------------------
 
 
+def max_bytes() -> int:
+    return settings.MEMALIGN_IMPORT_MAX_BYTES
+
+
+def max_rows() -> int:
+    return getattr(settings, "MEMALIGN_IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)
+
+
+def human_size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.0f} MB" if size % (1024 * 1024) == 0 else f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} bytes"
+
+
+def too_large_message(size: int | None = None) -> str:
+    limit = max_bytes()
+    actual = f" ({human_size(size)})" if size else ""
+    return f"The file{actual} is larger than the limit of {human_size(limit)}; split it into smaller files."
+
+
 def decode(stream: IO[bytes]) -> str:
     """Return the file's text: UTF-8 (with or without BOM) or UTF-16 with a BOM; refuse anything else."""
-    limit = settings.MEMALIGN_IMPORT_MAX_BYTES
+    limit = max_bytes()
     raw = stream.read(limit + 1)
     if len(raw) > limit:
-        raise ImportRejected([(None, f"The file is larger than the limit of {limit // (1024 * 1024)} MB; split it.")])
-    if not raw.strip():
-        raise ImportRejected([(None, "The file is empty.")])
+        raise ImportRejected([(None, too_large_message())])
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
+        encoding, name = "utf-16", "UTF-16"
     else:
-        encoding = "utf-8-sig"
+        encoding, name = "utf-8-sig", "UTF-8"
+        if b"\x00" in raw[:4096]:
+            raise ImportRejected([(None, "The file holds NUL bytes: it is UTF-16 without a byte-order mark, or not a text "
+                                         "file at all (a spreadsheet, say); save it as CSV or JSONL in UTF-8.")])
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
+        line = raw[: error.start].decode(encoding, errors="replace").count("\n") + 1
         raise ImportRejected(
-            [(line, f"the file is not valid {encoding.upper().replace('-SIG', '')} text (byte {raw[error.start]:#04x}); save it as UTF-8 and retry.")]
+            [(line, f"the file is not valid {name} text (byte {raw[error.start]:#04x}); save it as UTF-8 and import it again.")]
         ) from None
+    if not text.strip():
+        raise ImportRejected([(None, "The file is empty.")])
+    return text
 
 
-def read_records(stream: IO[bytes], filename: str) -> list[tuple[int, dict]]:
-    """Return (line number, record) pairs from a CSV or JSONL file."""
-    text = decode(stream)
-    name = filename.lower()
+def read_records(stream: IO[bytes], filename: str) -> tuple[list[tuple[int, dict]], list[tuple[int | None, str]]]:
+    """Return (line number, record) pairs from a CSV or JSONL file, and the lines that could not be read."""
+    name = (filename or "").lower()
     if name.endswith((".jsonl", ".ndjson", ".json")):
-        records = list(_jsonl_records(text))
+        reader = _jsonl_records
+        delimiter = ""
     elif name.endswith((".csv", ".tsv", ".txt")):
-        records = list(_csv_records(text, "\t" if name.endswith(".tsv") else ","))
+        reader = _csv_records
+        delimiter = "\t" if name.endswith(".tsv") else ","
     else:
         raise ImportRejected([(None, f"Unknown file type {filename!r}: upload a .csv or .jsonl file.")])
-    if not records:
-        raise ImportRejected([(None, "The file has no rows.")])
-    if len(records) > MAX_ROWS:
-        raise ImportRejected([(None, f"The file has {len(records)} rows; the limit is {MAX_ROWS:,} per import.")])
-    return records
+    text = decode(stream)
+    records: list[tuple[int, dict]] = []
+    errors: list[tuple[int | None, str]] = []
+    limit = max_rows()
+    for line, record, error in reader(text, delimiter):
+        if error:
+            errors.append((line, error))
+        else:
+            records.append((line, record))
+        if len(records) + len(errors) > limit:
+            raise ImportRejected([(None, f"The file has more than {limit:,} rows, the limit per import; split it into smaller files.")])
+    if not records and not errors:
+        raise ImportRejected([(None, "The file has no rows: only a header, or blank lines.")])
+    return records, errors
 
 
-def _jsonl_records(text: str) -> Iterator[tuple[int, dict]]:
-    errors = []
-    for number, line in enumerate(text.splitlines(), start=1):
+ONE_OBJECT_PER_LINE = " (a .jsonl file holds one JSON object per line, not one JSON document or array)"
+
+
+def _jsonl_records(text: str, _delimiter: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    # Split on newlines only: str.splitlines() would also split inside a JSON string holding U+2028 and kin.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_refuse_constant)
         except json.JSONDecodeError as error:
-            errors.append((number, f"not valid JSON ({error.msg} at column {error.colno})"))
+            hint = ONE_OBJECT_PER_LINE if line.strip() in ("[", "{") else ""
+            yield number, None, f"not valid JSON ({error.msg} at column {error.colno}){hint}"
+            continue
+        except ValueError as error:
+            yield number, None, str(error)
+            continue
+        except RecursionError:
+            yield number, None, f"the JSON is nested too deeply (the limit is {MAX_JSON_DEPTH} levels)"
             continue
         if not isinstance(record, dict):
-            errors.append((number, "each line must be a JSON object"))
+            hint = ONE_OBJECT_PER_LINE if isinstance(record, list) else ""
+            yield number, None, f"each line must be a JSON object, not {_kind(record)}{hint}"
             continue
-        yield number, record
-    if errors:
-        raise ImportRejected(errors)
+        yield number, record, None
 
 
-def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, dict]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    if not reader.fieldnames:
-        raise ImportRejected([(None, "The CSV file has no header row.")])
-    header = [h.strip() for h in reader.fieldnames]
-    if len(set(header)) != len(header):
-        raise ImportRejected([(1, "the header names a column twice")])
-    reader.fieldnames = header
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value; write null or a number instead")
+
+
+def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    lines = io.StringIO(text, newline="")
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
-        for record in reader:
-            if None in record:
-                raise ImportRejected([(reader.line_num, "the row has more fields than the header")])
-            yield reader.line_num, {k: v for k, v in record.items() if v is not None and v != ""}
+        header = next(reader)
     except csv.Error as error:
-        raise ImportRejected([(reader.line_num, f"unreadable CSV: {error}")]) from None
+        raise ImportRejected([(1, f"the header row is not readable CSV: {error}")]) from None
+    header = [h.strip().lower() for h in header]
+    if len(header) == 1 and delimiter == "," and ";" in header[0]:
+        raise ImportRejected([(1, "the header is one column holding semicolons: save the file with commas as "
+                                  "separators (or as .tsv with tabs)")])
+    _check_header(header)
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield start, None, f"unreadable CSV ({error}); check the quotes on this row"
+            return  # the reader cannot resynchronise after a broken quote: one precise error beats many wrong ones
+        line, start = start, reader.line_num + 1
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        if len(cells) > len(header):
+            yield line, None, f"the row has {len(cells)} fields but the header has {len(header)}"
+            continue
+        yield line, {name: value for name, value in zip(header, cells) if value != ""}, None
+
+
+def _check_header(header: list[str]) -> None:
+    problems: list[tuple[int | None, str]] = []
+    if any(not name for name in header):
+        positions = ", ".join(str(i + 1) for i, name in enumerate(header) if not name)
+        problems.append((1, f"the header has an empty column name (column {positions})"))
+    duplicates = sorted({name for name in header if name and header.count(name) > 1})
+    if duplicates:
+        problems.append((1, f"the header names a column twice: {', '.join(duplicates)}"))
+    unknown = [name for name in header if name and name not in KNOWN_COLUMNS]
+    if unknown:
+        problems.append((1, f"unknown column(s) {', '.join(unknown)}; the columns are: {', '.join(sorted(KNOWN_COLUMNS))}"))
+    missing = sorted(REQUIRED_COLUMNS - set(header))
+    if missing:
+        problems.append((1, f"the header has no {' and no '.join(missing)} column (is the first row a header?)"))
+    if problems:
+        raise ImportRejected(problems)
 
 
 # Validating ------------------------------------------------------------------------------------------------
 
 
 def validate(project: Project, records: list[tuple[int, dict]], importer) -> tuple[list[Row], list[tuple[int, str]]]:
-    """Return the rows to write and every problem found, each with its line number."""
+    """Return the rows to write and every problem found, each with its line number. Reads, never writes."""
     reviewers = _reviewers(project, records)
-    existing = set(Sample.objects.filter(project=project).values_list("external_id", flat=True))
     seen: dict[str, int] = {}
     rows, errors = [], []
     for line, record in records:
         try:
-            row = _validate_record(project, line, record, reviewers, importer)
+            row = _validate_record(project, record, reviewers, importer)
         except ValidationError as error:
             errors.extend((line, message) for message in error.messages)
             continue
+        row.line = line
         external_id = row.sample.external_id
         if external_id in seen:
             errors.append((line, f"external_id {external_id!r} already appears on line {seen[external_id]}"))
             continue
         seen[external_id] = line
-        row.exists = external_id in existing
         rows.append(row)
     return rows, errors
 
 
-def _reviewers(project: Project, records: list[tuple[int, dict]]) -> dict[str, int | None]:
-    """Map each username named in a `reviewer` column to the user id, if that user may review here."""
-    names = {str(r["reviewer"]).strip() for _, r in records if r.get("reviewer")}
-    members = Membership.objects.filter(
-        project=project, user__username__in=names, role__in=[Role.REVIEWER, Role.OWNER]
-    ).values_list("user__username", "user_id")
-    found: dict[str, int | None] = {name: None for name in names}
-    found.update(dict(members))
-    return found
+def _reviewers(project: Project, records: list[tuple[int, dict]]) -> dict[str, tuple[int, str]]:
+    """Map each username named in a `reviewer` column to (user id, role) for the project's members."""
+    names = {r["reviewer"].strip() for _, r in records if isinstance(r.get("reviewer"), str) and r["reviewer"].strip()}
+    members = Membership.objects.filter(project=project, user__username__in=names)
+    return {username: (user_id, role) for username, user_id, role in members.values_list("user__username", "user_id", "role")}
 
 
-def _validate_record(project: Project, line: int, record: dict, reviewers: dict, importer) -> Row:
+def _validate_record(project: Project, record: dict, reviewers: dict, importer) -> Row:
     problems: list[str] = []
     unknown = set(record) - KNOWN_COLUMNS
     if unknown:
-        problems.append(f"unknown column(s): {', '.join(sorted(unknown))}")
-    external_id = _text(record, "external_id", problems, required=True, limit=MAX_EXTERNAL_ID)
+        problems.append(f"unknown key(s): {', '.join(sorted(unknown))}")
+    external_id = _text(record, "external_id", problems, required=True, limit=MAX_EXTERNAL_ID).strip()
     inputs = _json_or_text(record, "inputs", problems, required=True)
     sample = Sample(project=project, external_id=external_id, inputs=inputs)
     if project.is_pairwise:
@@ -219,18 +324,23 @@ def _validate_record(project: Project, line: int, record: dict, reviewers: dict,
     sample.expectations = _json_or_text(record, "expectations", problems, required=False)
     sample.metadata = _metadata(record, problems)
     sample.judge_rationale = _text(record, "judge_rationale", problems)
-    if record.get("judge_value") not in (None, ""):
+    if _present(record, "judge_value"):
         sample.judge_value = _label(project, record["judge_value"], "judge_value", problems)
-    row = Row(line=line, sample=sample)
-    if record.get("expert_label") not in (None, ""):
+    row = Row(line=0, sample=sample)
+    if _present(record, "expert_label"):
         row.expert_label = _label(project, record["expert_label"], "expert_label", problems)
-        row.expert_critique = _text(record, "expert_critique", problems, limit=MAX_CRITIQUE_CHARS)
+        row.expert_critique = _text(record, "expert_critique", problems, limit=MAX_CRITIQUE_CHARS).strip()
         row.reviewer_id = _reviewer(record, reviewers, importer, problems)
-    elif record.get("expert_critique") or record.get("reviewer"):
+    elif _present(record, "expert_critique") or _present(record, "reviewer"):
         problems.append("expert_critique and reviewer need an expert_label")
     if problems:
         raise ValidationError(problems)
     return row
+
+
+def _present(record: dict, key: str) -> bool:
+    value = record.get(key)
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def _text(record: dict, key: str, problems: list[str], required: bool = False, limit: int = MAX_TEXT_CHARS) -> str:
@@ -240,18 +350,19 @@ def _text(record: dict, key: str, problems: list[str], required: bool = False, l
             problems.append(f"{key} is missing")
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        problems.append(f"{key} must be text, not {type(value).__name__}")
+        problems.append(f"{key} must be text, not {_kind(value)}")
         return ""
     text = str(value)
     if required and not text.strip():
         problems.append(f"{key} is blank")
     if len(text) > limit:
         problems.append(f"{key} is {len(text):,} characters long; the limit is {limit:,}")
+    _check_storable(key, text, problems)
     return text
 
 
 def _json_or_text(record: dict, key: str, problems: list[str], required: bool):
-    """Accept a JSON object/array (JSONL, or JSON text in a CSV cell) or plain text."""
+    """Accept a JSON object or array (JSONL, or JSON text in a CSV cell) or plain text."""
     value = record.get(key)
     if value is None or value == "":
         if required:
@@ -259,12 +370,20 @@ def _json_or_text(record: dict, key: str, problems: list[str], required: bool):
         return "" if required else None
     if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass  # text that merely starts with a brace
-    size = len(value) if isinstance(value, str) else len(json.dumps(value))
+            value = json.loads(value, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            pass  # text that merely starts with a brace: kept as text
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, (str, dict, list)):
+        problems.append(f"{key} must be text or a JSON object, not {_kind(value)}")
+        return ""
+    if required and (value == {} or value == [] or (isinstance(value, str) and not value.strip())):
+        problems.append(f"{key} is empty")
+    size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
     if size > MAX_TEXT_CHARS:
         problems.append(f"{key} is {size:,} characters long; the limit is {MAX_TEXT_CHARS:,}")
+    _check_storable(key, value, problems)
     return value
 
 
@@ -274,21 +393,84 @@ def _metadata(record: dict, problems: list[str]) -> dict:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            problems.append("metadata must be a JSON object")
+            value = json.loads(value, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            problems.append("metadata must be a JSON object, e.g. {\"source\": \"web\"}; this is not valid JSON")
             return {}
     if not isinstance(value, dict):
-        problems.append("metadata must be a JSON object")
+        problems.append(f"metadata must be a JSON object, not {_kind(value)}")
         return {}
-    if len(json.dumps(value)) > MAX_TEXT_CHARS:
-        problems.append(f"metadata is longer than {MAX_TEXT_CHARS:,} characters")
+    size = len(json.dumps(value, ensure_ascii=False))
+    if size > MAX_TEXT_CHARS:
+        problems.append(f"metadata is {size:,} characters long as JSON; the limit is {MAX_TEXT_CHARS:,}")
+    _check_storable("metadata", value, problems)
     return value
 
 
+def _check_storable(key: str, value, problems: list[str]) -> None:
+    """Refuse what no database stores: NUL characters, unpaired surrogates (from JSON escapes), NaN; and JSON
+    nested deeper than anyone writes by hand (it would exhaust the stack of whoever reads it next)."""
+    if _depth(value) > MAX_JSON_DEPTH:
+        problems.append(f"{key} is nested too deeply (the limit is {MAX_JSON_DEPTH} levels)")
+        return
+    for text in _strings(value):
+        if "\x00" in text:
+            problems.append(f"{key} contains a NUL character (\\u0000), which cannot be stored; remove it")
+            return
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append(f"{key} contains an unpaired surrogate escape (\\ud800 to \\udfff), which is not valid text")
+            return
+    if _has_non_finite(value):
+        problems.append(f"{key} contains NaN or Infinity, which JSON cannot store")
+
+
+def _depth(value) -> int:
+    """Return how deeply objects and arrays nest in `value`, without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            level += 1
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                stack.extend((child, level) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _strings(value) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _has_non_finite(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    names = {dict: "a JSON object", list: "a list", bool: "true/false", int: "a number", float: "a number", str: "text"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
 def _label(project: Project, value, key: str, problems: list[str]) -> str:
-    if isinstance(value, (dict, list, bool)):
-        problems.append(f"{key}: expected one of {', '.join(project.label_choices)}, not a {type(value).__name__}")
+    if isinstance(value, (dict, list, bool)) or value is None:
+        problems.append(f"{key}: expected one of {', '.join(project.label_choices)}, not {_kind(value)}")
         return ""
     try:
         return normalize_label(value, project.label_choices, project.label_kind)
@@ -298,50 +480,100 @@ def _label(project: Project, value, key: str, problems: list[str]) -> str:
 
 
 def _reviewer(record: dict, reviewers: dict, importer, problems: list[str]) -> int | None:
-    name = str(record.get("reviewer") or "").strip()
-    if not name:
+    value = record.get("reviewer")
+    if value is None or (isinstance(value, str) and not value.strip()):
         return importer.pk
-    if reviewers.get(name) is None:
-        problems.append(f"reviewer {name!r} is not a reviewer or owner of this project")
-    return reviewers.get(name)
+    if not isinstance(value, str):
+        problems.append(f"reviewer must be a username, not {_kind(value)}")
+        return None
+    name = value.strip()
+    found = reviewers.get(name)
+    if found is None:
+        problems.append(f"reviewer {name!r} is not a member of this project; add them as a reviewer first")
+        return None
+    user_id, role = found
+    if role not in (Role.REVIEWER, Role.OWNER):
+        problems.append(f"reviewer {name!r} is a {role} of this project; only reviewers and owners give feedback")
+        return None
+    return user_id
 
 
 # Writing ---------------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def write(project: Project, rows: list[Row], report: Callable[[str], None]) -> ImportSummary:
-    """Write new samples and their expert reviews in bulk; skip rows the project already has."""
+    """Write new samples and their expert reviews in bulk, in one transaction; skip rows the project has."""
+    try:
+        with transaction.atomic():
+            return _write(project, rows, report)
+    except IntegrityError:
+        # Only a concurrent write to the same project can get here (the project row is locked on PostgreSQL).
+        raise ImportRejected(
+            [(None, "Another import into this project wrote some of the same external_ids at the same moment; "
+                    "nothing was written. Import the file again: rows already present will be left unchanged.")]
+        ) from None
+
+
+def _write(project: Project, rows: list[Row], report: Callable[[str], None]) -> ImportSummary:
+    # Serialise imports into one project, so the existence check below stays true until commit.
+    Project.objects.select_for_update().filter(pk=project.pk).exists()
     summary = ImportSummary(rows=len(rows))
-    new_rows = [row for row in rows if not row.exists]
-    summary.unchanged = len(rows) - len(new_rows)
-    summary.unchanged_ids = [row.sample.external_id for row in rows if row.exists][:20]
+    existing = _existing(project, [row.sample.external_id for row in rows])
+    new_rows = []
+    for row in rows:
+        stored = existing.get(row.sample.external_id)
+        if stored is None:
+            new_rows.append(row)
+            continue
+        summary.unchanged += 1
+        if len(summary.unchanged_ids) < 20:
+            summary.unchanged_ids.append(row.sample.external_id)
+        if any(_normal(getattr(row.sample, f)) != _normal(stored[f]) for f in COMPARED_FIELDS):
+            summary.unchanged_differing += 1
+        if row.expert_label is not None:
+            summary.feedback_skipped += 1
     for start in range(0, len(new_rows), CHUNK):
         chunk = new_rows[start : start + CHUNK]
         Sample.objects.bulk_create([row.sample for row in chunk])
-        report(f"wrote {min(start + CHUNK, len(new_rows))} of {len(new_rows)} samples")
+        report(f"wrote {min(start + CHUNK, len(new_rows)):,} of {len(new_rows):,} samples")
     summary.created = len(new_rows)
     reviewed = [row for row in new_rows if row.expert_label is not None]
     if reviewed:
-        ids = _sample_ids(project, [row.sample.external_id for row in reviewed])
+        missing_pk = [row.sample.external_id for row in reviewed if row.sample.pk is None]
+        ids = _sample_ids(project, missing_pk) if missing_pk else {}
         feedback = [
             Feedback(
                 project=project,
-                sample_id=ids[row.sample.external_id],
+                sample_id=row.sample.pk or ids[row.sample.external_id],
                 author_id=row.reviewer_id,
                 label=row.expert_label,
                 critique=row.expert_critique,
-                agrees_with_judge=row.expert_label == row.sample.judge_value,
+                agrees_with_judge=agreement(row.expert_label, row.sample.judge_value),
             )
             for row in reviewed
         ]
         Feedback.objects.bulk_create(feedback, batch_size=CHUNK)
         summary.feedback_created = len(feedback)
+        report(f"wrote {len(feedback):,} expert reviews")
     return summary
 
 
-def _sample_ids(project: Project, external_ids: list[str]) -> dict[str, int]:
+def _normal(value):
+    """Compare JSON values the way the database returns them (it may reorder nothing, but None and "" differ)."""
+    return json.loads(json.dumps(value)) if isinstance(value, (dict, list)) else value
+
+
+def _existing(project: Project, external_ids: list[str]) -> dict[str, dict]:
     # In chunks: SQLite refuses queries with more than 32,766 parameters.
+    found: dict[str, dict] = {}
+    for start in range(0, len(external_ids), CHUNK):
+        chunk = external_ids[start : start + CHUNK]
+        for values in Sample.objects.filter(project=project, external_id__in=chunk).values("external_id", *COMPARED_FIELDS):
+            found[values["external_id"]] = values
+    return found
+
+
+def _sample_ids(project: Project, external_ids: list[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
     for start in range(0, len(external_ids), CHUNK):
         chunk = external_ids[start : start + CHUNK]

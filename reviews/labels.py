@@ -16,6 +16,7 @@ class LabelKind(models.TextChoices):
 PASS_FAIL_CHOICES = ["pass", "fail"]
 PAIRWISE_CHOICES = ["A", "B"]
 MAX_SCALE_STEPS = 10  # digit keys pick labels, and a scale longer than that is a number, not a label
+MAX_CATEGORIES = 10  # one digit key each: 1..9, then 0
 
 
 def label_choices(kind: str, categories: list[str], scale_min: int | None, scale_max: int | None) -> list[str]:
@@ -34,6 +35,8 @@ def check_schema(kind: str, categories: list[str], scale_min: int | None, scale_
     if kind == LabelKind.CATEGORICAL:
         if len(categories) < 2:
             raise ValidationError("A category schema needs at least two categories.")
+        if len(categories) > MAX_CATEGORIES:
+            raise ValidationError(f"A category schema may have at most {MAX_CATEGORIES} categories (one digit key each).")
         if len(set(c.casefold() for c in categories)) != len(categories):
             raise ValidationError("Categories must be distinct.")
         if any(not c or len(c) > 64 for c in categories):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.urls import reverse
 
@@ -12,6 +13,14 @@ from reviews.labels import LabelKind, label_choices
 
 MAX_TEXT_CHARS = 100_000  # one input, output or rationale
 MAX_CRITIQUE_CHARS = 5_000
+
+
+class UnicodeJSONEncoder(DjangoJSONEncoder):
+    """Store JSON with its characters as they are (not \\u escapes), so text search finds "café" on SQLite too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["ensure_ascii"] = False
+        super().__init__(*args, **kwargs)
 
 
 class Role(models.TextChoices):
@@ -88,12 +97,14 @@ class Sample(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="samples")
     external_id = models.CharField(max_length=200)
-    inputs = models.JSONField(help_text="What the judged system was given: a JSON object or a string.")
+    inputs = models.JSONField(
+        encoder=UnicodeJSONEncoder, help_text="What the judged system was given: a JSON object or a string."
+    )
     outputs = models.TextField(blank=True)
     output_a = models.TextField(blank=True)
     output_b = models.TextField(blank=True)
-    expectations = models.JSONField(null=True, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    expectations = models.JSONField(null=True, blank=True, encoder=UnicodeJSONEncoder)
+    metadata = models.JSONField(default=dict, blank=True, encoder=UnicodeJSONEncoder)
     judge_value = models.CharField(max_length=64, blank=True)
     judge_rationale = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -130,7 +141,9 @@ class Feedback(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feedback")
     label = models.CharField(max_length=64)
     critique = models.TextField(blank=True)
-    agrees_with_judge = models.BooleanField(help_text="Whether the label equals the base judge's verdict.")
+    agrees_with_judge = models.BooleanField(
+        null=True, help_text="Whether the label equals the base judge's verdict; empty when the sample has none."
+    )
     # Bumped on every edit: refuses stale edits, and tells the memory which content it has learned from.
     revision = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -140,11 +153,20 @@ class Feedback(models.Model):
         constraints = [models.UniqueConstraint(fields=["sample", "author"], name="one_feedback_per_reviewer")]
         indexes = [
             models.Index(fields=["project", "-updated_at"], name="feedback_recent"),
-            models.Index(fields=["project", "agrees_with_judge"], name="feedback_agreement"),
+            models.Index(fields=["project", "agrees_with_judge", "sample"], name="feedback_agreement"),
+            # The queue: "reviewed by me" (counts, and the anti-join of "needs my review", read in sample order)
+            # and "reviewed by anyone" (counts) are answered from these indexes.
+            models.Index(fields=["author", "project", "sample"], name="feedback_by_author"),
+            models.Index(fields=["project", "sample"], name="feedback_by_sample"),
         ]
         ordering = ["-updated_at", "-id"]
         verbose_name_plural = "feedback"
 
     def __str__(self) -> str:
         return f"{self.author} on {self.sample}: {self.label}"
+
+
+def agreement(label: str, judge_value: str) -> bool | None:
+    """Return whether an expert label agrees with the judge's verdict, or None when there is no verdict."""
+    return label == judge_value if judge_value else None
 

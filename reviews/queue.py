@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from reviews.models import Feedback, Project, Sample
 
 PAGE_SIZE = 50
+# Django writes agrees_with_judge=False as NOT agrees_with_judge, which SQLite cannot answer from an index;
+# written as IN (False), the feedback_agreement index answers it on both databases.
+DISAGREES = {"agrees_with_judge__in": [False]}
 FILTERS = {
     "todo": "Needs my review",
     "unreviewed": "Not reviewed yet",
@@ -33,12 +36,16 @@ class QueueQuery:
 
     @classmethod
     def from_params(cls, params, default_filter: str) -> QueueQuery:
+        def text(name: str, limit: int) -> str:
+            # No NUL: PostgreSQL refuses it in a query parameter, and no stored text contains one.
+            return params.get(name, "").replace("\x00", "").strip()[:limit]
+
         chosen = params.get("filter", default_filter)
         return cls(
             filter=chosen if chosen in FILTERS else default_filter,
-            label=params.get("label", "")[:64],
-            judge=params.get("judge", "")[:64],
-            q=params.get("q", "").strip()[:200],
+            label=text("label", 64),
+            judge=text("judge", 64),
+            q=text("q", 200),
         )
 
     def params(self) -> dict[str, str]:
@@ -60,7 +67,8 @@ def samples(project: Project, user, query: QueueQuery, filter_name: str | None =
         case "reviewed":
             qs = qs.filter(Exists(anyone))
         case "disagree":
-            qs = qs.filter(Exists(anyone.filter(agrees_with_judge=False)))
+            # agrees_with_judge is NULL, not False, where the sample has no verdict to disagree with.
+            qs = qs.filter(Exists(anyone.filter(**DISAGREES)))
     if query.label:
         qs = qs.filter(Exists(anyone.filter(label=query.label)))
     if query.judge:
@@ -82,8 +90,39 @@ def _search(text: str) -> Q:
 
 
 def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
-    """Return how many samples each filter holds, with the query's label and search applied."""
-    return {name: samples(project, user, query, name).count() for name in FILTERS}
+    """Return how many samples each filter holds, with the query's label, judge verdict and search applied.
+
+    Without a label or text filter the counts come from the feedback side, where indexes answer them (at 100k
+    samples: a few index scans instead of six passes over the samples); todo and unreviewed are differences,
+    exact because a reviewer has at most one feedback per sample and feedback belongs to its sample's project.
+    With a label or text filter, one aggregate pass over the matching samples answers all six.
+    """
+    if query.label or query.q:
+        return _counts_in_one_pass(project, user, query)
+    sample_filter = {"sample__judge_value": query.judge} if query.judge else {}
+    every = Sample.objects.filter(project=project, **({"judge_value": query.judge} if query.judge else {})).count()
+    # order_by(): the model's default ordering would join the DISTINCT and steer the planner off these indexes.
+    feedback = Feedback.objects.filter(project=project, **sample_filter).order_by()
+    mine = feedback.filter(author=user).count()
+    reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
+    disagree = feedback.filter(**DISAGREES).aggregate(n=Count("sample_id", distinct=True))["n"]
+    result = {"todo": every - mine, "unreviewed": every - reviewed, "mine": mine, "reviewed": reviewed, "disagree": disagree, "all": every}
+    return {name: result[name] for name in FILTERS}
+
+
+def _counts_in_one_pass(project: Project, user, query: QueueQuery) -> dict[str, int]:
+    mine = Exists(Feedback.objects.filter(sample=OuterRef("pk"), author=user))
+    anyone = Exists(Feedback.objects.filter(sample=OuterRef("pk")))
+    disagree = Exists(Feedback.objects.filter(sample=OuterRef("pk"), **DISAGREES))
+    result = samples(project, user, query, "all").aggregate(
+        all=Count("id"),
+        mine=Count("id", filter=Q(mine)),
+        reviewed=Count("id", filter=Q(anyone)),
+        disagree=Count("id", filter=Q(disagree)),
+    )
+    result["todo"] = result["all"] - result["mine"]
+    result["unreviewed"] = result["all"] - result["reviewed"]
+    return {name: result[name] for name in FILTERS}
 
 
 @dataclass
@@ -109,9 +148,16 @@ def page(qs: QuerySet[Sample], after: int | None = None, before: int | None = No
 
 
 def neighbours(project: Project, user, query: QueueQuery, sample_id: int) -> tuple[int | None, int | None]:
-    """Return the ids of the samples before and after `sample_id` in the queue."""
+    """Return the ids of the samples before and after `sample_id` in the queue.
+
+    In a shrinking filter (needs my review, not reviewed yet) "next" wraps around to the first sample still
+    waiting before this one, so samples skipped with j come back once the end is reached; "previous" walks the
+    whole project, since what was just reviewed has left the filter.
+    """
     qs = samples(project, user, query)
     following = qs.filter(id__gt=sample_id).values_list("id", flat=True).first()
+    if following is None and query.filter in SHRINKING:
+        following = qs.filter(id__lt=sample_id).values_list("id", flat=True).first()
     back = samples(project, user, query, "all") if query.filter in SHRINKING else qs
     previous = back.filter(id__lt=sample_id).order_by("-id").values_list("id", flat=True).first()
     return previous, following

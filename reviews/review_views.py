@@ -11,13 +11,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from reviews import queue
 from reviews.feedback import StaleFeedback, delete_feedback, save_feedback
 from reviews.forms import FeedbackForm
-from reviews.importers import ImportRejected, import_samples
-from reviews.models import Feedback, Role, Sample
+from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
+from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
 from reviews.permissions import can, can_delete_feedback, can_edit_feedback, project_view, require
 
 
@@ -29,12 +30,22 @@ def _default_filter(membership) -> str:
 @require_http_methods(["GET", "POST"])
 def sample_import(request: HttpRequest) -> HttpResponse:
     project = request.project
-    context = {"project": project, "membership": request.membership}
+    context = {
+        "project": project,
+        "membership": request.membership,
+        "max_size": human_size(max_bytes()),
+        "max_rows": max_rows(),
+        "max_text": MAX_TEXT_CHARS,
+        "max_critique": MAX_CRITIQUE_CHARS,
+    }
     status = 200
     if request.method == "POST":
         upload = request.FILES.get("file")
         if upload is None:
             context["errors"] = [(None, "Choose a CSV or JSONL file to import.")]
+            status = 400
+        elif upload.size > max_bytes():
+            context.update(errors=[(None, too_large_message(upload.size))], filename=upload.name)
             status = 400
         else:
             try:
@@ -51,6 +62,7 @@ def sample_import(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
+@vary_on_headers("HX-Request")
 def sample_queue(request: HttpRequest) -> HttpResponse:
     project = request.project
     query = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership))
@@ -73,6 +85,7 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
+@vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the prefetch, the item alone
 def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
     sample = get_object_or_404(Sample, pk=sample_id, project=request.project)
     context = _review_context(request, sample)
@@ -102,7 +115,7 @@ def feedback_save(request: HttpRequest, sample_id: int) -> HttpResponse:
                 response, "feedbackSaved", {"sampleId": sample.pk, "feedbackId": feedback.pk, "created": created}, after="swap"
             )
     else:
-        error = " ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
+        error = " ".join(" ".join(errs) for errs in form.errors.values())
     context = _review_context(request, sample, error=error, posted=request.POST)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context, status=422)
@@ -121,7 +134,8 @@ def feedback_delete(request: HttpRequest, feedback_id: int) -> HttpResponse:
 
 def _review_context(request: HttpRequest, sample: Sample, saved: bool = False, error: str | None = None, posted=None) -> dict:
     project = request.project
-    query = queue.QueueQuery.from_params(request.GET or request.POST, _default_filter(request.membership))
+    # The queue's filters travel in the query string only: a POST body holds the feedback's own label.
+    query = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership))
     previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
     all_feedback = list(sample.feedback.select_related("author").order_by("created_at"))
     mine = next((f for f in all_feedback if f.author_id == request.user.pk), None)
@@ -156,8 +170,8 @@ def _next_url(request: HttpRequest, sample: Sample) -> str:
 
 
 def _query_suffix(request: HttpRequest) -> str:
-    query = queue.QueueQuery.from_params(request.GET, "todo")
-    return "?" + urlencode(query.params())
+    params = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership)).params()
+    return "?" + urlencode(params) if params else ""
 
 
 def _int(value: str | None) -> int | None:

@@ -10,8 +10,9 @@ from reviews.models import Feedback, Project, Role, Sample
 def overview(project: Project) -> dict:
     """Return the overview's figures, in a handful of aggregate queries whatever the project's size."""
     sample_count = Sample.objects.filter(project=project).count()
-    reviewed = Sample.objects.filter(project=project, feedback__isnull=False).distinct().count()
-    judged = Feedback.objects.filter(project=project).exclude(sample__judge_value="")
+    feedback = Feedback.objects.filter(project=project).order_by()
+    reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
+    judged = feedback.filter(agrees_with_judge__isnull=False)  # feedback on samples with a judge verdict
     totals = judged.aggregate(total=Count("id"), agree=Count("id", filter=Q(agrees_with_judge=True)))
     agreement = totals["agree"] / totals["total"] if totals["total"] else None
     progress = (
@@ -29,7 +30,7 @@ def overview(project: Project) -> dict:
     return {
         "sample_count": sample_count,
         "reviewed_count": reviewed,
-        "feedback_count": Feedback.objects.filter(project=project).count(),
+        "feedback_count": feedback.count(),
         "disagreement_count": totals["total"] - totals["agree"],
         "judged_feedback_count": totals["total"],
         "agreement": agreement,

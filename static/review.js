@@ -47,14 +47,22 @@
       .catch(() => (window.location.href = url));
   }
 
-  function pickLabel(index) {
-    const radio = item()?.querySelector(`input[name="label"][data-key="${index}"]`);
-    if (radio) radio.checked = true;
+  function pickLabel(key) {
+    const radio = item()?.querySelector(`input[name="label"][data-key="${key}"]`);
+    if (!radio) return;
+    radio.checked = true;
+    // Disagreeing needs a critique: go straight to the box (Esc leaves it, Ctrl+Enter saves from it).
+    const critique = document.getElementById("critique");
+    const judge = item()?.dataset.judgeValue;
+    if (critique && judge && radio.value !== judge && !critique.value.trim()) critique.focus();
   }
 
   function save() {
     const form = document.getElementById("feedback-form");
-    if (form) htmx.trigger(form, "submit");
+    if (!form) return;
+    // requestSubmit fires a real submit event, which htmx turns into its POST (hx-sync drops a second one).
+    if (form.requestSubmit) form.requestSubmit();
+    else htmx.trigger(form, "submit");
   }
 
   function agree() {
@@ -71,7 +79,9 @@
   }
 
   document.addEventListener("keydown", (event) => {
-    const typing = event.target.matches("textarea, input[type=text], input[type=search], select");
+    const typing = event.target.matches(
+      "textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox]):not([type=button]):not([type=submit])"
+    );
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
       event.preventDefault();
       save();
@@ -89,7 +99,7 @@
       event.preventDefault();
       document.getElementById("critique")?.focus();
     } else if (event.key === "?") toggleHelp();
-    else if (/^[1-9]$/.test(event.key)) pickLabel(event.key);
+    else if (/^[0-9]$/.test(event.key)) pickLabel(event.key);
     else return;
     event.preventDefault();
   });
@@ -111,5 +121,6 @@
   });
 
   window.addEventListener("popstate", () => window.location.reload());
+  document.documentElement.dataset.reviewKeys = "ready"; // the keys work from here on (tests wait for it)
   prefetchNext();
 })();
