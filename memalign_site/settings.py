@@ -162,7 +162,7 @@ STORAGES = {
 }
 
 # Uploads: imports stream from a temporary file, and a request may not carry more than the import limit.
-MEMALIGN_IMPORT_MAX_BYTES = env_int("MEMALIGN_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+MEMALIGN_IMPORT_MAX_BYTES = env_int("MEMALIGN_IMPORT_MAX_BYTES", 100 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
