@@ -99,12 +99,13 @@ class Outcome:
     wait_seconds: float = 0.0  # > 0: a partial batch waits for the burst to go quiet; run again then
 
 
-def regenerate(project: Project, provider: Provider | None = None, force: bool = False) -> Outcome:
+def regenerate(project: Project, provider: Provider | None = None, force: bool = False, deadline: float | None = None) -> Outcome:
     """Bring the project's semantic memory up to date with its feedback.
 
     Principles that lost sources are re-derived first (unalign), then pending feedback is distilled in
     batches. A batch that is not full waits until no feedback arrived for MEMALIGN_DISTILL_QUIET_SECONDS,
     so a burst of N critiques costs about N / batch size calls, not N. `force` distils partial batches now.
+    Past `deadline` (a time.monotonic() value) the run stops between batches and asks to be continued.
     """
     provider = provider or get_provider(project)
     versions = []
@@ -114,6 +115,8 @@ def regenerate(project: Project, provider: Provider | None = None, force: bool =
         pending = list(pending_feedback(project)[: settings.MEMALIGN_DISTILL_BATCH_SIZE + 1])
         if not pending:
             break
+        if deadline is not None and time.monotonic() > deadline:
+            return Outcome(versions, wait_seconds=0.1)
         batch = next_batch(pending)
         full = len(batch) < len(pending) or len(batch) == settings.MEMALIGN_DISTILL_BATCH_SIZE
         if not full and not force:

@@ -38,11 +38,15 @@ def diff(project: Project) -> Drift:
     )
 
 
-def repair(project: Project) -> Drift:
-    """Make Chroma match the database; return the drift that was repaired."""
+def repair(project: Project, limit: int | None = None) -> Drift:
+    """Make Chroma match the database, embedding at most `limit` entries; return the drift found.
+
+    With a limit, a large backlog (a big import with expert reviews) is worked off over several runs, each
+    short enough for a task's time limit.
+    """
     drift = diff(project)
     episodic.delete(project.pk, drift.orphaned)
-    embed_feedback_ids(project, drift.missing + drift.outdated)
+    embed_feedback_ids(project, (drift.missing + drift.outdated)[:limit])
     return drift
 
 

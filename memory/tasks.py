@@ -7,6 +7,7 @@ project: a Redis flag keeps at most one run queued, and a Redis lock keeps at mo
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -19,6 +20,8 @@ from reviews.models import Feedback, Project
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = settings.MEMALIGN_LOCK_SECONDS
+SYNC_CHUNK = 1_000  # entries embedded per sync run: about 10-60 s of CPU on two cores
+RUN_SECONDS = 120  # a regeneration run stops after this long and queues its continuation
 RETRY = {"autoretry_for": (Exception,), "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
 
 
@@ -55,7 +58,10 @@ def sync_project(project_id: int) -> dict:
     if project is None:
         episodic.drop(project_id)
         return {"project": "gone"}
-    drift = sync.repair(project)
+    drift = sync.repair(project, limit=SYNC_CHUNK)
+    left = len(drift.missing) + len(drift.outdated) - SYNC_CHUNK
+    if left > 0:
+        sync_project.delay(project_id)  # the rest in the next run: each stays well inside the time limit
     return {"missing": len(drift.missing), "outdated": len(drift.outdated), "orphaned": len(drift.orphaned)}
 
 
@@ -81,7 +87,7 @@ def regenerate_principles(self, project_id: int) -> dict:
         request_regeneration(project_id, delay=1.0)  # the running one may miss what arrived: run again after it
         return {"skipped": "another run holds the lock"}
     try:
-        outcome = semantic.regenerate(project)
+        outcome = semantic.regenerate(project, deadline=time.monotonic() + RUN_SECONDS)
     except ProviderError as error:
         log.warning("regeneration of project %s failed: %s", project_id, error)
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
@@ -104,7 +110,7 @@ def repair_all() -> dict:
     """Periodic (Celery beat): repair drift between the database and Chroma, and restart stalled distillation."""
     repaired = {}
     for project in Project.objects.all():
-        drift = sync.repair(project)
+        drift = sync.repair(project, limit=SYNC_CHUNK)
         if drift:
             repaired[project.slug] = drift.lines()
         if semantic.pending_feedback(project).exists() or semantic.stale_principles(project).exists():

@@ -216,3 +216,18 @@ def test_editing_one_of_several_sources_makes_the_principle_stale(personas, fake
     save_feedback(feedback[1].sample, personas.reviewer, "fail", "Blaming the customer is never acceptable.", feedback[1].revision)
     assert list(semantic.stale_principles(personas.project).values_list("text", flat=True)) == ["Match the stakes."]
     assert semantic.pending_feedback(personas.project).get().pk == feedback[1].pk
+
+
+def test_a_run_past_its_deadline_stops_between_batches_and_asks_to_continue(personas):
+    three_critiques(personas)
+    outcome = semantic.regenerate(personas.project, force=True, deadline=0.0)  # already past
+    assert outcome.versions == [] and outcome.wait_seconds > 0
+    assert semantic.pending_feedback(personas.project).count() == 3
+
+
+def test_repair_with_a_limit_works_off_a_backlog_in_steps(personas):
+    feedback = three_critiques(personas)
+    first = sync.repair(personas.project, limit=2)
+    assert len(first.missing) == 3 and len(episodic.entries(personas.project.pk)) == 2
+    second = sync.repair(personas.project, limit=2)
+    assert len(second.missing) == 1 and sorted(episodic.entries(personas.project.pk)) == sorted(f.pk for f in feedback)
