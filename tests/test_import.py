@@ -592,7 +592,8 @@ def test_upload_without_a_file_or_too_large(client, personas, settings):
     assert "is larger than the limit of 2 KB; split it into smaller files." in response.content.decode()
 
 
-def test_the_import_page_states_the_format_and_limits(client, personas):
+def test_the_import_page_states_the_format_and_limits(client, personas, settings):
+    settings.MEMALIGN_IMPORT_MAX_BYTES = 50 * 1024 * 1024
     client.force_login(personas.owner)
     body = client.get(f"/p/{personas.project.slug}/import/").content.decode()
     assert "Labels for this project: <code>pass, fail</code>" in body
