@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
+from memory.models import Contradiction, DistilledFeedback, Judgement, JudgeRun, MemoryVersion, Principle, PrincipleSource
 
 
 class PrincipleSourceInline(admin.TabularInline):
@@ -42,3 +42,19 @@ class ContradictionAdmin(admin.ModelAdmin):
     list_display = ["project", "first", "second", "found_in", "resolved"]
     list_filter = ["project", "resolved"]
     raw_id_fields = ["first", "second", "found_in"]
+
+
+@admin.register(JudgeRun)
+class JudgeRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "scope", "status", "done", "failed", "total", "created_at", "finished_at"]
+    list_filter = ["project", "status", "scope"]
+    search_fields = ["error"]
+
+
+@admin.register(Judgement)
+class JudgementAdmin(admin.ModelAdmin):
+    list_display = ["id", "sample", "value", "run", "provider", "model", "latency_ms", "created_at"]
+    list_filter = ["project", "provider", "value"]
+    search_fields = ["rationale", "sample__external_id"]
+    raw_id_fields = ["sample", "run", "memory_version"]
+    list_select_related = ["sample", "run"]

@@ -5,9 +5,10 @@ Episodic memory lives in Chroma and is derived from reviews.Feedback; nothing he
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
-from reviews.models import Feedback, Project
+from reviews.models import Feedback, Project, Sample
 
 
 class MemoryVersion(models.Model):
@@ -106,3 +107,56 @@ class Contradiction(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["first", "second"], name="one_contradiction_per_pair")]
+
+
+class JudgeRun(models.Model):
+    """A batch of samples judged by the aligned judge through Celery, with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Scope(models.TextChoices):
+        REVIEWED = "reviewed", "Reviewed samples (measures agreement with the experts)"
+        ALL = "all", "All samples"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.REVIEWED)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-id"]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * (self.done + self.failed) / self.total) if self.total else 100
+
+
+class Judgement(models.Model):
+    """One verdict of the aligned judge on a sample, with what it used: explainable afterwards."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgements")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="judgements")
+    run = models.ForeignKey(JudgeRun, null=True, blank=True, on_delete=models.CASCADE, related_name="judgements")
+    value = models.CharField(max_length=64, blank=True, help_text="Empty: the judge abstained.")
+    rationale = models.TextField(blank=True)
+    memory_version = models.ForeignKey(MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    retrieved = models.JSONField(default=list, help_text="Feedback ids of the retrieved examples, most similar first.")
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=100)
+    usage = models.JSONField(default=dict)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "sample"], name="one_judgement_per_run_and_sample")]
+        ordering = ["-id"]

@@ -7,14 +7,16 @@ from django.contrib import messages
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django_htmx.http import HTMX_STOP_POLLING
 from django.views.decorators.http import require_GET, require_POST
 
 from memory import episodic, judge, semantic
 from memory.forms import PrincipleForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
-from memory.models import Contradiction, MemoryVersion, Principle, PrincipleSource
-from memory.tasks import request_regeneration
+from memory.models import Contradiction, JudgeRun, MemoryVersion, Principle, PrincipleSource
+from memory.tasks import request_regeneration, start_judge_run
 from reviews.models import Feedback, Role
 from reviews.permissions import can, project_view
 
@@ -57,6 +59,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "contradictions": Contradiction.objects.filter(project=project, resolved=False).select_related("first", "second"),
         "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
         "try_form": TryJudgeForm(),
+        **_judge_run_context(project),
         "principle_form": PrincipleForm(),
         **status(project),
     }
@@ -116,3 +119,35 @@ def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
     version = semantic.set_retired(request.project, principle, retire, request.user.username)
     messages.success(request, f"Principle {principle.pk} {'retired' if retire else 'restored'} (memory version {version.number}).")
     return redirect("memory-dashboard", request.project.slug)
+
+
+def _judge_run_context(project) -> dict:
+    runs = JudgeRun.objects.filter(project=project).order_by("-id")
+    latest = runs.first()
+    finished = runs.filter(status=JudgeRun.Status.DONE).first()
+    return {"run": latest, "finished_run": finished, "agreement": judge.agreement(finished) if finished else None, "scopes": JudgeRun.Scope.choices}
+
+
+@project_view(Role.OWNER)
+@require_POST
+def judge_run_start(request: HttpRequest) -> HttpResponse:
+    scope = request.POST.get("scope", JudgeRun.Scope.REVIEWED)
+    if scope not in JudgeRun.Scope.values:
+        messages.error(request, "Choose which samples to judge: reviewed ones or all.")
+    elif JudgeRun.objects.filter(project=request.project, status__in=[JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING]).exists():
+        messages.error(request, "A run is already in progress; wait for it to finish.")
+    else:
+        run = start_judge_run(request.project, request.user, scope)
+        messages.success(request, f"Judging {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge.")
+    return redirect(reverse("memory-dashboard", args=[request.project.slug]) + "#judge")
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def judge_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(JudgeRun, pk=run_id, project=request.project)
+    context = {"project": request.project, "run": run}
+    response = render(request, "memory/_judge_run.html", context)
+    if run.status in (JudgeRun.Status.DONE, JudgeRun.Status.FAILED):
+        response.status_code = HTMX_STOP_POLLING  # the progress bar stops polling
+    return response

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.models import Principle
+from memory.models import JudgeRun, Principle
 from reviews.models import Feedback, Membership
 from tests.conftest import add_sample
 
@@ -32,6 +32,8 @@ MATRIX = {
     "memory-consolidate": ("/p/{slug}/memory/consolidate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "principle-add": ("/p/{slug}/memory/principles/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "principle-retire": ("/p/{slug}/memory/principles/{principle}/retire/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "judge-run-start": ("/p/{slug}/memory/judge-runs/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "judge-run-progress": ("/p/{slug}/memory/judge-runs/{run}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
 }
 
 CASES = [
@@ -50,7 +52,11 @@ def url_ids(personas, project) -> dict:
     )
     membership = Membership.objects.exclude(role="owner").filter(project=project).first() or Membership.objects.filter(project=project).first()
     principle = Principle.objects.create(project=project, text="Own mistakes.", origin="manual")
-    return {"slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk, "principle": principle.pk}
+    run = JudgeRun.objects.create(project=project, total=1)
+    return {
+        "slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk,
+        "principle": principle.pk, "run": run.pk,
+    }
 
 
 def login_as(client, personas, persona: str) -> None:
@@ -71,7 +77,7 @@ def test_status(client, personas, name, method, index):
         assert response["Location"].startswith("/login/?next=")
 
 
-CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle"))]
+CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle", "run"))]
 
 
 @pytest.mark.parametrize("name", CROSS)
