@@ -16,9 +16,14 @@ class ProjectForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ["name", "criterion", "label_kind", "scale_min", "scale_max", "provider", "model_name", "retrieval_k"]
+        fields = ["name", "criterion", "label_kind", "scale_min", "scale_max", "provider", "model_name", "retrieval_k", "provider_concurrency", "max_principles"]
         widgets = {"criterion": forms.Textarea(attrs={"rows": 4})}
-        labels = {"label_kind": "Label schema", "retrieval_k": "Retrieved examples (k)"}
+        labels = {
+            "label_kind": "Label schema",
+            "retrieval_k": "Retrieved examples (k)",
+            "provider_concurrency": "Provider calls in flight",
+            "max_principles": "Most principles",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -29,12 +34,26 @@ class ProjectForm(forms.ModelForm):
                 for name in ("label_kind", "scale_min", "scale_max", "categories_text"):
                     self.fields[name].disabled = True
         self.fields["retrieval_k"].widget.attrs.update(min=0, max=50)
+        self.fields["provider_concurrency"].widget.attrs.update(min=1, max=64)
+        self.fields["max_principles"].widget.attrs.update(min=5, max=2000)
 
     def clean_retrieval_k(self) -> int:
         k = self.cleaned_data["retrieval_k"]
         if not 0 <= k <= 50:
             raise ValidationError("Retrieve between 0 and 50 examples.")
         return k
+
+    def clean_provider_concurrency(self) -> int:
+        value = self.cleaned_data["provider_concurrency"]
+        if not 1 <= value <= 64:
+            raise ValidationError("Allow between 1 and 64 provider calls in flight.")
+        return value
+
+    def clean_max_principles(self) -> int:
+        value = self.cleaned_data["max_principles"]
+        if not 5 <= value <= 2000:
+            raise ValidationError("Keep between 5 and 2,000 principles.")
+        return value
 
     def clean(self):
         data = super().clean()

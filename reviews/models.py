@@ -52,6 +52,12 @@ class Project(models.Model):
     )
     model_name = models.CharField(max_length=100, blank=True, help_text="Blank: the provider's default model.")
     retrieval_k = models.PositiveSmallIntegerField(default=5)
+    provider_concurrency = models.PositiveSmallIntegerField(
+        default=8, help_text="Most provider calls in flight at once for this project, across all workers."
+    )
+    max_principles = models.PositiveSmallIntegerField(
+        default=60, help_text="The semantic memory's size: consolidation keeps the active principles within it."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
