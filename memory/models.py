@@ -53,6 +53,9 @@ class Principle(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="principles")
     text = models.TextField()
+    # The label the principle leads to ("" when it applies whichever label is right). Its sources must agree:
+    # distillation credits, merges and deduplicates only within one label.
+    label = models.CharField(max_length=64, blank=True)
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.DISTILLED)
     pinned = models.BooleanField(default=False, help_text="Pinned principles are never merged, rewritten or retired automatically.")
     retired = models.BooleanField(default=False)

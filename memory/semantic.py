@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from django.conf import settings
@@ -16,15 +18,24 @@ from django.db import transaction
 from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
-from memory.embeddings import embed
+from memory.embeddings import embed, example_text
+from memory.limiter import provider_slot
+from memory.locks import memory_writer
 from memory.llm import get_provider
-from memory.llm.base import Example, LabelSchema, PrincipleText, Provider, ProviderError, Usage
+from memory.llm.base import Distillation, Example, LabelSchema, PrincipleText, Provider, ProviderError, Usage
+from memory.llm.offline import average_linkage
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from reviews.models import Feedback, Project
 
 EXAMPLE_INPUT_CHARS = 1_500
 EXAMPLE_OUTPUT_CHARS = 2_000
-DUPLICATE_SIMILARITY = 0.92  # a new principle this close to an active one only adds its sources to it
+DUPLICATE_SIMILARITY = 0.92  # a new principle this close to an active one with its label only adds its sources
+# Two principles with different labels contradict each other when they are on one topic (text cosine >= 0.75)
+# and were drawn from near-identical samples (cosine >= 0.90 between a source sample of each): experts judged
+# the same kind of case both ways. Two critiques that merely share a topic are not a contradiction.
+CONTRADICTION_TOPIC = 0.75
+CONTRADICTION_SAMPLES = 0.90
+CONTRADICTION_SOURCES = 5  # source samples compared per principle, the most recent
 
 
 def schema(project: Project) -> LabelSchema:
@@ -50,7 +61,7 @@ def active_principles(project: Project) -> QuerySet[Principle]:
 
 
 def principle_texts(project: Project) -> list[PrincipleText]:
-    return [PrincipleText(p.pk, p.text) for p in active_principles(project)]
+    return [PrincipleText(p.pk, p.text, p.label) for p in active_principles(project)]
 
 
 def pending_feedback(project: Project) -> QuerySet[Feedback]:
@@ -100,60 +111,96 @@ class Outcome:
 
 
 def regenerate(project: Project, provider: Provider | None = None, force: bool = False, deadline: float | None = None) -> Outcome:
-    """Bring the project's semantic memory up to date with its feedback.
+    """Bring the project's semantic memory up to date with its feedback. The caller holds the project's
+    regeneration lock (memory.locks): one writer at a time.
 
-    Principles that lost sources are re-derived first (unalign), then pending feedback is distilled in
-    batches. A batch that is not full waits until no feedback arrived for MEMALIGN_DISTILL_QUIET_SECONDS,
-    so a burst of N critiques costs about N / batch size calls, not N. `force` distils partial batches now.
-    Past `deadline` (a time.monotonic() value) the run stops between batches and asks to be continued.
+    Links to feedback of another label than the principle's are dropped first (and that feedback distilled
+    again), principles that lost sources are re-derived (unalign), then pending feedback is distilled. A
+    backlog is distilled in up to `project.provider_concurrency` batches at once, whose principles are
+    reconciled (duplicates merged, sources united) into one version; a trickle distils batch by batch. A batch
+    that is not full waits until no feedback arrived for MEMALIGN_DISTILL_QUIET_SECONDS, so a burst of N
+    critiques costs about N / batch size calls, not N. `force` distils partial batches now. Past `deadline` (a
+    time.monotonic() value) the run stops between rounds and asks to be continued. Last, when the active
+    principles exceed `project.max_principles`, consolidation brings them within it.
     """
     provider = provider or get_provider(project)
     versions = []
-    if version := rederive_stale(project, provider):
-        versions.append(version)
+    # Re-derive first: a principle rebuilt for a new label then sheds its sources of the old one in realign.
+    for step in (rederive_stale, realign):
+        if version := step(project, provider):
+            versions.append(version)
+    width = max(1, project.provider_concurrency) if getattr(provider, "remote", False) else 1
+    size = settings.MEMALIGN_DISTILL_BATCH_SIZE
     while True:
-        pending = list(pending_feedback(project)[: settings.MEMALIGN_DISTILL_BATCH_SIZE + 1])
+        pending = list(pending_feedback(project)[: size * width + 1])
         if not pending:
             break
         if deadline is not None and time.monotonic() > deadline:
             return Outcome(versions, wait_seconds=0.1)
-        batch = next_batch(pending)
-        full = len(batch) < len(pending) or len(batch) == settings.MEMALIGN_DISTILL_BATCH_SIZE
-        if not full and not force:
-            quiet_for = (timezone.now() - max(f.updated_at for f in pending)).total_seconds()
-            if quiet_for < settings.MEMALIGN_DISTILL_QUIET_SECONDS:
-                return Outcome(versions, settings.MEMALIGN_DISTILL_QUIET_SECONDS - quiet_for)
-        version = distill_batch(project, batch, provider)
-        if version is not None:
+        batches = split_batches(pending, width)
+        tail = batches[-1]
+        tail_is_partial = len(tail) < size and sum(map(len, batches)) == len(pending)
+        if tail_is_partial and not force:
+            if len(batches) > 1:
+                batches = batches[:-1]  # the full batches now; the tail waits for the burst to go quiet
+            else:
+                quiet_for = (timezone.now() - max(f.updated_at for f in pending)).total_seconds()
+                if quiet_for < settings.MEMALIGN_DISTILL_QUIET_SECONDS:
+                    return Outcome(versions, settings.MEMALIGN_DISTILL_QUIET_SECONDS - quiet_for)
+        if version := distill_batches(project, batches, provider):
             versions.append(version)
-    if due_for_consolidation(project) and (version := consolidate(project, provider)):
+    active = active_principles(project).count()
+    over_budget = active > project.max_principles
+    if (over_budget or due_for_consolidation(project)) and (version := consolidate(project, provider)):
         versions.append(version)
     return Outcome(versions)
 
 
-def distill_batch(project: Project, batch: list[Feedback], provider: Provider) -> MemoryVersion | None:
-    """Distil one batch into new principles and record a version; feedback without a critique is only marked."""
+def split_batches(pending: list[Feedback], width: int) -> list[list[Feedback]]:
+    """Up to `width` consecutive batches of `pending`, each as next_batch cuts it."""
+    batches, rest = [], pending
+    while rest and len(batches) < width:
+        batch = next_batch(rest)
+        batches.append(batch)
+        rest = rest[len(batch):]
+    return batches
+
+
+def distill_batches(project: Project, batches: list[list[Feedback]], provider: Provider) -> MemoryVersion | None:
+    """Distil batches (concurrently when several) into new principles and record one version.
+
+    Each batch is one provider call holding one of the project's provider slots (memory.limiter), so the
+    project's concurrency holds across every worker. Feedback without a critique is only marked as distilled.
+    """
     started = time.monotonic()
-    with_critique = [f for f in batch if f.critique.strip()]
+    feedback = [f for batch in batches for f in batch]
+    calls = [[f for f in batch if f.critique.strip()] for batch in batches]
+    calls = [c for c in calls if c]
+    existing = principle_texts(project)
     usage = Usage()
     proposals = []
-    if with_critique:
+    if calls:
         try:
-            result = provider.distill(project.criterion, schema(project), principle_texts(project), [example(f) for f in with_critique])
+            results = _distill_concurrently(project, provider, existing, calls)
         except ProviderError as error:
             record_failure(project, MemoryVersion.Trigger.DISTILL, provider, error, started)
             raise
-        usage, proposals = result.usage, result.principles
+        for result in results:
+            usage.add(result.usage)
+            proposals += result.principles
     vectors = _principle_vectors(project, proposals)
     with transaction.atomic():
         _lock(project)
         # Feedback edited or deleted while the provider worked is not marked: it will be distilled as it is now.
-        current = dict(Feedback.objects.filter(pk__in=[f.pk for f in batch]).values_list("pk", "revision"))
-        learned = {f.pk: f.revision for f in batch if current.get(f.pk) == f.revision}
-        added = _add_principles(project, proposals, learned, vectors)
+        current = dict(Feedback.objects.filter(pk__in=[f.pk for f in feedback]).values_list("pk", "revision"))
+        learned = {f.pk: f.revision for f in feedback if current.get(f.pk) == f.revision}
+        labels = {f.pk: f.label for f in feedback}
+        added = _add_principles(project, proposals, learned, labels, vectors)
         version = None
+        with_critique = sum(map(len, calls))
         if added or with_critique:
-            summary = f"distilled {len(with_critique)} critique{'s' if len(with_critique) != 1 else ''}: {len(added)} new principle{'s' if len(added) != 1 else ''}"
+            summary = (f"distilled {with_critique} critique{'s' if with_critique != 1 else ''} in {len(calls)} "
+                       f"call{'s' if len(calls) != 1 else ''}: {len(added)} new principle{'s' if len(added) != 1 else ''}")
             version = _new_version(project, MemoryVersion.Trigger.DISTILL, provider, usage, started, summary)
             Principle.objects.filter(pk__in=[p.pk for p in added if p.created_in_id is None]).update(created_in=version)
         for feedback_id, revision in learned.items():
@@ -161,22 +208,44 @@ def distill_batch(project: Project, batch: list[Feedback], provider: Provider) -
     return version
 
 
-def _add_principles(project: Project, proposals, learned: dict[int, int], vectors: dict[str, np.ndarray]) -> list[Principle]:
-    """Create principles from proposals; unknown sources are ignored, sourceless or duplicate ones not created."""
+def _distill_concurrently(project: Project, provider: Provider, existing: list[PrincipleText], calls: list[list[Feedback]]) -> list[Distillation]:
+    """One provider call per batch, all against the same existing principles; results in batch order."""
+    criterion, label_schema = project.criterion, schema(project)
+    examples = [[example(f) for f in batch] for batch in calls]  # built here: the threads never touch the database
+
+    def call(batch: list[Example]) -> Distillation:
+        with provider_slot(project.pk, project.provider_concurrency):
+            return provider.distill(criterion, label_schema, existing, batch)
+
+    if len(examples) == 1:
+        return [call(examples[0])]
+    with ThreadPoolExecutor(max_workers=min(len(examples), max(1, project.provider_concurrency))) as pool:
+        return list(pool.map(call, examples))
+
+
+def _add_principles(project: Project, proposals, learned: dict[int, int], labels: dict[int, str], vectors: dict[str, np.ndarray]) -> list[Principle]:
+    """Create principles from proposals; each keeps only sources of its label (all for a principle naming none).
+
+    Unknown sources are ignored and sourceless proposals dropped; a proposal that repeats an active principle
+    with the same label (cosine >= DUPLICATE_SIMILARITY, including one added earlier in this pass) only adds its
+    sources to it: so batches distilled side by side reconcile into one set.
+    """
+    choices = set(project.label_choices)
     added: list[Principle] = []
     existing = [p for p in active_principles(project) if p.text in vectors]
     matrix = np.array([vectors[p.text] for p in existing]) if existing else np.zeros((0, 384), dtype=np.float32)
     for proposal in proposals:
         text = _clean(proposal.text)
-        sources = [i for i in dict.fromkeys(proposal.source_ids) if i in learned]
+        label = proposal.label if proposal.label in choices else ""
+        sources = [i for i in dict.fromkeys(proposal.source_ids) if i in learned and (not label or labels[i] == label)]
         if not text or not sources:
             continue
         vector = vectors[text]
-        twin = _nearest(existing, matrix, vector)
+        twin = _nearest(existing, matrix, vector, label)
         if twin is not None:
             _link(twin, sources, learned)  # a duplicate: credit its sources to the principle that says it already
             continue
-        principle = Principle.objects.create(project=project, text=text)
+        principle = Principle.objects.create(project=project, text=text, label=label)
         _link(principle, sources, learned)
         added.append(principle)
         existing.append(principle)
@@ -194,12 +263,14 @@ def _principle_vectors(project: Project, proposals) -> dict[str, np.ndarray]:
     return dict(zip(texts, embed(texts))) if texts else {}
 
 
-def _nearest(existing: list[Principle], vectors: np.ndarray, vector: np.ndarray) -> Principle | None:
-    if not existing:
+def _nearest(existing: list[Principle], vectors: np.ndarray, vector: np.ndarray, label: str) -> Principle | None:
+    """The most similar principle with the same label, if it is a near-duplicate."""
+    same = [i for i, p in enumerate(existing) if p.label == label]
+    if not same:
         return None
-    similarities = vectors @ vector
+    similarities = vectors[same] @ vector
     best = int(np.argmax(similarities))
-    return existing[best] if similarities[best] >= DUPLICATE_SIMILARITY else None
+    return existing[same[best]] if similarities[best] >= DUPLICATE_SIMILARITY else None
 
 
 def _link(principle: Principle, feedback_ids: list[int], revisions: dict[int, int]) -> None:
@@ -217,6 +288,7 @@ def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None
     started = time.monotonic()
     usage = Usage()
     decisions: dict[int, tuple[str, str | None]] = {}  # principle id -> (action, new text)
+    relabelled: dict[int, str] = {}
     for principle in stale:
         remaining = _remaining_sources(principle)
         if principle.pinned or principle.origin == Principle.Origin.MANUAL:
@@ -230,6 +302,8 @@ def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None
                 record_failure(project, MemoryVersion.Trigger.UNALIGN, provider, error, started)
                 raise
             usage.add(result.usage)
+            if result.label is not None and result.label != principle.label:
+                relabelled[principle.pk] = result.label
             if result.text is None:
                 decisions[principle.pk] = ("retire", "its remaining sources no longer support it")
             else:
@@ -244,7 +318,8 @@ def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None
             if action == "retire":
                 Principle.objects.filter(pk=principle.pk).update(retired=True, retired_reason=text, updated_at=timezone.now())
             elif action == "rewrite":
-                Principle.objects.filter(pk=principle.pk).update(text=text, updated_at=timezone.now())
+                label = relabelled.get(principle.pk, principle.label)
+                Principle.objects.filter(pk=principle.pk).update(text=text, label=label, updated_at=timezone.now())
         summary = f"unaligned: {counts['retire']} retired, {counts['rewrite']} rewritten, {counts['keep']} kept"
         return _new_version(project, MemoryVersion.Trigger.UNALIGN, provider, usage, started, summary)
 
@@ -265,45 +340,148 @@ def due_for_consolidation(project: Project) -> bool:
 
 
 def consolidate(project: Project, provider: Provider | None = None) -> MemoryVersion | None:
-    """Merge near-duplicate principles (sources united) and flag contradicting pairs; record a version."""
+    """Merge near-duplicate principles (sources united, never across labels), keep the active principles within
+    `project.max_principles`, flag contradictions; record a version. Pinned principles are never merged.
+
+    The provider merges first (an LLM rewrites groups into one rule; the offline provider merges near-identical
+    ones). If the memory is still over budget, the closest principles with the same label are merged,
+    represented by their most central member, until it fits.
+    """
     provider = provider or get_provider(project)
     started = time.monotonic()
-    candidates = [p for p in active_principles(project) if not p.pinned]
+    active = list(active_principles(project))
+    candidates = [p for p in active if not p.pinned]
+    budget = project.max_principles
     if len(candidates) < 2:
         return None
     try:
-        result = provider.consolidate(project.criterion, [PrincipleText(p.pk, p.text) for p in candidates])
+        with provider_slot(project.pk, project.provider_concurrency):
+            result = provider.consolidate(
+                project.criterion, [PrincipleText(p.pk, p.text, p.label) for p in candidates], budget=budget
+            )
     except ProviderError as error:
         record_failure(project, MemoryVersion.Trigger.CONSOLIDATE, provider, error, started)
         raise
     by_id = {p.pk: p for p in candidates}
+    groups = []
+    for merge in result.merges:
+        group = [by_id[i] for i in merge.principle_ids if i in by_id]
+        group = [p for p in group if p.label == group[0].label]  # a merge never crosses labels
+        if len(group) >= 2 and merge.text.strip():
+            groups.append((group, _clean(merge.text)))
+    merged_away = {p.pk for group, _ in groups for p in group[1:]}
+    remaining = [p for p in candidates if p.pk not in merged_away]
+    pinned = len(active) - len(candidates)
+    groups += _groups_within_budget(remaining, budget - pinned)
     with transaction.atomic():
         _lock(project)
-        merged = 0
-        for merge in result.merges:
-            group = [by_id[i] for i in merge.principle_ids if i in by_id and not by_id[i].retired]
-            if len(group) < 2 or not merge.text.strip():
-                continue
-            keeper, others = group[0], group[1:]
-            keeper.text = merge.text.strip()
-            keeper.save(update_fields=["text", "updated_at"])
-            for other in others:
-                for link in other.sources.filter(feedback__isnull=False):
-                    PrincipleSource.objects.get_or_create(
-                        principle=keeper, feedback_id=link.feedback_id, defaults={"feedback_revision": link.feedback_revision}
-                    )
-                other.retired, other.retired_reason = True, f"merged into principle {keeper.pk}"
-                other.save(update_fields=["retired", "retired_reason", "updated_at"])
-                merged += 1
-        version = _new_version(
-            project, MemoryVersion.Trigger.CONSOLIDATE, provider, result.usage, started,
-            f"consolidated: {merged} merged, {len(result.contradictions)} contradiction(s) flagged",
-        )
-        for first, second in result.contradictions:
-            if first in by_id and second in by_id and not by_id[first].retired and not by_id[second].retired:
-                low, high = sorted((first, second))
-                Contradiction.objects.get_or_create(project=project, first_id=low, second_id=high, defaults={"found_in": version})
+        merged = sum(_merge(keeper, others, text) for (keeper, *others), text in groups)
+        survivors = [p for p in active_principles(project)]
+        pairs = set(result.contradictions) | _contradicting_pairs(survivors)
+        alive = {p.pk for p in survivors}
+        pairs = {(min(a, b), max(a, b)) for a, b in pairs if a in alive and b in alive}
+        over = len(survivors) - budget
+        summary = f"consolidated: {merged} merged, {len(pairs)} contradiction(s) flagged"
+        if over > 0:
+            summary += f"; {over} over the budget of {budget} (pinned principles and labels that cannot merge)"
+        version = _new_version(project, MemoryVersion.Trigger.CONSOLIDATE, provider, result.usage, started, summary)
+        for low, high in sorted(pairs):
+            Contradiction.objects.get_or_create(project=project, first_id=low, second_id=high, defaults={"found_in": version})
     return version
+
+
+def _groups_within_budget(principles: list[Principle], budget: int) -> list[tuple[list[Principle], str]]:
+    """Groups of same-label principles to merge so that at most `budget` remain: average linkage on their
+    texts, closest first, never across labels; each group is kept as its most central member's text."""
+    if len(principles) <= max(budget, 1):
+        return []
+    vectors = embed([p.text for p in principles])
+    groups = average_linkage(vectors, threshold=-1.0, labels=[p.label for p in principles], target=max(budget, 1))
+    out = []
+    for group in groups:
+        if len(group) < 2:
+            continue
+        members = vectors[group]
+        keeper = group[int(np.argmax((members @ members.T).sum(axis=1)))]
+        ordered = [principles[keeper]] + [principles[i] for i in group if i != keeper]
+        out.append((ordered, principles[keeper].text))
+    return out
+
+
+def _merge(keeper: Principle, others: list[Principle], text: str) -> int:
+    """Fold `others` into `keeper` (their sources united under it); return how many were retired."""
+    if keeper.text != text:
+        keeper.text = text
+        keeper.save(update_fields=["text", "updated_at"])
+    for other in others:
+        for link in other.sources.filter(feedback__isnull=False):
+            PrincipleSource.objects.get_or_create(
+                principle=keeper, feedback_id=link.feedback_id, defaults={"feedback_revision": link.feedback_revision}
+            )
+        Principle.objects.filter(pk=other.pk).update(
+            retired=True, retired_reason=f"merged into principle {keeper.pk}", updated_at=timezone.now()
+        )
+    return len(others)
+
+
+def _contradicting_pairs(principles: list[Principle]) -> set[tuple[int, int]]:
+    """Pairs of principles with different labels, on one topic, drawn from near-identical samples."""
+    labelled = [p for p in principles if p.label]
+    if len({p.label for p in labelled}) < 2:
+        return set()
+    topics = embed([p.text for p in labelled])
+    similar = topics @ topics.T
+    candidates = [(i, j) for i, j in combinations(range(len(labelled)), 2)
+                  if labelled[i].label != labelled[j].label and similar[i, j] >= CONTRADICTION_TOPIC]
+    if not candidates:
+        return set()
+    involved = sorted({i for pair in candidates for i in pair})
+    samples = {i: _source_sample_texts(labelled[i]) for i in involved}
+    texts = list(dict.fromkeys(t for i in involved for t in samples[i]))
+    vectors = dict(zip(texts, embed(texts))) if texts else {}
+    pairs = set()
+    for i, j in candidates:
+        a = np.array([vectors[t] for t in samples[i]]) if samples[i] else None
+        b = np.array([vectors[t] for t in samples[j]]) if samples[j] else None
+        if a is not None and b is not None and float((a @ b.T).max()) >= CONTRADICTION_SAMPLES:
+            pairs.add((labelled[i].pk, labelled[j].pk))
+    return pairs
+
+
+def _source_sample_texts(principle: Principle) -> list[str]:
+    links = principle.sources.filter(feedback__isnull=False).select_related("feedback__sample").order_by("-feedback__updated_at")
+    return [example_text(l.feedback.sample.inputs_text(), l.feedback.sample.output_text()) for l in links[:CONTRADICTION_SOURCES]]
+
+
+def realign(project: Project, provider: Provider) -> MemoryVersion | None:
+    """Repair principles credited with feedback of another label than theirs (memory written before labels
+    were kept apart): drop those links, distil that feedback again, retire principles left without sources."""
+    crossing = PrincipleSource.objects.filter(
+        principle__project=project, principle__retired=False, feedback__isnull=False
+    ).exclude(principle__label="").exclude(feedback__label=F("principle__label"))
+    if not crossing.exists():
+        return None
+    started = time.monotonic()
+    with transaction.atomic():
+        _lock(project)
+        links = list(crossing.values_list("pk", "feedback_id", "principle_id"))
+        PrincipleSource.objects.filter(pk__in=[pk for pk, _, _ in links]).delete()
+        DistilledFeedback.objects.filter(feedback_id__in={f for _, f, _ in links}).delete()
+        orphans = Principle.objects.filter(pk__in={p for _, _, p in links}, pinned=False, origin=Principle.Origin.DISTILLED)
+        orphans = orphans.exclude(sources__isnull=False)
+        retired = orphans.update(retired=True, retired_reason="its sources chose another label", updated_at=timezone.now())
+        summary = f"realigned: {len(links)} link(s) to feedback of another label removed, {retired} principle(s) retired"
+        return _new_version(project, MemoryVersion.Trigger.UNALIGN, provider, Usage(), started, summary)
+
+
+def misaligned_principles(project: Project) -> list[Principle]:
+    """Active principles whose sources mostly chose another label than the one the principle leads to."""
+    found = []
+    for principle in active_principles(project).exclude(label="").prefetch_related("sources__feedback"):
+        labels = [s.feedback.label for s in principle.sources.all() if s.feedback_id]
+        if labels and sum(1 for other in labels if other != principle.label) * 2 > len(labels):
+            found.append(principle)
+    return found
 
 
 def _lock(project: Project) -> None:
@@ -338,29 +516,32 @@ def record_failure(project: Project, trigger: str, provider: Provider, error: Ex
         return version
 
 
-@transaction.atomic
+EDIT_WAIT_SECONDS = 10  # an edit from the dashboard waits this long for a running regeneration, then says so
+
+
 def add_manual_principle(project: Project, text: str, author_name: str) -> Principle:
     """Add a hand-written principle (kept through unalign and consolidation) and record a version."""
-    principle = Principle.objects.create(project=project, text=text.strip(), origin=Principle.Origin.MANUAL, pinned=True)
-    _lock(project)
-    version = _new_version(project, MemoryVersion.Trigger.MANUAL, _Manual(), Usage(), time.monotonic(), f"principle added by {author_name}")
-    principle.created_in = version
-    principle.save(update_fields=["created_in"])
-    return principle
+    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic():
+        _lock(project)
+        principle = Principle.objects.create(project=project, text=text.strip(), origin=Principle.Origin.MANUAL, pinned=True)
+        version = _new_version(project, MemoryVersion.Trigger.MANUAL, _Manual(), Usage(), time.monotonic(), f"principle added by {author_name}")
+        principle.created_in = version
+        principle.save(update_fields=["created_in"])
+        return principle
 
 
-@transaction.atomic
 def set_retired(project: Project, principle: Principle, retired: bool, author_name: str) -> MemoryVersion:
     """Retire or restore a principle by hand, and record a version."""
-    principle.retired = retired
-    principle.retired_reason = f"retired by {author_name}" if retired else ""
-    principle.save(update_fields=["retired", "retired_reason", "updated_at"])
-    _lock(project)
-    verb = "retired" if retired else "restored"
-    Contradiction.objects.filter(Q(first=principle) | Q(second=principle), resolved=False).filter(
-        Q(first__retired=True) | Q(second__retired=True)
-    ).update(resolved=True)
-    return _new_version(project, MemoryVersion.Trigger.MANUAL, _Manual(), Usage(), time.monotonic(), f"principle {principle.pk} {verb} by {author_name}")
+    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic():
+        _lock(project)
+        principle.retired = retired
+        principle.retired_reason = f"retired by {author_name}" if retired else ""
+        principle.save(update_fields=["retired", "retired_reason", "updated_at"])
+        verb = "retired" if retired else "restored"
+        Contradiction.objects.filter(Q(first=principle) | Q(second=principle), resolved=False).filter(
+            Q(first__retired=True) | Q(second__retired=True)
+        ).update(resolved=True)
+        return _new_version(project, MemoryVersion.Trigger.MANUAL, _Manual(), Usage(), time.monotonic(), f"principle {principle.pk} {verb} by {author_name}")
 
 
 class _Manual:

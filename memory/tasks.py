@@ -14,10 +14,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from redis.exceptions import LockError
-
 from memalign_site.redis import get_redis
 from memory import episodic, judge, semantic, sync
+from memory.locks import regeneration_lock, release
 from memory.llm import get_provider
 from memory.llm.base import ProviderError
 from memory.models import JudgeRun
@@ -87,7 +86,7 @@ def regenerate_principles(self, project_id: int) -> dict:
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return {"project": "gone"}
-    lock = redis.lock(_key("regen-lock", project_id), timeout=LOCK_SECONDS, blocking=False)
+    lock = regeneration_lock(project_id)
     if not lock.acquire(blocking=False):
         request_regeneration(project_id, delay=1.0)  # the running one may miss what arrived: run again after it
         return {"skipped": "another run holds the lock"}
@@ -97,17 +96,10 @@ def regenerate_principles(self, project_id: int) -> dict:
         log.warning("regeneration of project %s failed: %s", project_id, error)
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
     finally:
-        _release(lock)
+        release(lock)
     if outcome.wait_seconds:
         request_regeneration(project_id, delay=outcome.wait_seconds)
     return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2)}
-
-
-def _release(lock) -> None:
-    try:
-        lock.release()
-    except LockError:
-        log.warning("the lock %s expired before the run ended", lock.name)  # harmless: writes are transactional
 
 
 @shared_task(acks_late=True)
@@ -129,15 +121,15 @@ def consolidate_memory(self, project_id: int) -> dict:
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return {"project": "gone"}
-    lock = get_redis().lock(_key("regen-lock", project_id), timeout=LOCK_SECONDS, blocking_timeout=60)
-    if not lock.acquire():
+    lock = regeneration_lock(project_id)
+    if not lock.acquire(blocking_timeout=60):
         raise self.retry(countdown=5)
     try:
         version = semantic.consolidate(project)
     except ProviderError as error:
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
     finally:
-        _release(lock)
+        release(lock)
     return {"version": version.number if version else None}
 
 

@@ -15,6 +15,7 @@ from memory import episodic, judge, semantic
 from memory.forms import PrincipleForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
+from memory.locks import MemoryBusy
 from memory.models import Contradiction, JudgeRun, MemoryVersion, Principle, PrincipleSource
 from memory.tasks import request_regeneration, start_judge_run
 from reviews.models import Feedback, Role
@@ -104,8 +105,12 @@ def consolidate(request: HttpRequest) -> HttpResponse:
 def principle_add(request: HttpRequest) -> HttpResponse:
     form = PrincipleForm(request.POST)
     if form.is_valid():
-        semantic.add_manual_principle(request.project, form.cleaned_data["text"], request.user.username)
-        messages.success(request, "Principle added; it is pinned, so it stays until you retire it.")
+        try:
+            semantic.add_manual_principle(request.project, form.cleaned_data["text"], request.user.username)
+        except MemoryBusy as busy:
+            messages.error(request, str(busy))
+        else:
+            messages.success(request, "Principle added; it is pinned, so it stays until you retire it.")
     else:
         messages.error(request, "Write the principle in 1 to 1,000 characters.")
     return redirect("memory-dashboard", request.project.slug)
@@ -116,8 +121,12 @@ def principle_add(request: HttpRequest) -> HttpResponse:
 def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
     principle = get_object_or_404(Principle, pk=principle_id, project=request.project)
     retire = request.POST.get("action") != "restore"
-    version = semantic.set_retired(request.project, principle, retire, request.user.username)
-    messages.success(request, f"Principle {principle.pk} {'retired' if retire else 'restored'} (memory version {version.number}).")
+    try:
+        version = semantic.set_retired(request.project, principle, retire, request.user.username)
+    except MemoryBusy as busy:
+        messages.error(request, str(busy))
+    else:
+        messages.success(request, f"Principle {principle.pk} {'retired' if retire else 'restored'} (memory version {version.number}).")
     return redirect("memory-dashboard", request.project.slug)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from memory.embeddings import embed
-from memory.llm.base import Example, LabelSchema, PrincipleText, Provider, WorkingMemory
+from memory.llm.base import DistilledPrinciple, Example, LabelSchema, PrincipleText, Provider, WorkingMemory
 from memory.llm.offline import OfflineProvider, knn_label, vote
 
 CRITERION = "Does the answer address the user's question? (Be strict.)"
@@ -149,8 +149,11 @@ def test_distill_skips_near_duplicates_of_existing_principles_with_the_same_labe
     first = provider.distill(CRITERION, PASS_FAIL, [], feedback(NOT_ANSWERED))
     existing = [PrincipleText(1, first.principles[0].text)]
     again = [(8, "fail", "This does not answer the question."), (9, "fail", "This doesn't answer the question.")]
-    assert provider.distill(CRITERION, PASS_FAIL, existing, feedback(again)).principles == []
-    # the same sentence with the other label is not a duplicate: consolidate flags the contradiction instead
+    # nothing new: the existing principle comes back citing the new sources, for the caller to credit them there
+    assert provider.distill(CRITERION, PASS_FAIL, existing, feedback(again)).principles == [
+        DistilledPrinciple(existing[0].text, [8, 9], "fail")
+    ]
+    # the same sentence with the other label is not a duplicate: it becomes its own principle
     flipped = [(8, "pass", "This does not answer the question."), (9, "pass", "This doesn't answer the question.")]
     kept = provider.distill(CRITERION, PASS_FAIL, existing, feedback(flipped)).principles
     assert len(kept) == 1 and parts(kept[0].text)[2] == "pass"
@@ -231,16 +234,15 @@ def test_consolidate_merges_near_duplicates_with_the_same_label(provider):
     assert result.usage.calls == 0
 
 
-def test_consolidate_flags_same_claim_with_different_labels_but_not_opposite_claims(provider):
+def test_consolidate_never_merges_across_labels(provider):
     principles = [
-        PrincipleText(1, rule("pass", "There is a lot of information here")),
-        PrincipleText(2, rule("fail", "There is a lot of information here, maybe too much")),
-        PrincipleText(3, rule("pass", "This answers the question directly")),
-        PrincipleText(4, rule("fail", "This does not answer the question directly")),
+        PrincipleText(1, rule("pass", "This does not answer the question")),
+        PrincipleText(2, rule("fail", "This does not answer the question")),
+        PrincipleText(3, "This does not answer the question.", label="pass"),
     ]
     result = provider.consolidate(CRITERION, principles)
-    assert result.contradictions == [(1, 2)]  # 3 and 4 are opposite claims with opposite labels: consistent
-    assert result.merges == []
+    assert [m.principle_ids for m in result.merges] == [[1, 3]]
+    assert result.contradictions == []  # read from the sources' samples by memory.semantic, not from wording
 
 
 def test_consolidate_needs_two_principles(provider):

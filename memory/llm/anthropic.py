@@ -102,7 +102,8 @@ def labels_block(schema: LabelSchema) -> str:
 
 
 def principles_block(principles: list[PrincipleText], name: str = "principles") -> str:
-    return block(name, (tag("principle", p.text, id=p.id) for p in principles), empty="(none yet)")
+    return block(name, (tag("principle", p.text, id=p.id, **({"label": p.label} if p.label else {}))
+                        for p in principles), empty="(none yet)")
 
 
 def example_block(example: Example, with_similarity: bool = False) -> str:
@@ -210,15 +211,18 @@ def verdict_tool(choices: list[str]) -> ToolParam:
     }, ["rationale", "value"])
 
 
-def principles_tool() -> ToolParam:
+def principles_tool(choices: list[str]) -> ToolParam:
     principle = {
         "type": "object",
         "properties": {
             "text": {"type": "string", "description": "The principle, one or two sentences."},
+            "label": {"type": "string", "enum": ["", *choices],
+                      "description": "The label the principle leads to, or empty when it applies whichever label "
+                                     "is right. Cite only feedback whose expert label is this label."},
             "source_ids": {"type": "array", "items": {"type": "integer"}, "minItems": 1,
                            "description": "Ids of the feedback examples it was distilled from."},
         },
-        "required": ["text", "source_ids"],
+        "required": ["text", "label", "source_ids"],
         "additionalProperties": False,
     }
     return _tool(DISTILL_TOOL, "Record the new principles (possibly none).",
@@ -298,16 +302,20 @@ def parse_verdict(data: dict[str, Any], choices: list[str]) -> tuple[str, str]:
     return value, _get(data, "rationale", str, JUDGE_TOOL).strip()
 
 
-def parse_principles(data: dict[str, Any], source_ids: set[int]) -> list[DistilledPrinciple]:
-    """Return the principles that have text and cite at least one of `source_ids` (other ids are dropped)."""
+def parse_principles(data: dict[str, Any], source_ids: set[int], choices: list[str]) -> list[DistilledPrinciple]:
+    """Return the principles that have text, a label of the schema (or none) and cite at least one of
+    `source_ids` (other ids are dropped)."""
     out = []
     for n, item in enumerate(_get(data, "principles", list, DISTILL_TOOL)):
         where = f"{DISTILL_TOOL}.principles[{n}]"
         item = _dict(item, where)
         text = _get(item, "text", str, where).strip()
+        label = _get(item, "label", str, where).strip() if "label" in item else ""
         ids = _known(_ids(_get(item, "source_ids", list, where), where), source_ids, where)
-        if text and ids:
-            out.append(DistilledPrinciple(text=text, source_ids=ids))
+        if label and label not in choices:
+            log.info("%s: dropped (label %r is not one of %s)", where, label, choices)
+        elif text and ids:
+            out.append(DistilledPrinciple(text=text, source_ids=ids, label=label))
         else:
             log.info("%s: dropped (%s)", where, "empty text" if not text else "no valid source id")
     return out
@@ -396,6 +404,7 @@ class AnthropicProvider:
     """
 
     name = "anthropic"
+    remote = True  # calls wait on the network: a backlog's batches run concurrently
 
     def __init__(
         self,
@@ -430,8 +439,8 @@ class AnthropicProvider:
         if not feedback:
             return Distillation(principles=[])
         user = feedback_user(feedback, f"Distil new principles from this feedback and call {DISTILL_TOOL}.")
-        data, usage = self._call(distill_system(criterion, schema, existing), user, principles_tool())
-        principles = parse_principles(data, {e.feedback_id for e in feedback})
+        data, usage = self._call(distill_system(criterion, schema, existing), user, principles_tool(schema.choices))
+        principles = parse_principles(data, {e.feedback_id for e in feedback}, schema.choices)
         return Distillation(principles=principles, usage=usage)
 
     def rederive(self, criterion: str, principle: str, sources: list[Example]) -> Rederivation:
@@ -443,12 +452,15 @@ class AnthropicProvider:
         data, usage = self._call(rederive_system(criterion), user, rederive_tool())
         return Rederivation(text=parse_rederivation(data, principle), usage=usage)
 
-    def consolidate(self, criterion: str, principles: list[PrincipleText]) -> Consolidation:
+    def consolidate(self, criterion: str, principles: list[PrincipleText], budget: int | None = None) -> Consolidation:
         """Return merges and contradictions among `principles` (known ids only); no call with fewer than two."""
         if len(principles) < 2:
             return Consolidation(merges=[], contradictions=[])
-        user = "\n\n".join([principles_block(principles),
-                            f"Find near-duplicates and contradictions and call {CONSOLIDATE_TOOL}."])
+        ask = f"Find near-duplicates and contradictions and call {CONSOLIDATE_TOOL}."
+        if budget is not None and len(principles) > budget:
+            ask = (f"There are {len(principles)} principles and at most {budget} may remain: merge groups that lead "
+                   f"to the same label into one general rule each until no more than {budget} remain. {ask}")
+        user = "\n\n".join([principles_block(principles), ask])
         data, usage = self._call(consolidate_system(criterion), user, consolidate_tool())
         known = {p.id for p in principles}
         merges = parse_merges(_get(data, "merges", list, CONSOLIDATE_TOOL), known)

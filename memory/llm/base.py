@@ -64,6 +64,7 @@ class Example:
 class PrincipleText:
     id: int
     text: str
+    label: str = ""  # the label it leads to, "" for none
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Verdict:
 class DistilledPrinciple:
     text: str
     source_ids: list[int]
+    label: str = ""  # the label the principle leads to; "" when it applies whichever label is right
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Rederivation:
 
     text: str | None
     usage: Usage = field(default_factory=Usage)
+    label: str | None = None  # the label it now leads to, when that changed
 
 
 @dataclass
@@ -133,5 +136,7 @@ class Provider(Protocol):
     def rederive(self, criterion: str, principle: str, sources: list[Example]) -> Rederivation:
         """Return the principle as the remaining `sources` support it: kept, rewritten, or None (retired)."""
 
-    def consolidate(self, criterion: str, principles: list[PrincipleText]) -> Consolidation:
-        """Return merges of near-duplicate principles and pairs of contradicting ones."""
+    def consolidate(self, criterion: str, principles: list[PrincipleText], budget: int | None = None) -> Consolidation:
+        """Return merges of near-duplicate principles and pairs of contradicting ones; with a `budget`, merge
+        and generalise until at most that many principles remain (the caller enforces it if the provider can't).
+        """

@@ -2,11 +2,12 @@
 
 - judge: a similarity-weighted vote of the retrieved examples' expert labels (k-nearest neighbours).
 - distill: critique sentences are clustered by cosine similarity, per expert label; a cluster corroborated by
-  two or more feedbacks (or one substantive critique) becomes a principle quoting its most central sentence.
+  two or more feedbacks (or one substantive critique with nothing similar already said) becomes a principle
+  quoting its most central sentence, labelled with its label; one that repeats an existing principle of its
+  label is credited to that principle instead.
 - rederive: a principle is kept while its remaining sources still say it, rebuilt when their label changed,
   retired (None) when they no longer say it.
-- consolidate: near-duplicate principles with the same label merge; topic-similar principles with different
-  labels and the same polarity are flagged as contradictions.
+- consolidate: near-duplicate principles with the same label merge (never across labels).
 
 Principles it writes read `When judging "<criterion>": <sentence> (experts chose <label>).` Texts in any other
 form (an LLM's, or edited by a human) are still handled: their whole text is the body and they carry no label
@@ -54,9 +55,6 @@ SUPPORT_THRESHOLD = 0.60
 # "This information does not answer the question.").
 DUPLICATE_THRESHOLD = 0.85
 MERGE_THRESHOLD = DUPLICATE_THRESHOLD
-# Principles on the same topic (cosine >= 0.75) whose labels differ contradict each other, unless one is the
-# negation of the other ("answers the question" -> Excellent, "does not answer the question" -> Bad).
-CONTRADICTION_THRESHOLD = 0.75
 # A sentence of one uncorroborated critique becomes a principle only when it has >= 12 words (the median
 # FeedbackQA critique sentence has 13). Shorter ones mostly restate the verdict ("This answer is great."),
 # which the episodic memory already holds; they need a second feedback saying the same.
@@ -69,17 +67,13 @@ _PRINCIPLE_RE = re.compile(
     r'^When judging "(?P<topic>.*?)": (?P<body>.*) \(experts chose (?P<label>[^()]+)\)\.?$', re.S
 )
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
-_NEGATION_RE = re.compile(
-    r"\b(not|no|never|nothing|none|neither|nor|without|irrelevant|unrelated|fails?|lacks?|off[- ]topic)\b|n't\b",
-    re.I,
-)
-
 
 class OfflineProvider:
     """Provider protocol implementation that needs neither network nor model other than local embeddings."""
 
     name = "offline"
     model = "offline-knn"
+    remote = False  # CPU-bound in this process: batches run one after another
 
     def judge(self, memory: WorkingMemory) -> Verdict:
         """Similarity-weighted vote of `memory.examples` over `memory.schema.choices`; None when nothing to go on."""
@@ -146,20 +140,21 @@ class OfflineProvider:
             return Rederivation(text=None)
         if cluster.label == label:
             return Rederivation(text=principle)
-        return Rederivation(text=_principle_text(criterion, cluster.central, cluster.label))
+        return Rederivation(text=_principle_text(criterion, cluster.central, cluster.label), label=cluster.label)
 
-    def consolidate(self, criterion: str, principles: list[PrincipleText]) -> Consolidation:
-        """Merge same-label principles at cosine >= MERGE_THRESHOLD (text of the most central one) and list
-        different-label, same-polarity pairs at cosine >= CONTRADICTION_THRESHOLD as contradictions."""
+    def consolidate(self, criterion: str, principles: list[PrincipleText], budget: int | None = None) -> Consolidation:
+        """Merge same-label principles at cosine >= MERGE_THRESHOLD (text of the most central one).
+
+        It flags no contradictions (whether principles conflict is read from their sources' samples by
+        memory.semantic) and leaves a `budget` to the caller, which merges the closest same-label principles
+        until it holds.
+        """
         if len(principles) < 2:
             return Consolidation(merges=[], contradictions=[])
         parsed = [_parse(p.text) for p in principles]
         vectors = embed([body for body, _ in parsed])
-        labels = [label for _, label in parsed]
-        return Consolidation(
-            merges=_merges(principles, vectors, labels),
-            contradictions=_contradictions(principles, parsed, vectors),
-        )
+        labels = [p.label or label for p, (_, label) in zip(principles, parsed)]
+        return Consolidation(merges=_merges(principles, vectors, labels), contradictions=[])
 
 
 # --- judge ----------------------------------------------------------------------------------------------
@@ -310,21 +305,41 @@ def _dominant_label(labels: list[str], preferred: str | None = None) -> str:
 def _novel_principles(
     criterion: str, candidates: list[_Cluster], existing: list[PrincipleText]
 ) -> list[DistilledPrinciple]:
-    """Candidates in order, skipping any near-duplicate (same or no label) of an existing or earlier one."""
-    taken_labels = [label for _, label in (_parse(p.text) for p in existing)]
-    taken = embed([_parse(p.text)[0] for p in existing])
-    principles: list[DistilledPrinciple] = []
+    """Candidates in order, each either new or credited to a principle that already says it.
+
+    A candidate that says what an existing principle with its label (or with none) says, at cosine >=
+    DUPLICATE_THRESHOLD (a lone critique: >= SUPPORT_THRESHOLD, so a single-source principle is kept only when
+    nothing similar exists), comes back as that principle's own text citing the candidate's sources, which the
+    caller credits to it; one close to an earlier candidate joins that candidate's sources.
+    """
+    parsed = [_parse(p.text) for p in existing]
+    taken_labels: list[str | None] = [p.label or label for p, (_, label) in zip(existing, parsed)]
+    taken = embed([body for body, _ in parsed])
+    out: list[DistilledPrinciple] = []
+    owners: list[DistilledPrinciple] = [DistilledPrinciple(p.text, [], p.label or (label or "")) for p, (_, label) in zip(existing, parsed)]
     for cluster in candidates:
-        vector = cluster.vector
-        similar = [other for s, other in zip(taken @ vector, taken_labels) if s >= DUPLICATE_THRESHOLD]
-        if cluster.label in similar or None in similar:
+        threshold = DUPLICATE_THRESHOLD if len(cluster.feedback_ids) >= 2 else SUPPORT_THRESHOLD
+        match = None
+        if len(taken):
+            similarity = taken @ cluster.vector
+            for index in np.argsort(-similarity, kind="stable"):
+                if similarity[index] < threshold:
+                    break
+                if taken_labels[index] in (cluster.label, None, ""):
+                    match = int(index)
+                    break
+        if match is not None:
+            owner = owners[match]
+            if not owner.source_ids:
+                out.append(owner)
+            owner.source_ids = sorted(set(owner.source_ids) | set(cluster.feedback_ids))
             continue
-        principles.append(
-            DistilledPrinciple(_principle_text(criterion, cluster.central, cluster.label), cluster.feedback_ids)
-        )
-        taken = np.vstack([taken, vector[None, :]])
+        principle = DistilledPrinciple(_principle_text(criterion, cluster.central, cluster.label), cluster.feedback_ids, cluster.label)
+        out.append(principle)
+        owners.append(principle)
+        taken = np.vstack([taken, cluster.vector[None, :]]) if len(taken) else cluster.vector[None, :]
         taken_labels.append(cluster.label)
-    return principles
+    return out
 
 
 # --- consolidate ----------------------------------------------------------------------------------------
@@ -344,31 +359,14 @@ def _merges(principles: list[PrincipleText], vectors: np.ndarray, labels: list[s
     return merges
 
 
-def _contradictions(
-    principles: list[PrincipleText], parsed: list[tuple[str, str | None]], vectors: np.ndarray
-) -> list[tuple[int, int]]:
-    """Pairs (in input order) on the same topic with different labels and the same polarity."""
-    similarity = np.triu(vectors @ vectors.T, k=1)
-    pairs: list[tuple[int, int]] = []
-    for i, j in np.argwhere(similarity >= CONTRADICTION_THRESHOLD):  # row-major: sorted by (i, j)
-        (body_i, label_i), (body_j, label_j) = parsed[i], parsed[j]
-        if label_i is None or label_j is None or label_i == label_j:
-            continue
-        if _negated(body_i) == _negated(body_j):
-            pairs.append((principles[i].id, principles[j].id))
-    return pairs
-
-
-def _negated(text: str) -> bool:
-    """Whether the sentence denies something ("does not answer", "is irrelevant", "isn't enough")."""
-    return _NEGATION_RE.search(text) is not None
-
-
 # --- shared helpers ---------------------------------------------------------------------------------------
 
 
-def average_linkage(vectors: np.ndarray, threshold: float) -> list[list[int]]:
-    """Groups of row indices of unit `vectors`, merged while two groups' mean cosine is >= `threshold`.
+def average_linkage(
+    vectors: np.ndarray, threshold: float, *, labels: Sequence[str] | None = None, target: int = 1
+) -> list[list[int]]:
+    """Groups of row indices of unit `vectors`, merged while two groups' mean cosine is >= `threshold` and more
+    than `target` groups remain. With `labels`, rows of different labels never share a group.
 
     Deterministic: the most similar pair merges first, ties to the lowest indices; groups come back in
     order of their smallest index, members ascending.
@@ -378,12 +376,16 @@ def average_linkage(vectors: np.ndarray, threshold: float) -> list[list[int]]:
     if n < 2:
         return groups
     sim = (vectors @ vectors.T).astype(np.float64)
+    if labels is not None:
+        codes = np.array([hash(label) for label in labels])
+        sim[codes[:, None] != codes[None, :]] = -np.inf
     np.fill_diagonal(sim, -np.inf)
     alive = np.ones(n, dtype=bool)
-    while True:
+    count = n
+    while count > target:
         flat = int(np.argmax(sim))
         a, b = divmod(flat, n)  # row-major first maximum: a < b because `sim` is symmetric
-        if sim[a, b] < threshold:
+        if sim[a, b] < threshold or sim[a, b] == -np.inf:
             break
         size_a, size_b = len(groups[a]), len(groups[b])
         merged = (size_a * sim[a] + size_b * sim[b]) / (size_a + size_b)  # Lance-Williams, average linkage
@@ -392,6 +394,7 @@ def average_linkage(vectors: np.ndarray, threshold: float) -> list[list[int]]:
         sim[a, a] = -np.inf
         groups[a] = sorted(groups[a] + groups[b])
         alive[b] = False
+        count -= 1
     return [groups[i] for i in range(n) if alive[i]]
 
 

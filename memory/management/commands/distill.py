@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from memory import semantic
 from memory.llm.base import ProviderError
+from memory.locks import memory_writer
 from memory.management.commands._projects import projects_named
 
 
@@ -16,11 +17,14 @@ class Command(BaseCommand):
 
     def handle(self, project, consolidate=False, **options):
         target = projects_named(project)[0]
+        # One writer at a time: wait for a regeneration a worker is running, and hold the workers off meanwhile.
+        self.stderr.write(f"{target.slug}: waiting for the semantic memory's lock…")
         try:
-            outcome = semantic.regenerate(target, force=True)
-            versions = outcome.versions
-            if consolidate and (version := semantic.consolidate(target)):
-                versions.append(version)
+            with memory_writer(target.pk, wait=None):
+                outcome = semantic.regenerate(target, force=True)
+                versions = outcome.versions
+                if consolidate and (version := semantic.consolidate(target)):
+                    versions.append(version)
         except ProviderError as error:
             raise CommandError(f"The provider failed: {error}. Nothing was changed; the failure is recorded as a memory version.") from None
         for version in versions:
