@@ -251,6 +251,8 @@ class FakeAnthropic:
         self._queue: list[Scripted] = []
         self._requests: list[RecordedRequest] = []
         self._tool_counts: Counter[str] = Counter()
+        self.in_flight = 0  # requests being answered right now, and the most seen at once (concurrency limits)
+        self.max_in_flight = 0
         self._cache: set[str] = set()
         self._ids = itertools.count(1)
         self._httpd: ThreadingHTTPServer | None = None
@@ -331,6 +333,7 @@ class FakeAnthropic:
             self._requests.clear()
             self._tool_counts.clear()
             self._cache.clear()
+            self.in_flight = self.max_in_flight = 0
 
     # -- inspection --------------------------------------------------------------------------------------------
 
@@ -367,11 +370,17 @@ class FakeAnthropic:
             self._requests.append(recorded)
             if recorded.tool_name:
                 self._tool_counts[recorded.tool_name] += 1
-        reply = self._reply_for(method, path, headers, body)
-        delay = self.latency + getattr(reply, "delay", 0.0)
-        if delay > 0:
-            time.sleep(delay)  # outside the lock: concurrent requests overlap as they would against the API
-        return self._render(reply, body)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            reply = self._reply_for(method, path, headers, body)
+            delay = self.latency + getattr(reply, "delay", 0.0)
+            if delay > 0:
+                time.sleep(delay)  # outside the lock: concurrent requests overlap as they would against the API
+            return self._render(reply, body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def _reply_for(self, method: str, path: str, headers: dict[str, str], body: Any) -> Scripted:
         """Return the reply: a request error, else the next scripted reply, else the responder's."""

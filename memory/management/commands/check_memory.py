@@ -1,4 +1,5 @@
-"""manage.py check_memory [PROJECT]: exit 1 and list the differences when the database and Chroma disagree."""
+"""manage.py check_memory [PROJECT]: exit 1 and list the problems when the database and Chroma disagree, or
+when a principle leads to another label than most of its sources chose."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -27,5 +28,15 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(f"{target.slug}: episodic store matches the database"))
             if pending or stale:
                 self.stdout.write(f"  semantic memory: {pending} feedback not distilled yet, {stale} principle(s) to re-derive")
+            misaligned = semantic.misaligned_principles(target)
+            if misaligned:
+                differing += 1
+                self.stdout.write(self.style.ERROR(f"{target.slug}: {len(misaligned)} principle(s) contradict their sources"))
+                for principle in misaligned:
+                    labels = [s.feedback.label for s in principle.sources.all() if s.feedback_id]
+                    others = sum(1 for label in labels if label != principle.label)
+                    self.stdout.write(f"  principle {principle.pk} leads to {principle.label!r} but {others} of its "
+                                      f"{len(labels)} sources chose another label")
         if differing:
-            raise CommandError(f"{differing} project(s) differ; `manage.py rebuild_memory` or the periodic repair fixes it.")
+            raise CommandError(f"{differing} problem(s) found; `manage.py rebuild_memory` repairs the episodic store, "
+                               "the next regeneration (`manage.py distill`) the principles.")
