@@ -77,6 +77,9 @@ def burst(n: int, provider: str, records: list[dict], owner, reviewer, criterion
     saving = time.monotonic() - started
     wait_for(lambda: not semantic.pending_feedback(project).exists(), timeout, f"{n} critiques distilled", 0.05)
     distilled = time.monotonic() - started
+    print(f"  burst of {n} ({provider}): saved in {saving:.2f} s, all distilled {distilled:.1f} s after the first save "
+          f"({distilled - saving:.1f} s after the last); {fake.tool_counts.get(DISTILL, 0) if fake else '-'} distillation calls, "
+          f"at most {fake.max_in_flight if fake else '-'} in flight", flush=True)
     wait_for(lambda: len(episodic.entries(project.pk)) == n, timeout, f"{n} episodic entries", 0.1)
     embedded = time.monotonic() - started
     idle(fake, project, timeout)  # consolidation may follow the last distillation in the same run
@@ -89,6 +92,7 @@ def burst(n: int, provider: str, records: list[dict], owner, reviewer, criterion
         usage.update({k: v for k, v in (version.usage or {}).items() if isinstance(v, int)})
     return {
         "n": n, "provider": provider, "saving_s": saving, "distilled_s": distilled, "embedded_s": embedded,
+        "max_in_flight": fake.max_in_flight if fake is not None else None, "concurrency": project.provider_concurrency,
         "distill_calls": tools.get(DISTILL, 0), "tools": dict(tools), "first_call_s": first_call,
         "versions": Counter(f"{v.trigger}{'' if v.status == 'ok' else ' (' + v.status + ')'}" for v in versions),
         "usage": dict(usage), "principles": Principle.objects.filter(project=project, retired=False).count(),
@@ -142,13 +146,15 @@ def main() -> int:
         violations = []
         for r in results:
             print(f"burst of {r['n']}, provider {r['provider']}: saved in {r['saving_s']:.2f} s; "
-                  f"all distilled {r['distilled_s']:.1f} s and all retrievable {r['embedded_s']:.1f} s after the first save")
+                  f"all distilled {r['distilled_s']:.1f} s after the first save, {r['distilled_s'] - r['saving_s']:.1f} s "
+                  f"after the last; all retrievable {r['embedded_s']:.1f} s after the first save")
             if r["provider"] == "anthropic":
                 bound = math.ceil(r["n"] / batch) + 1
                 verdict = "within" if 1 <= r["distill_calls"] <= bound else "BOUND VIOLATED"
-                if verdict != "within":
+                if verdict != "within" or r["max_in_flight"] > r["concurrency"]:
                     violations.append(r["n"])
                 others = {k: v for k, v in r["tools"].items() if k != DISTILL}
+                print(f"  calls in flight at the server: at most {r['max_in_flight']} (project concurrency {r['concurrency']})")
                 print(f"  distillation calls ({DISTILL}): {r['distill_calls']}  (bound ceil({r['n']}/{batch}) + 1 = {bound}: {verdict}); "
                       f"other calls: {others or 'none'}; first call {r['first_call_s']:.1f} s after the first save")
                 u = r["usage"]

@@ -114,8 +114,8 @@ def regenerate(project: Project, provider: Provider | None = None, force: bool =
     """Bring the project's semantic memory up to date with its feedback. The caller holds the project's
     regeneration lock (memory.locks): one writer at a time.
 
-    Links to feedback of another label than the principle's are dropped first (and that feedback distilled
-    again), principles that lost sources are re-derived (unalign), then pending feedback is distilled. A
+    Principles that lost sources are re-derived first (unalign), then links to feedback of another label than
+    the principle's are dropped (and that feedback distilled again), then pending feedback is distilled. A
     backlog is distilled in up to `project.provider_concurrency` batches at once, whose principles are
     reconciled (duplicates merged, sources united) into one version; a trickle distils batch by batch. A batch
     that is not full waits until no feedback arrived for MEMALIGN_DISTILL_QUIET_SECONDS, so a burst of N

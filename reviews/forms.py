@@ -34,8 +34,9 @@ class ProjectForm(forms.ModelForm):
                 for name in ("label_kind", "scale_min", "scale_max", "categories_text"):
                     self.fields[name].disabled = True
         self.fields["retrieval_k"].widget.attrs.update(min=0, max=50)
-        self.fields["provider_concurrency"].widget.attrs.update(min=1, max=64)
-        self.fields["max_principles"].widget.attrs.update(min=5, max=2000)
+        for name, low, high in (("provider_concurrency", 1, 64), ("max_principles", 5, 2000)):
+            self.fields[name].widget.attrs.update(min=low, max=high)
+            self.fields[name].required = False  # left empty: the current value, or the default for a new project
 
     def clean_retrieval_k(self) -> int:
         k = self.cleaned_data["retrieval_k"]
@@ -44,16 +45,20 @@ class ProjectForm(forms.ModelForm):
         return k
 
     def clean_provider_concurrency(self) -> int:
-        value = self.cleaned_data["provider_concurrency"]
+        value = self._or_current("provider_concurrency")
         if not 1 <= value <= 64:
             raise ValidationError("Allow between 1 and 64 provider calls in flight.")
         return value
 
     def clean_max_principles(self) -> int:
-        value = self.cleaned_data["max_principles"]
+        value = self._or_current("max_principles")
         if not 5 <= value <= 2000:
             raise ValidationError("Keep between 5 and 2,000 principles.")
         return value
+
+    def _or_current(self, name: str) -> int:
+        value = self.cleaned_data[name]
+        return getattr(self.instance, name) if value is None else value
 
     def clean(self):
         data = super().clean()

@@ -57,6 +57,8 @@ def test_project_form_rejects_bad_schemas(client, personas):
         ({"label_kind": "categorical", "categories_text": "only-one"}, "at least two categories"),
         ({"label_kind": "numeric", "scale_min": "5", "scale_max": "1"}, "minimum must be below"),
         ({"label_kind": "numeric", "scale_min": "1", "scale_max": "40"}, "at most 10 steps"),
+        ({"label_kind": "pass_fail", "provider_concurrency": "0"}, "between 1 and 64 provider calls"),
+        ({"label_kind": "pass_fail", "max_principles": "3"}, "between 5 and 2,000 principles"),
     ]
     for fields, message in cases:
         data = {"name": "X", "criterion": "c", "retrieval_k": "5", **fields}
@@ -73,3 +75,4 @@ def test_project_form_creates_a_category_project(client, personas):
     assert response.status_code == 302
     project = Membership.objects.get(user=personas.reviewer, role=Role.OWNER).project
     assert project.label_choices == ["Bad", "Acceptable", "Excellent"]
+    assert (project.provider_concurrency, project.max_principles) == (8, 60)  # left empty: the defaults
