@@ -168,6 +168,26 @@ def embed_one(text: str) -> list[float]:
     return embed([text])[0].tolist()
 
 
+_CACHE: dict[str, np.ndarray] = {}
+_CACHE_LIMIT = 20_000  # about 30 MB of vectors
+_cache_lock = threading.Lock()
+
+
+def embed_cached(texts: Sequence[str]) -> np.ndarray:
+    """`embed(texts)`, remembering vectors per text in this process: for texts met again and again, such as a
+    project's principles, which every distillation batch and consolidation compares against."""
+    with _cache_lock:
+        known = {t: _CACHE[t] for t in set(texts) if t in _CACHE}
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    fresh = dict(zip(missing, embed(missing))) if missing else {}
+    rows = [known[t] if t in known else fresh[t] for t in texts]
+    with _cache_lock:
+        if len(_CACHE) + len(fresh) > _CACHE_LIMIT:
+            _CACHE.clear()
+        _CACHE.update(fresh)
+    return np.array(rows, dtype=np.float32).reshape(len(texts), DIMENSIONS)
+
+
 @register_embedding_function
 class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
     """Chroma embedding function backed by `embed()`. Pass it to every collection you create.

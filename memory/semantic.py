@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
-from memory.embeddings import embed, example_text
+from memory.embeddings import embed, embed_cached, example_text
 from memory.limiter import provider_slot
 from memory.locks import memory_writer
 from memory.llm import get_provider
@@ -260,7 +260,7 @@ def _clean(text: str) -> str:
 def _principle_vectors(project: Project, proposals) -> dict[str, np.ndarray]:
     """Embed existing and proposed principle texts, before any transaction opens (embedding takes CPU time)."""
     texts = list(dict.fromkeys([p.text for p in active_principles(project)] + [t for t in (_clean(p.text) for p in proposals) if t]))
-    return dict(zip(texts, embed(texts))) if texts else {}
+    return dict(zip(texts, embed_cached(texts))) if texts else {}
 
 
 def _nearest(existing: list[Principle], vectors: np.ndarray, vector: np.ndarray, label: str) -> Principle | None:
@@ -395,7 +395,7 @@ def _groups_within_budget(principles: list[Principle], budget: int) -> list[tupl
     texts, closest first, never across labels; each group is kept as its most central member's text."""
     if len(principles) <= max(budget, 1):
         return []
-    vectors = embed([p.text for p in principles])
+    vectors = embed_cached([p.text for p in principles])
     groups = average_linkage(vectors, threshold=-1.0, labels=[p.label for p in principles], target=max(budget, 1))
     out = []
     for group in groups:
@@ -429,7 +429,7 @@ def _contradicting_pairs(principles: list[Principle]) -> set[tuple[int, int]]:
     labelled = [p for p in principles if p.label]
     if len({p.label for p in labelled}) < 2:
         return set()
-    topics = embed([p.text for p in labelled])
+    topics = embed_cached([p.text for p in labelled])
     similar = topics @ topics.T
     candidates = [(i, j) for i, j in combinations(range(len(labelled)), 2)
                   if labelled[i].label != labelled[j].label and similar[i, j] >= CONTRADICTION_TOPIC]

@@ -166,3 +166,14 @@ def test_chroma_collection_adds_queries_and_reopens_without_network(tmp_path, no
     assert result["distances"][0][0] < result["distances"][0][1]  # cosine distances, nearest first
     collection.add(ids=["kitten"], documents=["A kitten is resting on a rug."])
     assert collection.query(query_texts=["a small cat on a carpet"], n_results=1)["ids"][0][0] in {"cat", "kitten"}
+
+
+def test_embed_cached_matches_embed_and_remembers_texts():
+    from memory import embeddings
+
+    texts = ["Replies must answer the question asked.", "Never blame the customer.", "Replies must answer the question asked."]
+    cached = embeddings.embed_cached(texts)
+    assert cached.shape == (3, embeddings.DIMENSIONS)
+    assert (cached * embeddings.embed(texts)).sum(axis=1).min() > 0.999
+    assert all(t in embeddings._CACHE for t in texts)
+    assert (embeddings.embed_cached(texts[:1]) == cached[:1]).all()  # the remembered vector, not a new one

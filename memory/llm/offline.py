@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memory.embeddings import embed, example_text
+from memory.embeddings import embed, embed_cached, example_text
 from memory.llm.base import (
     Consolidation,
     DistilledPrinciple,
@@ -152,7 +152,7 @@ class OfflineProvider:
         if len(principles) < 2:
             return Consolidation(merges=[], contradictions=[])
         parsed = [_parse(p.text) for p in principles]
-        vectors = embed([body for body, _ in parsed])
+        vectors = embed_cached([body for body, _ in parsed])
         labels = [p.label or label for p, (_, label) in zip(principles, parsed)]
         return Consolidation(merges=_merges(principles, vectors, labels), contradictions=[])
 
@@ -314,7 +314,7 @@ def _novel_principles(
     """
     parsed = [_parse(p.text) for p in existing]
     taken_labels: list[str | None] = [p.label or label for p, (_, label) in zip(existing, parsed)]
-    taken = embed([body for body, _ in parsed])
+    taken = embed_cached([body for body, _ in parsed])
     out: list[DistilledPrinciple] = []
     owners: list[DistilledPrinciple] = [DistilledPrinciple(p.text, [], p.label or (label or "")) for p, (_, label) in zip(existing, parsed)]
     for cluster in candidates:
