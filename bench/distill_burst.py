@@ -99,10 +99,41 @@ def burst(n: int, provider: str, records: list[dict], owner, reviewer, criterion
     }
 
 
+def imported(n: int, records: list[dict], owner, reviewer, criterion: str, labels: list[str], fake, timeout: float) -> dict:
+    """n critiques arriving at once, as one import (what MLflow's optimizer is handed): time to all distilled."""
+    import io
+    import json
+
+    from memory import semantic
+    from reviews.importers import import_samples
+    from reviews.models import Membership, Role
+    from reviews.projects import create_project
+
+    project = create_project(owner, name=f"Bench import {n}", criterion=criterion, label_kind="categorical", categories=labels)
+    project.provider = "anthropic"
+    project.save(update_fields=["provider"])
+    Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
+    lines = [json.dumps({"external_id": f"imp-{i}-{r['id']}", "inputs": r["inputs"], "outputs": r["outputs"],
+                         "expert_label": r["label"], "expert_critique": r["rationale"], "reviewer": reviewer.username})
+             for i, r in enumerate(records[:n])]
+    fake.reset()
+    import_samples(project, io.BytesIO("\n".join(lines).encode()), "burst.jsonl", owner)
+    started = time.monotonic()  # the import has committed: from here on, the memory's work
+    wait_for(lambda: not semantic.pending_feedback(project).exists(), timeout, f"{n} imported critiques distilled", 0.05)
+    distilled = time.monotonic() - started
+    result = {"n": n, "distilled_s": distilled, "distill_calls": fake.tool_counts.get(DISTILL, 0),
+              "max_in_flight": fake.max_in_flight, "concurrency": project.provider_concurrency}
+    print(f"  import of {n}: all distilled {distilled:.1f} s after the import committed; {result['distill_calls']} "
+          f"distillation calls, at most {result['max_in_flight']} in flight (project concurrency {result['concurrency']})", flush=True)
+    idle(fake, project, timeout)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bursts", default="10,100,300", help="burst sizes, comma-separated")
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the fake server takes per request")
+    parser.add_argument("--imported", type=int, default=0, help="also n critiques arriving as one import (0: none)")
     parser.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True, help="also a 100-burst, offline provider")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2, as `make run`)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per burst")
@@ -112,7 +143,7 @@ def main() -> int:
 
     from tests.fake_anthropic import FakeAnthropic
 
-    records, criterion, labels, source = review_records(sum(sizes) + (100 if args.offline else 0), seed=23)
+    records, criterion, labels, source = review_records(sum(sizes) + (100 if args.offline else 0) + args.imported, seed=23)
     with FakeAnthropic(latency=args.latency) as fake:
         env_vars = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.url}
         with Environment("distill", env=env_vars, keep=args.keep) as env:
@@ -141,6 +172,15 @@ def main() -> int:
                 results.append(result)
                 print(f"  burst of {n} ({provider}): distilled {result['distilled_s']:.1f} s after the first save")
                 sys.stdout.flush()
+
+            if args.imported:
+                chunk = records[offset : offset + args.imported]
+                offset += args.imported
+                result = imported(args.imported, chunk, owner, reviewer, criterion, labels, fake, args.timeout)
+                bound = math.ceil(args.imported / batch) + 1
+                if result["distill_calls"] > bound or result["max_in_flight"] > result["concurrency"]:
+                    print(f"FAILED: the import broke the call bound {bound} or the concurrency limit", file=sys.stderr)
+                    return 1
 
         print()
         violations = []

@@ -20,7 +20,9 @@ def ping() -> str:
 
 @worker_process_init.connect
 def load_embedding_model(**kwargs) -> None:
-    """Load the embedding model when a worker process starts, so the first critique is not the slow one."""
+    """Load the embedding model and the Anthropic SDK (seconds of imports) when a worker process starts, so the
+    first critique and the first distillation are not the slow ones."""
+    import memory.llm.anthropic  # noqa: F401
     from memory.embeddings import embed
 
     embed(["warm-up"])

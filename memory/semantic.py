@@ -36,6 +36,9 @@ DUPLICATE_SIMILARITY = 0.92  # a new principle this close to an active one with 
 CONTRADICTION_TOPIC = 0.75
 CONTRADICTION_SAMPLES = 0.90
 CONTRADICTION_SOURCES = 5  # source samples compared per principle, the most recent
+# A round of concurrent distillation takes up to this many batches per allowed call in flight: the calls are
+# pipelined (a slot that frees takes the next batch), and the round is written as one version.
+ROUND_WAVES = 4
 
 
 def schema(project: Project) -> LabelSchema:
@@ -116,8 +119,9 @@ def regenerate(project: Project, provider: Provider | None = None, force: bool =
 
     Principles that lost sources are re-derived first (unalign), then links to feedback of another label than
     the principle's are dropped (and that feedback distilled again), then pending feedback is distilled. A
-    backlog is distilled in up to `project.provider_concurrency` batches at once, whose principles are
-    reconciled (duplicates merged, sources united) into one version; a trickle distils batch by batch. A batch
+    backlog is distilled in rounds of up to ROUND_WAVES × `project.provider_concurrency` batches, at most
+    `provider_concurrency` calls in flight, whose principles are reconciled (duplicates merged, sources united)
+    into one version per round; a trickle distils batch by batch. A batch
     that is not full waits until no feedback arrived for MEMALIGN_DISTILL_QUIET_SECONDS, so a burst of N
     critiques costs about N / batch size calls, not N. `force` distils partial batches now. Past `deadline` (a
     time.monotonic() value) the run stops between rounds and asks to be continued. Last, when the active
@@ -129,7 +133,7 @@ def regenerate(project: Project, provider: Provider | None = None, force: bool =
     for step in (rederive_stale, realign):
         if version := step(project, provider):
             versions.append(version)
-    width = max(1, project.provider_concurrency) if getattr(provider, "remote", False) else 1
+    width = max(1, project.provider_concurrency) * ROUND_WAVES if getattr(provider, "remote", False) else 1
     size = settings.MEMALIGN_DISTILL_BATCH_SIZE
     while True:
         pending = list(pending_feedback(project)[: size * width + 1])
@@ -203,8 +207,10 @@ def distill_batches(project: Project, batches: list[list[Feedback]], provider: P
                        f"call{'s' if len(calls) != 1 else ''}: {len(added)} new principle{'s' if len(added) != 1 else ''}")
             version = _new_version(project, MemoryVersion.Trigger.DISTILL, provider, usage, started, summary)
             Principle.objects.filter(pk__in=[p.pk for p in added if p.created_in_id is None]).update(created_in=version)
-        for feedback_id, revision in learned.items():
-            DistilledFeedback.objects.update_or_create(feedback_id=feedback_id, defaults={"revision": revision, "version": version})
+        DistilledFeedback.objects.filter(feedback_id__in=learned).delete()
+        DistilledFeedback.objects.bulk_create(
+            DistilledFeedback(feedback_id=feedback_id, revision=revision, version=version) for feedback_id, revision in learned.items()
+        )
     return version
 
 
@@ -274,10 +280,13 @@ def _nearest(existing: list[Principle], vectors: np.ndarray, vector: np.ndarray,
 
 
 def _link(principle: Principle, feedback_ids: list[int], revisions: dict[int, int]) -> None:
-    for feedback_id in feedback_ids:
-        PrincipleSource.objects.update_or_create(
-            principle=principle, feedback_id=feedback_id, defaults={"feedback_revision": revisions[feedback_id]}
-        )
+    """Link `principle` to each feedback at its learned revision: new links in one insert, old ones updated."""
+    existing = dict(PrincipleSource.objects.filter(principle=principle, feedback_id__in=feedback_ids).values_list("feedback_id", "pk"))
+    PrincipleSource.objects.bulk_create(
+        PrincipleSource(principle=principle, feedback_id=f, feedback_revision=revisions[f]) for f in feedback_ids if f not in existing
+    )
+    for feedback_id, pk in existing.items():
+        PrincipleSource.objects.filter(pk=pk).exclude(feedback_revision=revisions[feedback_id]).update(feedback_revision=revisions[feedback_id])
 
 
 def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None:

@@ -40,7 +40,7 @@ def feedback_bulk_imported(sender, project_id: int, **kwargs) -> None:
 
     try:
         sync_project.delay(project_id)
-        request_regeneration(project_id)
+        request_regeneration(project_id, delay=0)  # the whole import is there: no burst to wait for
     except Exception:  # the broker is down: the periodic repair catches up
         log.exception("could not dispatch memory updates for imported feedback of project %s", project_id)
 

@@ -204,7 +204,7 @@ def test_a_burst_distils_in_concurrent_batches_within_the_call_bound(personas, f
     assert 2 <= fake_anthropic.max_in_flight <= 4  # concurrent, and never above the project's limit
     assert not semantic.pending_feedback(project).exists()
     versions = MemoryVersion.objects.filter(project=project, trigger="distill")
-    assert versions.count() == math.ceil(calls / 4)  # each round of concurrent batches is one version
+    assert versions.count() == math.ceil(calls / (4 * semantic.ROUND_WAVES))  # a round of batches is one version
 
 
 # --- one writer at a time -----------------------------------------------------------------------------------
