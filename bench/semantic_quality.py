@@ -25,6 +25,8 @@ from _harness import Environment, footer, header  # noqa: E402
 
 
 def measure(name: str, limit: int, owner, reviewer) -> dict:
+    from django.db.models import Count, F
+
     from memory import semantic
     from memory.models import Contradiction, PrincipleSource
     from tests.datasets import load_project
@@ -34,18 +36,17 @@ def measure(name: str, limit: int, owner, reviewer) -> dict:
     semantic.regenerate(project, force=True)
     semantic.consolidate(project)
     seconds = time.monotonic() - started
-    active = list(semantic.active_principles(project).prefetch_related("sources__feedback"))
-    single = sum(1 for p in active if len([s for s in p.sources.all() if s.feedback_id]) == 1)
-    crossing = sum(
-        1 for p in active for s in p.sources.all()
-        if s.feedback_id and p.label and s.feedback.label != p.label
-    )
+    active = semantic.active_principles(project)
+    links = PrincipleSource.objects.filter(principle__in=active, feedback__isnull=False)
+    per_principle = links.values("principle_id").annotate(n=Count("id"))
+    single = sum(1 for row in per_principle if row["n"] == 1)
+    crossing = links.exclude(principle__label="").exclude(feedback__label=F("principle__label")).count()
+    active = list(active)
     return {
         "file": name, "critiques": len(rows), "principles": len(active), "single": single,
         "misaligned": len(semantic.misaligned_principles(project)), "crossing_links": crossing,
         "contradictions": Contradiction.objects.filter(project=project, resolved=False).count(),
         "budget": project.max_principles, "seconds": seconds,
-        "links": PrincipleSource.objects.filter(principle__project=project).count(),
     }
 
 

@@ -15,7 +15,7 @@ from itertools import combinations
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
 from memory.embeddings import embed, embed_cached, example_text
@@ -133,7 +133,7 @@ def regenerate(project: Project, provider: Provider | None = None, force: bool =
     for step in (rederive_stale, realign):
         if version := step(project, provider):
             versions.append(version)
-    width = max(1, project.provider_concurrency) * ROUND_WAVES if getattr(provider, "remote", False) else 1
+    width = max(1, project.provider_concurrency) * ROUND_WAVES if provider.remote else 1
     size = settings.MEMALIGN_DISTILL_BATCH_SIZE
     while True:
         pending = list(pending_feedback(project)[: size * width + 1])
@@ -484,12 +484,18 @@ def realign(project: Project, provider: Provider) -> MemoryVersion | None:
 
 
 def misaligned_principles(project: Project) -> list[Principle]:
-    """Active principles whose sources mostly chose another label than the one the principle leads to."""
-    found = []
-    for principle in active_principles(project).exclude(label="").prefetch_related("sources__feedback"):
-        labels = [s.feedback.label for s in principle.sources.all() if s.feedback_id]
-        if labels and sum(1 for other in labels if other != principle.label) * 2 > len(labels):
-            found.append(principle)
+    """Active principles whose sources mostly chose another label than the one the principle leads to, each
+    with `sources_total` and `sources_other` (counted in the database: a project may have thousands of links)."""
+    counts = (
+        PrincipleSource.objects.filter(principle__project=project, principle__retired=False, feedback__isnull=False)
+        .exclude(principle__label="")
+        .values("principle_id")
+        .annotate(total=Count("id"), other=Count("id", filter=~Q(feedback__label=F("principle__label"))))
+    )
+    wrong = {row["principle_id"]: row for row in counts if row["other"] * 2 > row["total"]}
+    found = list(Principle.objects.filter(pk__in=wrong).order_by("id"))
+    for principle in found:
+        principle.sources_total, principle.sources_other = wrong[principle.pk]["total"], wrong[principle.pk]["other"]
     return found
 
 

@@ -196,7 +196,7 @@ def test_retrieval_never_returns_the_samples_own_feedback(personas):
 def test_check_memory_reports_drift_and_rebuild_repairs_a_deleted_store(personas, settings, capsys):
     feedback = three_critiques(personas)
     episodic.upsert(feedback[:2])  # the third never reached Chroma
-    with pytest.raises(CommandError, match="1 project"):
+    with pytest.raises(CommandError, match="1 problem"):
         call_command("check_memory", personas.project.slug)
     assert f"missing from Chroma: 1 feedback id(s) [{feedback[2].pk}]" in capsys.readouterr().out
     shutil.rmtree(settings.CHROMA_PATH)  # the whole store is lost

@@ -124,6 +124,7 @@ class Consolidation:
 class Provider(Protocol):
     name: str
     model: str
+    remote: bool  # calls wait on a network service (run them concurrently), or compute in this process
 
     def judge(self, memory: WorkingMemory) -> Verdict:
         """Return a verdict on `memory.inputs`/`memory.output`, one of `memory.schema.choices` or None."""

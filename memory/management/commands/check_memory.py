@@ -33,10 +33,8 @@ class Command(BaseCommand):
                 differing += 1
                 self.stdout.write(self.style.ERROR(f"{target.slug}: {len(misaligned)} principle(s) contradict their sources"))
                 for principle in misaligned:
-                    labels = [s.feedback.label for s in principle.sources.all() if s.feedback_id]
-                    others = sum(1 for label in labels if label != principle.label)
-                    self.stdout.write(f"  principle {principle.pk} leads to {principle.label!r} but {others} of its "
-                                      f"{len(labels)} sources chose another label")
+                    self.stdout.write(f"  principle {principle.pk} leads to {principle.label!r} but {principle.sources_other} "
+                                      f"of its {principle.sources_total} sources chose another label")
         if differing:
             raise CommandError(f"{differing} problem(s) found; `manage.py rebuild_memory` repairs the episodic store, "
                                "the next regeneration (`manage.py distill`) the principles.")
