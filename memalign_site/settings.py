@@ -206,7 +206,18 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A late-acked task whose worker died is redelivered after the visibility timeout.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    "socket_connect_timeout": 1,
+}
+# With Redis down, sending a task gives up within about a second instead of looping on reconnects (19 s a save
+# was measured): the database keeps the work and the repair (memory.tasks.repair_all) dispatches it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
+    "socket_connect_timeout": 1,
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -238,6 +249,8 @@ MEMALIGN_DISTILL_QUIET_SECONDS = float(env_int("MEMALIGN_DISTILL_QUIET_MS", 1500
 MEMALIGN_DISTILL_DELAY_SECONDS = float(env_int("MEMALIGN_DISTILL_DELAY_MS", 500)) / 1000
 MEMALIGN_CONSOLIDATE_EVERY = env_int("MEMALIGN_CONSOLIDATE_EVERY", 5)
 MEMALIGN_REPAIR_INTERVAL_SECONDS = env_int("MEMALIGN_REPAIR_INTERVAL_SECONDS", 300)
+# A worker that (re)connects to the broker queues the repair at once (memalign_site.celery.RepairOnConnect).
+MEMALIGN_REPAIR_ON_CONNECT = env_bool("MEMALIGN_REPAIR_ON_CONNECT", True)
 CELERY_BEAT_SCHEDULE = {
     "repair-memory": {"task": "memory.tasks.repair_all", "schedule": float(MEMALIGN_REPAIR_INTERVAL_SECONDS)},
 }
