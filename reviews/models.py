@@ -92,6 +92,31 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+class Invitation(models.Model):
+    """An owner's offer of a role in a project; the person becomes a member only when they accept.
+
+    `identifier` is what the owner typed (a username or email, lower-cased); `user` is the account it named,
+    if exactly one did. The owner is told the same thing either way, so inviting never reveals who has an
+    account; an invitation without an account waits (a one-time link to create one can build on this).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    identifier = models.CharField(max_length=254)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.REVIEWER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "identifier"], name="one_invitation_per_identifier")]
+        ordering = ["project", "-created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} invited to {self.project} ({self.role})"
+
+
 class Sample(models.Model):
     """One judge output to review, with the base judge's verdict as imported."""
 
@@ -146,6 +171,11 @@ class Feedback(models.Model):
     )
     # Bumped on every edit: refuses stale edits, and tells the memory which content it has learned from.
     revision = models.PositiveIntegerField(default=1)
+    # Set on feedback written by an import (possibly in another member's name): who imported it, and when.
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

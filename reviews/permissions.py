@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
-from reviews.models import ROLE_RANK, Membership, Project, Role
+from reviews.models import ROLE_RANK, Invitation, Membership, Project, Role
 
 
 def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple[Project, Membership]:
@@ -28,6 +28,19 @@ def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple
     if ROLE_RANK[Role(membership.role)] < ROLE_RANK[min_role]:
         raise PermissionDenied(f"This needs the {min_role.label.lower()} role in this project.")
     return membership.project, membership
+
+
+def get_invitation_for_user(user, invitation_id: int) -> Invitation:
+    """Return an invitation addressed to `user`, or raise Http404 (anyone else's does not exist for them)."""
+    invitation = Invitation.objects.select_related("project").filter(pk=invitation_id, user=user).first() if user.is_authenticated else None
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
+
+
+def sees_emails(membership: Membership | None) -> bool:
+    """Members' email addresses are shown to the project's owners only."""
+    return can(membership, Role.OWNER)
 
 
 def can(membership: Membership | None, role: Role) -> bool:
