@@ -21,6 +21,7 @@ from typing import IO, Callable, Iterator
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from reviews.labels import normalize_label
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Project, Role, Sample, agreement
@@ -109,7 +110,7 @@ def import_samples(
     if errors:
         raise ImportRejected(errors)
     report(f"validated {len(rows):,} rows")
-    summary = write(project, rows, report)
+    summary = write(project, rows, report, importer)
     if summary.feedback_created:
         project_id = project.pk
         transaction.on_commit(lambda: feedback_imported.send(sender=Project, project_id=project_id))
@@ -501,11 +502,11 @@ def _reviewer(record: dict, reviewers: dict, importer, problems: list[str]) -> i
 # Writing ---------------------------------------------------------------------------------------------------
 
 
-def write(project: Project, rows: list[Row], report: Callable[[str], None]) -> ImportSummary:
+def write(project: Project, rows: list[Row], report: Callable[[str], None], importer=None) -> ImportSummary:
     """Write new samples and their expert reviews in bulk, in one transaction; skip rows the project has."""
     try:
         with transaction.atomic():
-            return _write(project, rows, report)
+            return _write(project, rows, report, importer)
     except IntegrityError:
         # Only a concurrent write to the same project can get here (the project row is locked on PostgreSQL).
         raise ImportRejected(
@@ -514,7 +515,7 @@ def write(project: Project, rows: list[Row], report: Callable[[str], None]) -> I
         ) from None
 
 
-def _write(project: Project, rows: list[Row], report: Callable[[str], None]) -> ImportSummary:
+def _write(project: Project, rows: list[Row], report: Callable[[str], None], importer) -> ImportSummary:
     # Serialise imports into one project, so the existence check below stays true until commit.
     Project.objects.select_for_update().filter(pk=project.pk).exists()
     summary = ImportSummary(rows=len(rows))
@@ -541,6 +542,7 @@ def _write(project: Project, rows: list[Row], report: Callable[[str], None]) -> 
     if reviewed:
         missing_pk = [row.sample.external_id for row in reviewed if row.sample.pk is None]
         ids = _sample_ids(project, missing_pk) if missing_pk else {}
+        now = timezone.now()
         feedback = [
             Feedback(
                 project=project,
@@ -549,6 +551,8 @@ def _write(project: Project, rows: list[Row], report: Callable[[str], None]) -> 
                 label=row.expert_label,
                 critique=row.expert_critique,
                 agrees_with_judge=agreement(row.expert_label, row.sample.judge_value),
+                imported_by=importer,
+                imported_at=now,
             )
             for row in reviewed
         ]

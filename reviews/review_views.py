@@ -137,7 +137,7 @@ def _review_context(request: HttpRequest, sample: Sample, saved: bool = False, e
     # The queue's filters travel in the query string only: a POST body holds the feedback's own label.
     query = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership))
     previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
-    all_feedback = list(sample.feedback.select_related("author").order_by("created_at"))
+    all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine = next((f for f in all_feedback if f.author_id == request.user.pk), None)
     reviewed = mine is not None or not can(request.membership, Role.REVIEWER)
     others = [f for f in all_feedback if f.author_id != request.user.pk]
