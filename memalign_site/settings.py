@@ -7,6 +7,7 @@ DATA_DIR, the offline LLM provider. Production mode (DEBUG=0, the default) needs
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -77,6 +78,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
     "reviews",
     "memory",
 ]
@@ -90,6 +92,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its lockout page
 ]
 
 if not DEBUG:
@@ -140,6 +143,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes), on the site's and the admin's login alike: after MEMALIGN_LOGIN_FAILURES
+# wrong passwords for one account, or from one address, that account or address is locked out for
+# MEMALIGN_LOGIN_COOLOFF_MINUTES; the lockout ends by itself, and further tries do not extend it.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("MEMALIGN_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("MEMALIGN_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account, and per address
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # else an attacker could keep an account locked for ever
+AXES_LOCKOUT_CALLABLE = "memalign_site.auth.locked_out"
+AXES_CLIENT_IP_CALLABLE = "memalign_site.auth.client_ip"
+# Behind N reverse proxies the client's address is the Nth from the right in X-Forwarded-For.
+MEMALIGN_PROXY_COUNT = env_int("MEMALIGN_PROXY_COUNT", 0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
