@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "reviews.middleware.BodyGuardMiddleware",  # before CSRF, which would read (and spool) the body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -177,9 +178,13 @@ STORAGES = {
     },
 }
 
-# Uploads: imports stream from a temporary file, and a request may not carry more than the import limit.
+# Uploads: imports stream from a temporary file. reviews.middleware.BodyGuardMiddleware refuses, from the
+# declared size and before anything is read, a body over the import limit on the import page, over
+# DATA_UPLOAD_MAX_MEMORY_SIZE elsewhere, and any upload by someone who may not import there.
 MEMALIGN_IMPORT_MAX_BYTES = env_int("MEMALIGN_IMPORT_MAX_BYTES", 100 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1_000
+DATA_UPLOAD_MAX_NUMBER_FILES = 1
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # Production hardening; `manage.py check --deploy` is clean with DEBUG=0.

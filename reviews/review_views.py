@@ -18,6 +18,7 @@ from reviews import queue
 from reviews.feedback import StaleFeedback, delete_feedback, save_feedback
 from reviews.forms import FeedbackForm
 from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
+from reviews.middleware import accepts_upload
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
 from reviews.permissions import can, can_delete_feedback, can_edit_feedback, project_view, require
 
@@ -26,6 +27,7 @@ def _default_filter(membership) -> str:
     return "todo" if can(membership, Role.REVIEWER) else "all"
 
 
+@accepts_upload(Role.OWNER, max_bytes)
 @project_view(Role.OWNER)
 @require_http_methods(["GET", "POST"])
 def sample_import(request: HttpRequest) -> HttpResponse:
