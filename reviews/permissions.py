@@ -11,9 +11,10 @@ from typing import Callable
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 
-from reviews.models import ROLE_RANK, Invitation, Membership, Project, Role
+from reviews.models import ROLE_RANK, Feedback, Invitation, Membership, Project, Role
 
 
 def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple[Project, Membership]:
@@ -36,6 +37,23 @@ def get_invitation_for_user(user, invitation_id: int) -> Invitation:
     if invitation is None:
         raise Http404("No such invitation.")
     return invitation
+
+
+def is_blind(membership: Membership | None) -> bool:
+    """Reviewers review blind: others' labels and critiques on a sample stay hidden until they gave their own.
+
+    Owners and viewers, who do not review, see everything.
+    """
+    return membership is not None and membership.role == Role.REVIEWER
+
+
+def visible_feedback(membership: Membership, queryset: QuerySet, path: str = "") -> QuerySet:
+    """Restrict rows about feedback to what the member may see: for a blind reviewer, feedback on samples they
+    reviewed themselves. `path` leads from the queryset's model to the Feedback ("" for Feedback itself)."""
+    if not is_blind(membership):
+        return queryset
+    mine = Feedback.objects.filter(author_id=membership.user_id, sample_id=OuterRef(f"{path}sample_id"))
+    return queryset.filter(Exists(mine))
 
 
 def sees_emails(membership: Membership | None) -> bool:

@@ -20,11 +20,14 @@ from reviews.forms import FeedbackForm
 from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
 from reviews.middleware import accepts_upload
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
-from reviews.permissions import can, can_delete_feedback, can_edit_feedback, project_view, require
+from reviews.permissions import can, can_delete_feedback, can_edit_feedback, is_blind, project_view, require
 
 
-def _default_filter(membership) -> str:
-    return "todo" if can(membership, Role.REVIEWER) else "all"
+def _query(request: HttpRequest) -> queue.QueueQuery:
+    """The queue query in the URL; its filters travel in the query string only (a POST body holds a label)."""
+    membership = request.membership
+    default = "todo" if can(membership, Role.REVIEWER) else "all"
+    return queue.QueueQuery.from_params(request.GET, default, blind=is_blind(membership))
 
 
 @accepts_upload(Role.OWNER, max_bytes)
@@ -67,7 +70,7 @@ def sample_import(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def sample_queue(request: HttpRequest) -> HttpResponse:
     project = request.project
-    query = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership))
+    query = _query(request)
     qs = queue.samples(project, request.user, query)
     mine = Feedback.objects.filter(author=request.user)
     qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback"))
@@ -136,12 +139,11 @@ def feedback_delete(request: HttpRequest, feedback_id: int) -> HttpResponse:
 
 def _review_context(request: HttpRequest, sample: Sample, saved: bool = False, error: str | None = None, posted=None) -> dict:
     project = request.project
-    # The queue's filters travel in the query string only: a POST body holds the feedback's own label.
-    query = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership))
+    query = _query(request)
     previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine = next((f for f in all_feedback if f.author_id == request.user.pk), None)
-    reviewed = mine is not None or not can(request.membership, Role.REVIEWER)
+    reviewed = mine is not None or not is_blind(request.membership)
     others = [f for f in all_feedback if f.author_id != request.user.pk]
     suffix = "?" + urlencode(query.params()) if query.params() else ""
     return {
@@ -172,7 +174,7 @@ def _next_url(request: HttpRequest, sample: Sample) -> str:
 
 
 def _query_suffix(request: HttpRequest) -> str:
-    params = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership)).params()
+    params = _query(request).params()
     return "?" + urlencode(params) if params else ""
 
 

@@ -49,7 +49,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
 def project_overview(request: HttpRequest) -> HttpResponse:
-    context = {"project": request.project, "membership": request.membership, **stats.overview(request.project)}
+    context = {"project": request.project, "membership": request.membership, **stats.overview(request.project, request.membership)}
     return render(request, "reviews/project_overview.html", context)
 
 
