@@ -139,6 +139,9 @@ def human_size(size: int) -> str:
 def too_large_message(size: int | None = None) -> str:
     limit = max_bytes()
     actual = f" ({human_size(size)})" if size else ""
+    if size and human_size(size).replace(".0 ", " ") == human_size(limit):
+        # Rounded, a size just over the limit reads like the limit itself: say it in bytes.
+        actual = f" ({size:,} bytes; the limit is {limit:,})"
     return f"The file{actual} is larger than the limit of {human_size(limit)}; split it into smaller files."
 
 

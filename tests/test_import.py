@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from reviews.importers import MAX_ERRORS_LISTED, ImportRejected, import_samples
+from reviews.importers import MAX_ERRORS_LISTED, ImportRejected, import_samples, too_large_message
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Role, Sample
 from reviews.projects import create_project
 from reviews.signals import feedback_imported
@@ -426,6 +426,14 @@ def test_file_size_limit(personas, settings):
     assert only_error(personas.project, data) == (None, "The file is larger than the limit of 1 KB; split it into smaller files.")
 
 
+def test_a_size_just_over_the_limit_is_not_rounded_to_the_limit(settings):
+    settings.MEMALIGN_IMPORT_MAX_BYTES = 100 * 1024 * 1024
+    assert too_large_message(100 * 1024 * 1024 + 10) == (
+        "The file (104,857,610 bytes; the limit is 104,857,600) is larger than the limit of 100 MB; "
+        "split it into smaller files.")
+    assert too_large_message(150 * 1024 * 1024).startswith("The file (150 MB) is larger than the limit of 100 MB")
+
+
 def test_row_count_limit(personas, settings):
     settings.MEMALIGN_IMPORT_MAX_ROWS = 5
     run(personas.project, jsonl(*[row(f"r{n}") for n in range(5)]))
@@ -554,6 +562,8 @@ def test_command_argument_errors(personas, tmp_path):
         call_command("import_samples", "nope", str(path))
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_samples", personas.project.slug, str(tmp_path / "missing.jsonl"))
+    with pytest.raises(CommandError, match="is a folder: give the path of a .csv or .jsonl file in it"):
+        call_command("import_samples", personas.project.slug, str(tmp_path))
     with pytest.raises(CommandError, match="'rafael' is not an owner of project"):
         call_command("import_samples", personas.project.slug, str(path), "--as", "rafael")
     with pytest.raises(CommandError, match="no user 'ghost'"):
