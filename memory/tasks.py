@@ -11,7 +11,7 @@ import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import LockError
@@ -79,7 +79,7 @@ def request_regeneration(project_id: int, delay: float | None = None) -> bool:
     return True
 
 
-@shared_task(bind=True, acks_late=True, max_retries=8)
+@shared_task(bind=True, acks_late=True, max_retries=8, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True)
 def regenerate_principles(self, project_id: int) -> dict:
     """Distil the project's pending feedback and re-derive principles that lost sources, one run at a time."""
     redis = get_redis()
@@ -110,7 +110,7 @@ def _release(lock) -> None:
         log.warning("the lock %s expired before the run ended", lock.name)  # harmless: writes are transactional
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
 def repair_all() -> dict:
     """Periodic (Celery beat): repair drift between the database and Chroma, and restart stalled distillation."""
     repaired = {}

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from reviews.models import Feedback, Invitation, Membership, Project, Sample
+from reviews.models import Feedback, ImportRun, Invitation, Membership, Project, Sample
 
 
 class MembershipInline(admin.TabularInline):
@@ -33,6 +33,13 @@ class InvitationAdmin(admin.ModelAdmin):
     search_fields = ["identifier", "project__name"]
     autocomplete_fields = ["user", "project"]
     readonly_fields = ["created_at"]
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    list_display = ["filename", "project", "status", "created_by", "started_at", "finished_at"]
+    list_filter = ["status", "project"]
+    readonly_fields = ["started_at", "finished_at"]
 
 
 @admin.register(Sample)

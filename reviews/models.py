@@ -117,6 +117,32 @@ class Invitation(models.Model):
         return f"{self.identifier} invited to {self.project} ({self.role})"
 
 
+class ImportRun(models.Model):
+    """One import, written in short transactions so that others' writes are never held up for long.
+
+    A run that failed, or whose process died while writing, is undone by `reviews.importers.discard_unfinished`:
+    a crashed import leaves nothing behind (but samples someone already reviewed, which are kept).
+    """
+
+    class Status(models.TextChoices):
+        WRITING = "writing", "Writing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    filename = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WRITING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.filename or 'import'} into {self.project} ({self.status})"
+
+
 class Sample(models.Model):
     """One judge output to review, with the base judge's verdict as imported."""
 
@@ -132,6 +158,8 @@ class Sample(models.Model):
     metadata = models.JSONField(default=dict, blank=True, encoder=UnicodeJSONEncoder)
     judge_value = models.CharField(max_length=64, blank=True)
     judge_rationale = models.TextField(blank=True)
+    # The import that wrote it: what to undo if that import never finishes.
+    import_run = models.ForeignKey(ImportRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="samples")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,0 +1,101 @@
+"""Finding 3: a large import never holds the database for long, so other users' saves go through meanwhile
+(real threads, the suite's database: SQLite by default), and a crashed import leaves nothing behind."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from reviews.importers import import_samples
+from reviews.models import Feedback, Sample
+from tests.conftest import add_feedback, add_sample
+from tests.test_import import jsonl, row
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROWS = 20_000
+
+
+def test_a_save_during_a_large_import_succeeds_within_a_second_or_so(personas):
+    target = add_sample(personas.project, "reviewed-meanwhile")
+    data = jsonl(*[row(f"big-{n}", judge_value="pass", expert_label="fail", expert_critique=f"Reason {n}.") for n in range(ROWS)])
+    writing = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def progress(message: str) -> None:
+        if message.startswith("validated"):
+            writing.set()
+
+    def importer() -> None:
+        try:
+            started = time.monotonic()
+            outcome["summary"] = import_samples(personas.project, io.BytesIO(data), "big.jsonl", personas.owner, progress=progress)
+            outcome["import_seconds"] = time.monotonic() - started
+        except Exception as error:  # noqa: BLE001 - reported by the assertions below
+            outcome["import_error"] = error
+        finally:
+            writing.set()
+            connection.close()
+
+    def reviewer() -> None:
+        writing.wait(120)
+        time.sleep(0.5)  # well inside the write phase
+        started = time.monotonic()
+        try:
+            add_feedback(target, personas.reviewer, "fail", "Saved while a large import runs.")
+        except Exception as error:  # noqa: BLE001
+            outcome["save_error"] = error
+        outcome["save_seconds"] = time.monotonic() - started
+        connection.close()
+
+    threads = [threading.Thread(target=importer), threading.Thread(target=reviewer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    print({k: v for k, v in outcome.items() if k != "summary"})
+    assert "save_error" not in outcome and "import_error" not in outcome, outcome
+    assert outcome["save_seconds"] < 2, outcome
+    assert Feedback.objects.filter(sample=target, author=personas.reviewer).exists()
+    assert Sample.objects.filter(project=personas.project, external_id__startswith="big-").count() == ROWS
+    assert Feedback.objects.filter(project=personas.project, sample__external_id__startswith="big-").count() == ROWS
+
+
+def test_an_import_killed_while_writing_is_undone_keeping_reviewed_samples(personas, tmp_path):
+    """A real `manage.py import_samples` process killed with SIGKILL after its first batches."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from reviews.importers import discard_unfinished
+    from reviews.models import ImportRun
+    from tests.test_memory_faults import ROOT, database_url
+
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(jsonl(*[row(f"big-{n}") for n in range(ROWS)]))
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test", "DATABASE_URL": database_url()}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "import_samples", personas.project.slug, str(path)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    for line in process.stdout:
+        if line.strip().startswith("wrote 1,500 of"):
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    written = Sample.objects.filter(project=personas.project, external_id__startswith="big-")
+    assert 0 < written.count() < ROWS  # it died half-way
+    run = ImportRun.objects.get(project=personas.project)
+    assert run.status == ImportRun.Status.WRITING
+    kept = written.order_by("id").first()
+    add_feedback(kept, personas.reviewer, "pass")  # a reviewer got to one of them meanwhile
+
+    assert discard_unfinished(personas.project, older_than=timedelta(minutes=30)) == 0  # maybe still running
+    assert discard_unfinished(personas.project, older_than=timedelta(0)) == 1
+    assert list(written.values_list("pk", flat=True)) == [kept.pk]  # nothing else left behind; no review lost
+    assert ImportRun.objects.get(pk=run.pk).status == ImportRun.Status.FAILED
