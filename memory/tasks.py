@@ -21,6 +21,7 @@ from memory import episodic, judge, semantic, sync
 from memory.llm import get_provider
 from memory.llm.base import ProviderError
 from memory.models import JudgeRun
+from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,11 @@ def _release(lock) -> None:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
 def repair_all() -> dict:
-    """Periodic (Celery beat): repair drift between the database and Chroma, and restart stalled distillation."""
+    """Periodic (Celery beat): undo dead imports, repair drift between the database and Chroma, and restart
+    stalled distillation."""
     repaired = {}
     for project in Project.objects.all():
+        discard_unfinished(project)  # imports whose process died while writing: undo them
         drift = sync.repair(project, limit=SYNC_CHUNK)
         if drift:
             repaired[project.slug] = drift.lines()

@@ -143,6 +143,22 @@ class ImportRun(models.Model):
         return f"{self.filename or 'import'} into {self.project} ({self.status})"
 
 
+class SampleQuerySet(models.QuerySet):
+    def writing_runs(self, project: Project) -> list[int]:
+        return list(
+            ImportRun.objects.filter(project=project, status=ImportRun.Status.WRITING).values_list("id", flat=True)
+        )
+
+    def visible(self, project: Project) -> models.QuerySet:
+        """The project's samples, without those an unfinished import is still writing (it may yet be undone).
+
+        No import running, no extra condition: the queue's index-only plans stay as they are.
+        """
+        qs = self.filter(project=project)
+        writing = self.writing_runs(project)
+        return qs.exclude(import_run__in=writing) if writing else qs
+
+
 class Sample(models.Model):
     """One judge output to review, with the base judge's verdict as imported."""
 
@@ -161,6 +177,8 @@ class Sample(models.Model):
     # The import that wrote it: what to undo if that import never finishes.
     import_run = models.ForeignKey(ImportRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="samples")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SampleQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="unique_external_id")]

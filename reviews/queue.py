@@ -35,9 +35,11 @@ class QueueQuery:
     q: str = ""
     # A blind reviewer's experts' labels (the label filter, "disagree") count only on samples they reviewed.
     blind: bool = False
+    # Unfinished imports, whose samples stay hidden (Sample.objects.writing_runs); usually none.
+    hidden_runs: tuple[int, ...] = ()
 
     @classmethod
-    def from_params(cls, params, default_filter: str, blind: bool = False) -> QueueQuery:
+    def from_params(cls, params, default_filter: str, blind: bool = False, hidden_runs=()) -> QueueQuery:
         def text(name: str, limit: int) -> str:
             # No NUL: PostgreSQL refuses it in a query parameter, and no stored text contains one.
             return params.get(name, "").replace("\x00", "").strip()[:limit]
@@ -49,6 +51,7 @@ class QueueQuery:
             judge=text("judge", 64),
             q=text("q", 200),
             blind=blind,
+            hidden_runs=tuple(hidden_runs),
         )
 
     def params(self) -> dict[str, str]:
@@ -58,6 +61,8 @@ class QueueQuery:
 def samples(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
     """Return the project's samples matching the query (its filter, or `filter_name`), in id order."""
     qs = Sample.objects.filter(project=project)
+    if query.hidden_runs:
+        qs = qs.exclude(import_run__in=query.hidden_runs)
     mine = Feedback.objects.filter(sample=OuterRef("pk"), author=user)
     anyone = Feedback.objects.filter(sample=OuterRef("pk"))
     match filter_name or query.filter:
@@ -107,9 +112,13 @@ def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
     if query.label or query.q:
         return _counts_in_one_pass(project, user, query)
     sample_filter = {"sample__judge_value": query.judge} if query.judge else {}
-    every = Sample.objects.filter(project=project, **({"judge_value": query.judge} if query.judge else {})).count()
+    samples_qs = Sample.objects.filter(project=project, **({"judge_value": query.judge} if query.judge else {}))
     # order_by(): the model's default ordering would join the DISTINCT and steer the planner off these indexes.
     feedback = Feedback.objects.filter(project=project, **sample_filter).order_by()
+    if query.hidden_runs:  # an unfinished import's samples, and the feedback it wrote, are hidden alike
+        samples_qs = samples_qs.exclude(import_run__in=query.hidden_runs)
+        feedback = feedback.exclude(sample__import_run__in=query.hidden_runs)
+    every = samples_qs.count()
     mine = feedback.filter(author=user).count()
     reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
     disagreeing = feedback.filter(**DISAGREES)

@@ -27,7 +27,8 @@ def _query(request: HttpRequest) -> queue.QueueQuery:
     """The queue query in the URL; its filters travel in the query string only (a POST body holds a label)."""
     membership = request.membership
     default = "todo" if can(membership, Role.REVIEWER) else "all"
-    return queue.QueueQuery.from_params(request.GET, default, blind=is_blind(membership))
+    hidden = Sample.objects.writing_runs(request.project)
+    return queue.QueueQuery.from_params(request.GET, default, blind=is_blind(membership), hidden_runs=hidden)
 
 
 @accepts_upload(Role.OWNER, max_bytes)
@@ -92,7 +93,7 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the prefetch, the item alone
 def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
-    sample = get_object_or_404(Sample, pk=sample_id, project=request.project)
+    sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
     context = _review_context(request, sample)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context)
@@ -101,7 +102,7 @@ def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
 @project_view(Role.REVIEWER)
 @require_POST
 def feedback_save(request: HttpRequest, sample_id: int) -> HttpResponse:
-    sample = get_object_or_404(Sample, pk=sample_id, project=request.project)
+    sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
     form = FeedbackForm(request.POST)
     error = None
     if form.is_valid():

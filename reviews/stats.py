@@ -13,7 +13,7 @@ def overview(project: Project, membership: Membership) -> dict:
 
     Recent critiques are those `membership` may see (a reviewer: only on samples they reviewed themselves).
     """
-    sample_count = Sample.objects.filter(project=project).count()
+    sample_count = Sample.objects.visible(project).count()
     feedback = Feedback.objects.filter(project=project).order_by()
     reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
     judged = feedback.filter(agrees_with_judge__isnull=False)  # feedback on samples with a judge verdict
