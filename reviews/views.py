@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from reviews import projects, stats
-from reviews.forms import AddMemberForm, ProjectForm, RoleForm
+from reviews.forms import InviteForm, ProjectForm, RoleForm
 from reviews.models import Invitation, Membership, Project, Role
 from reviews.permissions import can, get_invitation_for_user, project_view, require, sees_emails
 
@@ -72,7 +72,7 @@ def project_settings(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def members(request: HttpRequest) -> HttpResponse:
     project: Project = request.project
-    form = AddMemberForm(request.POST if request.method == "POST" else None)
+    form = InviteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         require(request.membership, Role.OWNER)
         if form.is_valid():
