@@ -15,13 +15,14 @@ import csv
 import io
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import IO, Callable, Iterator
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -37,6 +38,8 @@ MAX_EXTERNAL_ID = 200
 MAX_JSON_DEPTH = 64  # nesting of objects and arrays in one value
 CHUNK = 2_000  # ids per lookup query (SQLite refuses more than 32,766 parameters)
 WRITE_BATCH = 500  # rows per write transaction: tens of milliseconds, so others' writes never wait long
+SQLITE_WRITE_SECONDS = 0.4  # on SQLite, after writing this long ...
+SQLITE_PAUSE_SECONDS = 0.12  # ... leave the lock free this long (longer than SQLite's 100 ms busy-handler sleep)
 REQUIRED_COLUMNS = {"external_id", "inputs"}
 KNOWN_COLUMNS = {
     "external_id", "inputs", "outputs", "output_a", "output_b", "expectations", "judge_value",
@@ -576,6 +579,7 @@ def _write(project: Project, rows: list[Row], report: Callable[[str], None], imp
         if row.expert_label is not None:
             summary.feedback_skipped += 1
     now = timezone.now()
+    since_pause = time.monotonic()
     for start in range(0, len(new_rows), WRITE_BATCH):
         batch = new_rows[start : start + WRITE_BATCH]
         with transaction.atomic():
@@ -583,6 +587,11 @@ def _write(project: Project, rows: list[Row], report: Callable[[str], None], imp
             Project.objects.select_for_update().filter(pk=project.pk).exists()
             summary.feedback_created += _write_batch(project, batch, importer, run, now)
         report(f"wrote {min(start + WRITE_BATCH, len(new_rows)):,} of {len(new_rows):,} samples")
+        if connection.vendor == "sqlite" and time.monotonic() - since_pause > SQLITE_WRITE_SECONDS:
+            # SQLite's lock is not fair: a writer waiting in its busy handler polls every 100 ms and would keep
+            # missing the moment between two batches. Leave the lock free for longer than that, now and then.
+            time.sleep(SQLITE_PAUSE_SECONDS)
+            since_pause = time.monotonic()
     summary.created = len(new_rows)
     return summary
 
