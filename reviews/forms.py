@@ -84,7 +84,7 @@ class ProjectForm(forms.ModelForm):
         return fields
 
 
-class AddMemberForm(forms.Form):
+class InviteForm(forms.Form):
     identifier = forms.CharField(label="Username or email", max_length=254)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.REVIEWER)
 

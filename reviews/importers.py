@@ -15,22 +15,31 @@ import csv
 import io
 import json
 import math
+import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import IO, Callable, Iterator
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from reviews.labels import normalize_label
-from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Project, Role, Sample, agreement
+from reviews.models import (
+    MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, ImportRun, Membership, Project, Role, Sample, agreement,
+)
 from reviews.signals import feedback_imported
 
 DEFAULT_MAX_ROWS = 200_000
 MAX_ERRORS_LISTED = 50
 MAX_EXTERNAL_ID = 200
 MAX_JSON_DEPTH = 64  # nesting of objects and arrays in one value
-CHUNK = 2_000
+CHUNK = 2_000  # ids per lookup query (SQLite refuses more than 32,766 parameters)
+WRITE_BATCH = 500  # rows per write transaction: tens of milliseconds, so others' writes never wait long
+SQLITE_WRITE_SECONDS = 0.4  # on SQLite, after writing this long ...
+SQLITE_PAUSE_SECONDS = 0.12  # ... leave the lock free this long (longer than SQLite's 100 ms busy-handler sleep)
 REQUIRED_COLUMNS = {"external_id", "inputs"}
 KNOWN_COLUMNS = {
     "external_id", "inputs", "outputs", "output_a", "output_b", "expectations", "judge_value",
@@ -100,7 +109,7 @@ def import_samples(
     importer,
     progress: Callable[[str], None] | None = None,
 ) -> ImportSummary:
-    """Validate the whole file, then write it in one transaction; raise ImportRejected if any row is bad."""
+    """Validate the whole file, then write it in short batches; raise ImportRejected if any row is bad."""
     report = progress or (lambda message: None)
     records, errors = read_records(stream, filename)
     report(f"read {len(records) + len(errors):,} rows")
@@ -109,7 +118,7 @@ def import_samples(
     if errors:
         raise ImportRejected(errors)
     report(f"validated {len(rows):,} rows")
-    summary = write(project, rows, report)
+    summary = write(project, rows, report, importer, filename)
     if summary.feedback_created:
         project_id = project.pk
         transaction.on_commit(lambda: feedback_imported.send(sender=Project, project_id=project_id))
@@ -138,6 +147,9 @@ def human_size(size: int) -> str:
 def too_large_message(size: int | None = None) -> str:
     limit = max_bytes()
     actual = f" ({human_size(size)})" if size else ""
+    if size and human_size(size).replace(".0 ", " ") == human_size(limit):
+        # Rounded, a size just over the limit reads like the limit itself: say it in bytes.
+        actual = f" ({size:,} bytes; the limit is {limit:,})"
     return f"The file{actual} is larger than the limit of {human_size(limit)}; split it into smaller files."
 
 
@@ -501,22 +513,56 @@ def _reviewer(record: dict, reviewers: dict, importer, problems: list[str]) -> i
 # Writing ---------------------------------------------------------------------------------------------------
 
 
-def write(project: Project, rows: list[Row], report: Callable[[str], None]) -> ImportSummary:
-    """Write new samples and their expert reviews in bulk, in one transaction; skip rows the project has."""
+def write(project: Project, rows: list[Row], report: Callable[[str], None], importer=None, filename: str = "") -> ImportSummary:
+    """Write new samples and their expert reviews in short transactions; skip rows the project already has.
+
+    Each batch of WRITE_BATCH rows is its own transaction, so another user's save waits at most one batch (on
+    SQLite, where writers queue for one lock) instead of the whole file. If anything goes wrong, what this run
+    wrote is removed again; a run whose process died is removed by the next import into the project.
+    """
+    discard_unfinished(project)
+    run = ImportRun.objects.create(project=project, created_by=importer, filename=(filename or "")[:255])
     try:
+        summary = _write(project, rows, report, importer, run)
+    except BaseException as error:
+        _undo(run, ImportRun.Status.FAILED)
+        if isinstance(error, IntegrityError):
+            # Only a concurrent import writing the same external_ids gets here.
+            raise ImportRejected(
+                [(None, "Another import into this project wrote some of the same external_ids at the same moment; "
+                        "nothing was written. Import the file again: rows already present will be left unchanged.")]
+            ) from None
+        raise
+    ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.DONE, finished_at=timezone.now())
+    return summary
+
+
+def discard_unfinished(project: Project, older_than: timedelta = timedelta(minutes=30)) -> int:
+    """Undo imports into `project` still marked as writing after `older_than` (their process died); return how many."""
+    stale = ImportRun.objects.filter(
+        project=project, status=ImportRun.Status.WRITING, started_at__lt=timezone.now() - older_than
+    )
+    runs = list(stale)
+    for run in runs:
+        _undo(run, ImportRun.Status.FAILED)
+    return len(runs)
+
+
+def _undo(run: ImportRun, status: str) -> None:
+    """Delete the samples `run` wrote, batch by batch, except those a reviewer has reviewed since."""
+    reviewed = Feedback.objects.filter(sample=OuterRef("pk"), imported_by__isnull=True)
+    while True:
+        ids = list(
+            Sample.objects.filter(import_run=run).filter(~Exists(reviewed)).values_list("id", flat=True)[:WRITE_BATCH]
+        )
+        if not ids:
+            break
         with transaction.atomic():
-            return _write(project, rows, report)
-    except IntegrityError:
-        # Only a concurrent write to the same project can get here (the project row is locked on PostgreSQL).
-        raise ImportRejected(
-            [(None, "Another import into this project wrote some of the same external_ids at the same moment; "
-                    "nothing was written. Import the file again: rows already present will be left unchanged.")]
-        ) from None
+            Sample.objects.filter(pk__in=ids).delete()
+    ImportRun.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now())
 
 
-def _write(project: Project, rows: list[Row], report: Callable[[str], None]) -> ImportSummary:
-    # Serialise imports into one project, so the existence check below stays true until commit.
-    Project.objects.select_for_update().filter(pk=project.pk).exists()
+def _write(project: Project, rows: list[Row], report: Callable[[str], None], importer, run: ImportRun) -> ImportSummary:
     summary = ImportSummary(rows=len(rows))
     existing = _existing(project, [row.sample.external_id for row in rows])
     new_rows = []
@@ -532,30 +578,47 @@ def _write(project: Project, rows: list[Row], report: Callable[[str], None]) -> 
             summary.unchanged_differing += 1
         if row.expert_label is not None:
             summary.feedback_skipped += 1
-    for start in range(0, len(new_rows), CHUNK):
-        chunk = new_rows[start : start + CHUNK]
-        Sample.objects.bulk_create([row.sample for row in chunk])
-        report(f"wrote {min(start + CHUNK, len(new_rows)):,} of {len(new_rows):,} samples")
+    now = timezone.now()
+    since_pause = time.monotonic()
+    for start in range(0, len(new_rows), WRITE_BATCH):
+        batch = new_rows[start : start + WRITE_BATCH]
+        with transaction.atomic():
+            # PostgreSQL: imports into one project take turns batch by batch (SQLite has one writer anyway).
+            Project.objects.select_for_update().filter(pk=project.pk).exists()
+            summary.feedback_created += _write_batch(project, batch, importer, run, now)
+        report(f"wrote {min(start + WRITE_BATCH, len(new_rows)):,} of {len(new_rows):,} samples")
+        if connection.vendor == "sqlite" and time.monotonic() - since_pause > SQLITE_WRITE_SECONDS:
+            # SQLite's lock is not fair: a writer waiting in its busy handler polls every 100 ms and would keep
+            # missing the moment between two batches. Leave the lock free for longer than that, now and then.
+            time.sleep(SQLITE_PAUSE_SECONDS)
+            since_pause = time.monotonic()
     summary.created = len(new_rows)
-    reviewed = [row for row in new_rows if row.expert_label is not None]
-    if reviewed:
-        missing_pk = [row.sample.external_id for row in reviewed if row.sample.pk is None]
-        ids = _sample_ids(project, missing_pk) if missing_pk else {}
-        feedback = [
-            Feedback(
-                project=project,
-                sample_id=row.sample.pk or ids[row.sample.external_id],
-                author_id=row.reviewer_id,
-                label=row.expert_label,
-                critique=row.expert_critique,
-                agrees_with_judge=agreement(row.expert_label, row.sample.judge_value),
-            )
-            for row in reviewed
-        ]
-        Feedback.objects.bulk_create(feedback, batch_size=CHUNK)
-        summary.feedback_created = len(feedback)
-        report(f"wrote {len(feedback):,} expert reviews")
     return summary
+
+
+def _write_batch(project: Project, batch: list[Row], importer, run: ImportRun, now) -> int:
+    for row in batch:
+        row.sample.import_run = run
+    Sample.objects.bulk_create([row.sample for row in batch])
+    reviewed = [row for row in batch if row.expert_label is not None]
+    if not reviewed:
+        return 0
+    missing_pk = [row.sample.external_id for row in reviewed if row.sample.pk is None]
+    ids = _sample_ids(project, missing_pk) if missing_pk else {}
+    Feedback.objects.bulk_create([
+        Feedback(
+            project=project,
+            sample_id=row.sample.pk or ids[row.sample.external_id],
+            author_id=row.reviewer_id,
+            label=row.expert_label,
+            critique=row.expert_critique,
+            agrees_with_judge=agreement(row.expert_label, row.sample.judge_value),
+            imported_by=importer,
+            imported_at=now,
+        )
+        for row in reviewed
+    ])
+    return len(reviewed)
 
 
 def _normal(value):

@@ -98,6 +98,73 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+class Invitation(models.Model):
+    """An owner's offer of a role in a project; the person becomes a member only when they accept.
+
+    `identifier` is what the owner typed (a username or email, lower-cased); `user` is the account it named,
+    if exactly one did. The owner is told the same thing either way, so inviting never reveals who has an
+    account; an invitation without an account waits (a one-time link to create one can build on this).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    identifier = models.CharField(max_length=254)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.REVIEWER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "identifier"], name="one_invitation_per_identifier")]
+        ordering = ["project", "-created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} invited to {self.project} ({self.role})"
+
+
+class ImportRun(models.Model):
+    """One import, written in short transactions so that others' writes are never held up for long.
+
+    A run that failed, or whose process died while writing, is undone by `reviews.importers.discard_unfinished`:
+    a crashed import leaves nothing behind (but samples someone already reviewed, which are kept).
+    """
+
+    class Status(models.TextChoices):
+        WRITING = "writing", "Writing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    filename = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WRITING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.filename or 'import'} into {self.project} ({self.status})"
+
+
+class SampleQuerySet(models.QuerySet):
+    def writing_runs(self, project: Project) -> list[int]:
+        return list(
+            ImportRun.objects.filter(project=project, status=ImportRun.Status.WRITING).values_list("id", flat=True)
+        )
+
+    def visible(self, project: Project) -> models.QuerySet:
+        """The project's samples, without those an unfinished import is still writing (it may yet be undone).
+
+        No import running, no extra condition: the queue's index-only plans stay as they are.
+        """
+        qs = self.filter(project=project)
+        writing = self.writing_runs(project)
+        return qs.exclude(import_run__in=writing) if writing else qs
+
+
 class Sample(models.Model):
     """One judge output to review, with the base judge's verdict as imported."""
 
@@ -113,7 +180,11 @@ class Sample(models.Model):
     metadata = models.JSONField(default=dict, blank=True, encoder=UnicodeJSONEncoder)
     judge_value = models.CharField(max_length=64, blank=True)
     judge_rationale = models.TextField(blank=True)
+    # The import that wrote it: what to undo if that import never finishes.
+    import_run = models.ForeignKey(ImportRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="samples")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SampleQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="unique_external_id")]
@@ -152,6 +223,11 @@ class Feedback(models.Model):
     )
     # Bumped on every edit: refuses stale edits, and tells the memory which content it has learned from.
     revision = models.PositiveIntegerField(default=1)
+    # Set on feedback written by an import (possibly in another member's name): who imported it, and when.
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

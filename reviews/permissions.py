@@ -11,9 +11,10 @@ from typing import Callable
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 
-from reviews.models import ROLE_RANK, Membership, Project, Role
+from reviews.models import ROLE_RANK, Feedback, Invitation, Membership, Project, Role
 
 
 def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple[Project, Membership]:
@@ -28,6 +29,36 @@ def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple
     if ROLE_RANK[Role(membership.role)] < ROLE_RANK[min_role]:
         raise PermissionDenied(f"This needs the {min_role.label.lower()} role in this project.")
     return membership.project, membership
+
+
+def get_invitation_for_user(user, invitation_id: int) -> Invitation:
+    """Return an invitation addressed to `user`, or raise Http404 (anyone else's does not exist for them)."""
+    invitation = Invitation.objects.select_related("project").filter(pk=invitation_id, user=user).first() if user.is_authenticated else None
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
+
+
+def is_blind(membership: Membership | None) -> bool:
+    """Reviewers review blind: others' labels and critiques on a sample stay hidden until they gave their own.
+
+    Owners and viewers, who do not review, see everything.
+    """
+    return membership is not None and membership.role == Role.REVIEWER
+
+
+def visible_feedback(membership: Membership, queryset: QuerySet, path: str = "") -> QuerySet:
+    """Restrict rows about feedback to what the member may see: for a blind reviewer, feedback on samples they
+    reviewed themselves. `path` leads from the queryset's model to the Feedback ("" for Feedback itself)."""
+    if not is_blind(membership):
+        return queryset
+    mine = Feedback.objects.filter(author_id=membership.user_id, sample_id=OuterRef(f"{path}sample_id"))
+    return queryset.filter(Exists(mine))
+
+
+def sees_emails(membership: Membership | None) -> bool:
+    """Members' email addresses are shown to the project's owners only."""
+    return can(membership, Role.OWNER)
 
 
 def can(membership: Membership | None, role: Role) -> bool:

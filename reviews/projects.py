@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
-from reviews.models import Membership, Project, Role
+from reviews.models import Invitation, Membership, Project, Role
 
 
 def unique_slug(name: str) -> str:
@@ -31,29 +31,52 @@ def create_project(owner, **fields) -> Project:
     return project
 
 
-def find_user(identifier: str):
-    """Return the active user with this username or email, or raise ValidationError."""
-    identifier = identifier.strip()
+def _account_named(identifier: str):
+    """Return the one active account whose username or email is `identifier`, or None (none, or several)."""
     users = list(
         get_user_model()
         .objects.filter(is_active=True)
         .filter(Q(username__iexact=identifier) | Q(email__iexact=identifier))[:2]
     )
-    if not identifier or not users:
-        raise ValidationError(f"No user has the username or email {identifier!r}.")
-    if len(users) > 1:
-        raise ValidationError(f"Several users match {identifier!r}; use the username.")
-    return users[0]
+    return users[0] if len(users) == 1 else None
 
 
-def add_member(project: Project, identifier: str, role: Role) -> Membership:
-    """Add the user named by username or email to the project, or raise ValidationError."""
-    user = find_user(identifier)
-    try:
-        with transaction.atomic():
-            return Membership.objects.create(project=project, user=user, role=role)
-    except IntegrityError:
-        raise ValidationError(f"{user.username} is already a member of this project.") from None
+def invite(project: Project, identifier: str, role: Role, invited_by) -> Invitation:
+    """Invite the person named by a username or email; they join only when they accept.
+
+    The outcome looks the same whether or not an account answers to `identifier`, so that an owner (anyone can
+    create a project) cannot use it to learn who has an account. Inviting again updates the pending role.
+    """
+    identifier = identifier.strip().lower()
+    if not identifier:
+        raise ValidationError("Enter a username or an email address.")
+    user = _account_named(identifier)
+    if user is not None and Membership.objects.filter(project=project, user=user).exists():
+        # Owners see every member's username and email: this tells them nothing they could not read.
+        raise ValidationError(f"{identifier} is already a member of this project.")
+    invitation, _ = Invitation.objects.update_or_create(
+        project=project, identifier=identifier, defaults={"user": user, "role": role, "invited_by": invited_by}
+    )
+    return invitation
+
+
+def pending_invitations(user):
+    """Return the invitations waiting for `user`'s answer."""
+    return Invitation.objects.filter(user=user).select_related("project", "invited_by").order_by("-created_at")
+
+
+@transaction.atomic
+def accept_invitation(invitation: Invitation) -> Membership:
+    """Make the invited user a member with the invited role (keeping a role they already have), once."""
+    membership, _ = Membership.objects.get_or_create(
+        project=invitation.project, user=invitation.user, defaults={"role": invitation.role}
+    )
+    invitation.delete()
+    return membership
+
+
+def decline_invitation(invitation: Invitation) -> None:
+    invitation.delete()
 
 
 @transaction.atomic

@@ -33,9 +33,13 @@ class QueueQuery:
     label: str = ""  # an expert label
     judge: str = ""  # a judge verdict
     q: str = ""
+    # A blind reviewer's experts' labels (the label filter, "disagree") count only on samples they reviewed.
+    blind: bool = False
+    # Unfinished imports, whose samples stay hidden (Sample.objects.writing_runs); usually none.
+    hidden_runs: tuple[int, ...] = ()
 
     @classmethod
-    def from_params(cls, params, default_filter: str) -> QueueQuery:
+    def from_params(cls, params, default_filter: str, blind: bool = False, hidden_runs=()) -> QueueQuery:
         def text(name: str, limit: int) -> str:
             # No NUL: PostgreSQL refuses it in a query parameter, and no stored text contains one.
             return params.get(name, "").replace("\x00", "").strip()[:limit]
@@ -46,6 +50,8 @@ class QueueQuery:
             label=text("label", 64),
             judge=text("judge", 64),
             q=text("q", 200),
+            blind=blind,
+            hidden_runs=tuple(hidden_runs),
         )
 
     def params(self) -> dict[str, str]:
@@ -55,6 +61,8 @@ class QueueQuery:
 def samples(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
     """Return the project's samples matching the query (its filter, or `filter_name`), in id order."""
     qs = Sample.objects.filter(project=project)
+    if query.hidden_runs:
+        qs = qs.exclude(import_run__in=query.hidden_runs)
     mine = Feedback.objects.filter(sample=OuterRef("pk"), author=user)
     anyone = Feedback.objects.filter(sample=OuterRef("pk"))
     match filter_name or query.filter:
@@ -69,8 +77,12 @@ def samples(project: Project, user, query: QueueQuery, filter_name: str | None =
         case "disagree":
             # agrees_with_judge is NULL, not False, where the sample has no verdict to disagree with.
             qs = qs.filter(Exists(anyone.filter(**DISAGREES)))
+            if query.blind:
+                qs = qs.filter(Exists(mine))
     if query.label:
         qs = qs.filter(Exists(anyone.filter(label=query.label)))
+        if query.blind:
+            qs = qs.filter(Exists(mine))
     if query.judge:
         qs = qs.filter(judge_value=query.judge)
     if query.q:
@@ -100,12 +112,20 @@ def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
     if query.label or query.q:
         return _counts_in_one_pass(project, user, query)
     sample_filter = {"sample__judge_value": query.judge} if query.judge else {}
-    every = Sample.objects.filter(project=project, **({"judge_value": query.judge} if query.judge else {})).count()
+    samples_qs = Sample.objects.filter(project=project, **({"judge_value": query.judge} if query.judge else {}))
     # order_by(): the model's default ordering would join the DISTINCT and steer the planner off these indexes.
     feedback = Feedback.objects.filter(project=project, **sample_filter).order_by()
+    if query.hidden_runs:  # an unfinished import's samples, and the feedback it wrote, are hidden alike
+        samples_qs = samples_qs.exclude(import_run__in=query.hidden_runs)
+        feedback = feedback.exclude(sample__import_run__in=query.hidden_runs)
+    every = samples_qs.count()
     mine = feedback.filter(author=user).count()
     reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
-    disagree = feedback.filter(**DISAGREES).aggregate(n=Count("sample_id", distinct=True))["n"]
+    disagreeing = feedback.filter(**DISAGREES)
+    if query.blind:
+        mine_samples = Feedback.objects.filter(project=project, author=user).order_by().values("sample_id")
+        disagreeing = disagreeing.filter(sample_id__in=mine_samples)
+    disagree = disagreeing.aggregate(n=Count("sample_id", distinct=True))["n"]
     result = {"todo": every - mine, "unreviewed": every - reviewed, "mine": mine, "reviewed": reviewed, "disagree": disagree, "all": every}
     return {name: result[name] for name in FILTERS}
 
@@ -113,12 +133,14 @@ def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
 def _counts_in_one_pass(project: Project, user, query: QueueQuery) -> dict[str, int]:
     mine = Exists(Feedback.objects.filter(sample=OuterRef("pk"), author=user))
     anyone = Exists(Feedback.objects.filter(sample=OuterRef("pk")))
-    disagree = Exists(Feedback.objects.filter(sample=OuterRef("pk"), **DISAGREES))
+    disagree = Q(Exists(Feedback.objects.filter(sample=OuterRef("pk"), **DISAGREES)))
+    if query.blind:
+        disagree &= Q(mine)
     result = samples(project, user, query, "all").aggregate(
         all=Count("id"),
         mine=Count("id", filter=Q(mine)),
         reviewed=Count("id", filter=Q(anyone)),
-        disagree=Count("id", filter=Q(disagree)),
+        disagree=Count("id", filter=disagree),
     )
     result["todo"] = result["all"] - result["mine"]
     result["unreviewed"] = result["all"] - result["reviewed"]

@@ -18,14 +18,20 @@ from reviews import queue
 from reviews.feedback import StaleFeedback, delete_feedback, save_feedback
 from reviews.forms import FeedbackForm
 from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
+from reviews.middleware import accepts_upload
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
-from reviews.permissions import can, can_delete_feedback, can_edit_feedback, project_view, require
+from reviews.permissions import can, can_delete_feedback, can_edit_feedback, is_blind, project_view, require
 
 
-def _default_filter(membership) -> str:
-    return "todo" if can(membership, Role.REVIEWER) else "all"
+def _query(request: HttpRequest) -> queue.QueueQuery:
+    """The queue query in the URL; its filters travel in the query string only (a POST body holds a label)."""
+    membership = request.membership
+    default = "todo" if can(membership, Role.REVIEWER) else "all"
+    hidden = Sample.objects.writing_runs(request.project)
+    return queue.QueueQuery.from_params(request.GET, default, blind=is_blind(membership), hidden_runs=hidden)
 
 
+@accepts_upload(Role.OWNER, max_bytes)
 @project_view(Role.OWNER)
 @require_http_methods(["GET", "POST"])
 def sample_import(request: HttpRequest) -> HttpResponse:
@@ -65,7 +71,7 @@ def sample_import(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def sample_queue(request: HttpRequest) -> HttpResponse:
     project = request.project
-    query = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership))
+    query = _query(request)
     qs = queue.samples(project, request.user, query)
     mine = Feedback.objects.filter(author=request.user)
     qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback"))
@@ -87,7 +93,7 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the prefetch, the item alone
 def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
-    sample = get_object_or_404(Sample, pk=sample_id, project=request.project)
+    sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
     context = _review_context(request, sample)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context)
@@ -96,7 +102,7 @@ def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
 @project_view(Role.REVIEWER)
 @require_POST
 def feedback_save(request: HttpRequest, sample_id: int) -> HttpResponse:
-    sample = get_object_or_404(Sample, pk=sample_id, project=request.project)
+    sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
     form = FeedbackForm(request.POST)
     error = None
     if form.is_valid():
@@ -134,12 +140,11 @@ def feedback_delete(request: HttpRequest, feedback_id: int) -> HttpResponse:
 
 def _review_context(request: HttpRequest, sample: Sample, saved: bool = False, error: str | None = None, posted=None) -> dict:
     project = request.project
-    # The queue's filters travel in the query string only: a POST body holds the feedback's own label.
-    query = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership))
+    query = _query(request)
     previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
-    all_feedback = list(sample.feedback.select_related("author").order_by("created_at"))
+    all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine = next((f for f in all_feedback if f.author_id == request.user.pk), None)
-    reviewed = mine is not None or not can(request.membership, Role.REVIEWER)
+    reviewed = mine is not None or not is_blind(request.membership)
     others = [f for f in all_feedback if f.author_id != request.user.pk]
     suffix = "?" + urlencode(query.params()) if query.params() else ""
     return {
@@ -170,7 +175,7 @@ def _next_url(request: HttpRequest, sample: Sample) -> str:
 
 
 def _query_suffix(request: HttpRequest) -> str:
-    params = queue.QueueQuery.from_params(request.GET, _default_filter(request.membership)).params()
+    params = _query(request).params()
     return "?" + urlencode(params) if params else ""
 
 

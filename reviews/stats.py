@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from django.db.models import Count, Q
 
-from reviews.models import Feedback, Project, Role, Sample
+from reviews.models import Feedback, Membership, Project, Role, Sample
+from reviews.permissions import visible_feedback
 
 
-def overview(project: Project) -> dict:
-    """Return the overview's figures, in a handful of aggregate queries whatever the project's size."""
-    sample_count = Sample.objects.filter(project=project).count()
+def overview(project: Project, membership: Membership) -> dict:
+    """Return the overview's figures, in a handful of aggregate queries whatever the project's size.
+
+    Recent critiques are those `membership` may see (a reviewer: only on samples they reviewed themselves).
+    """
+    sample_count = Sample.objects.visible(project).count()
     feedback = Feedback.objects.filter(project=project).order_by()
     reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
     judged = feedback.filter(agrees_with_judge__isnull=False)  # feedback on samples with a judge verdict
@@ -22,7 +26,7 @@ def overview(project: Project) -> dict:
         .order_by("-done", "user__username")
     )
     recent = (
-        Feedback.objects.filter(project=project)
+        visible_feedback(membership, Feedback.objects.filter(project=project))
         .exclude(critique="")
         .select_related("author", "sample")
         .order_by("-updated_at", "-id")[:8]

@@ -10,15 +10,29 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from reviews import projects, stats
-from reviews.forms import AddMemberForm, ProjectForm, RoleForm
-from reviews.models import Membership, Project, Role
-from reviews.permissions import can, project_view, require
+from reviews.forms import InviteForm, ProjectForm, RoleForm
+from reviews.models import Invitation, Membership, Project, Role
+from reviews.permissions import can, get_invitation_for_user, project_view, require, sees_emails
 
 
 @login_required
 def project_list(request: HttpRequest) -> HttpResponse:
     memberships = Membership.objects.filter(user=request.user).select_related("project").order_by("project__name")
-    return render(request, "reviews/project_list.html", {"memberships": memberships})
+    context = {"memberships": memberships, "invitations": projects.pending_invitations(request.user)}
+    return render(request, "reviews/project_list.html", context)
+
+
+@login_required
+@require_POST
+def invitation_answer(request: HttpRequest, invitation_id: int, answer: str) -> HttpResponse:
+    invitation = get_invitation_for_user(request.user, invitation_id)
+    if answer == "accept":
+        membership = projects.accept_invitation(invitation)
+        messages.success(request, f"You joined “{invitation.project.name}” as {membership.get_role_display().lower()}.")
+        return redirect(invitation.project)
+    projects.decline_invitation(invitation)
+    messages.success(request, f"Invitation to “{invitation.project.name}” declined.")
+    return redirect("project-list")
 
 
 @login_required
@@ -35,7 +49,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
 def project_overview(request: HttpRequest) -> HttpResponse:
-    context = {"project": request.project, "membership": request.membership, **stats.overview(request.project)}
+    context = {"project": request.project, "membership": request.membership, **stats.overview(request.project, request.membership)}
     return render(request, "reviews/project_overview.html", context)
 
 
@@ -58,26 +72,45 @@ def project_settings(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def members(request: HttpRequest) -> HttpResponse:
     project: Project = request.project
-    form = AddMemberForm(request.POST if request.method == "POST" else None)
+    form = InviteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         require(request.membership, Role.OWNER)
         if form.is_valid():
             try:
-                added = projects.add_member(project, form.cleaned_data["identifier"], Role(form.cleaned_data["role"]))
+                invitation = projects.invite(
+                    project, form.cleaned_data["identifier"], Role(form.cleaned_data["role"]), request.user
+                )
             except ValidationError as error:
                 form.add_error("identifier", error)
             else:
-                messages.success(request, f"{added.user.username} added as {added.get_role_display().lower()}.")
+                # The same words whether or not an account answers to the identifier.
+                messages.success(
+                    request,
+                    f"{invitation.identifier} is invited as {invitation.get_role_display().lower()}; "
+                    "they join the project once they accept.",
+                )
                 return redirect("project-members", project.slug)
+    is_owner = can(request.membership, Role.OWNER)
     context = {
         "project": project,
         "membership": request.membership,
         "form": form,
         "memberships": project.memberships.select_related("user").order_by("user__username"),
+        "invitations": project.invitations.select_related("invited_by") if is_owner else [],
         "roles": Role.choices,
-        "is_owner": can(request.membership, Role.OWNER),
+        "is_owner": is_owner,
+        "show_emails": sees_emails(request.membership),
     }
     return render(request, "reviews/members.html", context, status=400 if form.errors else 200)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = get_object_or_404(Invitation, pk=invitation_id, project=request.project)
+    invitation.delete()
+    messages.success(request, f"Invitation of {invitation.identifier} revoked.")
+    return redirect("project-members", request.project.slug)
 
 
 @project_view(Role.OWNER)

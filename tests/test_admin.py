@@ -14,7 +14,7 @@ def test_every_model_of_ours_is_registered():
 
 
 @pytest.mark.parametrize("path", [
-    "reviews/project", "reviews/membership", "reviews/sample", "reviews/feedback",
+    "reviews/project", "reviews/membership", "reviews/invitation", "reviews/importrun", "reviews/sample", "reviews/feedback",
     "memory/principle", "memory/memoryversion", "memory/distilledfeedback", "memory/contradiction",
     "memory/judgerun", "memory/judgement",
 ])

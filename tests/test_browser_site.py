@@ -1,4 +1,4 @@
-"""In a real browser: log in, create a project, add a member, see the project listed."""
+"""In a real browser: log in, create a project, invite a member who accepts, see the project listed."""
 
 import pytest
 
@@ -16,7 +16,7 @@ def log_in(page, live_server, username: str) -> None:
     page.wait_for_url(f"{live_server.url}/projects/")
 
 
-def test_create_project_and_add_member(page, live_server):
+def test_create_project_and_invite_a_member(page, live_server):
     make_user("olivia")
     make_user("rafael")
     log_in(page, live_server, "olivia")
@@ -29,12 +29,17 @@ def test_create_project_and_add_member(page, live_server):
     page.click("nav.project-nav >> text=Members")
     page.fill("#id_identifier", "rafael@example.com")
     page.select_option("#id_role", "reviewer")
-    page.click("button:has-text('Add')")
-    assert page.locator("#members tr[data-username=rafael]").is_visible()
-    assert Membership.objects.get(user__username="rafael", project__slug="refund-emails").role == "reviewer"
+    page.click("button:has-text('Invite')")
+    assert page.locator("#invitations tr[data-identifier='rafael@example.com']").is_visible()
+    assert not Membership.objects.filter(user__username="rafael").exists()  # not before they accept
     page.click("text=MemAlign")
     assert page.locator(".project-list").inner_text().startswith("Refund emails")
-    # The new member sees it too, in their own browser session.
+    # The invitee accepts in their own browser session and lands in the project with the invited role.
     page.context.clear_cookies()
     log_in(page, live_server, "rafael")
+    assert "Refund emails" in page.locator("#invitations").inner_text()
+    page.click("#invitations button:has-text('Accept')")
+    page.wait_for_url(f"{live_server.url}/p/refund-emails/")
+    assert Membership.objects.get(user__username="rafael", project__slug="refund-emails").role == "reviewer"
+    page.click("text=MemAlign")
     assert "Refund emails" in page.locator(".project-list").inner_text()

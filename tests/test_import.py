@@ -13,11 +13,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from reviews.importers import MAX_ERRORS_LISTED, ImportRejected, import_samples
+from reviews.importers import MAX_ERRORS_LISTED, ImportRejected, import_samples, too_large_message
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Role, Sample
 from reviews.projects import create_project
 from reviews.signals import feedback_imported
-from tests.conftest import make_user, shared_dataset
+from tests.conftest import add_feedback, add_sample, make_user, shared_dataset
 
 
 def jsonl(*records) -> bytes:
@@ -139,6 +139,20 @@ def test_expert_reviews_are_imported_with_their_reviewer(personas, django_captur
     assert (e2.author, e2.agrees_with_judge, e2.critique) == (personas.owner, True, "")
     assert Feedback.objects.get(sample__external_id="e3").agrees_with_judge is None  # nothing to agree with
     assert not Feedback.objects.filter(sample__external_id="e4").exists()
+
+
+def test_imported_feedback_records_who_imported_it_and_the_review_page_says_so(client, personas):
+    """Finding 7: an owner importing rows in a reviewer's name is recorded, and the reviewer is told."""
+    run(personas.project, jsonl(row("in-name", judge_value="pass", expert_label="fail", expert_critique="Curt.", reviewer="rafael")),
+        importer=personas.owner)
+    feedback = Feedback.objects.get(sample__external_id="in-name")
+    assert (feedback.author, feedback.imported_by) == (personas.reviewer, personas.owner)
+    assert feedback.imported_at is not None
+    client.force_login(personas.reviewer)
+    body = client.get(f"/p/{personas.project.slug}/samples/{feedback.sample_id}/").content.decode()
+    assert f"Imported by olivia on {feedback.imported_at:%Y-%m-%d %H:%M}, in rafael’s name." in body
+    saved = add_feedback(add_sample(personas.project, "typed"), personas.reviewer, "pass")
+    assert saved.imported_by is None  # feedback written on the review page is not imported
 
 
 def test_no_signal_without_expert_reviews(personas, django_capture_on_commit_callbacks):
@@ -412,6 +426,14 @@ def test_file_size_limit(personas, settings):
     assert only_error(personas.project, data) == (None, "The file is larger than the limit of 1 KB; split it into smaller files.")
 
 
+def test_a_size_just_over_the_limit_is_not_rounded_to_the_limit(settings):
+    settings.MEMALIGN_IMPORT_MAX_BYTES = 100 * 1024 * 1024
+    assert too_large_message(100 * 1024 * 1024 + 10) == (
+        "The file (104,857,610 bytes; the limit is 104,857,600) is larger than the limit of 100 MB; "
+        "split it into smaller files.")
+    assert too_large_message(150 * 1024 * 1024).startswith("The file (150 MB) is larger than the limit of 100 MB")
+
+
 def test_row_count_limit(personas, settings):
     settings.MEMALIGN_IMPORT_MAX_ROWS = 5
     run(personas.project, jsonl(*[row(f"r{n}") for n in range(5)]))
@@ -540,6 +562,8 @@ def test_command_argument_errors(personas, tmp_path):
         call_command("import_samples", "nope", str(path))
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_samples", personas.project.slug, str(tmp_path / "missing.jsonl"))
+    with pytest.raises(CommandError, match="is a folder: give the path of a .csv or .jsonl file in it"):
+        call_command("import_samples", personas.project.slug, str(tmp_path))
     with pytest.raises(CommandError, match="'rafael' is not an owner of project"):
         call_command("import_samples", personas.project.slug, str(path), "--as", "rafael")
     with pytest.raises(CommandError, match="no user 'ghost'"):

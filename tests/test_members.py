@@ -1,10 +1,13 @@
-"""Projects and members: creation, adding by username or email, roles, and the last owner rule."""
+"""Projects and members: creation, invitations by username or email, roles, and the last owner rule."""
+
+import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from reviews.models import Membership, Role
-from reviews.projects import add_member, change_role, create_project, remove_member
+from reviews.models import Invitation, Membership, Role
+from reviews.projects import accept_invitation, change_role, create_project, invite, remove_member
 from tests.conftest import make_user
 
 
@@ -16,14 +19,20 @@ def test_creator_becomes_owner_and_slugs_stay_unique(db):
     assert Membership.objects.get(project=first, user=user).role == Role.OWNER
 
 
-def test_members_are_added_by_username_or_email(personas):
+def test_an_invitation_names_the_account_by_username_or_email_and_waits_for_consent(personas):
     newcomer = make_user("nina")
-    by_email = add_member(personas.project, "NINA@example.com", Role.VIEWER)
-    assert by_email.user == newcomer
+    invitation = invite(personas.project, "NINA@example.com", Role.VIEWER, personas.owner)
+    assert invitation.user == newcomer and invitation.identifier == "nina@example.com"
+    assert not Membership.objects.filter(project=personas.project, user=newcomer).exists()  # not without consent
+    again = invite(personas.project, "nina@example.com", Role.REVIEWER, personas.owner)
+    assert again.pk == invitation.pk and again.role == Role.REVIEWER  # inviting again changes the role
+    accept_invitation(again)
+    assert Membership.objects.get(project=personas.project, user=newcomer).role == Role.REVIEWER
+    assert not Invitation.objects.filter(pk=invitation.pk).exists()
     with pytest.raises(ValidationError, match="already a member"):
-        add_member(personas.project, "nina", Role.REVIEWER)
-    with pytest.raises(ValidationError, match="No user has the username or email 'ghost'"):
-        add_member(personas.project, "ghost", Role.REVIEWER)
+        invite(personas.project, "nina", Role.REVIEWER, personas.owner)
+    ghost = invite(personas.project, "ghost", Role.REVIEWER, personas.owner)
+    assert ghost.user is None  # no account: it waits, and nothing says so
 
 
 def test_the_last_owner_cannot_be_demoted_or_removed(personas):
@@ -38,17 +47,85 @@ def test_the_last_owner_cannot_be_demoted_or_removed(personas):
     assert Membership.objects.get(pk=mine.pk).role == Role.VIEWER
 
 
-def test_owner_page_adds_and_changes_members(client, personas):
+def test_owner_page_invites_and_changes_members(client, personas):
     make_user("nina")
     client.force_login(personas.owner)
     response = client.post(f"/p/{personas.project.slug}/members/", {"identifier": "nina", "role": "reviewer"}, follow=True)
-    assert "nina added as reviewer" in response.content.decode()
+    assert "nina is invited as reviewer; they join the project once they accept." in response.content.decode()
+    assert 'data-identifier="nina"' in response.content.decode()
+    invitation = Invitation.objects.get(project=personas.project, identifier="nina")
+    client.force_login(invitation.user)
+    client.post(f"/invitations/{invitation.pk}/accept/")
     membership = Membership.objects.get(project=personas.project, user__username="nina")
+    client.force_login(personas.owner)
     client.post(f"/p/{personas.project.slug}/members/{membership.pk}/role/", {"role": "viewer"})
     assert Membership.objects.get(pk=membership.pk).role == Role.VIEWER
-    response = client.post(f"/p/{personas.project.slug}/members/", {"identifier": "nobody", "role": "reviewer"})
-    assert response.status_code == 400
-    assert "No user has the username or email" in response.content.decode()
+
+
+def member_page_answer(client, slug: str, identifier: str) -> tuple[int, str]:
+    """Invite `identifier` and return the status and the page it leads to, with the identifier masked."""
+    response = client.post(f"/p/{slug}/members/", {"identifier": identifier, "role": "reviewer"}, follow=True)
+    body = response.content.decode().replace(identifier, "IDENTIFIER")
+    body = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"|"X-CSRFToken": "[^"]+"', "", body)  # masked per request
+    body = re.sub(r"/invitations/\d+/", "/invitations/N/", body)
+    return response.status_code, body
+
+
+def test_inviting_never_reveals_whether_an_account_exists(client, personas):
+    """Finding 1: an attacker who creates a project and invites identifiers learns nothing from the answers."""
+    make_user("victim")  # victim@example.com
+    attacker = make_user("mallory")
+    client.force_login(attacker)
+    slug = create_project(attacker, name="Probe", criterion="c", label_kind="pass_fail").slug
+    answers = {}
+    for identifier in ("victim@example.com", "nobody@example.com", "victim", "nobody"):
+        answers[identifier] = member_page_answer(client, slug, identifier)
+        Invitation.objects.filter(project__slug=slug).delete()  # each probe starts from the same page
+    assert answers["victim@example.com"] == answers["nobody@example.com"]
+    assert answers["victim"] == answers["nobody"]
+    assert answers["victim"][0] == 200
+    # And the victim was not made a member: the project is not theirs until they accept.
+    member_page_answer(client, slug, "victim@example.com")
+    victim = Membership.objects.filter(project__slug=slug, user__username="victim")
+    assert not victim.exists()
+    client.force_login(get_user_model().objects.get(username="victim"))
+    listing = client.get("/projects/").content.decode()
+    assert 'id="invitations"' in listing and "Probe" in listing
+    assert 'class="project-list"' not in listing  # no project yet: only the invitation
+
+
+def test_the_invitee_accepts_or_declines_and_no_one_else_can(client, personas):
+    nina = make_user("nina")
+    invitation = invite(personas.project, "nina", Role.REVIEWER, personas.owner)
+    client.force_login(personas.outsider)
+    assert client.post(f"/invitations/{invitation.pk}/accept/").status_code == 404
+    assert client.get(f"/invitations/{invitation.pk}/accept/").status_code == 405
+    client.force_login(nina)
+    response = client.post(f"/invitations/{invitation.pk}/decline/")
+    assert response.status_code == 302
+    assert not Membership.objects.filter(user=nina).exists() and not Invitation.objects.exists()
+    invitation = invite(personas.project, "nina", Role.VIEWER, personas.owner)
+    response = client.post(f"/invitations/{invitation.pk}/accept/")
+    assert response["Location"] == f"/p/{personas.project.slug}/"
+    assert Membership.objects.get(user=nina, project=personas.project).role == Role.VIEWER
+    assert client.post(f"/invitations/{invitation.pk}/accept/").status_code == 404  # used up
+
+
+def test_owners_revoke_invitations(client, personas):
+    invitation = invite(personas.project, "someone@example.com", Role.REVIEWER, personas.owner)
+    client.force_login(personas.reviewer)
+    assert client.post(f"/p/{personas.project.slug}/invitations/{invitation.pk}/revoke/").status_code == 403
+    client.force_login(personas.owner)
+    client.post(f"/p/{personas.project.slug}/invitations/{invitation.pk}/revoke/")
+    assert not Invitation.objects.exists()
+
+
+def test_only_owners_see_members_emails(client, personas):
+    for user, sees in ((personas.viewer, False), (personas.reviewer, False), (personas.owner, True)):
+        client.force_login(user)
+        body = client.get(f"/p/{personas.project.slug}/members/").content.decode()
+        assert ("rafael@example.com" in body) is sees, user.username
+        assert "rafael" in body
 
 
 def test_project_form_rejects_bad_schemas(client, personas):

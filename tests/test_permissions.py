@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from memory.models import JudgeRun, Principle
-from reviews.models import Feedback, Membership
+from reviews.models import Feedback, Invitation, Membership
 from tests.conftest import add_sample
 
 PERSONAS = ["anon", "out", "view", "rev", "own"]
@@ -21,13 +21,14 @@ MATRIX = {
     "members": ("/p/{slug}/members/", [302, 404, 200, 200, 200], [302, 404, 403, 403, 400]),
     "member-role": ("/p/{slug}/members/{membership}/role/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "member-remove": ("/p/{slug}/members/{membership}/remove/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "invitation-revoke": ("/p/{slug}/invitations/{invitation}/revoke/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "import": ("/p/{slug}/import/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 400]),
     "queue": ("/p/{slug}/queue/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "review": ("/p/{slug}/samples/{sample}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "feedback-save": ("/p/{slug}/samples/{sample}/feedback/", [302, 404, 403, 405, 405], [302, 404, 403, 422, 422]),
     "feedback-delete": ("/p/{slug}/feedback/{feedback}/delete/", [302, 404, 403, 405, 405], [302, 404, 403, 302, 302]),
     "memory": ("/p/{slug}/memory/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 400, 400, 400]),
+    "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 400, 403, 400]),
     "memory-regenerate": ("/p/{slug}/memory/regenerate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "memory-consolidate": ("/p/{slug}/memory/consolidate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "principle-add": ("/p/{slug}/memory/principles/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
@@ -53,9 +54,10 @@ def url_ids(personas, project) -> dict:
     membership = Membership.objects.exclude(role="owner").filter(project=project).first() or Membership.objects.filter(project=project).first()
     principle = Principle.objects.create(project=project, text="Own mistakes.", origin="manual")
     run = JudgeRun.objects.create(project=project, total=1)
+    invitation = Invitation.objects.create(project=project, identifier=f"invitee-{project.pk}@example.com")
     return {
         "slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk,
-        "principle": principle.pk, "run": run.pk,
+        "principle": principle.pk, "run": run.pk, "invitation": invitation.pk,
     }
 
 
@@ -77,7 +79,7 @@ def test_status(client, personas, name, method, index):
         assert response["Location"].startswith("/login/?next=")
 
 
-CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle", "run"))]
+CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle", "run", "invitation"))]
 
 
 @pytest.mark.parametrize("name", CROSS)
@@ -96,6 +98,7 @@ def test_another_projects_ids_are_404(client, personas, name, method):
         assert Feedback.objects.filter(pk=other_ids["feedback"]).exists()
         assert Membership.objects.filter(pk=other_ids["membership"]).exists()
         assert not Principle.objects.get(pk=other_ids["principle"]).retired
+        assert Invitation.objects.filter(pk=other_ids["invitation"]).exists()
 
 
 def test_project_list_shows_only_my_projects(client, personas):

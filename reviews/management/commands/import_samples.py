@@ -23,6 +23,8 @@ class Command(BaseCommand):
         except Project.DoesNotExist:
             raise CommandError(f"No project with the slug {project!r}.") from None
         importer = self.importer(target, username)
+        if file.is_dir():
+            raise CommandError(f"{file} is a folder: give the path of a .csv or .jsonl file in it.")
         if not file.is_file():
             raise CommandError(f"{file}: no such file.")
         with file.open("rb") as stream:
