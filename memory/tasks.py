@@ -11,16 +11,11 @@ import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 from redis.exceptions import LockError
 
 from memalign_site.redis import get_redis
-from memory import episodic, judge, semantic, sync
-from memory.llm import get_provider
+from memory import episodic, runs, semantic, sync
 from memory.llm.base import ProviderError
-from memory.models import JudgeRun
 from reviews.models import Feedback, Project
 
 log = logging.getLogger(__name__)
@@ -141,56 +136,7 @@ def consolidate_memory(self, project_id: int) -> dict:
     return {"version": version.number if version else None}
 
 
-JUDGE_RUN_SECONDS = 120
-MAX_CONSECUTIVE_FAILURES = 3
-
-
 @shared_task(acks_late=True)
-def judge_samples(run_id: int) -> dict:
-    """Judge a run's samples with the aligned judge, recording progress; continue in a new task after a while."""
-    run = JudgeRun.objects.select_related("project").filter(pk=run_id).first()
-    if run is None or run.status in (JudgeRun.Status.DONE, JudgeRun.Status.FAILED):
-        return {"run": "finished or gone"}
-    JudgeRun.objects.filter(pk=run_id).update(status=JudgeRun.Status.RUNNING)
-    try:
-        provider = get_provider(run.project)
-    except ProviderError as error:
-        _finish(run_id, JudgeRun.Status.FAILED, str(error))
-        return {"failed": str(error)}
-    deadline = time.monotonic() + JUDGE_RUN_SECONDS
-    failures = 0
-    # Samples this run judged already (before a crash or a continuation) are skipped: running twice is safe.
-    for sample in judge.run_samples(run).exclude(judgements__run=run).select_related("project").iterator():
-        try:
-            judge.judge_sample(sample, run, provider)
-        except ProviderError as error:
-            failures += 1
-            JudgeRun.objects.filter(pk=run_id).update(failed=F("failed") + 1, error=str(error)[:2000])
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                _finish(run_id, JudgeRun.Status.FAILED, f"stopped after {failures} failures in a row: {error}")
-                return {"failed": str(error)}
-            continue
-        failures = 0
-        JudgeRun.objects.filter(pk=run_id).update(done=F("done") + 1)
-        if time.monotonic() > deadline:
-            judge_samples.delay(run_id)
-            return {"continued": True}
-    _finish(run_id, JudgeRun.Status.DONE, "")
-    return {"done": True}
-
-
-def _finish(run_id: int, status: str, error: str) -> None:
-    updates = {"status": status, "finished_at": timezone.now()}
-    if error:
-        updates["error"] = error[:2000]
-    JudgeRun.objects.filter(pk=run_id).update(**updates)
-
-
-def start_judge_run(project: Project, user, scope: str) -> JudgeRun:
-    """Create a run over the scope's samples and dispatch it once the run is committed."""
-    run = JudgeRun.objects.create(project=project, created_by=user, scope=scope)
-    run.total = judge.run_samples(run).count()
-    run.save(update_fields=["total"])
-    run_id = run.pk
-    transaction.on_commit(lambda: judge_samples.delay(run_id))
-    return run
+def judge_chunk(run_id: int, index: int) -> str:
+    """Judge one chunk of a run (any worker may take any chunk); safe to redeliver."""
+    return runs.judge_chunk(run_id, index)

@@ -7,8 +7,6 @@ from django.contrib import messages
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django_htmx.http import HTMX_STOP_POLLING
 from django.views.decorators.http import require_GET, require_POST
 
 from memory import episodic, judge, semantic
@@ -16,7 +14,7 @@ from memory.forms import PrincipleForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from memory.models import Contradiction, JudgeRun, MemoryVersion, Principle, PrincipleSource
-from memory.tasks import request_regeneration, start_judge_run
+from memory.tasks import request_regeneration
 from reviews.models import Feedback, Role
 from reviews.permissions import can, project_view
 
@@ -122,32 +120,5 @@ def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
 
 
 def _judge_run_context(project) -> dict:
-    runs = JudgeRun.objects.filter(project=project).order_by("-id")
-    latest = runs.first()
-    finished = runs.filter(status=JudgeRun.Status.DONE).first()
-    return {"run": latest, "finished_run": finished, "agreement": judge.agreement(finished) if finished else None, "scopes": JudgeRun.Scope.choices}
-
-
-@project_view(Role.OWNER)
-@require_POST
-def judge_run_start(request: HttpRequest) -> HttpResponse:
-    scope = request.POST.get("scope", JudgeRun.Scope.REVIEWED)
-    if scope not in JudgeRun.Scope.values:
-        messages.error(request, "Choose which samples to judge: reviewed ones or all.")
-    elif JudgeRun.objects.filter(project=request.project, status__in=[JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING]).exists():
-        messages.error(request, "A run is already in progress; wait for it to finish.")
-    else:
-        run = start_judge_run(request.project, request.user, scope)
-        messages.success(request, f"Judging {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge.")
-    return redirect(reverse("memory-dashboard", args=[request.project.slug]) + "#judge")
-
-
-@project_view(Role.VIEWER)
-@require_GET
-def judge_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(JudgeRun, pk=run_id, project=request.project)
-    context = {"project": request.project, "run": run}
-    response = render(request, "memory/_judge_run.html", context)
-    if run.status in (JudgeRun.Status.DONE, JudgeRun.Status.FAILED):
-        response.status_code = HTMX_STOP_POLLING  # the progress bar stops polling
-    return response
+    runs_list = list(JudgeRun.objects.filter(project=project).select_related("created_by", "memory_version").defer("sample_ids").order_by("-id")[:20])
+    return {"runs": runs_list, "scopes": [(v, label) for v, label in JudgeRun.Scope.choices if v != JudgeRun.Scope.QUEUE]}

@@ -253,6 +253,8 @@ class FakeAnthropic:
         self._tool_counts: Counter[str] = Counter()
         self._cache: set[str] = set()
         self._ids = itertools.count(1)
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most requests the server was answering at once (concurrency limits)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -331,6 +333,7 @@ class FakeAnthropic:
             self._requests.clear()
             self._tool_counts.clear()
             self._cache.clear()
+            self.max_in_flight = self._in_flight
 
     # -- inspection --------------------------------------------------------------------------------------------
 
@@ -367,11 +370,18 @@ class FakeAnthropic:
             self._requests.append(recorded)
             if recorded.tool_name:
                 self._tool_counts[recorded.tool_name] += 1
-        reply = self._reply_for(method, path, headers, body)
-        delay = self.latency + getattr(reply, "delay", 0.0)
-        if delay > 0:
-            time.sleep(delay)  # outside the lock: concurrent requests overlap as they would against the API
-        return self._render(reply, body)
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            reply = self._reply_for(method, path, headers, body)
+            delay = self.latency + getattr(reply, "delay", 0.0)
+            if delay > 0:
+                time.sleep(delay)  # outside the lock: concurrent requests overlap as they would against the API
+            return self._render(reply, body)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _reply_for(self, method: str, path: str, headers: dict[str, str], body: Any) -> Scripted:
         """Return the reply: a request error, else the next scripted reply, else the responder's."""

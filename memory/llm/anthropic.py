@@ -486,7 +486,8 @@ class AnthropicProvider:
             raise ProviderError(f"{name}: cannot reach the Anthropic API ({attempts} attempts): {exc}") from exc
         except anthropic.APIStatusError as exc:
             raise ProviderError(f"{name}: Anthropic API answered HTTP {exc.status_code}"
-                                f"{_retried(exc.status_code, attempts)}: {_error_message(exc)}") from exc
+                                f"{_retried(exc.status_code, attempts)}: {_error_message(exc)}",
+                                overloaded=exc.status_code in (429, 529), retry_after=_retry_after(exc)) from exc
         except anthropic.AnthropicError as exc:
             raise ProviderError(f"{name}: Anthropic SDK error: {exc}") from exc
 
@@ -495,6 +496,17 @@ def _retried(status: int, attempts: int) -> str:
     """Return ' after N attempts' for statuses the SDK retries, '' for those it gives up on at once."""
     retryable = status in (408, 409, 429) or status >= 500
     return f" after {attempts} attempts" if retryable and attempts > 1 else ""
+
+
+def _retry_after(exc: anthropic.APIStatusError) -> float | None:
+    """Return the server's retry-after hint in seconds (`retry-after-ms` first, as the SDK reads it)."""
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
+        try:
+            return float(headers[name]) / scale
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 def _error_message(exc: anthropic.APIStatusError) -> str:
