@@ -71,7 +71,7 @@ def describe(query: queue.QueueQuery) -> str:
 
 def start(
     project: Project, user, scope: str, queue_query: queue.QueueQuery | None = None, limit: int | None = None,
-    in_process: bool = False,
+    in_process: bool = False, chunk_size: int | None = None,
 ) -> JudgeRun:
     """Create a run over the scope's samples; it starts at once, or after the project's active run ends.
 
@@ -91,7 +91,7 @@ def start(
             raise RunError("Another run of this project is active; try again when it has finished.")
         run = JudgeRun.objects.create(
             project=project, created_by=user, scope=scope, sample_ids=sample_ids, total=len(sample_ids),
-            chunk_size=CHUNK_SIZE, memory_version=judge.latest_version(project),
+            chunk_size=chunk_size or CHUNK_SIZE, memory_version=judge.latest_version(project),
             scope_detail=describe(queue_query) if scope == JudgeRun.Scope.QUEUE and queue_query else "",
         )
         if not busy:

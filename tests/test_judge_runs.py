@@ -73,6 +73,20 @@ def test_a_run_judges_every_reviewed_sample_in_chunks_and_measures_agreement(cel
     assert f'data-run-id="{run.pk}"' in dashboard
 
 
+def test_the_requests_of_a_run_force_the_tool_and_share_one_cached_prefix(celery_worker, personas, fake_anthropic):
+    reviewed_project(personas, "anthropic")
+    run = finished(runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED, chunk_size=3))
+    assert run.done == 8
+    sent = [r.body for r in fake_anthropic.requests if r.tool_name == JUDGE_TOOL]
+    assert len(sent) == 8
+    assert all(body["tool_choice"]["type"] == "tool" and body["tool_choice"]["name"] == JUDGE_TOOL for body in sent)
+    prefixes = {json.dumps(body["system"], sort_keys=True) for body in sent}
+    assert len(prefixes) == 1  # byte-identical across every chunk of the run
+    (block,) = sent[0]["system"]
+    assert block["cache_control"] == {"type": "ephemeral"} and personas.project.criterion in block["text"]
+    assert run.usage["calls"] == 8 and run.usage["cache_read_tokens"] > 0  # the fake server's cache was hit
+
+
 def test_a_second_run_waits_for_the_first_and_then_starts_by_itself(celery_worker, personas, fake_anthropic):
     reviewed_project(personas, "anthropic")
     fake_anthropic.latency = 0.3
