@@ -16,12 +16,15 @@ from chromadb.api.client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from django.conf import settings
 
-from memory.embeddings import MiniLMEmbeddingFunction, embed, example_text
+from memory.embeddings import MiniLMEmbeddingFunction, embed, example_text, example_vectors, sample_parts
 from reviews.models import Feedback, Sample
 
 _client_lock = threading.Lock()
 _client = None
 PAGE = 1_000  # Chroma reads are paged: a large collection is never fetched in one response
+# How entry vectors are made. 2: the mean of the sample's parts (input, each output), each embedded whole up to
+# 256 tokens; 1 (no "scheme" in the metadata): input and output as one text, cut at 256 tokens.
+VECTOR_SCHEME = 2
 
 
 def get_client():
@@ -67,8 +70,13 @@ def collection(project_id: int):
 
 
 def sample_text(sample: Sample) -> str:
-    """Return the text embedded for a sample: what a similar future input would look like."""
+    """Return the text stored with a sample's entry (for reading; the vector comes from `sample_vector_parts`)."""
     return example_text(sample.inputs_text(), sample.output_text())
+
+
+def sample_vector_parts(sample: Sample) -> list[str]:
+    """Return the parts embedded for a sample: its input and each of its outputs, the whole sample."""
+    return sample_parts(sample.inputs_text(), sample.outputs, sample.output_a, sample.output_b)
 
 
 def upsert(feedback: list[Feedback]) -> None:
@@ -76,13 +84,14 @@ def upsert(feedback: list[Feedback]) -> None:
     if not feedback:
         return
     texts = [sample_text(f.sample) for f in feedback]
-    vectors = embed(texts)
+    vectors = example_vectors([sample_vector_parts(f.sample) for f in feedback])
     collection(feedback[0].project_id).upsert(
         ids=[str(f.pk) for f in feedback],
         embeddings=[v.tolist() for v in vectors],
         documents=texts,
         metadatas=[
-            {"sample_id": f.sample_id, "label": f.label, "author_id": f.author_id, "project_id": f.project_id, "revision": f.revision}
+            {"sample_id": f.sample_id, "label": f.label, "author_id": f.author_id, "project_id": f.project_id, "revision": f.revision,
+             "scheme": VECTOR_SCHEME}
             for f in feedback
         ],
     )
@@ -103,14 +112,19 @@ def drop(project_id: int) -> None:
 
 
 def entries(project_id: int) -> dict[int, int]:
-    """Return {feedback id: revision} for every entry the project's collection holds."""
+    """Return {feedback id: revision} for every entry the project's collection holds.
+
+    An entry embedded under an older vector scheme reports revision -1, so a repair re-embeds it.
+    """
     found: dict[int, int] = {}
     store = collection(project_id)
     offset = 0
     while True:
         batch = store.get(include=["metadatas"], limit=PAGE, offset=offset)
         for entry_id, metadata in zip(batch["ids"], batch["metadatas"]):
-            found[int(entry_id)] = int((metadata or {}).get("revision", 0))
+            metadata = metadata or {}
+            current = metadata.get("scheme") == VECTOR_SCHEME
+            found[int(entry_id)] = int(metadata.get("revision", 0)) if current else -1
         if len(batch["ids"]) < PAGE:
             return found
         offset += PAGE

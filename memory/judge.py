@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memory import episodic, semantic
-from memory.embeddings import embed, example_text
+from memory.embeddings import example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
 from memory.llm.base import Example, PrincipleText, Verdict, WorkingMemory
 from memory.models import MemoryVersion
@@ -23,19 +23,28 @@ class AlignedVerdict:
 
 def retrieve(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None, k: int | None = None) -> list[Example]:
     """Return the most similar reviewed examples, most similar first, never the excluded sample's own."""
-    text = example_text(inputs, output)
-    neighbours = episodic.query(project.pk, text, project.retrieval_k if k is None else k, exclude_sample_id)
-    return _examples([neighbours])[0]
+    vectors = example_vectors([sample_parts(inputs, output)])
+    neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k if k is None else k, [exclude_sample_id])
+    return _examples(neighbours, [fingerprint(inputs, output)])[0]
 
 
-def _examples(neighbour_lists: list[list[episodic.Neighbour]]) -> list[list[Example]]:
+def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: list[str]) -> list[list[Example]]:
+    """The retrieved examples of each query, each marked when it is the query's own item (same content)."""
     wanted = {n.feedback_id for neighbours in neighbour_lists for n in neighbours}
     by_id = Feedback.objects.select_related("sample").in_bulk(wanted)
-    # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
-    return [
-        [semantic.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
-        for neighbours in neighbour_lists
-    ]
+    result = []
+    for neighbours, query in zip(neighbour_lists, fingerprints):
+        # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
+        examples = [semantic.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
+        for example, feedback in zip(examples, (by_id[n.feedback_id] for n in neighbours if n.feedback_id in by_id)):
+            example.same_item = sample_fingerprint(feedback.sample) == query
+        result.append(examples)
+    return result
+
+
+def sample_fingerprint(sample: Sample) -> str:
+    """The content fingerprint of a stored sample (see embeddings.fingerprint)."""
+    return fingerprint(sample.inputs_text(), sample.output_text())
 
 
 def working_memory(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None) -> WorkingMemory:
@@ -52,12 +61,13 @@ def working_memory(project: Project, inputs: str, output: str, exclude_sample_id
 def working_memories(project: Project, samples: list[Sample], principles: list[PrincipleText]) -> list[WorkingMemory]:
     """Build the working memories of many stored samples at once: one embedding batch, one store query."""
     texts = [(s.inputs_text(), s.output_text()) for s in samples]
-    vectors = embed([example_text(inputs, output) for inputs, output in texts])
+    vectors = example_vectors([episodic.sample_vector_parts(s) for s in samples])
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [s.pk for s in samples])
+    retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
     schema = semantic.schema(project)
     return [
         WorkingMemory(project.criterion, schema, principles, examples, inputs, output)
-        for (inputs, output), examples in zip(texts, _examples(neighbours))
+        for (inputs, output), examples in zip(texts, retrieved)
     ]
 
 

@@ -431,8 +431,10 @@ def explanation(judgement: Judgement) -> dict:
         sources.setdefault(link.principle_id, []).append(link.feedback)
     feedback = Feedback.objects.select_related("sample", "author").in_bulk(judgement.retrieved)
     similarities = judgement.similarities or [None] * len(judgement.retrieved)
+    own = judge.sample_fingerprint(judgement.sample)
     examples = [
-        {"feedback_id": fid, "feedback": feedback.get(fid), "similarity": similarity}
+        {"feedback_id": fid, "feedback": feedback.get(fid), "similarity": similarity,
+         "same_item": fid in feedback and judge.sample_fingerprint(feedback[fid].sample) == own}
         for fid, similarity in zip(judgement.retrieved, similarities)
     ]
     return {

@@ -114,6 +114,8 @@ def example_block(example: Example, with_similarity: bool = False) -> str:
     attrs: dict[str, object] = {"id": example.feedback_id}
     if with_similarity:
         attrs["similarity"] = f"{example.similarity:.2f}"
+    if example.same_item:
+        attrs["same_item"] = "true"  # the case itself, already reviewed: the experts' label stands
     return block("example", parts, attrs)
 
 
@@ -138,11 +140,13 @@ def judge_user(memory: WorkingMemory) -> str:
     """Return the judge's variable part: the retrieved examples and the case."""
     examples = block("examples", (example_block(e, with_similarity=True) for e in memory.examples))
     case = block("case", [tag("inputs", memory.inputs), tag("output", memory.output)])
+    seen = (" An example marked same_item is this very case, already reviewed: its expert label stands."
+            if any(e.same_item for e in memory.examples) else "")
     return "\n\n".join([
         examples,
         case,
         f"Judge the output in <case> against the criterion. Call {JUDGE_TOOL} with a short rationale (naming "
-        "the principles or examples you relied on) and exactly one of the allowed labels.",
+        f"the principles or examples you relied on) and exactly one of the allowed labels.{seen}",
     ])
 
 

@@ -67,6 +67,7 @@ class Example:
     critique: str
     judge_value: str = ""
     similarity: float = 0.0  # cosine similarity to the query, when retrieved
+    same_item: bool = False  # the very input and output being judged, reviewed before: its label decides
 
 
 @dataclass
