@@ -16,15 +16,14 @@ from chromadb.api.client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from django.conf import settings
 
-from memory.embeddings import MiniLMEmbeddingFunction, embed, example_text, example_vectors, sample_parts
+from memory import vectors as sample_vectors
+from memory.embeddings import MiniLMEmbeddingFunction, embed, example_text
 from reviews.models import Feedback, Sample
 
 _client_lock = threading.Lock()
 _client = None
 PAGE = 1_000  # Chroma reads are paged: a large collection is never fetched in one response
-# How entry vectors are made. 2: the mean of the sample's parts (input, each output), each embedded whole up to
-# 256 tokens; 1 (no "scheme" in the metadata): input and output as one text, cut at 256 tokens.
-VECTOR_SCHEME = 2
+VECTOR_SCHEME = sample_vectors.SCHEME  # in each entry's metadata: entries of an older scheme are re-embedded
 
 
 def get_client():
@@ -70,13 +69,8 @@ def collection(project_id: int):
 
 
 def sample_text(sample: Sample) -> str:
-    """Return the text stored with a sample's entry (for reading; the vector comes from `sample_vector_parts`)."""
+    """Return the text stored with a sample's entry, for reading (the vector is the sample's, memory.vectors)."""
     return example_text(sample.inputs_text(), sample.output_text())
-
-
-def sample_vector_parts(sample: Sample) -> list[str]:
-    """Return the parts embedded for a sample: its input and each of its outputs, the whole sample."""
-    return sample_parts(sample.inputs_text(), sample.outputs, sample.output_a, sample.output_b)
 
 
 def upsert(feedback: list[Feedback]) -> None:
@@ -84,7 +78,7 @@ def upsert(feedback: list[Feedback]) -> None:
     if not feedback:
         return
     texts = [sample_text(f.sample) for f in feedback]
-    vectors = example_vectors([sample_vector_parts(f.sample) for f in feedback])
+    vectors = sample_vectors.for_samples([f.sample for f in feedback])  # stored at import: no embedding here
     collection(feedback[0].project_id).upsert(
         ids=[str(f.pk) for f in feedback],
         embeddings=[v.tolist() for v in vectors],

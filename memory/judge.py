@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memory import episodic, semantic
+from memory import vectors as sample_vectors
 from memory.embeddings import example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
 from memory.llm.base import Example, PrincipleText, Verdict, WorkingMemory
@@ -37,14 +38,9 @@ def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: lis
         # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
         examples = [semantic.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
         for example, feedback in zip(examples, (by_id[n.feedback_id] for n in neighbours if n.feedback_id in by_id)):
-            example.same_item = sample_fingerprint(feedback.sample) == query
+            example.same_item = sample_vectors.sample_fingerprint(feedback.sample) == query
         result.append(examples)
     return result
-
-
-def sample_fingerprint(sample: Sample) -> str:
-    """The content fingerprint of a stored sample (see embeddings.fingerprint)."""
-    return fingerprint(sample.inputs_text(), sample.output_text())
 
 
 def working_memory(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None) -> WorkingMemory:
@@ -61,7 +57,7 @@ def working_memory(project: Project, inputs: str, output: str, exclude_sample_id
 def working_memories(project: Project, samples: list[Sample], principles: list[PrincipleText]) -> list[WorkingMemory]:
     """Build the working memories of many stored samples at once: one embedding batch, one store query."""
     texts = [(s.inputs_text(), s.output_text()) for s in samples]
-    vectors = example_vectors([episodic.sample_vector_parts(s) for s in samples])
+    vectors = sample_vectors.for_samples(samples)  # embedded once, in the background after import
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [s.pk for s in samples])
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
     schema = semantic.schema(project)

@@ -199,3 +199,14 @@ class Judgement(models.Model):
     @property
     def abstained(self) -> bool:
         return not self.value and not self.error
+
+
+class SampleVector(models.Model):
+    """A sample's embedding, made once in background batches after import and reused everywhere after:
+    for its feedback's episodic entry, for judging it, for retrieval. Derived data: rebuilt when missing."""
+
+    sample = models.OneToOneField(Sample, primary_key=True, on_delete=models.CASCADE, related_name="vector")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=64, help_text="The content it was made from: changed content is embedded again.")
+    scheme = models.PositiveSmallIntegerField()
+    vector = models.BinaryField()  # float32, little-endian, unit length

@@ -21,6 +21,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from memory import judge, metrics, semantic
+from memory import vectors as sample_vectors
 from memory.limiter import provider_slot
 from memory.llm import get_provider
 from memory.llm.base import ProviderError, Usage, Verdict, WorkingMemory
@@ -431,10 +432,10 @@ def explanation(judgement: Judgement) -> dict:
         sources.setdefault(link.principle_id, []).append(link.feedback)
     feedback = Feedback.objects.select_related("sample", "author").in_bulk(judgement.retrieved)
     similarities = judgement.similarities or [None] * len(judgement.retrieved)
-    own = judge.sample_fingerprint(judgement.sample)
+    own = sample_vectors.sample_fingerprint(judgement.sample)
     examples = [
         {"feedback_id": fid, "feedback": feedback.get(fid), "similarity": similarity,
-         "same_item": fid in feedback and judge.sample_fingerprint(feedback[fid].sample) == own}
+         "same_item": fid in feedback and sample_vectors.sample_fingerprint(feedback[fid].sample) == own}
         for fid, similarity in zip(judgement.retrieved, similarities)
     ]
     return {

@@ -14,7 +14,7 @@ from django.conf import settings
 from redis.exceptions import LockError
 
 from memalign_site.redis import get_redis
-from memory import episodic, runs, semantic, sync
+from memory import episodic, runs, semantic, sync, vectors
 from memory.llm.base import ProviderError
 from reviews.models import Feedback, Project
 
@@ -65,6 +65,31 @@ def sync_project(project_id: int) -> dict:
     return {"missing": len(drift.missing), "outdated": len(drift.outdated), "orphaned": len(drift.orphaned)}
 
 
+def request_sample_embedding(project_id: int) -> bool:
+    """Queue the embedding of the project's new samples unless it is already queued; return whether queued."""
+    if not get_redis().set(_key("embed-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+        return False
+    embed_samples.delay(project_id)
+    return True
+
+
+@shared_task(acks_late=True, **RETRY)
+def embed_samples(project_id: int) -> dict:
+    """Embed the project's samples that have no vector yet, in batches; continue in a new task after a while."""
+    get_redis().delete(_key("embed-queued", project_id))  # samples created from now on queue the next run
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": "gone"}
+    deadline, embedded = time.monotonic() + RUN_SECONDS, 0
+    while time.monotonic() < deadline:
+        count = vectors.embed_pending(project)
+        embedded += count
+        if count < vectors.BATCH:
+            return {"embedded": embedded}
+    request_sample_embedding(project_id)  # the rest in the next run: each stays inside the time limit
+    return {"embedded": embedded, "continued": True}
+
+
 def request_regeneration(project_id: int, delay: float | None = None) -> bool:
     """Queue a regeneration of the project's principles unless one is already queued; return whether queued."""
     countdown = settings.MEMALIGN_DISTILL_DELAY_SECONDS if delay is None else delay
@@ -107,7 +132,8 @@ def _release(lock) -> None:
 
 @shared_task(acks_late=True)
 def repair_all() -> dict:
-    """Periodic (Celery beat): repair drift between the database and Chroma, and restart stalled distillation."""
+    """Periodic (Celery beat): repair drift between the database and Chroma, restart stalled distillation, and
+    embed samples whose embedding was never dispatched (the broker was down)."""
     repaired = {}
     for project in Project.objects.all():
         drift = sync.repair(project, limit=SYNC_CHUNK)
@@ -115,6 +141,8 @@ def repair_all() -> dict:
             repaired[project.slug] = drift.lines()
         if semantic.pending_feedback(project).exists() or semantic.stale_principles(project).exists():
             request_regeneration(project.pk)
+        if vectors.pending(project).exists():
+            request_sample_embedding(project.pk)
     return repaired
 
 
