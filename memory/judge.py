@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from memory import episodic, semantic
 from memory import vectors as sample_vectors
-from memory.embeddings import example_vectors, fingerprint, sample_parts
+from memory.embeddings import embed, example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
 from memory.llm.base import Example, PrincipleText, Verdict, WorkingMemory
 from memory.models import MemoryVersion
@@ -44,27 +46,89 @@ def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: lis
 
 
 def working_memory(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None) -> WorkingMemory:
-    return WorkingMemory(
-        criterion=project.criterion,
-        schema=semantic.schema(project),
-        principles=semantic.principle_texts(project),
-        examples=retrieve(project, inputs, output, exclude_sample_id),
-        inputs=inputs,
-        output=output,
-    )
+    vectors = example_vectors([sample_parts(inputs, output)])
+    neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
+    (examples,) = _examples(neighbours, [fingerprint(inputs, output)])
+    (principles,) = within_budget(project, principle_set(project), vectors)
+    return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, output)
 
 
-def working_memories(project: Project, samples: list[Sample], principles: list[PrincipleText]) -> list[WorkingMemory]:
-    """Build the working memories of many stored samples at once: one embedding batch, one store query."""
+def working_memories(project: Project, samples: list[Sample], principles: PrincipleSet | None = None) -> list[WorkingMemory]:
+    """Build the working memories of many stored samples at once: stored vectors, one store query."""
     texts = [(s.inputs_text(), s.output_text()) for s in samples]
     vectors = sample_vectors.for_samples(samples)  # embedded once, in the background after import
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [s.pk for s in samples])
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
+    chosen = within_budget(project, principles or principle_set(project), vectors)
     schema = semantic.schema(project)
     return [
-        WorkingMemory(project.criterion, schema, principles, examples, inputs, output)
-        for (inputs, output), examples in zip(texts, retrieved)
+        WorkingMemory(project.criterion, schema, these, examples, inputs, output)
+        for (inputs, output), examples, these in zip(texts, retrieved, chosen)
     ]
+
+
+# --- the principles within the project's token budget ------------------------------------------------------
+
+CHARS_PER_TOKEN = 4  # a rough average for English text: the budget bounds the prompt, it does not bill it
+_principle_vectors: dict[tuple[int, str], np.ndarray] = {}  # per process; principles change rarely
+
+
+@dataclass
+class PrincipleSet:
+    principles: list[PrincipleText]  # every active principle, in id order
+    pinned: set[int]
+
+    @property
+    def tokens(self) -> int:
+        return sum(principle_tokens(p) for p in self.principles)
+
+
+def principle_tokens(principle: PrincipleText) -> int:
+    return len(principle.text) // CHARS_PER_TOKEN + 1
+
+
+def principle_set(project: Project) -> PrincipleSet:
+    active = list(semantic.active_principles(project).values_list("id", "text", "pinned"))
+    return PrincipleSet([PrincipleText(pk, text) for pk, text, _ in active], {pk for pk, _, pinned in active if pinned})
+
+
+def over_budget(project: Project) -> bool:
+    """Whether the active principles exceed the working-memory budget: consolidation is due."""
+    return principle_set(project).tokens > project.principle_budget_tokens
+
+
+def within_budget(project: Project, principles: PrincipleSet, vectors: np.ndarray) -> list[list[PrincipleText]]:
+    """Return, for each item vector, the principles for its working memory.
+
+    Within the budget every item gets every principle (one shared, cacheable prefix). Over it, each item gets
+    the pinned principles, then the ones most similar to it, as many as fit; kept in id order.
+    """
+    budget = project.principle_budget_tokens
+    if principles.tokens <= budget:
+        return [principles.principles] * len(vectors)
+    matrix = _vectors_of(principles.principles)
+    chosen = []
+    for similarity in np.asarray(vectors) @ matrix.T:
+        ranked = sorted(range(len(principles.principles)),
+                        key=lambda i: (principles.principles[i].id not in principles.pinned, -similarity[i]))
+        picked, used = [], 0
+        for i in ranked:
+            cost = principle_tokens(principles.principles[i])
+            if used + cost <= budget or principles.principles[i].id in principles.pinned:
+                picked.append(i)
+                used += cost
+        chosen.append([principles.principles[i] for i in sorted(picked)])
+    return chosen
+
+
+def _vectors_of(principles: list[PrincipleText]) -> np.ndarray:
+    missing = [p for p in principles if (p.id, p.text) not in _principle_vectors]
+    if missing:
+        if len(_principle_vectors) > 50_000:
+            _principle_vectors.clear()
+        for p, vector in zip(missing, embed([p.text for p in missing])):
+            _principle_vectors[(p.id, p.text)] = vector
+    return np.array([_principle_vectors[(p.id, p.text)] for p in principles])
 
 
 def latest_version(project: Project) -> MemoryVersion | None:

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from memory import judge, metrics, semantic
+from memory import judge, metrics
 from memory import vectors as sample_vectors
 from memory.limiter import provider_slot
 from memory.llm import get_provider
@@ -177,7 +177,7 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
         _finish(run.pk, JudgeRun.Status.FAILED, str(error))
         return
     # One set of principles for the whole chunk: every call in it shares one byte-identical cached prefix.
-    memories = judge.working_memories(project, samples, semantic.principle_texts(project))
+    memories = judge.working_memories(project, samples)
     cancelled = threading.Event()
     version_id = run.memory_version_id
 

@@ -32,6 +32,7 @@ def status(project) -> dict:
         "pending_count": semantic.pending_feedback(project).count(),
         "stale_count": semantic.stale_principles(project).count(),
         "active_count": semantic.active_principles(project).count(),
+        "principle_tokens": judge.principle_set(project).tokens,
         "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
     }
 

@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from memory import episodic, judge, semantic, vectors
+from memory import episodic, judge, vectors
 from memory.embeddings import example_vectors
 from memory.models import SampleVector
 from reviews.importers import import_samples
@@ -29,7 +29,7 @@ def test_a_stored_vector_is_reused_for_the_episodic_entry_and_for_judging(person
     monkeypatch.setattr(vectors, "example_vectors", no_embedding)
     feedback = add_feedback(samples[0], personas.reviewer, "fail", "Curt.")
     episodic.upsert([feedback])  # what embed_feedback does when a critique is saved: no embedding work
-    memory = judge.working_memories(personas.project, samples[1:], semantic.principle_texts(personas.project))
+    memory = judge.working_memories(personas.project, samples[1:])
     assert [m.examples[0].feedback_id for m in memory] == [feedback.pk] * 3
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from memory import episodic, judge, semantic
+from memory import episodic, judge
 from memory.embeddings import MAX_TOKENS, token_counts
 from memory.llm.offline import OfflineProvider
 from reviews.models import Feedback, Sample
@@ -52,7 +52,7 @@ def seen_accuracy(personas, name: str) -> tuple[float, int, int]:
         episodic.upsert(feedback[start : start + 100])
     probes = chosen[:PROBES]
     copies = Sample.objects.bulk_create([Sample(project=project, external_id=f"again-{r['id']}", **sample_fields(r)) for r in probes])
-    memories = judge.working_memories(project, copies, semantic.principle_texts(project))
+    memories = judge.working_memories(project, copies)
     provider = OfflineProvider()
     right = sum(provider.judge(memory).value == r["label"] for memory, r in zip(memories, probes))
     # Retrieval finds the item itself: the whole sample is embedded, so two pairs on one question differ.
@@ -98,7 +98,7 @@ def test_the_working_memory_holds_exactly_the_principles_k_examples_and_never_it
     feedback = [add_feedback(s, personas.reviewer, "pass" if i % 2 else "fail", f"Critique {i}.") for i, s in enumerate(reviewed)]
     twin = add_sample(project, "again-m2", inputs={"q": "Where is parcel 2?"}, outputs="On its way, 2.")
     episodic.upsert(list(Feedback.objects.filter(project=project).select_related("sample")))
-    own, again = judge.working_memories(project, [reviewed[2], twin], semantic.principle_texts(project))
+    own, again = judge.working_memories(project, [reviewed[2], twin])
     assert [p.id for p in own.principles] == [p.pk for p in kept]  # every active principle, no retired one
     assert len(own.examples) == 3 and feedback[2].pk not in [e.feedback_id for e in own.examples]
     assert not any(e.same_item for e in own.examples)
@@ -120,3 +120,30 @@ def test_entries_embedded_under_the_old_scheme_are_repaired(personas):
     assert sync.diff(personas.project).outdated == [feedback.pk]
     sync.repair(personas.project)
     assert episodic.entries(personas.project.pk) == {feedback.pk: feedback.revision}
+
+
+@pytest.mark.django_db
+def test_over_budget_each_item_gets_the_pinned_and_its_most_relevant_principles(personas, client):
+    from memory.models import Principle
+    from tests.conftest import add_sample
+
+    project = personas.project
+    topics = ["refund for a broken kettle", "parcel delivery delay", "password reset email", "invoice address change"]
+    rules = {t: Principle.objects.create(project=project, text=f"When the customer asks about a {t}, answer that first.", origin="manual") for t in topics}
+    pinned = Principle.objects.create(project=project, text="Never promise what policy forbids.", origin="manual", pinned=True)
+    everything = judge.principle_set(project)
+    project.principle_budget_tokens = everything.tokens  # within: every item gets every principle
+    project.save()
+    sample = add_sample(project, "p", inputs={"q": "My parcel delivery is late again"}, outputs="Sorry, it ships soon.")
+    (memory,) = judge.working_memories(project, [sample])
+    assert [p.id for p in memory.principles] == [p.id for p in everything.principles]
+    client.force_login(personas.viewer)
+    assert 'id="budget-notice"' not in client.get(f"/p/{project.slug}/memory/").content.decode()
+
+    one_rule = judge.principle_tokens(judge.PrincipleText(0, rules[topics[1]].text))
+    project.principle_budget_tokens = one_rule + judge.principle_tokens(judge.PrincipleText(0, pinned.text))
+    project.save()
+    (memory,) = judge.working_memories(project, [sample])
+    assert [p.id for p in memory.principles] == sorted([rules["parcel delivery delay"].pk, pinned.pk])
+    assert judge.over_budget(project)
+    assert 'id="budget-notice"' in client.get(f"/p/{project.slug}/memory/").content.decode()
