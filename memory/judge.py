@@ -45,12 +45,16 @@ def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: lis
     return result
 
 
-def working_memory(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None) -> WorkingMemory:
-    vectors = example_vectors([sample_parts(inputs, output)])
+def working_memory(
+    project: Project, inputs: str, output: str = "", exclude_sample_id: int | None = None, output_a: str = "", output_b: str = ""
+) -> WorkingMemory:
+    """The working memory for an item given as text (not stored), embedded now: the "try the judge" box."""
+    shown = f"Output A:\n{output_a}\n\nOutput B:\n{output_b}" if (output_a or output_b) else output  # as Sample shows it
+    vectors = example_vectors([sample_parts(inputs, output, output_a, output_b)])
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
-    (examples,) = _examples(neighbours, [fingerprint(inputs, output)])
+    (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
     (principles,) = within_budget(project, principle_set(project), vectors)
-    return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, output)
+    return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, shown)
 
 
 def working_memories(project: Project, samples: list[Sample], principles: PrincipleSet | None = None) -> list[WorkingMemory]:
@@ -135,10 +139,10 @@ def latest_version(project: Project) -> MemoryVersion | None:
     return MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK).order_by("-number").first()
 
 
-def judge(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None) -> AlignedVerdict:
-    """Judge one input/output with the project's aligned judge; raise ProviderError when the provider fails."""
-    provider = get_provider(project)
-    memory = working_memory(project, inputs, output, exclude_sample_id)
+def judge(project: Project, inputs: str, output: str = "", output_a: str = "", output_b: str = "", provider=None) -> AlignedVerdict:
+    """Judge one item given as text with the project's aligned judge; raise ProviderError when the provider fails."""
+    provider = provider or get_provider(project)
+    memory = working_memory(project, inputs, output, output_a=output_a, output_b=output_b)
     latest = latest_version(project)
     verdict = provider.judge(memory)
     return AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from memory import episodic, judge, semantic
+from memory import episodic, judge, semantic, tries
 from memory.forms import PrincipleForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
@@ -57,7 +57,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "retired": [p for p in principles if p.retired],
         "contradictions": Contradiction.objects.filter(project=project, resolved=False).select_related("first", "second"),
         "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
-        "try_form": TryJudgeForm(),
+        "try_form": TryJudgeForm(project),
         **_judge_run_context(project),
         "principle_form": PrincipleForm(),
         **status(project),
@@ -68,16 +68,22 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @project_view(Role.VIEWER)
 @require_POST
 def try_judge(request: HttpRequest) -> HttpResponse:
-    """Show what an input would retrieve, and the aligned judge's verdict on it. Writes nothing."""
+    """Show what an item would retrieve, and the aligned judge's verdict on it. Writes nothing."""
     project = request.project
-    form = TryJudgeForm(request.POST)
+    form = TryJudgeForm(project, request.POST)
     context = {"project": project, "form": form}
-    if form.is_valid():
-        try:
-            context["judgement"] = judge.judge(project, form.cleaned_data["inputs"], form.cleaned_data["output"])
-        except ProviderError as error:
-            context["error"] = f"The judge could not answer: {error}"
-    return render(request, "memory/_judgement.html", context, status=200 if form.is_valid() else 400)
+    if not form.is_valid():
+        return render(request, "memory/_judgement.html", context, status=400)
+    if not tries.allowed(project.pk, request.user.pk):
+        context["error"] = f"You tried the judge {tries.PER_MINUTE} times in the last minute: wait a moment."
+        return render(request, "memory/_judgement.html", context, status=429)
+    try:
+        context["judgement"] = tries.judge(project, form.item())
+    except tries.Busy as error:
+        context["error"] = str(error)
+    except ProviderError as error:
+        context["error"] = f"The judge could not answer: {error}"
+    return render(request, "memory/_judgement.html", context)
 
 
 @project_view(Role.OWNER)
