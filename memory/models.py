@@ -196,10 +196,6 @@ class Judgement(models.Model):
         indexes = [models.Index(fields=["sample", "-id"], name="judgement_latest_by_sample")]
         ordering = ["-id"]
 
-    @property
-    def abstained(self) -> bool:
-        return not self.value and not self.error
-
 
 class SampleVector(models.Model):
     """A sample's embedding, made once in background batches after import and reused everywhere after:
