@@ -91,29 +91,6 @@ def judge_run_verdict(request: HttpRequest, run_id: int, judgement_id: int) -> H
     return render(request, "memory/_explanation.html", {"project": request.project, **runs.explanation(judgement)})
 
 
-EXPORT_FIELDS = ["sample_id", "external_id", "aligned", "imported", "experts", "rationale", "error", "memory_version",
-                 "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens", "latency_ms", "retrieved"]
-
-
-def _export_rows(run: JudgeRun):
-    after = None
-    while True:
-        page = runs.verdict_page(runs.verdicts(run), after, size=500)
-        for j in page.items:
-            usage = j.usage or {}
-            yield {
-                "sample_id": j.sample_id, "external_id": j.sample.external_id, "aligned": j.value,
-                "imported": j.sample.judge_value, "experts": j.expert_labels, "rationale": j.rationale, "error": j.error,
-                "memory_version": run.memory_version.number if run.memory_version else None,
-                "provider": j.provider, "model": j.model, "input_tokens": usage.get("input_tokens", 0),
-                "output_tokens": usage.get("output_tokens", 0), "cache_read_tokens": usage.get("cache_read_tokens", 0),
-                "latency_ms": j.latency_ms, "retrieved": j.retrieved,
-            }
-        if page.next_after is None:
-            return
-        after = page.next_after
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -131,13 +108,13 @@ def judge_run_export(request: HttpRequest, run_id: int, fmt: str) -> HttpRespons
     run = _run(request, run_id)
     filename = f"{request.project.slug}-run-{run.pk}.{fmt}"
     if fmt == "jsonl":
-        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in _export_rows(run))
+        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in runs.export_rows(run))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     else:
         writer = csv.writer(_Echo())
         lines = (
             writer.writerow(row)
-            for row in ([EXPORT_FIELDS], ([_csv_cell(r[k]) for k in EXPORT_FIELDS] for r in _export_rows(run)))
+            for row in ([runs.EXPORT_FIELDS], ([_csv_cell(r[k]) for k in runs.EXPORT_FIELDS] for r in runs.export_rows(run)))
             for row in row
         )
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")

@@ -400,6 +400,32 @@ def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | 
     return VerdictPage(items, items[-1].sample_id if more else None)
 
 
+# --- exports ---------------------------------------------------------------------------------------------------
+
+EXPORT_FIELDS = ["sample_id", "external_id", "aligned", "imported", "experts", "rationale", "error", "memory_version",
+                 "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens", "latency_ms", "retrieved"]
+
+
+def export_rows(run: JudgeRun):
+    """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports)."""
+    after = None
+    while True:
+        page = verdict_page(verdicts(run), after, size=500)
+        for j in page.items:
+            usage = j.usage or {}
+            yield {
+                "sample_id": j.sample_id, "external_id": j.sample.external_id, "aligned": j.value,
+                "imported": j.sample.judge_value, "experts": j.expert_labels, "rationale": j.rationale, "error": j.error,
+                "memory_version": run.memory_version.number if run.memory_version else None,
+                "provider": j.provider, "model": j.model, "input_tokens": usage.get("input_tokens", 0),
+                "output_tokens": usage.get("output_tokens", 0), "cache_read_tokens": usage.get("cache_read_tokens", 0),
+                "latency_ms": j.latency_ms, "retrieved": j.retrieved,
+            }
+        if page.next_after is None:
+            return
+        after = page.next_after
+
+
 def notice(run: JudgeRun, now=None) -> str:
     """A plain sentence when a run sits still: no worker took it, or it stopped making progress."""
     now = now or timezone.now()
