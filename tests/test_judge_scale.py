@@ -12,7 +12,7 @@ import pytest
 from memalign_site.celery import app
 from memory import runs
 from memory.models import Judgement, JudgeRun
-from tests.conftest import add_feedback, add_sample
+from tests.conftest import add_sample
 from tests.test_memory_faults import chroma_server, database_url, start_worker_process  # noqa: F401 (fixture)
 from tests.test_memory_worker import wait_for
 
@@ -38,11 +38,10 @@ def worker_env(chroma_server, fake_anthropic, settings):  # noqa: F811
 
 
 def judged_project(personas, samples: int, concurrency: int):
-    """`samples` samples, two of them reviewed (so there is memory to retrieve), judged by the fake server."""
+    """`samples` unreviewed samples judged by the fake server. No feedback: a distillation call would also reach
+    the server and be counted with the judge's calls."""
     for i in range(samples):
-        sample = add_sample(personas.project, f"x{i}", inputs={"question": f"Where is my parcel number {i}?"})
-        if i < 2:
-            add_feedback(sample, personas.reviewer, "fail", "Gives no tracking link.")
+        add_sample(personas.project, f"x{i}", inputs={"question": f"Where is my parcel number {i}?"})
     personas.project.provider, personas.project.provider_concurrency = "anthropic", concurrency
     personas.project.save()
 
