@@ -7,7 +7,7 @@
 Each benchmark is a standalone script (bench/<name>.py) run as its own process from the repository root, with
 this environment (DATABASE_URL, REDIS_URL, CHROMA_URL are honoured by each); each prints its own figures and
 the exact command that produced them. The default set is the performance benchmarks; other scripts in bench/
-(embedding_choice.py, a retrieval-quality measurement) run when named.
+(embedding_choice.py, a retrieval-quality measurement; judge_runs.py, about 20 minutes) run when named.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-DEFAULT = ("critique_to_retrievable", "retrieval_latency", "distill_burst", "import_50k")
+DEFAULT = ("critique_to_retrievable", "retrieval_latency", "distill_burst", "import_50k", "working_memory_size")
 
 
 def available() -> list[str]:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from memory.models import Contradiction, DistilledFeedback, Judgement, JudgeRun, MemoryVersion, Principle, PrincipleSource
+from memory.models import Contradiction, DistilledFeedback, Judgement, JudgeRun, MemoryVersion, Principle, PrincipleSource, SampleVector
 
 
 class PrincipleSourceInline(admin.TabularInline):
@@ -47,6 +47,7 @@ class ContradictionAdmin(admin.ModelAdmin):
 @admin.register(JudgeRun)
 class JudgeRunAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "scope", "status", "done", "failed", "total", "created_at", "finished_at"]
+    exclude = ["sample_ids"]  # up to 100,000 ids: the run page lists them as verdicts
     list_filter = ["project", "status", "scope"]
     search_fields = ["error"]
 
@@ -58,3 +59,11 @@ class JudgementAdmin(admin.ModelAdmin):
     search_fields = ["rationale", "sample__external_id"]
     raw_id_fields = ["sample", "run", "memory_version"]
     list_select_related = ["sample", "run"]
+
+
+@admin.register(SampleVector)
+class SampleVectorAdmin(admin.ModelAdmin):
+    list_display = ["sample", "project", "scheme", "fingerprint"]
+    list_filter = ["project", "scheme"]
+    raw_id_fields = ["sample"]
+    exclude = ["vector"]  # 1.5 KB of float32: nothing to read by eye

@@ -13,8 +13,11 @@ Contract:
 - `MiniLMEmbeddingFunction` is the Chroma embedding function to pass to every collection. It is registered
   with Chroma, so `client.get_collection(name)` rebuilds it from the stored configuration and Chroma's own
   default embedding function (which downloads its model) is never used.
-- `example_text(inputs, output, mode)` is the text embedded for an episodic example (and for the query that
-  retrieves examples); `EXAMPLE_TEXT_MODE` is the default mode, chosen by measurement (docs/EMBEDDINGS.md).
+- `example_text(inputs, output, mode)` is the text shown for an episodic example; `EXAMPLE_TEXT_MODE` is the
+  default mode, chosen by measurement (docs/EMBEDDINGS.md).
+- `example_vectors(parts)` is what is embedded for an example and for the query that retrieves examples: each
+  part of a sample (its input, its output, or each of two outputs) embedded on its own, up to 256 tokens each,
+  and the parts' vectors averaged, so the whole sample counts, not its first 256 tokens.
 """
 
 from __future__ import annotations
@@ -269,3 +272,36 @@ def example_text(inputs: str, output: str, mode: str = EXAMPLE_TEXT_MODE) -> str
     if mode == "labelled":
         return f"Input: {inputs}\nOutput: {output}"
     raise ValueError(f"unknown example text mode {mode!r}; one of {EXAMPLE_TEXT_MODES}")
+
+
+def sample_parts(inputs: str, output: str = "", output_a: str = "", output_b: str = "") -> list[str]:
+    """The parts of a sample embedded on their own: its input, and its output or each of its two outputs."""
+    outputs = [f"Output A:\n{output_a.strip()}", f"Output B:\n{output_b.strip()}"] if (output_a or output_b) else [output.strip()]
+    return [part for part in [inputs.strip(), *outputs] if part]
+
+
+def example_vectors(items: Sequence[Sequence[str]]) -> np.ndarray:
+    """Embed each item (a list of parts, see sample_parts) as the normalised mean of its parts' vectors.
+
+    All the parts of all the items go through one `embed` call, so a batch costs what its texts cost.
+    """
+    flat = [part for parts in items for part in (parts or [""])]
+    vectors = embed(flat)
+    result = np.empty((len(items), DIMENSIONS), dtype=np.float32)
+    start = 0
+    for row, parts in enumerate(items):
+        count = max(1, len(parts))
+        mean = vectors[start : start + count].mean(axis=0)
+        result[row] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        start += count
+    return result
+
+
+def fingerprint(inputs: str, output: str) -> str:
+    """Identify an item by its content: two samples with the same input and output (spacing and case aside)
+    are the same item, whatever their ids."""
+    import hashlib
+
+    normal = " ".join(f"{inputs}\x00{output}".split()).casefold()
+    return hashlib.sha256(normal.encode()).hexdigest()
+

@@ -7,6 +7,7 @@ Each entry's metadata carries the feedback revision it was embedded from, so dri
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -15,12 +16,14 @@ from chromadb.api.client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from django.conf import settings
 
+from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction, embed, example_text
 from reviews.models import Feedback, Sample
 
 _client_lock = threading.Lock()
 _client = None
 PAGE = 1_000  # Chroma reads are paged: a large collection is never fetched in one response
+VECTOR_SCHEME = sample_vectors.SCHEME  # in each entry's metadata: entries of an older scheme are re-embedded
 
 
 def get_client():
@@ -66,7 +69,7 @@ def collection(project_id: int):
 
 
 def sample_text(sample: Sample) -> str:
-    """Return the text embedded for a sample: what a similar future input would look like."""
+    """Return the text stored with a sample's entry, for reading (the vector is the sample's, memory.vectors)."""
     return example_text(sample.inputs_text(), sample.output_text())
 
 
@@ -75,13 +78,14 @@ def upsert(feedback: list[Feedback]) -> None:
     if not feedback:
         return
     texts = [sample_text(f.sample) for f in feedback]
-    vectors = embed(texts)
+    vectors = sample_vectors.for_samples([f.sample for f in feedback])  # stored at import: no embedding here
     collection(feedback[0].project_id).upsert(
         ids=[str(f.pk) for f in feedback],
         embeddings=[v.tolist() for v in vectors],
         documents=texts,
         metadatas=[
-            {"sample_id": f.sample_id, "label": f.label, "author_id": f.author_id, "project_id": f.project_id, "revision": f.revision}
+            {"sample_id": f.sample_id, "label": f.label, "author_id": f.author_id, "project_id": f.project_id, "revision": f.revision,
+             "scheme": VECTOR_SCHEME}
             for f in feedback
         ],
     )
@@ -102,14 +106,19 @@ def drop(project_id: int) -> None:
 
 
 def entries(project_id: int) -> dict[int, int]:
-    """Return {feedback id: revision} for every entry the project's collection holds."""
+    """Return {feedback id: revision} for every entry the project's collection holds.
+
+    An entry embedded under an older vector scheme reports revision -1, so a repair re-embeds it.
+    """
     found: dict[int, int] = {}
     store = collection(project_id)
     offset = 0
     while True:
         batch = store.get(include=["metadatas"], limit=PAGE, offset=offset)
         for entry_id, metadata in zip(batch["ids"], batch["metadatas"]):
-            found[int(entry_id)] = int((metadata or {}).get("revision", 0))
+            metadata = metadata or {}
+            current = metadata.get("scheme") == VECTOR_SCHEME
+            found[int(entry_id)] = int(metadata.get("revision", 0)) if current else -1
         if len(batch["ids"]) < PAGE:
             return found
         offset += PAGE
@@ -125,17 +134,32 @@ class Neighbour:
 
 def query(project_id: int, text: str, k: int, exclude_sample_id: int | None = None) -> list[Neighbour]:
     """Return the k reviewed examples most similar to `text`, never the excluded sample's own feedback."""
-    if k <= 0:
-        return []
+    return query_vectors(project_id, embed([text]), k, [exclude_sample_id])[0]
+
+
+def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int | None]) -> list[list[Neighbour]]:
+    """Return, for each query vector, its k most similar reviewed examples, never its excluded sample's own.
+
+    One Chroma request answers all the vectors (a judge run's chunk at once).
+    """
+    if k <= 0 or len(vectors) == 0:
+        return [[] for _ in range(len(vectors))]
     store = collection(project_id)
-    # Ask for as many extra neighbours as the excluded sample has entries and drop those here: a `where`
+    # Ask for as many extra neighbours as an excluded sample has entries and drop those here: a `where`
     # filter costs ~190 ms at 100k entries against ~2 ms for a plain query (docs/BENCHMARKS.md).
-    extra = Feedback.objects.filter(project_id=project_id, sample_id=exclude_sample_id).count() if exclude_sample_id else 0
-    result = store.query(
-        query_embeddings=[embed([text])[0].tolist()], n_results=k + extra, include=["metadatas", "distances"]
+    own = Counter(
+        Feedback.objects.filter(project_id=project_id, sample_id__in=[i for i in exclude_sample_ids if i])
+        .values_list("sample_id", flat=True)
     )
-    found = [
-        Neighbour(int(entry_id), int(metadata["sample_id"]), str(metadata["label"]), round(1.0 - float(distance), 4))
-        for entry_id, metadata, distance in zip(result["ids"][0], result["metadatas"][0], result["distances"][0])
-    ]
-    return [n for n in found if n.sample_id != exclude_sample_id][:k]
+    extra = max((own[i] for i in exclude_sample_ids if i), default=0)
+    result = store.query(
+        query_embeddings=[list(map(float, v)) for v in vectors], n_results=k + extra, include=["metadatas", "distances"]
+    )
+    found = []
+    for ids, metadatas, distances, excluded in zip(result["ids"], result["metadatas"], result["distances"], exclude_sample_ids):
+        neighbours = [
+            Neighbour(int(entry_id), int(metadata["sample_id"]), str(metadata["label"]), round(1.0 - float(distance), 4))
+            for entry_id, metadata, distance in zip(ids, metadatas, distances)
+        ]
+        found.append([n for n in neighbours if n.sample_id != excluded][:k])
+    return found

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from memory import episodic, semantic
-from memory.embeddings import example_text
+from memory import vectors as sample_vectors
+from memory.embeddings import embed, example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
-from memory.llm.base import Example, Verdict, WorkingMemory
-from memory.models import Judgement, JudgeRun, MemoryVersion
+from memory.llm.base import Example, PrincipleText, Verdict, WorkingMemory
+from memory.models import MemoryVersion
 from reviews.models import Feedback, Project, Sample
 
 
@@ -24,87 +26,136 @@ class AlignedVerdict:
 
 def retrieve(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None, k: int | None = None) -> list[Example]:
     """Return the most similar reviewed examples, most similar first, never the excluded sample's own."""
-    text = example_text(inputs, output)
-    neighbours = episodic.query(project.pk, text, project.retrieval_k if k is None else k, exclude_sample_id)
-    by_id = Feedback.objects.select_related("sample").in_bulk([n.feedback_id for n in neighbours])
-    # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
-    return [semantic.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
+    vectors = example_vectors([sample_parts(inputs, output)])
+    neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k if k is None else k, [exclude_sample_id])
+    return _examples(neighbours, [fingerprint(inputs, output)])[0]
 
 
-def working_memory(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None) -> WorkingMemory:
-    return WorkingMemory(
-        criterion=project.criterion,
-        schema=semantic.schema(project),
-        principles=semantic.principle_texts(project),
-        examples=retrieve(project, inputs, output, exclude_sample_id),
-        inputs=inputs,
-        output=output,
-    )
+def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: list[str]) -> list[list[Example]]:
+    """The retrieved examples of each query, each marked when it is the query's own item (same content)."""
+    wanted = {n.feedback_id for neighbours in neighbour_lists for n in neighbours}
+    by_id = Feedback.objects.select_related("sample").in_bulk(wanted)
+    result = []
+    for neighbours, query in zip(neighbour_lists, fingerprints):
+        # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
+        examples = [semantic.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
+        for example, feedback in zip(examples, (by_id[n.feedback_id] for n in neighbours if n.feedback_id in by_id)):
+            example.same_item = sample_vectors.sample_fingerprint(feedback.sample) == query
+        result.append(examples)
+    return result
 
 
-def judge(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None) -> AlignedVerdict:
-    """Judge one input/output with the project's aligned judge; raise ProviderError when the provider fails."""
-    provider = get_provider(project)
-    memory = working_memory(project, inputs, output, exclude_sample_id)
-    latest = MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK).order_by("-number").first()
+def working_memory(
+    project: Project, inputs: str, output: str = "", exclude_sample_id: int | None = None, output_a: str = "", output_b: str = ""
+) -> WorkingMemory:
+    """The working memory for an item given as text (not stored), embedded now: the "try the judge" box."""
+    shown = f"Output A:\n{output_a}\n\nOutput B:\n{output_b}" if (output_a or output_b) else output  # as Sample shows it
+    vectors = example_vectors([sample_parts(inputs, output, output_a, output_b)])
+    neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
+    (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
+    (principles,) = within_budget(project, principle_set(project), vectors)
+    return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, shown)
+
+
+def working_memories(project: Project, samples: list[Sample], principles: PrincipleSet | None = None) -> list[WorkingMemory]:
+    """Build the working memories of many stored samples at once: stored vectors, one store query."""
+    texts = [(s.inputs_text(), s.output_text()) for s in samples]
+    vectors = sample_vectors.for_samples(samples)  # embedded once, in the background after import
+    neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [s.pk for s in samples])
+    retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
+    chosen = within_budget(project, principles or principle_set(project), vectors)
+    schema = semantic.schema(project)
+    return [
+        WorkingMemory(project.criterion, schema, these, examples, inputs, output)
+        for (inputs, output), examples, these in zip(texts, retrieved, chosen)
+    ]
+
+
+# --- the principles within the project's token budget ------------------------------------------------------
+
+CHARS_PER_TOKEN = 4  # a rough average for English text: the budget bounds the prompt, it does not bill it
+_principle_vectors: dict[tuple[int, str], np.ndarray] = {}  # per process; principles change rarely
+
+
+@dataclass
+class PrincipleSet:
+    principles: list[PrincipleText]  # every active principle, in id order
+    pinned: set[int]
+
+    @property
+    def tokens(self) -> int:
+        return sum(principle_tokens(p) for p in self.principles)
+
+
+def principle_tokens(principle: PrincipleText) -> int:
+    return len(principle.text) // CHARS_PER_TOKEN + 1
+
+
+def principle_set(project: Project) -> PrincipleSet:
+    active = list(semantic.active_principles(project).values_list("id", "text", "pinned"))
+    return PrincipleSet([PrincipleText(pk, text) for pk, text, _ in active], {pk for pk, _, pinned in active if pinned})
+
+
+def over_budget(project: Project) -> bool:
+    """Whether the active principles exceed the working-memory budget: consolidation is due."""
+    return principle_set(project).tokens > project.principle_budget_tokens
+
+
+def within_budget(project: Project, principles: PrincipleSet, vectors: np.ndarray) -> list[list[PrincipleText]]:
+    """Return, for each item vector, the principles for its working memory.
+
+    Within the budget every item gets every principle (one shared, cacheable prefix). Over it, each item gets
+    the pinned principles, then the ones most similar to it, as many as fit; kept in id order.
+    """
+    budget = project.principle_budget_tokens
+    if principles.tokens <= budget:
+        return [principles.principles] * len(vectors)
+    matrix = _vectors_of(principles.principles)
+    chosen = []
+    for similarity in np.asarray(vectors) @ matrix.T:
+        ranked = sorted(range(len(principles.principles)),
+                        key=lambda i: (principles.principles[i].id not in principles.pinned, -similarity[i]))
+        picked, used = [], 0
+        for i in ranked:
+            cost = principle_tokens(principles.principles[i])
+            if used + cost <= budget or principles.principles[i].id in principles.pinned:
+                picked.append(i)
+                used += cost
+        chosen.append([principles.principles[i] for i in sorted(picked)])
+    return chosen
+
+
+def _vectors_of(principles: list[PrincipleText]) -> np.ndarray:
+    missing = [p for p in principles if (p.id, p.text) not in _principle_vectors]
+    if missing:
+        if len(_principle_vectors) > 50_000:
+            _principle_vectors.clear()
+        for p, vector in zip(missing, embed([p.text for p in missing])):
+            _principle_vectors[(p.id, p.text)] = vector
+    return np.array([_principle_vectors[(p.id, p.text)] for p in principles])
+
+
+def latest_version(project: Project) -> MemoryVersion | None:
+    return MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK).order_by("-number").first()
+
+
+def judge(project: Project, inputs: str, output: str = "", output_a: str = "", output_b: str = "", provider=None) -> AlignedVerdict:
+    """Judge one item given as text with the project's aligned judge; raise ProviderError when the provider fails."""
+    provider = provider or get_provider(project)
+    memory = working_memory(project, inputs, output, output_a=output_a, output_b=output_b)
+    latest = latest_version(project)
     verdict = provider.judge(memory)
     return AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
 
 
-def judge_sample(sample: Sample, run: JudgeRun | None = None, provider=None) -> Judgement:
-    """Judge a stored sample (its own feedback is never retrieved) and record the verdict with what it used."""
-    project = sample.project
-    provider = provider or get_provider(project)
-    started = time.monotonic()
-    memory = working_memory(project, sample.inputs_text(), sample.output_text(), exclude_sample_id=sample.pk)
-    version = MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK).order_by("-number").first()
-    verdict = provider.judge(memory)
-    judgement, _ = Judgement.objects.update_or_create(
-        run=run,
-        sample=sample,
-        defaults={
-            "project": project,
-            "value": verdict.value or "",
-            "rationale": verdict.rationale,
-            "memory_version": version,
-            "retrieved": [e.feedback_id for e in memory.examples],
-            "provider": provider.name,
-            "model": provider.model,
-            "usage": verdict.usage.as_dict(),
-            "latency_ms": int((time.monotonic() - started) * 1000),
-        },
-    )
-    return judgement
-
-
-def run_samples(run: JudgeRun):
-    """Return the samples a run covers, in id order."""
-    samples = Sample.objects.filter(project=run.project).order_by("id")
-    if run.scope == JudgeRun.Scope.REVIEWED:
-        samples = samples.filter(feedback__isnull=False).distinct()
-    return samples
-
-
-@dataclass
-class Agreement:
-    reviewed: int  # samples with expert feedback that the run judged
-    aligned: float | None  # share of expert labels the aligned judge matched
-    base: float | None  # the same for the imported judge's verdicts, on the same samples
-    abstained: int
-
-
-def agreement(run: JudgeRun) -> Agreement:
-    """Compare a run's verdicts and the imported judge's with the experts' labels (every feedback counts once)."""
-    verdicts = dict(run.judgements.values_list("sample_id", "value"))
-    pairs = Feedback.objects.filter(project=run.project, sample_id__in=verdicts).values_list("sample_id", "label", "sample__judge_value")
-    aligned = base = counted = based = abstained = 0
-    for sample_id, label, judge_value in pairs:
-        if not verdicts[sample_id]:
-            abstained += 1
-        counted += 1
-        aligned += verdicts[sample_id] == label
-        if judge_value:
-            based += 1
-            base += judge_value == label
-    reviewed = len({sample_id for sample_id, _, _ in pairs})
-    return Agreement(reviewed, aligned / counted if counted else None, base / based if based else None, abstained)
+def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str = "") -> dict:
+    """The stored form of a verdict (or of a provider failure) with what it used."""
+    return {
+        "value": (verdict.value or "") if verdict else "",
+        "rationale": verdict.rationale if verdict else "",
+        "error": error[:2000],
+        "principle_ids": [p.id for p in memory.principles],
+        "retrieved": [e.feedback_id for e in memory.examples],
+        "similarities": [e.similarity for e in memory.examples],
+        "usage": verdict.usage.as_dict() if verdict else {},
+    }

@@ -2,12 +2,15 @@
 
 Each call takes a lease in a sorted set (member: a random token, score: when the lease expires) and gives it
 back when it ends. A Lua script drops expired leases and adds a new one only while fewer than `limit` are held,
-atomically, so two workers never both take the last slot; a worker killed mid-call loses its lease when it
-expires instead of blocking the project forever.
+atomically, so two workers never both take the last slot. A lease is short and renewed by a heartbeat while
+its call runs, so a call may last as long as it needs, and a worker killed mid-call frees its slots within
+LEASE_SECONDS instead of blocking the project's runs for minutes.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +20,8 @@ from django.conf import settings
 
 from memalign_site.redis import get_redis
 
-LEASE_SECONDS = 300  # longer than any provider call with its retries
+LEASE_SECONDS = 30
+RENEW_SECONDS = LEASE_SECONDS / 3  # a heartbeat may miss a beat (a busy machine) without losing the lease
 POLL_SECONDS = 0.02
 
 _ACQUIRE = """
@@ -25,7 +29,7 @@ local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])))
   return 1
 end
 return 0
@@ -55,10 +59,24 @@ def provider_slot(project_id: int, limit: int, timeout: float | None = None) -> 
         if give_up is not None and time.monotonic() > give_up:
             raise SlotTimeout(f"all {limit} provider slots of project {project_id} stayed busy for {timeout:g} s")
         time.sleep(POLL_SECONDS)
+    stop = threading.Event()
+    heartbeat = threading.Thread(target=_renew, args=(redis, key, token, stop), daemon=True, name="provider-slot")
+    heartbeat.start()
     try:
         yield
     finally:
+        stop.set()
         redis.zrem(key, token)
+
+
+def _renew(redis, key: str, token: str, stop: threading.Event) -> None:
+    """Push the lease's expiry forward until the call ends (XX: never re-add a lease already given back)."""
+    while not stop.wait(RENEW_SECONDS):
+        try:
+            redis.zadd(key, {token: time.time() + LEASE_SECONDS}, xx=True)
+            redis.expire(key, math.ceil(LEASE_SECONDS))
+        except Exception:  # a Redis blip: the next beat tries again, and the lease outlives one miss
+            continue
 
 
 def calls_in_flight(project_id: int) -> int:

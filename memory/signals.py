@@ -13,8 +13,8 @@ import logging
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from reviews.models import Feedback, Project
-from reviews.signals import feedback_imported
+from reviews.models import Feedback, Project, Sample
+from reviews.signals import feedback_imported, samples_imported
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,23 @@ def feedback_bulk_imported(sender, project_id: int, **kwargs) -> None:
         log.exception("could not dispatch memory updates for imported feedback of project %s", project_id)
 
 
+def sample_saved(sender, instance: Sample, created: bool, **kwargs) -> None:
+    from memory.tasks import request_sample_embedding
+
+    if created:
+        project_id = instance.project_id
+        transaction.on_commit(lambda: request_sample_embedding(project_id), robust=True)
+
+
+def samples_bulk_imported(sender, project_id: int, **kwargs) -> None:
+    from memory.tasks import request_sample_embedding
+
+    try:
+        request_sample_embedding(project_id)
+    except Exception:  # the broker is down: the periodic repair catches up, and judging embeds what it needs
+        log.exception("could not dispatch the embedding of imported samples of project %s", project_id)
+
+
 def project_deleted(sender, instance: Project, **kwargs) -> None:
     from memory.tasks import sync_project
 
@@ -57,3 +74,5 @@ def connect() -> None:
     post_delete.connect(feedback_deleted, sender=Feedback, dispatch_uid="memory.feedback_deleted")
     post_delete.connect(project_deleted, sender=Project, dispatch_uid="memory.project_deleted")
     feedback_imported.connect(feedback_bulk_imported, dispatch_uid="memory.feedback_imported")
+    post_save.connect(sample_saved, sender=Sample, dispatch_uid="memory.sample_saved")
+    samples_imported.connect(samples_bulk_imported, dispatch_uid="memory.samples_imported")

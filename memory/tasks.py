@@ -11,15 +11,12 @@ import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import OperationalError
+
 from memalign_site.redis import get_redis
-from memory import episodic, judge, semantic, sync
+from memory import episodic, runs, semantic, sync, vectors
 from memory.locks import regeneration_lock, release
-from memory.llm import get_provider
 from memory.llm.base import ProviderError
-from memory.models import JudgeRun
 from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
 
@@ -70,6 +67,31 @@ def sync_project(project_id: int) -> dict:
     return {"missing": len(drift.missing), "outdated": len(drift.outdated), "orphaned": len(drift.orphaned)}
 
 
+def request_sample_embedding(project_id: int) -> bool:
+    """Queue the embedding of the project's new samples unless it is already queued; return whether queued."""
+    if not get_redis().set(_key("embed-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+        return False
+    embed_samples.delay(project_id)
+    return True
+
+
+@shared_task(acks_late=True, **RETRY)
+def embed_samples(project_id: int) -> dict:
+    """Embed the project's samples that have no vector yet, in batches; continue in a new task after a while."""
+    get_redis().delete(_key("embed-queued", project_id))  # samples created from now on queue the next run
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": "gone"}
+    deadline, embedded = time.monotonic() + RUN_SECONDS, 0
+    while time.monotonic() < deadline:
+        count = vectors.embed_pending(project)
+        embedded += count
+        if count < vectors.BATCH:
+            return {"embedded": embedded}
+    request_sample_embedding(project_id)  # the rest in the next run: each stays inside the time limit
+    return {"embedded": embedded, "continued": True}
+
+
 def request_regeneration(project_id: int, delay: float | None = None) -> bool:
     """Queue a regeneration of the project's principles unless one is already queued; return whether queued."""
     countdown = settings.MEMALIGN_DISTILL_DELAY_SECONDS if delay is None else delay
@@ -105,8 +127,8 @@ def regenerate_principles(self, project_id: int) -> dict:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
 def repair_all() -> dict:
-    """Periodic (Celery beat): undo dead imports, repair drift between the database and Chroma, and restart
-    stalled distillation."""
+    """Periodic (Celery beat): undo dead imports, repair drift between the database and Chroma, restart stalled
+    distillation, and embed samples whose embedding was never dispatched (the broker was down)."""
     repaired = {}
     for project in Project.objects.all():
         discard_unfinished(project)  # imports whose process died while writing: undo them
@@ -115,6 +137,8 @@ def repair_all() -> dict:
             repaired[project.slug] = drift.lines()
         if semantic.pending_feedback(project).exists() or semantic.stale_principles(project).exists():
             request_regeneration(project.pk)
+        if vectors.pending(project).exists():
+            request_sample_embedding(project.pk)
     return repaired
 
 
@@ -136,56 +160,7 @@ def consolidate_memory(self, project_id: int) -> dict:
     return {"version": version.number if version else None}
 
 
-JUDGE_RUN_SECONDS = 120
-MAX_CONSECUTIVE_FAILURES = 3
-
-
 @shared_task(acks_late=True)
-def judge_samples(run_id: int) -> dict:
-    """Judge a run's samples with the aligned judge, recording progress; continue in a new task after a while."""
-    run = JudgeRun.objects.select_related("project").filter(pk=run_id).first()
-    if run is None or run.status in (JudgeRun.Status.DONE, JudgeRun.Status.FAILED):
-        return {"run": "finished or gone"}
-    JudgeRun.objects.filter(pk=run_id).update(status=JudgeRun.Status.RUNNING)
-    try:
-        provider = get_provider(run.project)
-    except ProviderError as error:
-        _finish(run_id, JudgeRun.Status.FAILED, str(error))
-        return {"failed": str(error)}
-    deadline = time.monotonic() + JUDGE_RUN_SECONDS
-    failures = 0
-    # Samples this run judged already (before a crash or a continuation) are skipped: running twice is safe.
-    for sample in judge.run_samples(run).exclude(judgements__run=run).select_related("project").iterator():
-        try:
-            judge.judge_sample(sample, run, provider)
-        except ProviderError as error:
-            failures += 1
-            JudgeRun.objects.filter(pk=run_id).update(failed=F("failed") + 1, error=str(error)[:2000])
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                _finish(run_id, JudgeRun.Status.FAILED, f"stopped after {failures} failures in a row: {error}")
-                return {"failed": str(error)}
-            continue
-        failures = 0
-        JudgeRun.objects.filter(pk=run_id).update(done=F("done") + 1)
-        if time.monotonic() > deadline:
-            judge_samples.delay(run_id)
-            return {"continued": True}
-    _finish(run_id, JudgeRun.Status.DONE, "")
-    return {"done": True}
-
-
-def _finish(run_id: int, status: str, error: str) -> None:
-    updates = {"status": status, "finished_at": timezone.now()}
-    if error:
-        updates["error"] = error[:2000]
-    JudgeRun.objects.filter(pk=run_id).update(**updates)
-
-
-def start_judge_run(project: Project, user, scope: str) -> JudgeRun:
-    """Create a run over the scope's samples and dispatch it once the run is committed."""
-    run = JudgeRun.objects.create(project=project, created_by=user, scope=scope)
-    run.total = judge.run_samples(run).count()
-    run.save(update_fields=["total"])
-    run_id = run.pk
-    transaction.on_commit(lambda: judge_samples.delay(run_id))
-    return run
+def judge_chunk(run_id: int, index: int) -> str:
+    """Judge one chunk of a run (any worker may take any chunk); safe to redeliver."""
+    return runs.judge_chunk(run_id, index)

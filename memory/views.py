@@ -7,17 +7,15 @@ from django.contrib import messages
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django_htmx.http import HTMX_STOP_POLLING
 from django.views.decorators.http import require_GET, require_POST
 
-from memory import episodic, judge, semantic
+from memory import episodic, judge, semantic, tries
 from memory.forms import PrincipleForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from memory.locks import MemoryBusy
 from memory.models import Contradiction, JudgeRun, MemoryVersion, Principle, PrincipleSource
-from memory.tasks import request_regeneration, start_judge_run
+from memory.tasks import request_regeneration
 from reviews.models import Feedback, Role
 from reviews.permissions import can, is_blind, project_view, visible_feedback
 
@@ -35,6 +33,7 @@ def status(project) -> dict:
         "pending_count": semantic.pending_feedback(project).count(),
         "stale_count": semantic.stale_principles(project).count(),
         "active_count": semantic.active_principles(project).count(),
+        "principle_tokens": judge.principle_set(project).tokens,
         "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
     }
 
@@ -61,7 +60,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "retired": [p for p in principles if p.retired],
         "contradictions": Contradiction.objects.filter(project=project, resolved=False).select_related("first", "second"),
         "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
-        "try_form": TryJudgeForm(),
+        "try_form": TryJudgeForm(project),
         **_judge_run_context(project),
         "principle_form": PrincipleForm(),
         **status(project),
@@ -72,20 +71,26 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @project_view(Role.VIEWER)
 @require_POST
 def try_judge(request: HttpRequest) -> HttpResponse:
-    """Show what an input would retrieve, and the aligned judge's verdict on it. Writes nothing."""
+    """Show what an item would retrieve, and the aligned judge's verdict on it. Writes nothing."""
     project = request.project
-    form = TryJudgeForm(request.POST)
+    form = TryJudgeForm(project, request.POST)
     context = {"project": project, "form": form}
     if is_blind(request.membership):
         # The retrieved examples (and an exact match's verdict) would show others' labels before one's own.
         context["error"] = "Reviewers review blind, so trying the judge is for owners and viewers."
         return render(request, "memory/_judgement.html", context, status=403)
-    if form.is_valid():
-        try:
-            context["judgement"] = judge.judge(project, form.cleaned_data["inputs"], form.cleaned_data["output"])
-        except ProviderError as error:
-            context["error"] = f"The judge could not answer: {error}"
-    return render(request, "memory/_judgement.html", context, status=200 if form.is_valid() else 400)
+    if not form.is_valid():
+        return render(request, "memory/_judgement.html", context, status=400)
+    if not tries.allowed(project.pk, request.user.pk):
+        context["error"] = f"You tried the judge {tries.PER_MINUTE} times in the last minute: wait a moment."
+        return render(request, "memory/_judgement.html", context, status=429)
+    try:
+        context["judgement"] = tries.judge(project, form.item())
+    except tries.Busy as error:
+        context["error"] = str(error)
+    except ProviderError as error:
+        context["error"] = f"The judge could not answer: {error}"
+    return render(request, "memory/_judgement.html", context)
 
 
 @project_view(Role.OWNER)
@@ -137,32 +142,5 @@ def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
 
 
 def _judge_run_context(project) -> dict:
-    runs = JudgeRun.objects.filter(project=project).order_by("-id")
-    latest = runs.first()
-    finished = runs.filter(status=JudgeRun.Status.DONE).first()
-    return {"run": latest, "finished_run": finished, "agreement": judge.agreement(finished) if finished else None, "scopes": JudgeRun.Scope.choices}
-
-
-@project_view(Role.OWNER)
-@require_POST
-def judge_run_start(request: HttpRequest) -> HttpResponse:
-    scope = request.POST.get("scope", JudgeRun.Scope.REVIEWED)
-    if scope not in JudgeRun.Scope.values:
-        messages.error(request, "Choose which samples to judge: reviewed ones or all.")
-    elif JudgeRun.objects.filter(project=request.project, status__in=[JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING]).exists():
-        messages.error(request, "A run is already in progress; wait for it to finish.")
-    else:
-        run = start_judge_run(request.project, request.user, scope)
-        messages.success(request, f"Judging {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge.")
-    return redirect(reverse("memory-dashboard", args=[request.project.slug]) + "#judge")
-
-
-@project_view(Role.VIEWER)
-@require_GET
-def judge_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(JudgeRun, pk=run_id, project=request.project)
-    context = {"project": request.project, "run": run}
-    response = render(request, "memory/_judge_run.html", context)
-    if run.status in (JudgeRun.Status.DONE, JudgeRun.Status.FAILED):
-        response.status_code = HTMX_STOP_POLLING  # the progress bar stops polling
-    return response
+    runs_list = list(JudgeRun.objects.filter(project=project).select_related("created_by", "memory_version").defer("sample_ids").order_by("-id")[:20])
+    return {"runs": runs_list, "scopes": [(v, label) for v, label in JudgeRun.Scope.choices if v != JudgeRun.Scope.QUEUE]}

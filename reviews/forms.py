@@ -16,13 +16,14 @@ class ProjectForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ["name", "criterion", "label_kind", "scale_min", "scale_max", "provider", "model_name", "retrieval_k", "provider_concurrency", "max_principles"]
+        fields = ["name", "criterion", "label_kind", "scale_min", "scale_max", "provider", "model_name", "retrieval_k", "provider_concurrency", "max_principles", "principle_budget_tokens"]
         widgets = {"criterion": forms.Textarea(attrs={"rows": 4})}
         labels = {
             "label_kind": "Label schema",
             "retrieval_k": "Retrieved examples (k)",
             "provider_concurrency": "Provider calls in flight",
             "max_principles": "Most principles",
+            "principle_budget_tokens": "Principle tokens per verdict",
         }
 
     def __init__(self, *args, **kwargs):
@@ -34,9 +35,11 @@ class ProjectForm(forms.ModelForm):
                 for name in ("label_kind", "scale_min", "scale_max", "categories_text"):
                     self.fields[name].disabled = True
         self.fields["retrieval_k"].widget.attrs.update(min=0, max=50)
-        for name, low, high in (("provider_concurrency", 1, 64), ("max_principles", 5, 2000)):
-            self.fields[name].widget.attrs.update(min=low, max=high)
-            self.fields[name].required = False  # left empty: the current value, or the default for a new project
+        self.fields["provider_concurrency"].widget.attrs.update(min=1, max=64)
+        self.fields["max_principles"].widget.attrs.update(min=5, max=2000)
+        self.fields["principle_budget_tokens"].widget.attrs.update(min=200, max=200_000)
+        for name in self.DEFAULTED:
+            self.fields[name].required = False  # left out (an API client, an old form): kept as they are
 
     def clean_retrieval_k(self) -> int:
         k = self.cleaned_data["retrieval_k"]
@@ -44,21 +47,29 @@ class ProjectForm(forms.ModelForm):
             raise ValidationError("Retrieve between 0 and 50 examples.")
         return k
 
+    DEFAULTED = ("provider_concurrency", "max_principles", "principle_budget_tokens")
+
+    def _or_default(self, name: str) -> int:
+        value = self.cleaned_data[name]
+        return getattr(self.instance, name) if value is None else value  # a new instance holds the defaults
+
     def clean_provider_concurrency(self) -> int:
-        value = self._or_current("provider_concurrency")
+        value = self._or_default("provider_concurrency")
         if not 1 <= value <= 64:
             raise ValidationError("Allow between 1 and 64 provider calls in flight.")
         return value
 
     def clean_max_principles(self) -> int:
-        value = self._or_current("max_principles")
+        value = self._or_default("max_principles")
         if not 5 <= value <= 2000:
             raise ValidationError("Keep between 5 and 2,000 principles.")
         return value
 
-    def _or_current(self, name: str) -> int:
-        value = self.cleaned_data[name]
-        return getattr(self.instance, name) if value is None else value
+    def clean_principle_budget_tokens(self) -> int:
+        value = self._or_default("principle_budget_tokens")
+        if not 200 <= value <= 200_000:
+            raise ValidationError("Allow between 200 and 200,000 principle tokens per verdict.")
+        return value
 
     def clean(self):
         data = super().clean()

@@ -30,7 +30,7 @@ from reviews.labels import normalize_label
 from reviews.models import (
     MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, ImportRun, Membership, Project, Role, Sample, agreement,
 )
-from reviews.signals import feedback_imported
+from reviews.signals import feedback_imported, samples_imported
 
 DEFAULT_MAX_ROWS = 200_000
 MAX_ERRORS_LISTED = 50
@@ -119,8 +119,10 @@ def import_samples(
         raise ImportRejected(errors)
     report(f"validated {len(rows):,} rows")
     summary = write(project, rows, report, importer, filename)
+    project_id = project.pk
+    if summary.created:
+        transaction.on_commit(lambda: samples_imported.send(sender=Project, project_id=project_id))
     if summary.feedback_created:
-        project_id = project.pk
         transaction.on_commit(lambda: feedback_imported.send(sender=Project, project_id=project_id))
     return summary
 

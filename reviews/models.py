@@ -58,6 +58,11 @@ class Project(models.Model):
     max_principles = models.PositiveSmallIntegerField(
         default=60, help_text="The semantic memory's size: consolidation keeps the active principles within it."
     )
+    principle_budget_tokens = models.PositiveIntegerField(
+        default=4_000,
+        help_text="The most principle tokens in one verdict's working memory; beyond it the ones most relevant to "
+        "the item are chosen (pinned ones always).",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,4 +1,8 @@
-"""Project figures for the overview page: progress, judge-vs-expert agreement, recent critiques."""
+"""Project figures for the overview page: progress, disagreements, recent critiques.
+
+The judge's agreement figures (kappa, interval, baseline) come from memory.metrics, through the memory app's
+`overview_agreement` template tag: reviews never imports memory.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ def overview(project: Project, membership: Membership) -> dict:
     reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
     judged = feedback.filter(agrees_with_judge__isnull=False)  # feedback on samples with a judge verdict
     totals = judged.aggregate(total=Count("id"), agree=Count("id", filter=Q(agrees_with_judge=True)))
-    agreement = totals["agree"] / totals["total"] if totals["total"] else None
     progress = (
         project.memberships.filter(role__in=[Role.REVIEWER, Role.OWNER])
         .select_related("user")
@@ -36,8 +39,6 @@ def overview(project: Project, membership: Membership) -> dict:
         "reviewed_count": reviewed,
         "feedback_count": feedback.count(),
         "disagreement_count": totals["total"] - totals["agree"],
-        "judged_feedback_count": totals["total"],
-        "agreement": agreement,
         "progress": [
             {"user": m.user, "role": m.get_role_display(), "done": m.done, "share": m.done / sample_count if sample_count else 0}
             for m in progress

@@ -251,10 +251,10 @@ class FakeAnthropic:
         self._queue: list[Scripted] = []
         self._requests: list[RecordedRequest] = []
         self._tool_counts: Counter[str] = Counter()
-        self.in_flight = 0  # requests being answered right now, and the most seen at once (concurrency limits)
-        self.max_in_flight = 0
         self._cache: set[str] = set()
         self._ids = itertools.count(1)
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most requests the server was answering at once (concurrency limits)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -333,7 +333,7 @@ class FakeAnthropic:
             self._requests.clear()
             self._tool_counts.clear()
             self._cache.clear()
-            self.in_flight = self.max_in_flight = 0
+            self.max_in_flight = self._in_flight
 
     # -- inspection --------------------------------------------------------------------------------------------
 
@@ -370,8 +370,9 @@ class FakeAnthropic:
             self._requests.append(recorded)
             if recorded.tool_name:
                 self._tool_counts[recorded.tool_name] += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
             reply = self._reply_for(method, path, headers, body)
             delay = self.latency + getattr(reply, "delay", 0.0)
@@ -380,7 +381,7 @@ class FakeAnthropic:
             return self._render(reply, body)
         finally:
             with self._lock:
-                self.in_flight -= 1
+                self._in_flight -= 1
 
     def _reply_for(self, method: str, path: str, headers: dict[str, str], body: Any) -> Scripted:
         """Return the reply: a request error, else the next scripted reply, else the responder's."""

@@ -1,18 +1,22 @@
-"""The aligned judge over stored samples, in batches through a real worker, with progress and agreement."""
+"""Aligned-judge runs through a real worker: chunks, agreement, one run at a time, cancel, errors, retry."""
+
+import json
 
 import pytest
+from django.core.management import call_command
 
-from memory import episodic
-from memory.judge import agreement
+from memory import episodic, runs, semantic
+from memory.llm.anthropic import JUDGE_TOOL
 from memory.models import Judgement, JudgeRun
-from memory.tasks import start_judge_run
+from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample
+from tests.fake_anthropic import ToolReply, error_reply
 from tests.test_memory_worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def reviewed_project(personas):
+def reviewed_project(personas, provider="offline", concurrency=8):
     """Eight reviewed samples: refund replies the experts fail, thank-you replies they pass; the judge passes all."""
     refunds = [
         ("I want a refund for the broken kettle", "We value your feedback about the kettle."),
@@ -30,59 +34,153 @@ def reviewed_project(personas):
     for i, ((message, reply), label) in enumerate([(r, "fail") for r in refunds] + [(t, "pass") for t in thanks]):
         sample = add_sample(personas.project, f"j{i}", inputs={"customer_message": message}, outputs=reply, judge_value="pass")
         feedback.append(add_feedback(sample, personas.reviewer, label, "" if label == "pass" else "Boilerplate that ignores the refund request."))
+    expected = Feedback.objects.filter(project=personas.project).count()
+    wait_for(lambda: len(episodic.entries(personas.project.pk)) == expected, message="the episodic entries")
+    # Distilled (offline) before the provider changes, so no distillation call meets the fake server's script.
+    wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), message="the distillation")
+    personas.project.provider, personas.project.provider_concurrency = provider, concurrency
+    personas.project.save()
     return feedback
 
 
-def test_a_run_judges_every_reviewed_sample_and_measures_agreement(celery_worker, personas, client):
-    feedback = reviewed_project(personas)
-    wait_for(lambda: len(episodic.entries(personas.project.pk)) == 8, message="eight episodic entries")
-    add_sample(personas.project, "unreviewed")  # outside the "reviewed" scope
-    run = start_judge_run(personas.project, personas.owner, JudgeRun.Scope.REVIEWED)
-    assert run.total == 8
-    wait_for(lambda: JudgeRun.objects.get(pk=run.pk).status == "done", message="the run to finish")
+def finished(run, timeout=60):
+    wait_for(lambda: JudgeRun.objects.get(pk=run.pk).finished, timeout=timeout, message=f"run {run.pk} to end")
     run.refresh_from_db()
-    assert (run.done, run.failed) == (8, 0)
-    judgements = Judgement.objects.filter(run=run).select_related("sample")
+    return run
+
+
+def test_a_run_judges_every_reviewed_sample_in_chunks_and_measures_agreement(celery_worker, personas, client, monkeypatch):
+    monkeypatch.setattr(runs, "CHUNK_SIZE", 3)  # eight samples, three chunks
+    feedback = reviewed_project(personas)
+    add_sample(personas.project, "unreviewed")  # outside the "reviewed" scope
+    run = finished(runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED))
+    assert (run.status, run.total, run.chunk_count, run.done, run.failed) == ("done", 8, 3, 8, 0)
+    judgements = Judgement.objects.filter(run=run)
     assert judgements.count() == 8
     own = {f.sample_id: f.pk for f in feedback}
     for judgement in judgements:
         assert own[judgement.sample_id] not in judgement.retrieved  # never its own feedback
-        assert judgement.memory_version_id is None or judgement.memory_version.project_id == personas.project.pk
-    result = agreement(run)
-    assert result.reviewed == 8
-    assert result.base == pytest.approx(0.5)  # the imported judge passed everything
-    assert result.aligned is not None and result.aligned > result.base  # similar examples carry the experts' labels
+        assert len(judgement.retrieved) == len(judgement.similarities) == personas.project.retrieval_k
+    imported = run.figures["imported"]
+    assert imported["exact"] == pytest.approx(0.5) and imported["kappa"] == pytest.approx(0.0)  # it passed everything
+    assert run.figures["aligned"]["exact"] > imported["exact"]  # similar examples carry the experts' labels
+    assert run.figures["samples"] == 8 and run.figures["reviewers"] == 1
     client.force_login(personas.viewer)
-    progress = client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/")
-    assert progress.status_code == 286  # finished: the progress bar stops polling
-    page = client.get(f"/p/{personas.project.slug}/memory/").content.decode()
-    assert 'data-agreement="base">50%' in page
+    assert client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/progress/").status_code == 286
+    page = client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/").content.decode()
+    assert 'data-exact="imported">50%' in page and 'data-baseline="imported">50%' in page
+    dashboard = client.get(f"/p/{personas.project.slug}/memory/").content.decode()
+    assert f'data-run-id="{run.pk}"' in dashboard
 
 
-def test_a_run_stops_when_the_provider_keeps_failing(celery_worker, personas, fake_anthropic):
-    from tests.fake_anthropic import error_reply
+def test_the_requests_of_a_run_force_the_tool_and_share_one_cached_prefix(celery_worker, personas, fake_anthropic):
+    reviewed_project(personas, "anthropic")
+    run = finished(runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED, chunk_size=3))
+    assert run.done == 8
+    sent = [r.body for r in fake_anthropic.requests if r.tool_name == JUDGE_TOOL]
+    assert len(sent) == 8
+    assert all(body["tool_choice"]["type"] == "tool" and body["tool_choice"]["name"] == JUDGE_TOOL for body in sent)
+    prefixes = {json.dumps(body["system"], sort_keys=True) for body in sent}
+    assert len(prefixes) == 1  # byte-identical across every chunk of the run
+    (block,) = sent[0]["system"]
+    assert block["cache_control"] == {"type": "ephemeral"} and personas.project.criterion in block["text"]
+    assert run.usage["calls"] == 8 and run.usage["cache_read_tokens"] > 0  # the fake server's cache was hit
 
-    personas.project.provider = "anthropic"
-    personas.project.save()
-    reviewed_project(personas)
+
+def test_a_second_run_waits_for_the_first_and_then_starts_by_itself(celery_worker, personas, fake_anthropic):
+    reviewed_project(personas, "anthropic")
+    fake_anthropic.latency = 0.3
+    first = runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED)
+    second = runs.start(personas.project, personas.owner, JudgeRun.Scope.ALL)
+    assert (first.status, second.status) == ("running", "queued")
+    assert "Waiting for the project's current run" in runs.notice(second)
+    finished(first)
+    assert first.finished_at and not JudgeRun.objects.filter(pk=second.pk, dispatched_at__lt=first.finished_at).exists()
+    finished(second)  # started by itself when the first ended
+    assert second.done == 8
+
+
+def test_cancel_stops_a_run_and_keeps_what_it_judged(celery_worker, personas, fake_anthropic, monkeypatch):
+    reviewed_project(personas, "anthropic", concurrency=1)
+    fake_anthropic.latency = 0.4
+    run = runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED)
+    wait_for(lambda: Judgement.objects.filter(run=run).count() >= 2, message="two verdicts")
+    assert runs.cancel(run)
+    requests_at_cancel = fake_anthropic.request_count
+    run = finished(run)
+    assert run.status == "cancelled"
+    wait_for(lambda: not runs.cancel(run) and JudgeRun.objects.get(pk=run.pk).done == Judgement.objects.filter(run=run).count(), message="the recount")
+    kept = Judgement.objects.filter(run=run).count()
+    # At most the call in flight and one that began before the chunk read the cancel: one slot, 0.4 s a call.
+    assert 2 <= kept < 8 and fake_anthropic.request_count <= requests_at_cancel + 2
+    assert not Judgement.objects.filter(run=run, value="", error="").exists()  # nothing half-written
+
+
+def test_errors_are_counted_per_verdict_and_retried_alone(celery_worker, personas, fake_anthropic):
+    reviewed_project(personas, "anthropic", concurrency=1)
+    fake_anthropic.push(ToolReply({"value": "pass", "rationale": "ok"}))
+    fake_anthropic.push(ToolReply({"value": "excellent", "rationale": "not a label of this project"}))
+    fake_anthropic.push(*[error_reply(400, message="bad request")])  # not retried by the SDK
+    run = finished(runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED))
+    assert (run.status, run.done, run.failed) == ("done", 6, 2)  # the run went on
+    errors = Judgement.objects.filter(run=run).exclude(error="")
+    assert sorted(e.value for e in errors) == ["", ""]  # a label outside the schema is never stored
+    assert any("'excellent' is not one of" in e.error for e in errors) and any("HTTP 400" in e.error for e in errors)
+    assert runs.retry_failed(run) == 2
+    run = finished(run)
+    assert (run.status, run.done, run.failed) == ("done", 8, 0)
+    assert Judgement.objects.filter(run=run).count() == 8
+
+
+def test_a_run_stops_when_the_provider_fails_on_everything(celery_worker, personas, fake_anthropic):
+    reviewed_project(personas, "anthropic")
     fake_anthropic.push(*[error_reply(500)] * 40)
-    run = start_judge_run(personas.project, personas.owner, JudgeRun.Scope.REVIEWED)
-    wait_for(lambda: JudgeRun.objects.get(pk=run.pk).status == "failed", timeout=60, message="the run to fail")
-    run.refresh_from_db()
-    assert run.failed == 3 and run.done == 0
-    assert "3 failures in a row" in run.error and "500" in run.error
+    run = finished(runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED))
+    assert (run.status, run.done, run.failed) == ("failed", 0, 8)
+    assert "all failed" in run.error and "500" in run.error
 
 
-def test_only_owners_start_runs_and_one_at_a_time(client, personas):
-    reviewed = add_sample(personas.project, "x")
+def test_overload_replies_slow_the_run_down_instead_of_failing_it(celery_worker, personas, fake_anthropic, settings):
+    reviewed_project(personas, "anthropic", concurrency=1)
+    # Eight 529s outlast the SDK's retries (4 attempts) twice over; the run waits (retry-after 50 ms) and goes on.
+    fake_anthropic.push(*[error_reply(529, retry_after_ms=50)] * 8)
+    run = finished(runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED))
+    assert (run.status, run.done, run.failed) == ("done", 8, 0)
+    assert fake_anthropic.tool_counts[JUDGE_TOOL] == 16
+
+
+def test_a_project_without_feedback_abstains_clearly(celery_worker, personas):
+    add_sample(personas.project, "lonely")
+    run = finished(runs.start(personas.project, personas.owner, JudgeRun.Scope.ALL))
+    judgement = Judgement.objects.get(run=run)
+    assert (run.status, run.abstained, judgement.value, judgement.error) == ("done", 1, "", "")
+    assert "holds no reviewed examples" in judgement.rationale
+    assert run.figures["aligned"] is None  # nothing to compare with
+
+
+def test_scopes_and_bad_input(personas):
+    reviewed = add_sample(personas.project, "a")
     add_feedback(reviewed, personas.reviewer, "fail", "Curt.")
-    url = f"/p/{personas.project.slug}/memory/judge-runs/"
-    client.force_login(personas.reviewer)
-    assert client.post(url, {"scope": "reviewed"}).status_code == 403
-    client.force_login(personas.owner)
-    client.post(url, {"scope": "reviewed"})
-    response = client.post(url, {"scope": "all"}, follow=True)
-    assert "already in progress" in response.content.decode()
-    assert JudgeRun.objects.filter(project=personas.project).count() == 1
-    response = client.post(url, {"scope": "nonsense"}, follow=True)
-    assert "Choose which samples" in response.content.decode()
+    add_sample(personas.project, "b", judge_value="fail")
+    add_sample(personas.project, "c", judge_value="")
+    ids = lambda scope, **kw: [s.external_id for s in runs.scope_samples(personas.project, scope, personas.owner, **kw)]
+    assert ids("reviewed") == ["a"] and ids("unreviewed") == ["b", "c"] and ids("all") == ["a", "b", "c"]
+    from reviews.queue import QueueQuery
+
+    assert ids("queue", queue_query=QueueQuery(filter="all", judge="fail")) == ["b"]
+    with pytest.raises(runs.RunError, match="Choose which samples"):
+        runs.scope_samples(personas.project, "nonsense")
+    with pytest.raises(runs.RunError, match="no samples"):
+        runs.start(personas.other, personas.other_owner, "all")
+    with pytest.raises(runs.RunError, match="positive"):
+        runs.start(personas.project, personas.owner, "all", limit=0)
+    assert not JudgeRun.objects.exists()  # nothing half-created
+
+
+def test_the_judge_command_prints_one_json_document(celery_worker, personas, capsys):
+    reviewed_project(personas)
+    call_command("judge", personas.project.slug, "--reviewed", "--limit", "5", "--json")
+    document = json.loads(capsys.readouterr().out)
+    assert (document["status"], document["total"], document["judged"], document["errors"]) == ("done", 5, 5, 0)
+    assert document["agreement"]["aligned"]["n"] == 5 and "reading" in document["agreement"]["aligned"]
+    assert JudgeRun.objects.get(pk=document["run"]).scope == "reviewed"

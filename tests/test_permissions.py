@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.models import JudgeRun, Principle
+from memory.models import Judgement, JudgeRun, Principle
 from reviews.models import Feedback, Invitation, Membership
 from tests.conftest import add_sample
 
@@ -34,7 +34,13 @@ MATRIX = {
     "principle-add": ("/p/{slug}/memory/principles/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "principle-retire": ("/p/{slug}/memory/principles/{principle}/retire/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "judge-run-start": ("/p/{slug}/memory/judge-runs/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
-    "judge-run-progress": ("/p/{slug}/memory/judge-runs/{run}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "judge-run": ("/p/{slug}/memory/judge-runs/{run}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "judge-run-progress": ("/p/{slug}/memory/judge-runs/{run}/progress/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "judge-run-verdict": ("/p/{slug}/memory/judge-runs/{run}/verdicts/{judgement}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "judge-run-csv": ("/p/{slug}/memory/judge-runs/{run}/export.csv", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "judge-run-jsonl": ("/p/{slug}/memory/judge-runs/{run}/export.jsonl", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "judge-run-cancel": ("/p/{slug}/memory/judge-runs/{run}/cancel/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "judge-run-retry": ("/p/{slug}/memory/judge-runs/{run}/retry/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
 }
 
 CASES = [
@@ -53,11 +59,12 @@ def url_ids(personas, project) -> dict:
     )
     membership = Membership.objects.exclude(role="owner").filter(project=project).first() or Membership.objects.filter(project=project).first()
     principle = Principle.objects.create(project=project, text="Own mistakes.", origin="manual")
-    run = JudgeRun.objects.create(project=project, total=1)
+    run = JudgeRun.objects.create(project=project, total=1, sample_ids=[sample.pk])
+    judgement = Judgement.objects.create(project=project, sample=sample, run=run, value="pass", retrieved=[feedback.pk])
     invitation = Invitation.objects.create(project=project, identifier=f"invitee-{project.pk}@example.com")
     return {
         "slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk,
-        "principle": principle.pk, "run": run.pk, "invitation": invitation.pk,
+        "principle": principle.pk, "run": run.pk, "judgement": judgement.pk, "invitation": invitation.pk,
     }
 
 
@@ -79,7 +86,7 @@ def test_status(client, personas, name, method, index):
         assert response["Location"].startswith("/login/?next=")
 
 
-CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle", "run", "invitation"))]
+CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle", "run", "judgement", "invitation"))]
 
 
 @pytest.mark.parametrize("name", CROSS)
@@ -99,6 +106,15 @@ def test_another_projects_ids_are_404(client, personas, name, method):
         assert Membership.objects.filter(pk=other_ids["membership"]).exists()
         assert not Principle.objects.get(pk=other_ids["principle"]).retired
         assert Invitation.objects.filter(pk=other_ids["invitation"]).exists()
+        assert JudgeRun.objects.get(pk=other_ids["run"]).status == "queued"  # not cancelled
+
+
+def test_a_verdict_of_another_run_is_404(client, personas):
+    """A judgement id is looked up inside the run in the URL, not only inside the project."""
+    ids = url_ids(personas, personas.project)
+    other_run = JudgeRun.objects.create(project=personas.project, total=1)
+    client.force_login(personas.owner)
+    assert client.get(f"/p/{ids['slug']}/memory/judge-runs/{other_run.pk}/verdicts/{ids['judgement']}/").status_code == 404
 
 
 def test_project_list_shows_only_my_projects(client, personas):

@@ -180,8 +180,11 @@ def test_overview_counts_agreement_critiques_and_progress(client, personas):
     client.force_login(personas.viewer)
     body = client.get(f"/p/{personas.project.slug}/").content.decode()
     figures = dict(re.findall(r'data-stat="(\w+)">([^<]+)<', body))
-    assert figures == {"samples": "5", "reviewed": "4", "feedback": "5", "disagreements": "2", "agreement": "50%"}
-    assert "judge–expert agreement (4 verdicts)" in body
+    # Agreement counts samples, each with its experts' one label: s1's two reviewers agree, so it counts once.
+    assert figures == {"samples": "5", "reviewed": "4", "feedback": "5", "disagreements": "2", "agreement": "67%"}
+    assert "judge–expert agreement (3 samples, kappa 0.00)" in body  # always "pass": no better than chance
+    assert "from 2 reviewers (1 confirmed by several who agreed)" in body
+    assert 'data-baseline="overview">67%' in body and 'data-reading="overview">exploratory' in body
     critiques = re.findall(r'<blockquote class="pre">([^<]*)</blockquote>', body)
     assert critiques[0] == "No verdict here." and len(critiques) == 4  # newest first, empty critiques left out
     assert "Promises a refund it cannot &lt;guarantee&gt;." in critiques

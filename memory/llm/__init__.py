@@ -13,8 +13,12 @@ def provider_name(project) -> str:
     return project.provider or settings.MEMALIGN_PROVIDER
 
 
-def get_provider(project) -> Provider:
-    """Return the provider a project uses; raise ProviderError when it cannot run (e.g. no API key)."""
+def get_provider(project, timeout: float | None = None, max_retries: int | None = None) -> Provider:
+    """Return the provider a project uses; raise ProviderError when it cannot run (e.g. no API key).
+
+    `timeout` (seconds per attempt) and `max_retries` shorten a network provider's patience, for calls made
+    while a person waits on a web page.
+    """
     name = provider_name(project)
     if name == "offline":
         from memory.llm.offline import OfflineProvider
@@ -25,9 +29,11 @@ def get_provider(project) -> Provider:
 
         if not settings.ANTHROPIC_API_KEY:
             raise ProviderError("This project uses Anthropic Claude but ANTHROPIC_API_KEY is not set on the server.")
+        patience = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
         return AnthropicProvider(
             model=project.model_name or settings.MEMALIGN_MODEL or DEFAULT_MODEL,
             api_key=settings.ANTHROPIC_API_KEY,
             base_url=settings.ANTHROPIC_BASE_URL or None,
+            **patience,
         )
     raise ProviderError(f"Unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}.")

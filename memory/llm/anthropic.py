@@ -115,6 +115,8 @@ def example_block(example: Example, with_similarity: bool = False) -> str:
     attrs: dict[str, object] = {"id": example.feedback_id}
     if with_similarity:
         attrs["similarity"] = f"{example.similarity:.2f}"
+    if example.same_item:
+        attrs["same_item"] = "true"  # the case itself, already reviewed: the experts' label stands
     return block("example", parts, attrs)
 
 
@@ -139,11 +141,13 @@ def judge_user(memory: WorkingMemory) -> str:
     """Return the judge's variable part: the retrieved examples and the case."""
     examples = block("examples", (example_block(e, with_similarity=True) for e in memory.examples))
     case = block("case", [tag("inputs", memory.inputs), tag("output", memory.output)])
+    seen = (" An example marked same_item is this very case, already reviewed: its expert label stands."
+            if any(e.same_item for e in memory.examples) else "")
     return "\n\n".join([
         examples,
         case,
         f"Judge the output in <case> against the criterion. Call {JUDGE_TOOL} with a short rationale (naming "
-        "the principles or examples you relied on) and exactly one of the allowed labels.",
+        f"the principles or examples you relied on) and exactly one of the allowed labels.{seen}",
     ])
 
 
@@ -498,7 +502,8 @@ class AnthropicProvider:
             raise ProviderError(f"{name}: cannot reach the Anthropic API ({attempts} attempts): {exc}") from exc
         except anthropic.APIStatusError as exc:
             raise ProviderError(f"{name}: Anthropic API answered HTTP {exc.status_code}"
-                                f"{_retried(exc.status_code, attempts)}: {_error_message(exc)}") from exc
+                                f"{_retried(exc.status_code, attempts)}: {_error_message(exc)}",
+                                overloaded=exc.status_code in (429, 529), retry_after=_retry_after(exc)) from exc
         except anthropic.AnthropicError as exc:
             raise ProviderError(f"{name}: Anthropic SDK error: {exc}") from exc
 
@@ -507,6 +512,17 @@ def _retried(status: int, attempts: int) -> str:
     """Return ' after N attempts' for statuses the SDK retries, '' for those it gives up on at once."""
     retryable = status in (408, 409, 429) or status >= 500
     return f" after {attempts} attempts" if retryable and attempts > 1 else ""
+
+
+def _retry_after(exc: anthropic.APIStatusError) -> float | None:
+    """Return the server's retry-after hint in seconds (`retry-after-ms` first, as the SDK reads it)."""
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
+        try:
+            return float(headers[name]) / scale
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 def _error_message(exc: anthropic.APIStatusError) -> str:

@@ -11,7 +11,16 @@ from typing import Protocol
 
 
 class ProviderError(Exception):
-    """The provider could not produce a usable answer (outage, malformed reply, schema mismatch)."""
+    """The provider could not produce a usable answer (outage, malformed reply, schema mismatch).
+
+    `overloaded` marks a rate limit or overload (429, 529) that outlasted the SDK's own retries: a judge run
+    waits `retry_after` seconds (the server's hint, when it gave one) and tries again instead of failing.
+    """
+
+    def __init__(self, message: str, *, overloaded: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.overloaded = overloaded
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -58,6 +67,7 @@ class Example:
     critique: str
     judge_value: str = ""
     similarity: float = 0.0  # cosine similarity to the query, when retrieved
+    same_item: bool = False  # the very input and output being judged, reviewed before: its label decides
 
 
 @dataclass

@@ -83,6 +83,10 @@ class OfflineProvider:
                 "no retrieved example carries a label allowed by the schema"
             )
             return Verdict(value=None, rationale=f"Offline judge abstains: {reason}.")
+        same = [e for e in examples if e.same_item]
+        if same:
+            # The item itself was reviewed: its experts decide, however many neighbours say otherwise.
+            examples = same
         similarities = _example_similarities(memory, examples)
         labels = [e.label for e in examples]
         value = knn_label(labels, similarities, memory.schema.choices)

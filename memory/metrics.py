@@ -1,0 +1,166 @@
+"""Agreement between a judge and the experts: chance-corrected, with an interval, a baseline and a reading.
+
+Pure functions on label strings (no database), so runs, the overview and benchmarks share one definition.
+Kappa, weighted kappa, mean absolute error and the confusion matrix are scikit-learn's; the concordance
+correlation coefficient (Lin, 1989) is not in scikit-learn and is computed from numpy's moments.
+
+An abstention is a verdict of its own ("abstained"): it never matches an expert label, so it lowers exact
+match and kappa instead of being silently left out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, mean_absolute_error
+
+ABSTAINED = "abstained"
+BOOTSTRAP_RESAMPLES = 500
+CONFIDENCE = 0.95
+# The plain reading of the headline figure (kappa or its weighted form).
+READINGS = ((0.7, "good enough to gate a release"), (0.4, "good enough to watch trends"))
+EXPLORATORY = "exploratory"
+
+
+@dataclass
+class Figures:
+    """How well `predictions` match `references` (the experts), on `n` pairs."""
+
+    kind: str
+    n: int
+    labels: list[str]  # rows and columns of `confusion`, the schema's order, then "abstained" when any
+    confusion: list[list[int]]  # rows: the experts' label, columns: the judge's
+    exact: float
+    kappa: float | None  # None when undefined (e.g. every label the same on both sides)
+    weighted_kappa: float | None  # quadratic, for ordered labels (numeric scales, categories in listed order)
+    ccc: float | None  # numeric scales only, on the pairs where the judge did not abstain
+    mae: float | None  # likewise
+    abstained: int
+    headline_name: str
+    headline: float | None
+    interval: tuple[float, float] | None  # 95% percentile bootstrap of the headline
+    baseline_label: str  # the experts' most frequent label
+    baseline_exact: float  # exact match of a judge that always says it (its kappa is 0)
+
+    @property
+    def reading(self) -> str:
+        return reading(self.headline)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "reading": self.reading}
+
+
+def reading(kappa: float | None) -> str:
+    """Below 0.4 "exploratory", 0.4–0.7 "good enough to watch trends", 0.7 and above "good enough to gate"."""
+    if kappa is None:
+        return EXPLORATORY
+    for threshold, text in READINGS:
+        if kappa >= threshold:
+            return text
+    return EXPLORATORY
+
+
+def agreement(
+    references: Sequence[str],
+    predictions: Sequence[str | None],
+    kind: str,
+    choices: Sequence[str],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> Figures | None:
+    """Compare a judge's labels (None or "" = abstained) with the experts' on the same items; None if no pairs."""
+    if len(references) != len(predictions):
+        raise ValueError("references and predictions must pair up one to one")
+    if not references:
+        return None
+    predicted = [p or ABSTAINED for p in predictions]
+    labels = list(choices) + sorted({*references, *predicted} - set(choices) - {ABSTAINED})
+    if ABSTAINED in predicted:
+        labels.append(ABSTAINED)
+    code = {label: i for i, label in enumerate(labels)}
+    y_true = np.array([code[r] for r in references])
+    y_pred = np.array([code[p] for p in predicted])
+    ordered = kind == "numeric" or (kind == "categorical" and len(choices) > 2)
+    headline_name, headline_of = ("quadratic-weighted kappa", _weighted_kappa) if kind == "numeric" else ("kappa", _kappa)
+    codes = list(range(len(labels)))
+    ccc = mae = None
+    if kind == "numeric":
+        answered = y_pred != code.get(ABSTAINED, -1)
+        if answered.any():
+            truth = np.array([float(r) for r, p in zip(references, predicted) if p != ABSTAINED])
+            guess = np.array([float(p) for p in predicted if p != ABSTAINED])
+            ccc, mae = concordance(truth, guess), float(mean_absolute_error(truth, guess))
+    majority, count = Counter(references).most_common(1)[0]
+    return Figures(
+        kind=kind,
+        n=len(references),
+        labels=labels,
+        confusion=confusion_matrix(y_true, y_pred, labels=codes).tolist(),
+        exact=float(np.mean(y_true == y_pred)),
+        kappa=_kappa(y_true, y_pred, codes),
+        weighted_kappa=_weighted_kappa(y_true, y_pred, codes) if ordered else None,
+        ccc=ccc,
+        mae=mae,
+        abstained=predicted.count(ABSTAINED),
+        headline_name=headline_name,
+        headline=headline_of(y_true, y_pred, codes),
+        interval=bootstrap(y_true, y_pred, lambda t, p: headline_of(t, p, codes), resamples, seed),
+        baseline_label=majority,
+        baseline_exact=count / len(references),
+    )
+
+
+def _kappa(y_true: np.ndarray, y_pred: np.ndarray, codes: list[int]) -> float | None:
+    return _defined(y_true, y_pred, codes, None)
+
+
+def _weighted_kappa(y_true: np.ndarray, y_pred: np.ndarray, codes: list[int]) -> float | None:
+    # An abstention has no place on the scale: its code comes after the top label, so it counts as a miss
+    # at least one step away from every label.
+    return _defined(y_true, y_pred, codes, "quadratic")
+
+
+def _defined(y_true: np.ndarray, y_pred: np.ndarray, codes: list[int], weights: str | None) -> float | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # undefined is reported as None, not warned
+        value = cohen_kappa_score(y_true, y_pred, labels=codes, weights=weights, replace_undefined_by=np.nan)
+    return None if np.isnan(value) else float(value)
+
+
+def concordance(truth: np.ndarray, guess: np.ndarray) -> float | None:
+    """Lin's concordance correlation coefficient: agreement on a scale, penalising both shift and spread."""
+    if len(truth) < 2:
+        return None
+    spread = truth.var() + guess.var() + (truth.mean() - guess.mean()) ** 2
+    if spread == 0:
+        return None  # every value the same on both sides: agreement is perfect but the figure is undefined
+    return float(2 * np.mean((truth - truth.mean()) * (guess - guess.mean())) / spread)
+
+
+def bootstrap(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    statistic: Callable[[np.ndarray, np.ndarray], float | None],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """The 95% percentile bootstrap interval of `statistic` over resampled pairs (seeded: the same every time)."""
+    if len(y_true) < 2 or resamples <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        picked = rng.integers(0, len(y_true), len(y_true))
+        value = statistic(y_true[picked], y_pred[picked])
+        if value is not None:
+            values.append(value)
+    if len(values) < resamples / 2:
+        return None  # undefined on most resamples: no honest interval
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)

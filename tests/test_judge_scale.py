@@ -1,0 +1,93 @@
+"""Judge runs across real `celery worker` processes: the project's concurrency holds across all of them, and a
+worker killed mid-chunk loses nothing and doubles nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from memalign_site.celery import app
+from memory import runs
+from memory.models import Judgement, JudgeRun
+from tests.conftest import add_sample
+from tests.test_memory_faults import chroma_server, database_url, start_worker_process  # noqa: F401 (fixture)
+from tests.test_memory_worker import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def worker_env(chroma_server, fake_anthropic, settings):  # noqa: F811
+    """A queue only this test's worker processes consume, and their environment."""
+    queue = f"scale-{os.getpid()}-{time.monotonic_ns()}"
+    saved = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    yield queue, {
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
+        "MEMALIGN_TEST_QUEUE": queue,
+        "CHROMA_URL": chroma_server,
+        "ANTHROPIC_API_KEY": "test-key",
+        "ANTHROPIC_BASE_URL": fake_anthropic.url,
+        "CELERY_VISIBILITY_TIMEOUT": "3",  # redeliver a killed worker's unacknowledged chunk quickly
+    }
+    app.conf.task_default_queue = saved
+
+
+def judged_project(personas, samples: int, concurrency: int):
+    """`samples` unreviewed samples judged by the fake server. No feedback: a distillation call would also reach
+    the server and be counted with the judge's calls."""
+    for i in range(samples):
+        add_sample(personas.project, f"x{i}", inputs={"question": f"Where is my parcel number {i}?"})
+    personas.project.provider, personas.project.provider_concurrency = "anthropic", concurrency
+    personas.project.save()
+
+
+def stop_all(*processes):
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait(20)
+
+
+def test_the_project_concurrency_holds_across_two_worker_processes(personas, fake_anthropic, worker_env):
+    queue, env = worker_env
+    judged_project(personas, samples=32, concurrency=4)
+    fake_anthropic.latency = 0.3
+    workers = [start_worker_process(queue, env), start_worker_process(queue, env)]
+    try:
+        # Chunks of 8: each worker process runs up to 4 calls of a chunk at once, 8 together without the limiter.
+        run = runs.start(personas.project, personas.owner, JudgeRun.Scope.ALL, chunk_size=8)
+        wait_for(lambda: JudgeRun.objects.get(pk=run.pk).finished, timeout=120, message="the run to end")
+    finally:
+        stop_all(*workers)
+    run.refresh_from_db()
+    assert (run.status, run.done, run.failed) == ("done", 32, 0)
+    assert fake_anthropic.max_in_flight == 4  # counted at the server: the limit held, and was used in full
+
+
+def test_a_worker_killed_mid_chunk_is_replaced_without_doubling(personas, fake_anthropic, worker_env):
+    queue, env = worker_env
+    judged_project(personas, samples=8, concurrency=2)
+    fake_anthropic.latency = 1.5
+    first = start_worker_process(queue, env)
+    second = None
+    try:
+        run = runs.start(personas.project, personas.owner, JudgeRun.Scope.ALL, chunk_size=4)
+        wait_for(lambda: Judgement.objects.filter(run=run).count() >= 2, timeout=60, message="the first verdicts")
+        first.send_signal(signal.SIGKILL)  # mid-chunk: two more calls are in flight
+        first.wait(10)
+        judged_before = Judgement.objects.filter(run=run).count()
+        assert judged_before < 8
+        fake_anthropic.latency = 0.0
+        second = start_worker_process(queue, env)
+        wait_for(lambda: JudgeRun.objects.get(pk=run.pk).finished, timeout=120, message="the run to end after the restart")
+    finally:
+        stop_all(first, second)
+    run.refresh_from_db()
+    assert (run.status, run.done, run.failed) == ("done", 8, 0)
+    judged = list(Judgement.objects.filter(run=run).values_list("sample_id", flat=True))
+    assert sorted(judged) == sorted(run.sample_ids)  # every sample once: the redelivered chunk skipped what was stored

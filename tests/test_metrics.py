@@ -1,0 +1,83 @@
+"""Agreement figures (memory/metrics.py) against values computed by hand."""
+
+import pytest
+
+from memory import metrics
+
+
+def test_a_skewed_set_has_high_raw_agreement_and_kappa_near_zero():
+    """18 of 20 experts say pass; the judge says pass 19 times, and its one fail is on a pass item."""
+    experts = ["pass"] * 18 + ["fail"] * 2
+    judge = ["fail"] + ["pass"] * 19
+    f = metrics.agreement(experts, judge, "pass_fail", ["pass", "fail"])
+    # by hand: po = 17/20 = 0.85; pe = 0.9 * 0.95 + 0.1 * 0.05 = 0.86; kappa = (0.85 - 0.86) / 0.14
+    assert f.exact == pytest.approx(0.85)
+    assert f.kappa == pytest.approx(-0.01 / 0.14)
+    assert f.headline_name == "kappa" and f.headline == f.kappa
+    assert f.reading == "exploratory"
+    assert (f.baseline_label, f.baseline_exact) == ("pass", pytest.approx(0.9))  # the baseline beats the judge
+    assert f.confusion == [[17, 1], [2, 0]]  # rows experts (pass, fail), columns judge
+    assert f.n == 20 and f.abstained == 0
+
+
+def test_kappa_on_a_balanced_set():
+    experts = ["pass"] * 6 + ["fail"] * 4
+    judge = ["pass"] * 5 + ["fail"] * 4 + ["pass"]
+    f = metrics.agreement(experts, judge, "pass_fail", ["pass", "fail"])
+    # po = 0.8; judge 6 pass / 4 fail, experts the same: pe = 0.36 + 0.16 = 0.52; kappa = 0.28 / 0.48
+    assert f.exact == pytest.approx(0.8)
+    assert f.kappa == pytest.approx(0.28 / 0.48)
+    assert f.reading == "good enough to watch trends"
+    assert f.weighted_kappa is None and f.ccc is None and f.mae is None
+
+
+def test_numeric_scale_weighted_kappa_concordance_and_mean_absolute_error():
+    f = metrics.agreement(["1", "2", "3"], ["1", "3", "3"], "numeric", ["1", "2", "3"])
+    # quadratic weights (i-j)^2/4: observed 1/12, expected 5/12, so 1 - 1/5; CCC 2*(2/3) / (2/3 + 8/9 + 1/9)
+    assert f.weighted_kappa == pytest.approx(0.8)
+    assert f.headline_name == "quadratic-weighted kappa" and f.headline == pytest.approx(0.8)
+    assert f.reading == "good enough to gate a release"
+    assert f.ccc == pytest.approx(0.8)
+    assert f.mae == pytest.approx(1 / 3)
+
+
+def test_ordered_categories_also_get_weighted_kappa():
+    levels = ["Bad", "Acceptable", "Excellent"]
+    f = metrics.agreement(["Bad", "Acceptable", "Excellent"], ["Bad", "Excellent", "Excellent"], "categorical", levels)
+    assert f.weighted_kappa == pytest.approx(0.8)  # the numeric case above, in words
+    assert f.headline_name == "kappa"
+    pairwise = metrics.agreement(["A", "B"], ["A", "B"], "pairwise", ["A", "B"])
+    assert pairwise.weighted_kappa is None and pairwise.kappa == pytest.approx(1.0)
+
+
+def test_an_abstention_is_a_miss_of_its_own():
+    f = metrics.agreement(["pass", "fail", "pass", "fail"], ["pass", "fail", None, ""], "pass_fail", ["pass", "fail"])
+    assert f.exact == pytest.approx(0.5)
+    assert f.abstained == 2
+    assert f.labels == ["pass", "fail", "abstained"]
+    assert f.confusion == [[1, 0, 1], [0, 1, 1], [0, 0, 0]]
+
+
+def test_the_interval_is_seeded_and_brackets_the_figure():
+    experts = ["pass"] * 30 + ["fail"] * 30
+    judge = ["pass"] * 25 + ["fail"] * 5 + ["fail"] * 24 + ["pass"] * 6
+    first = metrics.agreement(experts, judge, "pass_fail", ["pass", "fail"])
+    again = metrics.agreement(experts, judge, "pass_fail", ["pass", "fail"])
+    low, high = first.interval
+    assert low < first.kappa < high and 0 < high - low < 0.6
+    assert first.interval == again.interval  # seeded: the page shows the same interval on every load
+    assert metrics.agreement(["pass"], ["pass"], "pass_fail", ["pass", "fail"]).interval is None
+
+
+def test_undefined_kappa_and_no_pairs():
+    f = metrics.agreement(["pass"] * 5, ["pass"] * 5, "pass_fail", ["pass", "fail"])
+    assert f.exact == 1.0 and f.kappa is None and f.interval is None  # one label on both sides: undefined
+    assert f.reading == "exploratory"
+    assert metrics.agreement([], [], "pass_fail", ["pass", "fail"]) is None
+    with pytest.raises(ValueError):
+        metrics.agreement(["pass"], [], "pass_fail", ["pass", "fail"])
+
+
+@pytest.mark.parametrize("kappa, text", [(0.39, "exploratory"), (0.4, "good enough to watch trends"), (0.69, "good enough to watch trends"), (0.7, "good enough to gate a release")])
+def test_readings(kappa, text):
+    assert metrics.reading(kappa) == text

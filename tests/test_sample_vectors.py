@@ -1,0 +1,53 @@
+"""Embed once, reuse everywhere: samples get their vector in background batches; saving feedback and judging
+reuse it; changed content is embedded again."""
+
+import io
+
+import numpy as np
+import pytest
+
+from memory import episodic, judge, vectors
+from memory.embeddings import example_vectors
+from memory.models import SampleVector
+from reviews.importers import import_samples
+from reviews.models import Feedback
+from tests.conftest import add_feedback, add_sample
+from tests.test_memory_worker import wait_for
+
+
+def no_embedding(*args, **kwargs):
+    raise AssertionError("embedded again although the vector was stored")
+
+
+@pytest.mark.django_db
+def test_a_stored_vector_is_reused_for_the_episodic_entry_and_for_judging(personas, monkeypatch):
+    samples = [add_sample(personas.project, f"v{i}", inputs={"q": f"Where is parcel {i}?"}, outputs=f"Sent {i}.") for i in range(4)]
+    assert vectors.embed_pending(personas.project) == 4 and not vectors.pending(personas.project).exists()
+    stored = vectors.for_samples(samples)
+    fresh = example_vectors([vectors.sample_vector_parts(s) for s in samples])
+    assert np.all(np.sum(stored * fresh, axis=1) > 0.999)  # the vector of the whole sample, as stored
+    monkeypatch.setattr(vectors, "example_vectors", no_embedding)
+    feedback = add_feedback(samples[0], personas.reviewer, "fail", "Curt.")
+    episodic.upsert([feedback])  # what embed_feedback does when a critique is saved: no embedding work
+    memory = judge.working_memories(personas.project, samples[1:])
+    assert [m.examples[0].feedback_id for m in memory] == [feedback.pk] * 3
+
+
+@pytest.mark.django_db
+def test_changed_content_is_embedded_again(personas):
+    sample = add_sample(personas.project, "edit", outputs="First answer.")
+    before = vectors.for_samples([sample])[0]
+    sample.outputs = "A completely different answer about refunds."
+    sample.save()
+    after = vectors.for_samples([sample])[0]
+    assert float(before @ after) < 0.99
+    assert SampleVector.objects.get(sample=sample).fingerprint == vectors.sample_fingerprint(sample)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_imported_samples_are_embedded_in_the_background(celery_worker, personas):
+    lines = "\n".join(f'{{"external_id": "imp{i}", "inputs": {{"q": "Question {i}?"}}, "outputs": "Answer {i}."}}' for i in range(40))
+    import_samples(personas.project, io.BytesIO(lines.encode()), "rows.jsonl", personas.owner)
+    wait_for(lambda: SampleVector.objects.filter(project=personas.project).count() == 40, message="40 sample vectors")
+    assert not vectors.pending(personas.project).exists()
+    assert not Feedback.objects.exists()
