@@ -176,7 +176,8 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
     except ProviderError as error:
         _finish(run.pk, JudgeRun.Status.FAILED, str(error))
         return
-    # One set of principles for the whole chunk: every call in it shares one byte-identical cached prefix.
+    # One principle load for the chunk; within the project's budget every call shares one byte-identical,
+    # cached prompt prefix.
     memories = judge.working_memories(project, samples)
     cancelled = threading.Event()
     version_id = run.memory_version_id
@@ -187,6 +188,8 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
             return None, "", 0
         try:
             verdict = _call_provider(provider, memory, project, cancelled)
+        except _Cancelled:
+            return None, "", 0  # cancelled while backing off: like a call never made, nothing written
         except ProviderError as error:
             return None, str(error), int((time.monotonic() - started) * 1000)
         return verdict, "", int((time.monotonic() - started) * 1000)
@@ -229,8 +232,12 @@ def _call_provider(provider, memory: WorkingMemory, project: Project, cancelled:
                 wait_seconds = error.retry_after or min(OVERLOAD_BACKOFF_MAX, 2.0 ** attempt)
         log.info("project %s: provider overloaded, waiting %.1f s", project.pk, wait_seconds)
         if cancelled.wait(wait_seconds):  # the slot is free meanwhile: the run slows down, others go on
-            raise ProviderError("cancelled while waiting for the provider")
+            raise _Cancelled
     raise AssertionError("unreachable")
+
+
+class _Cancelled(Exception):
+    """The run was cancelled while a call waited out an overload."""
 
 
 def _after_chunk(run_id: int) -> str:
