@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from memory import judge, metrics
@@ -266,7 +266,7 @@ def _finish(run_id: int, status: str, error: str) -> None:
     usage = Usage()
     for row in run.judgements.values_list("usage", flat=True).iterator():
         usage.add(Usage(**{k: v for k, v in (row or {}).items() if k in Usage.__dataclass_fields__}))
-    updates = {"status": status, "finished_at": timezone.now(), "usage": usage.as_dict(), "figures": agreement(run).as_dict()}
+    updates = {"status": status, "finished_at": timezone.now(), "usage": usage.as_dict(), "figures": stored_agreement(run)}
     if error:
         updates["error"] = error[:2000]
     # Of two chunks finishing together, only one changes a running run: the other's update matches no row.
@@ -341,6 +341,27 @@ def agreement(run: JudgeRun) -> RunAgreement:
         [experts.labels[i] for i in with_verdict], [imported_by_sample[i] for i in with_verdict], kind, choices
     )
     return RunAgreement(aligned, imported, len(ids), experts.reviewers, experts.corroborated, experts.conflicted)
+
+
+def _experts_state(project: Project) -> list:
+    """What the figures depend on besides the verdicts: how many expert labels, and the latest change to one."""
+    state = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), latest=Max("updated_at"))
+    return [state["n"], state["latest"].isoformat() if state["latest"] else None]
+
+
+def stored_agreement(run: JudgeRun) -> dict:
+    """The run's agreement as stored on it, with the state of the experts' labels it was computed on."""
+    return {**agreement(run).as_dict(), "experts_state": _experts_state(run.project)}
+
+
+def current_figures(run: JudgeRun) -> dict | None:
+    """A finished run's figures, recomputed (and stored again) when the experts' labels changed since."""
+    if run.status != JudgeRun.Status.DONE or run.figures is None:
+        return run.figures
+    if run.figures.get("experts_state") != _experts_state(run.project):
+        run.figures = stored_agreement(run)
+        JudgeRun.objects.filter(pk=run.pk).update(figures=run.figures)
+    return run.figures
 
 
 def imported_judge_agreement(project: Project) -> tuple[metrics.Figures | None, ExpertLabels]:
