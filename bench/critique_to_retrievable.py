@@ -4,9 +4,10 @@
     .venv/bin/python bench/critique_to_retrievable.py --count 50 --interval 0.5 --concurrency 1
 
 The path measured is the product's: reviews.feedback.save_feedback commits the Feedback, the memory signal
-dispatches embed_feedback on commit, a `celery worker` subprocess embeds the sample and upserts it into the
-Chroma server. The clock starts when save_feedback is called (it includes the commit and the dispatch) and
-stops when a top-5 Chroma query with the sample's own vector (precomputed here, before the save) returns the
+dispatches embed_feedback on commit, a `celery worker` subprocess reads the sample's stored vector (made once
+when the sample was created, memory/vectors.py; here before the clock runs, as the background task does after
+an import) and upserts it into the Chroma server. The clock starts when save_feedback is called (it includes
+the commit and the dispatch) and stops when a top-5 Chroma query with the sample's own vector returns the
 feedback id: the critique is then retrievable by similarity. A poller thread checks every few milliseconds
 (one `get(ids=…)` for every outstanding id, then one batched query for the ids that appeared).
 
@@ -79,8 +80,7 @@ class Poller(threading.Thread):
 
 
 def run_phase(name: str, records: list[dict], project, reviewer, interval: float, poll_interval: float, timeout: float) -> dict:
-    from memory import episodic
-    from memory.embeddings import embed
+    from memory import vectors as sample_vectors
     from reviews.feedback import save_feedback
     from reviews.models import Sample
 
@@ -89,7 +89,7 @@ def run_phase(name: str, records: list[dict], project, reviewer, interval: float
                               judge_value="Excellent", judge_rationale="The passage answers the question.")
         for r in records
     ]
-    vectors = embed([episodic.sample_text(s) for s in samples])  # the query vectors, computed before the clock runs
+    vectors = sample_vectors.for_samples(samples)  # stored as after an import; also the query vectors
     poller = Poller(project.pk, poll_interval)
     poller.start()
     saved_at: dict[str, float] = {}
@@ -139,23 +139,23 @@ def regeneration_windows(phase: dict) -> list[tuple[float, float, str]]:
 def step_costs(project, count: int = 30) -> dict[str, list[float]]:
     """The steps of memory.tasks.embed_feedback for `count` feedback, timed one by one in this process."""
     from memory import episodic
-    from memory.embeddings import embed
+    from memory import vectors as sample_vectors
     from reviews.models import Feedback
 
     ids = list(Feedback.objects.filter(project=project).order_by("id").values_list("pk", flat=True)[:count])
-    steps: dict[str, list[float]] = {"read the feedback": [], "embed its text": [], "episodic.collection()": [], "Chroma upsert": [], "in all": []}
+    steps: dict[str, list[float]] = {"read the feedback": [], "read its stored vector": [], "episodic.collection()": [], "Chroma upsert": [], "in all": []}
     for feedback_id in ids:
         t0 = time.perf_counter()
         feedback = Feedback.objects.select_related("sample").get(pk=feedback_id)
         t1 = time.perf_counter()
         text = episodic.sample_text(feedback.sample)
-        vector = embed([text])[0]
+        vector = sample_vectors.for_samples([feedback.sample])[0]
         t2 = time.perf_counter()
         store = episodic.collection(feedback.project_id)
         t3 = time.perf_counter()
         store.upsert(ids=[str(feedback.pk)], embeddings=[vector.tolist()], documents=[text],
                      metadatas=[{"sample_id": feedback.sample_id, "label": feedback.label, "author_id": feedback.author_id,
-                                 "project_id": feedback.project_id, "revision": feedback.revision}])
+                                 "project_id": feedback.project_id, "revision": feedback.revision, "scheme": sample_vectors.SCHEME}])
         t4 = time.perf_counter()
         for name, a, b in zip(steps, (t0, t1, t2, t3, t0), (t1, t2, t3, t4, t4)):
             steps[name].append(b - a)

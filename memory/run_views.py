@@ -50,7 +50,7 @@ def _status_context(request: HttpRequest, run: JudgeRun) -> dict:
         "run": run,
         "notice": runs.notice(run),
         "is_owner": can(request.membership, Role.OWNER),
-        "figures": run.figures,
+        "figures": runs.current_figures(run),
     }
 
 

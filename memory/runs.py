@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from memory import judge, metrics
@@ -176,7 +176,8 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
     except ProviderError as error:
         _finish(run.pk, JudgeRun.Status.FAILED, str(error))
         return
-    # One set of principles for the whole chunk: every call in it shares one byte-identical cached prefix.
+    # One principle load for the chunk; within the project's budget every call shares one byte-identical,
+    # cached prompt prefix.
     memories = judge.working_memories(project, samples)
     cancelled = threading.Event()
     version_id = run.memory_version_id
@@ -187,6 +188,8 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
             return None, "", 0
         try:
             verdict = _call_provider(provider, memory, project, cancelled)
+        except _Cancelled:
+            return None, "", 0  # cancelled while backing off: like a call never made, nothing written
         except ProviderError as error:
             return None, str(error), int((time.monotonic() - started) * 1000)
         return verdict, "", int((time.monotonic() - started) * 1000)
@@ -229,8 +232,12 @@ def _call_provider(provider, memory: WorkingMemory, project: Project, cancelled:
                 wait_seconds = error.retry_after or min(OVERLOAD_BACKOFF_MAX, 2.0 ** attempt)
         log.info("project %s: provider overloaded, waiting %.1f s", project.pk, wait_seconds)
         if cancelled.wait(wait_seconds):  # the slot is free meanwhile: the run slows down, others go on
-            raise ProviderError("cancelled while waiting for the provider")
+            raise _Cancelled
     raise AssertionError("unreachable")
+
+
+class _Cancelled(Exception):
+    """The run was cancelled while a call waited out an overload."""
 
 
 def _after_chunk(run_id: int) -> str:
@@ -259,7 +266,7 @@ def _finish(run_id: int, status: str, error: str) -> None:
     usage = Usage()
     for row in run.judgements.values_list("usage", flat=True).iterator():
         usage.add(Usage(**{k: v for k, v in (row or {}).items() if k in Usage.__dataclass_fields__}))
-    updates = {"status": status, "finished_at": timezone.now(), "usage": usage.as_dict(), "figures": agreement(run).as_dict()}
+    updates = {"status": status, "finished_at": timezone.now(), "usage": usage.as_dict(), "figures": stored_agreement(run)}
     if error:
         updates["error"] = error[:2000]
     # Of two chunks finishing together, only one changes a running run: the other's update matches no row.
@@ -334,6 +341,27 @@ def agreement(run: JudgeRun) -> RunAgreement:
         [experts.labels[i] for i in with_verdict], [imported_by_sample[i] for i in with_verdict], kind, choices
     )
     return RunAgreement(aligned, imported, len(ids), experts.reviewers, experts.corroborated, experts.conflicted)
+
+
+def _experts_state(project: Project) -> list:
+    """What the figures depend on besides the verdicts: how many expert labels, and the latest change to one."""
+    state = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), latest=Max("updated_at"))
+    return [state["n"], state["latest"].isoformat() if state["latest"] else None]
+
+
+def stored_agreement(run: JudgeRun) -> dict:
+    """The run's agreement as stored on it, with the state of the experts' labels it was computed on."""
+    return {**agreement(run).as_dict(), "experts_state": _experts_state(run.project)}
+
+
+def current_figures(run: JudgeRun) -> dict | None:
+    """A finished run's figures, recomputed (and stored again) when the experts' labels changed since."""
+    if run.status != JudgeRun.Status.DONE or run.figures is None:
+        return run.figures
+    if run.figures.get("experts_state") != _experts_state(run.project):
+        run.figures = stored_agreement(run)
+        JudgeRun.objects.filter(pk=run.pk).update(figures=run.figures)
+    return run.figures
 
 
 def imported_judge_agreement(project: Project) -> tuple[metrics.Figures | None, ExpertLabels]:

@@ -184,3 +184,12 @@ def test_the_judge_command_prints_one_json_document(celery_worker, personas, cap
     assert (document["status"], document["total"], document["judged"], document["errors"]) == ("done", 5, 5, 0)
     assert document["agreement"]["aligned"]["n"] == 5 and "reading" in document["agreement"]["aligned"]
     assert JudgeRun.objects.get(pk=document["run"]).scope == "reviewed"
+
+
+def test_a_sample_with_empty_text_is_judged_without_failing_the_run(celery_worker, personas):
+    reviewed_project(personas)
+    empty = add_sample(personas.project, "empty", inputs="", outputs="")
+    run = finished(runs.start(personas.project, personas.owner, JudgeRun.Scope.UNREVIEWED))
+    assert (run.status, run.total, run.failed) == ("done", 1, 0)
+    judgement = Judgement.objects.get(run=run, sample=empty)
+    assert judgement.error == "" and len(judgement.retrieved) == personas.project.retrieval_k

@@ -125,3 +125,16 @@ def test_a_stalled_run_says_so(personas):
     assert "No verdict for 90 s" in runs.notice(run, now)
     run.progress_at = now - timedelta(seconds=5)
     assert runs.notice(run, now) == ""
+
+
+def test_a_runs_figures_follow_the_experts_labels(client, personas, judged):
+    run, samples, _, _ = judged
+    run.figures = runs.stored_agreement(run)
+    run.save()
+    client.force_login(personas.viewer)
+    url = f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/"
+    assert 'data-basis="samples">3<' in client.get(url).content.decode()  # r0..r2 carry expert labels
+    add_feedback(samples[3], personas.owner, "fail", "Late.")  # an expert reviews r3 after the run
+    assert 'data-basis="samples">4<' in client.get(url).content.decode()
+    run.refresh_from_db()
+    assert run.figures["samples"] == 4  # stored again: the next view does not recompute
