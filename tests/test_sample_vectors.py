@@ -48,6 +48,6 @@ def test_changed_content_is_embedded_again(personas):
 def test_imported_samples_are_embedded_in_the_background(celery_worker, personas):
     lines = "\n".join(f'{{"external_id": "imp{i}", "inputs": {{"q": "Question {i}?"}}, "outputs": "Answer {i}."}}' for i in range(40))
     import_samples(personas.project, io.BytesIO(lines.encode()), "rows.jsonl", personas.owner)
-    wait_for(lambda: SampleVector.objects.filter(project=personas.project).count() == 40, message="40 sample vectors")
+    wait_for(lambda: SampleVector.objects.filter(project=personas.project).count() == 40, timeout=90, message="40 sample vectors")  # the session worker may still be finishing an earlier test's tasks
     assert not vectors.pending(personas.project).exists()
     assert not Feedback.objects.exists()
