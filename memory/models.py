@@ -209,3 +209,49 @@ class SampleVector(models.Model):
     fingerprint = models.CharField(max_length=64, help_text="The content it was made from: changed content is embedded again.")
     scheme = models.PositiveSmallIntegerField()
     vector = models.BinaryField()  # float32, little-endian, unit length
+
+
+class EvaluationSettings(models.Model):
+    """A project's evaluation settings: the metadata key that groups samples (kept on one side of a split)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="evaluation_settings")
+    group_key = models.CharField(
+        max_length=100, blank=True, help_text="A sample metadata key; samples sharing its value stay on one side of the split."
+    )
+
+
+class Evaluation(models.Model):
+    """A learning-curve evaluation of the aligned judge on scratch memory (memory.evaluation), and its result."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="evaluations")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    options = models.JSONField(default=dict, help_text="seed, test fraction, shards, variants, prequential, limit")
+    group_key = models.CharField(max_length=100, blank=True)
+    provider = models.CharField(max_length=20, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True, help_text="The document `manage.py evaluate --json` prints.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-id"]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
