@@ -39,6 +39,7 @@ VARIANTS = ("none", "semantic", "episodic", "both")
 MIN_REVIEWED = 10
 DEFAULT_TEST_FRACTION = 0.3
 INTERVAL_RESAMPLES = 200
+STALE_AFTER_SECONDS = 600  # a running evaluation silent this long lost its worker (renewed at every shard)
 KAPPA_UNDEFINED = "kappa is undefined: the experts used a single label in these samples"
 
 
@@ -126,7 +127,8 @@ def split(items: list[Feedback], test_fraction: float, seed: int, group_key: str
 
 def estimated_calls(project: Project, options: Options) -> int:
     """Model calls an evaluation makes with an LLM provider: judging dominates (one call per item per point)."""
-    items = len(reviewed(project, options.limit))
+    items = Feedback.objects.filter(project=project).values("sample_id").distinct().count()
+    items = min(items, options.limit) if options.limit else items
     test = round(items * options.test_fraction)
     train = items - test
     shards = shard_sizes(options.shards, train)
@@ -438,15 +440,20 @@ def run(evaluation: Evaluation, provider: Provider | None = None, trace: Trace |
     return evaluation
 
 
-STALE_AFTER_SECONDS = 600  # a running evaluation silent this long lost its worker
+def abandon(evaluation: Evaluation) -> None:
+    """Mark an evaluation whose worker died as failed and drop its scratch memory."""
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        status=Evaluation.Status.FAILED, error="The worker stopped during the evaluation.", finished_at=timezone.now()
+    )
+    for part in ("heldout", "prequential"):
+        drop_collection(scratch_name(evaluation.pk, part))
 
 
 def repair() -> list[str]:
     """Mark evaluations whose worker died as failed and drop every scratch collection no live run uses."""
     cutoff = timezone.now() - timedelta(seconds=STALE_AFTER_SECONDS)
-    Evaluation.objects.filter(status=Evaluation.Status.RUNNING, progress_at__lt=cutoff).update(
-        status=Evaluation.Status.FAILED, error="The worker stopped during the evaluation.", finished_at=timezone.now()
-    )
+    for stale in Evaluation.objects.filter(status=Evaluation.Status.RUNNING, progress_at__lt=cutoff):
+        abandon(stale)
     live = set(Evaluation.objects.filter(status=Evaluation.Status.RUNNING).values_list("pk", flat=True))
     dropped = []
     for name in scratch_collections():

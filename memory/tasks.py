@@ -14,9 +14,10 @@ from django.conf import settings
 from django.db import OperationalError
 
 from memalign_site.redis import get_redis
-from memory import episodic, runs, semantic, sync, vectors
+from memory import episodic, evaluation, runs, semantic, sync, vectors
 from memory.locks import regeneration_lock, release
 from memory.llm.base import ProviderError
+from memory.models import Evaluation
 from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
 
@@ -139,6 +140,8 @@ def repair_all() -> dict:
             request_regeneration(project.pk)
         if vectors.pending(project).exists():
             request_sample_embedding(project.pk)
+    if dropped := evaluation.repair():  # evaluations whose worker died: failed, their scratch memory dropped
+        repaired["evaluation scratch"] = dropped
     return repaired
 
 
@@ -164,3 +167,26 @@ def consolidate_memory(self, project_id: int) -> dict:
 def judge_chunk(run_id: int, index: int) -> str:
     """Judge one chunk of a run (any worker may take any chunk); safe to redeliver."""
     return runs.judge_chunk(run_id, index)
+
+
+EVALUATION_WAIT_SECONDS = 5  # a second evaluation of a project waits (queued) and looks again this often
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=3600, time_limit=3660)
+def run_evaluation(self, evaluation_id: int) -> str:
+    """Run a queued evaluation on scratch memory; a second one on the same project waits for the first."""
+    record = Evaluation.objects.select_related("project").filter(pk=evaluation_id).first()
+    if record is None or record.finished:
+        return "gone" if record is None else record.status
+    if record.status == Evaluation.Status.RUNNING:
+        # Redelivered: the worker that ran it died. Its scratch memory is dropped; the record says failed.
+        evaluation.abandon(record)
+        return "failed"
+    try:
+        evaluation.run(record, wait=0)
+    except evaluation.EvaluationBusy:
+        raise self.retry(countdown=EVALUATION_WAIT_SECONDS) from None
+    except Exception as error:  # recorded on the evaluation, which the page shows
+        log.warning("evaluation %s failed: %s", evaluation_id, error)
+        return "failed"
+    return "done"

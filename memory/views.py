@@ -9,12 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from memory import episodic, judge, semantic, tries
+from memory import episodic, evaluation, judge, semantic, tries
 from memory.forms import PrincipleForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from memory.locks import MemoryBusy
-from memory.models import Contradiction, JudgeRun, MemoryVersion, Principle, PrincipleSource
+from memory.models import Contradiction, Evaluation, JudgeRun, MemoryVersion, Principle, PrincipleSource
 from memory.tasks import request_regeneration
 from reviews.models import Feedback, Role
 from reviews.permissions import can, is_blind, project_view, visible_feedback
@@ -62,6 +62,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
         "try_form": TryJudgeForm(project),
         **_judge_run_context(project),
+        **_evaluation_context(project),
         "principle_form": PrincipleForm(),
         **status(project),
     }
@@ -144,3 +145,8 @@ def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
 def _judge_run_context(project) -> dict:
     runs_list = list(JudgeRun.objects.filter(project=project).select_related("created_by", "memory_version").defer("sample_ids").order_by("-id")[:20])
     return {"runs": runs_list, "scopes": [(v, label) for v, label in JudgeRun.Scope.choices if v != JudgeRun.Scope.QUEUE]}
+
+
+def _evaluation_context(project) -> dict:
+    listed = list(Evaluation.objects.filter(project=project).select_related("created_by").order_by("-id")[:20])
+    return {"evaluations": listed, "evaluation_calls": evaluation.estimated_calls(project, evaluation.Options())}
