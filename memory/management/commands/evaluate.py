@@ -2,7 +2,6 @@
 [--no-prequential] [--limit N]: learning curves of the aligned judge on scratch memory, recorded like one from the site."""
 
 import json
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -44,6 +43,6 @@ class Command(BaseCommand):
         except evaluation.EvaluationError as error:
             raise CommandError(str(error)) from None
         if as_json:
-            sys.stdout.write(json.dumps(record.result, ensure_ascii=False) + "\n")
+            self.stdout.write(json.dumps(record.result, ensure_ascii=False))
             return
-        self.stdout.write(evaluation.summary_text(record.result))
+        self.stdout.write(evaluation.summary_text(record.result), ending="")
