@@ -205,3 +205,46 @@ def test_the_group_key_setting_is_used(personas):
     record = evaluation.run(evaluation.start(project, personas.owner, evaluation.Options(shards=[0], variants=["none"], prequential=False)))
     assert record.group_key == "topic" and record.result["group_key"] == "topic"
     assert record.result["test"] % 5 == 0  # whole groups of five samples
+
+
+def test_through_the_worker_a_second_evaluation_waits_for_the_first(personas, celery_worker, client):
+    import time
+
+    from memory.tasks import run_evaluation
+
+    project = reviewed_project(personas, 20)
+    record = evaluation.start(project, personas.owner, evaluation.Options(shards=[0, 5]))
+    held = evaluation.evaluation_lock(project.pk)
+    assert held.acquire(blocking=False)  # as if another evaluation of the project were running
+    try:
+        run_evaluation.delay(record.pk)
+        time.sleep(2)
+        record.refresh_from_db()
+        assert record.status == Evaluation.Status.QUEUED
+    finally:
+        held.release()
+    deadline = time.monotonic() + 60
+    while record.status != Evaluation.Status.DONE and time.monotonic() < deadline:
+        time.sleep(0.3)
+        record.refresh_from_db()
+    assert record.status == Evaluation.Status.DONE and record.done == record.total > 0
+    client.force_login(personas.viewer)
+    chart = client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/heldout.svg")
+    assert chart["Content-Type"] == "image/svg+xml" and b"<svg" in chart.content and b"<script" not in chart.content
+    rows = client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/export.csv").content.decode().splitlines()
+    assert rows[0].startswith("curve,variant,split,shard,n,exact_match") and len(rows) == 1 + len(record.result["points"])
+    assert client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/export.json").json() == record.result
+    page = client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/").content.decode()
+    assert "does not generalise to new questions" in page
+
+
+def test_a_redelivered_evaluation_whose_worker_died_is_marked_failed(personas):
+    from memory.tasks import run_evaluation
+
+    project = reviewed_project(personas, 12)
+    record = evaluation.start(project, personas.owner, evaluation.Options())
+    Evaluation.objects.filter(pk=record.pk).update(status=Evaluation.Status.RUNNING)
+    evaluation.ScratchMemory(project, None, evaluation.scratch_name(record.pk, "prequential"))
+    assert run_evaluation.run(record.pk) == "failed"
+    record.refresh_from_db()
+    assert record.status == Evaluation.Status.FAILED and evaluation.scratch_collections() == []
