@@ -23,6 +23,9 @@ class MemoryVersion(models.Model):
     class Status(models.TextChoices):
         OK = "ok", "OK"
         FAILED = "failed", "Failed"
+        # The regression gate (memory.gate) held it: guard agreement dropped; the judge keeps the last OK version.
+        HELD = "held", "Held by the regression gate"
+        DISCARDED = "discarded", "Discarded"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memory_versions")
     number = models.PositiveIntegerField()
@@ -212,12 +215,33 @@ class SampleVector(models.Model):
 
 
 class EvaluationSettings(models.Model):
-    """A project's evaluation settings: the metadata key that groups samples (kept on one side of a split)."""
+    """A project's evaluation settings: the split's group key, and the regression gate for memory versions."""
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="evaluation_settings")
     group_key = models.CharField(
         max_length=100, blank=True, help_text="A sample metadata key; samples sharing its value stay on one side of the split."
     )
+    gate_enabled = models.BooleanField(default=False, help_text="Re-judge the guard set on every new version (costs model calls).")
+    guard_size = models.PositiveIntegerField(default=30)
+    gate_threshold = models.FloatField(default=0.05, help_text="Hold a version whose guard agreement drops by more than this.")
+    guard_sample_ids = models.JSONField(default=list, help_text="Chosen at random once, then fixed.")
+
+
+class GateCheck(models.Model):
+    """The regression gate's comparison of a new memory version with the last good one on the guard set."""
+
+    version = models.OneToOneField(MemoryVersion, on_delete=models.CASCADE, related_name="gate_check")
+    compared_with = models.ForeignKey(MemoryVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    guard_size = models.PositiveIntegerField()
+    agreement_before = models.FloatField()
+    agreement_after = models.FloatField()
+    threshold = models.FloatField()
+    held = models.BooleanField()
+    flipped = models.JSONField(default=list, help_text="[{sample_id, external_id, expert, before, after}]")
+    added = models.JSONField(default=list, help_text="Principles in the new version only, as [{id, text}].")
+    removed = models.JSONField(default=list, help_text="Principles in the good version only.")
+    usage = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 class Evaluation(models.Model):

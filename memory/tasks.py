@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from memalign_site.redis import get_redis
-from memory import episodic, evaluation, runs, semantic, sync, vectors
+from memory import episodic, evaluation, gate, runs, semantic, sync, vectors
 from memory.locks import regeneration_lock, release
 from memory.llm.base import ProviderError
 from memory.models import Evaluation
@@ -116,6 +116,7 @@ def regenerate_principles(self, project_id: int) -> dict:
         return {"skipped": "another run holds the lock"}
     try:
         outcome = semantic.regenerate(project, deadline=time.monotonic() + RUN_SECONDS)
+        gated = gate.check(project, outcome.versions)  # under the lock: no version is written meanwhile
     except ProviderError as error:
         log.warning("regeneration of project %s failed: %s", project_id, error)
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
@@ -123,7 +124,8 @@ def regenerate_principles(self, project_id: int) -> dict:
         release(lock)
     if outcome.wait_seconds:
         request_regeneration(project_id, delay=outcome.wait_seconds)
-    return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2)}
+    return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2),
+            "held": bool(gated and gated.held)}
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
@@ -156,6 +158,8 @@ def consolidate_memory(self, project_id: int) -> dict:
         raise self.retry(countdown=5)
     try:
         version = semantic.consolidate(project)
+        if version:
+            gate.check(project, [version])
     except ProviderError as error:
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
     finally:

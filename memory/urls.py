@@ -23,4 +23,7 @@ urlpatterns = [
     path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/<str:curve>.svg", evaluation_views.evaluation_chart, name="evaluation-chart"),
     path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/export.csv", evaluation_views.evaluation_export, {"fmt": "csv"}, name="evaluation-csv"),
     path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/export.json", evaluation_views.evaluation_export, {"fmt": "json"}, name="evaluation-json"),
+    path("p/<slug:slug>/memory/evaluation-settings/", views.evaluation_settings, name="evaluation-settings"),
+    path("p/<slug:slug>/memory/held/activate/", views.held_activate, name="held-activate"),
+    path("p/<slug:slug>/memory/held/discard/", views.held_discard, name="held-discard"),
 ]
