@@ -114,3 +114,14 @@ def test_a_blind_reviewer_does_not_see_the_flipped_samples_labels(personas, fake
     assert "held-flipped" not in client.get(f"/p/{project.slug}/memory/").content.decode()
     client.force_login(personas.viewer)
     assert "held-flipped" in client.get(f"/p/{project.slug}/memory/").content.decode()
+
+
+def test_the_regeneration_task_runs_the_gate(personas, fake_anthropic, settings):
+    from memory.tasks import regenerate_principles
+
+    settings.MEMALIGN_DISTILL_QUIET_SECONDS = 0
+    project, _, good = gated_project(personas, fake_anthropic)
+    new_critique(personas, project, "x1")
+    result = regenerate_principles.apply(args=(project.pk,)).get()
+    assert result["versions"] and result["held"] is True
+    assert judge.latest_version(project) == good
