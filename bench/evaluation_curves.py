@@ -79,6 +79,7 @@ def main() -> int:
     if not DATASETS.exists():
         print(f"skipped: {DATASETS} is absent (the shared datasets exist only on the team's machines)")
         return 0
+    svg_dir = args.svg_dir.resolve() if args.svg_dir else None  # before the environment changes directory
     with Environment("evaluation"):
         from django.contrib.auth import get_user_model
 
@@ -86,7 +87,7 @@ def main() -> int:
         User = get_user_model()
         owner, reviewer = User.objects.create_user("bench-owner"), User.objects.create_user("bench-reviewer")
         for name in args.files.split(","):
-            measure(name, args.limit, owner, reviewer, args.svg_dir.resolve() if args.svg_dir else None)
+            measure(name, args.limit, owner, reviewer, svg_dir)
         footer()
     return 0
 
