@@ -1,6 +1,18 @@
 from django.contrib import admin
 
-from memory.models import Contradiction, DistilledFeedback, Judgement, JudgeRun, MemoryVersion, Principle, PrincipleSource, SampleVector
+from memory.models import (
+    Contradiction,
+    DistilledFeedback,
+    Evaluation,
+    EvaluationSettings,
+    GateCheck,
+    Judgement,
+    JudgeRun,
+    MemoryVersion,
+    Principle,
+    PrincipleSource,
+    SampleVector,
+)
 
 
 class PrincipleSourceInline(admin.TabularInline):
@@ -67,3 +79,24 @@ class SampleVectorAdmin(admin.ModelAdmin):
     list_filter = ["project", "scheme"]
     raw_id_fields = ["sample"]
     exclude = ["vector"]  # 1.5 KB of float32: nothing to read by eye
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "status", "provider", "model", "done", "total", "created_at", "finished_at"]
+    list_filter = ["project", "status", "provider"]
+    search_fields = ["error"]
+    exclude = ["result"]  # the points: the evaluation page draws and exports them
+
+
+@admin.register(EvaluationSettings)
+class EvaluationSettingsAdmin(admin.ModelAdmin):
+    list_display = ["project", "group_key", "gate_enabled", "guard_size", "gate_threshold"]
+    list_filter = ["gate_enabled"]
+
+
+@admin.register(GateCheck)
+class GateCheckAdmin(admin.ModelAdmin):
+    list_display = ["version", "compared_with", "guard_size", "agreement_before", "agreement_after", "threshold", "held", "created_at"]
+    list_filter = ["held"]
+    raw_id_fields = ["version", "compared_with"]

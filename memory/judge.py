@@ -92,6 +92,13 @@ def principle_tokens(principle: PrincipleText) -> int:
 
 
 def principle_set(project: Project) -> PrincipleSet:
+    """The principles of the active version: the live set, unless the regression gate holds a newer version,
+    in which case the last good version's (memory.gate)."""
+    if MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.HELD).exists():
+        good = latest_version(project)
+        snapshot = good.principles if good else []
+        pinned = set(semantic.active_principles(project).filter(pinned=True).values_list("pk", flat=True))
+        return PrincipleSet([PrincipleText(p["id"], p["text"]) for p in snapshot], pinned)
     active = list(semantic.active_principles(project).values_list("id", "text", "pinned"))
     return PrincipleSet([PrincipleText(pk, text) for pk, text, _ in active], {pk for pk, _, pinned in active if pinned})
 
@@ -136,6 +143,7 @@ def _vectors_of(principles: list[PrincipleText]) -> np.ndarray:
 
 
 def latest_version(project: Project) -> MemoryVersion | None:
+    """The active version: the newest that succeeded and is not held by the regression gate."""
     return MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK).order_by("-number").first()
 
 

@@ -23,6 +23,9 @@ class MemoryVersion(models.Model):
     class Status(models.TextChoices):
         OK = "ok", "OK"
         FAILED = "failed", "Failed"
+        # The regression gate (memory.gate) held it: guard agreement dropped; the judge keeps the last OK version.
+        HELD = "held", "Held by the regression gate"
+        DISCARDED = "discarded", "Discarded"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memory_versions")
     number = models.PositiveIntegerField()
@@ -209,3 +212,70 @@ class SampleVector(models.Model):
     fingerprint = models.CharField(max_length=64, help_text="The content it was made from: changed content is embedded again.")
     scheme = models.PositiveSmallIntegerField()
     vector = models.BinaryField()  # float32, little-endian, unit length
+
+
+class EvaluationSettings(models.Model):
+    """A project's evaluation settings: the split's group key, and the regression gate for memory versions."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="evaluation_settings")
+    group_key = models.CharField(
+        max_length=100, blank=True, help_text="A sample metadata key; samples sharing its value stay on one side of the split."
+    )
+    gate_enabled = models.BooleanField(default=False, help_text="Re-judge the guard set on every new version (costs model calls).")
+    guard_size = models.PositiveIntegerField(default=30)
+    gate_threshold = models.FloatField(default=0.05, help_text="Hold a version whose guard agreement drops by more than this.")
+    guard_sample_ids = models.JSONField(default=list, help_text="Chosen at random once, then fixed.")
+
+
+class GateCheck(models.Model):
+    """The regression gate's comparison of a new memory version with the last good one on the guard set."""
+
+    version = models.OneToOneField(MemoryVersion, on_delete=models.CASCADE, related_name="gate_check")
+    compared_with = models.ForeignKey(MemoryVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    guard_size = models.PositiveIntegerField()
+    agreement_before = models.FloatField()
+    agreement_after = models.FloatField()
+    threshold = models.FloatField()
+    held = models.BooleanField()
+    flipped = models.JSONField(default=list, help_text="[{sample_id, external_id, expert, before, after}]")
+    added = models.JSONField(default=list, help_text="Principles in the new version only, as [{id, text}].")
+    removed = models.JSONField(default=list, help_text="Principles in the good version only.")
+    usage = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Evaluation(models.Model):
+    """A learning-curve evaluation of the aligned judge on scratch memory (memory.evaluation), and its result."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="evaluations")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    options = models.JSONField(default=dict, help_text="seed, test fraction, shards, variants, prequential, limit")
+    group_key = models.CharField(max_length=100, blank=True)
+    provider = models.CharField(max_length=20, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True, help_text="The document `manage.py evaluate --json` prints.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-id"]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -562,3 +562,26 @@ def set_retired(project: Project, principle: Principle, retired: bool, author_na
 class _Manual:
     name = "human"
     model = ""
+
+
+def discard_held(project: Project, author_name: str) -> MemoryVersion | None:
+    """Discard the versions the regression gate held: the principles go back to the active version's (those
+    added since are retired, those retired or rewritten since restored) and a version records it. None when
+    nothing is held. The critiques distilled into the discarded versions stay marked as distilled."""
+    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic():
+        _lock(project)
+        held = list(MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.HELD).order_by("number"))
+        if not held:
+            return None
+        good = MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK, number__lt=held[0].number).order_by("-number").first()
+        texts = {p["id"]: p["text"] for p in (good.principles if good else [])}
+        reason = f"discarded with held version {held[-1].number}"
+        active_principles(project).exclude(pk__in=texts).update(retired=True, retired_reason=reason[:200], updated_at=timezone.now())
+        for principle in Principle.objects.filter(project=project, pk__in=texts):
+            if principle.retired or principle.text != texts[principle.pk]:
+                principle.retired, principle.retired_reason, principle.text = False, "", texts[principle.pk]
+                principle.save(update_fields=["retired", "retired_reason", "text", "updated_at"])
+        MemoryVersion.objects.filter(pk__in=[v.pk for v in held]).update(status=MemoryVersion.Status.DISCARDED)
+        back_to = f"v{good.number}" if good else "no principles"
+        summary = f"held version{'s' if len(held) > 1 else ''} {', '.join(str(v.number) for v in held)} discarded by {author_name}: back to {back_to}"
+        return _new_version(project, MemoryVersion.Trigger.MANUAL, _Manual(), Usage(), time.monotonic(), summary)

@@ -14,9 +14,10 @@ from django.conf import settings
 from django.db import OperationalError
 
 from memalign_site.redis import get_redis
-from memory import episodic, runs, semantic, sync, vectors
+from memory import episodic, evaluation, gate, runs, semantic, sync, vectors
 from memory.locks import regeneration_lock, release
 from memory.llm.base import ProviderError
+from memory.models import Evaluation
 from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
 
@@ -115,6 +116,7 @@ def regenerate_principles(self, project_id: int) -> dict:
         return {"skipped": "another run holds the lock"}
     try:
         outcome = semantic.regenerate(project, deadline=time.monotonic() + RUN_SECONDS)
+        gated = gate.check(project, outcome.versions)  # under the lock: no version is written meanwhile
     except ProviderError as error:
         log.warning("regeneration of project %s failed: %s", project_id, error)
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
@@ -122,7 +124,8 @@ def regenerate_principles(self, project_id: int) -> dict:
         release(lock)
     if outcome.wait_seconds:
         request_regeneration(project_id, delay=outcome.wait_seconds)
-    return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2)}
+    return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2),
+            "held": bool(gated and gated.held)}
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
@@ -139,6 +142,8 @@ def repair_all() -> dict:
             request_regeneration(project.pk)
         if vectors.pending(project).exists():
             request_sample_embedding(project.pk)
+    if dropped := evaluation.repair():  # evaluations whose worker died: failed, their scratch memory dropped
+        repaired["evaluation scratch"] = dropped
     return repaired
 
 
@@ -153,6 +158,8 @@ def consolidate_memory(self, project_id: int) -> dict:
         raise self.retry(countdown=5)
     try:
         version = semantic.consolidate(project)
+        if version:
+            gate.check(project, [version])
     except ProviderError as error:
         raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
     finally:
@@ -164,3 +171,26 @@ def consolidate_memory(self, project_id: int) -> dict:
 def judge_chunk(run_id: int, index: int) -> str:
     """Judge one chunk of a run (any worker may take any chunk); safe to redeliver."""
     return runs.judge_chunk(run_id, index)
+
+
+EVALUATION_WAIT_SECONDS = 5  # a second evaluation of a project waits (queued) and looks again this often
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=3600, time_limit=3660)
+def run_evaluation(self, evaluation_id: int) -> str:
+    """Run a queued evaluation on scratch memory; a second one on the same project waits for the first."""
+    record = Evaluation.objects.select_related("project").filter(pk=evaluation_id).first()
+    if record is None or record.finished:
+        return "gone" if record is None else record.status
+    if record.status == Evaluation.Status.RUNNING:
+        # Redelivered: the worker that ran it died. Its scratch memory is dropped; the record says failed.
+        evaluation.abandon(record)
+        return "failed"
+    try:
+        evaluation.run(record, wait=0)
+    except evaluation.EvaluationBusy:
+        raise self.retry(countdown=EVALUATION_WAIT_SECONDS) from None
+    except Exception as error:  # recorded on the evaluation, which the page shows
+        log.warning("evaluation %s failed: %s", evaluation_id, error)
+        return "failed"
+    return "done"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from memory import run_views, views
+from memory import evaluation_views, run_views, views
 
 urlpatterns = [
     path("p/<slug:slug>/memory/", views.dashboard, name="memory-dashboard"),
@@ -17,4 +17,13 @@ urlpatterns = [
     path("p/<slug:slug>/memory/judge-runs/<int:run_id>/export.jsonl", run_views.judge_run_export, {"fmt": "jsonl"}, name="judge-run-jsonl"),
     path("p/<slug:slug>/memory/judge-runs/<int:run_id>/cancel/", run_views.judge_run_cancel, name="judge-run-cancel"),
     path("p/<slug:slug>/memory/judge-runs/<int:run_id>/retry/", run_views.judge_run_retry, name="judge-run-retry"),
+    path("p/<slug:slug>/memory/evaluations/", evaluation_views.evaluation_start, name="evaluation-start"),
+    path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/", evaluation_views.evaluation_page, name="evaluation"),
+    path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/progress/", evaluation_views.evaluation_progress, name="evaluation-progress"),
+    path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/<str:curve>.svg", evaluation_views.evaluation_chart, name="evaluation-chart"),
+    path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/export.csv", evaluation_views.evaluation_export, {"fmt": "csv"}, name="evaluation-csv"),
+    path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/export.json", evaluation_views.evaluation_export, {"fmt": "json"}, name="evaluation-json"),
+    path("p/<slug:slug>/memory/evaluation-settings/", views.evaluation_settings, name="evaluation-settings"),
+    path("p/<slug:slug>/memory/held/activate/", views.held_activate, name="held-activate"),
+    path("p/<slug:slug>/memory/held/discard/", views.held_discard, name="held-discard"),
 ]

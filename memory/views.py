@@ -9,12 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from memory import episodic, judge, semantic, tries
-from memory.forms import PrincipleForm, TryJudgeForm
+from memory import episodic, evaluation, gate, judge, semantic, tries
+from memory.forms import EvaluationSettingsForm, PrincipleForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from memory.locks import MemoryBusy
-from memory.models import Contradiction, JudgeRun, MemoryVersion, Principle, PrincipleSource
+from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, MemoryVersion, Principle, PrincipleSource
 from memory.tasks import request_regeneration
 from reviews.models import Feedback, Role
 from reviews.permissions import can, is_blind, project_view, visible_feedback
@@ -54,6 +54,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "project": project,
         "membership": request.membership,
         "is_owner": can(request.membership, Role.OWNER),
+        "blind": is_blind(request.membership),  # the held version's flipped samples show the experts' labels
         "provider": provider_name(project),
         "anthropic_configured": bool(settings.ANTHROPIC_API_KEY),
         "active": [p for p in principles if not p.retired],
@@ -62,6 +63,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
         "try_form": TryJudgeForm(project),
         **_judge_run_context(project),
+        **_evaluation_context(project),
         "principle_form": PrincipleForm(),
         **status(project),
     }
@@ -144,3 +146,49 @@ def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
 def _judge_run_context(project) -> dict:
     runs_list = list(JudgeRun.objects.filter(project=project).select_related("created_by", "memory_version").defer("sample_ids").order_by("-id")[:20])
     return {"runs": runs_list, "scopes": [(v, label) for v, label in JudgeRun.Scope.choices if v != JudgeRun.Scope.QUEUE]}
+
+
+def _evaluation_context(project) -> dict:
+    listed = list(Evaluation.objects.filter(project=project).select_related("created_by").order_by("-id")[:20])
+    held = gate.held_versions(project).last()
+    settings_row = gate.gate_settings(project)
+    return {
+        "evaluations": listed,
+        "evaluation_calls": evaluation.estimated_calls(project, evaluation.Options()),
+        "gate_form": EvaluationSettingsForm(instance=settings_row),
+        "gate_calls": 2 * settings_row.guard_size,
+        "active_version": judge.latest_version(project),
+        "held_check": GateCheck.objects.filter(version=held).select_related("version", "compared_with").first() if held else None,
+    }
+
+
+@project_view(Role.OWNER)
+@require_POST
+def evaluation_settings(request: HttpRequest) -> HttpResponse:
+    form = EvaluationSettingsForm(request.POST, instance=gate.gate_settings(request.project))
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Evaluation settings saved.")
+    else:
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    return redirect("memory-dashboard", request.project.slug)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def held_activate(request: HttpRequest) -> HttpResponse:
+    count = gate.activate_held(request.project)
+    messages.success(request, "The held version is now active." if count else "No version is held.")
+    return redirect("memory-dashboard", request.project.slug)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def held_discard(request: HttpRequest) -> HttpResponse:
+    try:
+        version = semantic.discard_held(request.project, request.user.username)
+    except MemoryBusy as busy:
+        messages.error(request, str(busy))
+    else:
+        messages.success(request, f"Discarded: the principles are back to the active version's (v{version.number})." if version else "No version is held.")
+    return redirect("memory-dashboard", request.project.slug)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.models import Judgement, JudgeRun, Principle
+from memory.models import Evaluation, Judgement, JudgeRun, Principle
 from reviews.models import Feedback, Invitation, Membership
 from tests.conftest import add_sample
 
@@ -41,6 +41,15 @@ MATRIX = {
     "judge-run-jsonl": ("/p/{slug}/memory/judge-runs/{run}/export.jsonl", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "judge-run-cancel": ("/p/{slug}/memory/judge-runs/{run}/cancel/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "judge-run-retry": ("/p/{slug}/memory/judge-runs/{run}/retry/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "evaluation-settings": ("/p/{slug}/memory/evaluation-settings/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "held-activate": ("/p/{slug}/memory/held/activate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "held-discard": ("/p/{slug}/memory/held/discard/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "evaluation-start": ("/p/{slug}/memory/evaluations/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "evaluation": ("/p/{slug}/memory/evaluations/{evaluation}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "evaluation-progress": ("/p/{slug}/memory/evaluations/{evaluation}/progress/", [302, 404, 286, 286, 286], [302, 404, 405, 405, 405]),
+    "evaluation-chart": ("/p/{slug}/memory/evaluations/{evaluation}/heldout.svg", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "evaluation-csv": ("/p/{slug}/memory/evaluations/{evaluation}/export.csv", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "evaluation-json": ("/p/{slug}/memory/evaluations/{evaluation}/export.json", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
 }
 
 CASES = [
@@ -62,9 +71,15 @@ def url_ids(personas, project) -> dict:
     run = JudgeRun.objects.create(project=project, total=1, sample_ids=[sample.pk])
     judgement = Judgement.objects.create(project=project, sample=sample, run=run, value="pass", retrieved=[feedback.pk])
     invitation = Invitation.objects.create(project=project, identifier=f"invitee-{project.pk}@example.com")
+    point = {"curve": "heldout", "variant": "episodic", "split": "test", "shard": 0, "n": 3, "exact_match": 0.5, "kappa": None,
+             "weighted_kappa": None, "ccc": None, "mae": None, "abstained": 0, "interval": [0.2, 0.8], "tokens": 0}
+    evaluation = Evaluation.objects.create(project=project, status=Evaluation.Status.DONE, result={
+        "project": project.slug, "provider": "offline", "model": "offline-knn", "label_kind": "pass_fail", "seed": 0, "train": 7,
+        "test": 3, "baselines": {"majority": 0.5, "majority_label": "pass", "imported_judge": None}, "points": [point], "notes": []})
     return {
         "slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk,
         "principle": principle.pk, "run": run.pk, "judgement": judgement.pk, "invitation": invitation.pk,
+        "evaluation": evaluation.pk,
     }
 
 
@@ -86,7 +101,7 @@ def test_status(client, personas, name, method, index):
         assert response["Location"].startswith("/login/?next=")
 
 
-CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle", "run", "judgement", "invitation"))]
+CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle", "run", "judgement", "invitation", "evaluation"))]
 
 
 @pytest.mark.parametrize("name", CROSS)

@@ -1,0 +1,127 @@
+"""The regression gate: a new memory version that flips guard verdicts is held, one that doesn't goes live."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from memory import episodic, gate, judge, semantic
+from memory.models import EvaluationSettings, GateCheck, MemoryVersion
+from reviews.models import Feedback
+from tests.conftest import add_feedback, add_sample
+from tests.fake_anthropic import forced_tool, prompt_parts
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HARMFUL = "Fail every reply, whatever it says."
+HARMLESS = "A polite reply that answers the question passes."
+
+
+class Model:
+    """The fake Claude: it follows a principle that says to fail everything, otherwise it passes every reply;
+    distillation proposes the principle the test sets next."""
+
+    def __init__(self):
+        self.next_principle = HARMFUL
+
+    def __call__(self, request: dict):
+        name, _ = forced_tool(request)
+        text = " ".join(part for part, _ in prompt_parts(request))
+        if name == "record_principles":  # cite every id in the prompt: the provider keeps the feedback ids only
+            return {"principles": [{"text": self.next_principle, "label": "", "source_ids": [int(i) for i in re.findall(r'id="(\d+)"', text)]}]}
+        return {"value": "fail" if HARMFUL in text else "pass", "rationale": "scripted"}
+
+
+def gated_project(personas, fake_anthropic):
+    project = personas.project
+    project.provider = "anthropic"
+    project.save(update_fields=["provider"])
+    for i in range(8):
+        sample = add_sample(project, f"g{i}", inputs={"question": f"Where is parcel {i}?"}, outputs=f"Parcel {i} ships today.")
+        add_feedback(sample, personas.reviewer, "pass", f"Answers where parcel {i} is, politely.")
+    episodic.upsert(list(Feedback.objects.filter(project=project).select_related("sample")))
+    EvaluationSettings.objects.create(project=project, gate_enabled=True, guard_size=6, gate_threshold=0.1)
+    model = Model()
+    fake_anthropic.responder = model
+    good = semantic.add_manual_principle(project, "Judge the reply, not the customer.", "olivia").created_in
+    return project, model, good
+
+
+def new_critique(personas, project, name: str):
+    sample = add_sample(project, name, inputs={"question": f"Question {name}?"}, outputs=f"Answer {name}.")
+    add_feedback(sample, personas.reviewer, "pass", f"Critique of {name}: a fine answer.")
+
+
+def test_a_version_that_flips_guard_verdicts_is_held_and_the_judge_keeps_the_good_one(personas, fake_anthropic):
+    project, model, good = gated_project(personas, fake_anthropic)
+    new_critique(personas, project, "x1")
+    versions = semantic.regenerate(project, force=True).versions
+    assert versions and HARMFUL in str(versions[-1].principles)
+    checked = gate.check(project, versions)
+    assert checked.held and checked.agreement_before == 1.0 and checked.agreement_after == 0.0
+    assert len(checked.flipped) == 6 and {f["after"] for f in checked.flipped} == {"fail"}
+    assert [p["text"] for p in checked.added] == [HARMFUL] and checked.removed == []
+    versions[-1].refresh_from_db()
+    assert versions[-1].status == MemoryVersion.Status.HELD
+    assert judge.latest_version(project) == good  # the active version
+    assert HARMFUL not in [p.text for p in judge.principle_set(project).principles]
+    # The owner discards it: the principles are back to the good version's, and the judge uses them.
+    restored = semantic.discard_held(project, "olivia")
+    assert restored.principles == good.principles and judge.latest_version(project) == restored
+    assert HARMFUL not in [p.text for p in semantic.active_principles(project)]
+
+    model.next_principle = HARMLESS
+    new_critique(personas, project, "x2")
+    versions = semantic.regenerate(project, force=True).versions
+    checked = gate.check(project, versions)
+    assert not checked.held and checked.flipped == [] and checked.agreement_after == 1.0
+    assert judge.latest_version(project) == versions[-1]
+    assert HARMLESS in [p.text for p in judge.principle_set(project).principles]
+
+
+def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client):
+    project, _, good = gated_project(personas, fake_anthropic)
+    new_critique(personas, project, "x1")
+    versions = semantic.regenerate(project, force=True).versions
+    assert gate.check(project, versions).held
+    client.force_login(personas.owner)
+    page = client.get(f"/p/{project.slug}/memory/").content.decode()
+    assert "Held by the regression gate" in page and HARMFUL in page and "g0" in page
+    client.post(f"/p/{project.slug}/memory/held/activate/")
+    assert judge.latest_version(project) == versions[-1]
+    assert HARMFUL in [p.text for p in judge.principle_set(project).principles]
+
+
+def test_the_gate_is_off_by_default_and_the_guard_set_is_fixed(personas, fake_anthropic):
+    project, _, _ = gated_project(personas, fake_anthropic)
+    settings_row = EvaluationSettings.objects.get(project=project)
+    first = [s.pk for s in gate.guard_samples(project, settings_row)]
+    assert len(first) == 6 and [s.pk for s in gate.guard_samples(project, settings_row)] == first
+    settings_row.gate_enabled = False
+    settings_row.save()
+    new_critique(personas, project, "x1")
+    versions = semantic.regenerate(project, force=True).versions
+    assert gate.check(project, versions) is None and not GateCheck.objects.exists()
+    assert EvaluationSettings._meta.get_field("gate_enabled").default is False
+
+
+def test_a_blind_reviewer_does_not_see_the_flipped_samples_labels(personas, fake_anthropic, client):
+    project, _, _ = gated_project(personas, fake_anthropic)
+    new_critique(personas, project, "x1")
+    assert gate.check(project, semantic.regenerate(project, force=True).versions).held
+    client.force_login(personas.reviewer)
+    assert "held-flipped" not in client.get(f"/p/{project.slug}/memory/").content.decode()
+    client.force_login(personas.viewer)
+    assert "held-flipped" in client.get(f"/p/{project.slug}/memory/").content.decode()
+
+
+def test_the_regeneration_task_runs_the_gate(personas, fake_anthropic, settings):
+    from memory.tasks import regenerate_principles
+
+    settings.MEMALIGN_DISTILL_QUIET_SECONDS = 0
+    project, _, good = gated_project(personas, fake_anthropic)
+    new_critique(personas, project, "x1")
+    result = regenerate_principles.apply(args=(project.pk,)).get()
+    assert result["versions"] and result["held"] is True
+    assert judge.latest_version(project) == good
