@@ -26,5 +26,5 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MEMALIGN_TEST_QUEUE") or f"memalign-
 MEMALIGN_NAMESPACE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
-# The suite's shared worker must not repair projects behind the tests' backs; the outage test turns it on.
-MEMALIGN_REPAIR_ON_CONNECT = False
+# The suite's shared worker must not repair projects behind the tests' backs; the outage test's worker process turns it on.
+MEMALIGN_REPAIR_ON_CONNECT = os.environ.get("MEMALIGN_REPAIR_ON_CONNECT") == "1"

@@ -134,3 +134,19 @@ def add_feedback(sample, author, label: str, critique: str = ""):
     from reviews.feedback import save_feedback
 
     return save_feedback(sample, author, label, critique)[0]
+
+
+@pytest.fixture
+def chroma_server(settings, tmp_path):
+    """A `chroma run` server on 127.0.0.1, and the site's Chroma client pointed at it."""
+    from memalign_site.launcher import free_port, start_local_chroma, stop
+    from memory import episodic
+
+    port = free_port()
+    process = start_local_chroma(tmp_path / "chroma", port)
+    settings.CHROMA_URL = f"http://127.0.0.1:{port}"
+    episodic.reset_client()
+    yield settings.CHROMA_URL
+    stop([process])
+    settings.CHROMA_URL = ""
+    episodic.reset_client()

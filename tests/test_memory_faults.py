@@ -17,7 +17,6 @@ from django.core.management import call_command
 from django.db import connection
 
 from memalign_site.celery import app
-from memalign_site.launcher import free_port, start_local_chroma, stop
 from memory import episodic, semantic
 from memory.models import DistilledFeedback, MemoryVersion, Principle
 from tests.conftest import add_feedback, add_sample
@@ -25,19 +24,6 @@ from tests.test_memory_worker import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DISTILL = "record_principles"
-
-
-@pytest.fixture
-def chroma_server(settings, tmp_path):
-    """A `chroma run` server on 127.0.0.1, and the site's Chroma client pointed at it."""
-    port = free_port()
-    process = start_local_chroma(tmp_path / "chroma", port)
-    settings.CHROMA_URL = f"http://127.0.0.1:{port}"
-    episodic.reset_client()
-    yield settings.CHROMA_URL
-    stop([process])
-    settings.CHROMA_URL = ""
-    episodic.reset_client()
 
 
 def database_url() -> str:

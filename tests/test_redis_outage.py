@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import os
 import time
 from pathlib import Path
 
@@ -133,22 +134,31 @@ def test_health_details_are_for_staff_only_in_production(client, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, settings):
-    """A real worker on the test's Redis: a critique saved while Redis is stopped is embedded once it restarts."""
-    import celery.contrib.testing.tasks  # noqa: F401  (the ping task)
-    from celery.contrib.testing.worker import start_worker
-
+def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, chroma_server, settings):
+    """A real worker process on the test's Redis: a critique saved while Redis is stopped is embedded once it
+    restarts. A process of its own, so the suite's in-process worker never follows the test's broker."""
     from memory import episodic
+    from tests.test_memory_faults import database_url, start_worker_process
 
-    settings.MEMALIGN_REPAIR_ON_CONNECT = True
-    settings.MEMALIGN_REPAIR_INTERVAL_SECONDS = 300  # beat is not running anyway: only the reconnect can repair
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
-        time.sleep(1)  # connected; its first repair finds nothing to do
+    queue = f"outage-{os.getpid()}-{time.monotonic_ns()}"
+    env = {
+        "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
+        "REDIS_URL": settings.REDIS_URL, "CHROMA_URL": chroma_server, "MEMALIGN_TEST_QUEUE": queue,
+        "MEMALIGN_REPAIR_ON_CONNECT": "1",  # what production does; the suite's own workers leave it off
+    }
+    worker = start_worker_process(queue, env)
+    try:
+        deadline = time.monotonic() + 90
+        while not app.control.ping(timeout=1, destination=None):
+            assert time.monotonic() < deadline, "the worker process never answered a ping"
         own_redis.stop()
         feedback = add_feedback(add_sample(personas.project, "outage"), personas.reviewer, "fail", "Saved while Redis was down.")
         time.sleep(1)
         own_redis.start()  # empty: nothing queued survived, only a repair can embed the critique
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while feedback.pk not in episodic.entries(personas.project.pk):
-            assert time.monotonic() < deadline, "the critique saved during the outage was not repaired within 30 s"
+            assert time.monotonic() < deadline, "the critique saved during the outage was not repaired within 60 s"
             time.sleep(0.5)
+    finally:
+        worker.terminate()
+        worker.wait(30)
