@@ -28,3 +28,4 @@ MEMALIGN_NAMESPACE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 # The suite's shared worker must not repair projects behind the tests' backs; the outage test turns it on.
 MEMALIGN_REPAIR_ON_CONNECT = False
+CACHES["api"]["KEY_PREFIX"] = MEMALIGN_NAMESPACE
