@@ -10,6 +10,7 @@ from ninja import Field, Schema
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS
 
 MAX_PAGE = 500
+MAX_ID = 2**63 - 1  # the largest id the database holds: larger ones are refused, not sent to it
 
 
 class ErrorItem(Schema):
@@ -24,7 +25,7 @@ class ErrorOut(Schema):
 
 
 class PageQuery(Schema):
-    after: int | None = Field(None, ge=0, description="Continue after this id (the previous page's next_after).")
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Continue after this id (the previous page's next_after).")
     limit: int = Field(50, ge=1, le=MAX_PAGE)
 
 
@@ -73,7 +74,7 @@ class FeedbackQuery(PageQuery):
 
 
 class FeedbackIn(Schema):
-    sample_id: int | None = Field(None, ge=1)
+    sample_id: int | None = Field(None, ge=1, le=MAX_ID)
     external_id: str | None = Field(None, max_length=200)
     label: str = Field(..., max_length=64)
     critique: str = Field("", max_length=MAX_CRITIQUE_CHARS)
@@ -188,7 +189,7 @@ class VerdictPage(Schema):
 
 
 class VerdictQuery(Schema):
-    after: int | None = Field(None, ge=0, description="Continue after this sample id (the previous page's next_after).")
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Continue after this sample id (the previous page's next_after).")
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     filter: Literal["all", "disagree_experts", "disagree_imported", "abstained", "errors"] = "all"
 

@@ -7,7 +7,7 @@ import json
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
-from ninja import Body, File, Query, Router, Status, UploadedFile
+from ninja import Body, File, Path, Query, Router, Status, UploadedFile
 
 from api import schemas as s
 from api.access import project_for
@@ -109,7 +109,7 @@ def sample_list(request, slug: str, query: Query[s.SampleQuery]):
 
 
 @router.get("/projects/{slug}/samples/{sample_id}", response={200: s.SampleDetail, **ERRORS}, summary="Read a sample with its feedback")
-def sample_read(request, slug: str, sample_id: int):
+def sample_read(request, slug: str, sample_id: int = Path(..., ge=1, le=s.MAX_ID)):
     project, membership = project_for(request, slug)
     sample = _sample(project, sample_id=sample_id)
     feedback = visible_feedback(membership, sample.feedback.select_related("author", "sample").order_by("id"))
@@ -254,13 +254,13 @@ def run_start(request, slug: str, data: s.RunIn):
 
 
 @router.get("/projects/{slug}/runs/{run_id}", response={200: s.RunOut, **ERRORS}, summary="A run's status")
-def run_read(request, slug: str, run_id: int):
+def run_read(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
     project, _ = project_for(request, slug)
     return _run_out(_run(project, run_id))
 
 
 @router.get("/projects/{slug}/runs/{run_id}/verdicts", response={200: s.VerdictPage, **ERRORS}, summary="A run's verdicts")
-def run_verdicts(request, slug: str, run_id: int, query: Query[s.VerdictQuery]):
+def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int = Path(..., ge=1, le=s.MAX_ID)):
     project, _ = project_for(request, slug)
     run = _run(project, run_id)
     page = runs.verdict_page(runs.verdicts(run, query.filter), query.after, size=query.limit)
@@ -274,7 +274,7 @@ def run_verdicts(request, slug: str, run_id: int, query: Query[s.VerdictQuery]):
 
 
 @router.post("/projects/{slug}/runs/{run_id}/cancel", response={200: s.RunOut, **ERRORS}, summary="Cancel a run")
-def run_cancel(request, slug: str, run_id: int):
+def run_cancel(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
     """Stop a run; what it judged stays. Cancelling a finished run changes nothing."""
     project, _ = project_for(request, slug, Role.OWNER, write=True)
     run = _run(project, run_id)

@@ -64,3 +64,46 @@ def test_import_judge_and_a_batch_run_over_http(celery_worker, live_server, pers
     metrics = api.get("/metrics").json()
     assert metrics["latest_run"]["id"] == run_id and metrics["reviewed_samples"] == 6
     assert metrics["imported_judge"]["exact"] == pytest.approx(0.5)  # the imported judge passed all six
+
+
+# --- the whole schema, generated ---------------------------------------------------------------------------------
+
+import schemathesis  # noqa: E402
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance, response_schema_conformance, status_code_conformance,
+)
+
+from tests.conftest import add_feedback, add_sample  # noqa: E402
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+EXAMPLES_PER_OPERATION = 30
+
+
+def test_every_generated_request_gets_an_answer_the_schema_allows(celery_worker, live_server, personas, settings):
+    """Requests generated from the served schema, on every operation: zero server errors, and every response
+    (errors included) with a status, content type and body the schema describes."""
+    settings.MEMALIGN_API_RATE = "100000/min"
+    sample = add_sample(personas.project, "s1")
+    add_feedback(sample, personas.reviewer, "pass")
+    add_sample(personas.project, "s2", judge_value="fail")
+    headers = {"Authorization": f"Bearer {tokens.create_token(personas.owner, 'schemathesis')[1]}"}
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/v1/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 16
+    calls = []
+
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @hypothesis_settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
+                             suppress_health_check=list(HealthCheck))
+        def check(case):
+            if "slug" in (case.path_parameters or {}):
+                case.path_parameters["slug"] = personas.project.slug  # reach the endpoint's logic, not only its 404
+            response = case.call_and_validate(base_url=live_server.url, headers=headers, checks=CHECKS)
+            calls.append(response.status_code)
+
+        check()
+    assert len(calls) >= 5 * len(operations) and 200 in calls and 400 in calls
