@@ -278,6 +278,11 @@ ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
 MEMALIGN_PROVIDER = env_str("MEMALIGN_PROVIDER") or ("anthropic" if ANTHROPIC_API_KEY else "offline")
 MEMALIGN_MODEL = env_str("MEMALIGN_MODEL")
+# The site default for projects on the openai_compatible provider (vLLM, Ollama, llama.cpp's server, ...).
+OPENAI_COMPATIBLE_BASE_URL = env_str("OPENAI_COMPATIBLE_BASE_URL")
+OPENAI_COMPATIBLE_MODEL = env_str("OPENAI_COMPATIBLE_MODEL")
+OPENAI_COMPATIBLE_API_KEY = env_str("OPENAI_COMPATIBLE_API_KEY")
+OPENAI_COMPATIBLE_STRUCTURED = env_str("OPENAI_COMPATIBLE_STRUCTURED", "tools")  # or "json_schema"
 
 DEMO_PASSWORD = env_str("DEMO_PASSWORD")
 
