@@ -333,3 +333,10 @@ def test_the_openapi_schema_and_docs_are_served(client):
     assert "/api/v1/projects/{slug}/judge" in paths and schema.json()["components"]["securitySchemes"]
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and b"openapi.json" in docs.content
+
+
+def test_a_body_over_the_limit_is_refused_unread_with_the_error_shape(api):
+    rows = [{"external_id": f"big{i}", "inputs": "q" * 1000, "outputs": "a"} for i in range(3000)]  # about 3 MB
+    response = call("post", f"/api/v1/projects/{api.slug}/samples", api.tokens["owner"], rows)
+    assert response.status_code == 413 and "limit of 2.5 MB" in response.json()["detail"]
+    assert not Sample.objects.filter(external_id__startswith="big").exists()
