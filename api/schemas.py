@@ -150,8 +150,11 @@ class JudgeOut(Schema):
 
 
 class RunIn(Schema):
-    scope: Literal["reviewed", "unreviewed", "all"] = "reviewed"
-    limit: int | None = Field(None, ge=1, description="Judge at most this many samples of the scope.")
+    scope: Literal["reviewed", "unreviewed", "all", "items"] = Field(
+        "reviewed", description="`items`: judge the `items` sent with this request (imported first, as by "
+        "POST …/samples; ones the project already has are judged as stored).")
+    limit: int | None = Field(None, ge=1, le=MAX_ID, description="Judge at most this many samples of the scope.")
+    items: list[Any] | None = Field(None, description="For scope `items`: rows as in a JSONL file.")
 
 
 class RunOut(Schema):

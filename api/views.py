@@ -70,6 +70,11 @@ def _import(request, slug: str, data: bytes, filename: str) -> dict:
     return {**summary.__dict__, "message": summary.message()}
 
 
+def _as_jsonl(items: list) -> bytes:
+    """A JSON array's items as the lines of a JSONL file: the importer's line numbers are then item numbers."""
+    return "\n".join(json.dumps(item, ensure_ascii=False) for item in items).encode()
+
+
 @router.post("/projects/{slug}/samples/import", response={200: s.ImportOut, **ERRORS}, summary="Import a JSONL or CSV file")
 def sample_import_file(request, slug: str, file: File[UploadedFile]):
     """The same validation as the import page: a bad file is refused whole, with line numbers; rows whose
@@ -82,8 +87,7 @@ def sample_import_json(request, slug: str, items: Body[list[object]]):
     """Each item is one row as in a JSONL file; an error's `line` is the item's position, counted from 1."""
     if not items:
         raise field_error("body", "The array is empty: send at least one sample.")
-    lines = (json.dumps(item, ensure_ascii=False) for item in items)
-    return _import(request, slug, "\n".join(lines).encode(), "request.jsonl")
+    return _import(request, slug, _as_jsonl(items), "request.jsonl")
 
 
 def _sample_out(sample: Sample) -> dict:
@@ -246,8 +250,15 @@ def _run(project: Project, run_id: int) -> JudgeRun:
 def run_start(request, slug: str, data: s.RunIn):
     """Judge the scope's samples in the background; it starts at once, or after the project's active run."""
     project, _ = project_for(request, slug, Role.OWNER, write=True)
+    if (data.scope == JudgeRun.Scope.ITEMS) != bool(data.items):
+        raise field_error("items", "Send items with the scope items (and only with it), at least one.")
+    sample_ids = None
+    if data.items:
+        import_samples(project, io.BytesIO(_as_jsonl(data.items)), "request.jsonl", request.auth.user)
+        external_ids = [str(item["external_id"]).strip() for item in data.items]  # the import validated them
+        sample_ids = list(Sample.objects.filter(project=project, external_id__in=external_ids).values_list("id", flat=True))
     try:
-        run = runs.start(project, request.auth.user, data.scope, limit=data.limit)
+        run = runs.start(project, request.auth.user, data.scope, limit=data.limit, sample_ids=sample_ids)
     except runs.RunError as error:
         raise field_error("scope", str(error)) from None
     return Status(201, _run_out(_run(project, run.pk)))

@@ -69,6 +69,8 @@ ENDPOINTS = {
     "feedback create": ("post", "/feedback", {"external_id": "s2", "label": "fail"}, "reviewer", True, 201),
     "judge": ("post", "/judge", {"inputs": {"question": "Refund?"}, "outputs": "No."}, "viewer", False, 200),
     "run start": ("post", "/runs", {"scope": "all"}, "owner", True, 201),
+    "run start over items": ("post", "/runs", {"scope": "items", "items": [{"external_id": "i1", "inputs": "q", "outputs": "a"}]},
+                             "owner", True, 201),
     "run read": ("get", "/runs/{run}", None, "viewer", False, 200),
     "run verdicts": ("get", "/runs/{run}/verdicts", None, "viewer", False, 200),
     "run cancel": ("post", "/runs/{run}/cancel", None, "owner", True, 200),
@@ -340,3 +342,21 @@ def test_a_body_over_the_limit_is_refused_unread_with_the_error_shape(api):
     response = call("post", f"/api/v1/projects/{api.slug}/samples", api.tokens["owner"], rows)
     assert response.status_code == 413 and "limit of 2.5 MB" in response.json()["detail"]
     assert not Sample.objects.filter(external_id__startswith="big").exists()
+
+
+def test_a_run_over_posted_items_imports_them_and_judges_exactly_those(api):
+    url = f"/api/v1/projects/{api.slug}/runs"
+    items = [{"external_id": "s2", "inputs": "changed", "outputs": "changed"},  # known: judged as stored
+             {"external_id": "new1", "inputs": {"q": "Refund?"}, "outputs": "No."}]
+    response = call("post", url, api.tokens["owner"], {"scope": "items", "items": items})
+    assert response.status_code == 201 and response.json()["scope"] == "items" and response.json()["total"] == 2
+    run = JudgeRun.objects.get(pk=response.json()["id"])
+    assert sorted(run.sample_ids) == sorted(Sample.objects.filter(external_id__in=["s2", "new1"]).values_list("id", flat=True))
+    assert Sample.objects.get(external_id="s2").inputs == {"question": "question s2"}  # never overwritten
+    bad = call("post", url, api.tokens["owner"], {"scope": "items", "items": [{"external_id": "x", "inputs": "q"}]})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["line"] == 1 and "outputs" in bad.json()["errors"][0]["message"]
+    missing = call("post", url, api.tokens["owner"], {"scope": "items"})
+    assert missing.status_code == 400 and missing.json()["errors"][0]["field"] == "items"
+    stray = call("post", url, api.tokens["owner"], {"scope": "all", "items": items})
+    assert stray.status_code == 400 and stray.json()["errors"][0]["field"] == "items"
+    assert JudgeRun.objects.count() == 2 and not Sample.objects.filter(external_id="x").exists()

@@ -65,6 +65,18 @@ def test_import_judge_and_a_batch_run_over_http(celery_worker, live_server, pers
     assert metrics["latest_run"]["id"] == run_id and metrics["reviewed_samples"] == 6
     assert metrics["imported_judge"]["exact"] == pytest.approx(0.5)  # the imported judge passed all six
 
+    # A CI job's new outputs, posted with the run request itself.
+    new = [{"external_id": "ci-1", "inputs": {"customer_message": "refund for the broken kettle, please"},
+            "outputs": "We value your feedback."}]
+    started = api.post("/runs", json={"scope": "items", "items": new})
+    assert started.status_code == 201 and started.json()["total"] == 1
+    deadline = time.monotonic() + 120
+    while (run := api.get(f"/runs/{started.json()['id']}").json())["status"] not in ("done", "failed", "cancelled"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.3)
+    (verdict,) = api.get(f"/runs/{run['id']}/verdicts").json()["items"]
+    assert (run["status"], verdict["external_id"], verdict["verdict"]) == ("done", "ci-1", "fail")
+
 
 # --- the whole schema, generated ---------------------------------------------------------------------------------
 
