@@ -80,8 +80,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "ninja",
     "reviews",
     "memory",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +234,12 @@ def celery_url(redis_url: str) -> str:
 
 
 MEMALIGN_NAMESPACE = "memalign"  # prefix of Redis keys (locks, flags) and Chroma collection names
+# The API's per-token rate limit is counted in Redis, so every web worker shares one count per token.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": MEMALIGN_NAMESPACE},
+}
+MEMALIGN_API_RATE = env_str("MEMALIGN_API_RATE", "120/min")  # requests per token, e.g. "120/min", "5000/hour"
 CELERY_BROKER_URL = celery_url(REDIS_URL)
 CELERY_RESULT_BACKEND = celery_url(REDIS_URL)
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -270,6 +278,11 @@ ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
 MEMALIGN_PROVIDER = env_str("MEMALIGN_PROVIDER") or ("anthropic" if ANTHROPIC_API_KEY else "offline")
 MEMALIGN_MODEL = env_str("MEMALIGN_MODEL")
+# The site default for projects on the openai_compatible provider (vLLM, Ollama, llama.cpp's server, ...).
+OPENAI_COMPATIBLE_BASE_URL = env_str("OPENAI_COMPATIBLE_BASE_URL")
+OPENAI_COMPATIBLE_MODEL = env_str("OPENAI_COMPATIBLE_MODEL")
+OPENAI_COMPATIBLE_API_KEY = env_str("OPENAI_COMPATIBLE_API_KEY")
+OPENAI_COMPATIBLE_STRUCTURED = env_str("OPENAI_COMPATIBLE_STRUCTURED", "tools")  # or "json_schema"
 
 DEMO_PASSWORD = env_str("DEMO_PASSWORD")
 

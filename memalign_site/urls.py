@@ -9,6 +9,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health/", health.health, name="health"),
     path("admin/", admin.site.urls),
+    path("", include("api.urls")),
     path("", include("memory.urls")),
     path("", include("reviews.urls")),
 ]

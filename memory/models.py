@@ -134,6 +134,7 @@ class JudgeRun(models.Model):
         UNREVIEWED = "unreviewed", "Unreviewed samples"
         ALL = "all", "All samples"
         QUEUE = "queue", "The queue filter's samples"
+        ITEMS = "items", "Items posted through the API"
 
     FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
 

@@ -72,17 +72,21 @@ def describe(query: queue.QueueQuery) -> str:
 
 def start(
     project: Project, user, scope: str, queue_query: queue.QueueQuery | None = None, limit: int | None = None,
-    in_process: bool = False, chunk_size: int | None = None,
+    in_process: bool = False, chunk_size: int | None = None, sample_ids: list[int] | None = None,
 ) -> JudgeRun:
     """Create a run over the scope's samples; it starts at once, or after the project's active run ends.
 
     The one-run-at-a-time rule is decided here, under a lock on the project's row (an immediate transaction
     on SQLite), so two concurrent starts never both dispatch. `in_process` (manage.py judge) marks the run
     running without queueing its chunks, for the caller to judge them itself, and refuses to wait.
+    `sample_ids` (the ITEMS scope) names the samples instead of a scope.
     """
     if limit is not None and limit < 1:
         raise RunError("The limit must be a positive number of samples.")
-    sample_ids = list(scope_samples(project, scope, user, queue_query).values_list("id", flat=True)[:limit])
+    if scope == JudgeRun.Scope.ITEMS:
+        sample_ids = sorted(set(sample_ids or []))[:limit]
+    else:
+        sample_ids = list(scope_samples(project, scope, user, queue_query).values_list("id", flat=True)[:limit])
     if not sample_ids:
         raise RunError("There are no samples in that scope to judge.")
     with transaction.atomic():

@@ -145,7 +145,7 @@ def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
 
 def _judge_run_context(project) -> dict:
     runs_list = list(JudgeRun.objects.filter(project=project).select_related("created_by", "memory_version").defer("sample_ids").order_by("-id")[:20])
-    return {"runs": runs_list, "scopes": [(v, label) for v, label in JudgeRun.Scope.choices if v != JudgeRun.Scope.QUEUE]}
+    return {"runs": runs_list, "scopes": [(v, label) for v, label in JudgeRun.Scope.choices if v not in (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)]}
 
 
 def _evaluation_context(project) -> dict:

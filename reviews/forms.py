@@ -13,10 +13,14 @@ class ProjectForm(forms.ModelForm):
         required=False,
         help_text="For a category schema: the labels, comma-separated, in order (e.g. Bad, Acceptable, Excellent).",
     )
+    provider_base_url = forms.URLField(
+        label="Provider base URL", required=False, assume_scheme="http",  # local model servers are mostly plain http
+        help_text=Project._meta.get_field("provider_base_url").help_text,
+    )
 
     class Meta:
         model = Project
-        fields = ["name", "criterion", "label_kind", "scale_min", "scale_max", "provider", "model_name", "retrieval_k", "provider_concurrency", "max_principles", "principle_budget_tokens"]
+        fields = ["name", "criterion", "label_kind", "scale_min", "scale_max", "provider", "model_name", "provider_base_url", "retrieval_k", "provider_concurrency", "max_principles", "principle_budget_tokens"]
         widgets = {"criterion": forms.Textarea(attrs={"rows": 4})}
         labels = {
             "label_kind": "Label schema",

@@ -13,7 +13,7 @@ from typing import Callable
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from reviews.models import Role
 from reviews.permissions import get_project_for_user
@@ -46,7 +46,7 @@ class BodyGuardMiddleware:
         if role is None:
             # Forms and htmx posts are small; Django would refuse the fields later, but only after reading them.
             if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE + MULTIPART_OVERHEAD:
-                return _too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+                return _too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE, request)
             return None
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -58,7 +58,7 @@ class BodyGuardMiddleware:
             return HttpResponse(str(denied), status=403, content_type="text/plain; charset=utf-8")
         limit = view_func.upload_max_bytes()
         if length > limit + MULTIPART_OVERHEAD:
-            return _too_large(limit)
+            return _too_large(limit, request)
         return None
 
 
@@ -69,10 +69,8 @@ def _declared_length(request: HttpRequest) -> int:
         return 0  # Django reads no body without a valid length either
 
 
-def _too_large(limit: int) -> HttpResponse:
-    megabytes = limit / (1024 * 1024)
-    return HttpResponse(
-        f"The request is larger than the limit of {megabytes:g} MB; nothing was stored.",
-        status=413,
-        content_type="text/plain; charset=utf-8",
-    )
+def _too_large(limit: int, request: HttpRequest) -> HttpResponse:
+    message = f"The request is larger than the limit of {limit / (1024 * 1024):g} MB; nothing was stored."
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message, "errors": []}, status=413)  # the API's one error shape
+    return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")

@@ -47,8 +47,13 @@ class Project(models.Model):
     provider = models.CharField(
         max_length=20,
         blank=True,
-        choices=[("offline", "Offline (no LLM)"), ("anthropic", "Anthropic Claude")],
+        choices=[("offline", "Offline (no LLM)"), ("anthropic", "Anthropic Claude"),
+                 ("openai_compatible", "OpenAI-compatible server (vLLM, Ollama, …)")],
         help_text="Blank: the site default.",
+    )
+    provider_base_url = models.URLField(
+        blank=True, help_text="OpenAI-compatible servers: the API's base URL, e.g. http://gpu-box:8000/v1. Blank: "
+        "the site default (OPENAI_COMPATIBLE_BASE_URL).",
     )
     model_name = models.CharField(max_length=100, blank=True, help_text="Blank: the provider's default model.")
     retrieval_k = models.PositiveSmallIntegerField(default=5)

@@ -6,7 +6,7 @@ from django.conf import settings
 
 from memory.llm.base import Provider, ProviderError
 
-PROVIDERS = ("offline", "anthropic")
+PROVIDERS = ("offline", "anthropic", "openai_compatible")
 
 
 def provider_name(project) -> str:
@@ -35,5 +35,18 @@ def get_provider(project, timeout: float | None = None, max_retries: int | None 
             api_key=settings.ANTHROPIC_API_KEY,
             base_url=settings.ANTHROPIC_BASE_URL or None,
             **patience,
+        )
+    if name == "openai_compatible":
+        from memory.llm.openai_compatible import OpenAICompatibleProvider
+
+        base_url = project.provider_base_url or settings.OPENAI_COMPATIBLE_BASE_URL
+        model = project.model_name or settings.OPENAI_COMPATIBLE_MODEL
+        if not base_url or not model:
+            raise ProviderError("This project uses an OpenAI-compatible server but has no base URL or model: set them "
+                                "in the project's settings, or OPENAI_COMPATIBLE_BASE_URL and OPENAI_COMPATIBLE_MODEL.")
+        patience = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
+        return OpenAICompatibleProvider(
+            model=model, base_url=base_url, api_key=settings.OPENAI_COMPATIBLE_API_KEY,
+            structured=settings.OPENAI_COMPATIBLE_STRUCTURED, **patience,
         )
     raise ProviderError(f"Unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}.")

@@ -1,0 +1,231 @@
+"""The API's request and response shapes (they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Field, Schema
+
+from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS
+
+MAX_PAGE = 500
+MAX_ID = 2**63 - 1  # the largest id the database holds: larger ones are refused, not sent to it
+
+
+class ErrorItem(Schema):
+    field: str | None = None
+    line: int | None = None
+    message: str
+
+
+class ErrorOut(Schema):
+    detail: str
+    errors: list[ErrorItem]
+
+
+class PageQuery(Schema):
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Continue after this id (the previous page's next_after).")
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+
+
+class ProjectOut(Schema):
+    slug: str
+    name: str
+    criterion: str
+    label_kind: str
+    labels: list[str]
+    scale_min: int | None
+    scale_max: int | None
+    provider: str
+    model_name: str
+    retrieval_k: int
+    role: str
+
+
+class ProjectPage(Schema):
+    items: list[ProjectOut]
+    next_after: int | None
+
+
+class FeedbackOut(Schema):
+    id: int
+    sample_id: int
+    external_id: str
+    reviewer: str
+    label: str
+    critique: str
+    agrees_with_judge: bool | None
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class FeedbackPage(Schema):
+    items: list[FeedbackOut]
+    next_after: int | None
+
+
+class FeedbackQuery(PageQuery):
+    reviewer: str | None = Field(None, max_length=150, description="A reviewer's username.")
+    label: str | None = Field(None, max_length=64)
+    since: datetime | None = Field(None, description="Last changed at or after this time (ISO 8601).")
+    until: datetime | None = Field(None, description="Last changed before this time (ISO 8601).")
+
+
+class FeedbackIn(Schema):
+    sample_id: int | None = Field(None, ge=1, le=MAX_ID)
+    external_id: str | None = Field(None, max_length=200)
+    label: str = Field(..., max_length=64)
+    critique: str = Field("", max_length=MAX_CRITIQUE_CHARS)
+
+
+class SampleOut(Schema):
+    id: int
+    external_id: str
+    inputs: Any
+    outputs: str
+    output_a: str
+    output_b: str
+    expectations: Any = None
+    metadata: Any = None
+    judge_value: str
+    judge_rationale: str
+    created_at: datetime
+
+
+class SampleDetail(SampleOut):
+    feedback: list[FeedbackOut]
+
+
+class SamplePage(Schema):
+    items: list[SampleOut]
+    next_after: int | None
+
+
+class SampleQuery(PageQuery):
+    external_id: str | None = Field(None, max_length=200)
+    judge_value: str | None = Field(None, max_length=64, description="The imported judge's verdict.")
+    reviewed: bool | None = Field(None, description="Only samples with (true) or without (false) expert feedback.")
+
+
+class ImportOut(Schema):
+    rows: int
+    created: int
+    unchanged: int
+    unchanged_differing: int
+    feedback_created: int
+    feedback_skipped: int
+    message: str
+
+
+class JudgeIn(Schema):
+    inputs: str | dict[str, Any] | list[Any] = Field(..., description="What the judged system was given.")
+    outputs: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="The output to judge.")
+    output_a: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="Pairwise projects: the first output.")
+    output_b: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="Pairwise projects: the second output.")
+
+
+class PrincipleUsed(Schema):
+    id: int
+    text: str
+
+
+class ExampleUsed(Schema):
+    feedback_id: int
+    label: str
+    similarity: float
+    same_item: bool
+
+
+class JudgeOut(Schema):
+    verdict: str | None = Field(..., description="One of the project's labels; null when the judge abstained.")
+    rationale: str
+    principles: list[PrincipleUsed]
+    examples: list[ExampleUsed]
+    memory_version: int | None
+    provider: str
+    model: str
+    usage: dict[str, int]
+
+
+class RunIn(Schema):
+    scope: Literal["reviewed", "unreviewed", "all", "items"] = Field(
+        "reviewed", description="`items`: judge the `items` sent with this request (imported first, as by "
+        "POST …/samples; ones the project already has are judged as stored).")
+    limit: int | None = Field(None, ge=1, le=MAX_ID, description="Judge at most this many samples of the scope.")
+    items: list[Any] | None = Field(None, description="For scope `items`: rows as in a JSONL file.")
+
+
+class RunOut(Schema):
+    id: int
+    status: str
+    scope: str
+    total: int
+    done: int
+    failed: int
+    abstained: int
+    percent: int
+    memory_version: int | None
+    figures: dict[str, Any] | None = Field(None, description="Agreement with the experts, once the run ended.")
+    error: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class VerdictOut(Schema):
+    sample_id: int
+    external_id: str
+    verdict: str | None
+    rationale: str
+    error: str
+    imported: str
+    experts: list[str]
+    principle_ids: list[int]
+    retrieved: list[int]
+    usage: dict[str, int]
+
+
+class VerdictPage(Schema):
+    items: list[VerdictOut]
+    next_after: int | None
+
+
+class VerdictQuery(Schema):
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Continue after this sample id (the previous page's next_after).")
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+    filter: Literal["all", "disagree_experts", "disagree_imported", "abstained", "errors"] = "all"
+
+
+class PrincipleOut(Schema):
+    id: int
+    text: str
+    label: str
+    origin: str
+    pinned: bool
+    retired: bool
+    created_at: datetime
+
+
+class VersionOut(Schema):
+    number: int
+    trigger: str
+    status: str
+    error: str
+    summary: str
+    principles: list[dict[str, Any]]
+    provider: str
+    model: str
+    usage: dict[str, Any]
+    created_at: datetime
+
+
+class VersionPage(Schema):
+    items: list[VersionOut]
+    next_after: int | None
+
+
+class MetricsOut(Schema):
+    imported_judge: dict[str, Any] | None = Field(..., description="The imported judge against the experts, every reviewed sample.")
+    reviewed_samples: int
+    latest_run: RunOut | None = Field(..., description="The latest finished run of the aligned judge, with its figures.")

@@ -1,0 +1,326 @@
+"""The API's endpoints: thin, each one an access check, then a call into reviews or memory."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
+from ninja import Body, File, Path, Query, Router, Status, UploadedFile
+
+from api import schemas as s
+from api.access import project_for
+from api.errors import ApiError, field_error
+from memory import runs, tries
+from memory.models import JudgeRun, MemoryVersion, Principle
+from reviews.feedback import StaleFeedback, save_feedback
+from reviews.importers import import_samples
+from reviews.labels import normalize_label
+from reviews.models import Feedback, Membership, Project, Role, Sample
+from reviews.permissions import is_blind, visible_feedback
+
+router = Router()
+ERRORS = {code: s.ErrorOut for code in (400, 401, 403, 404, 409, 413, 429)}
+
+
+def _page(items: list, key, limit: int) -> dict:
+    """A keyset page from `limit + 1` fetched rows: the rows, and the key to continue after (None at the end)."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_after": key(items[-1]) if more and items else None}
+
+
+# --- projects ------------------------------------------------------------------------------------------------
+
+
+def _project_out(project: Project, role: str) -> dict:
+    return {
+        "slug": project.slug, "name": project.name, "criterion": project.criterion, "label_kind": project.label_kind,
+        "labels": project.label_choices, "scale_min": project.scale_min, "scale_max": project.scale_max,
+        "provider": project.provider, "model_name": project.model_name, "retrieval_k": project.retrieval_k, "role": role,
+    }
+
+
+@router.get("/projects/", response={200: s.ProjectPage, **ERRORS}, summary="List my projects")
+def project_list(request, page: Query[s.PageQuery]):
+    memberships = Membership.objects.filter(user=request.auth.user).select_related("project").order_by("project_id")
+    if request.auth.project_id is not None:
+        memberships = memberships.filter(project_id=request.auth.project_id)
+    if page.after is not None:
+        memberships = memberships.filter(project_id__gt=page.after)
+    rows = list(memberships[: page.limit + 1])
+    result = _page(rows, lambda m: m.project_id, page.limit)
+    result["items"] = [_project_out(m.project, m.role) for m in result["items"]]
+    return result
+
+
+@router.get("/projects/{slug}", response={200: s.ProjectOut, **ERRORS}, summary="Read a project")
+def project_read(request, slug: str):
+    project, membership = project_for(request, slug)
+    return _project_out(project, membership.role)
+
+
+# --- samples -------------------------------------------------------------------------------------------------
+
+
+def _import(request, slug: str, data: bytes, filename: str) -> dict:
+    project, _ = project_for(request, slug, Role.OWNER, write=True)
+    summary = import_samples(project, io.BytesIO(data), filename, request.auth.user)
+    return {**summary.__dict__, "message": summary.message()}
+
+
+def _as_jsonl(items: list) -> bytes:
+    """A JSON array's items as the lines of a JSONL file: the importer's line numbers are then item numbers."""
+    return "\n".join(json.dumps(item, ensure_ascii=False) for item in items).encode()
+
+
+@router.post("/projects/{slug}/samples/import", response={200: s.ImportOut, **ERRORS}, summary="Import a JSONL or CSV file")
+def sample_import_file(request, slug: str, file: File[UploadedFile]):
+    """The same validation as the import page: a bad file is refused whole, with line numbers; rows whose
+    external_id the project has are left untouched."""
+    return _import(request, slug, file.read(), file.name or "")
+
+
+@router.post("/projects/{slug}/samples", response={200: s.ImportOut, **ERRORS}, summary="Import samples from a JSON array")
+def sample_import_json(request, slug: str, items: Body[list[object]]):
+    """Each item is one row as in a JSONL file; an error's `line` is the item's position, counted from 1."""
+    if not items:
+        raise field_error("body", "The array is empty: send at least one sample.")
+    return _import(request, slug, _as_jsonl(items), "request.jsonl")
+
+
+def _sample_out(sample: Sample) -> dict:
+    return {f: getattr(sample, f) for f in s.SampleOut.model_fields}
+
+
+@router.get("/projects/{slug}/samples", response={200: s.SamplePage, **ERRORS}, summary="List samples")
+def sample_list(request, slug: str, query: Query[s.SampleQuery]):
+    project, _ = project_for(request, slug)
+    qs = Sample.objects.visible(project).order_by("id")
+    if query.external_id is not None:
+        qs = qs.filter(external_id=query.external_id)
+    if query.judge_value is not None:
+        qs = qs.filter(judge_value=query.judge_value)
+    if query.reviewed is not None:
+        reviewed = Exists(Feedback.objects.filter(sample=OuterRef("pk")))
+        qs = qs.filter(reviewed if query.reviewed else ~reviewed)
+    if query.after is not None:
+        qs = qs.filter(id__gt=query.after)
+    result = _page(list(qs[: query.limit + 1]), lambda x: x.pk, query.limit)
+    result["items"] = [_sample_out(x) for x in result["items"]]
+    return result
+
+
+@router.get("/projects/{slug}/samples/{sample_id}", response={200: s.SampleDetail, **ERRORS}, summary="Read a sample with its feedback")
+def sample_read(request, slug: str, sample_id: int = Path(..., ge=1, le=s.MAX_ID)):
+    project, membership = project_for(request, slug)
+    sample = _sample(project, sample_id=sample_id)
+    feedback = visible_feedback(membership, sample.feedback.select_related("author", "sample").order_by("id"))
+    return {**_sample_out(sample), "feedback": [_feedback_out(f) for f in feedback]}
+
+
+def _sample(project: Project, sample_id: int | None = None, external_id: str | None = None) -> Sample:
+    found = Sample.objects.visible(project).filter(pk=sample_id) if sample_id else Sample.objects.visible(project).filter(external_id=external_id)
+    sample = found.first()
+    if sample is None:
+        raise ApiError(404, "No such sample in this project.")
+    return sample
+
+
+# --- feedback ------------------------------------------------------------------------------------------------
+
+
+def _feedback_out(f: Feedback) -> dict:
+    return {
+        "id": f.pk, "sample_id": f.sample_id, "external_id": f.sample.external_id, "reviewer": f.author.username,
+        "label": f.label, "critique": f.critique, "agrees_with_judge": f.agrees_with_judge, "revision": f.revision,
+        "created_at": f.created_at, "updated_at": f.updated_at,
+    }
+
+
+@router.get("/projects/{slug}/feedback", response={200: s.FeedbackPage, **ERRORS}, summary="List feedback")
+def feedback_list(request, slug: str, query: Query[s.FeedbackQuery]):
+    """Reviewers review blind: they see feedback only on samples they reviewed themselves."""
+    project, membership = project_for(request, slug)
+    qs = visible_feedback(membership, Feedback.objects.filter(project=project)).select_related("author", "sample").order_by("id")
+    filters = Q()
+    if query.reviewer is not None:
+        filters &= Q(author__username=query.reviewer)
+    if query.label is not None:
+        filters &= Q(label=query.label)
+    if query.since is not None:
+        filters &= Q(updated_at__gte=query.since)
+    if query.until is not None:
+        filters &= Q(updated_at__lt=query.until)
+    if query.after is not None:
+        filters &= Q(id__gt=query.after)
+    result = _page(list(qs.filter(filters)[: query.limit + 1]), lambda f: f.pk, query.limit)
+    result["items"] = [_feedback_out(f) for f in result["items"]]
+    return result
+
+
+@router.post("/projects/{slug}/feedback", response={200: s.FeedbackOut, 201: s.FeedbackOut, **ERRORS}, summary="Give feedback on a sample")
+def feedback_create(request, slug: str, data: s.FeedbackIn):
+    """The caller's own label and critique on a sample named by `sample_id` or `external_id`. Sending the same
+    content again changes nothing (200); different content on a sample the caller already reviewed is a 409."""
+    project, _ = project_for(request, slug, Role.REVIEWER, write=True)
+    if (data.sample_id is None) == (data.external_id is None):
+        raise field_error("sample_id", "Name the sample by sample_id or by external_id (one of them).")
+    sample = _sample(project, data.sample_id, data.external_id)
+    try:
+        normalize_label(data.label, project.label_choices, project.label_kind)
+    except ValidationError as error:
+        raise field_error("label", error.messages[0]) from None
+    try:
+        feedback, created = save_feedback(sample, request.auth.user, data.label, data.critique)
+    except ValidationError as error:
+        raise field_error("critique", error.messages[0]) from None
+    except StaleFeedback:
+        raise ApiError(409, "You already gave different feedback on this sample; edit it on the review page.") from None
+    return Status(201 if created else 200, _feedback_out(feedback))
+
+
+# --- judging -------------------------------------------------------------------------------------------------
+
+
+def _judge_item(project: Project, data: s.JudgeIn) -> dict:
+    inputs = data.inputs if isinstance(data.inputs, str) else json.dumps(data.inputs, indent=2, ensure_ascii=False)
+    if not inputs.strip() or inputs in ("{}", "[]"):
+        raise field_error("inputs", "inputs is empty.")
+    if len(inputs) > s.MAX_TEXT_CHARS:
+        raise field_error("inputs", f"inputs is {len(inputs):,} characters long; the limit is {s.MAX_TEXT_CHARS:,}.")
+    if project.is_pairwise:
+        if data.outputs is not None:
+            raise field_error("outputs", "A pairwise project takes output_a and output_b, not outputs.")
+        for name in ("output_a", "output_b"):
+            if not (getattr(data, name) or "").strip():
+                raise field_error(name, f"{name} is missing: a pairwise project judges two outputs.")
+        return {"inputs": inputs, "output_a": data.output_a, "output_b": data.output_b}
+    if data.output_a is not None or data.output_b is not None:
+        raise field_error("output_a", "output_a and output_b are for pairwise projects; this one takes outputs.")
+    if not (data.outputs or "").strip():
+        raise field_error("outputs", "outputs is missing: the output to judge.")
+    return {"inputs": inputs, "output": data.outputs}
+
+
+@router.post("/projects/{slug}/judge", response={200: s.JudgeOut, 502: s.ErrorOut, 503: s.ErrorOut, **ERRORS}, summary="Judge one item")
+def judge(request, slug: str, data: s.JudgeIn):
+    """Judge one item with the aligned judge, synchronously. Stores nothing. A provider failure is a 502 with
+    the provider's message."""
+    project, membership = project_for(request, slug)
+    if is_blind(membership):
+        raise ApiError(403, "Reviewers review blind, so judging from the API is for owners and viewers.")
+    item = _judge_item(project, data)
+    try:
+        result = tries.judge(project, item)
+    except tries.Busy as error:
+        raise ApiError(503, str(error)) from None
+    memory = result.memory
+    return {
+        "verdict": result.verdict.value, "rationale": result.verdict.rationale,
+        "principles": [{"id": p.id, "text": p.text} for p in memory.principles],
+        "examples": [{"feedback_id": e.feedback_id, "label": e.label, "similarity": e.similarity, "same_item": e.same_item}
+                     for e in memory.examples],
+        "memory_version": result.version, "provider": result.provider, "model": result.model,
+        "usage": result.verdict.usage.as_dict(),
+    }
+
+
+# --- runs ----------------------------------------------------------------------------------------------------
+
+
+def _run_out(run: JudgeRun) -> dict:
+    return {
+        "id": run.pk, "status": run.status, "scope": run.scope, "total": run.total, "done": run.done,
+        "failed": run.failed, "abstained": run.abstained, "percent": run.percent,
+        "memory_version": run.memory_version.number if run.memory_version else None, "figures": run.figures,
+        "error": run.error, "created_at": run.created_at, "finished_at": run.finished_at,
+    }
+
+
+def _run(project: Project, run_id: int) -> JudgeRun:
+    run = JudgeRun.objects.select_related("memory_version", "project").filter(project=project, pk=run_id).first()
+    if run is None:
+        raise ApiError(404, "No such run in this project.")
+    return run
+
+
+@router.post("/projects/{slug}/runs", response={201: s.RunOut, **ERRORS}, summary="Start a judge run")
+def run_start(request, slug: str, data: s.RunIn):
+    """Judge the scope's samples in the background; it starts at once, or after the project's active run."""
+    project, _ = project_for(request, slug, Role.OWNER, write=True)
+    if (data.scope == JudgeRun.Scope.ITEMS) != bool(data.items):
+        raise field_error("items", "Send items with the scope items (and only with it), at least one.")
+    sample_ids = None
+    if data.items:
+        import_samples(project, io.BytesIO(_as_jsonl(data.items)), "request.jsonl", request.auth.user)
+        external_ids = [str(item["external_id"]).strip() for item in data.items]  # the import validated them
+        sample_ids = list(Sample.objects.filter(project=project, external_id__in=external_ids).values_list("id", flat=True))
+    try:
+        run = runs.start(project, request.auth.user, data.scope, limit=data.limit, sample_ids=sample_ids)
+    except runs.RunError as error:
+        raise field_error("scope", str(error)) from None
+    return Status(201, _run_out(_run(project, run.pk)))
+
+
+@router.get("/projects/{slug}/runs/{run_id}", response={200: s.RunOut, **ERRORS}, summary="A run's status")
+def run_read(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
+    project, _ = project_for(request, slug)
+    return _run_out(_run(project, run_id))
+
+
+@router.get("/projects/{slug}/runs/{run_id}/verdicts", response={200: s.VerdictPage, **ERRORS}, summary="A run's verdicts")
+def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int = Path(..., ge=1, le=s.MAX_ID)):
+    project, _ = project_for(request, slug)
+    run = _run(project, run_id)
+    page = runs.verdict_page(runs.verdicts(run, query.filter), query.after, size=query.limit)
+    items = [
+        {"sample_id": j.sample_id, "external_id": j.sample.external_id, "verdict": j.value or None,
+         "rationale": j.rationale, "error": j.error, "imported": j.sample.judge_value, "experts": j.expert_labels,
+         "principle_ids": j.principle_ids, "retrieved": j.retrieved, "usage": j.usage or {}}
+        for j in page.items
+    ]
+    return {"items": items, "next_after": page.next_after}
+
+
+@router.post("/projects/{slug}/runs/{run_id}/cancel", response={200: s.RunOut, **ERRORS}, summary="Cancel a run")
+def run_cancel(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
+    """Stop a run; what it judged stays. Cancelling a finished run changes nothing."""
+    project, _ = project_for(request, slug, Role.OWNER, write=True)
+    run = _run(project, run_id)
+    runs.cancel(run)
+    return _run_out(_run(project, run_id))
+
+
+# --- memory and metrics ----------------------------------------------------------------------------------------
+
+
+@router.get("/projects/{slug}/principles", response={200: list[s.PrincipleOut], **ERRORS}, summary="The principles")
+def principle_list(request, slug: str, retired: bool = False):
+    """The semantic memory's active principles (with `retired=true`, the retired ones as well)."""
+    project, _ = project_for(request, slug)
+    qs = Principle.objects.filter(project=project).order_by("id")
+    return list(qs if retired else qs.filter(retired=False))
+
+
+@router.get("/projects/{slug}/versions", response={200: s.VersionPage, **ERRORS}, summary="Memory versions")
+def version_list(request, slug: str, page: Query[s.PageQuery]):
+    """The memory's versions, newest first; `after` continues below that version number."""
+    project, _ = project_for(request, slug)
+    qs = MemoryVersion.objects.filter(project=project).order_by("-number")
+    if page.after is not None:
+        qs = qs.filter(number__lt=page.after)
+    return _page(list(qs[: page.limit + 1]), lambda v: v.number, page.limit)
+
+
+@router.get("/projects/{slug}/metrics", response={200: s.MetricsOut, **ERRORS}, summary="The latest agreement figures")
+def metrics(request, slug: str):
+    project, _ = project_for(request, slug)
+    figures, experts = runs.imported_judge_agreement(project)
+    latest = JudgeRun.objects.select_related("memory_version").filter(project=project, status=JudgeRun.Status.DONE).order_by("-id").first()
+    return {
+        "imported_judge": figures.as_dict() if figures else None,
+        "reviewed_samples": len(experts.labels),
+        "latest_run": _run_out(latest) if latest else None,
+    }
