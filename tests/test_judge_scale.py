@@ -13,7 +13,7 @@ from memalign_site.celery import app
 from memory import runs
 from memory.models import Judgement, JudgeRun
 from tests.conftest import add_sample
-from tests.test_memory_faults import chroma_server, database_url, start_worker_process  # noqa: F401 (fixture)
+from tests.test_memory_faults import database_url, start_worker_process
 from tests.test_memory_worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
