@@ -21,7 +21,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-DEFAULT = ("critique_to_retrievable", "retrieval_latency", "distill_burst", "import_50k", "working_memory_size")
+DEFAULT = ("critique_to_retrievable", "retrieval_latency", "distill_burst", "import_50k", "working_memory_size", "background_embedding")
 
 
 def available() -> list[str]:

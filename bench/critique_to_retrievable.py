@@ -4,9 +4,10 @@
     .venv/bin/python bench/critique_to_retrievable.py --count 50 --interval 0.5 --concurrency 1
 
 The path measured is the product's: reviews.feedback.save_feedback commits the Feedback, the memory signal
-dispatches embed_feedback on commit, a `celery worker` subprocess reads the sample's stored vector (made once
-when the sample was created, memory/vectors.py; here before the clock runs, as the background task does after
-an import) and upserts it into the Chroma server. The clock starts when save_feedback is called (it includes
+notes its id and queues update_episodic on commit (once per project while one is queued), a `celery worker`
+subprocess reads the noted feedback and their samples' stored vectors (made once when the sample was created,
+memory/vectors.py; here before the clock runs, as the background task does after
+an import) and upserts them into the Chroma server in one call. The clock starts when save_feedback is called (it includes
 the commit and the dispatch) and stops when a top-5 Chroma query with the sample's own vector returns the
 feedback id: the critique is then retrievable by similarity. A poller thread checks every few milliseconds
 (one `get(ids=…)` for every outstanding id, then one batched query for the ids that appeared).
@@ -137,7 +138,8 @@ def regeneration_windows(phase: dict) -> list[tuple[float, float, str]]:
 
 
 def step_costs(project, count: int = 30) -> dict[str, list[float]]:
-    """The steps of memory.tasks.embed_feedback for `count` feedback, timed one by one in this process."""
+    """The steps of storing one feedback (memory.tasks.update_episodic stores a batch in one upsert), for
+    `count` feedback timed one by one in this process."""
     from memory import episodic
     from memory import vectors as sample_vectors
     from reviews.models import Feedback
@@ -204,7 +206,8 @@ def main() -> int:
         print()
         for phase in phases:
             print(f"{phase['name']}: {phase['count']} critiques saved in {phase['saving_s']:.1f} s, "
-                  f"all retrievable {phase['all_done_s']:.1f} s after the first save")
+                  f"all retrievable {phase['all_done_s']:.1f} s after the first save, "
+                  f"{phase['all_done_s'] - phase['save_offsets'][-1]:.1f} s after the last")
             print(f"  save → retrievable (query)   {summary_ms(phase['latencies'])}")
             print(f"  save → present (get by id)   {summary_ms(phase['present'])}")
             print(f"  save_feedback itself         {summary_ms(phase['save'])}")
@@ -218,7 +221,7 @@ def main() -> int:
                       + (f", during a regeneration run ({during[0][0]:.1f}-{during[0][1]:.1f} s: {during[0][2]})" if during else ""))
             print(f"  regeneration runs of the phase: " + "; ".join(f"{a:.1f}-{b:.1f} s {text}" for a, b, text in windows))
         steps = step_costs(phases[-1]["project"])
-        print("\nthe steps of embed_feedback, one critique at a time, timed in this process with the worker idle:")
+        print("\nthe steps of storing a critique, one at a time, timed in this process with the worker idle:")
         for name, values in steps.items():
             print(f"  {name:24s} {summary_ms(values)}")
     footer()

@@ -8,9 +8,13 @@ The prompt is what the Anthropic provider sends (memory.llm.anthropic.judge_syst
 FeedbackQA item with 5 retrieved FeedbackQA examples; principles are FeedbackQA rationales written as the
 offline distiller writes them. Tokens are estimated at 4 characters a token (the fake server's count; real
 tokenisation differs by some 10-20%). Cost uses the prices given on the command line (defaults: USD 3 per
-million input tokens, 0.30 per million cache-read tokens, 15 per million output tokens, 80 output tokens a
-verdict): with prompt caching the stable prefix (criterion and principles) is read from the cache after the
-first call of a run; over the budget each item has its own principles, so the prefix is paid in full.
+million input tokens, 3.75 per million cache-write tokens, 0.30 per million cache-read tokens, 15 per million
+output tokens, 80 output tokens a verdict). The stable prefix (instructions, criterion, principles) is cached:
+- all principles: one prefix for the whole run, written once and then read from the cache;
+- over the budget, in a run: the principles are chosen once per chunk (memory.judge.within_budget over the
+  chunk's items, memory.runs.CHUNK_SIZE of them), so the first call of a chunk writes the prefix and the
+  others read it;
+- over the budget, one item alone ("try the judge"): its own prefix, written and never read again.
 No database or services are needed.
 """
 
@@ -29,6 +33,7 @@ def main() -> int:
     parser.add_argument("--counts", default="20,200,1200")
     parser.add_argument("--budget", type=int, default=4_000, help="principle tokens per verdict (the project default)")
     parser.add_argument("--input-price", type=float, default=3.0)
+    parser.add_argument("--cache-write-price", type=float, default=3.75)
     parser.add_argument("--cache-price", type=float, default=0.30)
     parser.add_argument("--output-price", type=float, default=15.0)
     parser.add_argument("--output-tokens", type=int, default=80)
@@ -46,6 +51,7 @@ def main() -> int:
     from memory.judge import CHARS_PER_TOKEN, principle_tokens
     from memory.llm.anthropic import judge_system, judge_user
     from memory.llm.base import Example, LabelSchema, PrincipleText, WorkingMemory
+    from memory.runs import CHUNK_SIZE
 
     header("aligned judge: prompt size and cost per verdict against the number of principles")
     records = load_jsonl("feedbackqa")
@@ -68,14 +74,17 @@ def main() -> int:
             memory = WorkingMemory(criterion, LabelSchema("categorical", labels), chosen, examples, item["inputs"]["question"], item["outputs"])
             prefix, rest = judge_system(memory), judge_user(memory)
             prefix_tokens, rest_tokens = len(prefix) // CHARS_PER_TOKEN, len(rest) // CHARS_PER_TOKEN
-            output = args.output_tokens * args.output_price / per_million
-            cached = (prefix_tokens * args.cache_price + rest_tokens * args.input_price) / per_million + output
-            uncached = (prefix_tokens + rest_tokens) * args.input_price / per_million + output
-            shared = len(chosen) == count  # within the budget the prefix is shared by the whole run: cached
-            cost = cached if shared else uncached
+            fixed = (rest_tokens * args.input_price + args.output_tokens * args.output_price) / per_million
+            read = fixed + prefix_tokens * args.cache_price / per_million
+            written = fixed + prefix_tokens * args.cache_write_price / per_million
+            uncached = fixed + prefix_tokens * args.input_price / per_million
+            if len(chosen) == count:  # every principle: one prefix for the whole run, read from the cache
+                costs = f"in a run ${read:.5f} (prefix cached); uncached ${uncached:.5f}"
+            else:  # chosen once per chunk: written by the chunk's first call, read by the others
+                in_run = (written + (CHUNK_SIZE - 1) * read) / CHUNK_SIZE
+                costs = f"in a run ${in_run:.5f} (prefix shared by a chunk of {CHUNK_SIZE}); one item alone ${written:.5f}"
             print(f"  {count:>5,} principles, {name:>16}: {len(chosen):>5,} in the prompt, {len(prefix) + len(rest):>8,} characters "
-                  f"(~{prefix_tokens + rest_tokens:>6,} tokens, prefix {prefix_tokens:,}); cost per verdict ${cost:.5f}"
-                  f" ({'prefix cached' if shared else 'prefix per item, not cached'}; uncached ${uncached:.5f})")
+                  f"(~{prefix_tokens + rest_tokens:>6,} tokens, prefix {prefix_tokens:,}); cost per verdict {costs}")
     footer()
     return 0
 

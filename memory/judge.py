@@ -53,22 +53,20 @@ def working_memory(
     vectors = example_vectors([sample_parts(inputs, output, output_a, output_b)])
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
     (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
-    (principles,) = within_budget(project, principle_set(project), vectors)
+    principles = within_budget(project, principle_set(project), vectors)
     return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, shown)
 
 
 def working_memories(project: Project, samples: list[Sample], principles: PrincipleSet | None = None) -> list[WorkingMemory]:
-    """Build the working memories of many stored samples at once: stored vectors, one store query."""
+    """Build the working memories of many stored samples at once (a run's chunk): stored vectors, one store
+    query, and one choice of principles shared by them all."""
     texts = [(s.inputs_text(), s.output_text()) for s in samples]
     vectors = sample_vectors.for_samples(samples)  # embedded once, in the background after import
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [s.pk for s in samples])
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
-    chosen = within_budget(project, principles or principle_set(project), vectors)
+    shared = within_budget(project, principles or principle_set(project), vectors)
     schema = semantic.schema(project)
-    return [
-        WorkingMemory(project.criterion, schema, these, examples, inputs, output)
-        for (inputs, output), examples, these in zip(texts, retrieved, chosen)
-    ]
+    return [WorkingMemory(project.criterion, schema, shared, examples, inputs, output) for (inputs, output), examples in zip(texts, retrieved)]
 
 
 # --- the principles within the project's token budget ------------------------------------------------------
@@ -108,28 +106,30 @@ def over_budget(project: Project) -> bool:
     return principle_set(project).tokens > project.principle_budget_tokens
 
 
-def within_budget(project: Project, principles: PrincipleSet, vectors: np.ndarray) -> list[list[PrincipleText]]:
-    """Return, for each item vector, the principles for its working memory.
+def within_budget(project: Project, principles: PrincipleSet, vectors: np.ndarray) -> list[PrincipleText]:
+    """Return the principles of the working memory shared by the items whose vectors are given (a run's chunk,
+    or one item), so that every verdict among them sends one byte-identical, cacheable prompt prefix.
 
-    Within the budget every item gets every principle (one shared, cacheable prefix). Over it, each item gets
-    the pinned principles, then the ones most similar to it, as many as fit; kept in id order.
+    Within the budget that is every principle. Over it: the pinned principles, then every item's most similar
+    principle, then every item's second most similar, and so on (the closer first within a rank), as many as
+    fit; kept in id order. For one item that is simply its most similar principles.
     """
     budget = project.principle_budget_tokens
     if principles.tokens <= budget:
-        return [principles.principles] * len(vectors)
-    matrix = _vectors_of(principles.principles)
-    chosen = []
-    for similarity in np.asarray(vectors) @ matrix.T:
-        ranked = sorted(range(len(principles.principles)),
-                        key=lambda i: (principles.principles[i].id not in principles.pinned, -similarity[i]))
-        picked, used = [], 0
-        for i in ranked:
-            cost = principle_tokens(principles.principles[i])
-            if used + cost <= budget or principles.principles[i].id in principles.pinned:
+        return principles.principles
+    listed = principles.principles
+    matrix = _vectors_of(listed)
+    similarity = np.asarray(vectors, dtype=np.float32).reshape(-1, matrix.shape[1]) @ matrix.T
+    picked = [i for i, p in enumerate(listed) if p.id in principles.pinned]
+    used = sum(principle_tokens(listed[i]) for i in picked)
+    if len(similarity):
+        ranks = np.argsort(np.argsort(-similarity, axis=1, kind="stable"), axis=1, kind="stable")
+        for i in np.lexsort((-similarity.max(axis=0), ranks.min(axis=0))):
+            i = int(i)
+            if listed[i].id not in principles.pinned and used + principle_tokens(listed[i]) <= budget:
                 picked.append(i)
-                used += cost
-        chosen.append([principles.principles[i] for i in sorted(picked)])
-    return chosen
+                used += principle_tokens(listed[i])
+    return [listed[i] for i in sorted(picked)]
 
 
 def _vectors_of(principles: list[PrincipleText]) -> np.ndarray:

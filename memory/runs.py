@@ -180,9 +180,13 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
     except ProviderError as error:
         _finish(run.pk, JudgeRun.Status.FAILED, str(error))
         return
-    # One principle load for the chunk; within the project's budget every call shares one byte-identical,
-    # cached prompt prefix.
-    memories = judge.working_memories(project, samples)
+    # One principle load and one choice of principles for the chunk (over the budget: the ones most relevant to
+    # its items): every call of the chunk shares one byte-identical, cached prompt prefix.
+    principles = judge.principle_set(project)
+    memories = judge.working_memories(project, samples, principles)
+    # Over the budget the prefix is the chunk's own: its first call goes alone and writes the provider's cache,
+    # so the others read it instead of each writing it at once (a cache entry exists once a reply has begun).
+    warm_up = principles.tokens > project.principle_budget_tokens
     cancelled = threading.Event()
     version_id = run.memory_version_id
 
@@ -199,11 +203,14 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
         return verdict, "", int((time.monotonic() - started) * 1000)
 
     with ThreadPoolExecutor(max_workers=max(1, project.provider_concurrency), thread_name_prefix=f"judge-{run.pk}") as pool:
-        pending: dict[Future, tuple[Sample, WorkingMemory]] = {
-            pool.submit(call, memory): (sample, memory) for sample, memory in zip(samples, memories)
-        }
+        items = list(zip(samples, memories))
+        first, waiting = (items[:1], items[1:]) if warm_up else (items, [])
+        pending: dict[Future, tuple[Sample, WorkingMemory]] = {pool.submit(call, memory): (sample, memory) for sample, memory in first}
         while pending:
             finished, _ = wait(pending, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            if waiting and len(finished) == len(pending):  # the warm-up call is done: now the rest at once
+                pending.update({pool.submit(call, memory): (sample, memory) for sample, memory in waiting})
+                waiting = []
             rows = []
             for future in finished:
                 sample, memory = pending.pop(future)

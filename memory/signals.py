@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
-    from memory.tasks import embed_feedback, request_regeneration
+    from memory.tasks import request_episodic_update, request_regeneration
 
     feedback_id, project_id = instance.pk, instance.project_id
-    transaction.on_commit(lambda: embed_feedback.delay(feedback_id), robust=True)
+    transaction.on_commit(lambda: request_episodic_update(project_id, feedback_id), robust=True)
     transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
 
 

@@ -1,7 +1,8 @@
 """Celery tasks: they take ids, re-read the database, and are safe to run twice or after a crash.
 
-Episodic updates run per feedback, within about a second of a save. Principle regeneration is coalesced per
-project: a Redis flag keeps at most one run queued, and a Redis lock keeps at most one running.
+Episodic updates and principle regeneration are coalesced per project: a Redis flag keeps at most one run
+queued (saved feedback ids wait in a Redis set for the episodic one), and a Redis lock keeps at most one
+regeneration running.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 LOCK_SECONDS = settings.MEMALIGN_LOCK_SECONDS
 SYNC_CHUNK = 1_000  # entries embedded per sync run: about 10-60 s of CPU on two cores
 RUN_SECONDS = 120  # a regeneration run stops after this long and queues its continuation
+EPISODIC_BATCH = 500  # noted feedback stored per Chroma upsert
 RETRY = {"autoretry_for": (Exception,), "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
 
 
@@ -32,17 +34,37 @@ def _key(kind: str, project_id: int) -> str:
     return f"{settings.MEMALIGN_NAMESPACE}:{kind}:{project_id}"
 
 
+def request_episodic_update(project_id: int, feedback_id: int) -> bool:
+    """Note a saved feedback (new or edited) for its project's episodic store, and queue the task that stores
+    the project's noted feedback unless it is already queued; return whether queued."""
+    redis = get_redis()
+    redis.sadd(_key("episodic-pending", project_id), feedback_id)
+    if not redis.set(_key("episodic-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+        return False
+    update_episodic.delay(project_id)
+    return True
+
+
 @shared_task(acks_late=True, **RETRY)
-def embed_feedback(feedback_id: int) -> str:
-    """Embed one feedback into its project's episodic store (new or edited)."""
-    feedback = Feedback.objects.select_related("sample").filter(pk=feedback_id).first()
-    if feedback is None:
-        return "gone"  # deleted before we ran: remove_feedback takes care of the store
-    episodic.upsert([feedback])
-    if not Feedback.objects.filter(pk=feedback_id).exists():
-        episodic.delete(feedback.project_id, [feedback_id])  # deleted while we embedded it
-        return "gone"
-    return "embedded"
+def update_episodic(project_id: int) -> dict:
+    """Store every feedback noted for the project since the last run, EPISODIC_BATCH per Chroma upsert, with
+    the samples' stored vectors: a burst of saves costs a few tasks, not one each. Notes taken but not stored
+    (an error) are put back for the retry; a note lost with its process is caught by the periodic repair."""
+    redis = get_redis()
+    redis.delete(_key("episodic-queued", project_id))  # feedback saved from now on queues the next run
+    key = _key("episodic-pending", project_id)
+    stored = gone = 0
+    while ids := [int(i) for i in redis.spop(key, EPISODIC_BATCH) or []]:
+        try:
+            feedback = list(Feedback.objects.select_related("sample").filter(pk__in=ids, project_id=project_id))
+            episodic.upsert(feedback)
+            kept = set(Feedback.objects.filter(pk__in=[f.pk for f in feedback]).values_list("pk", flat=True))
+            episodic.delete(project_id, [f.pk for f in feedback if f.pk not in kept])  # deleted while we stored it
+        except Exception:
+            redis.sadd(key, *ids)
+            raise
+        stored, gone = stored + len(kept), gone + len(ids) - len(kept)
+    return {"stored": stored, "gone": gone}
 
 
 @shared_task(acks_late=True, **RETRY)

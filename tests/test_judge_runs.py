@@ -87,6 +87,43 @@ def test_the_requests_of_a_run_force_the_tool_and_share_one_cached_prefix(celery
     assert run.usage["calls"] == 8 and run.usage["cache_read_tokens"] > 0  # the fake server's cache was hit
 
 
+def test_over_the_budget_every_verdict_of_a_chunk_shares_one_prefix_within_the_budget(celery_worker, personas, fake_anthropic):
+    from memory import judge
+    from memory.models import Principle
+
+    reviewed_project(personas, "anthropic")
+    project = personas.project
+    Principle.objects.filter(project=project).update(retired=True)  # only the rules below are active
+    topics = ["refund for a broken appliance", "thanks for the kind service", "parcel delivery delay", "password reset email"]
+    rules = {t: [Principle.objects.create(project=project, text=f"When the customer writes about a {t}, rule {n}.", origin="manual")
+                 for n in range(3)] for t in topics}
+    pinned = Principle.objects.create(project=project, text="Never promise what policy forbids.", origin="manual", pinned=True)
+    everything = judge.principle_set(project)
+    one = judge.principle_tokens(judge.PrincipleText(0, rules[topics[0]][0].text))
+    project.principle_budget_tokens = judge.principle_tokens(judge.PrincipleText(0, pinned.text)) + 4 * one
+    project.save()
+    assert everything.tokens > project.principle_budget_tokens
+
+    # One chunk mixing refund and thank-you items: item by item, they would pick different principles.
+    fake_anthropic.latency = 0.3
+    run = finished(runs.start(project, personas.owner, JudgeRun.Scope.REVIEWED, chunk_size=8))
+    assert run.done == 8
+    requests = sorted((r for r in fake_anthropic.requests if r.tool_name == JUDGE_TOOL), key=lambda r: r.received_at)
+    sent = [r.body for r in requests]
+    assert len(sent) == 8
+    assert len({json.dumps(body["system"], sort_keys=True) for body in sent}) == 1  # byte-identical prefix
+    assert requests[1].received_at - requests[0].received_at >= 0.25  # the first call alone writes the cache
+    assert requests[-1].received_at - requests[1].received_at < 0.25  # then the rest at once
+    (chosen,) = {tuple(j.principle_ids) for j in Judgement.objects.filter(run=run)}
+    by_id = {p.id: p for p in everything.principles}
+    assert sum(judge.principle_tokens(by_id[i]) for i in chosen) <= project.principle_budget_tokens
+    assert pinned.pk in chosen and len(chosen) == 5
+    assert {r.pk for r in rules[topics[0]]} & set(chosen) and {r.pk for r in rules[topics[1]]} & set(chosen)  # both kinds
+    (block,) = sent[0]["system"]
+    assert all((by_id[i].text in block["text"]) == (i in chosen) for i in by_id)
+    assert run.usage["cache_read_tokens"] > 0  # the shared prefix was read from the cache after the first call
+
+
 def test_a_second_run_waits_for_the_first_and_then_starts_by_itself(celery_worker, personas, fake_anthropic):
     reviewed_project(personas, "anthropic")
     fake_anthropic.latency = 0.3

@@ -93,3 +93,36 @@ def test_an_outage_is_recorded_then_retried_until_it_succeeds(celery_worker, per
     triggers = list(MemoryVersion.objects.filter(project=personas.project).order_by("number").values_list("status", flat=True))
     assert triggers == ["failed", "ok"]
     assert "500" in MemoryVersion.objects.get(project=personas.project, status="failed").error
+
+
+def test_noted_feedback_is_stored_in_one_batch_and_put_back_when_storing_fails(personas, monkeypatch):
+    from memalign_site.redis import get_redis
+    from memory import tasks
+    from reviews.models import Feedback
+
+    project = personas.project
+    samples = [add_sample(project, f"n{i}", inputs={"customer_message": f"Question {i} about my order"}) for i in range(12)]
+    # bulk_create sends no signal: the ids are noted by hand, as request_episodic_update notes them.
+    feedback = Feedback.objects.bulk_create([
+        Feedback(project=project, sample=s, author=personas.reviewer, label="fail", critique=f"Critique {i}.", agrees_with_judge=False)
+        for i, s in enumerate(samples)
+    ])
+    key = tasks._key("episodic-pending", project.pk)
+    redis = get_redis()
+    redis.sadd(key, *[f.pk for f in feedback])
+    upserts = []
+    real_upsert = episodic.upsert
+    monkeypatch.setattr(episodic, "upsert", lambda batch: upserts.append(len(batch)) or real_upsert(batch))
+
+    gone = feedback.pop()
+    gone.delete()  # deleted after it was noted: counted as gone, never stored
+    assert tasks.update_episodic.run(project.pk) == {"stored": 11, "gone": 1}
+    assert upserts == [11]  # one Chroma upsert for the whole burst
+    assert set(episodic.entries(project.pk)) == {f.pk for f in feedback}
+    assert redis.scard(key) == 0
+
+    redis.sadd(key, feedback[0].pk)
+    monkeypatch.setattr(episodic, "upsert", lambda batch: (_ for _ in ()).throw(ConnectionError("Chroma is down")))
+    with pytest.raises(ConnectionError):
+        tasks.update_episodic.run(project.pk)
+    assert redis.smembers(key) == {str(feedback[0].pk).encode()}  # put back for the retry: never lost
