@@ -288,10 +288,9 @@ def test_import_through_the_api_equals_import_through_the_page(api):
 
 def test_judge_answers_with_what_it_used(api):
     add_feedback(Sample.objects.get(external_id="s2"), api.owner, "fail", "Rude.")
-    from memory.tasks import embed_feedback
+    from memory import episodic
 
-    for f in Feedback.objects.filter(project=api.project):
-        embed_feedback(f.pk)
+    episodic.upsert(list(Feedback.objects.filter(project=api.project).select_related("sample")))
     response = call("post", f"/api/v1/projects/{api.slug}/judge", api.tokens["viewer"],
                     {"inputs": {"question": "question s2"}, "outputs": "answer s2"})
     assert response.status_code == 200, response.content

@@ -28,7 +28,7 @@ def test_a_stored_vector_is_reused_for_the_episodic_entry_and_for_judging(person
     assert np.all(np.sum(stored * fresh, axis=1) > 0.999)  # the vector of the whole sample, as stored
     monkeypatch.setattr(vectors, "example_vectors", no_embedding)
     feedback = add_feedback(samples[0], personas.reviewer, "fail", "Curt.")
-    episodic.upsert([feedback])  # what embed_feedback does when a critique is saved: no embedding work
+    episodic.upsert([feedback])  # what update_episodic does when a critique is saved: no embedding work
     memory = judge.working_memories(personas.project, samples[1:])
     assert [m.examples[0].feedback_id for m in memory] == [feedback.pk] * 3
 
