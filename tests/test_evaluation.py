@@ -248,3 +248,23 @@ def test_a_redelivered_evaluation_whose_worker_died_is_marked_failed(personas):
     assert run_evaluation.run(record.pk) == "failed"
     record.refresh_from_db()
     assert record.status == Evaluation.Status.FAILED and evaluation.scratch_collections() == []
+
+
+@pytest.mark.django_db
+def test_the_project_overview_shows_the_latest_learning_curves_and_lets_owners_start_one(client, personas):
+    from memory.models import Evaluation
+
+    done = Evaluation.objects.create(
+        project=personas.project, status=Evaluation.Status.DONE, provider="offline",
+        result={"points": [{"curve": "heldout"}, {"curve": "prequential"}]},
+    )
+    Evaluation.objects.create(project=personas.other, status=Evaluation.Status.DONE, result={"points": []})
+    client.force_login(personas.owner)
+    page = client.get(f"/p/{personas.project.slug}/").content.decode()
+    for curve in ("heldout", "prequential"):
+        assert f'src="/p/{personas.project.slug}/memory/evaluations/{done.pk}/{curve}.svg"' in page
+    assert 'id="overview-evaluation-form"' in page and f'action="/p/{personas.project.slug}/memory/evaluations/"' in page
+    assert page.count("Evaluation #") == 2  # the caption and the list: the other project's evaluation is not here
+    client.force_login(personas.viewer)
+    page = client.get(f"/p/{personas.project.slug}/").content.decode()
+    assert f"{done.pk}/heldout.svg" in page and 'id="overview-evaluation-form"' not in page

@@ -2,8 +2,10 @@
 
 from django import template
 
-from memory import runs
-from memory.models import JudgeRun
+from memory import evaluation, runs
+from memory.models import Evaluation, JudgeRun
+from reviews.models import Role
+from reviews.permissions import can
 
 register = template.Library()
 
@@ -21,3 +23,18 @@ def overview_agreement(project) -> dict:
     figures, experts = runs.imported_judge_agreement(project)
     recent = JudgeRun.objects.filter(project=project).defer("sample_ids").order_by("-id")[:5]
     return {"project": project, "f": figures.as_dict() if figures else None, "experts": experts, "runs": recent}
+
+
+@register.inclusion_tag("memory/_overview_evaluations.html")
+def overview_evaluations(project, membership):
+    """Evaluations on the project overview: the latest learning curves, the list, and (owners) a start button."""
+    listed = list(Evaluation.objects.filter(project=project).select_related("created_by").order_by("-id")[:5])
+    latest = next((e for e in listed if e.status == Evaluation.Status.DONE and e.result), None)
+    curves = []
+    if latest:
+        curves = ["heldout"] + (["prequential"] if any(p["curve"] == "prequential" for p in latest.result["points"]) else [])
+    is_owner = can(membership, Role.OWNER)
+    return {
+        "project": project, "evaluations": listed, "latest": latest, "curves": curves, "is_owner": is_owner,
+        "calls": evaluation.estimated_calls(project, evaluation.Options()) if is_owner else None,
+    }
