@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from ninja import Field, Schema
+from pydantic import field_validator
 
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS
 
@@ -71,6 +72,15 @@ class FeedbackQuery(PageQuery):
     label: str | None = Field(None, max_length=64)
     since: datetime | None = Field(None, description="Last changed at or after this time (ISO 8601).")
     until: datetime | None = Field(None, description="Last changed before this time (ISO 8601).")
+
+    @field_validator("since", "until")
+    @classmethod
+    def in_utc(cls, value: datetime | None) -> datetime | None:
+        # PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows (a 500 schemathesis found): compare in UTC;
+        # a time without an offset is taken as UTC.
+        if value is None:
+            return None
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class FeedbackIn(Schema):

@@ -359,3 +359,11 @@ def test_a_run_over_posted_items_imports_them_and_judges_exactly_those(api):
     stray = call("post", url, api.tokens["owner"], {"scope": "all", "items": items})
     assert stray.status_code == 400 and stray.json()["errors"][0]["field"] == "items"
     assert JudgeRun.objects.count() == 2 and not Sample.objects.filter(external_id="x").exists()
+
+
+def test_feedback_since_takes_any_iso_offset(api):
+    """Offsets beyond what PostgreSQL accepts (±15:59) are valid ISO 8601: compared in UTC, not a 500."""
+    path = f"/api/v1/projects/{api.slug}/feedback?since=0297-03-21T02%3A43%3A22.3027%2B18%3A13&until=2999-01-01T00:00:00"
+    response = call("get", path, api.tokens["owner"])
+    assert response.status_code == 200, response.content
+    assert isinstance(response.json()["items"], list)
