@@ -6,6 +6,8 @@ A real redis-server of the test's own is started, stopped and started again; the
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 import os
 import time
@@ -138,7 +140,7 @@ def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, chro
     """A real worker process on the test's Redis: a critique saved while Redis is stopped is embedded once it
     restarts. A process of its own, so the suite's in-process worker never follows the test's broker."""
     from memory import episodic
-    from tests.test_memory_faults import database_url, start_worker_process
+    from tests.test_memory_faults import ROOT, database_url
 
     queue = f"outage-{os.getpid()}-{time.monotonic_ns()}"
     env = {
@@ -146,11 +148,16 @@ def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, chro
         "REDIS_URL": settings.REDIS_URL, "CHROMA_URL": chroma_server, "MEMALIGN_TEST_QUEUE": queue,
         "MEMALIGN_REPAIR_ON_CONNECT": "1",  # what production does; the suite's own workers leave it off
     }
-    worker = start_worker_process(queue, env)
+    log = Path(tempfile.mkdtemp(prefix="outage-log-")) / "worker.log"
+    command = [sys.executable, "-m", "celery", "-A", "memalign_site", "worker", "--pool", "solo", "-Q", queue, "--loglevel", "INFO"]
+    with log.open("wb") as output:
+        worker = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while not app.control.ping(timeout=1, destination=None):
-            assert time.monotonic() < deadline, "the worker process never answered a ping"
+        deadline = time.monotonic() + 120
+        while b" ready." not in log.read_bytes():  # Celery's own start-up line: connected and consuming
+            assert worker.poll() is None, log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "the worker process never became ready"
+            time.sleep(0.5)
         own_redis.stop()
         feedback = add_feedback(add_sample(personas.project, "outage"), personas.reviewer, "fail", "Saved while Redis was down.")
         time.sleep(1)
