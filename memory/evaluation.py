@@ -227,10 +227,12 @@ def judge_items(memory: ScratchMemory, items: list[Feedback], vectors: np.ndarra
     schema = semantic.schema(project)
     use_principles = variant in ("semantic", "both")
     use_examples = variant in ("episodic", "both")
-    chosen = (judge.within_budget(project, judge.PrincipleSet(memory.principles, set()), vectors)
-              if use_principles and memory.principles else [[] for _ in items])
+    # One set of principles for the batch, as a run's chunk gets: within the budget, all of them.
+    shared = (judge.within_budget(project, judge.PrincipleSet(memory.principles, set()), vectors)
+              if use_principles and memory.principles else [])
     values, usage, ids = [], Usage(), []
-    for item, principles, examples in zip(items, chosen, retrieved):
+    for item, examples in zip(items, retrieved, strict=True):
+        principles = shared
         examples = examples if use_examples else []
         working = WorkingMemory(project.criterion, schema, principles, examples, item.sample.inputs_text(), item.sample.output_text())
         verdict = memory.provider.judge(working)
