@@ -18,14 +18,15 @@ from django.db import transaction
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
-from memory.embeddings import embed, embed_cached, example_text
+from memory.vectors import for_samples as stored_sample_vectors
+from memory.embeddings import embed_cached
 from memory.limiter import provider_slot
 from memory.locks import memory_writer
 from memory.llm import get_provider
 from memory.llm.base import Distillation, Example, LabelSchema, PrincipleText, Provider, ProviderError, Usage
 from memory.llm.offline import average_linkage
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
-from reviews.models import Feedback, Project
+from reviews.models import Feedback, Project, Sample
 
 EXAMPLE_INPUT_CHARS = 1_500
 EXAMPLE_OUTPUT_CHARS = 2_000
@@ -445,21 +446,23 @@ def _contradicting_pairs(principles: list[Principle]) -> set[tuple[int, int]]:
     if not candidates:
         return set()
     involved = sorted({i for pair in candidates for i in pair})
-    samples = {i: _source_sample_texts(labelled[i]) for i in involved}
-    texts = list(dict.fromkeys(t for i in involved for t in samples[i]))
-    vectors = dict(zip(texts, embed(texts))) if texts else {}
+    samples = {i: _source_samples(labelled[i]) for i in involved}
+    unique = list({sample.pk: sample for i in involved for sample in samples[i]}.values())
+    stored = dict(zip((sample.pk for sample in unique), stored_sample_vectors(unique))) if unique else {}
     pairs = set()
     for i, j in candidates:
-        a = np.array([vectors[t] for t in samples[i]]) if samples[i] else None
-        b = np.array([vectors[t] for t in samples[j]]) if samples[j] else None
-        if a is not None and b is not None and float((a @ b.T).max()) >= CONTRADICTION_SAMPLES:
-            pairs.add((labelled[i].pk, labelled[j].pk))
+        if samples[i] and samples[j]:
+            a = np.array([stored[sample.pk] for sample in samples[i]])
+            b = np.array([stored[sample.pk] for sample in samples[j]])
+            if float((a @ b.T).max()) >= CONTRADICTION_SAMPLES:
+                pairs.add((labelled[i].pk, labelled[j].pk))
     return pairs
 
 
-def _source_sample_texts(principle: Principle) -> list[str]:
+def _source_samples(principle: Principle) -> list[Sample]:
+    """The samples of the principle's most recent sources; their stored vectors say how alike two cases are."""
     links = principle.sources.filter(feedback__isnull=False).select_related("feedback__sample").order_by("-feedback__updated_at")
-    return [example_text(l.feedback.sample.inputs_text(), l.feedback.sample.output_text()) for l in links[:CONTRADICTION_SOURCES]]
+    return [link.feedback.sample for link in links[:CONTRADICTION_SOURCES]]
 
 
 def realign(project: Project, provider: Provider) -> MemoryVersion | None:
