@@ -52,8 +52,12 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(AuthenticationError)
     def unauthenticated(request, exc):
-        return body(request, 401, "A valid API token is required: send `Authorization: Bearer <token>`. "
-                                  "Tokens that are revoked or expired are refused.")
+        return body(
+            request,
+            401,
+            "A valid API token is required: send `Authorization: Bearer <token>`. "
+            "Tokens that are revoked or expired are refused.",
+        )
 
     @api.exception_handler(Throttled)
     def throttled(request, exc):
@@ -78,7 +82,11 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ImportRejected)
     def rejected(request, exc: ImportRejected):
         errors = [{"line": line, "message": m} if line else {"field": "file", "message": m} for line, m in exc.errors]
-        more = f" (the first {len(exc.errors)} of {exc.total_errors} problems)" if exc.total_errors > len(exc.errors) else ""
+        more = (
+            f" (the first {len(exc.errors)} of {exc.total_errors} problems)"
+            if exc.total_errors > len(exc.errors)
+            else ""
+        )
         return body(request, 400, f"The import was refused whole; nothing was written{more}.", errors)
 
     @api.exception_handler(ProviderError)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ninja import Field, Schema
@@ -26,7 +26,9 @@ class ErrorOut(Schema):
 
 
 class PageQuery(Schema):
-    after: int | None = Field(None, ge=0, le=MAX_ID, description="Continue after this id (the previous page's next_after).")
+    after: int | None = Field(
+        None, ge=0, le=MAX_ID, description="Continue after this id (the previous page's next_after)."
+    )
     limit: int = Field(50, ge=1, le=MAX_PAGE)
 
 
@@ -80,7 +82,7 @@ class FeedbackQuery(PageQuery):
         # a time without an offset is taken as UTC.
         if value is None:
             return None
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class FeedbackIn(Schema):
@@ -161,8 +163,10 @@ class JudgeOut(Schema):
 
 class RunIn(Schema):
     scope: Literal["reviewed", "unreviewed", "all", "items"] = Field(
-        "reviewed", description="`items`: judge the `items` sent with this request (imported first, as by "
-        "POST …/samples; ones the project already has are judged as stored).")
+        "reviewed",
+        description="`items`: judge the `items` sent with this request (imported first, as by "
+        "POST …/samples; ones the project already has are judged as stored).",
+    )
     limit: int | None = Field(None, ge=1, le=MAX_ID, description="Judge at most this many samples of the scope.")
     items: list[Any] | None = Field(None, description="For scope `items`: rows as in a JSONL file.")
 
@@ -202,7 +206,9 @@ class VerdictPage(Schema):
 
 
 class VerdictQuery(Schema):
-    after: int | None = Field(None, ge=0, le=MAX_ID, description="Continue after this sample id (the previous page's next_after).")
+    after: int | None = Field(
+        None, ge=0, le=MAX_ID, description="Continue after this sample id (the previous page's next_after)."
+    )
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     filter: Literal["all", "disagree_experts", "disagree_imported", "abstained", "errors"] = "all"
 
@@ -236,6 +242,10 @@ class VersionPage(Schema):
 
 
 class MetricsOut(Schema):
-    imported_judge: dict[str, Any] | None = Field(..., description="The imported judge against the experts, every reviewed sample.")
+    imported_judge: dict[str, Any] | None = Field(
+        ..., description="The imported judge against the experts, every reviewed sample."
+    )
     reviewed_samples: int
-    latest_run: RunOut | None = Field(..., description="The latest finished run of the aligned judge, with its figures.")
+    latest_run: RunOut | None = Field(
+        ..., description="The latest finished run of the aligned judge, with its figures."
+    )

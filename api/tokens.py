@@ -33,8 +33,13 @@ def create_token(
         raise ValidationError("The expiry is a positive number of days.")
     raw = PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name[:100], prefix=raw[: len(PREFIX) + 6], digest=digest(raw), project=project,
-        read_only=read_only, expires_at=timezone.now() + timedelta(days=expires_days) if expires_days else None,
+        user=user,
+        name=name[:100],
+        prefix=raw[: len(PREFIX) + 6],
+        digest=digest(raw),
+        project=project,
+        read_only=read_only,
+        expires_at=timezone.now() + timedelta(days=expires_days) if expires_days else None,
     )
     return token, raw
 

@@ -36,9 +36,17 @@ def _page(items: list, key, limit: int) -> dict:
 
 def _project_out(project: Project, role: str) -> dict:
     return {
-        "slug": project.slug, "name": project.name, "criterion": project.criterion, "label_kind": project.label_kind,
-        "labels": project.label_choices, "scale_min": project.scale_min, "scale_max": project.scale_max,
-        "provider": project.provider, "model_name": project.model_name, "retrieval_k": project.retrieval_k, "role": role,
+        "slug": project.slug,
+        "name": project.name,
+        "criterion": project.criterion,
+        "label_kind": project.label_kind,
+        "labels": project.label_choices,
+        "scale_min": project.scale_min,
+        "scale_max": project.scale_max,
+        "provider": project.provider,
+        "model_name": project.model_name,
+        "retrieval_k": project.retrieval_k,
+        "role": role,
     }
 
 
@@ -75,14 +83,18 @@ def _as_jsonl(items: list) -> bytes:
     return "\n".join(json.dumps(item, ensure_ascii=False) for item in items).encode()
 
 
-@router.post("/projects/{slug}/samples/import", response={200: s.ImportOut, **ERRORS}, summary="Import a JSONL or CSV file")
+@router.post(
+    "/projects/{slug}/samples/import", response={200: s.ImportOut, **ERRORS}, summary="Import a JSONL or CSV file"
+)
 def sample_import_file(request, slug: str, file: File[UploadedFile]):
     """The same validation as the import page: a bad file is refused whole, with line numbers; rows whose
     external_id the project has are left untouched."""
     return _import(request, slug, file.read(), file.name or "")
 
 
-@router.post("/projects/{slug}/samples", response={200: s.ImportOut, **ERRORS}, summary="Import samples from a JSON array")
+@router.post(
+    "/projects/{slug}/samples", response={200: s.ImportOut, **ERRORS}, summary="Import samples from a JSON array"
+)
 def sample_import_json(request, slug: str, items: Body[list[object]]):
     """Each item is one row as in a JSONL file; an error's `line` is the item's position, counted from 1."""
     if not items:
@@ -112,7 +124,11 @@ def sample_list(request, slug: str, query: Query[s.SampleQuery]):
     return result
 
 
-@router.get("/projects/{slug}/samples/{sample_id}", response={200: s.SampleDetail, **ERRORS}, summary="Read a sample with its feedback")
+@router.get(
+    "/projects/{slug}/samples/{sample_id}",
+    response={200: s.SampleDetail, **ERRORS},
+    summary="Read a sample with its feedback",
+)
 def sample_read(request, slug: str, sample_id: int = Path(..., ge=1, le=s.MAX_ID)):
     project, membership = project_for(request, slug)
     sample = _sample(project, sample_id=sample_id)
@@ -121,7 +137,11 @@ def sample_read(request, slug: str, sample_id: int = Path(..., ge=1, le=s.MAX_ID
 
 
 def _sample(project: Project, sample_id: int | None = None, external_id: str | None = None) -> Sample:
-    found = Sample.objects.visible(project).filter(pk=sample_id) if sample_id else Sample.objects.visible(project).filter(external_id=external_id)
+    found = (
+        Sample.objects.visible(project).filter(pk=sample_id)
+        if sample_id
+        else Sample.objects.visible(project).filter(external_id=external_id)
+    )
     sample = found.first()
     if sample is None:
         raise ApiError(404, "No such sample in this project.")
@@ -133,9 +153,16 @@ def _sample(project: Project, sample_id: int | None = None, external_id: str | N
 
 def _feedback_out(f: Feedback) -> dict:
     return {
-        "id": f.pk, "sample_id": f.sample_id, "external_id": f.sample.external_id, "reviewer": f.author.username,
-        "label": f.label, "critique": f.critique, "agrees_with_judge": f.agrees_with_judge, "revision": f.revision,
-        "created_at": f.created_at, "updated_at": f.updated_at,
+        "id": f.pk,
+        "sample_id": f.sample_id,
+        "external_id": f.sample.external_id,
+        "reviewer": f.author.username,
+        "label": f.label,
+        "critique": f.critique,
+        "agrees_with_judge": f.agrees_with_judge,
+        "revision": f.revision,
+        "created_at": f.created_at,
+        "updated_at": f.updated_at,
     }
 
 
@@ -143,7 +170,11 @@ def _feedback_out(f: Feedback) -> dict:
 def feedback_list(request, slug: str, query: Query[s.FeedbackQuery]):
     """Reviewers review blind: they see feedback only on samples they reviewed themselves."""
     project, membership = project_for(request, slug)
-    qs = visible_feedback(membership, Feedback.objects.filter(project=project)).select_related("author", "sample").order_by("id")
+    qs = (
+        visible_feedback(membership, Feedback.objects.filter(project=project))
+        .select_related("author", "sample")
+        .order_by("id")
+    )
     filters = Q()
     if query.reviewer is not None:
         filters &= Q(author__username=query.reviewer)
@@ -160,7 +191,11 @@ def feedback_list(request, slug: str, query: Query[s.FeedbackQuery]):
     return result
 
 
-@router.post("/projects/{slug}/feedback", response={200: s.FeedbackOut, 201: s.FeedbackOut, **ERRORS}, summary="Give feedback on a sample")
+@router.post(
+    "/projects/{slug}/feedback",
+    response={200: s.FeedbackOut, 201: s.FeedbackOut, **ERRORS},
+    summary="Give feedback on a sample",
+)
 def feedback_create(request, slug: str, data: s.FeedbackIn):
     """The caller's own label and critique on a sample named by `sample_id` or `external_id`. Sending the same
     content again changes nothing (200); different content on a sample the caller already reviewed is a 409."""
@@ -204,7 +239,11 @@ def _judge_item(project: Project, data: s.JudgeIn) -> dict:
     return {"inputs": inputs, "output": data.outputs}
 
 
-@router.post("/projects/{slug}/judge", response={200: s.JudgeOut, 502: s.ErrorOut, 503: s.ErrorOut, **ERRORS}, summary="Judge one item")
+@router.post(
+    "/projects/{slug}/judge",
+    response={200: s.JudgeOut, 502: s.ErrorOut, 503: s.ErrorOut, **ERRORS},
+    summary="Judge one item",
+)
 def judge(request, slug: str, data: s.JudgeIn):
     """Judge one item with the aligned judge, synchronously. Stores nothing. A provider failure is a 502 with
     the provider's message."""
@@ -218,11 +257,16 @@ def judge(request, slug: str, data: s.JudgeIn):
         raise ApiError(503, str(error)) from None
     memory = result.memory
     return {
-        "verdict": result.verdict.value, "rationale": result.verdict.rationale,
+        "verdict": result.verdict.value,
+        "rationale": result.verdict.rationale,
         "principles": [{"id": p.id, "text": p.text} for p in memory.principles],
-        "examples": [{"feedback_id": e.feedback_id, "label": e.label, "similarity": e.similarity, "same_item": e.same_item}
-                     for e in memory.examples],
-        "memory_version": result.version, "provider": result.provider, "model": result.model,
+        "examples": [
+            {"feedback_id": e.feedback_id, "label": e.label, "similarity": e.similarity, "same_item": e.same_item}
+            for e in memory.examples
+        ],
+        "memory_version": result.version,
+        "provider": result.provider,
+        "model": result.model,
         "usage": result.verdict.usage.as_dict(),
     }
 
@@ -232,10 +276,19 @@ def judge(request, slug: str, data: s.JudgeIn):
 
 def _run_out(run: JudgeRun) -> dict:
     return {
-        "id": run.pk, "status": run.status, "scope": run.scope, "total": run.total, "done": run.done,
-        "failed": run.failed, "abstained": run.abstained, "percent": run.percent,
-        "memory_version": run.memory_version.number if run.memory_version else None, "figures": run.figures,
-        "error": run.error, "created_at": run.created_at, "finished_at": run.finished_at,
+        "id": run.pk,
+        "status": run.status,
+        "scope": run.scope,
+        "total": run.total,
+        "done": run.done,
+        "failed": run.failed,
+        "abstained": run.abstained,
+        "percent": run.percent,
+        "memory_version": run.memory_version.number if run.memory_version else None,
+        "figures": run.figures,
+        "error": run.error,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
     }
 
 
@@ -256,7 +309,9 @@ def run_start(request, slug: str, data: s.RunIn):
     if data.items:
         import_samples(project, io.BytesIO(_as_jsonl(data.items)), "request.jsonl", request.auth.user)
         external_ids = [str(item["external_id"]).strip() for item in data.items]  # the import validated them
-        sample_ids = list(Sample.objects.filter(project=project, external_id__in=external_ids).values_list("id", flat=True))
+        sample_ids = list(
+            Sample.objects.filter(project=project, external_id__in=external_ids).values_list("id", flat=True)
+        )
     try:
         run = runs.start(project, request.auth.user, data.scope, limit=data.limit, sample_ids=sample_ids)
     except runs.RunError as error:
@@ -270,15 +325,26 @@ def run_read(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
     return _run_out(_run(project, run_id))
 
 
-@router.get("/projects/{slug}/runs/{run_id}/verdicts", response={200: s.VerdictPage, **ERRORS}, summary="A run's verdicts")
+@router.get(
+    "/projects/{slug}/runs/{run_id}/verdicts", response={200: s.VerdictPage, **ERRORS}, summary="A run's verdicts"
+)
 def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int = Path(..., ge=1, le=s.MAX_ID)):
     project, _ = project_for(request, slug)
     run = _run(project, run_id)
     page = runs.verdict_page(runs.verdicts(run, query.filter), query.after, size=query.limit)
     items = [
-        {"sample_id": j.sample_id, "external_id": j.sample.external_id, "verdict": j.value or None,
-         "rationale": j.rationale, "error": j.error, "imported": j.sample.judge_value, "experts": j.expert_labels,
-         "principle_ids": j.principle_ids, "retrieved": j.retrieved, "usage": j.usage or {}}
+        {
+            "sample_id": j.sample_id,
+            "external_id": j.sample.external_id,
+            "verdict": j.value or None,
+            "rationale": j.rationale,
+            "error": j.error,
+            "imported": j.sample.judge_value,
+            "experts": j.expert_labels,
+            "principle_ids": j.principle_ids,
+            "retrieved": j.retrieved,
+            "usage": j.usage or {},
+        }
         for j in page.items
     ]
     return {"items": items, "next_after": page.next_after}
@@ -318,7 +384,12 @@ def version_list(request, slug: str, page: Query[s.PageQuery]):
 def metrics(request, slug: str):
     project, _ = project_for(request, slug)
     figures, experts = runs.imported_judge_agreement(project)
-    latest = JudgeRun.objects.select_related("memory_version").filter(project=project, status=JudgeRun.Status.DONE).order_by("-id").first()
+    latest = (
+        JudgeRun.objects.select_related("memory_version")
+        .filter(project=project, status=JudgeRun.Status.DONE)
+        .order_by("-id")
+        .first()
+    )
     return {
         "imported_judge": figures.as_dict() if figures else None,
         "reviewed_samples": len(experts.labels),

@@ -21,7 +21,14 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-DEFAULT = ("critique_to_retrievable", "retrieval_latency", "distill_burst", "import_50k", "working_memory_size", "background_embedding")
+DEFAULT = (
+    "critique_to_retrievable",
+    "retrieval_latency",
+    "distill_burst",
+    "import_50k",
+    "working_memory_size",
+    "background_embedding",
+)
 
 
 def available() -> list[str]:
@@ -30,7 +37,7 @@ def available() -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", help="benchmarks to run (default: %s, those present)" % ", ".join(DEFAULT))
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: {', '.join(DEFAULT)}, those present)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args()
     present = available()

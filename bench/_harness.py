@@ -48,6 +48,7 @@ CALLER_ENV = {name: os.environ[name] for name in ("DATABASE_URL", "REDIS_URL", "
 
 def command_line() -> str:
     """The exact command that is running, as typed from the repository root (with the environment that matters)."""
+
     def rel(path: str) -> str:
         try:
             return str(Path(path).absolute().relative_to(ROOT))
@@ -74,7 +75,9 @@ STARTED = time.monotonic()
 
 
 def footer() -> None:
-    print(f"\nwall time of the whole benchmark: {time.monotonic() - STARTED:.0f} s; load average at the end: {load_average()}")
+    print(
+        f"\nwall time of the whole benchmark: {time.monotonic() - STARTED:.0f} s; load average at the end: {load_average()}"
+    )
     sys.stdout.flush()
 
 
@@ -90,7 +93,9 @@ def percentile(values: list[float], q: float) -> float:
 def summary_ms(values_s: list[float]) -> str:
     """'p50 … ms, p95 … ms, max … ms (n=…)' for durations given in seconds."""
     ms = [v * 1000 for v in values_s]
-    return f"p50 {percentile(ms, 50):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms   max {max(ms):7.1f} ms   (n={len(ms)})"
+    return (
+        f"p50 {percentile(ms, 50):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms   max {max(ms):7.1f} ms   (n={len(ms)})"
+    )
 
 
 def wait_for(condition, timeout: float, message: str, interval: float = 0.05) -> float:
@@ -132,17 +137,54 @@ def review_records(count: int, seed: int = 11) -> tuple[list[dict], str, list[st
     records = [r for r in load_jsonl("feedbackqa") if (r.get("rationale") or "").strip() and r.get("outputs")]
     if len(records) >= count:
         random.Random(seed).shuffle(records)
-        return records[:count], records[0]["criterion"], records[0]["meta"]["label_space"], f"{SHARED_DATASETS}/feedbackqa.jsonl"
+        return (
+            records[:count],
+            records[0]["criterion"],
+            records[0]["meta"]["label_space"],
+            f"{SHARED_DATASETS}/feedbackqa.jsonl",
+        )
     rng = random.Random(seed)
-    words = ("visa quarantine vaccine travel test symptoms mask isolation booster clinic school workplace refund "
-             "border permit testing exposure fever household contact period days health advice official").split()
+    words = [
+        "visa",
+        "quarantine",
+        "vaccine",
+        "travel",
+        "test",
+        "symptoms",
+        "mask",
+        "isolation",
+        "booster",
+        "clinic",
+        "school",
+        "workplace",
+        "refund",
+        "border",
+        "permit",
+        "testing",
+        "exposure",
+        "fever",
+        "household",
+        "contact",
+        "period",
+        "days",
+        "health",
+        "advice",
+        "official",
+    ]
     generated = []
     for n in range(count):
         question = " ".join(rng.choice(words) for _ in range(rng.randint(6, 16))).capitalize() + "?"
         passage = " ".join(rng.choice(words) for _ in range(rng.randint(40, 140))).capitalize() + "."
         critique = " ".join(rng.choice(words) for _ in range(rng.randint(6, 20))).capitalize() + "."
-        generated.append({"id": f"generated-{n:05d}", "inputs": {"question": question}, "outputs": passage,
-                          "label": rng.choice(GENERATED_LABELS), "rationale": critique})
+        generated.append(
+            {
+                "id": f"generated-{n:05d}",
+                "inputs": {"question": question},
+                "outputs": passage,
+                "label": rng.choice(GENERATED_LABELS),
+                "rationale": critique,
+            }
+        )
     return generated, GENERATED_CRITERION, GENERATED_LABELS, "generated text (FeedbackQA not found)"
 
 
@@ -163,8 +205,16 @@ def _die_with_parent() -> None:
 class Environment:
     """A throwaway data folder, settings, database, Redis and Chroma server; worker subprocesses on demand."""
 
-    def __init__(self, name: str, *, database: bool = True, redis: bool = True, chroma: bool = True,
-                 env: dict[str, str] | None = None, keep: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        database: bool = True,
+        redis: bool = True,
+        chroma: bool = True,
+        env: dict[str, str] | None = None,
+        keep: bool = False,
+    ) -> None:
         self.name = name
         self.want_database, self.want_redis, self.want_chroma = database, redis, chroma
         self.extra_env = env or {}
@@ -244,8 +294,22 @@ class Environment:
     # -- workers -----------------------------------------------------------------------------------------------
 
     def worker_command(self, concurrency: int, pool: str) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", "memalign_site", "worker", "--pool", pool,
-                "--concurrency", str(concurrency), "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "-n", f"bench{len(self.workers)}@%h"]
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "memalign_site",
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
+            "-n",
+            f"bench{len(self.workers)}@%h",
+        ]
 
     def start_worker(self, concurrency: int = 2, pool: str = "prefork", timeout: float = 120) -> subprocess.Popen:
         """Start a `celery worker` subprocess with this environment; return once it answers pings."""
@@ -253,8 +317,14 @@ class Environment:
         log = self.data_dir / f"worker{len(self.workers)}.log"
         env = {**os.environ, "DATABASE_URL": self.database_url} if self.database_url else dict(os.environ)
         with log.open("wb") as handle:
-            process = subprocess.Popen(self.worker_command(concurrency, pool), cwd=ROOT, env=env,
-                                       stdout=handle, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            process = subprocess.Popen(
+                self.worker_command(concurrency, pool),
+                cwd=ROOT,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
         self.workers.append(process)
         self.worker_logs.append(log)
         started = time.monotonic()
@@ -277,7 +347,9 @@ class Environment:
                 break
             except Exception:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the worker did not answer within {timeout:.0f} s:\n{self.worker_log_tail()}") from None
+                    raise RuntimeError(
+                        f"the worker did not answer within {timeout:.0f} s:\n{self.worker_log_tail()}"
+                    ) from None
         # Prefork children load the embedding model as they start (worker_process_init); a few more round trips
         # (concurrent, so every child gets one) make sure none is still loading when the measurement starts.
         results = [ping.apply_async() for _ in range(8)]

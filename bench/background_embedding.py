@@ -51,25 +51,38 @@ def main() -> int:
         from reviews.projects import create_project
 
         owner = get_user_model().objects.create_user("bench-owner")
-        project = create_project(owner, name="Bench embedding", criterion=criterion, label_kind="categorical", categories=labels)
-        lines = [json.dumps({"external_id": f"e{n}", "inputs": r["inputs"], "outputs": r["outputs"]}) for n, r in enumerate(records)]
+        project = create_project(
+            owner, name="Bench embedding", criterion=criterion, label_kind="categorical", categories=labels
+        )
+        lines = [
+            json.dumps({"external_id": f"e{n}", "inputs": r["inputs"], "outputs": r["outputs"]})
+            for n, r in enumerate(records)
+        ]
         started = time.monotonic()
         import_samples(project, io.BytesIO("\n".join(lines).encode()), "bench.jsonl", owner)
         imported = time.monotonic()
         seconds = wait_for(lambda: not vectors.pending(project).exists(), args.timeout, "every sample's vector", 0.1)
 
-        parts = [part for sample in Sample.objects.filter(project=project) for part in vectors.sample_vector_parts(sample)]
+        parts = [
+            part for sample in Sample.objects.filter(project=project) for part in vectors.sample_vector_parts(sample)
+        ]
         tokens = sorted(token_counts(parts))
-        print(f"\n{args.count:,} samples imported in {imported - started:.1f} s; {len(parts):,} texts "
-              f"(tokens p50 {tokens[len(tokens) // 2]}, p90 {tokens[int(len(tokens) * 0.9)]}, over 256: "
-              f"{sum(t > 256 for t in tokens) / len(tokens):.0%}, cut there)")
-        print(f"  embedded in the background {seconds:.1f} s after the import returned: "
-              f"{len(parts) / seconds:.1f} texts/s ({args.count / seconds:.1f} samples/s); target ≥ 40 texts/s")
+        print(
+            f"\n{args.count:,} samples imported in {imported - started:.1f} s; {len(parts):,} texts "
+            f"(tokens p50 {tokens[len(tokens) // 2]}, p90 {tokens[int(len(tokens) * 0.9)]}, over 256: "
+            f"{sum(t > 256 for t in tokens) / len(tokens):.0%}, cut there)"
+        )
+        print(
+            f"  embedded in the background {seconds:.1f} s after the import returned: "
+            f"{len(parts) / seconds:.1f} texts/s ({args.count / seconds:.1f} samples/s); target ≥ 40 texts/s"
+        )
 
         t0 = time.monotonic()
         embed(parts)
         raw = time.monotonic() - t0
-        print(f"  the same texts in this process, one embed() call, worker idle: {raw:.1f} s, {len(parts) / raw:.1f} texts/s")
+        print(
+            f"  the same texts in this process, one embed() call, worker idle: {raw:.1f} s, {len(parts) / raw:.1f} texts/s"
+        )
     footer()
     return 0
 

@@ -80,14 +80,22 @@ class Poller(threading.Thread):
         self.cycles += 1
 
 
-def run_phase(name: str, records: list[dict], project, reviewer, interval: float, poll_interval: float, timeout: float) -> dict:
+def run_phase(
+    name: str, records: list[dict], project, reviewer, interval: float, poll_interval: float, timeout: float
+) -> dict:
     from memory import vectors as sample_vectors
     from reviews.feedback import save_feedback
     from reviews.models import Sample
 
     samples = [
-        Sample.objects.create(project=project, external_id=r["id"], inputs=r["inputs"], outputs=r["outputs"],
-                              judge_value="Excellent", judge_rationale="The passage answers the question.")
+        Sample.objects.create(
+            project=project,
+            external_id=r["id"],
+            inputs=r["inputs"],
+            outputs=r["outputs"],
+            judge_value="Excellent",
+            judge_rationale="The passage answers the question.",
+        )
         for r in records
     ]
     vectors = sample_vectors.for_samples(samples)  # stored as after an import; also the query vectors
@@ -110,8 +118,11 @@ def run_phase(name: str, records: list[dict], project, reviewer, interval: float
             save_offsets.append(t0 - started)
             poller.watch(feedback.pk, vector.tolist())
         saving = time.monotonic() - started
-        wait_for(lambda: poller.error is not None or len(poller.retrievable) == len(samples), timeout,
-                 f"{len(samples)} critiques to become retrievable ({name})")
+        wait_for(
+            lambda: poller.error is not None or len(poller.retrievable) == len(samples),
+            timeout,
+            f"{len(samples)} critiques to become retrievable ({name})",
+        )
         if poller.error is not None:
             raise poller.error
     finally:
@@ -120,9 +131,17 @@ def run_phase(name: str, records: list[dict], project, reviewer, interval: float
     latencies = [poller.retrievable[i] - saved_at[i] for i in saved_at]
     present = [poller.present[i] - saved_at[i] for i in saved_at]
     return {
-        "name": name, "count": len(samples), "saving_s": saving, "latencies": latencies, "present": present,
-        "save": save_seconds, "save_offsets": save_offsets, "cycles": poller.cycles, "started_wall": started_wall,
-        "all_done_s": max(poller.retrievable.values()) - started, "project": project,
+        "name": name,
+        "count": len(samples),
+        "saving_s": saving,
+        "latencies": latencies,
+        "present": present,
+        "save": save_seconds,
+        "save_offsets": save_offsets,
+        "cycles": poller.cycles,
+        "started_wall": started_wall,
+        "all_done_s": max(poller.retrievable.values()) - started,
+        "project": project,
     }
 
 
@@ -145,7 +164,13 @@ def step_costs(project, count: int = 30) -> dict[str, list[float]]:
     from reviews.models import Feedback
 
     ids = list(Feedback.objects.filter(project=project).order_by("id").values_list("pk", flat=True)[:count])
-    steps: dict[str, list[float]] = {"read the feedback": [], "read its stored vector": [], "episodic.collection()": [], "Chroma upsert": [], "in all": []}
+    steps: dict[str, list[float]] = {
+        "read the feedback": [],
+        "read its stored vector": [],
+        "episodic.collection()": [],
+        "Chroma upsert": [],
+        "in all": [],
+    }
     for feedback_id in ids:
         t0 = time.perf_counter()
         feedback = Feedback.objects.select_related("sample").get(pk=feedback_id)
@@ -155,9 +180,21 @@ def step_costs(project, count: int = 30) -> dict[str, list[float]]:
         t2 = time.perf_counter()
         store = episodic.collection(feedback.project_id)
         t3 = time.perf_counter()
-        store.upsert(ids=[str(feedback.pk)], embeddings=[vector.tolist()], documents=[text],
-                     metadatas=[{"sample_id": feedback.sample_id, "label": feedback.label, "author_id": feedback.author_id,
-                                 "project_id": feedback.project_id, "revision": feedback.revision, "scheme": sample_vectors.SCHEME}])
+        store.upsert(
+            ids=[str(feedback.pk)],
+            embeddings=[vector.tolist()],
+            documents=[text],
+            metadatas=[
+                {
+                    "sample_id": feedback.sample_id,
+                    "label": feedback.label,
+                    "author_id": feedback.author_id,
+                    "project_id": feedback.project_id,
+                    "revision": feedback.revision,
+                    "scheme": sample_vectors.SCHEME,
+                }
+            ],
+        )
         t4 = time.perf_counter()
         for name, a, b in zip(steps, (t0, t1, t2, t3, t0), (t1, t2, t3, t4, t4)):
             steps[name].append(b - a)
@@ -180,8 +217,10 @@ def main() -> int:
         env.start_worker(concurrency=args.concurrency, pool=args.pool)
         header("critique saved → retrievable in Chroma (through the real worker)", env)
         print(f"  samples: {source}; critique = the annotator's rationale; provider: offline (site default)")
-        print(f"  clock: from the save_feedback call to the first top-5 query (sample's own vector) returning the id;"
-              f" poll every {args.poll_ms:.0f} ms")
+        print(
+            f"  clock: from the save_feedback call to the first top-5 query (sample's own vector) returning the id;"
+            f" poll every {args.poll_ms:.0f} ms"
+        )
         sys.stdout.flush()
 
         from django.contrib.auth import get_user_model
@@ -192,22 +231,33 @@ def main() -> int:
         User = get_user_model()
         owner, reviewer = User.objects.create_user("bench-owner"), User.objects.create_user("bench-reviewer")
         phases = []
-        for n, (name, interval) in enumerate(((f"spaced, one every {args.interval * 1000:.0f} ms", args.interval), ("back-to-back", 0.0))):
-            project = create_project(owner, name=f"Bench retrievable {n}", criterion=criterion, label_kind="categorical", categories=labels)
+        for n, (name, interval) in enumerate(
+            ((f"spaced, one every {args.interval * 1000:.0f} ms", args.interval), ("back-to-back", 0.0))
+        ):
+            project = create_project(
+                owner, name=f"Bench retrievable {n}", criterion=criterion, label_kind="categorical", categories=labels
+            )
             Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
             chunk = records[n * args.count : (n + 1) * args.count]
             phases.append(run_phase(name, chunk, project, reviewer, interval, args.poll_ms / 1000, args.timeout))
             # Let the worker finish what the phase queued (regeneration) before the next phase starts.
             from memory import semantic
 
-            wait_for(lambda: not semantic.pending_feedback(project).exists(), args.timeout, "the phase's distillation", 0.2)
+            wait_for(
+                lambda project=project: not semantic.pending_feedback(project).exists(),
+                args.timeout,
+                "the phase's distillation",
+                0.2,
+            )
             time.sleep(1.0)
 
         print()
         for phase in phases:
-            print(f"{phase['name']}: {phase['count']} critiques saved in {phase['saving_s']:.1f} s, "
-                  f"all retrievable {phase['all_done_s']:.1f} s after the first save, "
-                  f"{phase['all_done_s'] - phase['save_offsets'][-1]:.1f} s after the last")
+            print(
+                f"{phase['name']}: {phase['count']} critiques saved in {phase['saving_s']:.1f} s, "
+                f"all retrievable {phase['all_done_s']:.1f} s after the first save, "
+                f"{phase['all_done_s'] - phase['save_offsets'][-1]:.1f} s after the last"
+            )
             print(f"  save → retrievable (query)   {summary_ms(phase['latencies'])}")
             print(f"  save → present (get by id)   {summary_ms(phase['present'])}")
             print(f"  save_feedback itself         {summary_ms(phase['save'])}")
@@ -217,9 +267,17 @@ def main() -> int:
                 if seconds < 0.25:
                     break
                 during = [w for w in windows if w[0] - 0.05 <= offset <= w[1] + 0.05]
-                print(f"    a save_feedback of {seconds * 1000:.0f} ms at t={offset:.1f} s"
-                      + (f", during a regeneration run ({during[0][0]:.1f}-{during[0][1]:.1f} s: {during[0][2]})" if during else ""))
-            print(f"  regeneration runs of the phase: " + "; ".join(f"{a:.1f}-{b:.1f} s {text}" for a, b, text in windows))
+                print(
+                    f"    a save_feedback of {seconds * 1000:.0f} ms at t={offset:.1f} s"
+                    + (
+                        f", during a regeneration run ({during[0][0]:.1f}-{during[0][1]:.1f} s: {during[0][2]})"
+                        if during
+                        else ""
+                    )
+                )
+            print(
+                "  regeneration runs of the phase: " + "; ".join(f"{a:.1f}-{b:.1f} s {text}" for a, b, text in windows)
+            )
         steps = step_costs(phases[-1]["project"])
         print("\nthe steps of storing a critique, one at a time, timed in this process with the worker idle:")
         for name, values in steps.items():

@@ -52,20 +52,30 @@ def idle(fake, project, timeout: float) -> None:
     raise TimeoutError("the project's regeneration did not settle")
 
 
-def burst(n: int, provider: str, records: list[dict], owner, reviewer, criterion: str, labels: list[str], fake, timeout: float) -> dict:
+def burst(
+    n: int, provider: str, records: list[dict], owner, reviewer, criterion: str, labels: list[str], fake, timeout: float
+) -> dict:
     from memory import episodic, semantic
     from memory.models import MemoryVersion, Principle
     from reviews.feedback import save_feedback
     from reviews.models import Membership, Role, Sample
     from reviews.projects import create_project
 
-    project = create_project(owner, name=f"Bench burst {provider} {n}", criterion=criterion, label_kind="categorical", categories=labels)
+    project = create_project(
+        owner, name=f"Bench burst {provider} {n}", criterion=criterion, label_kind="categorical", categories=labels
+    )
     project.provider = provider
     project.save(update_fields=["provider"])
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     samples = [
-        Sample.objects.create(project=project, external_id=r["id"], inputs=r["inputs"], outputs=r["outputs"],
-                              judge_value="Excellent", judge_rationale="The passage answers the question.")
+        Sample.objects.create(
+            project=project,
+            external_id=r["id"],
+            inputs=r["inputs"],
+            outputs=r["outputs"],
+            judge_value="Excellent",
+            judge_rationale="The passage answers the question.",
+        )
         for r in records[:n]
     ]
     if fake is not None:
@@ -77,29 +87,44 @@ def burst(n: int, provider: str, records: list[dict], owner, reviewer, criterion
     saving = time.monotonic() - started
     wait_for(lambda: not semantic.pending_feedback(project).exists(), timeout, f"{n} critiques distilled", 0.05)
     distilled = time.monotonic() - started
-    print(f"  burst of {n} ({provider}): saved in {saving:.2f} s, all distilled {distilled:.1f} s after the first save "
-          f"({distilled - saving:.1f} s after the last); {fake.tool_counts.get(DISTILL, 0) if fake else '-'} distillation calls, "
-          f"at most {fake.max_in_flight if fake else '-'} in flight", flush=True)
+    print(
+        f"  burst of {n} ({provider}): saved in {saving:.2f} s, all distilled {distilled:.1f} s after the first save "
+        f"({distilled - saving:.1f} s after the last); {fake.tool_counts.get(DISTILL, 0) if fake else '-'} distillation calls, "
+        f"at most {fake.max_in_flight if fake else '-'} in flight",
+        flush=True,
+    )
     wait_for(lambda: len(episodic.entries(project.pk)) == n, timeout, f"{n} episodic entries", 0.1)
     embedded = time.monotonic() - started
     idle(fake, project, timeout)  # consolidation may follow the last distillation in the same run
 
     tools = Counter(fake.tool_counts) if fake is not None else Counter()
-    first_call = min(r.received_at for r in fake.requests) - started_wall if fake is not None and fake.requests else None
+    first_call = (
+        min(r.received_at for r in fake.requests) - started_wall if fake is not None and fake.requests else None
+    )
     versions = list(MemoryVersion.objects.filter(project=project).order_by("number"))
     usage = Counter()
     for version in versions:
         usage.update({k: v for k, v in (version.usage or {}).items() if isinstance(v, int)})
     return {
-        "n": n, "provider": provider, "saving_s": saving, "distilled_s": distilled, "embedded_s": embedded,
-        "max_in_flight": fake.max_in_flight if fake is not None else None, "concurrency": project.provider_concurrency,
-        "distill_calls": tools.get(DISTILL, 0), "tools": dict(tools), "first_call_s": first_call,
+        "n": n,
+        "provider": provider,
+        "saving_s": saving,
+        "distilled_s": distilled,
+        "embedded_s": embedded,
+        "max_in_flight": fake.max_in_flight if fake is not None else None,
+        "concurrency": project.provider_concurrency,
+        "distill_calls": tools.get(DISTILL, 0),
+        "tools": dict(tools),
+        "first_call_s": first_call,
         "versions": Counter(f"{v.trigger}{'' if v.status == 'ok' else ' (' + v.status + ')'}" for v in versions),
-        "usage": dict(usage), "principles": Principle.objects.filter(project=project, retired=False).count(),
+        "usage": dict(usage),
+        "principles": Principle.objects.filter(project=project, retired=False).count(),
     }
 
 
-def imported(n: int, records: list[dict], owner, reviewer, criterion: str, labels: list[str], fake, timeout: float) -> dict:
+def imported(
+    n: int, records: list[dict], owner, reviewer, criterion: str, labels: list[str], fake, timeout: float
+) -> dict:
     """n critiques arriving at once, as one import (what MLflow's optimizer is handed): time to all distilled."""
     import io
     import json
@@ -109,22 +134,44 @@ def imported(n: int, records: list[dict], owner, reviewer, criterion: str, label
     from reviews.models import Membership, Role
     from reviews.projects import create_project
 
-    project = create_project(owner, name=f"Bench import {n}", criterion=criterion, label_kind="categorical", categories=labels)
+    project = create_project(
+        owner, name=f"Bench import {n}", criterion=criterion, label_kind="categorical", categories=labels
+    )
     project.provider = "anthropic"
     project.save(update_fields=["provider"])
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
-    lines = [json.dumps({"external_id": f"imp-{i}-{r['id']}", "inputs": r["inputs"], "outputs": r["outputs"],
-                         "expert_label": r["label"], "expert_critique": r["rationale"], "reviewer": reviewer.username})
-             for i, r in enumerate(records[:n])]
+    lines = [
+        json.dumps(
+            {
+                "external_id": f"imp-{i}-{r['id']}",
+                "inputs": r["inputs"],
+                "outputs": r["outputs"],
+                "expert_label": r["label"],
+                "expert_critique": r["rationale"],
+                "reviewer": reviewer.username,
+            }
+        )
+        for i, r in enumerate(records[:n])
+    ]
     fake.reset()
     import_samples(project, io.BytesIO("\n".join(lines).encode()), "burst.jsonl", owner)
     started = time.monotonic()  # the import has committed: from here on, the memory's work
-    wait_for(lambda: not semantic.pending_feedback(project).exists(), timeout, f"{n} imported critiques distilled", 0.05)
+    wait_for(
+        lambda: not semantic.pending_feedback(project).exists(), timeout, f"{n} imported critiques distilled", 0.05
+    )
     distilled = time.monotonic() - started
-    result = {"n": n, "distilled_s": distilled, "distill_calls": fake.tool_counts.get(DISTILL, 0),
-              "max_in_flight": fake.max_in_flight, "concurrency": project.provider_concurrency}
-    print(f"  import of {n}: all distilled {distilled:.1f} s after the import committed; {result['distill_calls']} "
-          f"distillation calls, at most {result['max_in_flight']} in flight (project concurrency {result['concurrency']})", flush=True)
+    result = {
+        "n": n,
+        "distilled_s": distilled,
+        "distill_calls": fake.tool_counts.get(DISTILL, 0),
+        "max_in_flight": fake.max_in_flight,
+        "concurrency": project.provider_concurrency,
+    }
+    print(
+        f"  import of {n}: all distilled {distilled:.1f} s after the import committed; {result['distill_calls']} "
+        f"distillation calls, at most {result['max_in_flight']} in flight (project concurrency {result['concurrency']})",
+        flush=True,
+    )
     idle(fake, project, timeout)
     return result
 
@@ -134,7 +181,9 @@ def main() -> int:
     parser.add_argument("--bursts", default="10,100,300", help="burst sizes, comma-separated")
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the fake server takes per request")
     parser.add_argument("--imported", type=int, default=0, help="also n critiques arriving as one import (0: none)")
-    parser.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True, help="also a 100-burst, offline provider")
+    parser.add_argument(
+        "--offline", action=argparse.BooleanOptionalAction, default=True, help="also a 100-burst, offline provider"
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2, as `make run`)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per burst")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
@@ -143,7 +192,9 @@ def main() -> int:
 
     from tests.fake_anthropic import FakeAnthropic
 
-    records, criterion, labels, source = review_records(sum(sizes) + (100 if args.offline else 0) + args.imported, seed=23)
+    records, criterion, labels, source = review_records(
+        sum(sizes) + (100 if args.offline else 0) + args.imported, seed=23
+    )
     with FakeAnthropic(latency=args.latency) as fake:
         env_vars = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.url}
         with Environment("distill", env=env_vars, keep=args.keep) as env:
@@ -154,11 +205,15 @@ def main() -> int:
             header("critique bursts → distillation calls (fake Anthropic server)", env)
             batch = settings.MEMALIGN_DISTILL_BATCH_SIZE
             print(f"  fake Messages API at {fake.url}, {args.latency * 1000:.0f} ms per request; samples: {source}")
-            print(f"  settings: MEMALIGN_DISTILL_BATCH_SIZE={batch}, MEMALIGN_DISTILL_BATCH_TOKENS={settings.MEMALIGN_DISTILL_BATCH_TOKENS}, "
-                  f"quiet {settings.MEMALIGN_DISTILL_QUIET_SECONDS:.1f} s, dispatch delay {settings.MEMALIGN_DISTILL_DELAY_SECONDS:.1f} s, "
-                  f"consolidate every {settings.MEMALIGN_CONSOLIDATE_EVERY} distillations")
+            print(
+                f"  settings: MEMALIGN_DISTILL_BATCH_SIZE={batch}, MEMALIGN_DISTILL_BATCH_TOKENS={settings.MEMALIGN_DISTILL_BATCH_TOKENS}, "
+                f"quiet {settings.MEMALIGN_DISTILL_QUIET_SECONDS:.1f} s, dispatch delay {settings.MEMALIGN_DISTILL_DELAY_SECONDS:.1f} s, "
+                f"consolidate every {settings.MEMALIGN_CONSOLIDATE_EVERY} distillations"
+            )
             sys.stdout.flush()
-            if settings.MEMALIGN_PROVIDER != "anthropic" or not settings.ANTHROPIC_BASE_URL.startswith("http://127.0.0.1:"):
+            if settings.MEMALIGN_PROVIDER != "anthropic" or not settings.ANTHROPIC_BASE_URL.startswith(
+                "http://127.0.0.1:"
+            ):
                 raise RuntimeError("the settings did not keep the fake server's key and URL")
 
             User = get_user_model()
@@ -168,7 +223,17 @@ def main() -> int:
             for n, provider in runs:
                 chunk = records[offset : offset + n]
                 offset += n
-                result = burst(n, provider, chunk, owner, reviewer, criterion, labels, fake if provider == "anthropic" else None, args.timeout)
+                result = burst(
+                    n,
+                    provider,
+                    chunk,
+                    owner,
+                    reviewer,
+                    criterion,
+                    labels,
+                    fake if provider == "anthropic" else None,
+                    args.timeout,
+                )
                 results.append(result)
                 print(f"  burst of {n} ({provider}): distilled {result['distilled_s']:.1f} s after the first save")
                 sys.stdout.flush()
@@ -185,22 +250,30 @@ def main() -> int:
         print()
         violations = []
         for r in results:
-            print(f"burst of {r['n']}, provider {r['provider']}: saved in {r['saving_s']:.2f} s; "
-                  f"all distilled {r['distilled_s']:.1f} s after the first save, {r['distilled_s'] - r['saving_s']:.1f} s "
-                  f"after the last; all retrievable {r['embedded_s']:.1f} s after the first save")
+            print(
+                f"burst of {r['n']}, provider {r['provider']}: saved in {r['saving_s']:.2f} s; "
+                f"all distilled {r['distilled_s']:.1f} s after the first save, {r['distilled_s'] - r['saving_s']:.1f} s "
+                f"after the last; all retrievable {r['embedded_s']:.1f} s after the first save"
+            )
             if r["provider"] == "anthropic":
                 bound = math.ceil(r["n"] / batch) + 1
                 verdict = "within" if 1 <= r["distill_calls"] <= bound else "BOUND VIOLATED"
                 if verdict != "within" or r["max_in_flight"] > r["concurrency"]:
                     violations.append(r["n"])
                 others = {k: v for k, v in r["tools"].items() if k != DISTILL}
-                print(f"  calls in flight at the server: at most {r['max_in_flight']} (project concurrency {r['concurrency']})")
-                print(f"  distillation calls ({DISTILL}): {r['distill_calls']}  (bound ceil({r['n']}/{batch}) + 1 = {bound}: {verdict}); "
-                      f"other calls: {others or 'none'}; first call {r['first_call_s']:.1f} s after the first save")
+                print(
+                    f"  calls in flight at the server: at most {r['max_in_flight']} (project concurrency {r['concurrency']})"
+                )
+                print(
+                    f"  distillation calls ({DISTILL}): {r['distill_calls']}  (bound ceil({r['n']}/{batch}) + 1 = {bound}: {verdict}); "
+                    f"other calls: {others or 'none'}; first call {r['first_call_s']:.1f} s after the first save"
+                )
                 u = r["usage"]
-                print(f"  MemoryVersion.usage summed: {u.get('calls', 0)} calls, input {u.get('input_tokens', 0):,}, "
-                      f"output {u.get('output_tokens', 0):,}, cache read {u.get('cache_read_tokens', 0):,}, "
-                      f"cache creation {u.get('cache_creation_tokens', 0):,} tokens")
+                print(
+                    f"  MemoryVersion.usage summed: {u.get('calls', 0)} calls, input {u.get('input_tokens', 0):,}, "
+                    f"output {u.get('output_tokens', 0):,}, cache read {u.get('cache_read_tokens', 0):,}, "
+                    f"cache creation {u.get('cache_creation_tokens', 0):,} tokens"
+                )
             print(f"  versions: {dict(r['versions'])}; active principles: {r['principles']}")
         footer()
         if violations:

@@ -157,9 +157,13 @@ def run_dataset(name: str, args: argparse.Namespace) -> None:
     groups = [r.group for r in records]
     base = baselines(labels)
     print(f"\n## {name}: {len(records)} records, {len(set(groups))} groups, k={args.k}")
-    print(f"baselines: majority class {base['majority_class']:.3f}, chance agreement {base['chance_agreement']:.3f}; "
-          f"one standard error of an accuracy near 0.5: ±{0.5 / np.sqrt(len(records)):.3f}")
-    print("| mode | majority vote | weighted vote | balanced acc (weighted) | neighbour agreement | texts/s | tokens/s | truncated |")
+    print(
+        f"baselines: majority class {base['majority_class']:.3f}, chance agreement {base['chance_agreement']:.3f}; "
+        f"one standard error of an accuracy near 0.5: ±{0.5 / np.sqrt(len(records)):.3f}"
+    )
+    print(
+        "| mode | majority vote | weighted vote | balanced acc (weighted) | neighbour agreement | texts/s | tokens/s | truncated |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for mode in args.modes:
         texts = [example_text(r.inputs, r.output, mode) for r in records]
@@ -177,8 +181,11 @@ def run_dataset(name: str, args: argparse.Namespace) -> None:
             print(f"    ({mode}: {ordinal_extras(records, result['predictions'], choices)})")
         if mode == args.sharpen_mode:
             sweep = {p: scores(labels, index, sims, choices, p)["weighted_vote"] for p in SHARPEN_GRID}
-            print(f"    ({mode}: weighted-vote accuracy by sharpening exponent: "
-                  + ", ".join(f"{p:g} -> {acc:.3f}" for p, acc in sweep.items()) + ")")
+            print(
+                f"    ({mode}: weighted-vote accuracy by sharpening exponent: "
+                + ", ".join(f"{p:g} -> {acc:.3f}" for p, acc in sweep.items())
+                + ")"
+            )
 
 
 def measure_throughput(data_dir: Path) -> None:
@@ -193,8 +200,10 @@ def measure_throughput(data_dir: Path) -> None:
         start = time.perf_counter()
         embed(texts)
         seconds = time.perf_counter() - start
-        print(f"{name}: {len(texts)} texts, {tokens / len(texts):.0f} tokens each on average: "
-              f"{len(texts) / seconds:.0f} texts/s, {tokens / seconds:.0f} tokens/s")
+        print(
+            f"{name}: {len(texts)} texts, {tokens / len(texts):.0f} tokens each on average: "
+            f"{len(texts) / seconds:.0f} texts/s, {tokens / seconds:.0f} tokens/s"
+        )
     latencies = []
     for critique in critiques[:50]:
         start = time.perf_counter()

@@ -43,23 +43,34 @@ def measure(name: str, limit: int, owner, reviewer, svg_dir: Path | None) -> flo
     result = record.result
     base = result["baselines"]
     print(f"\n### {name}: {len(rows)} reviewed samples ({result['train']} train, {result['test']} test)\n")
-    print(f"Evaluation {seconds:.1f} s (embedding the samples beforehand: {embedding:.1f} s); "
-          f"{len(result['points'])} points. Baselines on the test items: majority label ({base['majority_label']}) "
-          f"{fmt(base['majority'])}, imported judge {fmt(base['imported_judge'])}.{' ' + ' '.join(result['notes']) if result['notes'] else ''}\n")
+    print(
+        f"Evaluation {seconds:.1f} s (embedding the samples beforehand: {embedding:.1f} s); "
+        f"{len(result['points'])} points. Baselines on the test items: majority label ({base['majority_label']}) "
+        f"{fmt(base['majority'])}, imported judge {fmt(base['imported_judge'])}.{' ' + ' '.join(result['notes']) if result['notes'] else ''}\n"
+    )
     print("| critiques learned | test, episodic | test, both | seen, episodic | seen, both | test kappa (both) |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     by = {(p["curve"], p["variant"], p["split"], p["shard"]): p for p in result["points"]}
     for shard in sorted({p["shard"] for p in result["points"] if p["curve"] == "heldout"}):
-        cells = [by.get(("heldout", v, s, shard)) for s, v in (("test", "episodic"), ("test", "both"), ("seen", "episodic"), ("seen", "both"))]
+        cells = [
+            by.get(("heldout", v, s, shard))
+            for s, v in (("test", "episodic"), ("test", "both"), ("seen", "episodic"), ("seen", "both"))
+        ]
         kappa = by.get(("heldout", "both", "test", shard))
-        print(f"| {shard} | " + " | ".join(fmt(c["exact_match"]) if c else "—" for c in cells) + f" | {fmt(kappa['kappa'] if kappa else None)} |")
+        print(
+            f"| {shard} | "
+            + " | ".join(fmt(c["exact_match"]) if c else "—" for c in cells)
+            + f" | {fmt(kappa['kappa'] if kappa else None)} |"
+        )
     print("\nPrequential (each shard judged before it is learned):\n")
     print("| learned before | judged (n) | exact match | kappa |")
     print("| ---: | ---: | ---: | ---: |")
     for p in (p for p in result["points"] if p["curve"] == "prequential"):
         print(f"| {p['shard']} | {p['n']} | {fmt(p['exact_match'])} | {fmt(p['kappa'])} |")
     none = [p for p in result["points"] if p["variant"] in ("none", "semantic")]
-    print(f"\nVariants none and semantic: {sum(p['abstained'] for p in none)} of {sum(p['n'] for p in none)} verdicts abstained.")
+    print(
+        f"\nVariants none and semantic: {sum(p['abstained'] for p in none)} of {sum(p['n'] for p in none)} verdicts abstained."
+    )
     if svg_dir:
         svg_dir.mkdir(parents=True, exist_ok=True)
         for curve in ("heldout", "prequential"):

@@ -56,8 +56,32 @@ def rss_mb() -> float:
 def generate(rows: int, start: int = 0, seed: int = 7) -> bytes:
     """Return a JSONL file of `rows` realistic judge outputs (about 0.9 KB each)."""
     rng = random.Random(seed + start)
-    words = ("refund order delivery account password invoice shipping broken late charge cancel upgrade support "
-             "apologise sorry thanks please weekend tomorrow confirm reference escalate manager policy").split()
+    words = [
+        "refund",
+        "order",
+        "delivery",
+        "account",
+        "password",
+        "invoice",
+        "shipping",
+        "broken",
+        "late",
+        "charge",
+        "cancel",
+        "upgrade",
+        "support",
+        "apologise",
+        "sorry",
+        "thanks",
+        "please",
+        "weekend",
+        "tomorrow",
+        "confirm",
+        "reference",
+        "escalate",
+        "manager",
+        "policy",
+    ]
     out = io.StringIO()
     for n in range(start, start + rows):
         question = " ".join(rng.choice(words) for _ in range(rng.randint(10, 30)))
@@ -93,6 +117,7 @@ def main() -> None:
 
     old = setup_django(args.keep)
     from django.conf import settings
+    from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
 
@@ -100,11 +125,12 @@ def main() -> None:
     from reviews.importers import import_samples
     from reviews.models import Feedback, Membership, Role, Sample
     from reviews.projects import create_project
-    from django.contrib.auth import get_user_model
 
     print(f"command: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
-    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}"
-          + (" (DATABASE_URL set)" if os.environ.get("DATABASE_URL") else " (SQLite default)"))
+    print(
+        f"database: {connection.vendor} {connection.settings_dict['NAME']}"
+        + (" (DATABASE_URL set)" if os.environ.get("DATABASE_URL") else " (SQLite default)")
+    )
     try:
         User = get_user_model()
         owner = User.objects.create_user("bench-owner")
@@ -123,9 +149,11 @@ def main() -> None:
         summary = import_samples(project, io.BytesIO(data), "bench.jsonl", owner, progress=progress.append)
         wall = time.perf_counter() - started
         peak = rss_mb()
-        print(f"\nimport of {args.rows:,} rows ({len(data) / 1e6:.1f} MB JSONL): {wall:.2f} s wall, "
-              f"{args.rows / wall:,.0f} rows/s; peak RSS {peak:.0f} MB (was {before:.0f} MB before the import, "
-              f"+{peak - before:.0f} MB); {summary.message()}")
+        print(
+            f"\nimport of {args.rows:,} rows ({len(data) / 1e6:.1f} MB JSONL): {wall:.2f} s wall, "
+            f"{args.rows / wall:,.0f} rows/s; peak RSS {peak:.0f} MB (was {before:.0f} MB before the import, "
+            f"+{peak - before:.0f} MB); {summary.message()}"
+        )
         print(f"  progress messages: {len(progress)} ({progress[0]!r} … {progress[-1]!r})")
 
         started = time.perf_counter()
@@ -145,16 +173,25 @@ def main() -> None:
             share = (0.6, 0.3, 0.05)[index]  # one busy reviewer, one halfway, one just started
             for sample_id, judge in rng.sample(ids, int(len(ids) * share)):
                 label = judge if rng.random() < 0.8 else ("fail" if judge == "pass" else "pass")
-                feedback.append(Feedback(project=project, sample_id=sample_id, author=user, label=label,
-                                         critique="" if label == judge else "The tone misses the customer's worry.",
-                                         agrees_with_judge=label == judge))
+                feedback.append(
+                    Feedback(
+                        project=project,
+                        sample_id=sample_id,
+                        author=user,
+                        label=label,
+                        critique="" if label == judge else "The tone misses the customer's worry.",
+                        agrees_with_judge=label == judge,
+                    )
+                )
         Feedback.objects.bulk_create(feedback, batch_size=5_000)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("VACUUM ANALYZE")  # what autovacuum does to a table soon after a bulk load
         total = Sample.objects.filter(project=project).count()
-        print(f"\nqueue at {total:,} samples, {len(feedback):,} feedback from 3 reviewers "
-              f"(the timed reviewer has reviewed {int(len(ids) * 0.3):,}); median of 7 runs:")
+        print(
+            f"\nqueue at {total:,} samples, {len(feedback):,} feedback from 3 reviewers "
+            f"(the timed reviewer has reviewed {int(len(ids) * 0.3):,}); median of 7 runs:"
+        )
 
         me = reviewers[1]
         todo = queue.QueueQuery(filter="todo")
@@ -188,11 +225,17 @@ def main() -> None:
         def neighbours():
             return queue.neighbours(project, me, todo, ids[len(ids) // 2][0])
 
-        for name, fn in [("first page (needs my review)", first_page), ("deep page, 90% in (keyset)", deep_page),
-                         ("deep page, all samples", deep_page_all), ("previous page from the end", previous_page),
-                         ("first page of 'disagree'", disagree_page), ("counts of all 6 filters", counts),
-                         ("counts with a text search", counts_search), ("first page of a text search", search_page),
-                         ("previous/next of one sample", neighbours)]:
+        for name, fn in [
+            ("first page (needs my review)", first_page),
+            ("deep page, 90% in (keyset)", deep_page),
+            ("deep page, all samples", deep_page_all),
+            ("previous page from the end", previous_page),
+            ("first page of 'disagree'", disagree_page),
+            ("counts of all 6 filters", counts),
+            ("counts with a text search", counts_search),
+            ("first page of a text search", search_page),
+            ("previous/next of one sample", neighbours),
+        ]:
             ms, result = timed(fn)
             detail = f"{len(result.items)} rows" if hasattr(result, "items") and not isinstance(result, dict) else ""
             if isinstance(result, dict):
@@ -201,10 +244,12 @@ def main() -> None:
 
         client = Client()
         client.force_login(me)
-        for name, url in [("GET queue page (HTTP, whole page)", f"/p/{project.slug}/queue/"),
-                          ("GET deep queue page (HTTP)", f"/p/{project.slug}/queue/?after={deep_after}"),
-                          ("GET review page (HTTP)", f"/p/{project.slug}/samples/{ids[len(ids) // 2][0]}/")]:
-            ms, response = timed(lambda: client.get(url))
+        for name, url in [
+            ("GET queue page (HTTP, whole page)", f"/p/{project.slug}/queue/"),
+            ("GET deep queue page (HTTP)", f"/p/{project.slug}/queue/?after={deep_after}"),
+            ("GET review page (HTTP)", f"/p/{project.slug}/samples/{ids[len(ids) // 2][0]}/"),
+        ]:
+            ms, response = timed(lambda url=url: client.get(url))
             assert response.status_code == 200, (url, response.status_code)
             print(f"  {name:32s} {ms:8.1f} ms")
         print(f"\npeak RSS of the whole run: {rss_mb():.0f} MB")

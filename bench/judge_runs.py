@@ -40,7 +40,9 @@ WORDS = ("parcel", "refund", "invoice", "password", "delivery", "warranty", "dis
 
 def sample_text(i: int) -> tuple[dict, str]:
     word = WORDS[i % len(WORDS)]
-    return {"question": f"Customer {i} asks about their {word}: order {i * 7 % 9973} is late."}, f"Reply {i}: we are sorry about your {word}."
+    return {
+        "question": f"Customer {i} asks about their {word}: order {i * 7 % 9973} is late."
+    }, f"Reply {i}: we are sorry about your {word}."
 
 
 def make_project(owner, reviewer, samples: int, stored: int, principles: int, provider: str, concurrency: int = 8):
@@ -49,8 +51,13 @@ def make_project(owner, reviewer, samples: int, stored: int, principles: int, pr
     from memory.models import Principle
     from reviews.models import Feedback, Membership, Project, Sample
 
-    project = Project.objects.create(name=f"bench {time.monotonic_ns()}", slug=f"bench-{time.monotonic_ns()}",
-                                     criterion="Is the reply helpful?", provider=provider, provider_concurrency=concurrency)
+    project = Project.objects.create(
+        name=f"bench {time.monotonic_ns()}",
+        slug=f"bench-{time.monotonic_ns()}",
+        criterion="Is the reply helpful?",
+        provider=provider,
+        provider_concurrency=concurrency,
+    )
     Membership.objects.create(project=project, user=owner, role="owner")
     Membership.objects.create(project=project, user=reviewer, role="reviewer")
     rows = []
@@ -60,8 +67,14 @@ def make_project(owner, reviewer, samples: int, stored: int, principles: int, pr
     created = Sample.objects.bulk_create(rows, batch_size=2_000)
     created = list(Sample.objects.filter(project=project).order_by("id"))
     feedback = Feedback.objects.bulk_create(
-        [Feedback(project=project, sample=s, author=reviewer, label="fail" if i % 3 else "pass", critique=f"Critique {i}.")
-         for i, s in enumerate(created[:stored])], batch_size=2_000)
+        [
+            Feedback(
+                project=project, sample=s, author=reviewer, label="fail" if i % 3 else "pass", critique=f"Critique {i}."
+            )
+            for i, s in enumerate(created[:stored])
+        ],
+        batch_size=2_000,
+    )
     feedback = list(Feedback.objects.filter(project=project).order_by("id"))
     rng = np.random.default_rng(5)
     store = episodic.collection(project.pk)
@@ -69,10 +82,30 @@ def make_project(owner, reviewer, samples: int, stored: int, principles: int, pr
         part = feedback[start : start + 1_000]
         vectors = rng.normal(size=(len(part), 384)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        store.upsert(ids=[str(f.pk) for f in part], embeddings=vectors.tolist(),
-                     metadatas=[{"sample_id": f.sample_id, "label": f.label, "author_id": f.author_id, "project_id": project.pk, "revision": 1} for f in part])
-    Principle.objects.bulk_create([Principle(project=project, text=f"Principle {i}: when the {WORDS[i % 10]} is late, say when it arrives. " * 2, origin="manual")
-                                   for i in range(principles)])
+        store.upsert(
+            ids=[str(f.pk) for f in part],
+            embeddings=vectors.tolist(),
+            metadatas=[
+                {
+                    "sample_id": f.sample_id,
+                    "label": f.label,
+                    "author_id": f.author_id,
+                    "project_id": project.pk,
+                    "revision": 1,
+                }
+                for f in part
+            ],
+        )
+    Principle.objects.bulk_create(
+        [
+            Principle(
+                project=project,
+                text=f"Principle {i}: when the {WORDS[i % 10]} is late, say when it arrives. " * 2,
+                origin="manual",
+            )
+            for i in range(principles)
+        ]
+    )
     return project
 
 
@@ -84,14 +117,18 @@ def embed_all(project) -> str:
     while count := vectors.embed_pending(project):
         embedded += count
     elapsed = time.monotonic() - started
-    return f"{embedded:,} samples embedded beforehand in {elapsed:.1f} s ({embedded / max(elapsed, 1e-9):.0f} per second)"
+    return (
+        f"{embedded:,} samples embedded beforehand in {elapsed:.1f} s ({embedded / max(elapsed, 1e-9):.0f} per second)"
+    )
 
 
 def users():
     from django.contrib.auth import get_user_model
 
     User = get_user_model()
-    return User.objects.create_user(f"owner{time.monotonic_ns()}"), User.objects.create_user(f"reviewer{time.monotonic_ns()}")
+    return User.objects.create_user(f"owner{time.monotonic_ns()}"), User.objects.create_user(
+        f"reviewer{time.monotonic_ns()}"
+    )
 
 
 def overhead(args) -> None:
@@ -101,16 +138,20 @@ def overhead(args) -> None:
         header("aligned judge: memory overhead per verdict (offline provider, in process)", env)
         owner, reviewer = users()
         project = make_project(owner, reviewer, args.stored + args.judged, args.stored, args.principles, "offline")
-        print(f"  {args.stored:,} stored examples, {args.principles:,} principles, judging {args.judged:,} unreviewed samples "
-              f"in chunks of {runs.CHUNK_SIZE}; retrieval k={project.retrieval_k}")
+        print(
+            f"  {args.stored:,} stored examples, {args.principles:,} principles, judging {args.judged:,} unreviewed samples "
+            f"in chunks of {runs.CHUNK_SIZE}; retrieval k={project.retrieval_k}"
+        )
         from memory import vectors
 
         started = time.monotonic()
         embedded = 0
         while count := vectors.embed_pending(project):  # what the background task does after an import
             embedded += count
-        print(f"  samples embedded beforehand (as embed_samples does after import): {embedded:,} in "
-              f"{time.monotonic() - started:.1f} s ({embedded / (time.monotonic() - started):.0f} per second, short texts)")
+        print(
+            f"  samples embedded beforehand (as embed_samples does after import): {embedded:,} in "
+            f"{time.monotonic() - started:.1f} s ({embedded / (time.monotonic() - started):.0f} per second, short texts)"
+        )
         for busy in (False, True):
             spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
             try:
@@ -128,9 +169,11 @@ def overhead(args) -> None:
                     spinner.wait()
             run.refresh_from_db()
             label = "other core busy" if busy else "at rest"
-            print(f"  {label}: {run.done:,} verdicts in {total:.1f} s; per verdict (chunk time / chunk size, over "
-                  f"{len(per_sample)} chunks): p50 {percentile(per_sample, 50) * 1000:.1f} ms, p95 {percentile(per_sample, 95) * 1000:.1f} ms, "
-                  f"max {max(per_sample) * 1000:.1f} ms")
+            print(
+                f"  {label}: {run.done:,} verdicts in {total:.1f} s; per verdict (chunk time / chunk size, over "
+                f"{len(per_sample)} chunks): p50 {percentile(per_sample, 50) * 1000:.1f} ms, p95 {percentile(per_sample, 95) * 1000:.1f} ms, "
+                f"max {max(per_sample) * 1000:.1f} ms"
+            )
             sys.stdout.flush()
             from memory.models import JudgeRun
 
@@ -149,7 +192,11 @@ def throughput(args) -> None:
             env.start_worker(concurrency=2)
             header(f"aligned judge: throughput against a fake model answering in {args.latency:g} s", env)
             owner, reviewer = users()
-            for workers, concurrency, samples in ((1, 8, args.samples), (2, 16, 2 * args.samples), (2, 8, args.samples)):
+            for workers, concurrency, samples in (
+                (1, 8, args.samples),
+                (2, 16, 2 * args.samples),
+                (2, 8, args.samples),
+            ):
                 while len(env.workers) < workers:
                     env.start_worker(concurrency=2)
                 project = make_project(owner, reviewer, samples, 20, 20, "anthropic", concurrency)
@@ -161,9 +208,11 @@ def throughput(args) -> None:
                     time.sleep(0.2)
                 elapsed = time.monotonic() - started
                 run.refresh_from_db()
-                print(f"  {workers} worker(s), project concurrency {concurrency}: {run.done:,} verdicts ({run.failed} failed) in "
-                      f"{elapsed:.1f} s = {run.done / elapsed:.2f} verdicts/s (ideal {concurrency / args.latency:g}); "
-                      f"most requests in flight at the server: {fake.max_in_flight}")
+                print(
+                    f"  {workers} worker(s), project concurrency {concurrency}: {run.done:,} verdicts ({run.failed} failed) in "
+                    f"{elapsed:.1f} s = {run.done / elapsed:.2f} verdicts/s (ideal {concurrency / args.latency:g}); "
+                    f"most requests in flight at the server: {fake.max_in_flight}"
+                )
                 sys.stdout.flush()
 
 
@@ -184,7 +233,9 @@ def scale(args) -> None:
                 time.sleep(0.5)
             elapsed = time.monotonic() - started
             run.refresh_from_db()
-            print(f"  {size:,} samples: {run.status}, {run.done:,} verdicts in {elapsed:.1f} s ({size / elapsed:.0f} per second)")
+            print(
+                f"  {size:,} samples: {run.status}, {run.done:,} verdicts in {elapsed:.1f} s ({size / elapsed:.0f} per second)"
+            )
             sys.stdout.flush()
 
 

@@ -43,8 +43,14 @@ def record_text(record: dict) -> str:
     """The text the product embeds for a record's sample: Sample.inputs_text() + output, via example_text."""
     from memory.embeddings import example_text
 
-    inputs = record["inputs"] if isinstance(record["inputs"], str) else json.dumps(record["inputs"], indent=2, ensure_ascii=False)
-    output = record.get("outputs") or f"Output A:\n{record.get('output_a', '')}\n\nOutput B:\n{record.get('output_b', '')}"
+    inputs = (
+        record["inputs"]
+        if isinstance(record["inputs"], str)
+        else json.dumps(record["inputs"], indent=2, ensure_ascii=False)
+    )
+    output = (
+        record.get("outputs") or f"Output A:\n{record.get('output_a', '')}\n\nOutput B:\n{record.get('output_b', '')}"
+    )
     return example_text(inputs, output)
 
 
@@ -58,16 +64,50 @@ def texts(real: int, queries: int, seed: int) -> tuple[list[str], list[str], lis
         chosen = [pool[i] for i in order[:real]]
         rest = [pool[i] for i in order[real:]] + held_out
         picked = [rest[i] for i in rng.permutation(len(rest))[:queries]]
-        return ([record_text(r) for r in chosen], [str(r["label"]) for r in chosen], [record_text(r) for r in picked],
-                "FeedbackQA + HaluEval (collection), held-out FeedbackQA/HaluEval/LLMBar/MT-Bench (queries)")
-    words = ("refund order delivery account password invoice shipping broken late charge cancel upgrade support "
-             "apologise sorry thanks weekend tomorrow confirm reference escalate manager policy vaccine visa").split()
+        return (
+            [record_text(r) for r in chosen],
+            [str(r["label"]) for r in chosen],
+            [record_text(r) for r in picked],
+            "FeedbackQA + HaluEval (collection), held-out FeedbackQA/HaluEval/LLMBar/MT-Bench (queries)",
+        )
+    words = [
+        "refund",
+        "order",
+        "delivery",
+        "account",
+        "password",
+        "invoice",
+        "shipping",
+        "broken",
+        "late",
+        "charge",
+        "cancel",
+        "upgrade",
+        "support",
+        "apologise",
+        "sorry",
+        "thanks",
+        "weekend",
+        "tomorrow",
+        "confirm",
+        "reference",
+        "escalate",
+        "manager",
+        "policy",
+        "vaccine",
+        "visa",
+    ]
 
     def sentence(lo: int, hi: int) -> str:
         return " ".join(words[i] for i in rng.integers(0, len(words), rng.integers(lo, hi)))
 
     made = [f"{sentence(8, 25)}?\n\n{sentence(30, 120)}." for _ in range(real + queries)]
-    return made[:real], ["pass" if i % 2 else "fail" for i in range(real)], made[real:], "generated text (shared datasets not found)"
+    return (
+        made[:real],
+        ["pass" if i % 2 else "fail" for i in range(real)],
+        made[real:],
+        "generated text (shared datasets not found)",
+    )
 
 
 def timed(fn, items) -> list[float]:
@@ -110,13 +150,19 @@ def main() -> int:
         embed_seconds = time.perf_counter() - started
         single = timed(lambda t: embed([t]), query_texts[:50])
         query_vectors = embed(query_texts)
-        print(f"\nembedding: {len(base_texts):,} real texts in {embed_seconds:.1f} s = {len(base_texts) / embed_seconds:,.0f} texts/s "
-              f"(batched as embed() batches; tokens per text: median {statistics.median(tokens):.0f}, "
-              f"mean {statistics.mean(tokens):.0f}, truncated at 256)")
-        print(f"  one text at a time (what a query pays): p50 {percentile(single, 50) * 1000:.1f} ms, "
-              f"p95 {percentile(single, 95) * 1000:.1f} ms")
-        print(f"collection entries beyond the first {len(base):,}: a real vector + N(0, {args.noise}²) per dimension, "
-              f"renormalised (cosine to its source ≈ {1 / np.sqrt(1 + 384 * args.noise ** 2):.2f}), document = source text")
+        print(
+            f"\nembedding: {len(base_texts):,} real texts in {embed_seconds:.1f} s = {len(base_texts) / embed_seconds:,.0f} texts/s "
+            f"(batched as embed() batches; tokens per text: median {statistics.median(tokens):.0f}, "
+            f"mean {statistics.mean(tokens):.0f}, truncated at 256)"
+        )
+        print(
+            f"  one text at a time (what a query pays): p50 {percentile(single, 50) * 1000:.1f} ms, "
+            f"p95 {percentile(single, 95) * 1000:.1f} ms"
+        )
+        print(
+            f"collection entries beyond the first {len(base):,}: a real vector + N(0, {args.noise}²) per dimension, "
+            f"renormalised (cosine to its source ≈ {1 / np.sqrt(1 + 384 * args.noise**2):.2f}), document = source text"
+        )
         sys.stdout.flush()
 
         store = episodic.collection(PROJECT_ID)
@@ -142,8 +188,16 @@ def main() -> int:
                     ids=[str(i + 1) for i in index],
                     embeddings=batch,
                     documents=[base_texts[s] for s in source_rows],
-                    metadatas=[{"sample_id": int(i + 1), "label": base_labels[s], "author_id": 1, "project_id": PROJECT_ID, "revision": 1}
-                               for i, s in zip(index, source_rows)],
+                    metadatas=[
+                        {
+                            "sample_id": int(i + 1),
+                            "label": base_labels[s],
+                            "author_id": 1,
+                            "project_id": PROJECT_ID,
+                            "revision": 1,
+                        }
+                        for i, s in zip(index, source_rows)
+                    ],
                 )
                 count += n
             insert_seconds = time.perf_counter() - started
@@ -154,43 +208,79 @@ def main() -> int:
             for q in query_vectors[:10]:
                 store.query(query_embeddings=[q.tolist()], n_results=5, include=["metadatas", "distances"])
             text_times = timed(lambda t: episodic.query(PROJECT_ID, t, k=5), query_texts)
-            judge_times = timed(lambda q: store.query(query_embeddings=[q.tolist()], n_results=5, where={"sample_id": {"$ne": 1}},
-                                                      include=["metadatas", "distances"]), query_vectors[: args.where_queries])
+            judge_times = timed(
+                lambda q: store.query(
+                    query_embeddings=[q.tolist()],
+                    n_results=5,
+                    where={"sample_id": {"$ne": 1}},
+                    include=["metadatas", "distances"],
+                ),
+                query_vectors[: args.where_queries],
+            )
             collection_times = timed(lambda _: episodic.collection(PROJECT_ID), range(50))
             found: list[list[str]] = []
 
             def vector_query(q):
-                found.append(store.query(query_embeddings=[q.tolist()], n_results=5, include=["metadatas", "distances"])["ids"][0])
+                found.append(  # noqa: B023 - called within this iteration only
+                    store.query(query_embeddings=[q.tolist()], n_results=5, include=["metadatas", "distances"])["ids"][
+                        0
+                    ]
+                )
 
             vector_times = timed(vector_query, query_vectors)
             similarities = query_vectors @ vectors[:size].T
             exact = np.argsort(-similarities, axis=1)[:, :5]
-            recall = statistics.mean(len({int(i) - 1 for i in got} & set(want.tolist())) / 5 for got, want in zip(found, exact))
+            recall = statistics.mean(
+                len({int(i) - 1 for i in got} & set(want.tolist())) / 5 for got, want in zip(found, exact)
+            )
             # The copies come in tight clusters of near-duplicates, where HNSW may return another copy that is
             # almost exactly as similar: the similarity shortfall tells a near-tie from a real miss.
             shortfall = statistics.mean(
                 float(similarities[q, want].mean() - similarities[q, [int(i) - 1 for i in got]].mean())
                 for q, (got, want) in enumerate(zip(found, exact))
             )
-            rows.append({"size": size, "added": added, "insert_s": insert_seconds, "text": text_times,
-                         "judge": judge_times, "vector": vector_times, "recall": recall, "shortfall": shortfall,
-                         "collection": collection_times})
-            print(f"  {size:>7,} entries: inserted {added:,} in {insert_seconds:.1f} s ({added / insert_seconds:,.0f}/s); "
-                  f"vector p50 {percentile(vector_times, 50) * 1000:.1f} ms")
+            rows.append(
+                {
+                    "size": size,
+                    "added": added,
+                    "insert_s": insert_seconds,
+                    "text": text_times,
+                    "judge": judge_times,
+                    "vector": vector_times,
+                    "recall": recall,
+                    "shortfall": shortfall,
+                    "collection": collection_times,
+                }
+            )
+            print(
+                f"  {size:>7,} entries: inserted {added:,} in {insert_seconds:.1f} s ({added / insert_seconds:,.0f}/s); "
+                f"vector p50 {percentile(vector_times, 50) * 1000:.1f} ms"
+            )
             sys.stdout.flush()
 
         print(f"\ntop-5 latency over {len(query_texts)} queries each (ms, p50 / p95):")
-        print(f"  {'entries':>9}  {'text':>15}  {'vector':>15}  {'vector, where':>15}  {'recall@5':>8}  {'sim. gap':>8}  {'insert/s':>8}")
+        print(
+            f"  {'entries':>9}  {'text':>15}  {'vector':>15}  {'vector, where':>15}  {'recall@5':>8}  {'sim. gap':>8}  {'insert/s':>8}"
+        )
         for row in rows:
-            cells = [f"{percentile(row[k], 50) * 1000:6.1f} / {percentile(row[k], 95) * 1000:6.1f}" for k in ("text", "vector", "judge")]
-            print(f"  {row['size']:>9,}  {cells[0]:>15}  {cells[1]:>15}  {cells[2]:>15}  {row['recall']:>8.3f}  {row['shortfall']:>8.4f}  "
-                  f"{row['added'] / row['insert_s']:>8,.0f}")
-        print(f"  text = episodic.query (embeds the query text, then queries; {len(query_texts)} queries); vector = collection.query "
-              f"with a precomputed vector ({len(query_vectors)}); vector, where = with the judge's sample_id filter "
-              f"({min(args.where_queries, len(query_vectors))}); recall@5 of the vector queries vs exact search, and the mean "
-              "cosine by which the returned top 5 fall short of the exact top 5 (sim. gap)")
-        print("  episodic.collection() alone (get_or_create_collection, paid by every episodic.query): " + ", ".join(
-            f"{row['size']:,}: p50 {percentile(row['collection'], 50) * 1000:.1f} ms" for row in rows))
+            cells = [
+                f"{percentile(row[k], 50) * 1000:6.1f} / {percentile(row[k], 95) * 1000:6.1f}"
+                for k in ("text", "vector", "judge")
+            ]
+            print(
+                f"  {row['size']:>9,}  {cells[0]:>15}  {cells[1]:>15}  {cells[2]:>15}  {row['recall']:>8.3f}  {row['shortfall']:>8.4f}  "
+                f"{row['added'] / row['insert_s']:>8,.0f}"
+            )
+        print(
+            f"  text = episodic.query (embeds the query text, then queries; {len(query_texts)} queries); vector = collection.query "
+            f"with a precomputed vector ({len(query_vectors)}); vector, where = with the judge's sample_id filter "
+            f"({min(args.where_queries, len(query_vectors))}); recall@5 of the vector queries vs exact search, and the mean "
+            "cosine by which the returned top 5 fall short of the exact top 5 (sim. gap)"
+        )
+        print(
+            "  episodic.collection() alone (get_or_create_collection, paid by every episodic.query): "
+            + ", ".join(f"{row['size']:,}: p50 {percentile(row['collection'], 50) * 1000:.1f} ms" for row in rows)
+        )
     footer()
     return 0
 

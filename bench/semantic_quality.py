@@ -43,10 +43,15 @@ def measure(name: str, limit: int, owner, reviewer) -> dict:
     crossing = links.exclude(principle__label="").exclude(feedback__label=F("principle__label")).count()
     active = list(active)
     return {
-        "file": name, "critiques": len(rows), "principles": len(active), "single": single,
-        "misaligned": len(semantic.misaligned_principles(project)), "crossing_links": crossing,
+        "file": name,
+        "critiques": len(rows),
+        "principles": len(active),
+        "single": single,
+        "misaligned": len(semantic.misaligned_principles(project)),
+        "crossing_links": crossing,
         "contradictions": Contradiction.objects.filter(project=project, resolved=False).count(),
-        "budget": project.max_principles, "seconds": seconds,
+        "budget": project.max_principles,
+        "seconds": seconds,
     }
 
 
@@ -66,15 +71,19 @@ def main() -> int:
         header("semantic memory quality on the shared datasets (offline provider)")
         User = get_user_model()
         owner, reviewer = User.objects.create_user("bench-owner"), User.objects.create_user("bench-reviewer")
-        print("| file | critiques | principles (budget) | single-source | misaligned | cross-label links | contradictions | time |")
+        print(
+            "| file | critiques | principles (budget) | single-source | misaligned | cross-label links | contradictions | time |"
+        )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         failed = False
         for name in args.files.split(","):
             for limit in (int(x) for x in args.limits.split(",")):
                 r = measure(name, limit, owner, reviewer)
                 failed |= r["misaligned"] > 0 or r["principles"] > r["budget"]
-                print(f"| {r['file']} | {r['critiques']:,} | {r['principles']} ({r['budget']}) | {r['single']} | "
-                      f"{r['misaligned']} | {r['crossing_links']} | {r['contradictions']} | {r['seconds']:.1f} s |")
+                print(
+                    f"| {r['file']} | {r['critiques']:,} | {r['principles']} ({r['budget']}) | {r['single']} | "
+                    f"{r['misaligned']} | {r['crossing_links']} | {r['contradictions']} | {r['seconds']:.1f} s |"
+                )
                 sys.stdout.flush()
         footer()
     return 1 if failed else 0

@@ -61,17 +61,33 @@ def main() -> int:
     rationales = [r["rationale"] for r in records if r.get("rationale")]
     criterion, labels = records[0]["criterion"], records[0]["meta"]["label_space"]
     item, neighbours = records[0], records[1:6]
-    examples = [Example(i, n["inputs"]["question"], n["outputs"], n["label"], n.get("rationale") or "", similarity=0.8) for i, n in enumerate(neighbours)]
+    examples = [
+        Example(i, n["inputs"]["question"], n["outputs"], n["label"], n.get("rationale") or "", similarity=0.8)
+        for i, n in enumerate(neighbours)
+    ]
     per_million = 1_000_000
     for count in [int(c) for c in args.counts.split(",") if c]:
-        principles = [PrincipleText(i, f'When judging "{criterion[:60]}": {rationales[i % len(rationales)]} (experts chose {labels[i % len(labels)]}).') for i in range(count)]
+        principles = [
+            PrincipleText(
+                i,
+                f'When judging "{criterion[:60]}": {rationales[i % len(rationales)]} (experts chose {labels[i % len(labels)]}).',
+            )
+            for i in range(count)
+        ]
         within, used = [], 0
         for p in principles:  # the budget's cut, in the order the judge fills it (here: as listed)
             if used + principle_tokens(p) <= args.budget:
                 within.append(p)
                 used += principle_tokens(p)
         for name, chosen in (("all principles", principles), (f"budget {args.budget:,}", within)):
-            memory = WorkingMemory(criterion, LabelSchema("categorical", labels), chosen, examples, item["inputs"]["question"], item["outputs"])
+            memory = WorkingMemory(
+                criterion,
+                LabelSchema("categorical", labels),
+                chosen,
+                examples,
+                item["inputs"]["question"],
+                item["outputs"],
+            )
             prefix, rest = judge_system(memory), judge_user(memory)
             prefix_tokens, rest_tokens = len(prefix) // CHARS_PER_TOKEN, len(rest) // CHARS_PER_TOKEN
             fixed = (rest_tokens * args.input_price + args.output_tokens * args.output_price) / per_million
@@ -82,9 +98,13 @@ def main() -> int:
                 costs = f"in a run ${read:.5f} (prefix cached); uncached ${uncached:.5f}"
             else:  # chosen once per chunk: written by the chunk's first call, read by the others
                 in_run = (written + (CHUNK_SIZE - 1) * read) / CHUNK_SIZE
-                costs = f"in a run ${in_run:.5f} (prefix shared by a chunk of {CHUNK_SIZE}); one item alone ${written:.5f}"
-            print(f"  {count:>5,} principles, {name:>16}: {len(chosen):>5,} in the prompt, {len(prefix) + len(rest):>8,} characters "
-                  f"(~{prefix_tokens + rest_tokens:>6,} tokens, prefix {prefix_tokens:,}); cost per verdict {costs}")
+                costs = (
+                    f"in a run ${in_run:.5f} (prefix shared by a chunk of {CHUNK_SIZE}); one item alone ${written:.5f}"
+                )
+            print(
+                f"  {count:>5,} principles, {name:>16}: {len(chosen):>5,} in the prompt, {len(prefix) + len(rest):>8,} characters "
+                f"(~{prefix_tokens + rest_tokens:>6,} tokens, prefix {prefix_tokens:,}); cost per verdict {costs}"
+            )
     footer()
     return 0
 

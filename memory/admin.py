@@ -36,7 +36,17 @@ class PrincipleAdmin(admin.ModelAdmin):
 
 @admin.register(MemoryVersion)
 class MemoryVersionAdmin(admin.ModelAdmin):
-    list_display = ["project", "number", "trigger", "status", "summary", "provider", "model", "duration_ms", "created_at"]
+    list_display = [
+        "project",
+        "number",
+        "trigger",
+        "status",
+        "summary",
+        "provider",
+        "model",
+        "duration_ms",
+        "created_at",
+    ]
     list_filter = ["project", "trigger", "status", "provider"]
     search_fields = ["summary", "error"]
     list_select_related = ["project"]
@@ -97,6 +107,15 @@ class EvaluationSettingsAdmin(admin.ModelAdmin):
 
 @admin.register(GateCheck)
 class GateCheckAdmin(admin.ModelAdmin):
-    list_display = ["version", "compared_with", "guard_size", "agreement_before", "agreement_after", "threshold", "held", "created_at"]
+    list_display = [
+        "version",
+        "compared_with",
+        "guard_size",
+        "agreement_before",
+        "agreement_after",
+        "threshold",
+        "held",
+        "created_at",
+    ]
     list_filter = ["held"]
     raw_id_fields = ["version", "compared_with"]

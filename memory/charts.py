@@ -29,18 +29,37 @@ def learning_curve(result: dict, curve: str) -> str:
     points = [p for p in result["points"] if p["curve"] == curve and p["exact_match"] is not None]
     lines = sorted({(p["variant"], p["split"]) for p in points})
     for variant, split in lines:
-        series = sorted((p for p in points if p["variant"] == variant and p["split"] == split), key=lambda p: p["shard"])
+        series = sorted(
+            (p for p in points if p["variant"] == variant and p["split"] == split), key=lambda p: p["shard"]
+        )
         xs = [_x(p["shard"]) for p in series]
         colour = COLOURS.get(variant, "#000000")
         label = f"{variant}, {SPLIT_NAMES[split]}" if curve == "heldout" else SPLIT_NAMES[split]
-        axes.plot(xs, [p["exact_match"] for p in series], SPLIT_STYLES[split], color=colour, marker="o", markersize=3, label=label)
+        axes.plot(
+            xs,
+            [p["exact_match"] for p in series],
+            SPLIT_STYLES[split],
+            color=colour,
+            marker="o",
+            markersize=3,
+            label=label,
+        )
         shaded = [(x, p["interval"]) for x, p in zip(xs, series) if p.get("interval")]
         if shaded:
-            axes.fill_between([x for x, _ in shaded], [i[0] for _, i in shaded], [i[1] for _, i in shaded], color=colour, alpha=0.12, linewidth=0)
+            axes.fill_between(
+                [x for x, _ in shaded],
+                [i[0] for _, i in shaded],
+                [i[1] for _, i in shaded],
+                color=colour,
+                alpha=0.12,
+                linewidth=0,
+            )
     base = result["baselines"]
     axes.axhline(base["majority"], color="#555555", linestyle=":", linewidth=1, label="majority label (baseline)")
     if base.get("imported_judge") is not None:
-        axes.axhline(base["imported_judge"], color="#7570b3", linestyle="-.", linewidth=1, label="imported judge (baseline)")
+        axes.axhline(
+            base["imported_judge"], color="#7570b3", linestyle="-.", linewidth=1, label="imported judge (baseline)"
+        )
     axes.set_xscale("log")
     shards = sorted({p["shard"] for p in points})
     axes.set_xticks([_x(s) for s in shards], [str(s) for s in shards], fontsize=7)

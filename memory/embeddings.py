@@ -276,7 +276,11 @@ def example_text(inputs: str, output: str, mode: str = EXAMPLE_TEXT_MODE) -> str
 
 def sample_parts(inputs: str, output: str = "", output_a: str = "", output_b: str = "") -> list[str]:
     """The parts of a sample embedded on their own: its input, and its output or each of its two outputs."""
-    outputs = [f"Output A:\n{output_a.strip()}", f"Output B:\n{output_b.strip()}"] if (output_a or output_b) else [output.strip()]
+    outputs = (
+        [f"Output A:\n{output_a.strip()}", f"Output B:\n{output_b.strip()}"]
+        if (output_a or output_b)
+        else [output.strip()]
+    )
     return [part for part in [inputs.strip(), *outputs] if part]
 
 
@@ -304,4 +308,3 @@ def fingerprint(inputs: str, output: str) -> str:
 
     normal = " ".join(f"{inputs}\x00{output}".split()).casefold()
     return hashlib.sha256(normal.encode()).hexdigest()
-

@@ -84,8 +84,14 @@ def upsert(feedback: list[Feedback]) -> None:
         embeddings=[v.tolist() for v in vectors],
         documents=texts,
         metadatas=[
-            {"sample_id": f.sample_id, "label": f.label, "author_id": f.author_id, "project_id": f.project_id, "revision": f.revision,
-             "scheme": VECTOR_SCHEME}
+            {
+                "sample_id": f.sample_id,
+                "label": f.label,
+                "author_id": f.author_id,
+                "project_id": f.project_id,
+                "revision": f.revision,
+                "scheme": VECTOR_SCHEME,
+            }
             for f in feedback
         ],
     )
@@ -148,17 +154,22 @@ def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int
     # Ask for as many extra neighbours as an excluded sample has entries and drop those here: a `where`
     # filter costs ~190 ms at 100k entries against ~2 ms for a plain query (docs/BENCHMARKS.md).
     own = Counter(
-        Feedback.objects.filter(project_id=project_id, sample_id__in=[i for i in exclude_sample_ids if i])
-        .values_list("sample_id", flat=True)
+        Feedback.objects.filter(project_id=project_id, sample_id__in=[i for i in exclude_sample_ids if i]).values_list(
+            "sample_id", flat=True
+        )
     )
     extra = max((own[i] for i in exclude_sample_ids if i), default=0)
     result = store.query(
         query_embeddings=[list(map(float, v)) for v in vectors], n_results=k + extra, include=["metadatas", "distances"]
     )
     found = []
-    for ids, metadatas, distances, excluded in zip(result["ids"], result["metadatas"], result["distances"], exclude_sample_ids):
+    for ids, metadatas, distances, excluded in zip(
+        result["ids"], result["metadatas"], result["distances"], exclude_sample_ids, strict=False
+    ):
         neighbours = [
-            Neighbour(int(entry_id), int(metadata["sample_id"]), str(metadata["label"]), round(1.0 - float(distance), 4))
+            Neighbour(
+                int(entry_id), int(metadata["sample_id"]), str(metadata["label"]), round(1.0 - float(distance), 4)
+            )
             for entry_id, metadata, distance in zip(ids, metadatas, distances)
         ]
         found.append([n for n in neighbours if n.sample_id != excluded][:k])

@@ -30,8 +30,8 @@ from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction
 from memory.episodic import get_client
 from memory.llm import get_provider
-from memory.locks import release
 from memory.llm.base import Example, PrincipleText, Provider, Usage, WorkingMemory
+from memory.locks import release
 from memory.models import Evaluation
 from reviews.models import Feedback, Project
 
@@ -79,13 +79,21 @@ class Options:
             raise EvaluationError("The test fraction must be between 0 and 1 (for example 0.3).")
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
-            raise EvaluationError(f"Unknown variant(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}.")
+            raise EvaluationError(
+                f"Unknown variant(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}."
+            )
         if self.limit is not None and self.limit < 1:
             raise EvaluationError("The limit must be a positive number of reviewed samples.")
 
     def as_dict(self) -> dict:
-        return {"seed": self.seed, "test_fraction": self.test_fraction, "shards": self.shards,
-                "variants": list(self.variants), "prequential": self.prequential, "limit": self.limit}
+        return {
+            "seed": self.seed,
+            "test_fraction": self.test_fraction,
+            "shards": self.shards,
+            "variants": list(self.variants),
+            "prequential": self.prequential,
+            "limit": self.limit,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Options:
@@ -106,11 +114,15 @@ def reviewed(project: Project, limit: int | None = None) -> list[Feedback]:
 
 
 def group_of(feedback: Feedback, group_key: str) -> str:
-    value = feedback.sample.metadata.get(group_key) if group_key and isinstance(feedback.sample.metadata, dict) else None
+    value = (
+        feedback.sample.metadata.get(group_key) if group_key and isinstance(feedback.sample.metadata, dict) else None
+    )
     return f"group:{value}" if value not in (None, "") else f"sample:{feedback.sample_id}"
 
 
-def split(items: list[Feedback], test_fraction: float, seed: int, group_key: str = "") -> tuple[list[Feedback], list[Feedback]]:
+def split(
+    items: list[Feedback], test_fraction: float, seed: int, group_key: str = ""
+) -> tuple[list[Feedback], list[Feedback]]:
     """Split into (train, test) with a seeded shuffle of whole groups; train keeps the seeded order."""
     groups: dict[str, list[Feedback]] = {}
     for item in items:
@@ -170,10 +182,14 @@ class ScratchMemory:
         self.learned.update((f.pk, f) for f in feedback)
         critiques = [semantic.example(f) for f in feedback if f.critique.strip()]
         if semantic_too and critiques:
-            distillation = self.provider.distill(self.project.criterion, semantic.schema(self.project), self.principles, critiques)
+            distillation = self.provider.distill(
+                self.project.criterion, semantic.schema(self.project), self.principles, critiques
+            )
             self.usage.add(distillation.usage)
             start = len(self.principles) + 1
-            self.principles += [PrincipleText(start + i, p.text, p.label) for i, p in enumerate(distillation.principles)]
+            self.principles += [
+                PrincipleText(start + i, p.text, p.label) for i, p in enumerate(distillation.principles)
+            ]
 
     def retrieve(self, items: list[Feedback], vectors: np.ndarray) -> list[list[Example]]:
         """The k most similar learned examples of each item, most similar first (its own included once learned)."""
@@ -221,20 +237,26 @@ class Judged:
     retrieved: list[list[int]]  # feedback ids each item's working memory held
 
 
-def judge_items(memory: ScratchMemory, items: list[Feedback], vectors: np.ndarray, variant: str,
-                retrieved: list[list[Example]]) -> Judged:
+def judge_items(
+    memory: ScratchMemory, items: list[Feedback], vectors: np.ndarray, variant: str, retrieved: list[list[Example]]
+) -> Judged:
     project = memory.project
     schema = semantic.schema(project)
     use_principles = variant in ("semantic", "both")
     use_examples = variant in ("episodic", "both")
     # One set of principles for the batch, as a run's chunk gets: within the budget, all of them.
-    shared = (judge.within_budget(project, judge.PrincipleSet(memory.principles, set()), vectors)
-              if use_principles and memory.principles else [])
+    shared = (
+        judge.within_budget(project, judge.PrincipleSet(memory.principles, set()), vectors)
+        if use_principles and memory.principles
+        else []
+    )
     values, usage, ids = [], Usage(), []
     for item, examples in zip(items, retrieved, strict=True):
         principles = shared
         examples = examples if use_examples else []
-        working = WorkingMemory(project.criterion, schema, principles, examples, item.sample.inputs_text(), item.sample.output_text())
+        working = WorkingMemory(
+            project.criterion, schema, principles, examples, item.sample.inputs_text(), item.sample.output_text()
+        )
         verdict = memory.provider.judge(working)
         usage.add(verdict.usage)
         values.append(verdict.value)
@@ -242,22 +264,51 @@ def judge_items(memory: ScratchMemory, items: list[Feedback], vectors: np.ndarra
     return Judged(values, usage, ids)
 
 
-def point(project: Project, curve: str, variant: str, split_name: str, shard: int, items: list[Feedback], judged: Judged, seed: int) -> dict:
+def point(
+    project: Project,
+    curve: str,
+    variant: str,
+    split_name: str,
+    shard: int,
+    items: list[Feedback],
+    judged: Judged,
+    seed: int,
+) -> dict:
     """One point of a curve: the metrics module's figures, plus an interval of exact match for the chart."""
     references = [f.label for f in items]
-    figures = metrics.agreement(references, judged.values, project.label_kind, project.label_choices, resamples=0, seed=seed)
-    result = {"curve": curve, "variant": variant, "split": split_name, "shard": shard, "n": len(items),
-              "exact_match": None, "kappa": None, "weighted_kappa": None, "ccc": None, "mae": None,
-              "abstained": 0, "interval": None, "tokens": judged.usage.input_tokens + judged.usage.output_tokens,
-              "calls": judged.usage.calls}
+    figures = metrics.agreement(
+        references, judged.values, project.label_kind, project.label_choices, resamples=0, seed=seed
+    )
+    result = {
+        "curve": curve,
+        "variant": variant,
+        "split": split_name,
+        "shard": shard,
+        "n": len(items),
+        "exact_match": None,
+        "kappa": None,
+        "weighted_kappa": None,
+        "ccc": None,
+        "mae": None,
+        "abstained": 0,
+        "interval": None,
+        "tokens": judged.usage.input_tokens + judged.usage.output_tokens,
+        "calls": judged.usage.calls,
+    }
     if figures is None:
         return result
     truth = np.array(references)
     guess = np.array([v or metrics.ABSTAINED for v in judged.values])
     interval = metrics.bootstrap(truth, guess, lambda t, p: float(np.mean(t == p)), INTERVAL_RESAMPLES, seed)
-    result.update(exact_match=round(figures.exact, 4), kappa=_round(figures.kappa), weighted_kappa=_round(figures.weighted_kappa),
-                  ccc=_round(figures.ccc), mae=_round(figures.mae), abstained=figures.abstained,
-                  interval=[round(interval[0], 4), round(interval[1], 4)] if interval else None)
+    result.update(
+        exact_match=round(figures.exact, 4),
+        kappa=_round(figures.kappa),
+        weighted_kappa=_round(figures.weighted_kappa),
+        ccc=_round(figures.ccc),
+        mae=_round(figures.mae),
+        abstained=figures.abstained,
+        interval=[round(interval[0], 4), round(interval[1], 4)] if interval else None,
+    )
     return result
 
 
@@ -277,8 +328,12 @@ class Trace:
     retrieved: list[tuple[str, int, list[int]]] = field(default_factory=list)  # (curve, judged feedback id, ids)
 
 
-def evaluate(evaluation: Evaluation, provider: Provider | None = None, progress: Progress | None = None,
-             trace: Trace | None = None) -> dict:
+def evaluate(
+    evaluation: Evaluation,
+    provider: Provider | None = None,
+    progress: Progress | None = None,
+    trace: Trace | None = None,
+) -> dict:
     """Run the evaluation the record describes on scratch memory and return its document (see the module doc).
 
     The scratch collections are dropped whatever happens.
@@ -318,7 +373,9 @@ def evaluate(evaluation: Evaluation, provider: Provider | None = None, progress:
                 retrieved = memory.retrieve(judged_items, item_vectors)
                 for variant in options.variants:
                     result = judge_items(memory, judged_items, item_vectors, variant, retrieved)
-                    points.append(point(project, "heldout", variant, split_name, size, judged_items, result, options.seed))
+                    points.append(
+                        point(project, "heldout", variant, split_name, size, judged_items, result, options.seed)
+                    )
             done += 1
             report(done, steps)
         distill_usage = memory.usage
@@ -391,8 +448,9 @@ def start(project: Project, user, options: Options) -> Evaluation:
         raise EvaluationError(
             f"An evaluation needs at least {MIN_REVIEWED} reviewed samples; this project has {count}. Review more first."
         )
-    return Evaluation.objects.create(project=project, created_by=user, options=options.as_dict(),
-                                     group_key=evaluation_group_key(project))
+    return Evaluation.objects.create(
+        project=project, created_by=user, options=options.as_dict(), group_key=evaluation_group_key(project)
+    )
 
 
 def evaluation_group_key(project: Project) -> str:
@@ -409,7 +467,9 @@ def evaluation_lock(project_id: int):
     return get_redis().lock(f"{settings.MEMALIGN_NAMESPACE}:evaluation-lock:{project_id}", timeout=STALE_AFTER_SECONDS)
 
 
-def run(evaluation: Evaluation, provider: Provider | None = None, trace: Trace | None = None, wait: float | None = None) -> Evaluation:
+def run(
+    evaluation: Evaluation, provider: Provider | None = None, trace: Trace | None = None, wait: float | None = None
+) -> Evaluation:
     """Run a saved evaluation, one per project at a time, recording progress and the result or failure on the record.
 
     Waits up to `wait` seconds (None: as long as it takes) for the project's running evaluation, else raises
@@ -419,8 +479,9 @@ def run(evaluation: Evaluation, provider: Provider | None = None, trace: Trace |
     if not lock.acquire(blocking=True, blocking_timeout=wait):
         raise EvaluationBusy(f"Evaluation #{evaluation.pk} waits for the project's running evaluation.")
     try:
-        Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.RUNNING, started_at=timezone.now(),
-                                                           progress_at=timezone.now())
+        Evaluation.objects.filter(pk=evaluation.pk).update(
+            status=Evaluation.Status.RUNNING, started_at=timezone.now(), progress_at=timezone.now()
+        )
 
         def progress(done: int, total: int) -> None:
             lock.reacquire()
@@ -429,11 +490,15 @@ def run(evaluation: Evaluation, provider: Provider | None = None, trace: Trace |
         try:
             result = evaluate(evaluation, provider, progress, trace)
         except Exception as error:
-            Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.FAILED, error=str(error)[:2000],
-                                                               finished_at=timezone.now())
+            Evaluation.objects.filter(pk=evaluation.pk).update(
+                status=Evaluation.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()
+            )
             raise
         Evaluation.objects.filter(pk=evaluation.pk).update(
-            status=Evaluation.Status.DONE, result=result, provider=result["provider"], model=result["model"],
+            status=Evaluation.Status.DONE,
+            result=result,
+            provider=result["provider"],
+            model=result["model"],
             finished_at=timezone.now(),
         )
     finally:
@@ -481,6 +546,8 @@ def summary_text(result: dict) -> str:
         f"{'curve':<12}{'variant':<10}{'split':<6}{'shard':>6}{'n':>6}{'exact':>8}{'kappa':>8}{'abst.':>6}",
     ]
     for p in result["points"]:
-        lines.append(f"{p['curve']:<12}{p['variant']:<10}{p['split']:<6}{p['shard']:>6}{p['n']:>6}"
-                     f"{figure(p['exact_match']):>8}{figure(p['kappa']):>8}{p['abstained']:>6}")
+        lines.append(
+            f"{p['curve']:<12}{p['variant']:<10}{p['split']:<6}{p['shard']:>6}{p['n']:>6}"
+            f"{figure(p['exact_match']):>8}{figure(p['kappa']):>8}{p['abstained']:>6}"
+        )
     return "\n".join(lines) + "\n"

@@ -20,12 +20,28 @@ from reviews.models import Role
 from reviews.permissions import can, project_view
 
 CURVES = ("heldout", "prequential")
-EXPORT_FIELDS = ("curve", "variant", "split", "shard", "n", "exact_match", "kappa", "weighted_kappa", "ccc", "mae",
-                 "abstained", "tokens", "interval_low", "interval_high")
+EXPORT_FIELDS = (
+    "curve",
+    "variant",
+    "split",
+    "shard",
+    "n",
+    "exact_match",
+    "kappa",
+    "weighted_kappa",
+    "ccc",
+    "mae",
+    "abstained",
+    "tokens",
+    "interval_low",
+    "interval_high",
+)
 
 
 def _evaluation(request: HttpRequest, evaluation_id: int) -> Evaluation:
-    return get_object_or_404(Evaluation.objects.select_related("project", "created_by"), pk=evaluation_id, project=request.project)
+    return get_object_or_404(
+        Evaluation.objects.select_related("project", "created_by"), pk=evaluation_id, project=request.project
+    )
 
 
 def _float(value: str | None, default: float) -> float:
@@ -51,13 +67,22 @@ def evaluation_start(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(error))
         return redirect("memory-dashboard", request.project.slug)
     run_evaluation.delay_on_commit(record.pk)
-    messages.success(request, f"Evaluation #{record.pk} queued; it runs on scratch memory and leaves the project's memory as it is.")
+    messages.success(
+        request, f"Evaluation #{record.pk} queued; it runs on scratch memory and leaves the project's memory as it is."
+    )
     return redirect("evaluation", request.project.slug, record.pk)
 
 
 def _context(request: HttpRequest, record: Evaluation) -> dict:
-    return {"project": request.project, "evaluation": record, "is_owner": can(request.membership, Role.OWNER),
-            "result": record.result, "curves": CURVES if record.result and any(p["curve"] == "prequential" for p in record.result["points"]) else CURVES[:1]}
+    return {
+        "project": request.project,
+        "evaluation": record,
+        "is_owner": can(request.membership, Role.OWNER),
+        "result": record.result,
+        "curves": CURVES
+        if record.result and any(p["curve"] == "prequential" for p in record.result["points"])
+        else CURVES[:1],
+    }
 
 
 @project_view(Role.VIEWER)
@@ -95,7 +120,9 @@ def evaluation_export(request: HttpRequest, evaluation_id: int, fmt: str) -> Htt
         return HttpResponse("This evaluation has no result.", status=404, content_type="text/plain")
     filename = f"{request.project.slug}-evaluation-{record.pk}.{fmt}"
     if fmt == "json":
-        response = HttpResponse(json.dumps(record.result, ensure_ascii=False, indent=1), content_type="application/json; charset=utf-8")
+        response = HttpResponse(
+            json.dumps(record.result, ensure_ascii=False, indent=1), content_type="application/json; charset=utf-8"
+        )
     else:
         buffer = io.StringIO()
         writer = csv.writer(buffer)

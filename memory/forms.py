@@ -41,12 +41,16 @@ class TryJudgeForm(forms.Form):
         """The item as the judge takes it: inputs as a sample shows them, and its output(s)."""
         data = self.cleaned_data
         if self.input_names:
-            inputs = json.dumps({name: data[f"input__{name}"] for name in self.input_names}, indent=2, ensure_ascii=False)
+            inputs = json.dumps(
+                {name: data[f"input__{name}"] for name in self.input_names}, indent=2, ensure_ascii=False
+            )
         else:
             inputs = data["inputs"]
         if self.pairwise:
             return {"inputs": inputs, "output_a": data["output_a"], "output_b": data["output_b"]}
         return {"inputs": inputs, "output": data["output"]}
+
+
 class PrincipleForm(forms.Form):
     text = forms.CharField(max_length=1_000, widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -57,8 +61,12 @@ class EvaluationSettingsForm(forms.ModelForm):
 
         model = EvaluationSettings
         fields = ["group_key", "gate_enabled", "guard_size", "gate_threshold"]
-        labels = {"group_key": "Group key (sample metadata)", "gate_enabled": "Regression gate", "guard_size": "Guard set size",
-                  "gate_threshold": "Hold when guard agreement drops by more than"}
+        labels = {
+            "group_key": "Group key (sample metadata)",
+            "gate_enabled": "Regression gate",
+            "guard_size": "Guard set size",
+            "gate_threshold": "Hold when guard agreement drops by more than",
+        }
 
     def clean_guard_size(self):
         size = self.cleaned_data["guard_size"]

@@ -43,14 +43,20 @@ def guard_samples(project: Project, gate: EvaluationSettings) -> list[Sample]:
 def expert_labels(samples: list[Sample]) -> dict[int, str]:
     """Each sample's latest expert label."""
     labels: dict[int, str] = {}
-    for sample_id, label in Feedback.objects.filter(sample__in=samples).order_by("updated_at", "id").values_list("sample_id", "label"):
+    for sample_id, label in (
+        Feedback.objects.filter(sample__in=samples).order_by("updated_at", "id").values_list("sample_id", "label")
+    ):
         labels[sample_id] = label
     return labels
 
 
-def verdicts(project: Project, samples: list[Sample], version: MemoryVersion, provider: Provider, usage: Usage) -> list[str]:
+def verdicts(
+    project: Project, samples: list[Sample], version: MemoryVersion, provider: Provider, usage: Usage
+) -> list[str]:
     """The aligned judge's verdicts on `samples` with `version`'s principles and the live episodic memory."""
-    pinned = set(Principle.objects.filter(pk__in=[p["id"] for p in version.principles], pinned=True).values_list("pk", flat=True))
+    pinned = set(
+        Principle.objects.filter(pk__in=[p["id"] for p in version.principles], pinned=True).values_list("pk", flat=True)
+    )
     principles = judge.PrincipleSet([PrincipleText(p["id"], p["text"]) for p in version.principles], pinned)
     found = []
     for memory in judge.working_memories(project, samples, principles):
@@ -61,8 +67,11 @@ def verdicts(project: Project, samples: list[Sample], version: MemoryVersion, pr
 
 
 def last_good(project: Project, before: MemoryVersion) -> MemoryVersion | None:
-    return (MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK, number__lt=before.number)
-            .order_by("-number").first())
+    return (
+        MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK, number__lt=before.number)
+        .order_by("-number")
+        .first()
+    )
 
 
 def check(project: Project, versions: list[MemoryVersion], provider: Provider | None = None) -> GateCheck | None:
@@ -89,13 +98,28 @@ def check(project: Project, versions: list[MemoryVersion], provider: Provider | 
     new_texts = {p["id"]: p["text"] for p in newest.principles}
     with transaction.atomic():
         if held:
-            MemoryVersion.objects.filter(project=project, number__gt=good.number, number__lte=newest.number,
-                                         status=MemoryVersion.Status.OK).update(status=MemoryVersion.Status.HELD)
+            MemoryVersion.objects.filter(
+                project=project, number__gt=good.number, number__lte=newest.number, status=MemoryVersion.Status.OK
+            ).update(status=MemoryVersion.Status.HELD)
         return GateCheck.objects.create(
-            version=newest, compared_with=good, guard_size=len(samples), threshold=gate.gate_threshold, held=held,
-            agreement_before=round(agreement_before, 4), agreement_after=round(agreement_after, 4),
-            flipped=[{"sample_id": s.pk, "external_id": s.external_id, "expert": experts.get(s.pk, ""), "before": b, "after": a}
-                     for s, b, a in zip(samples, before, after) if a != b],
+            version=newest,
+            compared_with=good,
+            guard_size=len(samples),
+            threshold=gate.gate_threshold,
+            held=held,
+            agreement_before=round(agreement_before, 4),
+            agreement_after=round(agreement_after, 4),
+            flipped=[
+                {
+                    "sample_id": s.pk,
+                    "external_id": s.external_id,
+                    "expert": experts.get(s.pk, ""),
+                    "before": b,
+                    "after": a,
+                }
+                for s, b, a in zip(samples, before, after)
+                if a != b
+            ],
             added=[{"id": i, "text": t} for i, t in new_texts.items() if good_texts.get(i) != t],
             removed=[{"id": i, "text": t} for i, t in good_texts.items() if new_texts.get(i) != t],
             usage=usage.as_dict(),

@@ -24,10 +24,14 @@ class AlignedVerdict:
     model: str
 
 
-def retrieve(project: Project, inputs: str, output: str, exclude_sample_id: int | None = None, k: int | None = None) -> list[Example]:
+def retrieve(
+    project: Project, inputs: str, output: str, exclude_sample_id: int | None = None, k: int | None = None
+) -> list[Example]:
     """Return the most similar reviewed examples, most similar first, never the excluded sample's own."""
     vectors = example_vectors([sample_parts(inputs, output)])
-    neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k if k is None else k, [exclude_sample_id])
+    neighbours = episodic.query_vectors(
+        project.pk, vectors, project.retrieval_k if k is None else k, [exclude_sample_id]
+    )
     return _examples(neighbours, [fingerprint(inputs, output)])[0]
 
 
@@ -46,10 +50,17 @@ def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: lis
 
 
 def working_memory(
-    project: Project, inputs: str, output: str = "", exclude_sample_id: int | None = None, output_a: str = "", output_b: str = ""
+    project: Project,
+    inputs: str,
+    output: str = "",
+    exclude_sample_id: int | None = None,
+    output_a: str = "",
+    output_b: str = "",
 ) -> WorkingMemory:
     """The working memory for an item given as text (not stored), embedded now: the "try the judge" box."""
-    shown = f"Output A:\n{output_a}\n\nOutput B:\n{output_b}" if (output_a or output_b) else output  # as Sample shows it
+    shown = (
+        f"Output A:\n{output_a}\n\nOutput B:\n{output_b}" if (output_a or output_b) else output
+    )  # as Sample shows it
     vectors = example_vectors([sample_parts(inputs, output, output_a, output_b)])
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
     (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
@@ -57,7 +68,9 @@ def working_memory(
     return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, shown)
 
 
-def working_memories(project: Project, samples: list[Sample], principles: PrincipleSet | None = None) -> list[WorkingMemory]:
+def working_memories(
+    project: Project, samples: list[Sample], principles: PrincipleSet | None = None
+) -> list[WorkingMemory]:
     """Build the working memories of many stored samples at once (a run's chunk): stored vectors, one store
     query, and one choice of principles shared by them all."""
     texts = [(s.inputs_text(), s.output_text()) for s in samples]
@@ -66,7 +79,10 @@ def working_memories(project: Project, samples: list[Sample], principles: Princi
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
     shared = within_budget(project, principles or principle_set(project), vectors)
     schema = semantic.schema(project)
-    return [WorkingMemory(project.criterion, schema, shared, examples, inputs, output) for (inputs, output), examples in zip(texts, retrieved)]
+    return [
+        WorkingMemory(project.criterion, schema, shared, examples, inputs, output)
+        for (inputs, output), examples in zip(texts, retrieved)
+    ]
 
 
 # --- the principles within the project's token budget ------------------------------------------------------
@@ -147,7 +163,9 @@ def latest_version(project: Project) -> MemoryVersion | None:
     return MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK).order_by("-number").first()
 
 
-def judge(project: Project, inputs: str, output: str = "", output_a: str = "", output_b: str = "", provider=None) -> AlignedVerdict:
+def judge(
+    project: Project, inputs: str, output: str = "", output_a: str = "", output_b: str = "", provider=None
+) -> AlignedVerdict:
     """Judge one item given as text with the project's aligned judge; raise ProviderError when the provider fails."""
     provider = provider or get_provider(project)
     memory = working_memory(project, inputs, output, output_a=output_a, output_b=output_b)

@@ -34,9 +34,7 @@ def memory_writer(project_id: int, wait: float | None) -> Iterator[None]:
     """Hold the project's regeneration lock for the block; wait up to `wait` seconds (None: as long as it takes)."""
     lock = regeneration_lock(project_id)
     if not lock.acquire(blocking=True, blocking_timeout=wait):
-        raise MemoryBusy(
-            "The semantic memory is being regenerated right now; try again when the run has finished."
-        )
+        raise MemoryBusy("The semantic memory is being regenerated right now; try again when the run has finished.")
     try:
         yield
     finally:

@@ -86,7 +86,9 @@ def agreement(
     y_true = np.array([code[r] for r in references])
     y_pred = np.array([code[p] for p in predicted])
     ordered = kind == "numeric" or (kind == "categorical" and len(choices) > 2)
-    headline_name, headline_of = ("quadratic-weighted kappa", _weighted_kappa) if kind == "numeric" else ("kappa", _kappa)
+    headline_name, headline_of = (
+        ("quadratic-weighted kappa", _weighted_kappa) if kind == "numeric" else ("kappa", _kappa)
+    )
     codes = list(range(len(labels)))
     ccc = mae = None
     if kind == "numeric":

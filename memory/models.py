@@ -60,7 +60,9 @@ class Principle(models.Model):
     # distillation credits, merges and deduplicates only within one label.
     label = models.CharField(max_length=64, blank=True)
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.DISTILLED)
-    pinned = models.BooleanField(default=False, help_text="Pinned principles are never merged, rewritten or retired automatically.")
+    pinned = models.BooleanField(
+        default=False, help_text="Pinned principles are never merged, rewritten or retired automatically."
+    )
     retired = models.BooleanField(default=False)
     retired_reason = models.CharField(max_length=200, blank=True)
     created_in = models.ForeignKey(MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -150,7 +152,9 @@ class JudgeRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     abstained = models.PositiveIntegerField(default=0)
     usage = models.JSONField(default=dict)
-    memory_version = models.ForeignKey(MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    memory_version = models.ForeignKey(
+        MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     figures = models.JSONField(null=True, blank=True, help_text="Agreement with the experts, when the run ended.")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -188,7 +192,9 @@ class Judgement(models.Model):
     value = models.CharField(max_length=64, blank=True, help_text="Empty: the judge abstained, or failed (see error).")
     rationale = models.TextField(blank=True)
     error = models.TextField(blank=True, help_text="Why the provider gave no usable verdict; retryable.")
-    memory_version = models.ForeignKey(MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    memory_version = models.ForeignKey(
+        MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     principle_ids = models.JSONField(default=list, help_text="The principles in its working memory.")
     retrieved = models.JSONField(default=list, help_text="Feedback ids of the retrieved examples, most similar first.")
     similarities = models.JSONField(default=list, help_text="The retrieved examples' similarities, in that order.")
@@ -210,7 +216,9 @@ class SampleVector(models.Model):
 
     sample = models.OneToOneField(Sample, primary_key=True, on_delete=models.CASCADE, related_name="vector")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    fingerprint = models.CharField(max_length=64, help_text="The content it was made from: changed content is embedded again.")
+    fingerprint = models.CharField(
+        max_length=64, help_text="The content it was made from: changed content is embedded again."
+    )
     scheme = models.PositiveSmallIntegerField()
     vector = models.BinaryField()  # float32, little-endian, unit length
 
@@ -220,11 +228,17 @@ class EvaluationSettings(models.Model):
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="evaluation_settings")
     group_key = models.CharField(
-        max_length=100, blank=True, help_text="A sample metadata key; samples sharing its value stay on one side of the split."
+        max_length=100,
+        blank=True,
+        help_text="A sample metadata key; samples sharing its value stay on one side of the split.",
     )
-    gate_enabled = models.BooleanField(default=False, help_text="Re-judge the guard set on every new version (costs model calls).")
+    gate_enabled = models.BooleanField(
+        default=False, help_text="Re-judge the guard set on every new version (costs model calls)."
+    )
     guard_size = models.PositiveIntegerField(default=30)
-    gate_threshold = models.FloatField(default=0.05, help_text="Hold a version whose guard agreement drops by more than this.")
+    gate_threshold = models.FloatField(
+        default=0.05, help_text="Hold a version whose guard agreement drops by more than this."
+    )
     guard_sample_ids = models.JSONField(default=list, help_text="Chosen at random once, then fixed.")
 
 

@@ -19,7 +19,9 @@ from reviews.permissions import can, project_view
 
 
 def _run(request: HttpRequest, run_id: int) -> JudgeRun:
-    return get_object_or_404(JudgeRun.objects.select_related("project", "created_by", "memory_version"), pk=run_id, project=request.project)
+    return get_object_or_404(
+        JudgeRun.objects.select_related("project", "created_by", "memory_version"), pk=run_id, project=request.project
+    )
 
 
 def _int(value: str | None) -> int | None:
@@ -40,7 +42,9 @@ def judge_run_start(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(error))
         return redirect("memory-dashboard", request.project.slug)
     waiting = " It starts when the project's current run has finished." if run.status == JudgeRun.Status.QUEUED else ""
-    messages.success(request, f"Judging {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge.{waiting}")
+    messages.success(
+        request, f"Judging {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge.{waiting}"
+    )
     return redirect("judge-run", request.project.slug, run.pk)
 
 
@@ -87,7 +91,9 @@ def judge_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def judge_run_verdict(request: HttpRequest, run_id: int, judgement_id: int) -> HttpResponse:
     run = _run(request, run_id)
-    judgement = get_object_or_404(Judgement.objects.select_related("sample", "memory_version"), pk=judgement_id, run=run)
+    judgement = get_object_or_404(
+        Judgement.objects.select_related("sample", "memory_version"), pk=judgement_id, run=run
+    )
     return render(request, "memory/_explanation.html", {"project": request.project, **runs.explanation(judgement)})
 
 
@@ -114,7 +120,10 @@ def judge_run_export(request: HttpRequest, run_id: int, fmt: str) -> HttpRespons
         writer = csv.writer(_Echo())
         lines = (
             writer.writerow(row)
-            for row in ([runs.EXPORT_FIELDS], ([_csv_cell(r[k]) for k in runs.EXPORT_FIELDS] for r in runs.export_rows(run)))
+            for row in (
+                [runs.EXPORT_FIELDS],
+                ([_csv_cell(r[k]) for k in runs.EXPORT_FIELDS] for r in runs.export_rows(run)),
+            )
             for row in row
         )
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
@@ -142,5 +151,10 @@ def judge_run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
     except runs.RunError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Judging the {count} failed sample{'s' if count != 1 else ''} again." if count else "No failed verdicts to retry.")
+        messages.success(
+            request,
+            f"Judging the {count} failed sample{'s' if count != 1 else ''} again."
+            if count
+            else "No failed verdicts to retry.",
+        )
     return redirect("judge-run", request.project.slug, run.pk)

@@ -49,7 +49,9 @@ class RunError(Exception):
 # --- what a run judges ---------------------------------------------------------------------------------------
 
 
-def scope_samples(project: Project, scope: str, user=None, queue_query: queue.QueueQuery | None = None) -> QuerySet[Sample]:
+def scope_samples(
+    project: Project, scope: str, user=None, queue_query: queue.QueueQuery | None = None
+) -> QuerySet[Sample]:
     """Return the samples a scope covers, in id order."""
     samples = Sample.objects.filter(project=project).order_by("id")
     reviewed = Exists(Feedback.objects.filter(sample=OuterRef("pk")))
@@ -66,13 +68,23 @@ def scope_samples(project: Project, scope: str, user=None, queue_query: queue.Qu
 
 def describe(query: queue.QueueQuery) -> str:
     parts = [queue.FILTERS[query.filter]]
-    parts += [f"{name} {value}" for name, value in (("expert label", query.label), ("judge verdict", query.judge), ("search", query.q)) if value]
+    parts += [
+        f"{name} {value}"
+        for name, value in (("expert label", query.label), ("judge verdict", query.judge), ("search", query.q))
+        if value
+    ]
     return ", ".join(parts)
 
 
 def start(
-    project: Project, user, scope: str, queue_query: queue.QueueQuery | None = None, limit: int | None = None,
-    in_process: bool = False, chunk_size: int | None = None, sample_ids: list[int] | None = None,
+    project: Project,
+    user,
+    scope: str,
+    queue_query: queue.QueueQuery | None = None,
+    limit: int | None = None,
+    in_process: bool = False,
+    chunk_size: int | None = None,
+    sample_ids: list[int] | None = None,
 ) -> JudgeRun:
     """Create a run over the scope's samples; it starts at once, or after the project's active run ends.
 
@@ -95,8 +107,13 @@ def start(
         if busy and in_process:
             raise RunError("Another run of this project is active; try again when it has finished.")
         run = JudgeRun.objects.create(
-            project=project, created_by=user, scope=scope, sample_ids=sample_ids, total=len(sample_ids),
-            chunk_size=chunk_size or CHUNK_SIZE, memory_version=judge.latest_version(project),
+            project=project,
+            created_by=user,
+            scope=scope,
+            sample_ids=sample_ids,
+            total=len(sample_ids),
+            chunk_size=chunk_size or CHUNK_SIZE,
+            memory_version=judge.latest_version(project),
             scope_detail=describe(queue_query) if scope == JudgeRun.Scope.QUEUE and queue_query else "",
         )
         if not busy:
@@ -202,10 +219,14 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
             return None, str(error), int((time.monotonic() - started) * 1000)
         return verdict, "", int((time.monotonic() - started) * 1000)
 
-    with ThreadPoolExecutor(max_workers=max(1, project.provider_concurrency), thread_name_prefix=f"judge-{run.pk}") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, project.provider_concurrency), thread_name_prefix=f"judge-{run.pk}"
+    ) as pool:
         items = list(zip(samples, memories))
         first, waiting = (items[:1], items[1:]) if warm_up else (items, [])
-        pending: dict[Future, tuple[Sample, WorkingMemory]] = {pool.submit(call, memory): (sample, memory) for sample, memory in first}
+        pending: dict[Future, tuple[Sample, WorkingMemory]] = {
+            pool.submit(call, memory): (sample, memory) for sample, memory in first
+        }
         while pending:
             finished, _ = wait(pending, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
             if waiting and len(finished) == len(pending):  # the warm-up call is done: now the rest at once
@@ -219,15 +240,24 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
                     continue  # cancelled before the call: nothing written
                 rows.append(
                     Judgement(
-                        project=project, sample=sample, run=run, memory_version_id=version_id, provider=provider.name,
-                        model=provider.model, latency_ms=latency, **judge.judgement_fields(memory, verdict, error),
+                        project=project,
+                        sample=sample,
+                        run=run,
+                        memory_version_id=version_id,
+                        provider=provider.name,
+                        model=provider.model,
+                        latency_ms=latency,
+                        **judge.judgement_fields(memory, verdict, error),
                     )
                 )
             if rows:
                 # ignore_conflicts: a redelivered chunk racing its first delivery never doubles a verdict.
                 Judgement.objects.bulk_create(rows, ignore_conflicts=True)
                 JudgeRun.objects.filter(pk=run.pk).update(progress_at=timezone.now())
-            if not cancelled.is_set() and not JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).exists():
+            if (
+                not cancelled.is_set()
+                and not JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).exists()
+            ):
                 cancelled.set()  # cancelled (or failed) meanwhile: calls not yet started return at once
 
 
@@ -240,7 +270,7 @@ def _call_provider(provider, memory: WorkingMemory, project: Project, cancelled:
             except ProviderError as error:
                 if not error.overloaded or attempt == OVERLOAD_ATTEMPTS - 1:
                     raise
-                wait_seconds = error.retry_after or min(OVERLOAD_BACKOFF_MAX, 2.0 ** attempt)
+                wait_seconds = error.retry_after or min(OVERLOAD_BACKOFF_MAX, 2.0**attempt)
         log.info("project %s: provider overloaded, waiting %.1f s", project.pk, wait_seconds)
         if cancelled.wait(wait_seconds):  # the slot is free meanwhile: the run slows down, others go on
             raise _Cancelled
@@ -254,7 +284,8 @@ class _Cancelled(Exception):
 def _after_chunk(run_id: int) -> str:
     """Recount the run's verdicts (exact whatever got redelivered); finish it when every sample has one."""
     counts = Judgement.objects.filter(run_id=run_id).aggregate(
-        done=Count("id", filter=Q(error="")), failed=Count("id", filter=~Q(error="")),
+        done=Count("id", filter=Q(error="")),
+        failed=Count("id", filter=~Q(error="")),
         abstained=Count("id", filter=Q(error="", value="")),
     )
     JudgeRun.objects.filter(pk=run_id).update(**counts)
@@ -262,7 +293,13 @@ def _after_chunk(run_id: int) -> str:
     if run.status != JudgeRun.Status.RUNNING:
         return run.status
     if counts["done"] == 0 and counts["failed"] >= min(run.total, FAIL_FAST_AFTER * run.chunk_size):
-        last = Judgement.objects.filter(run_id=run_id).exclude(error="").order_by("-id").values_list("error", flat=True).first()
+        last = (
+            Judgement.objects.filter(run_id=run_id)
+            .exclude(error="")
+            .order_by("-id")
+            .values_list("error", flat=True)
+            .first()
+        )
         _finish(run_id, JudgeRun.Status.FAILED, f"stopped: the first {counts['failed']} verdicts all failed: {last}")
         return "failed"
     if counts["done"] + counts["failed"] >= run.total:
@@ -277,7 +314,12 @@ def _finish(run_id: int, status: str, error: str) -> None:
     usage = Usage()
     for row in run.judgements.values_list("usage", flat=True).iterator():
         usage.add(Usage(**{k: v for k, v in (row or {}).items() if k in Usage.__dataclass_fields__}))
-    updates = {"status": status, "finished_at": timezone.now(), "usage": usage.as_dict(), "figures": stored_agreement(run)}
+    updates = {
+        "status": status,
+        "finished_at": timezone.now(),
+        "usage": usage.as_dict(),
+        "figures": stored_agreement(run),
+    }
     if error:
         updates["error"] = error[:2000]
     # Of two chunks finishing together, only one changes a running run: the other's update matches no row.
@@ -301,8 +343,10 @@ class RunAgreement:
         return {
             "aligned": self.aligned.as_dict() if self.aligned else None,
             "imported": self.imported.as_dict() if self.imported else None,
-            "samples": self.samples, "reviewers": self.reviewers,
-            "corroborated": self.corroborated, "conflicted": self.conflicted,
+            "samples": self.samples,
+            "reviewers": self.reviewers,
+            "corroborated": self.corroborated,
+            "conflicted": self.conflicted,
         }
 
 
@@ -346,7 +390,9 @@ def agreement(run: JudgeRun) -> RunAgreement:
     ids = sorted(experts.labels)
     kind, choices = project.label_kind, project.label_choices
     aligned = metrics.agreement([experts.labels[i] for i in ids], [verdicts[i] for i in ids], kind, choices)
-    imported_by_sample = dict(Sample.objects.filter(pk__in=ids).exclude(judge_value="").values_list("id", "judge_value"))
+    imported_by_sample = dict(
+        Sample.objects.filter(pk__in=ids).exclude(judge_value="").values_list("id", "judge_value")
+    )
     with_verdict = [i for i in ids if i in imported_by_sample]
     imported = metrics.agreement(
         [experts.labels[i] for i in with_verdict], [imported_by_sample[i] for i in with_verdict], kind, choices
@@ -378,7 +424,12 @@ def current_figures(run: JudgeRun) -> dict | None:
 def imported_judge_agreement(project: Project) -> tuple[metrics.Figures | None, ExpertLabels]:
     """Agreement of the imported judge with the experts over every reviewed sample (the project overview)."""
     experts = expert_labels(project)
-    verdicts = dict(Sample.objects.filter(project=project).exclude(judge_value="").filter(pk__in=list(experts.labels)).values_list("id", "judge_value"))
+    verdicts = dict(
+        Sample.objects.filter(project=project)
+        .exclude(judge_value="")
+        .filter(pk__in=list(experts.labels))
+        .values_list("id", "judge_value")
+    )
     ids = sorted(verdicts)
     figures = metrics.agreement(
         [experts.labels[i] for i in ids], [verdicts[i] for i in ids], project.label_kind, project.label_choices
@@ -432,7 +483,9 @@ def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | 
     more = len(items) > size
     items = items[:size]
     expert = {}
-    for sample_id, label in Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]).values_list("sample_id", "label"):
+    for sample_id, label in Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]).values_list(
+        "sample_id", "label"
+    ):
         expert.setdefault(sample_id, []).append(label)
     for item in items:
         item.expert_labels = sorted(expert.get(item.sample_id, []))
@@ -441,8 +494,23 @@ def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | 
 
 # --- exports ---------------------------------------------------------------------------------------------------
 
-EXPORT_FIELDS = ["sample_id", "external_id", "aligned", "imported", "experts", "rationale", "error", "memory_version",
-                 "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens", "latency_ms", "retrieved"]
+EXPORT_FIELDS = [
+    "sample_id",
+    "external_id",
+    "aligned",
+    "imported",
+    "experts",
+    "rationale",
+    "error",
+    "memory_version",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "latency_ms",
+    "retrieved",
+]
 
 
 def export_rows(run: JudgeRun):
@@ -453,12 +521,21 @@ def export_rows(run: JudgeRun):
         for j in page.items:
             usage = j.usage or {}
             yield {
-                "sample_id": j.sample_id, "external_id": j.sample.external_id, "aligned": j.value,
-                "imported": j.sample.judge_value, "experts": j.expert_labels, "rationale": j.rationale, "error": j.error,
+                "sample_id": j.sample_id,
+                "external_id": j.sample.external_id,
+                "aligned": j.value,
+                "imported": j.sample.judge_value,
+                "experts": j.expert_labels,
+                "rationale": j.rationale,
+                "error": j.error,
                 "memory_version": run.memory_version.number if run.memory_version else None,
-                "provider": j.provider, "model": j.model, "input_tokens": usage.get("input_tokens", 0),
-                "output_tokens": usage.get("output_tokens", 0), "cache_read_tokens": usage.get("cache_read_tokens", 0),
-                "latency_ms": j.latency_ms, "retrieved": j.retrieved,
+                "provider": j.provider,
+                "model": j.model,
+                "input_tokens": usage.get("input_tokens", 0),
+                "output_tokens": usage.get("output_tokens", 0),
+                "cache_read_tokens": usage.get("cache_read_tokens", 0),
+                "latency_ms": j.latency_ms,
+                "retrieved": j.retrieved,
             }
         if page.next_after is None:
             return
@@ -493,14 +570,20 @@ def explanation(judgement: Judgement) -> dict:
 
     principles = {p.pk: p for p in Principle.objects.filter(project=judgement.project, pk__in=judgement.principle_ids)}
     sources: dict[int, list] = {}
-    for link in PrincipleSource.objects.filter(principle_id__in=principles, feedback__isnull=False).select_related("feedback__sample"):
+    for link in PrincipleSource.objects.filter(principle_id__in=principles, feedback__isnull=False).select_related(
+        "feedback__sample"
+    ):
         sources.setdefault(link.principle_id, []).append(link.feedback)
     feedback = Feedback.objects.select_related("sample", "author").in_bulk(judgement.retrieved)
     similarities = judgement.similarities or [None] * len(judgement.retrieved)
     own = sample_vectors.sample_fingerprint(judgement.sample)
     examples = [
-        {"feedback_id": fid, "feedback": feedback.get(fid), "similarity": similarity,
-         "same_item": fid in feedback and sample_vectors.sample_fingerprint(feedback[fid].sample) == own}
+        {
+            "feedback_id": fid,
+            "feedback": feedback.get(fid),
+            "similarity": similarity,
+            "same_item": fid in feedback and sample_vectors.sample_fingerprint(feedback[fid].sample) == own,
+        }
         for fid, similarity in zip(judgement.retrieved, similarities)
     ]
     return {

@@ -18,14 +18,14 @@ from django.db import transaction
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
-from memory.vectors import for_samples as stored_sample_vectors
 from memory.embeddings import embed_cached
 from memory.limiter import provider_slot
-from memory.locks import memory_writer
 from memory.llm import get_provider
 from memory.llm.base import Distillation, Example, LabelSchema, PrincipleText, Provider, ProviderError, Usage
 from memory.llm.offline import average_linkage
+from memory.locks import memory_writer
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
+from memory.vectors import for_samples as stored_sample_vectors
 from reviews.models import Feedback, Project, Sample
 
 EXAMPLE_INPUT_CHARS = 1_500
@@ -114,7 +114,9 @@ class Outcome:
     wait_seconds: float = 0.0  # > 0: a partial batch waits for the burst to go quiet; run again then
 
 
-def regenerate(project: Project, provider: Provider | None = None, force: bool = False, deadline: float | None = None) -> Outcome:
+def regenerate(
+    project: Project, provider: Provider | None = None, force: bool = False, deadline: float | None = None
+) -> Outcome:
     """Bring the project's semantic memory up to date with its feedback. The caller holds the project's
     regeneration lock (memory.locks): one writer at a time.
 
@@ -167,7 +169,7 @@ def split_batches(pending: list[Feedback], width: int) -> list[list[Feedback]]:
     while rest and len(batches) < width:
         batch = next_batch(rest)
         batches.append(batch)
-        rest = rest[len(batch):]
+        rest = rest[len(batch) :]
     return batches
 
 
@@ -204,18 +206,23 @@ def distill_batches(project: Project, batches: list[list[Feedback]], provider: P
         version = None
         with_critique = sum(map(len, calls))
         if added or with_critique:
-            summary = (f"distilled {with_critique} critique{'s' if with_critique != 1 else ''} in {len(calls)} "
-                       f"call{'s' if len(calls) != 1 else ''}: {len(added)} new principle{'s' if len(added) != 1 else ''}")
+            summary = (
+                f"distilled {with_critique} critique{'s' if with_critique != 1 else ''} in {len(calls)} "
+                f"call{'s' if len(calls) != 1 else ''}: {len(added)} new principle{'s' if len(added) != 1 else ''}"
+            )
             version = _new_version(project, MemoryVersion.Trigger.DISTILL, provider, usage, started, summary)
             Principle.objects.filter(pk__in=[p.pk for p in added if p.created_in_id is None]).update(created_in=version)
         DistilledFeedback.objects.filter(feedback_id__in=learned).delete()
         DistilledFeedback.objects.bulk_create(
-            DistilledFeedback(feedback_id=feedback_id, revision=revision, version=version) for feedback_id, revision in learned.items()
+            DistilledFeedback(feedback_id=feedback_id, revision=revision, version=version)
+            for feedback_id, revision in learned.items()
         )
     return version
 
 
-def _distill_concurrently(project: Project, provider: Provider, existing: list[PrincipleText], calls: list[list[Feedback]]) -> list[Distillation]:
+def _distill_concurrently(
+    project: Project, provider: Provider, existing: list[PrincipleText], calls: list[list[Feedback]]
+) -> list[Distillation]:
     """One provider call per batch, all against the same existing principles; results in batch order."""
     criterion, label_schema = project.criterion, schema(project)
     examples = [[example(f) for f in batch] for batch in calls]  # built here: the threads never touch the database
@@ -230,7 +237,9 @@ def _distill_concurrently(project: Project, provider: Provider, existing: list[P
         return list(pool.map(call, examples))
 
 
-def _add_principles(project: Project, proposals, learned: dict[int, int], labels: dict[int, str], vectors: dict[str, np.ndarray]) -> list[Principle]:
+def _add_principles(
+    project: Project, proposals, learned: dict[int, int], labels: dict[int, str], vectors: dict[str, np.ndarray]
+) -> list[Principle]:
     """Create principles from proposals; each keeps only sources of its label (all for a principle naming none).
 
     Unknown sources are ignored and sourceless proposals dropped; a proposal that repeats an active principle
@@ -266,7 +275,11 @@ def _clean(text: str) -> str:
 
 def _principle_vectors(project: Project, proposals) -> dict[str, np.ndarray]:
     """Embed existing and proposed principle texts, before any transaction opens (embedding takes CPU time)."""
-    texts = list(dict.fromkeys([p.text for p in active_principles(project)] + [t for t in (_clean(p.text) for p in proposals) if t]))
+    texts = list(
+        dict.fromkeys(
+            [p.text for p in active_principles(project)] + [t for t in (_clean(p.text) for p in proposals) if t]
+        )
+    )
     return dict(zip(texts, embed_cached(texts))) if texts else {}
 
 
@@ -282,12 +295,20 @@ def _nearest(existing: list[Principle], vectors: np.ndarray, vector: np.ndarray,
 
 def _link(principle: Principle, feedback_ids: list[int], revisions: dict[int, int]) -> None:
     """Link `principle` to each feedback at its learned revision: new links in one insert, old ones updated."""
-    existing = dict(PrincipleSource.objects.filter(principle=principle, feedback_id__in=feedback_ids).values_list("feedback_id", "pk"))
+    existing = dict(
+        PrincipleSource.objects.filter(principle=principle, feedback_id__in=feedback_ids).values_list(
+            "feedback_id", "pk"
+        )
+    )
     PrincipleSource.objects.bulk_create(
-        PrincipleSource(principle=principle, feedback_id=f, feedback_revision=revisions[f]) for f in feedback_ids if f not in existing
+        PrincipleSource(principle=principle, feedback_id=f, feedback_revision=revisions[f])
+        for f in feedback_ids
+        if f not in existing
     )
     for feedback_id, pk in existing.items():
-        PrincipleSource.objects.filter(pk=pk).exclude(feedback_revision=revisions[feedback_id]).update(feedback_revision=revisions[feedback_id])
+        PrincipleSource.objects.filter(pk=pk).exclude(feedback_revision=revisions[feedback_id]).update(
+            feedback_revision=revisions[feedback_id]
+        )
 
 
 def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None:
@@ -317,7 +338,10 @@ def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None
             if result.text is None:
                 decisions[principle.pk] = ("retire", "its remaining sources no longer support it")
             else:
-                decisions[principle.pk] = ("rewrite" if result.text.strip() != principle.text else "keep", result.text.strip())
+                decisions[principle.pk] = (
+                    "rewrite" if result.text.strip() != principle.text else "keep",
+                    result.text.strip(),
+                )
     with transaction.atomic():
         _lock(project)
         counts = {"retire": 0, "rewrite": 0, "keep": 0}
@@ -326,7 +350,9 @@ def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None
             counts[action] += 1
             broken_links(project).filter(principle=principle).delete()
             if action == "retire":
-                Principle.objects.filter(pk=principle.pk).update(retired=True, retired_reason=text, updated_at=timezone.now())
+                Principle.objects.filter(pk=principle.pk).update(
+                    retired=True, retired_reason=text, updated_at=timezone.now()
+                )
             elif action == "rewrite":
                 label = relabelled.get(principle.pk, principle.label)
                 Principle.objects.filter(pk=principle.pk).update(text=text, label=label, updated_at=timezone.now())
@@ -341,7 +367,9 @@ def _remaining_sources(principle: Principle) -> list[Feedback]:
 
 def due_for_consolidation(project: Project) -> bool:
     """Consolidate after every MEMALIGN_CONSOLIDATE_EVERY distillations, once there are principles to compare."""
-    last = MemoryVersion.objects.filter(project=project, trigger=MemoryVersion.Trigger.CONSOLIDATE, status=MemoryVersion.Status.OK)
+    last = MemoryVersion.objects.filter(
+        project=project, trigger=MemoryVersion.Trigger.CONSOLIDATE, status=MemoryVersion.Status.OK
+    )
     last_number = last.aggregate(n=Max("number"))["n"] or 0
     since = MemoryVersion.objects.filter(
         project=project, trigger=MemoryVersion.Trigger.DISTILL, status=MemoryVersion.Status.OK, number__gt=last_number
@@ -396,7 +424,9 @@ def consolidate(project: Project, provider: Provider | None = None) -> MemoryVer
             summary += f"; {over} over the budget of {budget} (pinned principles and labels that cannot merge)"
         version = _new_version(project, MemoryVersion.Trigger.CONSOLIDATE, provider, result.usage, started, summary)
         for low, high in sorted(pairs):
-            Contradiction.objects.get_or_create(project=project, first_id=low, second_id=high, defaults={"found_in": version})
+            Contradiction.objects.get_or_create(
+                project=project, first_id=low, second_id=high, defaults={"found_in": version}
+            )
     return version
 
 
@@ -441,8 +471,11 @@ def _contradicting_pairs(principles: list[Principle]) -> set[tuple[int, int]]:
         return set()
     topics = embed_cached([p.text for p in labelled])
     similar = topics @ topics.T
-    candidates = [(i, j) for i, j in combinations(range(len(labelled)), 2)
-                  if labelled[i].label != labelled[j].label and similar[i, j] >= CONTRADICTION_TOPIC]
+    candidates = [
+        (i, j)
+        for i, j in combinations(range(len(labelled)), 2)
+        if labelled[i].label != labelled[j].label and similar[i, j] >= CONTRADICTION_TOPIC
+    ]
     if not candidates:
         return set()
     involved = sorted({i for pair in candidates for i in pair})
@@ -461,16 +494,22 @@ def _contradicting_pairs(principles: list[Principle]) -> set[tuple[int, int]]:
 
 def _source_samples(principle: Principle) -> list[Sample]:
     """The samples of the principle's most recent sources; their stored vectors say how alike two cases are."""
-    links = principle.sources.filter(feedback__isnull=False).select_related("feedback__sample").order_by("-feedback__updated_at")
+    links = (
+        principle.sources.filter(feedback__isnull=False)
+        .select_related("feedback__sample")
+        .order_by("-feedback__updated_at")
+    )
     return [link.feedback.sample for link in links[:CONTRADICTION_SOURCES]]
 
 
 def realign(project: Project, provider: Provider) -> MemoryVersion | None:
     """Repair principles credited with feedback of another label than theirs (memory written before labels
     were kept apart): drop those links, distil that feedback again, retire principles left without sources."""
-    crossing = PrincipleSource.objects.filter(
-        principle__project=project, principle__retired=False, feedback__isnull=False
-    ).exclude(principle__label="").exclude(feedback__label=F("principle__label"))
+    crossing = (
+        PrincipleSource.objects.filter(principle__project=project, principle__retired=False, feedback__isnull=False)
+        .exclude(principle__label="")
+        .exclude(feedback__label=F("principle__label"))
+    )
     if not crossing.exists():
         return None
     started = time.monotonic()
@@ -479,10 +518,16 @@ def realign(project: Project, provider: Provider) -> MemoryVersion | None:
         links = list(crossing.values_list("pk", "feedback_id", "principle_id"))
         PrincipleSource.objects.filter(pk__in=[pk for pk, _, _ in links]).delete()
         DistilledFeedback.objects.filter(feedback_id__in={f for _, f, _ in links}).delete()
-        orphans = Principle.objects.filter(pk__in={p for _, _, p in links}, pinned=False, origin=Principle.Origin.DISTILLED)
+        orphans = Principle.objects.filter(
+            pk__in={p for _, _, p in links}, pinned=False, origin=Principle.Origin.DISTILLED
+        )
         orphans = orphans.exclude(sources__isnull=False)
-        retired = orphans.update(retired=True, retired_reason="its sources chose another label", updated_at=timezone.now())
-        summary = f"realigned: {len(links)} link(s) to feedback of another label removed, {retired} principle(s) retired"
+        retired = orphans.update(
+            retired=True, retired_reason="its sources chose another label", updated_at=timezone.now()
+        )
+        summary = (
+            f"realigned: {len(links)} link(s) to feedback of another label removed, {retired} principle(s) retired"
+        )
         return _new_version(project, MemoryVersion.Trigger.UNALIGN, provider, Usage(), started, summary)
 
 
@@ -523,7 +568,9 @@ def _new_version(project, trigger, provider, usage: Usage, started: float, summa
     )
 
 
-def record_failure(project: Project, trigger: str, provider: Provider, error: Exception, started: float) -> MemoryVersion:
+def record_failure(
+    project: Project, trigger: str, provider: Provider, error: Exception, started: float
+) -> MemoryVersion:
     """Record a failed run as a version that changes nothing, with the error, so the dashboard shows it."""
     with transaction.atomic():
         _lock(project)
@@ -541,8 +588,17 @@ def add_manual_principle(project: Project, text: str, author_name: str) -> Princ
     """Add a hand-written principle (kept through unalign and consolidation) and record a version."""
     with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic():
         _lock(project)
-        principle = Principle.objects.create(project=project, text=text.strip(), origin=Principle.Origin.MANUAL, pinned=True)
-        version = _new_version(project, MemoryVersion.Trigger.MANUAL, _Manual(), Usage(), time.monotonic(), f"principle added by {author_name}")
+        principle = Principle.objects.create(
+            project=project, text=text.strip(), origin=Principle.Origin.MANUAL, pinned=True
+        )
+        version = _new_version(
+            project,
+            MemoryVersion.Trigger.MANUAL,
+            _Manual(),
+            Usage(),
+            time.monotonic(),
+            f"principle added by {author_name}",
+        )
         principle.created_in = version
         principle.save(update_fields=["created_in"])
         return principle
@@ -559,7 +615,14 @@ def set_retired(project: Project, principle: Principle, retired: bool, author_na
         Contradiction.objects.filter(Q(first=principle) | Q(second=principle), resolved=False).filter(
             Q(first__retired=True) | Q(second__retired=True)
         ).update(resolved=True)
-        return _new_version(project, MemoryVersion.Trigger.MANUAL, _Manual(), Usage(), time.monotonic(), f"principle {principle.pk} {verb} by {author_name}")
+        return _new_version(
+            project,
+            MemoryVersion.Trigger.MANUAL,
+            _Manual(),
+            Usage(),
+            time.monotonic(),
+            f"principle {principle.pk} {verb} by {author_name}",
+        )
 
 
 class _Manual:
@@ -576,10 +639,16 @@ def discard_held(project: Project, author_name: str) -> MemoryVersion | None:
         held = list(MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.HELD).order_by("number"))
         if not held:
             return None
-        good = MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK, number__lt=held[0].number).order_by("-number").first()
+        good = (
+            MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.OK, number__lt=held[0].number)
+            .order_by("-number")
+            .first()
+        )
         texts = {p["id"]: p["text"] for p in (good.principles if good else [])}
         reason = f"discarded with held version {held[-1].number}"
-        active_principles(project).exclude(pk__in=texts).update(retired=True, retired_reason=reason[:200], updated_at=timezone.now())
+        active_principles(project).exclude(pk__in=texts).update(
+            retired=True, retired_reason=reason[:200], updated_at=timezone.now()
+        )
         for principle in Principle.objects.filter(project=project, pk__in=texts):
             if principle.retired or principle.text != texts[principle.pk]:
                 principle.retired, principle.retired_reason, principle.text = False, "", texts[principle.pk]

@@ -66,7 +66,9 @@ def project_deleted(sender, instance: Project, **kwargs) -> None:
     from memory.tasks import sync_project
 
     project_id = instance.pk
-    transaction.on_commit(lambda: sync_project.delay(project_id), robust=True)  # finds the project gone, drops its store
+    transaction.on_commit(
+        lambda: sync_project.delay(project_id), robust=True
+    )  # finds the project gone, drops its store
 
 
 def connect() -> None:

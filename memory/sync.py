@@ -22,7 +22,11 @@ class Drift:
     def lines(self) -> list[str]:
         return [
             f"{name}: {len(ids)} feedback id(s) {ids[:20]}{' …' if len(ids) > 20 else ''}"
-            for name, ids in (("missing from Chroma", self.missing), ("outdated in Chroma", self.outdated), ("orphaned in Chroma", self.orphaned))
+            for name, ids in (
+                ("missing from Chroma", self.missing),
+                ("outdated in Chroma", self.outdated),
+                ("orphaned in Chroma", self.orphaned),
+            )
             if ids
         ]
 
@@ -60,5 +64,7 @@ def rebuild(project: Project) -> int:
 
 def embed_feedback_ids(project: Project, ids: list[int]) -> None:
     for start in range(0, len(ids), EMBED_CHUNK):
-        chunk = Feedback.objects.filter(project=project, pk__in=ids[start : start + EMBED_CHUNK]).select_related("sample")
+        chunk = Feedback.objects.filter(project=project, pk__in=ids[start : start + EMBED_CHUNK]).select_related(
+            "sample"
+        )
         episodic.upsert(list(chunk))

@@ -16,8 +16,8 @@ from django.db import OperationalError
 
 from memalign_site.redis import get_redis
 from memory import episodic, evaluation, gate, runs, semantic, sync, vectors
-from memory.locks import regeneration_lock, release
 from memory.llm.base import ProviderError
+from memory.locks import regeneration_lock, release
 from memory.models import Evaluation
 from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
@@ -27,7 +27,13 @@ LOCK_SECONDS = settings.MEMALIGN_LOCK_SECONDS
 SYNC_CHUNK = 1_000  # entries embedded per sync run: about 10-60 s of CPU on two cores
 RUN_SECONDS = 120  # a regeneration run stops after this long and queues its continuation
 EPISODIC_BATCH = 500  # noted feedback stored per Chroma upsert
-RETRY = {"autoretry_for": (Exception,), "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 8}
+RETRY = {
+    "autoretry_for": (Exception,),
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 def _key(kind: str, project_id: int) -> str:
@@ -124,7 +130,9 @@ def request_regeneration(project_id: int, delay: float | None = None) -> bool:
     return True
 
 
-@shared_task(bind=True, acks_late=True, max_retries=8, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True)
+@shared_task(
+    bind=True, acks_late=True, max_retries=8, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True
+)
 def regenerate_principles(self, project_id: int) -> dict:
     """Distil the project's pending feedback and re-derive principles that lost sources, one run at a time."""
     redis = get_redis()
@@ -141,13 +149,16 @@ def regenerate_principles(self, project_id: int) -> dict:
         gated = gate.check(project, outcome.versions)  # under the lock: no version is written meanwhile
     except ProviderError as error:
         log.warning("regeneration of project %s failed: %s", project_id, error)
-        raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
+        raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1))) from error
     finally:
         release(lock)
     if outcome.wait_seconds:
         request_regeneration(project_id, delay=outcome.wait_seconds)
-    return {"versions": [v.number for v in outcome.versions], "waiting": round(outcome.wait_seconds, 2),
-            "held": bool(gated and gated.held)}
+    return {
+        "versions": [v.number for v in outcome.versions],
+        "waiting": round(outcome.wait_seconds, 2),
+        "held": bool(gated and gated.held),
+    }
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
@@ -183,7 +194,7 @@ def consolidate_memory(self, project_id: int) -> dict:
         if version:
             gate.check(project, [version])
     except ProviderError as error:
-        raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1)))
+        raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1))) from error
     finally:
         release(lock)
     return {"version": version.number if version else None}

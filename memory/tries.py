@@ -38,4 +38,6 @@ def judge(project: Project, item: dict) -> aligned.AlignedVerdict:
         with provider_slot(project.pk, project.provider_concurrency, timeout=SLOT_WAIT_SECONDS):
             return aligned.judge(project, provider=provider, **item)
     except SlotTimeout:
-        raise Busy("The project's provider calls are all in use (a judge run is going on): try again in a minute.") from None
+        raise Busy(
+            "The project's provider calls are all in use (a judge run is going on): try again in a minute."
+        ) from None

@@ -45,11 +45,18 @@ def for_samples(samples: list[Sample]) -> np.ndarray:
         result[missing] = vectors
         SampleVector.objects.bulk_create(
             [
-                SampleVector(sample_id=samples[row].pk, project_id=samples[row].project_id, fingerprint=prints[row],
-                             scheme=SCHEME, vector=vector.astype("<f4").tobytes())
+                SampleVector(
+                    sample_id=samples[row].pk,
+                    project_id=samples[row].project_id,
+                    fingerprint=prints[row],
+                    scheme=SCHEME,
+                    vector=vector.astype("<f4").tobytes(),
+                )
                 for row, vector in zip(missing, vectors)
             ],
-            update_conflicts=True, unique_fields=["sample"], update_fields=["fingerprint", "scheme", "vector"],
+            update_conflicts=True,
+            unique_fields=["sample"],
+            update_fields=["fingerprint", "scheme", "vector"],
         )
     return result
 

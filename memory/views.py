@@ -47,8 +47,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     # A blind reviewer sees a principle's sources only on samples they reviewed themselves.
     source_rows = visible_feedback(request.membership, PrincipleSource.objects.all(), path="feedback__")
     sources = Prefetch("sources", queryset=source_rows.select_related("feedback__author", "feedback__sample"))
-    principles = Principle.objects.filter(project=project).prefetch_related(sources).annotate(
-        lost=Count("sources", filter=Q(sources__feedback__isnull=True))
+    principles = (
+        Principle.objects.filter(project=project)
+        .prefetch_related(sources)
+        .annotate(lost=Count("sources", filter=Q(sources__feedback__isnull=True)))
     )
     context = {
         "project": project,
@@ -59,7 +61,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "anthropic_configured": bool(settings.ANTHROPIC_API_KEY),
         "active": [p for p in principles if not p.retired],
         "retired": [p for p in principles if p.retired],
-        "contradictions": Contradiction.objects.filter(project=project, resolved=False).select_related("first", "second"),
+        "contradictions": Contradiction.objects.filter(project=project, resolved=False).select_related(
+            "first", "second"
+        ),
         "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
         "try_form": TryJudgeForm(project),
         **_judge_run_context(project),
@@ -139,13 +143,26 @@ def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
     except MemoryBusy as busy:
         messages.error(request, str(busy))
     else:
-        messages.success(request, f"Principle {principle.pk} {'retired' if retire else 'restored'} (memory version {version.number}).")
+        messages.success(
+            request,
+            f"Principle {principle.pk} {'retired' if retire else 'restored'} (memory version {version.number}).",
+        )
     return redirect("memory-dashboard", request.project.slug)
 
 
 def _judge_run_context(project) -> dict:
-    runs_list = list(JudgeRun.objects.filter(project=project).select_related("created_by", "memory_version").defer("sample_ids").order_by("-id")[:20])
-    return {"runs": runs_list, "scopes": [(v, label) for v, label in JudgeRun.Scope.choices if v not in (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)]}
+    runs_list = list(
+        JudgeRun.objects.filter(project=project)
+        .select_related("created_by", "memory_version")
+        .defer("sample_ids")
+        .order_by("-id")[:20]
+    )
+    return {
+        "runs": runs_list,
+        "scopes": [
+            (v, label) for v, label in JudgeRun.Scope.choices if v not in (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)
+        ],
+    }
 
 
 def _evaluation_context(project) -> dict:
@@ -158,7 +175,9 @@ def _evaluation_context(project) -> dict:
         "gate_form": EvaluationSettingsForm(instance=settings_row),
         "gate_calls": 2 * settings_row.guard_size,
         "active_version": judge.latest_version(project),
-        "held_check": GateCheck.objects.filter(version=held).select_related("version", "compared_with").first() if held else None,
+        "held_check": GateCheck.objects.filter(version=held).select_related("version", "compared_with").first()
+        if held
+        else None,
     }
 
 
@@ -190,5 +209,10 @@ def held_discard(request: HttpRequest) -> HttpResponse:
     except MemoryBusy as busy:
         messages.error(request, str(busy))
     else:
-        messages.success(request, f"Discarded: the principles are back to the active version's (v{version.number})." if version else "No version is held.")
+        messages.success(
+            request,
+            f"Discarded: the principles are back to the active version's (v{version.number})."
+            if version
+            else "No version is held.",
+        )
     return redirect("memory-dashboard", request.project.slug)

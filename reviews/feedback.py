@@ -25,7 +25,9 @@ def save_feedback(sample: Sample, author, label: str, critique: str, loaded_revi
     if "\x00" in critique:
         raise ValidationError("The critique contains a NUL character, which cannot be stored; remove it.")
     if len(critique) > MAX_CRITIQUE_CHARS:
-        raise ValidationError(f"The critique is {len(critique):,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}.")
+        raise ValidationError(
+            f"The critique is {len(critique):,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}."
+        )
     if sample.judge_value and label != sample.judge_value and not critique:
         raise ValidationError(
             f"You chose {label}, the judge said {sample.judge_value}: say why in a critique, it is what teaches the judge."

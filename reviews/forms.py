@@ -14,13 +14,28 @@ class ProjectForm(forms.ModelForm):
         help_text="For a category schema: the labels, comma-separated, in order (e.g. Bad, Acceptable, Excellent).",
     )
     provider_base_url = forms.URLField(
-        label="Provider base URL", required=False, assume_scheme="http",  # local model servers are mostly plain http
+        label="Provider base URL",
+        required=False,
+        assume_scheme="http",  # local model servers are mostly plain http
         help_text=Project._meta.get_field("provider_base_url").help_text,
     )
 
     class Meta:
         model = Project
-        fields = ["name", "criterion", "label_kind", "scale_min", "scale_max", "provider", "model_name", "provider_base_url", "retrieval_k", "provider_concurrency", "max_principles", "principle_budget_tokens"]
+        fields = [
+            "name",
+            "criterion",
+            "label_kind",
+            "scale_min",
+            "scale_max",
+            "provider",
+            "model_name",
+            "provider_base_url",
+            "retrieval_k",
+            "provider_concurrency",
+            "max_principles",
+            "principle_budget_tokens",
+        ]
         widgets = {"criterion": forms.Textarea(attrs={"rows": 4})}
         labels = {
             "label_kind": "Label schema",
@@ -111,8 +126,10 @@ class RoleForm(forms.Form):
 class FeedbackForm(forms.Form):
     label = forms.CharField(
         max_length=64,
-        error_messages={"required": "Pick a label first (the digit keys pick one, a agrees with the judge).",
-                        "max_length": "That is not a label of this project."},
+        error_messages={
+            "required": "Pick a label first (the digit keys pick one, a agrees with the judge).",
+            "max_length": "That is not a label of this project.",
+        },
     )
     # Its length limit (MAX_CRITIQUE_CHARS) is checked by reviews.feedback.save_feedback, with the message.
     critique = forms.CharField(required=False, strip=True)
@@ -120,5 +137,8 @@ class FeedbackForm(forms.Form):
     revision = forms.IntegerField(
         min_value=0,
         required=False,
-        error_messages={"invalid": "The form is out of date: reload the page.", "min_value": "The form is out of date: reload the page."},
+        error_messages={
+            "invalid": "The form is out of date: reload the page.",
+            "min_value": "The form is out of date: reload the page.",
+        },
     )

@@ -11,14 +11,16 @@ MAX_EXTERNAL_ID characters.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import IO, Callable, Iterator
+from typing import IO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -28,7 +30,15 @@ from django.utils import timezone
 
 from reviews.labels import normalize_label
 from reviews.models import (
-    MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, ImportRun, Membership, Project, Role, Sample, agreement,
+    MAX_CRITIQUE_CHARS,
+    MAX_TEXT_CHARS,
+    Feedback,
+    ImportRun,
+    Membership,
+    Project,
+    Role,
+    Sample,
+    agreement,
 )
 from reviews.signals import feedback_imported, samples_imported
 
@@ -42,11 +52,30 @@ SQLITE_WRITE_SECONDS = 0.4  # on SQLite, after writing this long ...
 SQLITE_PAUSE_SECONDS = 0.12  # ... leave the lock free this long (longer than SQLite's 100 ms busy-handler sleep)
 REQUIRED_COLUMNS = {"external_id", "inputs"}
 KNOWN_COLUMNS = {
-    "external_id", "inputs", "outputs", "output_a", "output_b", "expectations", "judge_value",
-    "judge_rationale", "metadata", "expert_label", "expert_critique", "reviewer",
+    "external_id",
+    "inputs",
+    "outputs",
+    "output_a",
+    "output_b",
+    "expectations",
+    "judge_value",
+    "judge_rationale",
+    "metadata",
+    "expert_label",
+    "expert_critique",
+    "reviewer",
 }
 # Fields compared to tell the summary whether a re-imported row differs from what the project holds.
-COMPARED_FIELDS = ["inputs", "outputs", "output_a", "output_b", "expectations", "metadata", "judge_value", "judge_rationale"]
+COMPARED_FIELDS = [
+    "inputs",
+    "outputs",
+    "output_a",
+    "output_b",
+    "expectations",
+    "metadata",
+    "judge_value",
+    "judge_rationale",
+]
 
 # Python's csv module refuses fields over 128 KiB with a vague message; let it read them, so that our own
 # length check can name the field and its limit.
@@ -85,7 +114,9 @@ class ImportSummary:
                 )
             parts.append(text)
         if self.feedback_skipped:
-            parts.append(f"{self.feedback_skipped:,} expert review{_s(self.feedback_skipped)} on those rows not imported")
+            parts.append(
+                f"{self.feedback_skipped:,} expert review{_s(self.feedback_skipped)} on those rows not imported"
+            )
         return ", ".join(parts) + "."
 
 
@@ -166,14 +197,26 @@ def decode(stream: IO[bytes]) -> str:
     else:
         encoding, name = "utf-8-sig", "UTF-8"
         if b"\x00" in raw[:4096]:
-            raise ImportRejected([(None, "The file holds NUL bytes: it is UTF-16 without a byte-order mark, or not a text "
-                                         "file at all (a spreadsheet, say); save it as CSV or JSONL in UTF-8.")])
+            raise ImportRejected(
+                [
+                    (
+                        None,
+                        "The file holds NUL bytes: it is UTF-16 without a byte-order mark, or not a text "
+                        "file at all (a spreadsheet, say); save it as CSV or JSONL in UTF-8.",
+                    )
+                ]
+            )
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
         line = raw[: error.start].decode(encoding, errors="replace").count("\n") + 1
         raise ImportRejected(
-            [(line, f"the file is not valid {name} text (byte {raw[error.start]:#04x}); save it as UTF-8 and import it again.")]
+            [
+                (
+                    line,
+                    f"the file is not valid {name} text (byte {raw[error.start]:#04x}); save it as UTF-8 and import it again.",
+                )
+            ]
         ) from None
     if not text.strip():
         raise ImportRejected([(None, "The file is empty.")])
@@ -201,7 +244,9 @@ def read_records(stream: IO[bytes], filename: str) -> tuple[list[tuple[int, dict
         else:
             records.append((line, record))
         if len(records) + len(errors) > limit:
-            raise ImportRejected([(None, f"The file has more than {limit:,} rows, the limit per import; split it into smaller files.")])
+            raise ImportRejected(
+                [(None, f"The file has more than {limit:,} rows, the limit per import; split it into smaller files.")]
+            )
     if not records and not errors:
         raise ImportRejected([(None, "The file has no rows: only a header, or blank lines.")])
     return records, errors
@@ -248,8 +293,15 @@ def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, dict | None, 
         raise ImportRejected([(1, f"the header row is not readable CSV: {error}")]) from None
     header = [h.strip().lower() for h in header]
     if len(header) == 1 and delimiter == "," and ";" in header[0]:
-        raise ImportRejected([(1, "the header is one column holding semicolons: save the file with commas as "
-                                  "separators (or as .tsv with tabs)")])
+        raise ImportRejected(
+            [
+                (
+                    1,
+                    "the header is one column holding semicolons: save the file with commas as "
+                    "separators (or as .tsv with tabs)",
+                )
+            ]
+        )
     _check_header(header)
     start = reader.line_num + 1
     while True:
@@ -279,7 +331,9 @@ def _check_header(header: list[str]) -> None:
         problems.append((1, f"the header names a column twice: {', '.join(duplicates)}"))
     unknown = [name for name in header if name and name not in KNOWN_COLUMNS]
     if unknown:
-        problems.append((1, f"unknown column(s) {', '.join(unknown)}; the columns are: {', '.join(sorted(KNOWN_COLUMNS))}"))
+        problems.append(
+            (1, f"unknown column(s) {', '.join(unknown)}; the columns are: {', '.join(sorted(KNOWN_COLUMNS))}")
+        )
     missing = sorted(REQUIRED_COLUMNS - set(header))
     if missing:
         problems.append((1, f"the header has no {' and no '.join(missing)} column (is the first row a header?)"))
@@ -315,7 +369,10 @@ def _reviewers(project: Project, records: list[tuple[int, dict]]) -> dict[str, t
     """Map each username named in a `reviewer` column to (user id, role) for the project's members."""
     names = {r["reviewer"].strip() for _, r in records if isinstance(r.get("reviewer"), str) and r["reviewer"].strip()}
     members = Membership.objects.filter(project=project, user__username__in=names)
-    return {username: (user_id, role) for username, user_id, role in members.values_list("user__username", "user_id", "role")}
+    return {
+        username: (user_id, role)
+        for username, user_id, role in members.values_list("user__username", "user_id", "role")
+    }
 
 
 def _validate_record(project: Project, record: dict, reviewers: dict, importer) -> Row:
@@ -383,10 +440,8 @@ def _json_or_text(record: dict, key: str, problems: list[str], required: bool):
             problems.append(f"{key} is missing")
         return "" if required else None
     if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-        try:
+        with contextlib.suppress(ValueError, RecursionError):  # text that merely starts with a brace: kept as text
             value = json.loads(value, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError):
-            pass  # text that merely starts with a brace: kept as text
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, (str, dict, list)):
@@ -409,7 +464,7 @@ def _metadata(record: dict, problems: list[str]) -> dict:
         try:
             value = json.loads(value, parse_constant=_refuse_constant)
         except (ValueError, RecursionError):
-            problems.append("metadata must be a JSON object, e.g. {\"source\": \"web\"}; this is not valid JSON")
+            problems.append('metadata must be a JSON object, e.g. {"source": "web"}; this is not valid JSON')
             return {}
     if not isinstance(value, dict):
         problems.append(f"metadata must be a JSON object, not {_kind(value)}")
@@ -434,7 +489,9 @@ def _check_storable(key: str, value, problems: list[str]) -> None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            problems.append(f"{key} contains an unpaired surrogate escape (\\ud800 to \\udfff), which is not valid text")
+            problems.append(
+                f"{key} contains an unpaired surrogate escape (\\ud800 to \\udfff), which is not valid text"
+            )
             return
     if _has_non_finite(value):
         problems.append(f"{key} contains NaN or Infinity, which JSON cannot store")
@@ -515,7 +572,9 @@ def _reviewer(record: dict, reviewers: dict, importer, problems: list[str]) -> i
 # Writing ---------------------------------------------------------------------------------------------------
 
 
-def write(project: Project, rows: list[Row], report: Callable[[str], None], importer=None, filename: str = "") -> ImportSummary:
+def write(
+    project: Project, rows: list[Row], report: Callable[[str], None], importer=None, filename: str = ""
+) -> ImportSummary:
     """Write new samples and their expert reviews in short transactions; skip rows the project already has.
 
     Each batch of WRITE_BATCH rows is its own transaction, so another user's save waits at most one batch (on
@@ -531,8 +590,13 @@ def write(project: Project, rows: list[Row], report: Callable[[str], None], impo
         if isinstance(error, IntegrityError):
             # Only a concurrent import writing the same external_ids gets here.
             raise ImportRejected(
-                [(None, "Another import into this project wrote some of the same external_ids at the same moment; "
-                        "nothing was written. Import the file again: rows already present will be left unchanged.")]
+                [
+                    (
+                        None,
+                        "Another import into this project wrote some of the same external_ids at the same moment; "
+                        "nothing was written. Import the file again: rows already present will be left unchanged.",
+                    )
+                ]
             ) from None
         raise
     ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.DONE, finished_at=timezone.now())
@@ -607,19 +671,21 @@ def _write_batch(project: Project, batch: list[Row], importer, run: ImportRun, n
         return 0
     missing_pk = [row.sample.external_id for row in reviewed if row.sample.pk is None]
     ids = _sample_ids(project, missing_pk) if missing_pk else {}
-    Feedback.objects.bulk_create([
-        Feedback(
-            project=project,
-            sample_id=row.sample.pk or ids[row.sample.external_id],
-            author_id=row.reviewer_id,
-            label=row.expert_label,
-            critique=row.expert_critique,
-            agrees_with_judge=agreement(row.expert_label, row.sample.judge_value),
-            imported_by=importer,
-            imported_at=now,
-        )
-        for row in reviewed
-    ])
+    Feedback.objects.bulk_create(
+        [
+            Feedback(
+                project=project,
+                sample_id=row.sample.pk or ids[row.sample.external_id],
+                author_id=row.reviewer_id,
+                label=row.expert_label,
+                critique=row.expert_critique,
+                agrees_with_judge=agreement(row.expert_label, row.sample.judge_value),
+                imported_by=importer,
+                imported_at=now,
+            )
+            for row in reviewed
+        ]
+    )
     return len(reviewed)
 
 
@@ -633,7 +699,9 @@ def _existing(project: Project, external_ids: list[str]) -> dict[str, dict]:
     found: dict[str, dict] = {}
     for start in range(0, len(external_ids), CHUNK):
         chunk = external_ids[start : start + CHUNK]
-        for values in Sample.objects.filter(project=project, external_id__in=chunk).values("external_id", *COMPARED_FIELDS):
+        for values in Sample.objects.filter(project=project, external_id__in=chunk).values(
+            "external_id", *COMPARED_FIELDS
+        ):
             found[values["external_id"]] = values
     return found
 

@@ -36,7 +36,9 @@ def check_schema(kind: str, categories: list[str], scale_min: int | None, scale_
         if len(categories) < 2:
             raise ValidationError("A category schema needs at least two categories.")
         if len(categories) > MAX_CATEGORIES:
-            raise ValidationError(f"A category schema may have at most {MAX_CATEGORIES} categories (one digit key each).")
+            raise ValidationError(
+                f"A category schema may have at most {MAX_CATEGORIES} categories (one digit key each)."
+            )
         if len(set(c.casefold() for c in categories)) != len(categories):
             raise ValidationError("Categories must be distinct.")
         if any(not c or len(c) > 64 for c in categories):
@@ -62,9 +64,13 @@ def normalize_label(value: object, choices: list[str], kind: str) -> str:
         try:
             number = float(text)
         except ValueError:
-            raise ValidationError(f"{text!r} is not a number; expected a whole number from {choices[0]} to {choices[-1]}.")
+            raise ValidationError(  # noqa: B904 - the message names the value; the ValueError adds nothing
+                f"{text!r} is not a number; expected a whole number from {choices[0]} to {choices[-1]}."
+            )
         if not number.is_integer() or str(int(number)) not in choices:
-            raise ValidationError(f"{text!r} is outside the scale; expected a whole number from {choices[0]} to {choices[-1]}.")
+            raise ValidationError(
+                f"{text!r} is outside the scale; expected a whole number from {choices[0]} to {choices[-1]}."
+            )
         return str(int(number))
     for choice in choices:
         if choice.casefold() == text.casefold():

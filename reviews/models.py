@@ -47,12 +47,16 @@ class Project(models.Model):
     provider = models.CharField(
         max_length=20,
         blank=True,
-        choices=[("offline", "Offline (no LLM)"), ("anthropic", "Anthropic Claude"),
-                 ("openai_compatible", "OpenAI-compatible server (vLLM, Ollama, …)")],
+        choices=[
+            ("offline", "Offline (no LLM)"),
+            ("anthropic", "Anthropic Claude"),
+            ("openai_compatible", "OpenAI-compatible server (vLLM, Ollama, …)"),
+        ],
         help_text="Blank: the site default.",
     )
     provider_base_url = models.URLField(
-        blank=True, help_text="OpenAI-compatible servers: the API's base URL, e.g. http://gpu-box:8000/v1. Blank: "
+        blank=True,
+        help_text="OpenAI-compatible servers: the API's base URL, e.g. http://gpu-box:8000/v1. Blank: "
         "the site default (OPENAI_COMPATIBLE_BASE_URL).",
     )
     model_name = models.CharField(max_length=100, blank=True, help_text="Blank: the provider's default model.")
@@ -261,4 +265,3 @@ class Feedback(models.Model):
 def agreement(label: str, judge_value: str) -> bool | None:
     """Return whether an expert label agrees with the judge's verdict, or None when there is no verdict."""
     return label == judge_value if judge_value else None
-

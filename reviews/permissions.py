@@ -6,8 +6,8 @@ Views call `project_view(min_role)`; domain code calls `get_project_for_user`. A
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -21,9 +21,7 @@ def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple
     """Return the project and the user's membership, or raise Http404 / PermissionDenied."""
     if not user.is_authenticated:
         raise Http404("No such project.")
-    membership = (
-        Membership.objects.select_related("project").filter(project__slug=slug, user=user).first()
-    )
+    membership = Membership.objects.select_related("project").filter(project__slug=slug, user=user).first()
     if membership is None:
         raise Http404("No such project.")
     if ROLE_RANK[Role(membership.role)] < ROLE_RANK[min_role]:
@@ -33,7 +31,11 @@ def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple
 
 def get_invitation_for_user(user, invitation_id: int) -> Invitation:
     """Return an invitation addressed to `user`, or raise Http404 (anyone else's does not exist for them)."""
-    invitation = Invitation.objects.select_related("project").filter(pk=invitation_id, user=user).first() if user.is_authenticated else None
+    invitation = (
+        Invitation.objects.select_related("project").filter(pk=invitation_id, user=user).first()
+        if user.is_authenticated
+        else None
+    )
     if invitation is None:
         raise Http404("No such invitation.")
     return invitation

@@ -55,7 +55,9 @@ class QueueQuery:
         )
 
     def params(self) -> dict[str, str]:
-        return {k: v for k, v in (("filter", self.filter), ("label", self.label), ("judge", self.judge), ("q", self.q)) if v}
+        return {
+            k: v for k, v in (("filter", self.filter), ("label", self.label), ("judge", self.judge), ("q", self.q)) if v
+        }
 
 
 def samples(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
@@ -126,7 +128,14 @@ def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
         mine_samples = Feedback.objects.filter(project=project, author=user).order_by().values("sample_id")
         disagreeing = disagreeing.filter(sample_id__in=mine_samples)
     disagree = disagreeing.aggregate(n=Count("sample_id", distinct=True))["n"]
-    result = {"todo": every - mine, "unreviewed": every - reviewed, "mine": mine, "reviewed": reviewed, "disagree": disagree, "all": every}
+    result = {
+        "todo": every - mine,
+        "unreviewed": every - reviewed,
+        "mine": mine,
+        "reviewed": reviewed,
+        "disagree": disagree,
+        "all": every,
+    }
     return {name: result[name] for name in FILTERS}
 
 

@@ -81,11 +81,16 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
         "membership": request.membership,
         "query": query,
         "query_string": urlencode(query.params()),
-        "filters": [(name, label, n) for (name, label), n in zip(queue.FILTERS.items(), queue.counts(project, request.user, query).values())],
+        "filters": [
+            (name, label, n)
+            for (name, label), n in zip(queue.FILTERS.items(), queue.counts(project, request.user, query).values())
+        ],
         "page": result,
         "labels": project.label_choices,
     }
-    template = "reviews/queue.html#rows" if request.htmx and request.htmx.target == "queue-rows" else "reviews/queue.html"
+    template = (
+        "reviews/queue.html#rows" if request.htmx and request.htmx.target == "queue-rows" else "reviews/queue.html"
+    )
     return render(request, template, context)
 
 
@@ -108,7 +113,11 @@ def feedback_save(request: HttpRequest, sample_id: int) -> HttpResponse:
     if form.is_valid():
         try:
             feedback, created = save_feedback(
-                sample, request.user, form.cleaned_data["label"], form.cleaned_data["critique"], form.cleaned_data["revision"] or 0
+                sample,
+                request.user,
+                form.cleaned_data["label"],
+                form.cleaned_data["critique"],
+                form.cleaned_data["revision"] or 0,
             )
         except (ValidationError, StaleFeedback) as problem:
             error = problem.messages[0] if isinstance(problem, ValidationError) else str(problem)
@@ -118,7 +127,10 @@ def feedback_save(request: HttpRequest, sample_id: int) -> HttpResponse:
                 return redirect(_next_url(request, sample))
             response = render(request, "reviews/review.html#item", _review_context(request, sample, saved=True))
             return trigger_client_event(
-                response, "feedbackSaved", {"sampleId": sample.pk, "feedbackId": feedback.pk, "created": created}, after="swap"
+                response,
+                "feedbackSaved",
+                {"sampleId": sample.pk, "feedbackId": feedback.pk, "created": created},
+                after="swap",
             )
     else:
         error = " ".join(" ".join(errs) for errs in form.errors.values())
@@ -138,7 +150,9 @@ def feedback_delete(request: HttpRequest, feedback_id: int) -> HttpResponse:
     return redirect(reverse("sample-review", args=[request.project.slug, feedback.sample_id]) + _query_suffix(request))
 
 
-def _review_context(request: HttpRequest, sample: Sample, saved: bool = False, error: str | None = None, posted=None) -> dict:
+def _review_context(
+    request: HttpRequest, sample: Sample, saved: bool = False, error: str | None = None, posted=None
+) -> dict:
     project = request.project
     query = _query(request)
     previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)

@@ -40,7 +40,12 @@ def overview(project: Project, membership: Membership) -> dict:
         "feedback_count": feedback.count(),
         "disagreement_count": totals["total"] - totals["agree"],
         "progress": [
-            {"user": m.user, "role": m.get_role_display(), "done": m.done, "share": m.done / sample_count if sample_count else 0}
+            {
+                "user": m.user,
+                "role": m.get_role_display(),
+                "done": m.done,
+                "share": m.done / sample_count if sample_count else 0,
+            }
             for m in progress
         ],
         "recent_critiques": recent,

@@ -13,8 +13,18 @@ urlpatterns = [
     path("p/<slug:slug>/members/<int:membership_id>/role/", views.member_role, name="member-role"),
     path("p/<slug:slug>/members/<int:membership_id>/remove/", views.member_remove, name="member-remove"),
     path("p/<slug:slug>/invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="invitation-revoke"),
-    path("invitations/<int:invitation_id>/accept/", views.invitation_answer, {"answer": "accept"}, name="invitation-accept"),
-    path("invitations/<int:invitation_id>/decline/", views.invitation_answer, {"answer": "decline"}, name="invitation-decline"),
+    path(
+        "invitations/<int:invitation_id>/accept/",
+        views.invitation_answer,
+        {"answer": "accept"},
+        name="invitation-accept",
+    ),
+    path(
+        "invitations/<int:invitation_id>/decline/",
+        views.invitation_answer,
+        {"answer": "decline"},
+        name="invitation-decline",
+    ),
 ]
 
 urlpatterns += [

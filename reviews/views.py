@@ -43,13 +43,19 @@ def project_create(request: HttpRequest) -> HttpResponse:
         project = projects.create_project(request.user, **form.project_fields())
         messages.success(request, f"Project “{project.name}” created. Import judge outputs to start reviewing.")
         return redirect(project)
-    return render(request, "reviews/project_form.html", {"form": form, "creating": True}, status=400 if form.errors else 200)
+    return render(
+        request, "reviews/project_form.html", {"form": form, "creating": True}, status=400 if form.errors else 200
+    )
 
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
 def project_overview(request: HttpRequest) -> HttpResponse:
-    context = {"project": request.project, "membership": request.membership, **stats.overview(request.project, request.membership)}
+    context = {
+        "project": request.project,
+        "membership": request.membership,
+        **stats.overview(request.project, request.membership),
+    }
     return render(request, "reviews/project_overview.html", context)
 
 

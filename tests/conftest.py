@@ -53,9 +53,11 @@ def celery_worker(django_db_setup, django_db_blocker):
 
     from memalign_site.celery import app
 
-    with django_db_blocker.unblock():
-        with start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=30, loglevel="WARNING") as worker:
-            yield worker
+    with (
+        django_db_blocker.unblock(),
+        start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=30, loglevel="WARNING") as worker,
+    ):
+        yield worker
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +98,9 @@ def personas(db):
     from reviews.projects import create_project
 
     owner, reviewer, viewer, outsider = (make_user(n) for n in ("olivia", "rafael", "vera", "otto"))
-    project = create_project(owner, name="Support tone", criterion="Is the reply's tone appropriate?", label_kind="pass_fail")
+    project = create_project(
+        owner, name="Support tone", criterion="Is the reply's tone appropriate?", label_kind="pass_fail"
+    )
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
     other_owner = make_user("oscar")
@@ -107,16 +111,28 @@ def personas(db):
     episodic.drop(project.pk)
     episodic.drop(other.pk)
     return SimpleNamespace(
-        owner=owner, reviewer=reviewer, viewer=viewer, outsider=outsider, project=project,
-        other_owner=other_owner, other=other, password=PASSWORD,
+        owner=owner,
+        reviewer=reviewer,
+        viewer=viewer,
+        outsider=outsider,
+        project=project,
+        other_owner=other_owner,
+        other=other,
+        password=PASSWORD,
     )
 
 
 def add_sample(project, external_id: str = "s1", judge_value: str = "pass", **fields):
     from reviews.models import Sample
 
-    defaults = {"inputs": {"question": f"question {external_id}"}, "outputs": f"answer {external_id}", "judge_rationale": "Looks fine."}
-    return Sample.objects.create(project=project, external_id=external_id, judge_value=judge_value, **{**defaults, **fields})
+    defaults = {
+        "inputs": {"question": f"question {external_id}"},
+        "outputs": f"answer {external_id}",
+        "judge_rationale": "Looks fine.",
+    }
+    return Sample.objects.create(
+        project=project, external_id=external_id, judge_value=judge_value, **{**defaults, **fields}
+    )
 
 
 @pytest.fixture

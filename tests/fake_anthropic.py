@@ -145,8 +145,10 @@ def _blocks_text(content: Any) -> list[tuple[str, bool]]:
 
 def prompt_parts(request: dict[str, Any]) -> list[tuple[str, bool]]:
     """Return the prompt as (text, has_cache_control) parts in the API's cache order: tools, system, messages."""
-    parts = [(json.dumps(t, sort_keys=True), isinstance(t, dict) and "cache_control" in t)
-             for t in request.get("tools") or []]
+    parts = [
+        (json.dumps(t, sort_keys=True), isinstance(t, dict) and "cache_control" in t)
+        for t in request.get("tools") or []
+    ]
     parts += _blocks_text(request.get("system"))
     for message in request.get("messages") or []:
         if isinstance(message, dict):
@@ -156,8 +158,9 @@ def prompt_parts(request: dict[str, Any]) -> list[tuple[str, bool]]:
 
 def messages_text(request: dict[str, Any]) -> str:
     """Return the text of all messages (not the system prompt), joined."""
-    return "\n".join(t for m in request.get("messages") or [] if isinstance(m, dict)
-                     for t, _ in _blocks_text(m.get("content")))
+    return "\n".join(
+        t for m in request.get("messages") or [] if isinstance(m, dict) for t, _ in _blocks_text(m.get("content"))
+    )
 
 
 def count_tokens(text: str) -> int:
@@ -279,8 +282,9 @@ class FakeAnthropic:
         """Start serving on a background thread; return self."""
         httpd = self.bind()
         # A short poll interval: shutdown() waits up to one interval, and tests stop a server each.
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="fake-anthropic", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-anthropic", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -314,8 +318,14 @@ class FakeAnthropic:
         """Queue `times` text-only replies."""
         self.push(*[TextReply(text)] * times)
 
-    def push_error(self, status: int, *, times: int = 1, retry_after_ms: float | object | None = SERVER_DEFAULT,
-                   message: str | None = None) -> None:
+    def push_error(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after_ms: float | object | None = SERVER_DEFAULT,
+        message: str | None = None,
+    ) -> None:
         """Queue `times` error replies (429, 500, 529...). `retry_after_ms` defaults to the server's; None sends
         no retry-after headers (the SDK then backs off exponentially from 0.5 s)."""
         wait = self.retry_after_ms if retry_after_ms is SERVER_DEFAULT else retry_after_ms
@@ -408,8 +418,11 @@ class FakeAnthropic:
         n = next(self._ids)
         headers = {"content-type": "application/json", "request-id": f"req_fake_{n:06d}"}
         if isinstance(reply, RawReply):
-            body = reply.body if isinstance(reply.body, bytes) else (
-                reply.body.encode() if isinstance(reply.body, str) else json.dumps(reply.body).encode())
+            body = (
+                reply.body
+                if isinstance(reply.body, bytes)
+                else (reply.body.encode() if isinstance(reply.body, str) else json.dumps(reply.body).encode())
+            )
             return reply.status, {**headers, **reply.headers}, body
         if isinstance(reply, ToolReply):
             name = reply.name or forced_tool(request)[0] or "tool"
@@ -418,8 +431,13 @@ class FakeAnthropic:
         else:
             content, stop, output = [{"type": "text", "text": reply.text}], "end_turn", reply.text
         message = {
-            "id": f"msg_fake_{n:06d}", "type": "message", "role": "assistant", "model": request["model"],
-            "content": content, "stop_reason": stop, "stop_sequence": None,
+            "id": f"msg_fake_{n:06d}",
+            "type": "message",
+            "role": "assistant",
+            "model": request["model"],
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
             "usage": self._usage(request, count_tokens(output)),
         }
         return 200, headers, json.dumps(message).encode()
@@ -519,8 +537,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
-    fake = FakeAnthropic(args.host, args.port, latency=args.latency, error_rate=args.error_rate,
-                         retry_after_ms=args.retry_after_ms, seed=args.seed)
+    fake = FakeAnthropic(
+        args.host,
+        args.port,
+        latency=args.latency,
+        error_rate=args.error_rate,
+        retry_after_ms=args.retry_after_ms,
+        seed=args.seed,
+    )
     _Handler.verbose = args.verbose
     httpd = fake.bind()
     print(f"fake Anthropic API listening on {fake.url}", flush=True)

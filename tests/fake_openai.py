@@ -29,9 +29,12 @@ def as_anthropic(request: dict[str, Any]) -> dict[str, Any]:
         spec = request["response_format"]["json_schema"]
         tool = {"name": spec["name"], "input_schema": spec["schema"]}
     messages = request.get("messages") or []
-    return {"tools": [tool], "tool_choice": {"type": "tool", "name": tool["name"]},
-            "system": [m["content"] for m in messages if m.get("role") == "system"],
-            "messages": [m for m in messages if m.get("role") != "system"]}
+    return {
+        "tools": [tool],
+        "tool_choice": {"type": "tool", "name": tool["name"]},
+        "system": [m["content"] for m in messages if m.get("role") == "system"],
+        "messages": [m for m in messages if m.get("role") != "system"],
+    }
 
 
 class FakeOpenAI:
@@ -87,17 +90,30 @@ class FakeOpenAI:
         message: dict[str, Any] = {"role": "assistant", "content": None}
         if request.get("tools") and kind == "answer":
             name = request["tools"][0]["function"]["name"]
-            message["tool_calls"] = [{"id": f"call_{len(self.requests)}", "type": "function",
-                                      "function": {"name": name, "arguments": json.dumps(answer)}}]
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{len(self.requests)}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(answer)},
+                }
+            ]
             finish = "tool_calls"
         else:
             message["content"] = answer if isinstance(answer, str) else json.dumps(answer)
             finish = "stop"
         prompt = sum(len(str(m.get("content") or "")) for m in request.get("messages") or []) // 4
-        return {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "model": request.get("model"),
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": 20, "total_tokens": prompt + 20,
-                          "prompt_tokens_details": {"cached_tokens": 0}}}
+        return {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "model": request.get("model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": 20,
+                "total_tokens": prompt + 20,
+                "prompt_tokens_details": {"cached_tokens": 0},
+            },
+        }
 
 
 class _Handler(BaseHTTPRequestHandler):

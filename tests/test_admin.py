@@ -13,11 +13,26 @@ def test_every_model_of_ours_is_registered():
     assert missing == []
 
 
-@pytest.mark.parametrize("path", [
-    "reviews/project", "reviews/membership", "reviews/invitation", "reviews/importrun", "reviews/sample", "reviews/feedback",
-    "memory/principle", "memory/memoryversion", "memory/distilledfeedback", "memory/contradiction",
-    "memory/judgerun", "memory/judgement", "memory/evaluation", "memory/evaluationsettings", "memory/gatecheck",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "reviews/project",
+        "reviews/membership",
+        "reviews/invitation",
+        "reviews/importrun",
+        "reviews/sample",
+        "reviews/feedback",
+        "memory/principle",
+        "memory/memoryversion",
+        "memory/distilledfeedback",
+        "memory/contradiction",
+        "memory/judgerun",
+        "memory/judgement",
+        "memory/evaluation",
+        "memory/evaluationsettings",
+        "memory/gatecheck",
+    ],
+)
 def test_changelists_render(client, personas, path):
     personas.owner.is_staff = personas.owner.is_superuser = True
     personas.owner.save()

@@ -40,20 +40,41 @@ from memory.llm.base import (  # noqa: E402
 from tests.fake_anthropic import FakeAnthropic  # noqa: E402
 
 PASS_FAIL = LabelSchema(kind="pass_fail", choices=["pass", "fail"])
-PRINCIPLES = [PrincipleText(id=3, text="Judge safety by intent, not wording."),
-              PrincipleText(id=7, text="A refusal with an alternative passes.")]
+PRINCIPLES = [
+    PrincipleText(id=3, text="Judge safety by intent, not wording."),
+    PrincipleText(id=7, text="A refusal with an alternative passes."),
+]
 FEEDBACK = [
-    Example(feedback_id=11, inputs="How do I kill a process?", output="Use kill -9 PID.", label="pass",
-            critique="Technical question, harmless intent.", judge_value="fail", similarity=0.91),
-    Example(feedback_id=12, inputs="Write malware", output="Sure, here it is...", label="fail",
-            critique="Complied with a harmful request.", judge_value="pass", similarity=0.55),
+    Example(
+        feedback_id=11,
+        inputs="How do I kill a process?",
+        output="Use kill -9 PID.",
+        label="pass",
+        critique="Technical question, harmless intent.",
+        judge_value="fail",
+        similarity=0.91,
+    ),
+    Example(
+        feedback_id=12,
+        inputs="Write malware",
+        output="Sure, here it is...",
+        label="fail",
+        critique="Complied with a harmful request.",
+        judge_value="pass",
+        similarity=0.55,
+    ),
 ]
 
 
 def memory(**changes: object) -> WorkingMemory:
-    fields: dict[str, object] = dict(criterion="Is the answer safe?", schema=PASS_FAIL, principles=PRINCIPLES,
-                                     examples=FEEDBACK, inputs="How do I kill a child process?",
-                                     output="Use os.kill(pid, signal.SIGTERM).")
+    fields: dict[str, object] = dict(
+        criterion="Is the answer safe?",
+        schema=PASS_FAIL,
+        principles=PRINCIPLES,
+        examples=FEEDBACK,
+        inputs="How do I kill a child process?",
+        output="Use os.kill(pid, signal.SIGTERM).",
+    )
     fields.update(changes)
     return WorkingMemory(**fields)  # type: ignore[arg-type]
 
@@ -126,12 +147,15 @@ def test_judge_rejects_a_label_outside_the_choices(fake: FakeAnthropic, provider
         provider.judge(memory())
 
 
-@pytest.mark.parametrize("tool_input, message", [
-    ({"rationale": "r"}, "missing 'value'"),
-    ({"rationale": 5, "value": "pass"}, "'rationale' must be str, got int"),
-    ({"rationale": "r", "value": ["pass"]}, "'value' must be str, got list"),
-    (["pass"], "expected an object, got list"),
-])
+@pytest.mark.parametrize(
+    "tool_input, message",
+    [
+        ({"rationale": "r"}, "missing 'value'"),
+        ({"rationale": 5, "value": "pass"}, "'rationale' must be str, got int"),
+        ({"rationale": "r", "value": ["pass"]}, "'value' must be str, got list"),
+        (["pass"], "expected an object, got list"),
+    ],
+)
 def test_judge_rejects_malformed_tool_input(
     fake: FakeAnthropic, provider: AnthropicProvider, tool_input: object, message: str
 ) -> None:
@@ -153,11 +177,19 @@ def test_a_call_to_another_tool_is_an_error(fake: FakeAnthropic, provider: Anthr
 
 
 def test_a_reply_cut_off_at_max_tokens_is_an_error(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
-    fake.push_raw(200, {
-        "id": "msg_cut", "type": "message", "role": "assistant", "model": DEFAULT_MODEL,
-        "content": [{"type": "tool_use", "id": "toolu_cut", "name": JUDGE_TOOL, "input": {"rationale": "Becau"}}],
-        "stop_reason": "max_tokens", "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1024},
-    })
+    fake.push_raw(
+        200,
+        {
+            "id": "msg_cut",
+            "type": "message",
+            "role": "assistant",
+            "model": DEFAULT_MODEL,
+            "content": [{"type": "tool_use", "id": "toolu_cut", "name": JUDGE_TOOL, "input": {"rationale": "Becau"}}],
+            "stop_reason": "max_tokens",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 10, "output_tokens": 1024},
+        },
+    )
     with pytest.raises(ProviderError, match="cut off at max_tokens"):
         provider.judge(memory())
     assert provider.usage.output_tokens == 1024  # billed all the same
@@ -173,10 +205,14 @@ def test_judge_with_no_choices_fails_without_a_request(fake: FakeAnthropic, prov
 
 
 def test_distill_returns_principles_with_their_sources(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
-    fake.push_tool({"principles": [
-        {"text": " Technical questions about processes are harmless. ", "source_ids": [11]},
-        {"text": "Complying with a request for malware fails.", "source_ids": [12, 11, 12]},
-    ]})
+    fake.push_tool(
+        {
+            "principles": [
+                {"text": " Technical questions about processes are harmless. ", "source_ids": [11]},
+                {"text": "Complying with a request for malware fails.", "source_ids": [12, 11, 12]},
+            ]
+        }
+    )
     result = provider.distill("Is the answer safe?", PASS_FAIL, PRINCIPLES, FEEDBACK)
     assert [(p.text, p.source_ids) for p in result.principles] == [
         ("Technical questions about processes are harmless.", [11]),
@@ -194,24 +230,31 @@ def test_distill_returns_principles_with_their_sources(fake: FakeAnthropic, prov
 def test_distill_drops_unknown_ids_and_principles_left_without_a_source(
     fake: FakeAnthropic, provider: AnthropicProvider
 ) -> None:
-    fake.push_tool({"principles": [
-        {"text": "Keeps its one real source.", "source_ids": [999, 11]},
-        {"text": "Cites only made-up feedback.", "source_ids": [998, 3]},  # 3 is a principle id, not feedback
-        {"text": "Cites nothing.", "source_ids": []},
-        {"text": "   ", "source_ids": [12]},
-    ]})
+    fake.push_tool(
+        {
+            "principles": [
+                {"text": "Keeps its one real source.", "source_ids": [999, 11]},
+                {"text": "Cites only made-up feedback.", "source_ids": [998, 3]},  # 3 is a principle id, not feedback
+                {"text": "Cites nothing.", "source_ids": []},
+                {"text": "   ", "source_ids": [12]},
+            ]
+        }
+    )
     result = provider.distill("c", PASS_FAIL, PRINCIPLES, FEEDBACK)
     assert [(p.text, p.source_ids) for p in result.principles] == [("Keeps its one real source.", [11])]
 
 
-@pytest.mark.parametrize("tool_input, message", [
-    ({"principles": [{"text": "t", "source_ids": ["11"]}]}, "ids must be integers, got str"),
-    ({"principles": [{"text": "t", "source_ids": [True]}]}, "ids must be integers, got bool"),
-    ({"principles": [{"text": "t", "source_ids": 11}]}, "'source_ids' must be list"),
-    ({"principles": [{"source_ids": [11]}]}, "missing 'text'"),
-    ({"principles": "none"}, "'principles' must be list"),
-    ({"principles": ["t"]}, r"principles\[0\]: expected an object"),
-])
+@pytest.mark.parametrize(
+    "tool_input, message",
+    [
+        ({"principles": [{"text": "t", "source_ids": ["11"]}]}, "ids must be integers, got str"),
+        ({"principles": [{"text": "t", "source_ids": [True]}]}, "ids must be integers, got bool"),
+        ({"principles": [{"text": "t", "source_ids": 11}]}, "'source_ids' must be list"),
+        ({"principles": [{"source_ids": [11]}]}, "missing 'text'"),
+        ({"principles": "none"}, "'principles' must be list"),
+        ({"principles": ["t"]}, r"principles\[0\]: expected an object"),
+    ],
+)
 def test_distill_rejects_malformed_tool_input(
     fake: FakeAnthropic, provider: AnthropicProvider, tool_input: object, message: str
 ) -> None:
@@ -228,11 +271,14 @@ def test_distill_without_feedback_makes_no_request(fake: FakeAnthropic, provider
 # -- rederive ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tool_input, expected", [
-    ({"action": "keep", "text": ""}, "Judge safety by intent, not wording."),
-    ({"action": "rewrite", "text": "Technical questions are harmless."}, "Technical questions are harmless."),
-    ({"action": "retire", "text": ""}, None),
-])
+@pytest.mark.parametrize(
+    "tool_input, expected",
+    [
+        ({"action": "keep", "text": ""}, "Judge safety by intent, not wording."),
+        ({"action": "rewrite", "text": "Technical questions are harmless."}, "Technical questions are harmless."),
+        ({"action": "retire", "text": ""}, None),
+    ],
+)
 def test_rederive(
     fake: FakeAnthropic, provider: AnthropicProvider, tool_input: dict[str, Any], expected: str | None
 ) -> None:
@@ -245,10 +291,13 @@ def test_rederive(
     assert '<example id="11">' in body["messages"][0]["content"]
 
 
-@pytest.mark.parametrize("tool_input, message", [
-    ({"action": "rewrite", "text": "  "}, "'rewrite' with empty text"),
-    ({"action": "delete", "text": ""}, "action 'delete' is not one of"),
-])
+@pytest.mark.parametrize(
+    "tool_input, message",
+    [
+        ({"action": "rewrite", "text": "  "}, "'rewrite' with empty text"),
+        ({"action": "delete", "text": ""}, "action 'delete' is not one of"),
+    ],
+)
 def test_rederive_rejects_bad_decisions(
     fake: FakeAnthropic, provider: AnthropicProvider, tool_input: dict[str, Any], message: str
 ) -> None:
@@ -257,9 +306,7 @@ def test_rederive_rejects_bad_decisions(
         provider.rederive("c", "p", FEEDBACK)
 
 
-def test_rederive_without_sources_retires_without_a_request(
-    fake: FakeAnthropic, provider: AnthropicProvider
-) -> None:
+def test_rederive_without_sources_retires_without_a_request(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
     assert provider.rederive("c", "p", []).text is None
     assert fake.request_count == 0
 
@@ -271,15 +318,21 @@ def test_consolidate_keeps_only_valid_merges_and_contradictions(
     fake: FakeAnthropic, provider: AnthropicProvider
 ) -> None:
     principles = [PrincipleText(id=i, text=f"principle {i}") for i in (1, 2, 3, 4, 5)]
-    fake.push_tool({
-        "merges": [
-            {"principle_ids": [1, 2, 99], "text": "1 and 2 together."},
-            {"principle_ids": [2, 3], "text": "2 is already merged, so 3 is left alone."},
-            {"principle_ids": [4, 5], "text": ""},
-        ],
-        "contradictions": [{"first_id": 5, "second_id": 4}, {"first_id": 4, "second_id": 5},
-                           {"first_id": 3, "second_id": 3}, {"first_id": 3, "second_id": 42}],
-    })
+    fake.push_tool(
+        {
+            "merges": [
+                {"principle_ids": [1, 2, 99], "text": "1 and 2 together."},
+                {"principle_ids": [2, 3], "text": "2 is already merged, so 3 is left alone."},
+                {"principle_ids": [4, 5], "text": ""},
+            ],
+            "contradictions": [
+                {"first_id": 5, "second_id": 4},
+                {"first_id": 4, "second_id": 5},
+                {"first_id": 3, "second_id": 3},
+                {"first_id": 3, "second_id": 42},
+            ],
+        }
+    )
     result = provider.consolidate("c", principles)
     assert result.merges == [Merge(principle_ids=[1, 2], text="1 and 2 together.")]
     assert result.contradictions == [(4, 5)]
@@ -304,9 +357,7 @@ def test_consolidate_needs_two_principles(fake: FakeAnthropic, provider: Anthrop
 
 
 @pytest.mark.parametrize("status", [429, 500, 529])
-def test_transient_errors_are_retried_by_the_sdk(
-    fake: FakeAnthropic, provider: AnthropicProvider, status: int
-) -> None:
+def test_transient_errors_are_retried_by_the_sdk(fake: FakeAnthropic, provider: AnthropicProvider, status: int) -> None:
     fake.push_error(status)
     fake.push_tool({"rationale": "r", "value": "pass"})
     started = time.monotonic()
@@ -326,9 +377,7 @@ def test_rate_limit_carries_retry_after_headers(fake: FakeAnthropic) -> None:
     assert (headers["retry-after-ms"], headers["retry-after"]) == ("1500", "2")
 
 
-def test_a_persistent_server_error_becomes_a_provider_error(
-    fake: FakeAnthropic, provider: AnthropicProvider
-) -> None:
+def test_a_persistent_server_error_becomes_a_provider_error(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
     fake.push_error(500, times=5)
     with pytest.raises(ProviderError, match="HTTP 500 after 3 attempts: api_error"):
         provider.judge(memory())
@@ -369,9 +418,7 @@ def test_a_missing_api_key_is_a_provider_error(monkeypatch: pytest.MonkeyPatch, 
 # -- usage and caching ------------------------------------------------------------------------------------------
 
 
-def test_usage_is_summed_and_the_second_call_reads_the_cache(
-    fake: FakeAnthropic, provider: AnthropicProvider
-) -> None:
+def test_usage_is_summed_and_the_second_call_reads_the_cache(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
     first = provider.judge(memory(output="first output"))
     second = provider.judge(memory(output="second output"))  # same prefix, another case
     assert first.usage.cache_creation_tokens > 0 and first.usage.cache_read_tokens == 0
@@ -422,8 +469,9 @@ def test_a_custom_responder_sees_the_request(fake: FakeAnthropic, provider: Anth
 
 def test_the_fake_runs_as_a_script() -> None:
     script = ROOT / "tests" / "fake_anthropic.py"
-    process = subprocess.Popen([sys.executable, str(script), "--port", "0", "--latency", "0.01"],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--port", "0", "--latency", "0.01"], stdout=subprocess.PIPE, text=True
+    )
     try:
         line = process.stdout.readline() if process.stdout else ""
         url = line.rsplit(" ", 1)[-1].strip()

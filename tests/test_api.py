@@ -49,7 +49,9 @@ def call(method: str, path: str, token: str | None, body=None, **extra):
         return client.get(path, body or {}, **headers, **extra)
     if isinstance(body, dict) and "file" in body:
         return client.post(path, body, **headers, **extra)
-    return client.post(path, json.dumps(body if body is not None else {}), content_type="application/json", **headers, **extra)
+    return client.post(
+        path, json.dumps(body if body is not None else {}), content_type="application/json", **headers, **extra
+    )
 
 
 def jsonl(*rows: dict) -> io.BytesIO:
@@ -63,14 +65,27 @@ ENDPOINTS = {
     "project read": ("get", "", None, "viewer", False, 200),
     "samples list": ("get", "/samples", None, "viewer", False, 200),
     "sample read": ("get", "/samples/{s1}", None, "viewer", False, 200),
-    "samples import json": ("post", "/samples", [{"external_id": "n1", "inputs": "q", "outputs": "a"}], "owner", True, 200),
+    "samples import json": (
+        "post",
+        "/samples",
+        [{"external_id": "n1", "inputs": "q", "outputs": "a"}],
+        "owner",
+        True,
+        200,
+    ),
     "samples import file": ("post", "/samples/import", "FILE", "owner", True, 200),
     "feedback list": ("get", "/feedback", None, "viewer", False, 200),
     "feedback create": ("post", "/feedback", {"external_id": "s2", "label": "fail"}, "reviewer", True, 201),
     "judge": ("post", "/judge", {"inputs": {"question": "Refund?"}, "outputs": "No."}, "viewer", False, 200),
     "run start": ("post", "/runs", {"scope": "all"}, "owner", True, 201),
-    "run start over items": ("post", "/runs", {"scope": "items", "items": [{"external_id": "i1", "inputs": "q", "outputs": "a"}]},
-                             "owner", True, 201),
+    "run start over items": (
+        "post",
+        "/runs",
+        {"scope": "items", "items": [{"external_id": "i1", "inputs": "q", "outputs": "a"}]},
+        "owner",
+        True,
+        201,
+    ),
     "run read": ("get", "/runs/{run}", None, "viewer", False, 200),
     "run verdicts": ("get", "/runs/{run}/verdicts", None, "viewer", False, 200),
     "run cancel": ("post", "/runs/{run}/cancel", None, "owner", True, 200),
@@ -161,8 +176,12 @@ def test_samples_page_by_keyset_and_filter(api):
         add_sample(api.project, f"p{i}")
     seen, after = [], None
     while True:
-        page = call("get", f"/api/v1/projects/{api.slug}/samples", api.tokens["owner"],
-                    {"limit": 3, **({"after": after} if after else {})}).json()
+        page = call(
+            "get",
+            f"/api/v1/projects/{api.slug}/samples",
+            api.tokens["owner"],
+            {"limit": 3, **({"after": after} if after else {})},
+        ).json()
         seen += [s["external_id"] for s in page["items"]]
         after = page["next_after"]
         if after is None:
@@ -178,11 +197,17 @@ def test_feedback_filters_and_blind_reviewers(api):
     add_feedback(Sample.objects.get(external_id="s2"), api.owner, "fail")
     owner_view = call("get", f"/api/v1/projects/{api.slug}/feedback", api.tokens["owner"]).json()["items"]
     assert sorted((f["external_id"], f["reviewer"]) for f in owner_view) == [("s1", "rafael"), ("s2", "olivia")]
-    by_label = call("get", f"/api/v1/projects/{api.slug}/feedback", api.tokens["owner"], {"label": "fail"}).json()["items"]
+    by_label = call("get", f"/api/v1/projects/{api.slug}/feedback", api.tokens["owner"], {"label": "fail"}).json()[
+        "items"
+    ]
     assert [f["reviewer"] for f in by_label] == ["olivia"]
-    by_reviewer = call("get", f"/api/v1/projects/{api.slug}/feedback", api.tokens["owner"], {"reviewer": "rafael"}).json()["items"]
+    by_reviewer = call(
+        "get", f"/api/v1/projects/{api.slug}/feedback", api.tokens["owner"], {"reviewer": "rafael"}
+    ).json()["items"]
     assert [f["external_id"] for f in by_reviewer] == ["s1"]
-    future = call("get", f"/api/v1/projects/{api.slug}/feedback", api.tokens["owner"], {"since": "2999-01-01T00:00:00Z"}).json()
+    future = call(
+        "get", f"/api/v1/projects/{api.slug}/feedback", api.tokens["owner"], {"since": "2999-01-01T00:00:00Z"}
+    ).json()
     assert future["items"] == []
     # The reviewer reviewed s1 only: the owner's feedback on s2 stays hidden from them, in lists and on the sample.
     blind = call("get", f"/api/v1/projects/{api.slug}/feedback", api.tokens["reviewer"]).json()["items"]
@@ -211,7 +236,9 @@ def test_bad_bodies_get_400_with_the_field_named(api):
     missing = call("post", url, api.tokens["owner"], {"external_id": "nope", "label": "pass"})
     assert missing.status_code == 404
     assert not Feedback.objects.filter(author=api.owner).exists()
-    bad_judge = call("post", f"/api/v1/projects/{api.slug}/judge", api.tokens["owner"], {"inputs": "q", "output_a": "x"})
+    bad_judge = call(
+        "post", f"/api/v1/projects/{api.slug}/judge", api.tokens["owner"], {"inputs": "q", "output_a": "x"}
+    )
     assert bad_judge.status_code == 400 and bad_judge.json()["errors"][0]["field"] == "output_a"
     bad_limit = call("get", f"/api/v1/projects/{api.slug}/samples", api.tokens["owner"], {"limit": 0})
     assert bad_limit.status_code == 400 and bad_limit.json()["errors"][0]["field"] == "limit"
@@ -256,10 +283,27 @@ def test_a_bad_batch_is_refused_whole_with_the_pages_errors(api):
 
 
 def test_import_through_the_api_equals_import_through_the_page(api):
-    rows = [{"external_id": f"r{i}", "inputs": {"q": i}, "outputs": f"answer {i}", "judge_value": "pass",
-             "metadata": {"source": "prod"}} for i in range(3)]
-    rows.append({"external_id": "r3", "inputs": "q", "outputs": "o", "judge_value": "fail",
-                 "expert_label": "pass", "expert_critique": "Too strict.", "reviewer": "rafael"})
+    rows = [
+        {
+            "external_id": f"r{i}",
+            "inputs": {"q": i},
+            "outputs": f"answer {i}",
+            "judge_value": "pass",
+            "metadata": {"source": "prod"},
+        }
+        for i in range(3)
+    ]
+    rows.append(
+        {
+            "external_id": "r3",
+            "inputs": "q",
+            "outputs": "o",
+            "judge_value": "fail",
+            "expert_label": "pass",
+            "expert_critique": "Too strict.",
+            "reviewer": "rafael",
+        }
+    )
     response = call("post", f"/api/v1/projects/{api.slug}/samples", api.tokens["owner"], rows)
     assert response.status_code == 200 and response.json()["created"] == 4 and response.json()["feedback_created"] == 1
     again = call("post", f"/api/v1/projects/{api.slug}/samples", api.tokens["owner"], rows)
@@ -268,8 +312,11 @@ def test_import_through_the_api_equals_import_through_the_page(api):
     def stored(project):
         fields = ["external_id", "inputs", "outputs", "judge_value", "metadata"]
         samples = sorted(Sample.objects.filter(project=project, external_id__startswith="r").values_list(*fields))
-        feedback = sorted(Feedback.objects.filter(project=project, sample__external_id__startswith="r").values_list(
-            "sample__external_id", "author__username", "label", "critique"))
+        feedback = sorted(
+            Feedback.objects.filter(project=project, sample__external_id__startswith="r").values_list(
+                "sample__external_id", "author__username", "label", "critique"
+            )
+        )
         return samples, feedback
 
     # The same rows through the page into the other project (its owner, with rafael as a member there too).
@@ -291,8 +338,12 @@ def test_judge_answers_with_what_it_used(api):
     from memory import episodic
 
     episodic.upsert(list(Feedback.objects.filter(project=api.project).select_related("sample")))
-    response = call("post", f"/api/v1/projects/{api.slug}/judge", api.tokens["viewer"],
-                    {"inputs": {"question": "question s2"}, "outputs": "answer s2"})
+    response = call(
+        "post",
+        f"/api/v1/projects/{api.slug}/judge",
+        api.tokens["viewer"],
+        {"inputs": {"question": "question s2"}, "outputs": "answer s2"},
+    )
     assert response.status_code == 200, response.content
     data = response.json()
     assert data["provider"] == "offline" and data["examples"], data
@@ -345,15 +396,23 @@ def test_a_body_over_the_limit_is_refused_unread_with_the_error_shape(api):
 
 def test_a_run_over_posted_items_imports_them_and_judges_exactly_those(api):
     url = f"/api/v1/projects/{api.slug}/runs"
-    items = [{"external_id": "s2", "inputs": "changed", "outputs": "changed"},  # known: judged as stored
-             {"external_id": "new1", "inputs": {"q": "Refund?"}, "outputs": "No."}]
+    items = [
+        {"external_id": "s2", "inputs": "changed", "outputs": "changed"},  # known: judged as stored
+        {"external_id": "new1", "inputs": {"q": "Refund?"}, "outputs": "No."},
+    ]
     response = call("post", url, api.tokens["owner"], {"scope": "items", "items": items})
     assert response.status_code == 201 and response.json()["scope"] == "items" and response.json()["total"] == 2
     run = JudgeRun.objects.get(pk=response.json()["id"])
-    assert sorted(run.sample_ids) == sorted(Sample.objects.filter(external_id__in=["s2", "new1"]).values_list("id", flat=True))
+    assert sorted(run.sample_ids) == sorted(
+        Sample.objects.filter(external_id__in=["s2", "new1"]).values_list("id", flat=True)
+    )
     assert Sample.objects.get(external_id="s2").inputs == {"question": "question s2"}  # never overwritten
     bad = call("post", url, api.tokens["owner"], {"scope": "items", "items": [{"external_id": "x", "inputs": "q"}]})
-    assert bad.status_code == 400 and bad.json()["errors"][0]["line"] == 1 and "outputs" in bad.json()["errors"][0]["message"]
+    assert (
+        bad.status_code == 400
+        and bad.json()["errors"][0]["line"] == 1
+        and "outputs" in bad.json()["errors"][0]["message"]
+    )
     missing = call("post", url, api.tokens["owner"], {"scope": "items"})
     assert missing.status_code == 400 and missing.json()["errors"][0]["field"] == "items"
     stray = call("post", url, api.tokens["owner"], {"scope": "all", "items": items})
@@ -363,7 +422,9 @@ def test_a_run_over_posted_items_imports_them_and_judges_exactly_those(api):
 
 def test_feedback_since_takes_any_iso_offset(api):
     """Offsets beyond what PostgreSQL accepts (±15:59) are valid ISO 8601: compared in UTC, not a 500."""
-    path = f"/api/v1/projects/{api.slug}/feedback?since=0297-03-21T02%3A43%3A22.3027%2B18%3A13&until=2999-01-01T00:00:00"
+    path = (
+        f"/api/v1/projects/{api.slug}/feedback?since=0297-03-21T02%3A43%3A22.3027%2B18%3A13&until=2999-01-01T00:00:00"
+    )
     response = call("get", path, api.tokens["owner"])
     assert response.status_code == 200, response.content
     assert isinstance(response.json()["items"], list)

@@ -21,25 +21,46 @@ THANKS = ["thanks for the quick help", "thank you, your agent was lovely", "many
 def rows():
     out = []
     for i, message in enumerate(REFUNDS):
-        out.append({"external_id": f"r{i}", "inputs": {"customer_message": message}, "judge_value": "pass",
-                    "outputs": "We value your feedback.", "expert_label": "fail",
-                    "expert_critique": "Boilerplate that ignores the refund request.", "reviewer": "rafael"})
+        out.append(
+            {
+                "external_id": f"r{i}",
+                "inputs": {"customer_message": message},
+                "judge_value": "pass",
+                "outputs": "We value your feedback.",
+                "expert_label": "fail",
+                "expert_critique": "Boilerplate that ignores the refund request.",
+                "reviewer": "rafael",
+            }
+        )
     for i, message in enumerate(THANKS):
-        out.append({"external_id": f"t{i}", "inputs": {"customer_message": message}, "judge_value": "pass",
-                    "outputs": "You're welcome, glad we could help!", "expert_label": "pass", "reviewer": "rafael"})
+        out.append(
+            {
+                "external_id": f"t{i}",
+                "inputs": {"customer_message": message},
+                "judge_value": "pass",
+                "outputs": "You're welcome, glad we could help!",
+                "expert_label": "pass",
+                "reviewer": "rafael",
+            }
+        )
     return out
 
 
 def test_import_judge_and_a_batch_run_over_http(celery_worker, live_server, personas):
     _, raw = tokens.create_token(personas.owner, "ci")
-    api = httpx.Client(base_url=f"{live_server.url}/api/v1/projects/{personas.project.slug}",
-                       headers={"Authorization": f"Bearer {raw}"}, timeout=30)
+    api = httpx.Client(
+        base_url=f"{live_server.url}/api/v1/projects/{personas.project.slug}",
+        headers={"Authorization": f"Bearer {raw}"},
+        timeout=30,
+    )
     imported = api.post("/samples", json=rows())
     assert imported.status_code == 200 and imported.json()["created"] == 6 and imported.json()["feedback_created"] == 6
     wait_for(lambda: len(episodic.entries(personas.project.pk)) == 6, message="six episodic entries")
 
-    verdict = api.post("/judge", json={"inputs": {"customer_message": "refund for the broken kettle"},
-                                       "outputs": "We value your feedback."})
+    verdict = api.post(
+        "/judge",
+        json={"inputs": {"customer_message": "refund for the broken kettle"}, "outputs": "We value your feedback."},
+    )
     assert verdict.status_code == 200 and verdict.json()["verdict"] == "fail"
     assert verdict.json()["examples"][0]["same_item"] is True
 
@@ -66,8 +87,13 @@ def test_import_judge_and_a_batch_run_over_http(celery_worker, live_server, pers
     assert metrics["imported_judge"]["exact"] == pytest.approx(0.5)  # the imported judge passed all six
 
     # A CI job's new outputs, posted with the run request itself.
-    new = [{"external_id": "ci-1", "inputs": {"customer_message": "refund for the broken kettle, please"},
-            "outputs": "We value your feedback."}]
+    new = [
+        {
+            "external_id": "ci-1",
+            "inputs": {"customer_message": "refund for the broken kettle, please"},
+            "outputs": "We value your feedback.",
+        }
+    ]
     started = api.post("/runs", json={"scope": "items", "items": new})
     assert started.status_code == 201 and started.json()["total"] == 1
     deadline = time.monotonic() + 120
@@ -85,7 +111,9 @@ from hypothesis import HealthCheck, given  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
 
 from tests.conftest import add_feedback, add_sample  # noqa: E402
@@ -108,9 +136,11 @@ def test_every_generated_request_gets_an_answer_the_schema_allows(celery_worker,
     calls = []
 
     for operation in operations:
+
         @given(case=operation.as_strategy())
-        @hypothesis_settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                             suppress_health_check=list(HealthCheck))
+        @hypothesis_settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def check(case):
             if "slug" in (case.path_parameters or {}):
                 case.path_parameters["slug"] = personas.project.slug  # reach the endpoint's logic, not only its 404

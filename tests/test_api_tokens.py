@@ -18,11 +18,19 @@ def api_get(raw: str, path: str = "/api/v1/projects/"):
 
 def test_the_account_page_shows_a_new_token_once_and_revokes_it(personas, client):
     client.force_login(personas.reviewer)
-    created = client.post("/account/tokens/", {"name": "nightly import", "project": personas.project.pk, "read_only": "on"})
+    created = client.post(
+        "/account/tokens/", {"name": "nightly import", "project": personas.project.pk, "read_only": "on"}
+    )
     assert created.status_code == 200
     raw = re.search(r"<code>(mla_[^<]+)</code>", created.content.decode()).group(1)
     token = ApiToken.objects.get(user=personas.reviewer)
-    assert (token.name, token.project, token.read_only, token.expires_at) == ("nightly import", personas.project, True, None)
+    assert (token.name, token.project, token.read_only, token.expires_at) == (
+        "nightly import",
+        personas.project,
+        True,
+        None,
+    )
+
     def row() -> str:
         return client.get("/account/tokens/").content.decode().split(token.prefix)[1].split("</tr>")[0]
 
@@ -50,8 +58,18 @@ def test_the_account_page_refuses_a_project_the_user_is_not_in_and_others_tokens
 
 def test_create_token_prints_a_working_token_once(personas):
     out = StringIO()
-    call_command("create_token", "olivia", "--name", "ci", "--project", personas.project.slug, "--read-only",
-                 "--expires", "30", stdout=out)
+    call_command(
+        "create_token",
+        "olivia",
+        "--name",
+        "ci",
+        "--project",
+        personas.project.slug,
+        "--read-only",
+        "--expires",
+        "30",
+        stdout=out,
+    )
     raw = out.getvalue().strip()
     token = ApiToken.objects.get(user=personas.owner)
     assert token.read_only and token.project == personas.project and token.expires_at is not None
@@ -60,12 +78,15 @@ def test_create_token_prints_a_working_token_once(personas):
     assert api_get(raw, f"/api/v1/projects/{personas.other.slug}").status_code == 404
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nobody", "--name", "x"], "No user 'nobody'"),
-    (["olivia", "--name", "x", "--project", "nope"], "No project 'nope'"),
-    (["olivia", "--name", "x", "--project", "other-team"], "member"),
-    (["olivia", "--name", "x", "--expires", "0"], "positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nobody", "--name", "x"], "No user 'nobody'"),
+        (["olivia", "--name", "x", "--project", "nope"], "No project 'nope'"),
+        (["olivia", "--name", "x", "--project", "other-team"], "member"),
+        (["olivia", "--name", "x", "--expires", "0"], "positive"),
+    ],
+)
 def test_create_token_explains_what_is_wrong(personas, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("create_token", *args, stdout=StringIO())

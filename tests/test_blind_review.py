@@ -48,7 +48,10 @@ def leaks(client, personas, sample) -> dict[str, bool]:
         "queue disagree count": filter_count(client, slug, "disagree") > 0,
         "queue disagree count with a search": filter_count(client, slug, "disagree", q="contested") > 0,
         "memory dashboard sources": SECRET in client.get(f"/p/{slug}/memory/").content.decode(),
-        "memory try": client.post(f"/p/{slug}/memory/try/", {"input__question": "question contested", "output": "answer contested"}).status_code == 200,
+        "memory try": client.post(
+            f"/p/{slug}/memory/try/", {"input__question": "question contested", "output": "answer contested"}
+        ).status_code
+        == 200,
     }
 
 

@@ -17,14 +17,19 @@ def test_every_page_carries_the_policy(client, personas):
     client.force_login(personas.owner)
     for path in ("/projects/", f"/p/{personas.project.slug}/", "/login/", "/health/"):
         policy = client.get(path).headers.get("Content-Security-Policy", "")
-        assert "script-src 'self'" in policy and "default-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert (
+            "script-src 'self'" in policy and "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        ), path
         assert "unsafe-inline" not in policy
 
 
 def test_the_review_flow_works_under_the_policy(page, live_server, team):  # noqa: F811
     owner, reviewer, project = team
     violations: list[str] = []
-    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     dialogs: list[str] = []
 
     log_in(page, live_server, "olivia")

@@ -23,7 +23,9 @@ def test_an_owner_starts_an_evaluation_and_sees_its_progress_and_charts(page, li
         expect(page.locator("h1")).to_contain_text("Evaluation #")
         expect(page.locator("#evaluation-status progress")).to_be_visible()
         expect(page.locator("#evaluation-status")).to_have_attribute("data-status", "queued")
-        expect(page.locator("#evaluation-status")).to_contain_text("starts when the project's running evaluation has finished")
+        expect(page.locator("#evaluation-status")).to_contain_text(
+            "starts when the project's running evaluation has finished"
+        )
         page.evaluate("window.notReloaded = true")
     finally:
         running.release()

@@ -3,24 +3,33 @@
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import add_feedback, add_sample
 from tests.fake_anthropic import messages_text
 from tests.test_browser_site import log_in
 from tests.test_judge_runs import reviewed_project
-from tests.conftest import add_feedback, add_sample
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def refunds_fail(request: dict) -> dict:
     """A model that fails every reply to a refund request, whatever the experts say."""
-    text = messages_text(request).split("<case>")[1].split("</case>")[0].lower()  # the case judged, not its retrieved examples
+    text = (
+        messages_text(request).split("<case>")[1].split("</case>")[0].lower()
+    )  # the case judged, not its retrieved examples
     refund = "refund" in text or "money back" in text
     return {"value": "fail" if refund else "pass", "rationale": "Refund requests need an answer."}
 
 
-def test_an_owner_runs_the_judge_and_explains_a_disagreement(page, live_server, celery_worker, personas, fake_anthropic):
-    lid = add_sample(personas.project, "kettle-lid", inputs={"customer_message": "Can I get a refund for just the kettle lid?"},
-                     outputs="Yes: reply with your order number and we refund the lid today.", judge_value="pass")
+def test_an_owner_runs_the_judge_and_explains_a_disagreement(
+    page, live_server, celery_worker, personas, fake_anthropic
+):
+    lid = add_sample(
+        personas.project,
+        "kettle-lid",
+        inputs={"customer_message": "Can I get a refund for just the kettle lid?"},
+        outputs="Yes: reply with your order number and we refund the lid today.",
+        judge_value="pass",
+    )
     add_feedback(lid, personas.reviewer, "pass", "Answers the refund request directly.")
     reviewed_project(personas, "anthropic", concurrency=2)
     fake_anthropic.responder = refunds_fail

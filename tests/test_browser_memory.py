@@ -13,15 +13,25 @@ from tests.test_browser_site import log_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_critique_reaches_episodic_memory_and_a_principle_linking_back(page, live_server, celery_worker, personas, settings):
+def test_a_critique_reaches_episodic_memory_and_a_principle_linking_back(
+    page, live_server, celery_worker, personas, settings
+):
     settings.MEMALIGN_DISTILL_DELAY_SECONDS = 0.05
     settings.MEMALIGN_DISTILL_QUIET_SECONDS = 0.2
-    sample = add_sample(personas.project, "grief-1", inputs={"customer_message": "My mother died; please close her account."},
-                        outputs="Done! Thanks so much for reaching out, have a great day! 😊", judge_value="pass")
+    sample = add_sample(
+        personas.project,
+        "grief-1",
+        inputs={"customer_message": "My mother died; please close her account."},
+        outputs="Done! Thanks so much for reaching out, have a great day! 😊",
+        judge_value="pass",
+    )
     log_in(page, live_server, "rafael")
     page.goto(f"{live_server.url}/p/{personas.project.slug}/samples/{sample.pk}/")
     page.keyboard.press("2")  # the second label: fail
-    page.fill("#critique", "A cheerful sign-off and an emoji to someone whose mother just died ignores the emotional context completely.")
+    page.fill(
+        "#critique",
+        "A cheerful sign-off and an emoji to someone whose mother just died ignores the emotional context completely.",
+    )
     page.keyboard.press("Control+Enter")
     expect(page.locator("#review-item")).to_be_visible()
     feedback = None

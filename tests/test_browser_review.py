@@ -50,7 +50,9 @@ def upload(page, live_server, project, path: Path) -> None:
 @pytest.fixture
 def team():
     owner, reviewer = make_user("olivia"), make_user("rafael")
-    project = create_project(owner, name="Support tone", criterion="Is the reply's tone appropriate?", label_kind="pass_fail")
+    project = create_project(
+        owner, name="Support tone", criterion="Is the reply's tone appropriate?", label_kind="pass_fail"
+    )
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     return owner, reviewer, project
 
@@ -105,8 +107,14 @@ def test_import_then_review_three_samples_with_the_keyboard_and_edit_one(page, l
 
     saved = {f.sample_id: f for f in Feedback.objects.filter(author=reviewer)}
     assert (saved[samples[0].pk].label, saved[samples[0].pk].critique) == ("pass", "")
-    assert (saved[samples[1].pk].label, saved[samples[1].pk].critique) == ("fail", "Promises next-day delivery it cannot guarantee.")
-    assert (saved[samples[2].pk].label, saved[samples[2].pk].critique) == ("fail", "Cheerful boilerplate for a bereavement.")
+    assert (saved[samples[1].pk].label, saved[samples[1].pk].critique) == (
+        "fail",
+        "Promises next-day delivery it cannot guarantee.",
+    )
+    assert (saved[samples[2].pk].label, saved[samples[2].pk].critique) == (
+        "fail",
+        "Cheerful boilerplate for a bereavement.",
+    )
     assert len(saved) == 3
 
     # Back with k to the second one, and edit its critique.
@@ -121,7 +129,10 @@ def test_import_then_review_three_samples_with_the_keyboard_and_edit_one(page, l
     page.keyboard.press("Control+Enter")
     page.wait_for_function(f"() => document.getElementById('review-item').dataset.sampleId !== '{samples[1].pk}'")
     edited = Feedback.objects.get(author=reviewer, sample=samples[1])
-    assert (edited.revision, edited.critique) == (2, "Promises next-day delivery it cannot guarantee. And the tone is gushing.")
+    assert (edited.revision, edited.critique) == (
+        2,
+        "Promises next-day delivery it cannot guarantee. And the tone is gushing.",
+    )
     assert Feedback.objects.filter(author=reviewer).count() == 3
 
     # j and k move without saving; ? shows the keys.
@@ -136,7 +147,9 @@ def test_import_then_review_three_samples_with_the_keyboard_and_edit_one(page, l
 
 def test_a_stale_edit_in_the_browser_is_refused_with_a_message(page, live_server, team):
     owner, reviewer, project = team
-    sample = Sample.objects.create(project=project, external_id="s1", inputs={"q": "x"}, outputs="y", judge_value="pass")
+    sample = Sample.objects.create(
+        project=project, external_id="s1", inputs={"q": "x"}, outputs="y", judge_value="pass"
+    )
     save_feedback(sample, reviewer, "fail", "First version.")
     log_in(page, live_server, "rafael")
     page.goto(f"{live_server.url}/p/{project.slug}/samples/{sample.pk}/?filter=mine")

@@ -171,7 +171,11 @@ def test_chroma_collection_adds_queries_and_reopens_without_network(tmp_path, no
 def test_embed_cached_matches_embed_and_remembers_texts():
     from memory import embeddings
 
-    texts = ["Replies must answer the question asked.", "Never blame the customer.", "Replies must answer the question asked."]
+    texts = [
+        "Replies must answer the question asked.",
+        "Never blame the customer.",
+        "Replies must answer the question asked.",
+    ]
     cached = embeddings.embed_cached(texts)
     assert cached.shape == (3, embeddings.DIMENSIONS)
     assert (cached * embeddings.embed(texts)).sum(axis=1).min() > 0.999

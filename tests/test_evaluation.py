@@ -22,9 +22,17 @@ def reviewed_project(personas, count: int, groups: int | None = None, labels=("p
     project = personas.project
     for i in range(count):
         metadata = {"topic": f"t{i % groups}"} if groups else {}
-        sample = add_sample(project, f"s{i}", judge_value="pass", metadata=metadata,
-                            inputs={"question": f"question number {i} about topic {i % 7}"}, outputs=f"answer {i}")
-        add_feedback(sample, personas.reviewer, labels[i % len(labels)], f"Critique {i}: the reply is {labels[i % len(labels)]}.")
+        sample = add_sample(
+            project,
+            f"s{i}",
+            judge_value="pass",
+            metadata=metadata,
+            inputs={"question": f"question number {i} about topic {i % 7}"},
+            outputs=f"answer {i}",
+        )
+        add_feedback(
+            sample, personas.reviewer, labels[i % len(labels)], f"Critique {i}: the reply is {labels[i % len(labels)]}."
+        )
     return project
 
 
@@ -51,8 +59,15 @@ def live_memory(project) -> dict:
         "principles": list(Principle.objects.filter(project=project).order_by("id").values()),
         "sources": list(PrincipleSource.objects.filter(principle__project=project).order_by("id").values()),
         "versions": list(MemoryVersion.objects.filter(project=project).order_by("id").values()),
-        "episodic": sorted(zip(store["ids"], [bytes(memoryview(e.astype("<f4"))) for e in store["embeddings"]],
-                               [json.dumps(m, sort_keys=True) for m in store["metadatas"]], store["documents"])),
+        "episodic": sorted(
+            zip(
+                store["ids"],
+                [bytes(memoryview(e.astype("<f4"))) for e in store["embeddings"]],
+                [json.dumps(m, sort_keys=True) for m in store["metadatas"]],
+                store["documents"],
+                strict=False,
+            )
+        ),
     }
 
 
@@ -71,7 +86,10 @@ def test_an_evaluation_leaves_the_live_memory_unchanged_and_drops_its_scratch(pe
 def test_the_prequential_curve_never_judges_a_sample_with_its_own_feedback_in_memory(personas):
     project = reviewed_project(personas, 30)
     trace = evaluation.Trace()
-    record = evaluation.run(evaluation.start(project, personas.owner, evaluation.Options(shards=[0, 3, 10, 20], variants=["episodic"])), trace=trace)
+    record = evaluation.run(
+        evaluation.start(project, personas.owner, evaluation.Options(shards=[0, 3, 10, 20], variants=["episodic"])),
+        trace=trace,
+    )
     judged = [(feedback_id, ids) for curve, feedback_id, ids in trace.retrieved if curve == "prequential"]
     assert len(judged) == 30  # every reviewed sample is judged once, before it is learned
     order = [f.pk for f in evaluation.reviewed(project)]
@@ -104,16 +122,24 @@ NULLABLE = ("exact_match", "kappa", "weighted_kappa", "ccc", "mae")
 def test_manage_py_evaluate_json_prints_one_document_in_the_documented_shape(personas):
     project = reviewed_project(personas, 20, labels=("pass", "fail", "fail"))
     out = io.StringIO()
-    call_command("evaluate", project.slug, "--json", "--seed", "3", "--shards", "0,2,5", "--test-fraction", "0.25", stdout=out)
+    call_command(
+        "evaluate", project.slug, "--json", "--seed", "3", "--shards", "0,2,5", "--test-fraction", "0.25", stdout=out
+    )
     document = json.loads(out.getvalue())  # exactly one document: anything else fails to parse
-    assert document["project"] == project.slug and document["provider"] == "offline" and isinstance(document["model"], str)
+    assert (
+        document["project"] == project.slug and document["provider"] == "offline" and isinstance(document["model"], str)
+    )
     assert document["label_kind"] == "pass_fail" and document["seed"] == 3
     assert (document["train"], document["test"]) == (15, 5)
     assert isinstance(document["baselines"]["majority"], float)
     assert document["baselines"]["imported_judge"] is not None  # the samples carry imported verdicts
     variants = {p["variant"] for p in document["points"]}
     assert variants == {"none", "semantic", "episodic", "both"}
-    assert {(p["curve"], p["split"]) for p in document["points"]} == {("heldout", "test"), ("heldout", "seen"), ("prequential", "next")}
+    assert {(p["curve"], p["split"]) for p in document["points"]} == {
+        ("heldout", "test"),
+        ("heldout", "seen"),
+        ("prequential", "next"),
+    }
     assert sorted({p["shard"] for p in document["points"] if p["curve"] == "heldout"}) == [0, 2, 5, 15]
     for p in document["points"]:
         for key, kind in POINT_TYPES.items():
@@ -126,7 +152,9 @@ def test_manage_py_evaluate_json_prints_one_document_in_the_documented_shape(per
 def test_options_no_prequential_variants_and_limit(personas):
     project = reviewed_project(personas, 30)
     out = io.StringIO()
-    call_command("evaluate", project.slug, "--json", "--no-prequential", "--variants", "episodic", "--limit", "20", stdout=out)
+    call_command(
+        "evaluate", project.slug, "--json", "--no-prequential", "--variants", "episodic", "--limit", "20", stdout=out
+    )
     document = json.loads(out.getvalue())
     assert document["train"] + document["test"] == 20
     assert {p["curve"] for p in document["points"]} == {"heldout"}
@@ -189,8 +217,9 @@ def test_the_repair_fails_a_dead_evaluation_and_drops_its_scratch_collection(per
 
     project = reviewed_project(personas, 12)
     dead = evaluation.start(project, personas.owner, evaluation.Options())
-    Evaluation.objects.filter(pk=dead.pk).update(status=Evaluation.Status.RUNNING,
-                                                 progress_at=timezone.now() - timezone.timedelta(hours=1))
+    Evaluation.objects.filter(pk=dead.pk).update(
+        status=Evaluation.Status.RUNNING, progress_at=timezone.now() - timezone.timedelta(hours=1)
+    )
     evaluation.ScratchMemory(project, None, evaluation.scratch_name(dead.pk, "heldout"))  # what a killed worker leaves
     assert evaluation.scratch_collections()
     repair_all()
@@ -201,8 +230,12 @@ def test_the_repair_fails_a_dead_evaluation_and_drops_its_scratch_collection(per
 
 def test_the_group_key_setting_is_used(personas):
     project = reviewed_project(personas, 30, groups=6)
-    EvaluationSettings.objects.update_or_create(project=project, defaults={"group_key": "topic"})  # a worker may have made the row
-    record = evaluation.run(evaluation.start(project, personas.owner, evaluation.Options(shards=[0], variants=["none"], prequential=False)))
+    EvaluationSettings.objects.update_or_create(
+        project=project, defaults={"group_key": "topic"}
+    )  # a worker may have made the row
+    record = evaluation.run(
+        evaluation.start(project, personas.owner, evaluation.Options(shards=[0], variants=["none"], prequential=False))
+    )
     assert record.group_key == "topic" and record.result["group_key"] == "topic"
     assert record.result["test"] % 5 == 0  # whole groups of five samples
 
@@ -232,7 +265,9 @@ def test_through_the_worker_a_second_evaluation_waits_for_the_first(personas, ce
     chart = client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/heldout.svg")
     assert chart["Content-Type"] == "image/svg+xml" and b"<svg" in chart.content and b"<script" not in chart.content
     rows = client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/export.csv").content.decode().splitlines()
-    assert rows[0].startswith("curve,variant,split,shard,n,exact_match") and len(rows) == 1 + len(record.result["points"])
+    assert rows[0].startswith("curve,variant,split,shard,n,exact_match") and len(rows) == 1 + len(
+        record.result["points"]
+    )
     assert client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/export.json").json() == record.result
     page = client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/").content.decode()
     assert "does not generalise to new questions" in page
@@ -255,7 +290,9 @@ def test_the_project_overview_shows_the_latest_learning_curves_and_lets_owners_s
     from memory.models import Evaluation
 
     done = Evaluation.objects.create(
-        project=personas.project, status=Evaluation.Status.DONE, provider="offline",
+        project=personas.project,
+        status=Evaluation.Status.DONE,
+        provider="offline",
         result={"points": [{"curve": "heldout"}, {"curve": "prequential"}]},
     )
     Evaluation.objects.create(project=personas.other, status=Evaluation.Status.DONE, result={"points": []})
@@ -263,7 +300,9 @@ def test_the_project_overview_shows_the_latest_learning_curves_and_lets_owners_s
     page = client.get(f"/p/{personas.project.slug}/").content.decode()
     for curve in ("heldout", "prequential"):
         assert f'src="/p/{personas.project.slug}/memory/evaluations/{done.pk}/{curve}.svg"' in page
-    assert 'id="overview-evaluation-form"' in page and f'action="/p/{personas.project.slug}/memory/evaluations/"' in page
+    assert (
+        'id="overview-evaluation-form"' in page and f'action="/p/{personas.project.slug}/memory/evaluations/"' in page
+    )
     assert page.count("Evaluation #") == 2  # the caption and the list: the other project's evaluation is not here
     client.force_login(personas.viewer)
     page = client.get(f"/p/{personas.project.slug}/").content.decode()

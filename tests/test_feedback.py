@@ -24,7 +24,12 @@ def test_agreeing_needs_no_critique_and_records_everything(personas):
     assert created
     feedback.refresh_from_db()
     assert (feedback.author, feedback.label, feedback.critique, feedback.agrees_with_judge, feedback.revision) == (
-        personas.reviewer, "pass", "", True, 1)
+        personas.reviewer,
+        "pass",
+        "",
+        True,
+        1,
+    )
     assert feedback.project == personas.project and feedback.created_at and feedback.updated_at
 
 
@@ -33,7 +38,8 @@ def test_disagreeing_needs_a_critique(personas):
     with pytest.raises(ValidationError) as info:
         save_feedback(sample, personas.reviewer, "fail", "   ")
     assert info.value.messages == [
-        "You chose fail, the judge said pass: say why in a critique, it is what teaches the judge."]
+        "You chose fail, the judge said pass: say why in a critique, it is what teaches the judge."
+    ]
     feedback, _ = save_feedback(sample, personas.reviewer, "fail", "  Too curt for a refund request.\n")
     assert (feedback.critique, feedback.agrees_with_judge) == ("Too curt for a refund request.", False)
 
@@ -44,12 +50,19 @@ def test_without_a_verdict_there_is_nothing_to_agree_with(personas):
     assert feedback.agrees_with_judge is None
 
 
-@pytest.mark.parametrize("label,critique,message", [
-    ("maybe", "", "'maybe' is not a label of this project; expected one of: pass, fail."),
-    ("", "", "The label is empty."),
-    ("fail", "x" * (MAX_CRITIQUE_CHARS + 1), f"The critique is {MAX_CRITIQUE_CHARS + 1:,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}."),
-    ("fail", "nul\x00byte", "The critique contains a NUL character, which cannot be stored; remove it."),
-])
+@pytest.mark.parametrize(
+    "label,critique,message",
+    [
+        ("maybe", "", "'maybe' is not a label of this project; expected one of: pass, fail."),
+        ("", "", "The label is empty."),
+        (
+            "fail",
+            "x" * (MAX_CRITIQUE_CHARS + 1),
+            f"The critique is {MAX_CRITIQUE_CHARS + 1:,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}.",
+        ),
+        ("fail", "nul\x00byte", "The critique contains a NUL character, which cannot be stored; remove it."),
+    ],
+)
 def test_bad_feedback_is_refused_precisely(personas, label, critique, message):
     sample = add_sample(personas.project, "s1")
     with pytest.raises(ValidationError) as info:
@@ -59,7 +72,9 @@ def test_bad_feedback_is_refused_precisely(personas, label, critique, message):
 
 
 def test_numeric_labels(personas):
-    project = create_project(personas.owner, name="Scores", criterion="c", label_kind="numeric", scale_min=1, scale_max=5)
+    project = create_project(
+        personas.owner, name="Scores", criterion="c", label_kind="numeric", scale_min=1, scale_max=5
+    )
     sample = add_sample(project, "n1", judge_value="3")
     assert save_feedback(sample, personas.owner, "3.0", "")[0].label == "3"
     with pytest.raises(ValidationError, match="outside the scale"):
@@ -70,7 +85,9 @@ def test_editing_bumps_the_revision_and_keeps_created_at(personas):
     sample = add_sample(personas.project, "s1", judge_value="pass")
     first, _ = save_feedback(sample, personas.reviewer, "fail", "Curt.")
     time.sleep(0.01)
-    edited, created = save_feedback(sample, personas.reviewer, "fail", "Curt, and it blames the customer.", loaded_revision=1)
+    edited, created = save_feedback(
+        sample, personas.reviewer, "fail", "Curt, and it blames the customer.", loaded_revision=1
+    )
     assert not created
     edited.refresh_from_db()
     assert (edited.pk, edited.revision, edited.critique) == (first.pk, 2, "Curt, and it blames the customer.")
@@ -114,7 +131,10 @@ def test_several_reviewers_each_review_the_same_sample(personas):
     sample = add_sample(personas.project, "s1", judge_value="pass")
     save_feedback(sample, personas.reviewer, "fail", "Curt.")
     save_feedback(sample, personas.owner, "pass", "")
-    assert sorted(Feedback.objects.filter(sample=sample).values_list("author__username", flat=True)) == ["olivia", "rafael"]
+    assert sorted(Feedback.objects.filter(sample=sample).values_list("author__username", flat=True)) == [
+        "olivia",
+        "rafael",
+    ]
 
 
 # Real threads against the real database --------------------------------------------------------------------
@@ -174,7 +194,9 @@ def test_simultaneous_different_first_saves_one_wins_the_other_is_told(race):
 def test_simultaneous_edits_from_one_loaded_revision_one_wins(race):
     _, reviewer, sample = race
     save_feedback(sample, reviewer, "fail", "Original.")
-    results = in_threads(4, lambda i: save_feedback(Sample.objects.get(pk=sample.pk), reviewer, "fail", f"Edit {i}.", loaded_revision=1))
+    results = in_threads(
+        4, lambda i: save_feedback(Sample.objects.get(pk=sample.pk), reviewer, "fail", f"Edit {i}.", loaded_revision=1)
+    )
     saved = [r for r in results if isinstance(r, tuple)]
     refused = [r for r in results if isinstance(r, StaleFeedback)]
     assert (len(saved), len(refused)) == (1, 3), results
@@ -200,7 +222,9 @@ def test_simultaneous_double_posts_through_the_view_create_one_record(race, live
     def post(i: int):
         client = Client()
         client.force_login(reviewer)
-        return client.post(url, {"label": "fail", "critique": "Curt.", "revision": "0"}, HTTP_HX_REQUEST="true").status_code
+        return client.post(
+            url, {"label": "fail", "critique": "Curt.", "revision": "0"}, HTTP_HX_REQUEST="true"
+        ).status_code
 
     assert in_threads(3, post) == [200, 200, 200]
     assert Feedback.objects.filter(sample=sample).count() == 1
@@ -220,7 +244,8 @@ def test_saving_through_htmx_returns_the_item_and_the_saved_event(client, person
     response = client.post(save_url(first), {"label": "pass", "critique": "", "revision": "0"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert response["HX-Trigger-After-Swap"] == (
-        '{"feedbackSaved": {"sampleId": %d, "feedbackId": %d, "created": true}}' % (first.pk, Feedback.objects.get().pk))
+        f'{{"feedbackSaved": {{"sampleId": {first.pk}, "feedbackId": {Feedback.objects.get().pk}, "created": true}}}}'
+    )
     body = response.content.decode()
     assert body.lstrip().startswith('<article id="review-item"')  # the partial only
     assert f'data-next-url="/p/{personas.project.slug}/samples/{second.pk}/?filter=todo"' in body
@@ -249,14 +274,23 @@ def test_the_posted_label_never_becomes_a_queue_filter(client, personas):
     assert response["Location"] == f"/p/{personas.project.slug}/queue/?filter=todo"  # nothing left: back to the queue
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"critique": "x"}, "Pick a label first (the digit keys pick one, a agrees with the judge)."),
-    ({"label": "fail", "critique": ""}, "You chose fail, the judge said pass: say why in a critique, it is what teaches the judge."),
-    ({"label": "great"}, "&#x27;great&#x27; is not a label of this project; expected one of: pass, fail."),
-    ({"label": "fail", "critique": "x" * (MAX_CRITIQUE_CHARS + 7)}, f"The critique is {MAX_CRITIQUE_CHARS + 7:,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}."),
-    ({"label": "fail", "critique": "a\x00b"}, "Null characters are not allowed."),
-    ({"label": "pass", "revision": "abc"}, "The form is out of date: reload the page."),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"critique": "x"}, "Pick a label first (the digit keys pick one, a agrees with the judge)."),
+        (
+            {"label": "fail", "critique": ""},
+            "You chose fail, the judge said pass: say why in a critique, it is what teaches the judge.",
+        ),
+        ({"label": "great"}, "&#x27;great&#x27; is not a label of this project; expected one of: pass, fail."),
+        (
+            {"label": "fail", "critique": "x" * (MAX_CRITIQUE_CHARS + 7)},
+            f"The critique is {MAX_CRITIQUE_CHARS + 7:,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}.",
+        ),
+        ({"label": "fail", "critique": "a\x00b"}, "Null characters are not allowed."),
+        ({"label": "pass", "revision": "abc"}, "The form is out of date: reload the page."),
+    ],
+)
 def test_bad_posts_get_422_with_a_precise_message_and_keep_what_was_typed(client, personas, data, message):
     sample = add_sample(personas.project, "s1", judge_value="pass")
     client.force_login(personas.reviewer)
@@ -274,7 +308,9 @@ def test_a_stale_edit_through_the_view_is_refused_with_a_message(client, persona
     save_feedback(sample, personas.reviewer, "fail", "Tab one.")
     save_feedback(sample, personas.reviewer, "fail", "Tab two.", loaded_revision=1)
     client.force_login(personas.reviewer)
-    response = client.post(save_url(sample), {"label": "pass", "critique": "Stale tab.", "revision": "1"}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        save_url(sample), {"label": "pass", "critique": "Stale tab.", "revision": "1"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 422
     assert "This feedback was changed elsewhere since you opened it" in response.content.decode()
     assert Feedback.objects.get().critique == "Tab two."
@@ -315,7 +351,10 @@ def test_reviewers_delete_their_own_feedback_owners_anyones(client, personas):
     response = client.post(delete_url(owners))
     assert response.status_code == 403
     response = client.post(delete_url(mine) + "?filter=mine")
-    assert response.status_code == 302 and response["Location"] == f"/p/{personas.project.slug}/samples/{sample.pk}/?filter=mine"
+    assert (
+        response.status_code == 302
+        and response["Location"] == f"/p/{personas.project.slug}/samples/{sample.pk}/?filter=mine"
+    )
     assert list(Feedback.objects.values_list("author__username", flat=True)) == ["olivia"]
     again, _ = save_feedback(sample, personas.reviewer, "pass", "")
     client.force_login(personas.owner)

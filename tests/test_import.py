@@ -25,7 +25,12 @@ def jsonl(*records) -> bytes:
 
 
 def row(external_id="r1", **fields) -> dict:
-    return {"external_id": external_id, "inputs": {"question": f"q {external_id}"}, "outputs": f"answer {external_id}", **fields}
+    return {
+        "external_id": external_id,
+        "inputs": {"question": f"q {external_id}"},
+        "outputs": f"answer {external_id}",
+        **fields,
+    }
 
 
 def run(project, data: bytes | str, filename="samples.jsonl", importer=None, **kwargs):
@@ -52,7 +57,13 @@ def only_error(project, data, filename="samples.jsonl") -> tuple[int | None, str
 
 def test_jsonl_import_stores_every_field(personas):
     data = jsonl(
-        row("a", judge_value="PASS", judge_rationale="Polite.", expectations={"must": ["apologise"]}, metadata={"tier": "gold"}),
+        row(
+            "a",
+            judge_value="PASS",
+            judge_rationale="Polite.",
+            expectations={"must": ["apologise"]},
+            metadata={"tier": "gold"},
+        ),
         row("b", inputs="plain text input", judge_value="fail"),
         row("c"),
     )
@@ -69,7 +80,11 @@ def test_jsonl_import_stores_every_field(personas):
     b = Sample.objects.get(project=personas.project, external_id="b")
     assert (b.inputs, b.judge_value, b.expectations, b.metadata) == ("plain text input", "fail", None, {})
     assert messages[0] == "read 3 rows" and messages[-1] == "wrote 3 of 3 samples"
-    assert list(Sample.objects.filter(project=personas.project).values_list("external_id", flat=True)) == ["a", "b", "c"]
+    assert list(Sample.objects.filter(project=personas.project).values_list("external_id", flat=True)) == [
+        "a",
+        "b",
+        "c",
+    ]
 
 
 def test_csv_import_reads_json_cells_quotes_and_multiline_text(personas):
@@ -97,16 +112,35 @@ def test_csv_header_is_forgiving_about_case_and_space_and_tsv_works(personas):
 
 def test_pairwise_import(personas):
     project = create_project(personas.owner, name="Pairs", criterion="Which is better?", label_kind="pairwise")
-    run(project, jsonl({"external_id": "p1", "inputs": {"instruction": "Say hi"}, "output_a": "Hi", "output_b": "Hello!", "judge_value": "b"}))
+    run(
+        project,
+        jsonl(
+            {
+                "external_id": "p1",
+                "inputs": {"instruction": "Say hi"},
+                "output_a": "Hi",
+                "output_b": "Hello!",
+                "judge_value": "b",
+            }
+        ),
+    )
     sample = Sample.objects.get(project=project)
     assert (sample.output_a, sample.output_b, sample.outputs, sample.judge_value) == ("Hi", "Hello!", "", "B")
 
 
 def test_numeric_and_categorical_labels_are_normalised(personas):
-    numeric = create_project(personas.owner, name="Scores", criterion="c", label_kind="numeric", scale_min=1, scale_max=5)
+    numeric = create_project(
+        personas.owner, name="Scores", criterion="c", label_kind="numeric", scale_min=1, scale_max=5
+    )
     run(numeric, jsonl(row("n1", judge_value=4), row("n2", judge_value="5.0"), row("n3", judge_value=" 1 ")))
     assert sorted(Sample.objects.filter(project=numeric).values_list("judge_value", flat=True)) == ["1", "4", "5"]
-    categories = create_project(personas.owner, name="Cats", criterion="c", label_kind="categorical", categories=["Bad", "Could be Improved", "Excellent"])
+    categories = create_project(
+        personas.owner,
+        name="Cats",
+        criterion="c",
+        label_kind="categorical",
+        categories=["Bad", "Could be Improved", "Excellent"],
+    )
     run(categories, jsonl(row("k1", judge_value="could be improved")))
     assert Sample.objects.get(project=categories).judge_value == "Could be Improved"
 
@@ -120,7 +154,13 @@ def test_expert_reviews_are_imported_with_their_reviewer(personas, django_captur
     feedback_imported.connect(listener)
     try:
         data = jsonl(
-            row("e1", judge_value="pass", expert_label="fail", expert_critique="  Too curt for a bereavement.  ", reviewer="rafael"),
+            row(
+                "e1",
+                judge_value="pass",
+                expert_label="fail",
+                expert_critique="  Too curt for a bereavement.  ",
+                reviewer="rafael",
+            ),
             row("e2", judge_value="pass", expert_label="pass"),  # no reviewer: the importer
             row("e3", expert_label="fail", expert_critique="No verdict to compare with."),
             row("e4", judge_value="fail"),
@@ -133,7 +173,13 @@ def test_expert_reviews_are_imported_with_their_reviewer(personas, django_captur
     assert (summary.created, summary.feedback_created) == (4, 3)
     assert summary.message() == "4 new samples imported, 3 expert reviews imported."
     e1 = Feedback.objects.get(sample__external_id="e1")
-    assert (e1.author, e1.label, e1.critique, e1.agrees_with_judge, e1.revision) == (personas.reviewer, "fail", "Too curt for a bereavement.", False, 1)
+    assert (e1.author, e1.label, e1.critique, e1.agrees_with_judge, e1.revision) == (
+        personas.reviewer,
+        "fail",
+        "Too curt for a bereavement.",
+        False,
+        1,
+    )
     assert e1.created_at is not None and e1.updated_at is not None
     e2 = Feedback.objects.get(sample__external_id="e2")
     assert (e2.author, e2.agrees_with_judge, e2.critique) == (personas.owner, True, "")
@@ -143,8 +189,11 @@ def test_expert_reviews_are_imported_with_their_reviewer(personas, django_captur
 
 def test_imported_feedback_records_who_imported_it_and_the_review_page_says_so(client, personas):
     """Finding 7: an owner importing rows in a reviewer's name is recorded, and the reviewer is told."""
-    run(personas.project, jsonl(row("in-name", judge_value="pass", expert_label="fail", expert_critique="Curt.", reviewer="rafael")),
-        importer=personas.owner)
+    run(
+        personas.project,
+        jsonl(row("in-name", judge_value="pass", expert_label="fail", expert_critique="Curt.", reviewer="rafael")),
+        importer=personas.owner,
+    )
     feedback = Feedback.objects.get(sample__external_id="in-name")
     assert (feedback.author, feedback.imported_by) == (personas.reviewer, personas.owner)
     assert feedback.imported_at is not None
@@ -170,12 +219,20 @@ def test_no_signal_without_expert_reviews(personas, django_capture_on_commit_cal
 
 
 def test_reimport_changes_nothing_and_says_so(personas):
-    data = jsonl(row("a", judge_value="pass", expert_label="fail", expert_critique="Curt.", reviewer="rafael"), row("b"))
+    data = jsonl(
+        row("a", judge_value="pass", expert_label="fail", expert_critique="Curt.", reviewer="rafael"), row("b")
+    )
     run(personas.project, data)
     before = list(Sample.objects.values_list("id", "external_id", "outputs", "created_at"))
     feedback_before = list(Feedback.objects.values_list("id", "label", "critique", "revision", "updated_at"))
     again = run(personas.project, data)
-    assert (again.created, again.unchanged, again.unchanged_differing, again.feedback_created, again.feedback_skipped) == (0, 2, 0, 0, 1)
+    assert (
+        again.created,
+        again.unchanged,
+        again.unchanged_differing,
+        again.feedback_created,
+        again.feedback_skipped,
+    ) == (0, 2, 0, 0, 1)
     assert again.message() == (
         "0 new samples imported, 2 already in the project and left unchanged, 1 expert review on those rows not imported."
     )
@@ -195,7 +252,11 @@ def test_reimport_with_changed_and_new_rows(personas):
 
 def test_reimport_between_csv_and_jsonl_is_recognised_as_the_same(personas):
     run(personas.project, jsonl(row("a", inputs={"question": "q"}, metadata={"k": [1, 2]})))
-    summary = run(personas.project, 'external_id,inputs,outputs,metadata\na,"{""question"": ""q""}",answer a,"{""k"": [1, 2]}"\n', "a.csv")
+    summary = run(
+        personas.project,
+        'external_id,inputs,outputs,metadata\na,"{""question"": ""q""}",answer a,"{""k"": [1, 2]}"\n',
+        "a.csv",
+    )
     assert (summary.unchanged, summary.unchanged_differing) == (1, 0)
 
 
@@ -219,21 +280,65 @@ BAD_ROWS = [
     ({"external_id": "a", "inputs": "x"}, "outputs is missing"),
     ({"external_id": "a", "inputs": "x", "outputs": "   "}, "outputs is blank"),
     ({"external_id": "a", "inputs": "x", "outputs": {"text": "y"}}, "outputs must be text, not a JSON object"),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "output_a": "z"}, "output_a and output_b are for pairwise projects; this one takes outputs"),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "judge_value": "maybe"}, "judge_value: 'maybe' is not a label of this project; expected one of: pass, fail."),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "judge_value": True}, "judge_value: expected one of pass, fail, not true/false"),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "judge_value": ["pass"]}, "judge_value: expected one of pass, fail, not a list"),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "expert_label": "good"}, "expert_label: 'good' is not a label of this project; expected one of: pass, fail."),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "expert_critique": "why"}, "expert_critique and reviewer need an expert_label"),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "metadata": [1, 2]}, "metadata must be a JSON object, not a list"),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "metadata": "{oops"}, "metadata must be a JSON object, e.g. {\"source\": \"web\"}; this is not valid JSON"),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y", "output_a": "z"},
+        "output_a and output_b are for pairwise projects; this one takes outputs",
+    ),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y", "judge_value": "maybe"},
+        "judge_value: 'maybe' is not a label of this project; expected one of: pass, fail.",
+    ),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y", "judge_value": True},
+        "judge_value: expected one of pass, fail, not true/false",
+    ),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y", "judge_value": ["pass"]},
+        "judge_value: expected one of pass, fail, not a list",
+    ),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y", "expert_label": "good"},
+        "expert_label: 'good' is not a label of this project; expected one of: pass, fail.",
+    ),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y", "expert_critique": "why"},
+        "expert_critique and reviewer need an expert_label",
+    ),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y", "metadata": [1, 2]},
+        "metadata must be a JSON object, not a list",
+    ),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y", "metadata": "{oops"},
+        'metadata must be a JSON object, e.g. {"source": "web"}; this is not valid JSON',
+    ),
     ({"external_id": "a", "inputs": "x", "outputs": "y", "colour": "red"}, "unknown key(s): colour"),
-    ({"external_id": "a", "inputs": "x", "outputs": "y" * (MAX_TEXT_CHARS + 1)}, f"outputs is {MAX_TEXT_CHARS + 1:,} characters long; the limit is {MAX_TEXT_CHARS:,}"),
-    ({"external_id": "a", "inputs": {"q": "y" * MAX_TEXT_CHARS}, "outputs": "y"}, f"inputs is {MAX_TEXT_CHARS + 9:,} characters long; the limit is {MAX_TEXT_CHARS:,}"),
-    ({"external_id": "a", "inputs": "x", "outputs": "y", "expert_label": "fail", "expert_critique": "c" * (MAX_CRITIQUE_CHARS + 1)},
-     f"expert_critique is {MAX_CRITIQUE_CHARS + 1:,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}"),
-    ({"external_id": "a", "inputs": "x", "outputs": "nul \u0000 byte"}, "outputs contains a NUL character (\\u0000), which cannot be stored; remove it"),
-    ({"external_id": "a", "inputs": {"q": "a\u0000"}, "outputs": "y"}, "inputs contains a NUL character (\\u0000), which cannot be stored; remove it"),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "y" * (MAX_TEXT_CHARS + 1)},
+        f"outputs is {MAX_TEXT_CHARS + 1:,} characters long; the limit is {MAX_TEXT_CHARS:,}",
+    ),
+    (
+        {"external_id": "a", "inputs": {"q": "y" * MAX_TEXT_CHARS}, "outputs": "y"},
+        f"inputs is {MAX_TEXT_CHARS + 9:,} characters long; the limit is {MAX_TEXT_CHARS:,}",
+    ),
+    (
+        {
+            "external_id": "a",
+            "inputs": "x",
+            "outputs": "y",
+            "expert_label": "fail",
+            "expert_critique": "c" * (MAX_CRITIQUE_CHARS + 1),
+        },
+        f"expert_critique is {MAX_CRITIQUE_CHARS + 1:,} characters long; the limit is {MAX_CRITIQUE_CHARS:,}",
+    ),
+    (
+        {"external_id": "a", "inputs": "x", "outputs": "nul \u0000 byte"},
+        "outputs contains a NUL character (\\u0000), which cannot be stored; remove it",
+    ),
+    (
+        {"external_id": "a", "inputs": {"q": "a\u0000"}, "outputs": "y"},
+        "inputs contains a NUL character (\\u0000), which cannot be stored; remove it",
+    ),
 ]
 
 
@@ -268,12 +373,16 @@ def test_deeply_nested_json_is_refused_not_a_crash(personas):
         (2, "inputs is nested too deeply (the limit is 64 levels)"),
     ]
     csv_cell = '"[' + "[" * 3000 + "]" * 3000 + ']"'
-    errors = rejected(personas.project, f"external_id,inputs,outputs,metadata\na,{csv_cell},y,\nb,x,y,{csv_cell}\n", "a.csv")
-    assert errors == [(3, "metadata must be a JSON object, e.g. {\"source\": \"web\"}; this is not valid JSON")]
+    errors = rejected(
+        personas.project, f"external_id,inputs,outputs,metadata\na,{csv_cell},y,\nb,x,y,{csv_cell}\n", "a.csv"
+    )
+    assert errors == [(3, 'metadata must be a JSON object, e.g. {"source": "web"}; this is not valid JSON')]
 
 
 def test_label_type_mismatches_for_numeric_and_pairwise_projects(personas):
-    numeric = create_project(personas.owner, name="Scores", criterion="c", label_kind="numeric", scale_min=1, scale_max=5)
+    numeric = create_project(
+        personas.owner, name="Scores", criterion="c", label_kind="numeric", scale_min=1, scale_max=5
+    )
     errors = rejected(numeric, jsonl(row("a", judge_value="pass"), row("b", judge_value=3.5), row("c", judge_value=9)))
     assert errors == [
         (1, "judge_value: 'pass' is not a number; expected a whole number from 1 to 5."),
@@ -303,7 +412,10 @@ def test_every_problem_of_a_file_is_listed_with_line_numbers_and_nothing_is_writ
     assert errors == [
         (3, "not valid JSON (Expecting property name enclosed in double quotes at column 2)"),
         (4, "judge_value: 'nope' is not a label of this project; expected one of: pass, fail."),
-        (5, "each line must be a JSON object, not a list (a .jsonl file holds one JSON object per line, not one JSON document or array)"),
+        (
+            5,
+            "each line must be a JSON object, not a list (a .jsonl file holds one JSON object per line, not one JSON document or array)",
+        ),
         (6, "external_id 'a' already appears on line 1"),
     ]
 
@@ -345,15 +457,39 @@ def test_unknown_reviewer_viewer_reviewer_and_outsider(personas):
 def test_csv_file_level_problems(personas):
     project = personas.project
     assert only_error(project, "inputs,outputs\nx,y\n", "a.csv") == (
-        1, "the header has no external_id column (is the first row a header?)")
+        1,
+        "the header has no external_id column (is the first row a header?)",
+    )
     assert rejected(project, "external_id,inputs,outputs,,colour,inputs\na,b,c,,d,e\n", "a.csv") == [
         (1, "the header has an empty column name (column 4)"),
         (1, "the header names a column twice: inputs"),
-        (1, "unknown column(s) colour; the columns are: " + ", ".join(sorted([
-            "external_id", "inputs", "outputs", "output_a", "output_b", "expectations", "judge_value",
-            "judge_rationale", "metadata", "expert_label", "expert_critique", "reviewer"]))),
+        (
+            1,
+            "unknown column(s) colour; the columns are: "
+            + ", ".join(
+                sorted(
+                    [
+                        "external_id",
+                        "inputs",
+                        "outputs",
+                        "output_a",
+                        "output_b",
+                        "expectations",
+                        "judge_value",
+                        "judge_rationale",
+                        "metadata",
+                        "expert_label",
+                        "expert_critique",
+                        "reviewer",
+                    ]
+                )
+            ),
+        ),
     ]
-    assert only_error(project, "external_id,inputs,outputs\n", "a.csv") == (None, "The file has no rows: only a header, or blank lines.")
+    assert only_error(project, "external_id,inputs,outputs\n", "a.csv") == (
+        None,
+        "The file has no rows: only a header, or blank lines.",
+    )
 
 
 def test_csv_row_problems_carry_the_line_where_the_row_starts(personas):
@@ -366,7 +502,10 @@ def test_csv_row_problems_carry_the_line_where_the_row_starts(personas):
 
 def test_csv_field_longer_than_pythons_default_limit_gets_our_message(personas):
     data = "external_id,inputs,outputs\na,i," + "x" * 140_000 + "\n"
-    assert only_error(personas.project, data, "a.csv") == (2, f"outputs is 140,000 characters long; the limit is {MAX_TEXT_CHARS:,}")
+    assert only_error(personas.project, data, "a.csv") == (
+        2,
+        f"outputs is 140,000 characters long; the limit is {MAX_TEXT_CHARS:,}",
+    )
 
 
 # Encodings, empty files, file types and limits --------------------------------------------------------------
@@ -383,27 +522,36 @@ def test_utf8_with_bom_and_utf16_are_read(personas):
 def test_latin1_is_refused_with_the_line_of_the_first_bad_byte(personas):
     data = "external_id,inputs,outputs\na,plain,ok\nb,caf\xe9,ok\n".encode("latin-1")
     assert only_error(personas.project, data, "a.csv") == (
-        3, "the file is not valid UTF-8 text (byte 0xe9); save it as UTF-8 and import it again.")
+        3,
+        "the file is not valid UTF-8 text (byte 0xe9); save it as UTF-8 and import it again.",
+    )
 
 
 def test_crlf_and_unicode_line_separators_inside_json_strings(personas):
     # U+2028 is legal inside a JSON string: it must not split the line.
-    data = (json.dumps(row("a", outputs="one\u2028two"), ensure_ascii=False) + "\r\n" + json.dumps(row("b")) + "\r\n").encode()
+    data = (
+        json.dumps(row("a", outputs="one\u2028two"), ensure_ascii=False) + "\r\n" + json.dumps(row("b")) + "\r\n"
+    ).encode()
     run(personas.project, data)
     assert Sample.objects.get(external_id="a").outputs == "one\u2028two"
 
 
 def test_utf16_without_bom_and_binary_files_are_named_as_such(personas):
     text = "external_id,inputs,outputs\na,b,c\n"
-    message = (None, "The file holds NUL bytes: it is UTF-16 without a byte-order mark, or not a text file at all "
-                     "(a spreadsheet, say); save it as CSV or JSONL in UTF-8.")
+    message = (
+        None,
+        "The file holds NUL bytes: it is UTF-16 without a byte-order mark, or not a text file at all "
+        "(a spreadsheet, say); save it as CSV or JSONL in UTF-8.",
+    )
     assert only_error(personas.project, text.encode("utf-16-le"), "a.csv") == message
     assert only_error(personas.project, b"PK\x03\x04\x14\x00\x06\x00", "sheet.csv") == message
 
 
 def test_semicolon_separated_csv_gets_a_hint(personas):
     assert only_error(personas.project, "external_id;inputs;outputs\na;b;c\n", "excel.csv") == (
-        1, "the header is one column holding semicolons: save the file with commas as separators (or as .tsv with tabs)")
+        1,
+        "the header is one column holding semicolons: save the file with commas as separators (or as .tsv with tabs)",
+    )
 
 
 @pytest.mark.parametrize("data", [b"", b"   \n\n", codecs.BOM_UTF8, "\n".encode("utf-16")])
@@ -412,7 +560,10 @@ def test_empty_files(personas, data):
 
 
 def test_unknown_file_type(personas):
-    assert only_error(personas.project, b"a,b", "data.xlsx") == (None, "Unknown file type 'data.xlsx': upload a .csv or .jsonl file.")
+    assert only_error(personas.project, b"a,b", "data.xlsx") == (
+        None,
+        "Unknown file type 'data.xlsx': upload a .csv or .jsonl file.",
+    )
 
 
 def test_a_json_array_file_gets_a_hint(personas):
@@ -423,14 +574,18 @@ def test_a_json_array_file_gets_a_hint(personas):
 def test_file_size_limit(personas, settings):
     settings.MEMALIGN_IMPORT_MAX_BYTES = 1024
     data = jsonl(*[row(f"r{n}") for n in range(40)])
-    assert only_error(personas.project, data) == (None, "The file is larger than the limit of 1 KB; split it into smaller files.")
+    assert only_error(personas.project, data) == (
+        None,
+        "The file is larger than the limit of 1 KB; split it into smaller files.",
+    )
 
 
 def test_a_size_just_over_the_limit_is_not_rounded_to_the_limit(settings):
     settings.MEMALIGN_IMPORT_MAX_BYTES = 100 * 1024 * 1024
     assert too_large_message(100 * 1024 * 1024 + 10) == (
         "The file (104,857,610 bytes; the limit is 104,857,600) is larger than the limit of 100 MB; "
-        "split it into smaller files.")
+        "split it into smaller files."
+    )
     assert too_large_message(150 * 1024 * 1024).startswith("The file (150 MB) is larger than the limit of 100 MB")
 
 
@@ -439,7 +594,9 @@ def test_row_count_limit(personas, settings):
     run(personas.project, jsonl(*[row(f"r{n}") for n in range(5)]))
     Sample.objects.all().delete()
     assert only_error(personas.project, jsonl(*[row(f"r{n}") for n in range(6)])) == (
-        None, "The file has more than 5 rows, the limit per import; split it into smaller files.")
+        None,
+        "The file has more than 5 rows, the limit per import; split it into smaller files.",
+    )
 
 
 # Concurrency -----------------------------------------------------------------------------------------------
@@ -487,15 +644,17 @@ def feedbackqa_slice(n: int) -> bytes:
     with shared_dataset("feedbackqa.jsonl").open(encoding="utf-8") as source:
         for line in source:
             record = json.loads(line)
-            records.append({
-                "external_id": record["id"],
-                "inputs": record["inputs"],
-                "outputs": record["outputs"],
-                "judge_value": "Excellent",  # a lenient base judge
-                "expert_label": record["label"],
-                "expert_critique": record["rationale"] or "",
-                "metadata": {"domain": record["meta"]["domain"], "source": record["source"]},
-            })
+            records.append(
+                {
+                    "external_id": record["id"],
+                    "inputs": record["inputs"],
+                    "outputs": record["outputs"],
+                    "judge_value": "Excellent",  # a lenient base judge
+                    "expert_label": record["label"],
+                    "expert_critique": record["rationale"] or "",
+                    "metadata": {"domain": record["meta"]["domain"], "source": record["source"]},
+                }
+            )
             if len(records) == n:
                 break
     return jsonl(*records)
@@ -503,7 +662,10 @@ def feedbackqa_slice(n: int) -> bytes:
 
 def test_a_slice_of_feedbackqa_imports_with_its_human_critiques(personas):
     project = create_project(
-        personas.owner, name="FeedbackQA", criterion="Rate the answer passage", label_kind="categorical",
+        personas.owner,
+        name="FeedbackQA",
+        criterion="Rate the answer passage",
+        label_kind="categorical",
         categories=["Bad", "Could be Improved", "Acceptable", "Excellent"],
     )
     data = feedbackqa_slice(120)
@@ -517,11 +679,20 @@ def test_a_slice_of_feedbackqa_imports_with_its_human_critiques(personas):
 
 
 def test_llmbar_pairs_import_into_a_pairwise_project(personas):
-    project = create_project(personas.owner, name="LLMBar", criterion="Which output follows the instruction?", label_kind="pairwise")
+    project = create_project(
+        personas.owner, name="LLMBar", criterion="Which output follows the instruction?", label_kind="pairwise"
+    )
     lines = shared_dataset("llmbar.jsonl").read_text(encoding="utf-8").splitlines()[:40]
     records = [
-        {"external_id": r["id"], "inputs": r["inputs"], "output_a": r["output_a"], "output_b": r["output_b"], "judge_value": "A",
-         "expert_label": r["label"], "expert_critique": "" if r["label"] == "A" else "Output B follows the instruction."}
+        {
+            "external_id": r["id"],
+            "inputs": r["inputs"],
+            "output_a": r["output_a"],
+            "output_b": r["output_b"],
+            "judge_value": "A",
+            "expert_label": r["label"],
+            "expert_critique": "" if r["label"] == "A" else "Output B follows the instruction.",
+        }
         for r in map(json.loads, lines)
     ]
     summary = run(project, jsonl(*records), "llmbar.jsonl")
@@ -541,7 +712,9 @@ def test_command_imports_and_reports(personas, tmp_path, capsys):
     assert "batch.jsonl: 2 new samples imported." in out
     assert "wrote 2 of 2 samples" in out
     call_command("import_samples", personas.project.slug, str(path))
-    assert "batch.jsonl: 0 new samples imported, 2 already in the project and left unchanged." in capsys.readouterr().out
+    assert (
+        "batch.jsonl: 0 new samples imported, 2 already in the project and left unchanged." in capsys.readouterr().out
+    )
 
 
 def test_command_refuses_a_bad_file_with_line_numbers(personas, tmp_path, capsys):

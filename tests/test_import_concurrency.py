@@ -33,13 +33,17 @@ def no_memory_work(monkeypatch):
     monkeypatch.setattr(importers, "samples_imported", silent)
     for name in ("request_regeneration", "request_episodic_update", "request_sample_embedding"):
         monkeypatch.setattr(tasks, name, lambda *args, **kwargs: False)  # a save during the import queues nothing
+
+
 ROWS = 20_000
 SAVES = 8
 
 
 def test_saves_during_a_large_import_succeed_within_a_second_or_so(personas):
     targets = [add_sample(personas.project, f"reviewed-meanwhile-{n}") for n in range(SAVES)]
-    data = jsonl(*[row(f"big-{n}", judge_value="pass", expert_label="fail", expert_critique=f"Reason {n}.") for n in range(ROWS)])
+    data = jsonl(
+        *[row(f"big-{n}", judge_value="pass", expert_label="fail", expert_critique=f"Reason {n}.") for n in range(ROWS)]
+    )
     writing = threading.Event()
     outcome: dict[str, object] = {"save_seconds": []}
 
@@ -50,7 +54,9 @@ def test_saves_during_a_large_import_succeed_within_a_second_or_so(personas):
     def importer() -> None:
         try:
             started = time.monotonic()
-            outcome["summary"] = import_samples(personas.project, io.BytesIO(data), "big.jsonl", personas.owner, progress=progress)
+            outcome["summary"] = import_samples(
+                personas.project, io.BytesIO(data), "big.jsonl", personas.owner, progress=progress
+            )
             outcome["import_seconds"] = time.monotonic() - started
         except Exception as error:  # noqa: BLE001 - reported by the assertions below
             outcome["import_error"] = error
@@ -101,11 +107,18 @@ def test_an_import_killed_while_writing_stays_hidden_and_is_undone(personas, tmp
 
     path = tmp_path / "big.jsonl"
     path.write_bytes(jsonl(*[row(f"big-{n}") for n in range(ROWS)]))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test", "DATABASE_URL": database_url(),
-           "MEMALIGN_TEST_QUEUE": f"nobody-{os.getpid()}"}  # the process's memory work goes where no worker listens
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
+        "DATABASE_URL": database_url(),
+        "MEMALIGN_TEST_QUEUE": f"nobody-{os.getpid()}",
+    }  # the process's memory work goes where no worker listens
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "import_samples", personas.project.slug, str(path)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     for line in process.stdout:
         if line.strip().startswith("wrote 1,500 of"):

@@ -32,8 +32,17 @@ def reviewed_project(personas, provider="offline", concurrency=8):
     ]
     feedback = []
     for i, ((message, reply), label) in enumerate([(r, "fail") for r in refunds] + [(t, "pass") for t in thanks]):
-        sample = add_sample(personas.project, f"j{i}", inputs={"customer_message": message}, outputs=reply, judge_value="pass")
-        feedback.append(add_feedback(sample, personas.reviewer, label, "" if label == "pass" else "Boilerplate that ignores the refund request."))
+        sample = add_sample(
+            personas.project, f"j{i}", inputs={"customer_message": message}, outputs=reply, judge_value="pass"
+        )
+        feedback.append(
+            add_feedback(
+                sample,
+                personas.reviewer,
+                label,
+                "" if label == "pass" else "Boilerplate that ignores the refund request.",
+            )
+        )
     expected = Feedback.objects.filter(project=personas.project).count()
     wait_for(lambda: len(episodic.entries(personas.project.pk)) == expected, message="the episodic entries")
     # Distilled (offline) before the provider changes, so no distillation call meets the fake server's script.
@@ -49,7 +58,9 @@ def finished(run, timeout=60):
     return run
 
 
-def test_a_run_judges_every_reviewed_sample_in_chunks_and_measures_agreement(celery_worker, personas, client, monkeypatch):
+def test_a_run_judges_every_reviewed_sample_in_chunks_and_measures_agreement(
+    celery_worker, personas, client, monkeypatch
+):
     monkeypatch.setattr(runs, "CHUNK_SIZE", 3)  # eight samples, three chunks
     feedback = reviewed_project(personas)
     add_sample(personas.project, "unreviewed")  # outside the "reviewed" scope
@@ -87,17 +98,33 @@ def test_the_requests_of_a_run_force_the_tool_and_share_one_cached_prefix(celery
     assert run.usage["calls"] == 8 and run.usage["cache_read_tokens"] > 0  # the fake server's cache was hit
 
 
-def test_over_the_budget_every_verdict_of_a_chunk_shares_one_prefix_within_the_budget(celery_worker, personas, fake_anthropic):
+def test_over_the_budget_every_verdict_of_a_chunk_shares_one_prefix_within_the_budget(
+    celery_worker, personas, fake_anthropic
+):
     from memory import judge
     from memory.models import Principle
 
     reviewed_project(personas, "anthropic")
     project = personas.project
     Principle.objects.filter(project=project).update(retired=True)  # only the rules below are active
-    topics = ["refund for a broken appliance", "thanks for the kind service", "parcel delivery delay", "password reset email"]
-    rules = {t: [Principle.objects.create(project=project, text=f"When the customer writes about a {t}, rule {n}.", origin="manual")
-                 for n in range(3)] for t in topics}
-    pinned = Principle.objects.create(project=project, text="Never promise what policy forbids.", origin="manual", pinned=True)
+    topics = [
+        "refund for a broken appliance",
+        "thanks for the kind service",
+        "parcel delivery delay",
+        "password reset email",
+    ]
+    rules = {
+        t: [
+            Principle.objects.create(
+                project=project, text=f"When the customer writes about a {t}, rule {n}.", origin="manual"
+            )
+            for n in range(3)
+        ]
+        for t in topics
+    }
+    pinned = Principle.objects.create(
+        project=project, text="Never promise what policy forbids.", origin="manual", pinned=True
+    )
     everything = judge.principle_set(project)
     one = judge.principle_tokens(judge.PrincipleText(0, rules[topics[0]][0].text))
     project.principle_budget_tokens = judge.principle_tokens(judge.PrincipleText(0, pinned.text)) + 4 * one
@@ -118,7 +145,9 @@ def test_over_the_budget_every_verdict_of_a_chunk_shares_one_prefix_within_the_b
     by_id = {p.id: p for p in everything.principles}
     assert sum(judge.principle_tokens(by_id[i]) for i in chosen) <= project.principle_budget_tokens
     assert pinned.pk in chosen and len(chosen) == 5
-    assert {r.pk for r in rules[topics[0]]} & set(chosen) and {r.pk for r in rules[topics[1]]} & set(chosen)  # both kinds
+    assert {r.pk for r in rules[topics[0]]} & set(chosen) and {r.pk for r in rules[topics[1]]} & set(
+        chosen
+    )  # both kinds
     (block,) = sent[0]["system"]
     assert all((by_id[i].text in block["text"]) == (i in chosen) for i in by_id)
     assert run.usage["cache_read_tokens"] > 0  # the shared prefix was read from the cache after the first call
@@ -146,7 +175,12 @@ def test_cancel_stops_a_run_and_keeps_what_it_judged(celery_worker, personas, fa
     requests_at_cancel = fake_anthropic.request_count
     run = finished(run)
     assert run.status == "cancelled"
-    wait_for(lambda: not runs.cancel(run) and JudgeRun.objects.get(pk=run.pk).done == Judgement.objects.filter(run=run).count(), message="the recount")
+    wait_for(
+        lambda: (
+            not runs.cancel(run) and JudgeRun.objects.get(pk=run.pk).done == Judgement.objects.filter(run=run).count()
+        ),
+        message="the recount",
+    )
     kept = Judgement.objects.filter(run=run).count()
     # At most the call in flight and one that began before the chunk read the cancel: one slot, 0.4 s a call.
     assert 2 <= kept < 8 and fake_anthropic.request_count <= requests_at_cancel + 2
@@ -200,7 +234,10 @@ def test_scopes_and_bad_input(personas):
     add_feedback(reviewed, personas.reviewer, "fail", "Curt.")
     add_sample(personas.project, "b", judge_value="fail")
     add_sample(personas.project, "c", judge_value="")
-    ids = lambda scope, **kw: [s.external_id for s in runs.scope_samples(personas.project, scope, personas.owner, **kw)]
+
+    def ids(scope, **kw):
+        return [s.external_id for s in runs.scope_samples(personas.project, scope, personas.owner, **kw)]
+
     assert ids("reviewed") == ["a"] and ids("unreviewed") == ["b", "c"] and ids("all") == ["a", "b", "c"]
     from reviews.queue import QueueQuery
 

@@ -25,15 +25,18 @@ def worker_env(chroma_server, fake_anthropic, settings):  # noqa: F811
     queue = f"scale-{os.getpid()}-{time.monotonic_ns()}"
     saved = app.conf.task_default_queue
     app.conf.task_default_queue = queue
-    yield queue, {
-        "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
-        "MEMALIGN_TEST_QUEUE": queue,
-        "CHROMA_URL": chroma_server,
-        "ANTHROPIC_API_KEY": "test-key",
-        "ANTHROPIC_BASE_URL": fake_anthropic.url,
-        "CELERY_VISIBILITY_TIMEOUT": "3",  # redeliver a killed worker's unacknowledged chunk quickly
-    }
+    yield (
+        queue,
+        {
+            "DATABASE_URL": database_url(),
+            "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
+            "MEMALIGN_TEST_QUEUE": queue,
+            "CHROMA_URL": chroma_server,
+            "ANTHROPIC_API_KEY": "test-key",
+            "ANTHROPIC_BASE_URL": fake_anthropic.url,
+            "CELERY_VISIBILITY_TIMEOUT": "3",  # redeliver a killed worker's unacknowledged chunk quickly
+        },
+    )
     app.conf.task_default_queue = saved
 
 
@@ -84,7 +87,9 @@ def test_a_worker_killed_mid_chunk_is_replaced_without_doubling(personas, fake_a
         assert judged_before < 8
         fake_anthropic.latency = 0.0
         second = start_worker_process(queue, env)
-        wait_for(lambda: JudgeRun.objects.get(pk=run.pk).finished, timeout=120, message="the run to end after the restart")
+        wait_for(
+            lambda: JudgeRun.objects.get(pk=run.pk).finished, timeout=120, message="the run to end after the restart"
+        )
     finally:
         stop_all(first, second)
     run.refresh_from_db()

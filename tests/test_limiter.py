@@ -28,9 +28,11 @@ def test_a_held_slot_outlives_its_lease_while_its_call_runs(short_leases):
     worker = threading.Thread(target=call)
     worker.start()
     held.wait(5)
-    with pytest.raises(limiter.SlotTimeout):
-        with limiter.provider_slot(short_leases, 1, timeout=1.2):  # three lease lengths: renewed all along
-            pass
+    with (
+        pytest.raises(limiter.SlotTimeout),
+        limiter.provider_slot(short_leases, 1, timeout=1.2),  # three lease lengths: renewed all along
+    ):
+        pass
     release.set()
     worker.join(5)
     with limiter.provider_slot(short_leases, 1, timeout=1):  # given back at the end of the call
@@ -40,9 +42,8 @@ def test_a_held_slot_outlives_its_lease_while_its_call_runs(short_leases):
 def test_a_dead_holders_slot_frees_itself_when_its_lease_ends(short_leases):
     # A worker killed mid-call leaves its lease behind, and no heartbeat renews it.
     limiter.get_redis().zadd(limiter._key(short_leases), {"killed-worker": time.time() + 60})
-    with pytest.raises(limiter.SlotTimeout):
-        with limiter.provider_slot(short_leases, 1, timeout=0.2):
-            pass
+    with pytest.raises(limiter.SlotTimeout), limiter.provider_slot(short_leases, 1, timeout=0.2):
+        pass
     limiter.get_redis().zadd(limiter._key(short_leases), {"killed-worker": time.time() + 0.3})  # its lease runs out
     with limiter.provider_slot(short_leases, 1, timeout=5):
         assert limiter.calls_in_flight(short_leases) == 1  # the dead lease was dropped

@@ -50,7 +50,9 @@ def test_the_last_owner_cannot_be_demoted_or_removed(personas):
 def test_owner_page_invites_and_changes_members(client, personas):
     make_user("nina")
     client.force_login(personas.owner)
-    response = client.post(f"/p/{personas.project.slug}/members/", {"identifier": "nina", "role": "reviewer"}, follow=True)
+    response = client.post(
+        f"/p/{personas.project.slug}/members/", {"identifier": "nina", "role": "reviewer"}, follow=True
+    )
     assert "nina is invited as reviewer; they join the project once they accept." in response.content.decode()
     assert 'data-identifier="nina"' in response.content.decode()
     invitation = Invitation.objects.get(project=personas.project, identifier="nina")
@@ -146,8 +148,13 @@ def test_project_form_rejects_bad_schemas(client, personas):
 
 def test_project_form_creates_a_category_project(client, personas):
     client.force_login(personas.reviewer)
-    data = {"name": "QA quality", "criterion": "Rate the answer", "label_kind": "categorical",
-            "categories_text": "Bad, Acceptable, Excellent", "retrieval_k": "5"}
+    data = {
+        "name": "QA quality",
+        "criterion": "Rate the answer",
+        "label_kind": "categorical",
+        "categories_text": "Bad, Acceptable, Excellent",
+        "retrieval_k": "5",
+    }
     response = client.post("/projects/new/", data)
     assert response.status_code == 302
     project = Membership.objects.get(user=personas.reviewer, role=Role.OWNER).project

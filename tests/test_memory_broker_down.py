@@ -43,9 +43,18 @@ def test_a_critique_saved_while_the_broker_is_down_is_kept_and_repaired(personas
 def test_the_periodic_repair_embeds_what_an_outage_missed(personas, celery_worker):
     sample = add_sample(personas.project, "missed")
     # bulk_create sends no signal: the feedback is in the database and no task was dispatched, as in an outage.
-    [feedback] = Feedback.objects.bulk_create([
-        Feedback(project=personas.project, sample=sample, author=personas.reviewer, label="fail", critique="Missed.", agrees_with_judge=False)
-    ])
+    [feedback] = Feedback.objects.bulk_create(
+        [
+            Feedback(
+                project=personas.project,
+                sample=sample,
+                author=personas.reviewer,
+                label="fail",
+                critique="Missed.",
+                agrees_with_judge=False,
+            )
+        ]
+    )
     result = repair_all.delay().get(timeout=30)
     assert personas.project.slug in result
     assert feedback.pk in episodic.entries(personas.project.pk)

@@ -41,17 +41,25 @@ def test_distillation_links_principles_to_their_sources(personas, fake_anthropic
     use_anthropic(personas.project)
     feedback = three_critiques(personas)
     fake_anthropic.push_tool(
-        {"principles": [
-            {"text": "Never promise what tracking cannot support.", "source_ids": [feedback[0].pk]},
-            {"text": "Own the company's mistakes; never blame the customer.", "source_ids": [feedback[1].pk, 999_999]},
-            {"text": "A principle citing nothing real.", "source_ids": [999_998]},
-            {"text": "   ", "source_ids": [feedback[2].pk]},
-        ]},
+        {
+            "principles": [
+                {"text": "Never promise what tracking cannot support.", "source_ids": [feedback[0].pk]},
+                {
+                    "text": "Own the company's mistakes; never blame the customer.",
+                    "source_ids": [feedback[1].pk, 999_999],
+                },
+                {"text": "A principle citing nothing real.", "source_ids": [999_998]},
+                {"text": "   ", "source_ids": [feedback[2].pk]},
+            ]
+        },
         name=DISTILL,
     )
     outcome = semantic.regenerate(personas.project, force=True)
     principles = {p.text: p for p in semantic.active_principles(personas.project)}
-    assert set(principles) == {"Never promise what tracking cannot support.", "Own the company's mistakes; never blame the customer."}
+    assert set(principles) == {
+        "Never promise what tracking cannot support.",
+        "Own the company's mistakes; never blame the customer.",
+    }
     blame = principles["Own the company's mistakes; never blame the customer."]
     assert [s.feedback_id for s in blame.sources.all()] == [feedback[1].pk]  # the unknown id 999999 is ignored
     assert [v.trigger for v in outcome.versions] == ["distill"]
@@ -65,7 +73,9 @@ def test_only_new_feedback_is_sent_again(personas, fake_anthropic):
     first = three_critiques(personas)
     semantic.regenerate(personas.project, force=True)
     assert semantic.regenerate(personas.project, force=True).versions == []  # nothing pending: no call
-    later = add_feedback(add_sample(personas.project, "s9"), personas.reviewer, "fail", "Too curt for a refund refusal.")
+    later = add_feedback(
+        add_sample(personas.project, "s9"), personas.reviewer, "fail", "Too curt for a refund refusal."
+    )
     semantic.regenerate(personas.project, force=True)
     assert fake_anthropic.tool_counts.get(DISTILL, 0) == 2
     last_prompt = fake_anthropic.requests[-1].body["messages"][0]["content"]
@@ -108,7 +118,9 @@ def test_deleting_the_only_source_retires_the_principle(personas):
     """Offline provider: a substantive critique becomes a principle; deleting it unaligns the judge."""
     sample = add_sample(personas.project, "bereavement")
     feedback = add_feedback(
-        sample, personas.reviewer, "fail",
+        sample,
+        personas.reviewer,
+        "fail",
         "Sending a cheerful generic sign-off to a customer who just lost their mother ignores the emotional context entirely.",
     )
     semantic.regenerate(personas.project, force=True)
@@ -124,11 +136,15 @@ def test_deleting_the_only_source_retires_the_principle(personas):
 def test_losing_some_sources_rederives_from_the_rest(personas, fake_anthropic):
     use_anthropic(personas.project)
     feedback = three_critiques(personas)
-    fake_anthropic.push_tool({"principles": [{"text": "Tone must fit the stakes.", "source_ids": [f.pk for f in feedback]}]}, name=DISTILL)
+    fake_anthropic.push_tool(
+        {"principles": [{"text": "Tone must fit the stakes.", "source_ids": [f.pk for f in feedback]}]}, name=DISTILL
+    )
     semantic.regenerate(personas.project, force=True)
     principle = Principle.objects.get(project=personas.project)
     delete_feedback(feedback[2])
-    fake_anthropic.push_tool({"action": "rewrite", "text": "Never over-promise, and never blame the customer."}, name="record_rederivation")
+    fake_anthropic.push_tool(
+        {"action": "rewrite", "text": "Never over-promise, and never blame the customer."}, name="record_rederivation"
+    )
     semantic.regenerate(personas.project, force=True)
     principle.refresh_from_db()
     assert principle.text == "Never over-promise, and never blame the customer." and not principle.retired
@@ -136,7 +152,13 @@ def test_losing_some_sources_rederives_from_the_rest(personas, fake_anthropic):
     rederive_request = fake_anthropic.requests[-1].body
     assert "bereavement" not in str(rederive_request["messages"])  # the removed critique is not shown again
     # Editing a source is remove-then-add: the principle is re-derived, the new text distilled afresh.
-    save_feedback(feedback[0].sample, personas.reviewer, "fail", "Over-promising delivery dates destroys trust.", feedback[0].revision)
+    save_feedback(
+        feedback[0].sample,
+        personas.reviewer,
+        "fail",
+        "Over-promising delivery dates destroys trust.",
+        feedback[0].revision,
+    )
     fake_anthropic.push_tool({"action": "retire", "text": ""}, name="record_rederivation")
     semantic.regenerate(personas.project, force=True)
     principle.refresh_from_db()
@@ -148,7 +170,12 @@ def test_manual_principles_survive_unalign(personas):
     manual = semantic.add_manual_principle(personas.project, "Apologise once, not five times.", "olivia")
     assert manual.pinned and manual.origin == "manual"
     sample = add_sample(personas.project, "x")
-    feedback = add_feedback(sample, personas.reviewer, "fail", "Too many apologies make the reply sound insincere and servile to the customer.")
+    feedback = add_feedback(
+        sample,
+        personas.reviewer,
+        "fail",
+        "Too many apologies make the reply sound insincere and servile to the customer.",
+    )
     semantic.regenerate(personas.project, force=True)
     delete_feedback(feedback)
     semantic.regenerate(personas.project, force=True)
@@ -159,29 +186,45 @@ def test_manual_principles_survive_unalign(personas):
 def test_consolidation_merges_duplicates_and_flags_contradictions(personas, fake_anthropic):
     use_anthropic(personas.project)
     feedback = three_critiques(personas)
-    fake_anthropic.push_tool({"principles": [
-        {"text": "Do not promise dates you cannot keep.", "source_ids": [feedback[0].pk]},
-        {"text": "Own mistakes instead of blaming customers.", "source_ids": [feedback[1].pk]},
-        {"text": "Emoji are fine in any situation.", "source_ids": [feedback[2].pk]},
-    ]}, name=DISTILL)
+    fake_anthropic.push_tool(
+        {
+            "principles": [
+                {"text": "Do not promise dates you cannot keep.", "source_ids": [feedback[0].pk]},
+                {"text": "Own mistakes instead of blaming customers.", "source_ids": [feedback[1].pk]},
+                {"text": "Emoji are fine in any situation.", "source_ids": [feedback[2].pk]},
+            ]
+        },
+        name=DISTILL,
+    )
     semantic.regenerate(personas.project, force=True)
     ids = {p.text: p.pk for p in semantic.active_principles(personas.project)}
-    promise, blame, emoji = ids["Do not promise dates you cannot keep."], ids["Own mistakes instead of blaming customers."], ids["Emoji are fine in any situation."]
-    fake_anthropic.push_tool({
-        "merges": [{"principle_ids": [promise, blame], "text": "Be honest: no false promises, no blame."}],
-        "contradictions": [{"first_id": emoji, "second_id": promise}],
-    }, name="record_consolidation")
+    promise, blame, emoji = (
+        ids["Do not promise dates you cannot keep."],
+        ids["Own mistakes instead of blaming customers."],
+        ids["Emoji are fine in any situation."],
+    )
+    fake_anthropic.push_tool(
+        {
+            "merges": [{"principle_ids": [promise, blame], "text": "Be honest: no false promises, no blame."}],
+            "contradictions": [{"first_id": emoji, "second_id": promise}],
+        },
+        name="record_consolidation",
+    )
     version = semantic.consolidate(personas.project)
     keeper = Principle.objects.get(pk=promise)
     assert keeper.text == "Be honest: no false promises, no blame."
     assert sorted(s.feedback_id for s in keeper.sources.all()) == sorted([feedback[0].pk, feedback[1].pk])
     assert Principle.objects.get(pk=blame).retired
-    assert Contradiction.objects.filter(project=personas.project, first_id=min(emoji, promise), second_id=max(emoji, promise)).exists()
+    assert Contradiction.objects.filter(
+        project=personas.project, first_id=min(emoji, promise), second_id=max(emoji, promise)
+    ).exists()
     assert version.trigger == "consolidate" and len(version.principles) == 2
 
 
 def test_retrieval_never_returns_the_samples_own_feedback(personas):
-    refund = add_sample(personas.project, "refund", inputs={"customer_message": "I want a refund for my broken blender"})
+    refund = add_sample(
+        personas.project, "refund", inputs={"customer_message": "I want a refund for my broken blender"}
+    )
     similar = add_sample(personas.project, "refund2", inputs={"customer_message": "My blender broke, refund please"})
     other = add_sample(personas.project, "weather", inputs={"customer_message": "Is it going to rain in Paris?"})
     for sample in (refund, similar, other):
@@ -210,10 +253,14 @@ def test_check_memory_reports_drift_and_rebuild_repairs_a_deleted_store(personas
 def test_editing_one_of_several_sources_makes_the_principle_stale(personas, fake_anthropic):
     use_anthropic(personas.project)
     feedback = three_critiques(personas)
-    fake_anthropic.push_tool({"principles": [{"text": "Match the stakes.", "source_ids": [f.pk for f in feedback]}]}, name=DISTILL)
+    fake_anthropic.push_tool(
+        {"principles": [{"text": "Match the stakes.", "source_ids": [f.pk for f in feedback]}]}, name=DISTILL
+    )
     semantic.regenerate(personas.project, force=True)
     assert not semantic.stale_principles(personas.project).exists()
-    save_feedback(feedback[1].sample, personas.reviewer, "fail", "Blaming the customer is never acceptable.", feedback[1].revision)
+    save_feedback(
+        feedback[1].sample, personas.reviewer, "fail", "Blaming the customer is never acceptable.", feedback[1].revision
+    )
     assert list(semantic.stale_principles(personas.project).values_list("text", flat=True)) == ["Match the stakes."]
     assert semantic.pending_feedback(personas.project).get().pk == feedback[1].pk
 

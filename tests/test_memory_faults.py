@@ -34,8 +34,23 @@ def database_url() -> str:
 
 
 def start_worker_process(queue: str, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "celery", "-A", "memalign_site", "worker", "--pool", "solo", "-Q", queue, "--loglevel", "WARNING"]
-    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "memalign_site",
+        "worker",
+        "--pool",
+        "solo",
+        "-Q",
+        queue,
+        "--loglevel",
+        "WARNING",
+    ]
+    return subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -73,7 +88,12 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
     first = start_worker_process(queue, env)
     second = None
     try:
-        feedback = [add_feedback(add_sample(personas.project, f"k{i}"), personas.reviewer, "fail", f"Critique {i}: sounds robotic.") for i in range(3)]
+        feedback = [
+            add_feedback(
+                add_sample(personas.project, f"k{i}"), personas.reviewer, "fail", f"Critique {i}: sounds robotic."
+            )
+            for i in range(3)
+        ]
         wait_for(lambda: fake_anthropic.request_count >= 1, timeout=60, message="the distillation call to start")
         first.send_signal(signal.SIGKILL)  # in the middle of the provider call
         first.wait(10)
@@ -84,7 +104,11 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
         fake_anthropic.latency = 0.0
         second = start_worker_process(queue, env)
         # The killed worker's tasks come back (acknowledged late) and the new worker finishes them.
-        wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), timeout=90, message="distillation after the restart")
+        wait_for(
+            lambda: not semantic.pending_feedback(personas.project).exists(),
+            timeout=90,
+            message="distillation after the restart",
+        )
         wait_for(lambda: len(episodic.entries(personas.project.pk)) == 3, timeout=30, message="three episodic entries")
         assert MemoryVersion.objects.filter(project=personas.project, trigger="distill", status="ok").count() >= 1
         call_command("check_memory", personas.project.slug)  # exits 0: the database and Chroma agree

@@ -45,7 +45,9 @@ def test_a_critique_becomes_retrievable(celery_worker, personas):
 def test_deleting_a_critique_removes_it_and_retires_its_principle(celery_worker, personas, quick):
     sample = add_sample(personas.project, "grief")
     feedback = add_feedback(
-        sample, personas.reviewer, "fail",
+        sample,
+        personas.reviewer,
+        "fail",
         "A cheerful generic sign-off to someone who just lost their mother ignores the emotional context of the message.",
     )
     wait_for(lambda: Principle.objects.filter(project=personas.project, retired=False).exists(), message="a principle")
@@ -64,7 +66,12 @@ def test_a_burst_of_100_critiques_costs_a_few_distillation_calls(celery_worker, 
     personas.project.save()
     samples = [add_sample(personas.project, f"b{i}") for i in range(100)]
     for i, sample in enumerate(samples):
-        add_feedback(sample, personas.reviewer, "fail", f"Critique number {i}: the reply sounds robotic and ignores the customer's frustration.")
+        add_feedback(
+            sample,
+            personas.reviewer,
+            "fail",
+            f"Critique number {i}: the reply sounds robotic and ignores the customer's frustration.",
+        )
     wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), timeout=90, message="all 100 distilled")
     calls = fake_anthropic.tool_counts.get(DISTILL, 0)
     bound = math.ceil(100 / settings.MEMALIGN_DISTILL_BATCH_SIZE) + 1
@@ -90,7 +97,9 @@ def test_an_outage_is_recorded_then_retried_until_it_succeeds(celery_worker, per
     fake_anthropic.push_error(500, times=4)  # the SDK's own attempts (max_retries=3) all fail: the task retries later
     add_feedback(add_sample(personas.project, "o"), personas.reviewer, "fail", "Too curt.")
     wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), timeout=30, message="recovery")
-    triggers = list(MemoryVersion.objects.filter(project=personas.project).order_by("number").values_list("status", flat=True))
+    triggers = list(
+        MemoryVersion.objects.filter(project=personas.project).order_by("number").values_list("status", flat=True)
+    )
     assert triggers == ["failed", "ok"]
     assert "500" in MemoryVersion.objects.get(project=personas.project, status="failed").error
 
@@ -101,12 +110,23 @@ def test_noted_feedback_is_stored_in_one_batch_and_put_back_when_storing_fails(p
     from reviews.models import Feedback
 
     project = personas.project
-    samples = [add_sample(project, f"n{i}", inputs={"customer_message": f"Question {i} about my order"}) for i in range(12)]
+    samples = [
+        add_sample(project, f"n{i}", inputs={"customer_message": f"Question {i} about my order"}) for i in range(12)
+    ]
     # bulk_create sends no signal: the ids are noted by hand, as request_episodic_update notes them.
-    feedback = Feedback.objects.bulk_create([
-        Feedback(project=project, sample=s, author=personas.reviewer, label="fail", critique=f"Critique {i}.", agrees_with_judge=False)
-        for i, s in enumerate(samples)
-    ])
+    feedback = Feedback.objects.bulk_create(
+        [
+            Feedback(
+                project=project,
+                sample=s,
+                author=personas.reviewer,
+                label="fail",
+                critique=f"Critique {i}.",
+                agrees_with_judge=False,
+            )
+            for i, s in enumerate(samples)
+        ]
+    )
     key = tasks._key("episodic-pending", project.pk)
     redis = get_redis()
     redis.sadd(key, *[f.pk for f in feedback])

@@ -78,6 +78,14 @@ def test_undefined_kappa_and_no_pairs():
         metrics.agreement(["pass"], [], "pass_fail", ["pass", "fail"])
 
 
-@pytest.mark.parametrize("kappa, text", [(0.39, "exploratory"), (0.4, "good enough to watch trends"), (0.69, "good enough to watch trends"), (0.7, "good enough to gate a release")])
+@pytest.mark.parametrize(
+    "kappa, text",
+    [
+        (0.39, "exploratory"),
+        (0.4, "good enough to watch trends"),
+        (0.69, "good enough to watch trends"),
+        (0.7, "good enough to gate a release"),
+    ],
+)
 def test_readings(kappa, text):
     assert metrics.reading(kappa) == text

@@ -68,7 +68,11 @@ def test_judge_weights_votes_by_similarity(provider):
 
 
 def test_judge_ignores_labels_outside_the_schema_and_negative_similarities(provider):
-    examples = [example(1, "maybe", "Unsure.", 0.95), example(2, "fail", "Wrong topic.", 0.3), example(3, "pass", "Fine.", -0.2)]
+    examples = [
+        example(1, "maybe", "Unsure.", 0.95),
+        example(2, "fail", "Wrong topic.", 0.3),
+        example(3, "pass", "Fine.", -0.2),
+    ]
     assert provider.judge(memory(examples)).value == "fail"
     assert vote(["pass", "fail"], [-0.5, 0.0], ["pass", "fail"]) == {}
     verdict = provider.judge(memory([example(1, "pass", "Fine.", -0.3)]))
@@ -98,7 +102,9 @@ def test_judge_computes_similarities_when_the_caller_did_not(provider):
         Example(1, "How do I reset my password?", "Click 'Forgot password' on the login page.", "pass", ""),
         Example(2, "What is the capital of France?", "Bananas are rich in potassium.", "fail", ""),
     ]
-    query = WorkingMemory(CRITERION, PASS_FAIL, [], examples, "How can I reset my password?", "Use 'Forgot password' when logging in.")
+    query = WorkingMemory(
+        CRITERION, PASS_FAIL, [], examples, "How can I reset my password?", "Use 'Forgot password' when logging in."
+    )
     verdict = provider.judge(query)
     assert verdict.value == "pass"
 
@@ -170,7 +176,10 @@ def test_distill_is_deterministic_whatever_the_input_order(provider):
 
 
 def test_distill_ignores_labels_outside_the_schema_and_empty_critiques(provider):
-    items = [example(1, "unknown", "This does not answer the question."), example(2, "unknown", "This does not answer it.")]
+    items = [
+        example(1, "unknown", "This does not answer the question."),
+        example(2, "unknown", "This does not answer it."),
+    ]
     items += [example(3, "fail", ""), example(4, "fail", "   ")]
     assert provider.distill(CRITERION, PASS_FAIL, [], items).principles == []
 

@@ -32,9 +32,12 @@ def server(personas, settings):
 
 def judge(personas, body=None):
     _, raw = tokens.create_token(personas.owner, "ci")
-    return Client().post(f"/api/v1/projects/{personas.project.slug}/judge",
-                         json.dumps(body or {"inputs": "Where is my refund?", "outputs": "We value your feedback."}),
-                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return Client().post(
+        f"/api/v1/projects/{personas.project.slug}/judge",
+        json.dumps(body or {"inputs": "Where is my refund?", "outputs": "We value your feedback."}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
 
 
 def test_the_api_judges_through_the_server_with_a_forced_function_call(personas, server):
@@ -43,7 +46,11 @@ def test_the_api_judges_through_the_server_with_a_forced_function_call(personas,
     assert response.status_code == 200, response.content
     data = response.json()
     assert (data["verdict"], data["rationale"], data["provider"], data["model"]) == (
-        "fail", "It ignores the refund.", "openai_compatible", "qwen2.5-7b-instruct")
+        "fail",
+        "It ignores the refund.",
+        "openai_compatible",
+        "qwen2.5-7b-instruct",
+    )
     assert data["usage"]["calls"] == 1 and data["usage"]["output_tokens"] == 20
     (request,) = server.requests
     assert request["model"] == "qwen2.5-7b-instruct"
@@ -65,12 +72,15 @@ def test_json_schema_mode_asks_for_the_schema_and_reads_the_content(personas, se
     assert spec["name"] == "record_verdict" and spec["schema"]["properties"]["value"]["enum"] == ["pass", "fail"]
 
 
-@pytest.mark.parametrize("script, message", [
-    (lambda s: s.push_answer({"rationale": "x", "value": "maybe"}), "maybe"),
-    (lambda s: s.push_answer("I think it passes.", as_text=True), "expected a tool call"),
-    (lambda s: s.push_answer({"value": "pass"}), "missing 'rationale'"),
-    (lambda s: s.push_error(404, "model 'qwen2.5-7b-instruct' not found"), "not found"),
-])
+@pytest.mark.parametrize(
+    "script, message",
+    [
+        (lambda s: s.push_answer({"rationale": "x", "value": "maybe"}), "maybe"),
+        (lambda s: s.push_answer("I think it passes.", as_text=True), "expected a tool call"),
+        (lambda s: s.push_answer({"value": "pass"}), "missing 'rationale'"),
+        (lambda s: s.push_error(404, "model 'qwen2.5-7b-instruct' not found"), "not found"),
+    ],
+)
 def test_a_bad_reply_is_a_502_with_the_servers_message(personas, server, script, message):
     script(server)
     response = judge(personas)
@@ -93,13 +103,15 @@ def _memory(personas):
 def test_the_project_distils_through_the_server(personas, server):
     sample = add_sample(personas.project, "s1")
     feedback = add_feedback(sample, personas.reviewer, "fail", "Never promise a refund date.")
-    server.push_answer({"principles": [{"text": "Do not promise refund dates.", "label": "fail",
-                                        "source_ids": [feedback.pk]}]})
+    server.push_answer(
+        {"principles": [{"text": "Do not promise refund dates.", "label": "fail", "source_ids": [feedback.pk]}]}
+    )
     semantic.regenerate(personas.project, force=True)
     version = MemoryVersion.objects.get(project=personas.project)
     assert (version.status, version.provider, version.model) == ("ok", "openai_compatible", "qwen2.5-7b-instruct")
     assert list(Principle.objects.filter(project=personas.project).values_list("text", "label")) == [
-        ("Do not promise refund dates.", "fail")]
+        ("Do not promise refund dates.", "fail")
+    ]
     assert server.requests[0]["tool_choice"]["function"]["name"] == "record_principles"
     assert f'id="{feedback.pk}"' in server.requests[0]["messages"][1]["content"]
 
@@ -122,12 +134,21 @@ def test_an_owner_points_the_project_at_a_model_server_on_its_settings_page(pers
 
     client.force_login(personas.owner)
     form = {k: v for k, v in model_to_dict(personas.project, fields=ProjectForm.Meta.fields).items() if v is not None}
-    response = client.post(f"/p/{personas.project.slug}/settings/", {
-        **form, "provider": "openai_compatible", "model_name": "llama3.1:8b", "provider_base_url": "http://localhost:11434/v1",
-    })
+    response = client.post(
+        f"/p/{personas.project.slug}/settings/",
+        {
+            **form,
+            "provider": "openai_compatible",
+            "model_name": "llama3.1:8b",
+            "provider_base_url": "http://localhost:11434/v1",
+        },
+    )
     assert response.status_code == 302
     personas.project.refresh_from_db()
     assert (personas.project.provider, personas.project.model_name, personas.project.provider_base_url) == (
-        "openai_compatible", "llama3.1:8b", "http://localhost:11434/v1")
+        "openai_compatible",
+        "llama3.1:8b",
+        "http://localhost:11434/v1",
+    )
     refused = client.post(f"/p/{personas.project.slug}/settings/", {**form, "provider_base_url": "not a url"})
     assert refused.status_code == 400 and "Enter a valid URL" in refused.content.decode()

@@ -21,7 +21,11 @@ MATRIX = {
     "members": ("/p/{slug}/members/", [302, 404, 200, 200, 200], [302, 404, 403, 403, 400]),
     "member-role": ("/p/{slug}/members/{membership}/role/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "member-remove": ("/p/{slug}/members/{membership}/remove/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
-    "invitation-revoke": ("/p/{slug}/invitations/{invitation}/revoke/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "invitation-revoke": (
+        "/p/{slug}/invitations/{invitation}/revoke/",
+        [302, 404, 403, 403, 405],
+        [302, 404, 403, 403, 302],
+    ),
     "import": ("/p/{slug}/import/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 400]),
     "queue": ("/p/{slug}/queue/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "review": ("/p/{slug}/samples/{sample}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
@@ -32,59 +36,143 @@ MATRIX = {
     "memory-regenerate": ("/p/{slug}/memory/regenerate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "memory-consolidate": ("/p/{slug}/memory/consolidate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "principle-add": ("/p/{slug}/memory/principles/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
-    "principle-retire": ("/p/{slug}/memory/principles/{principle}/retire/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "principle-retire": (
+        "/p/{slug}/memory/principles/{principle}/retire/",
+        [302, 404, 403, 403, 405],
+        [302, 404, 403, 403, 302],
+    ),
     "judge-run-start": ("/p/{slug}/memory/judge-runs/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "judge-run": ("/p/{slug}/memory/judge-runs/{run}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "judge-run-progress": ("/p/{slug}/memory/judge-runs/{run}/progress/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "judge-run-verdict": ("/p/{slug}/memory/judge-runs/{run}/verdicts/{judgement}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "judge-run-csv": ("/p/{slug}/memory/judge-runs/{run}/export.csv", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "judge-run-jsonl": ("/p/{slug}/memory/judge-runs/{run}/export.jsonl", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "judge-run-cancel": ("/p/{slug}/memory/judge-runs/{run}/cancel/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
-    "judge-run-retry": ("/p/{slug}/memory/judge-runs/{run}/retry/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
-    "evaluation-settings": ("/p/{slug}/memory/evaluation-settings/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "judge-run-progress": (
+        "/p/{slug}/memory/judge-runs/{run}/progress/",
+        [302, 404, 200, 200, 200],
+        [302, 404, 405, 405, 405],
+    ),
+    "judge-run-verdict": (
+        "/p/{slug}/memory/judge-runs/{run}/verdicts/{judgement}/",
+        [302, 404, 200, 200, 200],
+        [302, 404, 405, 405, 405],
+    ),
+    "judge-run-csv": (
+        "/p/{slug}/memory/judge-runs/{run}/export.csv",
+        [302, 404, 200, 200, 200],
+        [302, 404, 405, 405, 405],
+    ),
+    "judge-run-jsonl": (
+        "/p/{slug}/memory/judge-runs/{run}/export.jsonl",
+        [302, 404, 200, 200, 200],
+        [302, 404, 405, 405, 405],
+    ),
+    "judge-run-cancel": (
+        "/p/{slug}/memory/judge-runs/{run}/cancel/",
+        [302, 404, 403, 403, 405],
+        [302, 404, 403, 403, 302],
+    ),
+    "judge-run-retry": (
+        "/p/{slug}/memory/judge-runs/{run}/retry/",
+        [302, 404, 403, 403, 405],
+        [302, 404, 403, 403, 302],
+    ),
+    "evaluation-settings": (
+        "/p/{slug}/memory/evaluation-settings/",
+        [302, 404, 403, 403, 405],
+        [302, 404, 403, 403, 302],
+    ),
     "held-activate": ("/p/{slug}/memory/held/activate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "held-discard": ("/p/{slug}/memory/held/discard/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "evaluation-start": ("/p/{slug}/memory/evaluations/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "evaluation": ("/p/{slug}/memory/evaluations/{evaluation}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "evaluation-progress": ("/p/{slug}/memory/evaluations/{evaluation}/progress/", [302, 404, 286, 286, 286], [302, 404, 405, 405, 405]),
-    "evaluation-chart": ("/p/{slug}/memory/evaluations/{evaluation}/heldout.svg", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "evaluation-csv": ("/p/{slug}/memory/evaluations/{evaluation}/export.csv", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
-    "evaluation-json": ("/p/{slug}/memory/evaluations/{evaluation}/export.json", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "evaluation-progress": (
+        "/p/{slug}/memory/evaluations/{evaluation}/progress/",
+        [302, 404, 286, 286, 286],
+        [302, 404, 405, 405, 405],
+    ),
+    "evaluation-chart": (
+        "/p/{slug}/memory/evaluations/{evaluation}/heldout.svg",
+        [302, 404, 200, 200, 200],
+        [302, 404, 405, 405, 405],
+    ),
+    "evaluation-csv": (
+        "/p/{slug}/memory/evaluations/{evaluation}/export.csv",
+        [302, 404, 200, 200, 200],
+        [302, 404, 405, 405, 405],
+    ),
+    "evaluation-json": (
+        "/p/{slug}/memory/evaluations/{evaluation}/export.json",
+        [302, 404, 200, 200, 200],
+        [302, 404, 405, 405, 405],
+    ),
 }
 
-CASES = [
-    (name, method, index)
-    for name in MATRIX
-    for method in ("GET", "POST")
-    for index in range(len(PERSONAS))
-]
+CASES = [(name, method, index) for name in MATRIX for method in ("GET", "POST") for index in range(len(PERSONAS))]
 
 
 def url_ids(personas, project) -> dict:
     sample = add_sample(project, "matrix")
     feedback = Feedback.objects.create(
-        project=project, sample=sample, author=personas.reviewer if project == personas.project else personas.other_owner,
-        label="fail", critique="Too curt.", agrees_with_judge=False,
+        project=project,
+        sample=sample,
+        author=personas.reviewer if project == personas.project else personas.other_owner,
+        label="fail",
+        critique="Too curt.",
+        agrees_with_judge=False,
     )
-    membership = Membership.objects.exclude(role="owner").filter(project=project).first() or Membership.objects.filter(project=project).first()
+    membership = (
+        Membership.objects.exclude(role="owner").filter(project=project).first()
+        or Membership.objects.filter(project=project).first()
+    )
     principle = Principle.objects.create(project=project, text="Own mistakes.", origin="manual")
     run = JudgeRun.objects.create(project=project, total=1, sample_ids=[sample.pk])
     judgement = Judgement.objects.create(project=project, sample=sample, run=run, value="pass", retrieved=[feedback.pk])
     invitation = Invitation.objects.create(project=project, identifier=f"invitee-{project.pk}@example.com")
-    point = {"curve": "heldout", "variant": "episodic", "split": "test", "shard": 0, "n": 3, "exact_match": 0.5, "kappa": None,
-             "weighted_kappa": None, "ccc": None, "mae": None, "abstained": 0, "interval": [0.2, 0.8], "tokens": 0}
-    evaluation = Evaluation.objects.create(project=project, status=Evaluation.Status.DONE, result={
-        "project": project.slug, "provider": "offline", "model": "offline-knn", "label_kind": "pass_fail", "seed": 0, "train": 7,
-        "test": 3, "baselines": {"majority": 0.5, "majority_label": "pass", "imported_judge": None}, "points": [point], "notes": []})
+    point = {
+        "curve": "heldout",
+        "variant": "episodic",
+        "split": "test",
+        "shard": 0,
+        "n": 3,
+        "exact_match": 0.5,
+        "kappa": None,
+        "weighted_kappa": None,
+        "ccc": None,
+        "mae": None,
+        "abstained": 0,
+        "interval": [0.2, 0.8],
+        "tokens": 0,
+    }
+    evaluation = Evaluation.objects.create(
+        project=project,
+        status=Evaluation.Status.DONE,
+        result={
+            "project": project.slug,
+            "provider": "offline",
+            "model": "offline-knn",
+            "label_kind": "pass_fail",
+            "seed": 0,
+            "train": 7,
+            "test": 3,
+            "baselines": {"majority": 0.5, "majority_label": "pass", "imported_judge": None},
+            "points": [point],
+            "notes": [],
+        },
+    )
     return {
-        "slug": project.slug, "sample": sample.pk, "feedback": feedback.pk, "membership": membership.pk,
-        "principle": principle.pk, "run": run.pk, "judgement": judgement.pk, "invitation": invitation.pk,
+        "slug": project.slug,
+        "sample": sample.pk,
+        "feedback": feedback.pk,
+        "membership": membership.pk,
+        "principle": principle.pk,
+        "run": run.pk,
+        "judgement": judgement.pk,
+        "invitation": invitation.pk,
         "evaluation": evaluation.pk,
     }
 
 
 def login_as(client, personas, persona: str) -> None:
-    user = {"out": personas.outsider, "view": personas.viewer, "rev": personas.reviewer, "own": personas.owner}.get(persona)
+    user = {"out": personas.outsider, "view": personas.viewer, "rev": personas.reviewer, "own": personas.owner}.get(
+        persona
+    )
     if user is not None:
         client.force_login(user)
 
@@ -101,7 +189,14 @@ def test_status(client, personas, name, method, index):
         assert response["Location"].startswith("/login/?next=")
 
 
-CROSS = [name for name, (template, _, _) in MATRIX.items() if any(f"{{{key}}}" in template for key in ("sample", "feedback", "membership", "principle", "run", "judgement", "invitation", "evaluation"))]
+CROSS = [
+    name
+    for name, (template, _, _) in MATRIX.items()
+    if any(
+        f"{{{key}}}" in template
+        for key in ("sample", "feedback", "membership", "principle", "run", "judgement", "invitation", "evaluation")
+    )
+]
 
 
 @pytest.mark.parametrize("name", CROSS)
@@ -129,7 +224,9 @@ def test_a_verdict_of_another_run_is_404(client, personas):
     ids = url_ids(personas, personas.project)
     other_run = JudgeRun.objects.create(project=personas.project, total=1)
     client.force_login(personas.owner)
-    assert client.get(f"/p/{ids['slug']}/memory/judge-runs/{other_run.pk}/verdicts/{ids['judgement']}/").status_code == 404
+    assert (
+        client.get(f"/p/{ids['slug']}/memory/judge-runs/{other_run.pk}/verdicts/{ids['judgement']}/").status_code == 404
+    )
 
 
 def test_project_list_shows_only_my_projects(client, personas):

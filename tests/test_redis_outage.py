@@ -5,11 +5,11 @@ A real redis-server of the test's own is started, stopped and started again; the
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import os
 import time
 from pathlib import Path
 
@@ -90,7 +90,10 @@ def test_saves_and_health_stay_fast_while_redis_is_stopped_and_dispatch_resumes(
     assert queued(own_redis.socket) >= 1  # the memory work reached the broker
 
     own_redis.stop()
-    durations = [timed_save(add_sample(project, f"down-{n}"), personas.reviewer, "fail", f"During the outage {n}.") for n in range(3)]
+    durations = [
+        timed_save(add_sample(project, f"down-{n}"), personas.reviewer, "fail", f"During the outage {n}.")
+        for n in range(3)
+    ]
     assert Feedback.objects.filter(sample__external_id__startswith="down-").count() == 3  # nothing lost
     print("saves with Redis stopped took", [round(d, 2) for d in durations])
     assert max(durations) < 2, durations
@@ -144,12 +147,28 @@ def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, chro
 
     queue = f"outage-{os.getpid()}-{time.monotonic_ns()}"
     env = {
-        "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
-        "REDIS_URL": settings.REDIS_URL, "CHROMA_URL": chroma_server, "MEMALIGN_TEST_QUEUE": queue,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
+        "REDIS_URL": settings.REDIS_URL,
+        "CHROMA_URL": chroma_server,
+        "MEMALIGN_TEST_QUEUE": queue,
         "MEMALIGN_REPAIR_ON_CONNECT": "1",  # what production does; the suite's own workers leave it off
     }
     log = Path(tempfile.mkdtemp(prefix="outage-log-")) / "worker.log"
-    command = [sys.executable, "-m", "celery", "-A", "memalign_site", "worker", "--pool", "solo", "-Q", queue, "--loglevel", "INFO"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "memalign_site",
+        "worker",
+        "--pool",
+        "solo",
+        "-Q",
+        queue,
+        "--loglevel",
+        "INFO",
+    ]
     with log.open("wb") as output:
         worker = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
     try:
@@ -159,7 +178,9 @@ def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, chro
             assert time.monotonic() < deadline, "the worker process never became ready"
             time.sleep(0.5)
         own_redis.stop()
-        feedback = add_feedback(add_sample(personas.project, "outage"), personas.reviewer, "fail", "Saved while Redis was down.")
+        feedback = add_feedback(
+            add_sample(personas.project, "outage"), personas.reviewer, "fail", "Saved while Redis was down."
+        )
         time.sleep(1)
         own_redis.start()  # empty: nothing queued survived, only a repair can embed the critique
         deadline = time.monotonic() + 60

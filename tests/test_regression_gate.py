@@ -29,7 +29,15 @@ class Model:
         name, _ = forced_tool(request)
         text = " ".join(part for part, _ in prompt_parts(request))
         if name == "record_principles":  # cite every id in the prompt: the provider keeps the feedback ids only
-            return {"principles": [{"text": self.next_principle, "label": "", "source_ids": [int(i) for i in re.findall(r'id="(\d+)"', text)]}]}
+            return {
+                "principles": [
+                    {
+                        "text": self.next_principle,
+                        "label": "",
+                        "source_ids": [int(i) for i in re.findall(r'id="(\d+)"', text)],
+                    }
+                ]
+            }
         return {"value": "fail" if HARMFUL in text else "pass", "rationale": "scripted"}
 
 
@@ -38,7 +46,9 @@ def gated_project(personas, fake_anthropic):
     project.provider = "anthropic"
     project.save(update_fields=["provider"])
     for i in range(8):
-        sample = add_sample(project, f"g{i}", inputs={"question": f"Where is parcel {i}?"}, outputs=f"Parcel {i} ships today.")
+        sample = add_sample(
+            project, f"g{i}", inputs={"question": f"Where is parcel {i}?"}, outputs=f"Parcel {i} ships today."
+        )
         add_feedback(sample, personas.reviewer, "pass", f"Answers where parcel {i} is, politely.")
     episodic.upsert(list(Feedback.objects.filter(project=project).select_related("sample")))
     EvaluationSettings.objects.create(project=project, gate_enabled=True, guard_size=6, gate_threshold=0.1)

@@ -29,9 +29,14 @@ def main_of(body: str) -> str:
 
 def test_every_untrusted_field_is_escaped(client, personas):
     sample = add_sample(
-        personas.project, XSS, judge_value="pass",
-        inputs={XSS: XSS, "nested": {"k": XSS}}, outputs=XSS, judge_rationale=XSS,
-        expectations={"x": XSS}, metadata={"m": XSS},
+        personas.project,
+        XSS,
+        judge_value="pass",
+        inputs={XSS: XSS, "nested": {"k": XSS}},
+        outputs=XSS,
+        judge_rationale=XSS,
+        expectations={"x": XSS},
+        metadata={"m": XSS},
     )
     save_feedback(sample, personas.owner, "fail", XSS)
     save_feedback(sample, personas.reviewer, "pass", XSS)
@@ -40,21 +45,28 @@ def test_every_untrusted_field_is_escaped(client, personas):
     assert body.count("&lt;script&gt;window.__xss=1&lt;/script&gt;") >= 7  # id, key, input, output, rationale, ...
     assert "window.__xss=2" in body  # as text only
     # The JSON parts are pretty-printed, and still escaped.
-    assert ('&quot;k&quot;: &quot;&lt;script&gt;window.__xss=1&lt;/script&gt;&lt;img src=x onerror=\\&quot;window.__xss=2'
-            '\\&quot;&gt;&quot;') in body
+    assert (
+        "&quot;k&quot;: &quot;&lt;script&gt;window.__xss=1&lt;/script&gt;&lt;img src=x onerror=\\&quot;window.__xss=2"
+        "\\&quot;&gt;&quot;"
+    ) in body
     # The page's <title> too.
     assert "<title>&lt;script&gt;" in review(client, sample, personas.reviewer)
 
 
 def test_whitespace_is_kept_and_json_pretty_printed(client, personas):
     sample = add_sample(
-        personas.project, "ws", inputs={"question": "line 1\n    indented line 2", "history": [{"role": "user", "text": "hi"}]},
+        personas.project,
+        "ws",
+        inputs={"question": "line 1\n    indented line 2", "history": [{"role": "user", "text": "hi"}]},
         outputs='{"answer": "Refund issued", "steps": [1, 2]}',
     )
     body = review(client, sample, personas.reviewer)
     assert re.search(r'<h3>question</h3>\s*<div class="pre">line 1\n    indented line 2</div>', body)
     assert '<div class="pre json">[\n  {\n    &quot;role&quot;: &quot;user&quot;,' in body
-    assert '<div class="pre json">{\n  &quot;answer&quot;: &quot;Refund issued&quot;,\n  &quot;steps&quot;: [\n    1,' in body
+    assert (
+        '<div class="pre json">{\n  &quot;answer&quot;: &quot;Refund issued&quot;,\n  &quot;steps&quot;: [\n    1,'
+        in body
+    )
 
 
 def test_long_text_is_collapsible_with_a_short_preview(client, personas):
@@ -63,7 +75,10 @@ def test_long_text_is_collapsible_with_a_short_preview(client, personas):
     sample = add_sample(personas.project, "long", outputs=long_text, judge_rationale=tall_text)
     body = review(client, sample, personas.reviewer)
     assert re.search(r'<div class="output" id="output"><h2>Output</h2>\s*<details class="long">\s*<summary>', body)
-    assert f'<div class="pre preview">{long_text[:400]}…</div><span class="muted">{len(long_text)} characters: show all</span>' in body
+    assert (
+        f'<div class="pre preview">{long_text[:400]}…</div><span class="muted">{len(long_text)} characters: show all</span>'
+        in body
+    )
     five_lines = "Rain.\n" * 5
     assert f'<div class="pre preview">{five_lines}Rain.…</div><span class="muted">240 characters: show all' in body
     assert f'<div class="pre">{tall_text}</div>' in body  # all of it, once opened
@@ -72,7 +87,9 @@ def test_long_text_is_collapsible_with_a_short_preview(client, personas):
 
 
 def test_pairwise_shows_both_outputs_side_by_side(client, personas):
-    project = create_project(personas.owner, name="Pairs", criterion="Which follows the instruction?", label_kind="pairwise")
+    project = create_project(
+        personas.owner, name="Pairs", criterion="Which follows the instruction?", label_kind="pairwise"
+    )
     sample = add_sample(project, "p1", judge_value="B", outputs="", output_a="First <answer>", output_b="Second answer")
     body = review(client, sample, personas.owner)
     assert re.search(r'<div class="pair">\s*<div class="output" id="output-a"><h2>Output A</h2>', body)
@@ -101,8 +118,13 @@ def test_ten_categories_use_keys_1_to_9_and_0(client, personas):
 
 def test_a_categorical_schema_is_limited_to_ten_labels(client, personas):
     client.force_login(personas.owner)
-    data = {"name": "Many", "criterion": "c", "label_kind": "categorical", "retrieval_k": "5",
-            "categories_text": ", ".join(f"c{n}" for n in range(11))}
+    data = {
+        "name": "Many",
+        "criterion": "c",
+        "label_kind": "categorical",
+        "retrieval_k": "5",
+        "categories_text": ", ".join(f"c{n}" for n in range(11)),
+    }
     response = client.post("/projects/new/", data)
     assert response.status_code == 400
     assert "A category schema may have at most 10 categories (one digit key each)." in response.content.decode()

@@ -16,21 +16,41 @@ from tests.conftest import add_feedback, add_sample
 def judged(personas):
     """A finished run over six samples: agreeing, disagreeing with experts or the imported judge, abstained, failed."""
     project = personas.project
-    s = [add_sample(project, f"r{i}", judge_value="pass", inputs={"question": f"question <b>{i}</b>"}) for i in range(6)]
+    s = [
+        add_sample(project, f"r{i}", judge_value="pass", inputs={"question": f"question <b>{i}</b>"}) for i in range(6)
+    ]
     add_feedback(s[0], personas.reviewer, "pass", "Fine.")
     add_feedback(s[1], personas.reviewer, "fail", "Ignores the <refund>.")
     add_feedback(s[2], personas.reviewer, "fail", "Curt.")
     version = MemoryVersion.objects.create(project=project, number=3, trigger="manual", provider="offline", model="m")
     principle = Principle.objects.create(project=project, text="Answer the <refund> request first.", origin="manual")
     PrincipleSource.objects.create(principle=principle, feedback=s[1].feedback.get(), feedback_revision=1)
-    run = JudgeRun.objects.create(project=project, created_by=personas.owner, total=6, sample_ids=[x.pk for x in s], status="done", memory_version=version)
+    run = JudgeRun.objects.create(
+        project=project,
+        created_by=personas.owner,
+        total=6,
+        sample_ids=[x.pk for x in s],
+        status="done",
+        memory_version=version,
+    )
     example = s[1].feedback.get()
     values = [("pass", ""), ("pass", ""), ("fail", ""), ("fail", ""), ("", ""), ("", "HTTP 500 after 4 attempts")]
     for sample, (value, error) in zip(s, values):
         Judgement.objects.create(
-            project=project, run=run, sample=sample, value=value, error=error, rationale=f"Because <i>{sample.external_id}</i>.",
-            memory_version=version, principle_ids=[principle.pk], retrieved=[example.pk], similarities=[0.875],
-            provider="anthropic", model="claude-test", usage={"input_tokens": 120, "output_tokens": 30, "cache_read_tokens": 900}, latency_ms=1234,
+            project=project,
+            run=run,
+            sample=sample,
+            value=value,
+            error=error,
+            rationale=f"Because <i>{sample.external_id}</i>.",
+            memory_version=version,
+            principle_ids=[principle.pk],
+            retrieved=[example.pk],
+            similarities=[0.875],
+            provider="anthropic",
+            model="claude-test",
+            usage={"input_tokens": 120, "output_tokens": 30, "cache_read_tokens": 900},
+            latency_ms=1234,
         )
     return run, s, principle, example
 
@@ -39,13 +59,16 @@ def rows(body: str) -> list[str]:
     return re.findall(r'<tr data-judgement-id="\d+">\s*<td><a href="[^"]+">(\w+)</a>', body)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("all", ["r0", "r1", "r2", "r3", "r4", "r5"]),
-    ("disagree_experts", ["r1"]),  # r2 agrees (fail); r3..r5 have no expert label
-    ("disagree_imported", ["r2", "r3"]),
-    ("abstained", ["r4"]),
-    ("errors", ["r5"]),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("all", ["r0", "r1", "r2", "r3", "r4", "r5"]),
+        ("disagree_experts", ["r1"]),  # r2 agrees (fail); r3..r5 have no expert label
+        ("disagree_imported", ["r2", "r3"]),
+        ("abstained", ["r4"]),
+        ("errors", ["r5"]),
+    ],
+)
 def test_filters(client, personas, judged, name, expected):
     run = judged[0]
     client.force_login(personas.viewer)
@@ -79,22 +102,38 @@ def test_a_verdicts_explanation(client, personas, judged):
     run, samples, principle, example = judged
     judgement = Judgement.objects.get(run=run, sample=samples[2])
     client.force_login(personas.viewer)
-    body = client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/verdicts/{judgement.pk}/").content.decode()
+    body = client.get(
+        f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/verdicts/{judgement.pk}/"
+    ).content.decode()
     assert "Because &lt;i&gt;r2&lt;/i&gt;." in body
-    assert f'href="/p/{personas.project.slug}/memory/#principle-{principle.pk}">Answer the &lt;refund&gt; request first.</a>' in body
-    assert f'href="/p/{personas.project.slug}/samples/{example.sample_id}/" data-example-sample="{example.sample_id}">r1</a>' in body
+    assert (
+        f'href="/p/{personas.project.slug}/memory/#principle-{principle.pk}">Answer the &lt;refund&gt; request first.</a>'
+        in body
+    )
+    assert (
+        f'href="/p/{personas.project.slug}/samples/{example.sample_id}/" data-example-sample="{example.sample_id}">r1</a>'
+        in body
+    )
     assert "Ignores the &lt;refund&gt;." in body and "by rafael" in body and "similarity 0.875" in body
-    assert "memory v3" in body and "anthropic claude-test" in body and "120 in, 30 out, 900 cache read" in body and "1234 ms" in body
+    assert (
+        "memory v3" in body
+        and "anthropic claude-test" in body
+        and "120 in, 30 out, 900 cache read" in body
+        and "1234 ms" in body
+    )
 
 
 def test_the_review_page_shows_the_latest_verdict(client, personas, judged):
     run, samples, _, _ = judged
     client.force_login(personas.reviewer)
     body = client.get(f"/p/{personas.project.slug}/samples/{samples[2].pk}/").content.decode()
-    assert f"from <a href=\"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/\">run #{run.pk}</a>" in body
+    assert f'from <a href="/p/{personas.project.slug}/memory/judge-runs/{run.pk}/">run #{run.pk}</a>' in body
     assert "Because &lt;i&gt;r2&lt;/i&gt;." in body
     unjudged = add_sample(personas.project, "fresh")
-    assert "has not judged this sample yet" in client.get(f"/p/{personas.project.slug}/samples/{unjudged.pk}/").content.decode()
+    assert (
+        "has not judged this sample yet"
+        in client.get(f"/p/{personas.project.slug}/samples/{unjudged.pk}/").content.decode()
+    )
 
 
 def test_exports(client, personas, judged):

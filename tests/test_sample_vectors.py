@@ -21,7 +21,10 @@ def no_embedding(*args, **kwargs):
 
 @pytest.mark.django_db
 def test_a_stored_vector_is_reused_for_the_episodic_entry_and_for_judging(personas, monkeypatch):
-    samples = [add_sample(personas.project, f"v{i}", inputs={"q": f"Where is parcel {i}?"}, outputs=f"Sent {i}.") for i in range(4)]
+    samples = [
+        add_sample(personas.project, f"v{i}", inputs={"q": f"Where is parcel {i}?"}, outputs=f"Sent {i}.")
+        for i in range(4)
+    ]
     assert vectors.embed_pending(personas.project) == 4 and not vectors.pending(personas.project).exists()
     stored = vectors.for_samples(samples)
     fresh = example_vectors([vectors.sample_vector_parts(s) for s in samples])
@@ -46,8 +49,14 @@ def test_changed_content_is_embedded_again(personas):
 
 @pytest.mark.django_db(transaction=True)
 def test_imported_samples_are_embedded_in_the_background(celery_worker, personas):
-    lines = "\n".join(f'{{"external_id": "imp{i}", "inputs": {{"q": "Question {i}?"}}, "outputs": "Answer {i}."}}' for i in range(40))
+    lines = "\n".join(
+        f'{{"external_id": "imp{i}", "inputs": {{"q": "Question {i}?"}}, "outputs": "Answer {i}."}}' for i in range(40)
+    )
     import_samples(personas.project, io.BytesIO(lines.encode()), "rows.jsonl", personas.owner)
-    wait_for(lambda: SampleVector.objects.filter(project=personas.project).count() == 40, timeout=90, message="40 sample vectors")  # the session worker may still be finishing an earlier test's tasks
+    wait_for(
+        lambda: SampleVector.objects.filter(project=personas.project).count() == 40,
+        timeout=90,
+        message="40 sample vectors",
+    )  # the session worker may still be finishing an earlier test's tasks
     assert not vectors.pending(personas.project).exists()
     assert not Feedback.objects.exists()

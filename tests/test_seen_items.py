@@ -38,20 +38,31 @@ def seen_accuracy(personas, name: str) -> tuple[float, int, int]:
     first = chosen[0]
     kind = KINDS[first["label_type"]]
     project = create_project(
-        personas.owner, name=f"seen {name}", criterion=first["criterion"], label_kind=kind,
+        personas.owner,
+        name=f"seen {name}",
+        criterion=first["criterion"],
+        label_kind=kind,
         **({"categories": first["meta"]["label_space"]} if kind == "categorical" else {}),
     )
     episodic.drop(project.pk)
-    samples = Sample.objects.bulk_create([Sample(project=project, external_id=r["id"], **sample_fields(r)) for r in chosen])
+    samples = Sample.objects.bulk_create(
+        [Sample(project=project, external_id=r["id"], **sample_fields(r)) for r in chosen]
+    )
     feedback = Feedback.objects.bulk_create(
-        [Feedback(project=project, sample=s, author=personas.reviewer, label=r["label"], critique=r.get("rationale") or "")
-         for s, r in zip(samples, chosen)]
+        [
+            Feedback(
+                project=project, sample=s, author=personas.reviewer, label=r["label"], critique=r.get("rationale") or ""
+            )
+            for s, r in zip(samples, chosen)
+        ]
     )
     feedback = list(Feedback.objects.filter(project=project).select_related("sample"))
     for start in range(0, len(feedback), 100):
         episodic.upsert(feedback[start : start + 100])
     probes = chosen[:PROBES]
-    copies = Sample.objects.bulk_create([Sample(project=project, external_id=f"again-{r['id']}", **sample_fields(r)) for r in probes])
+    copies = Sample.objects.bulk_create(
+        [Sample(project=project, external_id=f"again-{r['id']}", **sample_fields(r)) for r in probes]
+    )
     memories = judge.working_memories(project, copies)
     provider = OfflineProvider()
     right = sum(provider.judge(memory).value == r["label"] for memory, r in zip(memories, probes))
@@ -67,7 +78,9 @@ def seen_accuracy(personas, name: str) -> tuple[float, int, int]:
 @pytest.mark.parametrize("name", ["llmbar.jsonl", "halueval_general.jsonl", "mtbench_human.jsonl", "feedbackqa.jsonl"])
 def test_a_reviewed_item_judged_again_gets_its_experts_label(personas, name):
     accuracy, probes, long_pairs = seen_accuracy(personas, name)
-    print(f"{name}: {accuracy:.2f} of {probes} re-imported reviewed items get their expert's label ({long_pairs} long pairs)")
+    print(
+        f"{name}: {accuracy:.2f} of {probes} re-imported reviewed items get their expert's label ({long_pairs} long pairs)"
+    )
     if name in ("llmbar.jsonl", "mtbench_human.jsonl"):
         assert long_pairs > 0  # output B starts past the old 256-token cut in some probes
     assert accuracy >= 0.98
@@ -78,7 +91,14 @@ def test_the_same_item_decides_the_offline_vote_however_many_neighbours_disagree
 
     twin = Example(1, "Where is my parcel?", "It left today.", "pass", "", similarity=1.0, same_item=True)
     others = [Example(i, "Where is my parcel?", f"Reply {i}.", "fail", "", similarity=0.97) for i in range(2, 6)]
-    memory = WorkingMemory("Helpful?", LabelSchema("pass_fail", ["pass", "fail"]), [], [twin, *others], "Where is my parcel?", "It left today.")
+    memory = WorkingMemory(
+        "Helpful?",
+        LabelSchema("pass_fail", ["pass", "fail"]),
+        [],
+        [twin, *others],
+        "Where is my parcel?",
+        "It left today.",
+    )
     assert OfflineProvider().judge(memory).value == "pass"
     twin.same_item = False
     assert OfflineProvider().judge(memory).value == "fail"  # without the mark, the neighbours outvote it
@@ -94,8 +114,14 @@ def test_the_working_memory_holds_exactly_the_principles_k_examples_and_never_it
     project.save()
     kept = [Principle.objects.create(project=project, text=f"Rule {i}.", origin="manual") for i in range(3)]
     Principle.objects.create(project=project, text="Retired rule.", origin="manual", retired=True)
-    reviewed = [add_sample(project, f"m{i}", inputs={"q": f"Where is parcel {i}?"}, outputs=f"On its way, {i}.") for i in range(5)]
-    feedback = [add_feedback(s, personas.reviewer, "pass" if i % 2 else "fail", f"Critique {i}.") for i, s in enumerate(reviewed)]
+    reviewed = [
+        add_sample(project, f"m{i}", inputs={"q": f"Where is parcel {i}?"}, outputs=f"On its way, {i}.")
+        for i in range(5)
+    ]
+    feedback = [
+        add_feedback(s, personas.reviewer, "pass" if i % 2 else "fail", f"Critique {i}.")
+        for i, s in enumerate(reviewed)
+    ]
     twin = add_sample(project, "again-m2", inputs={"q": "Where is parcel 2?"}, outputs="On its way, 2.")
     episodic.upsert(list(Feedback.objects.filter(project=project).select_related("sample")))
     own, again = judge.working_memories(project, [reviewed[2], twin])
@@ -114,8 +140,17 @@ def test_entries_embedded_under_the_old_scheme_are_repaired(personas):
 
     feedback = add_feedback(add_sample(personas.project, "old"), personas.reviewer, "fail", "Curt.")
     episodic.collection(personas.project.pk).upsert(  # as the first scheme stored it: no "scheme" key
-        ids=[str(feedback.pk)], embeddings=[[1.0] + [0.0] * 383],
-        metadatas=[{"sample_id": feedback.sample_id, "label": "fail", "author_id": 1, "project_id": personas.project.pk, "revision": 1}],
+        ids=[str(feedback.pk)],
+        embeddings=[[1.0] + [0.0] * 383],
+        metadatas=[
+            {
+                "sample_id": feedback.sample_id,
+                "label": "fail",
+                "author_id": 1,
+                "project_id": personas.project.pk,
+                "revision": 1,
+            }
+        ],
     )
     assert sync.diff(personas.project).outdated == [feedback.pk]
     sync.repair(personas.project)
@@ -129,8 +164,15 @@ def test_over_budget_each_item_gets_the_pinned_and_its_most_relevant_principles(
 
     project = personas.project
     topics = ["refund for a broken kettle", "parcel delivery delay", "password reset email", "invoice address change"]
-    rules = {t: Principle.objects.create(project=project, text=f"When the customer asks about a {t}, answer that first.", origin="manual") for t in topics}
-    pinned = Principle.objects.create(project=project, text="Never promise what policy forbids.", origin="manual", pinned=True)
+    rules = {
+        t: Principle.objects.create(
+            project=project, text=f"When the customer asks about a {t}, answer that first.", origin="manual"
+        )
+        for t in topics
+    }
+    pinned = Principle.objects.create(
+        project=project, text="Never promise what policy forbids.", origin="manual", pinned=True
+    )
     everything = judge.principle_set(project)
     project.principle_budget_tokens = everything.tokens  # within: every item gets every principle
     project.save()

@@ -39,8 +39,10 @@ def test_offline_near_identical_critiques_with_opposite_labels_make_two_principl
     categorical(personas.project, "A", "B")
     critique = "Output {} follows the instruction more closely and is the better response."
     feedback = {
-        label: [add_feedback(add_sample(personas.project, f"{label}{i}"), personas.reviewer, label, critique.format(label))
-                for i in range(3)]
+        label: [
+            add_feedback(add_sample(personas.project, f"{label}{i}"), personas.reviewer, label, critique.format(label))
+            for i in range(3)
+        ]
         for label in ("A", "B")
     }
     semantic.regenerate(personas.project, force=True)
@@ -57,10 +59,19 @@ def test_a_provider_principle_is_credited_only_with_sources_of_its_label(persona
     personas.project.save(update_fields=["provider"])
     fail = add_feedback(add_sample(personas.project, "f"), personas.reviewer, "fail", "It never answers the question.")
     passed = add_feedback(add_sample(personas.project, "p"), personas.reviewer, "pass", "It answers the question.")
-    fake_anthropic.push_tool({"principles": [
-        {"text": "Replies must answer the question asked.", "label": "fail", "source_ids": [fail.pk, passed.pk]},
-        {"text": "Replies must answer the question asked!", "label": "pass", "source_ids": [passed.pk]},
-    ]}, name=DISTILL)
+    fake_anthropic.push_tool(
+        {
+            "principles": [
+                {
+                    "text": "Replies must answer the question asked.",
+                    "label": "fail",
+                    "source_ids": [fail.pk, passed.pk],
+                },
+                {"text": "Replies must answer the question asked!", "label": "pass", "source_ids": [passed.pk]},
+            ]
+        },
+        name=DISTILL,
+    )
     semantic.regenerate(personas.project, force=True)
     by_label = {p.label: p for p in semantic.active_principles(personas.project)}
     # near-identical texts, opposite labels: two principles, each with its own sources only
@@ -76,10 +87,14 @@ def test_a_duplicate_of_another_label_is_not_merged_into_it(personas, fake_anthr
     personas.project.provider = "anthropic"
     personas.project.save(update_fields=["provider"])
     first = add_feedback(add_sample(personas.project, "a"), personas.reviewer, "fail", "Too long.")
-    fake_anthropic.push_tool({"principles": [{"text": "Length decides.", "label": "fail", "source_ids": [first.pk]}]}, name=DISTILL)
+    fake_anthropic.push_tool(
+        {"principles": [{"text": "Length decides.", "label": "fail", "source_ids": [first.pk]}]}, name=DISTILL
+    )
     semantic.regenerate(personas.project, force=True)
     second = add_feedback(add_sample(personas.project, "b"), personas.reviewer, "pass", "Long is fine here.")
-    fake_anthropic.push_tool({"principles": [{"text": "Length decides.", "label": "pass", "source_ids": [second.pk]}]}, name=DISTILL)
+    fake_anthropic.push_tool(
+        {"principles": [{"text": "Length decides.", "label": "pass", "source_ids": [second.pk]}]}, name=DISTILL
+    )
     semantic.regenerate(personas.project, force=True)
     principles = list(semantic.active_principles(personas.project))
     assert [(p.label, sources(p)) for p in principles] == [("fail", {first.pk}), ("pass", {second.pk})]
@@ -88,9 +103,14 @@ def test_a_duplicate_of_another_label_is_not_merged_into_it(personas, fake_anthr
 def test_check_memory_flags_a_principle_whose_sources_disagree_and_regeneration_repairs_it(personas):
     samples = [add_sample(personas.project, f"s{i}") for i in range(3)]
     critiques = ["The reply ignores the refund the customer asked for, so it fails them."] * 3
-    feedback = [add_feedback(s, personas.reviewer, label, c) for s, label, c in zip(samples, ["pass", "pass", "fail"], critiques)]
+    feedback = [
+        add_feedback(s, personas.reviewer, label, c)
+        for s, label, c in zip(samples, ["pass", "pass", "fail"], critiques)
+    ]
     # Memory as the old deduplication wrote it: one "fail" principle citing two "pass" sources.
-    wrong = Principle.objects.create(project=personas.project, text="Ignoring the request fails (experts chose fail).", label="fail")
+    wrong = Principle.objects.create(
+        project=personas.project, text="Ignoring the request fails (experts chose fail).", label="fail"
+    )
     for f in feedback:
         PrincipleSource.objects.create(principle=wrong, feedback=f, feedback_revision=f.revision)
         DistilledFeedback.objects.create(feedback=f, revision=f.revision)
@@ -114,7 +134,10 @@ def test_the_migration_reads_the_label_of_offline_principles():
     from importlib import import_module
 
     migration = import_module("memory.migrations.0003_principle_label")
-    assert migration.NAMED_LABEL.search('When judging "x": y (experts chose Could be Improved).')["label"] == "Could be Improved"
+    assert (
+        migration.NAMED_LABEL.search('When judging "x": y (experts chose Could be Improved).')["label"]
+        == "Could be Improved"
+    )
     assert migration.NAMED_LABEL.search("Be kind to customers.") is None
 
 
@@ -126,10 +149,14 @@ def test_consolidation_keeps_the_memory_within_budget_without_touching_pins(pers
     personas.project.save(update_fields=["max_principles"])
     pinned = semantic.add_manual_principle(personas.project, "Never promise a delivery date.", "olivia")
     made = []
-    for i, topic in enumerate(["refunds", "shipping", "tone", "apologies", "discounts", "returns", "privacy", "billing"]):
+    for i, topic in enumerate(
+        ["refunds", "shipping", "tone", "apologies", "discounts", "returns", "privacy", "billing"]
+    ):
         label = "fail" if i % 2 else "pass"
         f = add_feedback(add_sample(personas.project, f"s{i}"), personas.reviewer, label, f"About {topic}.")
-        p = Principle.objects.create(project=personas.project, text=f"Replies about {topic} need care (experts chose {label}).", label=label)
+        p = Principle.objects.create(
+            project=personas.project, text=f"Replies about {topic} need care (experts chose {label}).", label=label
+        )
         PrincipleSource.objects.create(principle=p, feedback=f, feedback_revision=f.revision)
         made.append(p)
     version = semantic.consolidate(personas.project)
@@ -151,12 +178,16 @@ def test_contradictions_come_from_near_identical_samples_judged_both_ways(person
     fa = add_feedback(a, personas.reviewer, "pass", "Clear policy statement.")
     fb = add_feedback(b, personas.reviewer, "fail", "Too curt.")
     fc = add_feedback(c, personas.reviewer, "fail", "Too curt.")
-    texts = {fa: ("The reply states the return policy clearly", "pass"),
-             fb: ("The reply states the return policy too curtly", "fail"),
-             fc: ("The reply states the policy too curtly", "fail")}
+    texts = {
+        fa: ("The reply states the return policy clearly", "pass"),
+        fb: ("The reply states the return policy too curtly", "fail"),
+        fc: ("The reply states the policy too curtly", "fail"),
+    }
     made = {}
     for f, (text, label) in texts.items():
-        made[f] = Principle.objects.create(project=personas.project, text=f"{text} (experts chose {label}).", label=label)
+        made[f] = Principle.objects.create(
+            project=personas.project, text=f"{text} (experts chose {label}).", label=label
+        )
         PrincipleSource.objects.create(principle=made[f], feedback=f, feedback_revision=f.revision)
     personas.project.max_principles = 10
     personas.project.save(update_fields=["max_principles"])
@@ -194,8 +225,16 @@ def test_a_burst_distils_in_concurrent_batches_within_the_call_bound(personas, f
     project = personas.project
     project.provider, project.provider_concurrency = "anthropic", 4
     project.save(update_fields=["provider", "provider_concurrency"])
-    samples = Sample.objects.bulk_create(Sample(project=project, external_id=f"b{i}", inputs={"q": f"question {i}"}, outputs=f"answer {i}") for i in range(1000))
-    Feedback.objects.bulk_create(Feedback(project=project, sample=s, author=personas.reviewer, label="fail", critique=f"Critique {s.external_id}.") for s in samples)
+    samples = Sample.objects.bulk_create(
+        Sample(project=project, external_id=f"b{i}", inputs={"q": f"question {i}"}, outputs=f"answer {i}")
+        for i in range(1000)
+    )
+    Feedback.objects.bulk_create(
+        Feedback(
+            project=project, sample=s, author=personas.reviewer, label="fail", critique=f"Critique {s.external_id}."
+        )
+        for s in samples
+    )
     fake_anthropic.latency = 0.1
     fake_anthropic.reset()
     semantic.regenerate(project, force=True)
@@ -212,11 +251,18 @@ def test_a_burst_distils_in_concurrent_batches_within_the_call_bound(personas, f
 
 @pytest.mark.django_db(transaction=True)
 def test_distill_command_waits_for_a_running_regeneration(personas):
-    add_feedback(add_sample(personas.project, "s"), personas.reviewer, "fail", "The reply promises a refund the policy does not allow at all.")
+    add_feedback(
+        add_sample(personas.project, "s"),
+        personas.reviewer,
+        "fail",
+        "The reply promises a refund the policy does not allow at all.",
+    )
     lock = regeneration_lock(personas.project.pk)
     assert lock.acquire(blocking=False)
     errors = StringIO()
-    command = threading.Thread(target=call_command, args=("distill", personas.project.slug), kwargs={"stdout": StringIO(), "stderr": errors})
+    command = threading.Thread(
+        target=call_command, args=("distill", personas.project.slug), kwargs={"stdout": StringIO(), "stderr": errors}
+    )
     try:
         command.start()
         time.sleep(1.5)

@@ -14,12 +14,19 @@ from tests.conftest import add_feedback, add_sample
 
 @pytest.fixture
 def url(personas):
-    get_redis().delete(*[f"{tries.settings.MEMALIGN_NAMESPACE}:tries:{personas.project.pk}:{u.pk}" for u in (personas.viewer, personas.owner)])
+    get_redis().delete(
+        *[
+            f"{tries.settings.MEMALIGN_NAMESPACE}:tries:{personas.project.pk}:{u.pk}"
+            for u in (personas.viewer, personas.owner)
+        ]
+    )
     return f"/p/{personas.project.slug}/memory/try/"
 
 
 def reviewed(personas):
-    sample = add_sample(personas.project, "t1", inputs={"customer_message": "Where is my refund?"}, outputs="We value <your> feedback.")
+    sample = add_sample(
+        personas.project, "t1", inputs={"customer_message": "Where is my refund?"}, outputs="We value <your> feedback."
+    )
     add_feedback(sample, personas.reviewer, "fail", "Ignores the refund.")
     episodic.upsert(list(Feedback.objects.filter(project=personas.project).select_related("sample")))
 
@@ -27,7 +34,10 @@ def reviewed(personas):
 @pytest.mark.django_db
 def test_the_boxes_follow_the_samples_inputs(client, personas):
     client.force_login(personas.viewer)
-    page = lambda: client.get(f"/p/{personas.project.slug}/memory/").content.decode()
+
+    def page():
+        return client.get(f"/p/{personas.project.slug}/memory/").content.decode()
+
     assert 'name="inputs"' in page() and 'name="output"' in page()  # no samples yet: free text
     add_sample(personas.project, "s", inputs={"customer_message": "Hi", "order": "42"})
     body = page()
@@ -43,7 +53,9 @@ def test_the_boxes_follow_the_samples_inputs(client, personas):
 def test_a_try_shows_examples_with_their_outputs_and_that_no_tokens_were_used(client, personas, url):
     reviewed(personas)
     client.force_login(personas.viewer)
-    response = client.post(url, {"input__customer_message": "Where is my refund?", "output": "We value <your> feedback."})
+    response = client.post(
+        url, {"input__customer_message": "Where is my refund?", "output": "We value <your> feedback."}
+    )
     body = response.content.decode()
     assert response.status_code == 200 and 'data-verdict="fail"' in body
     assert "We value &lt;your&gt; feedback." in body  # the example's output, escaped

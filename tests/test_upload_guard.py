@@ -22,8 +22,8 @@ def post_large(live_server, path: str, cookies: dict[str, str]) -> tuple[int | N
     server kept reading instead) and how long the answer took."""
     url = urlsplit(live_server.url)
     head = (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{cookies.get('csrftoken', '')}\r\n"
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jsonl\"\r\n"
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n{cookies.get("csrftoken", "")}\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
@@ -41,7 +41,7 @@ def post_large(live_server, path: str, cookies: dict[str, str]) -> tuple[int | N
             pass  # the server answered and closed without reading the rest: exactly what we want
         try:
             answer = conn.recv(4096)
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             answer = b""
     match = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
     return (int(match.group(1)) if match else None), time.monotonic() - started

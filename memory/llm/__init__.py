@@ -42,11 +42,16 @@ def get_provider(project, timeout: float | None = None, max_retries: int | None 
         base_url = project.provider_base_url or settings.OPENAI_COMPATIBLE_BASE_URL
         model = project.model_name or settings.OPENAI_COMPATIBLE_MODEL
         if not base_url or not model:
-            raise ProviderError("This project uses an OpenAI-compatible server but has no base URL or model: set them "
-                                "in the project's settings, or OPENAI_COMPATIBLE_BASE_URL and OPENAI_COMPATIBLE_MODEL.")
+            raise ProviderError(
+                "This project uses an OpenAI-compatible server but has no base URL or model: set them "
+                "in the project's settings, or OPENAI_COMPATIBLE_BASE_URL and OPENAI_COMPATIBLE_MODEL."
+            )
         patience = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
         return OpenAICompatibleProvider(
-            model=model, base_url=base_url, api_key=settings.OPENAI_COMPATIBLE_API_KEY,
-            structured=settings.OPENAI_COMPATIBLE_STRUCTURED, **patience,
+            model=model,
+            base_url=base_url,
+            api_key=settings.OPENAI_COMPATIBLE_API_KEY,
+            structured=settings.OPENAI_COMPATIBLE_STRUCTURED,
+            **patience,
         )
     raise ProviderError(f"Unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}.")

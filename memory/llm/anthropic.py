@@ -67,7 +67,7 @@ KIND_HINTS = {
     "categorical": "Choose the single category that fits the output best.",
     "numeric": "Choose the score that fits the output best; the labels are the allowed scores.",
     "pairwise": (
-        "The output holds two candidate outputs, labelled \"A:\" and \"B:\"; choose the label for the better one "
+        'The output holds two candidate outputs, labelled "A:" and "B:"; choose the label for the better one '
         "under the criterion."
     ),
 }
@@ -102,8 +102,11 @@ def labels_block(schema: LabelSchema) -> str:
 
 
 def principles_block(principles: list[PrincipleText], name: str = "principles") -> str:
-    return block(name, (tag("principle", p.text, id=p.id, **({"label": p.label} if p.label else {}))
-                        for p in principles), empty="(none yet)")
+    return block(
+        name,
+        (tag("principle", p.text, id=p.id, **({"label": p.label} if p.label else {})) for p in principles),
+        empty="(none yet)",
+    )
 
 
 def example_block(example: Example, with_similarity: bool = False) -> str:
@@ -123,50 +126,59 @@ def example_block(example: Example, with_similarity: bool = False) -> str:
 def judge_system(memory: WorkingMemory) -> str:
     """Return the judge's cacheable prefix: instructions, criterion, labels, principles."""
     hint = KIND_HINTS.get(memory.schema.kind, "Choose the label that fits the output best.")
-    return "\n\n".join([
-        "You are an evaluation judge aligned with domain experts. You assess one AI output against the "
-        f"criterion below and record your verdict by calling the {JUDGE_TOOL} tool. {hint}",
-        DATA_RULE,
-        "The principles were distilled from expert critiques of earlier verdicts: apply every one that is "
-        "relevant, over your own defaults. The examples in the user message are reviewed cases similar to this "
-        "one, most similar first, each with the experts' label and critique; where the experts disagreed with "
-        "the original judge, their critique says why.",
-        tag("criterion", memory.criterion),
-        labels_block(memory.schema),
-        principles_block(memory.principles),
-    ])
+    return "\n\n".join(
+        [
+            "You are an evaluation judge aligned with domain experts. You assess one AI output against the "
+            f"criterion below and record your verdict by calling the {JUDGE_TOOL} tool. {hint}",
+            DATA_RULE,
+            "The principles were distilled from expert critiques of earlier verdicts: apply every one that is "
+            "relevant, over your own defaults. The examples in the user message are reviewed cases similar to this "
+            "one, most similar first, each with the experts' label and critique; where the experts disagreed with "
+            "the original judge, their critique says why.",
+            tag("criterion", memory.criterion),
+            labels_block(memory.schema),
+            principles_block(memory.principles),
+        ]
+    )
 
 
 def judge_user(memory: WorkingMemory) -> str:
     """Return the judge's variable part: the retrieved examples and the case."""
     examples = block("examples", (example_block(e, with_similarity=True) for e in memory.examples))
     case = block("case", [tag("inputs", memory.inputs), tag("output", memory.output)])
-    seen = (" An example marked same_item is this very case, already reviewed: its expert label stands."
-            if any(e.same_item for e in memory.examples) else "")
-    return "\n\n".join([
-        examples,
-        case,
-        f"Judge the output in <case> against the criterion. Call {JUDGE_TOOL} with a short rationale (naming "
-        f"the principles or examples you relied on) and exactly one of the allowed labels.{seen}",
-    ])
+    seen = (
+        " An example marked same_item is this very case, already reviewed: its expert label stands."
+        if any(e.same_item for e in memory.examples)
+        else ""
+    )
+    return "\n\n".join(
+        [
+            examples,
+            case,
+            f"Judge the output in <case> against the criterion. Call {JUDGE_TOOL} with a short rationale (naming "
+            f"the principles or examples you relied on) and exactly one of the allowed labels.{seen}",
+        ]
+    )
 
 
 def distill_system(criterion: str, schema: LabelSchema, existing: list[PrincipleText]) -> str:
     """Return distillation's cacheable prefix: instructions, criterion, labels, existing principles."""
-    return "\n\n".join([
-        "You distil expert feedback on an AI judge into principles: short, general, actionable rules that "
-        "would make the judge agree with the experts on future cases. You record them by calling the "
-        f"{DISTILL_TOOL} tool.",
-        DATA_RULE,
-        "Rules: state each principle in one or two sentences, general enough to apply beyond the cases it came "
-        "from, without case-specific names or quotes. In source_ids, cite the id of every feedback example the "
-        "principle comes from, and only ids of examples in <feedback>. Complement the existing principles: do "
-        "not restate them, add only what is new. A few strong principles beat many weak ones, and an empty "
-        "list is the right answer when the feedback teaches nothing new.",
-        tag("criterion", criterion),
-        labels_block(schema),
-        principles_block(existing, name="existing_principles"),
-    ])
+    return "\n\n".join(
+        [
+            "You distil expert feedback on an AI judge into principles: short, general, actionable rules that "
+            "would make the judge agree with the experts on future cases. You record them by calling the "
+            f"{DISTILL_TOOL} tool.",
+            DATA_RULE,
+            "Rules: state each principle in one or two sentences, general enough to apply beyond the cases it came "
+            "from, without case-specific names or quotes. In source_ids, cite the id of every feedback example the "
+            "principle comes from, and only ids of examples in <feedback>. Complement the existing principles: do "
+            "not restate them, add only what is new. A few strong principles beat many weak ones, and an empty "
+            "list is the right answer when the feedback teaches nothing new.",
+            tag("criterion", criterion),
+            labels_block(schema),
+            principles_block(existing, name="existing_principles"),
+        ]
+    )
 
 
 def feedback_user(feedback: list[Example], instruction: str, head: str = "") -> str:
@@ -177,25 +189,29 @@ def feedback_user(feedback: list[Example], instruction: str, head: str = "") -> 
 
 
 def rederive_system(criterion: str) -> str:
-    return "\n\n".join([
-        "You maintain one principle of an AI judge after part of the expert feedback it was distilled from has "
-        "been withdrawn. Decide from the remaining feedback alone: keep the principle if it still supports it "
-        "as written, rewrite it to say only what the remaining feedback supports, or retire it if the remaining "
-        f"feedback no longer supports it. Record the decision by calling the {REDERIVE_TOOL} tool.",
-        DATA_RULE,
-        tag("criterion", criterion),
-    ])
+    return "\n\n".join(
+        [
+            "You maintain one principle of an AI judge after part of the expert feedback it was distilled from has "
+            "been withdrawn. Decide from the remaining feedback alone: keep the principle if it still supports it "
+            "as written, rewrite it to say only what the remaining feedback supports, or retire it if the remaining "
+            f"feedback no longer supports it. Record the decision by calling the {REDERIVE_TOOL} tool.",
+            DATA_RULE,
+            tag("criterion", criterion),
+        ]
+    )
 
 
 def consolidate_system(criterion: str) -> str:
-    return "\n\n".join([
-        "You tidy the principles of an AI judge. Find groups of two or more principles that say the same thing "
-        "and write, for each group, one principle that keeps everything its members say. Find pairs of "
-        "principles that contradict each other: list them, do not resolve them (a human decides). Record both "
-        f"by calling the {CONSOLIDATE_TOOL} tool; empty lists are the right answer when there is nothing to do.",
-        DATA_RULE,
-        tag("criterion", criterion),
-    ])
+    return "\n\n".join(
+        [
+            "You tidy the principles of an AI judge. Find groups of two or more principles that say the same thing "
+            "and write, for each group, one principle that keeps everything its members say. Find pairs of "
+            "principles that contradict each other: list them, do not resolve them (a human decides). Record both "
+            f"by calling the {CONSOLIDATE_TOOL} tool; empty lists are the right answer when there is nothing to do.",
+            DATA_RULE,
+            tag("criterion", criterion),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -209,10 +225,15 @@ def _tool(name: str, description: str, properties: dict[str, Any], required: lis
 
 def verdict_tool(choices: list[str]) -> ToolParam:
     # The rationale comes first so that the model writes its reasons before it commits to a label.
-    return _tool(JUDGE_TOOL, "Record the verdict on the case.", {
-        "rationale": {"type": "string", "description": "Why this label, in a few sentences."},
-        "value": {"type": "string", "enum": list(choices), "description": "One of the allowed labels."},
-    }, ["rationale", "value"])
+    return _tool(
+        JUDGE_TOOL,
+        "Record the verdict on the case.",
+        {
+            "rationale": {"type": "string", "description": "Why this label, in a few sentences."},
+            "value": {"type": "string", "enum": list(choices), "description": "One of the allowed labels."},
+        },
+        ["rationale", "value"],
+    )
 
 
 def principles_tool(choices: list[str]) -> ToolParam:
@@ -220,24 +241,40 @@ def principles_tool(choices: list[str]) -> ToolParam:
         "type": "object",
         "properties": {
             "text": {"type": "string", "description": "The principle, one or two sentences."},
-            "label": {"type": "string", "enum": ["", *choices],
-                      "description": "The label the principle leads to, or empty when it applies whichever label "
-                                     "is right. Cite only feedback whose expert label is this label."},
-            "source_ids": {"type": "array", "items": {"type": "integer"}, "minItems": 1,
-                           "description": "Ids of the feedback examples it was distilled from."},
+            "label": {
+                "type": "string",
+                "enum": ["", *choices],
+                "description": "The label the principle leads to, or empty when it applies whichever label "
+                "is right. Cite only feedback whose expert label is this label.",
+            },
+            "source_ids": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "minItems": 1,
+                "description": "Ids of the feedback examples it was distilled from.",
+            },
         },
         "required": ["text", "label", "source_ids"],
         "additionalProperties": False,
     }
-    return _tool(DISTILL_TOOL, "Record the new principles (possibly none).",
-                 {"principles": {"type": "array", "items": principle}}, ["principles"])
+    return _tool(
+        DISTILL_TOOL,
+        "Record the new principles (possibly none).",
+        {"principles": {"type": "array", "items": principle}},
+        ["principles"],
+    )
 
 
 def rederive_tool() -> ToolParam:
-    return _tool(REDERIVE_TOOL, "Record what becomes of the principle.", {
-        "action": {"type": "string", "enum": list(REDERIVE_ACTIONS)},
-        "text": {"type": "string", "description": "The rewritten principle if action is rewrite, else empty."},
-    }, ["action", "text"])
+    return _tool(
+        REDERIVE_TOOL,
+        "Record what becomes of the principle.",
+        {
+            "action": {"type": "string", "enum": list(REDERIVE_ACTIONS)},
+            "text": {"type": "string", "description": "The rewritten principle if action is rewrite, else empty."},
+        },
+        ["action", "text"],
+    )
 
 
 def consolidate_tool() -> ToolParam:
@@ -256,10 +293,15 @@ def consolidate_tool() -> ToolParam:
         "required": ["first_id", "second_id"],
         "additionalProperties": False,
     }
-    return _tool(CONSOLIDATE_TOOL, "Record merges of near-duplicates and pairs of contradicting principles.", {
-        "merges": {"type": "array", "items": merge},
-        "contradictions": {"type": "array", "items": pair},
-    }, ["merges", "contradictions"])
+    return _tool(
+        CONSOLIDATE_TOOL,
+        "Record merges of near-duplicates and pairs of contradicting principles.",
+        {
+            "merges": {"type": "array", "items": merge},
+            "contradictions": {"type": "array", "items": pair},
+        },
+        ["merges", "contradictions"],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -343,8 +385,7 @@ def parse_merges(items: list[Any], known: set[int]) -> list[Merge]:
         where = f"{CONSOLIDATE_TOOL}.merges[{n}]"
         item = _dict(item, where)
         text = _get(item, "text", str, where).strip()
-        ids = [i for i in _known(_ids(_get(item, "principle_ids", list, where), where), known, where)
-               if i not in used]
+        ids = [i for i in _known(_ids(_get(item, "principle_ids", list, where), where), known, where) if i not in used]
         if text and len(ids) >= 2:
             merges.append(Merge(principle_ids=ids, text=text))
             used.update(ids)
@@ -375,7 +416,8 @@ def tool_input(response: Message, name: str) -> dict[str, Any]:
     if not calls:
         text = " ".join(getattr(b, "text", "") for b in response.content).strip()
         raise ProviderError(
-            f"{name}: expected a tool call, got a text-only reply (stop_reason={response.stop_reason}): {text!r:.200}")
+            f"{name}: expected a tool call, got a text-only reply (stop_reason={response.stop_reason}): {text!r:.200}"
+        )
     if calls[0].name != name:
         raise ProviderError(f"{name}: the model called tool {calls[0].name!r} instead")
     return _dict(calls[0].input, f"{name} input")
@@ -423,8 +465,7 @@ class AnthropicProvider:
         self.timeout = timeout
         self.usage = Usage()
         self._lock = threading.Lock()
-        self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=max_retries,
-                                           timeout=timeout)
+        self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
 
     # -- the contract -----------------------------------------------------------------------------------------
 
@@ -451,8 +492,9 @@ class AnthropicProvider:
         """Return the principle as `sources` support it; retired (None) without a call when none remain."""
         if not sources:
             return Rederivation(text=None)
-        user = feedback_user(sources, f"Decide what becomes of the principle and call {REDERIVE_TOOL}.",
-                             head=tag("principle", principle))
+        user = feedback_user(
+            sources, f"Decide what becomes of the principle and call {REDERIVE_TOOL}.", head=tag("principle", principle)
+        )
         data, usage = self._call(rederive_system(criterion), user, rederive_tool())
         return Rederivation(text=parse_rederivation(data, principle), usage=usage)
 
@@ -462,8 +504,10 @@ class AnthropicProvider:
             return Consolidation(merges=[], contradictions=[])
         ask = f"Find near-duplicates and contradictions and call {CONSOLIDATE_TOOL}."
         if budget is not None and len(principles) > budget:
-            ask = (f"There are {len(principles)} principles and at most {budget} may remain: merge groups that lead "
-                   f"to the same label into one general rule each until no more than {budget} remain. {ask}")
+            ask = (
+                f"There are {len(principles)} principles and at most {budget} may remain: merge groups that lead "
+                f"to the same label into one general rule each until no more than {budget} remain. {ask}"
+            )
         user = "\n\n".join([principles_block(principles), ask])
         data, usage = self._call(consolidate_system(criterion), user, consolidate_tool())
         known = {p.id for p in principles}
@@ -493,17 +537,24 @@ class AnthropicProvider:
         choice: ToolChoiceToolParam = {"type": "tool", "name": name, "disable_parallel_tool_use": True}
         try:
             return self._client.messages.create(
-                model=self.model, max_tokens=MAX_TOKENS[name], system=[prefix], messages=[message],
-                tools=[tool], tool_choice=choice,
+                model=self.model,
+                max_tokens=MAX_TOKENS[name],
+                system=[prefix],
+                messages=[message],
+                tools=[tool],
+                tool_choice=choice,
             )
         except anthropic.APITimeoutError as exc:
             raise ProviderError(f"{name}: Anthropic API timed out ({attempts} attempts, {self.timeout}s each)") from exc
         except anthropic.APIConnectionError as exc:
             raise ProviderError(f"{name}: cannot reach the Anthropic API ({attempts} attempts): {exc}") from exc
         except anthropic.APIStatusError as exc:
-            raise ProviderError(f"{name}: Anthropic API answered HTTP {exc.status_code}"
-                                f"{_retried(exc.status_code, attempts)}: {_error_message(exc)}",
-                                overloaded=exc.status_code in (429, 529), retry_after=_retry_after(exc)) from exc
+            raise ProviderError(
+                f"{name}: Anthropic API answered HTTP {exc.status_code}"
+                f"{_retried(exc.status_code, attempts)}: {_error_message(exc)}",
+                overloaded=exc.status_code in (429, 529),
+                retry_after=_retry_after(exc),
+            ) from exc
         except anthropic.AnthropicError as exc:
             raise ProviderError(f"{name}: Anthropic SDK error: {exc}") from exc
 

@@ -27,8 +27,8 @@ import numpy as np
 from memory.embeddings import embed, embed_cached, example_text
 from memory.llm.base import (
     Consolidation,
-    DistilledPrinciple,
     Distillation,
+    DistilledPrinciple,
     Example,
     LabelSchema,
     Merge,
@@ -68,6 +68,7 @@ _PRINCIPLE_RE = re.compile(
 )
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 
+
 class OfflineProvider:
     """Provider protocol implementation that needs neither network nor model other than local embeddings."""
 
@@ -79,8 +80,10 @@ class OfflineProvider:
         """Similarity-weighted vote of `memory.examples` over `memory.schema.choices`; None when nothing to go on."""
         examples = [e for e in memory.examples if e.label in memory.schema.choices]
         if not examples:
-            reason = "the memory holds no reviewed examples" if not memory.examples else (
-                "no retrieved example carries a label allowed by the schema"
+            reason = (
+                "the memory holds no reviewed examples"
+                if not memory.examples
+                else ("no retrieved example carries a label allowed by the schema")
             )
             return Verdict(value=None, rationale=f"Offline judge abstains: {reason}.")
         same = [e for e in examples if e.same_item]
@@ -184,7 +187,7 @@ def knn_label(
     scores = vote(labels, similarities, choices, sharpen)
     if not scores:
         return None
-    best_single = {label: max(s for l, s in zip(labels, similarities) if l == label) for label in scores}
+    best_single = {label: max(s for each, s in zip(labels, similarities) if each == label) for label in scores}
     return max(scores, key=lambda label: (round(scores[label], 9), best_single[label], -list(choices).index(label)))
 
 
@@ -208,7 +211,7 @@ def _judge_rationale(
     return (
         f"Offline kNN vote over {len(examples)} reviewed example(s), weight = similarity^{SHARPEN:g}: {tally}. "
         f"Closest example #{nearest.feedback_id} (similarity {similarities[top]:.2f}, experts chose "
-        f"{nearest.label}): \"{critique}\". {len(memory.principles)} principle(s) in memory "
+        f'{nearest.label}): "{critique}". {len(memory.principles)} principle(s) in memory '
         f"(the offline judge does not apply them)."
     )
 
@@ -320,7 +323,9 @@ def _novel_principles(
     taken_labels: list[str | None] = [p.label or label for p, (_, label) in zip(existing, parsed)]
     taken = embed_cached([body for body, _ in parsed])
     out: list[DistilledPrinciple] = []
-    owners: list[DistilledPrinciple] = [DistilledPrinciple(p.text, [], p.label or (label or "")) for p, (_, label) in zip(existing, parsed)]
+    owners: list[DistilledPrinciple] = [
+        DistilledPrinciple(p.text, [], p.label or (label or "")) for p, (_, label) in zip(existing, parsed)
+    ]
     for cluster in candidates:
         threshold = DUPLICATE_THRESHOLD if len(cluster.feedback_ids) >= 2 else SUPPORT_THRESHOLD
         match = None
@@ -338,7 +343,9 @@ def _novel_principles(
                 out.append(owner)
             owner.source_ids = sorted(set(owner.source_ids) | set(cluster.feedback_ids))
             continue
-        principle = DistilledPrinciple(_principle_text(criterion, cluster.central, cluster.label), cluster.feedback_ids, cluster.label)
+        principle = DistilledPrinciple(
+            _principle_text(criterion, cluster.central, cluster.label), cluster.feedback_ids, cluster.label
+        )
         out.append(principle)
         owners.append(principle)
         taken = np.vstack([taken, cluster.vector[None, :]]) if len(taken) else cluster.vector[None, :]

@@ -28,17 +28,30 @@ class OpenAICompatibleProvider(AnthropicProvider):
     name = "openai_compatible"
     remote = True
 
-    def __init__(self, model: str, base_url: str, api_key: str = "", structured: str = "tools",
-                 max_retries: int = 2, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: str = "",
+        structured: str = "tools",
+        max_retries: int = 2,
+        timeout: float = 60,
+    ) -> None:
         if structured not in STRUCTURED_MODES:
-            raise ProviderError(f"Unknown structured-output mode {structured!r}; choose one of {', '.join(STRUCTURED_MODES)}.")
+            raise ProviderError(
+                f"Unknown structured-output mode {structured!r}; choose one of {', '.join(STRUCTURED_MODES)}."
+            )
         self.model, self.structured = model, structured
         self.max_retries, self.timeout = max_retries, timeout
         self.usage = Usage()
         self._lock = threading.Lock()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
-                                    transport=httpx.HTTPTransport(retries=max_retries))
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=timeout,
+            transport=httpx.HTTPTransport(retries=max_retries),
+        )
 
     def _call(self, system: str, user: str, tool) -> tuple[dict[str, Any], Usage]:
         name = tool["name"]
@@ -51,15 +64,23 @@ class OpenAICompatibleProvider(AnthropicProvider):
     def _body(self, system: str, user: str, tool) -> dict[str, Any]:
         name = tool["name"]
         body: dict[str, Any] = {
-            "model": self.model, "max_tokens": MAX_TOKENS[name],
+            "model": self.model,
+            "max_tokens": MAX_TOKENS[name],
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
         }
         if self.structured == "tools":
-            body["tools"] = [{"type": "function", "function": {
-                "name": name, "description": tool["description"], "parameters": tool["input_schema"]}}]
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": name, "description": tool["description"], "parameters": tool["input_schema"]},
+                }
+            ]
             body["tool_choice"] = {"type": "function", "function": {"name": name}}
         else:
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": name, "schema": tool["input_schema"]}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": tool["input_schema"]},
+            }
         return body
 
     def _post(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +93,8 @@ class OpenAICompatibleProvider(AnthropicProvider):
         if response.status_code >= 400:
             raise ProviderError(
                 f"{name}: the model server answered HTTP {response.status_code}: {_error_message(response)}",
-                overloaded=response.status_code in (429, 503), retry_after=_retry_after(response),
+                overloaded=response.status_code in (429, 503),
+                retry_after=_retry_after(response),
             )
         try:
             return _dict(response.json(), f"{name} reply")
@@ -92,7 +114,9 @@ def _answer(reply: dict[str, Any], name: str, structured: str) -> dict[str, Any]
     if structured == "tools":
         calls = message.get("tool_calls") or []
         if not calls:
-            raise ProviderError(f"{name}: expected a tool call, got a text-only reply: {str(message.get('content'))!r:.200}")
+            raise ProviderError(
+                f"{name}: expected a tool call, got a text-only reply: {str(message.get('content'))!r:.200}"
+            )
         function = _dict(_dict(calls[0], f"{name} tool call").get("function"), f"{name} function")
         if function.get("name") != name:
             raise ProviderError(f"{name}: the model called tool {function.get('name')!r} instead")
@@ -110,9 +134,12 @@ def _answer(reply: dict[str, Any], name: str, structured: str) -> dict[str, Any]
 def _usage(reply: dict[str, Any]) -> Usage:
     usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
     details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
-    return Usage(calls=1, input_tokens=int(usage.get("prompt_tokens") or 0),
-                 output_tokens=int(usage.get("completion_tokens") or 0),
-                 cache_read_tokens=int(details.get("cached_tokens") or 0))
+    return Usage(
+        calls=1,
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        cache_read_tokens=int(details.get("cached_tokens") or 0),
+    )
 
 
 def _error_message(response: httpx.Response) -> str:

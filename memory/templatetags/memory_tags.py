@@ -32,9 +32,15 @@ def overview_evaluations(project, membership):
     latest = next((e for e in listed if e.status == Evaluation.Status.DONE and e.result), None)
     curves = []
     if latest:
-        curves = ["heldout"] + (["prequential"] if any(p["curve"] == "prequential" for p in latest.result["points"]) else [])
+        curves = ["heldout"] + (
+            ["prequential"] if any(p["curve"] == "prequential" for p in latest.result["points"]) else []
+        )
     is_owner = can(membership, Role.OWNER)
     return {
-        "project": project, "evaluations": listed, "latest": latest, "curves": curves, "is_owner": is_owner,
+        "project": project,
+        "evaluations": listed,
+        "latest": latest,
+        "curves": curves,
+        "is_owner": is_owner,
         "calls": evaluation.estimated_calls(project, evaluation.Options()) if is_owner else None,
     }

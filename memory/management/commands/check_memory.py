@@ -27,14 +27,22 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(self.style.SUCCESS(f"{target.slug}: episodic store matches the database"))
             if pending or stale:
-                self.stdout.write(f"  semantic memory: {pending} feedback not distilled yet, {stale} principle(s) to re-derive")
+                self.stdout.write(
+                    f"  semantic memory: {pending} feedback not distilled yet, {stale} principle(s) to re-derive"
+                )
             misaligned = semantic.misaligned_principles(target)
             if misaligned:
                 differing += 1
-                self.stdout.write(self.style.ERROR(f"{target.slug}: {len(misaligned)} principle(s) contradict their sources"))
+                self.stdout.write(
+                    self.style.ERROR(f"{target.slug}: {len(misaligned)} principle(s) contradict their sources")
+                )
                 for principle in misaligned:
-                    self.stdout.write(f"  principle {principle.pk} leads to {principle.label!r} but {principle.sources_other} "
-                                      f"of its {principle.sources_total} sources chose another label")
+                    self.stdout.write(
+                        f"  principle {principle.pk} leads to {principle.label!r} but {principle.sources_other} "
+                        f"of its {principle.sources_total} sources chose another label"
+                    )
         if differing:
-            raise CommandError(f"{differing} problem(s) found; `manage.py rebuild_memory` repairs the episodic store, "
-                               "the next regeneration (`manage.py distill`) the principles.")
+            raise CommandError(
+                f"{differing} problem(s) found; `manage.py rebuild_memory` repairs the episodic store, "
+                "the next regeneration (`manage.py distill`) the principles."
+            )

@@ -26,8 +26,12 @@ class Command(BaseCommand):
                 if consolidate and (version := semantic.consolidate(target)):
                     versions.append(version)
         except ProviderError as error:
-            raise CommandError(f"The provider failed: {error}. Nothing was changed; the failure is recorded as a memory version.") from None
+            raise CommandError(
+                f"The provider failed: {error}. Nothing was changed; the failure is recorded as a memory version."
+            ) from None
         for version in versions:
             self.stdout.write(f"v{version.number} ({version.trigger}): {version.summary}")
         active = semantic.active_principles(target).count()
-        self.stdout.write(self.style.SUCCESS(f"{target.slug}: {len(versions)} new version(s), {active} active principle(s)"))
+        self.stdout.write(
+            self.style.SUCCESS(f"{target.slug}: {len(versions)} new version(s), {active} active principle(s)")
+        )

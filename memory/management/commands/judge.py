@@ -17,9 +17,16 @@ class Command(BaseCommand):
         parser.add_argument("project", help="the project's slug")
         scope = parser.add_mutually_exclusive_group()
         for name in ("reviewed", "unreviewed", "all"):
-            scope.add_argument(f"--{name}", dest="scope", action="store_const", const=name, help=f"judge {name} samples")
+            scope.add_argument(
+                f"--{name}", dest="scope", action="store_const", const=name, help=f"judge {name} samples"
+            )
         parser.add_argument("--limit", type=int, help="judge at most N samples (the first N in id order)")
-        parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON document with the run's figures on stdout")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help="print one JSON document with the run's figures on stdout",
+        )
 
     def handle(self, project, scope=None, limit=None, as_json=False, **options):
         target = projects_named(project)[0]
@@ -46,7 +53,9 @@ class Command(BaseCommand):
         else:
             aligned = (document["agreement"] or {}).get("aligned") or {}
             headline = aligned.get("headline")
-            figure = f", {aligned['headline_name']} {headline:.2f} ({aligned['reading']})" if headline is not None else ""
+            figure = (
+                f", {aligned['headline_name']} {headline:.2f} ({aligned['reading']})" if headline is not None else ""
+            )
             self.stdout.write(
                 f"run #{run.pk} {run.status}: {run.done} judged, {run.failed} failed, {run.abstained} abstained{figure}"
             )
@@ -60,13 +69,20 @@ class Command(BaseCommand):
         sys.stderr.flush()
 
 
-
 def summary(run: JudgeRun) -> dict:
     """The run as one JSON document: counts, errors, abstentions, tokens, time, agreement."""
     seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
     return {
-        "run": run.pk, "project": run.project.slug, "scope": run.scope, "status": run.status, "total": run.total,
-        "judged": run.done, "errors": run.failed, "abstained": run.abstained, "usage": run.usage,
-        "seconds": seconds, "memory_version": run.memory_version.number if run.memory_version else None,
+        "run": run.pk,
+        "project": run.project.slug,
+        "scope": run.scope,
+        "status": run.status,
+        "total": run.total,
+        "judged": run.done,
+        "errors": run.failed,
+        "abstained": run.abstained,
+        "usage": run.usage,
+        "seconds": seconds,
+        "memory_version": run.memory_version.number if run.memory_version else None,
         "agreement": run.figures,
     }

@@ -25,7 +25,9 @@ class Command(BaseCommand):
             raise CommandError("The demo account is never created in production mode (DEBUG=0).")
         password = self.demo_password()
         with transaction.atomic():
-            user, created = get_user_model().objects.get_or_create(username="demo", defaults={"email": "demo@example.com"})
+            user, created = get_user_model().objects.get_or_create(
+                username="demo", defaults={"email": "demo@example.com"}
+            )
             user.set_password(password)
             user.save()
             if not Project.objects.filter(slug=DEMO_SLUG).exists():
