@@ -20,27 +20,30 @@ log = logging.getLogger(__name__)
 
 
 def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
-    from memory.tasks import request_episodic_update, request_regeneration
+    from memory.tasks import request_episodic_update, request_queue_ranking, request_regeneration
 
     feedback_id, project_id = instance.pk, instance.project_id
     transaction.on_commit(lambda: request_episodic_update(project_id, feedback_id), robust=True)
     transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
+    transaction.on_commit(lambda: request_queue_ranking(project_id), robust=True)
 
 
 def feedback_deleted(sender, instance: Feedback, **kwargs) -> None:
-    from memory.tasks import remove_feedback, request_regeneration
+    from memory.tasks import remove_feedback, request_queue_ranking, request_regeneration
 
     feedback_id, project_id = instance.pk, instance.project_id
     transaction.on_commit(lambda: remove_feedback.delay(project_id, feedback_id), robust=True)
     transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
+    transaction.on_commit(lambda: request_queue_ranking(project_id), robust=True)
 
 
 def feedback_bulk_imported(sender, project_id: int, **kwargs) -> None:
-    from memory.tasks import request_regeneration, sync_project
+    from memory.tasks import request_queue_ranking, request_regeneration, sync_project
 
     try:
         sync_project.delay(project_id)
         request_regeneration(project_id, delay=0)  # the whole import is there: no burst to wait for
+        request_queue_ranking(project_id)
     except Exception:  # the broker is down: the periodic repair catches up
         log.exception("could not dispatch memory updates for imported feedback of project %s", project_id)
 
@@ -54,10 +57,11 @@ def sample_saved(sender, instance: Sample, created: bool, **kwargs) -> None:
 
 
 def samples_bulk_imported(sender, project_id: int, **kwargs) -> None:
-    from memory.tasks import request_sample_embedding
+    from memory.tasks import request_queue_ranking, request_sample_embedding
 
     try:
         request_sample_embedding(project_id)
+        request_queue_ranking(project_id)  # new samples take their place in the teaching order
     except Exception:  # the broker is down: the periodic repair catches up, and judging embeds what it needs
         log.exception("could not dispatch the embedding of imported samples of project %s", project_id)
 

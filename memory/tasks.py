@@ -15,12 +15,12 @@ from django.conf import settings
 from django.db import OperationalError
 
 from memalign_site.redis import get_redis
-from memory import episodic, evaluation, gate, runs, semantic, sync, vectors
+from memory import episodic, evaluation, gate, runs, semantic, sync, teaching, vectors
 from memory.llm.base import ProviderError
 from memory.locks import regeneration_lock, release
 from memory.models import Evaluation
 from reviews.importers import discard_unfinished
-from reviews.models import Feedback, Project
+from reviews.models import Feedback, Project, Sample
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = settings.MEMALIGN_LOCK_SECONDS
@@ -121,6 +121,25 @@ def embed_samples(project_id: int) -> dict:
     return {"embedded": embedded, "continued": True}
 
 
+def request_queue_ranking(project_id: int) -> bool:
+    """Queue a re-ranking of the project's review queue unless one is already queued; return whether queued.
+    Coalesced like the other tasks, and delayed a little so a burst of saves costs one ranking."""
+    if not get_redis().set(_key("rank-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+        return False
+    rank_queue.apply_async((project_id,), countdown=settings.MEMALIGN_QUEUE_RANK_DELAY_SECONDS)
+    return True
+
+
+@shared_task(acks_late=True, **RETRY)
+def rank_queue(project_id: int) -> dict:
+    """Store the review queue's teaching order (memory/teaching.py) from the stored sample vectors."""
+    get_redis().delete(_key("rank-queued", project_id))  # feedback saved from now on queues the next run
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": "gone"}
+    return {"ranked": teaching.rank(project)}
+
+
 def request_regeneration(project_id: int, delay: float | None = None) -> bool:
     """Queue a regeneration of the project's principles unless one is already queued; return whether queued."""
     countdown = settings.MEMALIGN_DISTILL_DELAY_SECONDS if delay is None else delay
@@ -175,9 +194,16 @@ def repair_all() -> dict:
             request_regeneration(project.pk)
         if vectors.pending(project).exists():
             request_sample_embedding(project.pk)
+        if Feedback.objects.filter(project=project).exists() and not _ranked(project):
+            request_queue_ranking(project.pk)
     if dropped := evaluation.repair():  # evaluations whose worker died: failed, their scratch memory dropped
         repaired["evaluation scratch"] = dropped
     return repaired
+
+
+def _ranked(project: Project) -> bool:
+    """Whether every visible sample has a place in the teaching order (a ranking was missed or is outdated)."""
+    return not Sample.objects.visible(project).filter(priority__isnull=True).exists()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)

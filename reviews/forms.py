@@ -35,6 +35,8 @@ class ProjectForm(forms.ModelForm):
             "provider_concurrency",
             "max_principles",
             "principle_budget_tokens",
+            "queue_order",
+            "audit_percent",
         ]
         widgets = {"criterion": forms.Textarea(attrs={"rows": 4})}
         labels = {
@@ -42,6 +44,7 @@ class ProjectForm(forms.ModelForm):
             "retrieval_k": "Retrieved examples (k)",
             "provider_concurrency": "Provider calls in flight",
             "max_principles": "Most principles",
+            "audit_percent": "Audit slice (%)",
             "principle_budget_tokens": "Principle tokens per verdict",
         }
 

@@ -6,6 +6,7 @@ import json
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.urls import reverse
 
@@ -34,6 +35,12 @@ class Role(models.TextChoices):
 
 
 ROLE_RANK = {Role.VIEWER: 1, Role.REVIEWER: 2, Role.OWNER: 3}
+
+
+class QueueOrder(models.TextChoices):
+    AUTO = "auto", "What teaches most first, once the judge has memory"
+    TEACH = "teach", "What teaches most first"
+    PLAIN = "plain", "Import order"
 
 
 class Project(models.Model):
@@ -71,6 +78,18 @@ class Project(models.Model):
         default=4_000,
         help_text="The most principle tokens in one verdict's working memory; beyond it the ones most relevant to "
         "the item are chosen (pinned ones always).",
+    )
+    queue_order = models.CharField(
+        max_length=10,
+        choices=QueueOrder.choices,
+        default=QueueOrder.AUTO,
+        help_text="The review queue's default order; reviewers can still pick the other.",
+    )
+    audit_percent = models.PositiveSmallIntegerField(
+        default=20,
+        validators=[MaxValueValidator(100)],
+        help_text="In the teaching order, this share of samples (0-100 %) is drawn at random as an audit slice, "
+        "so agreement measured on it stays unbiased.",
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -265,3 +284,26 @@ class Feedback(models.Model):
 def agreement(label: str, judge_value: str) -> bool | None:
     """Return whether an expert label agrees with the judge's verdict, or None when there is no verdict."""
     return label == judge_value if judge_value else None
+
+
+class QueuePriority(models.Model):
+    """A sample's place in the "what teaches most first" order, computed in the background by the memory app.
+
+    `rank` is the position (0 first) among the project's samples when the order was last computed; `audit`
+    marks the random slice interleaved in it, whose reviews measure agreement without the order's bias. Samples
+    without a row (imported since) come after every ranked one, in id order.
+    """
+
+    sample = models.OneToOneField(Sample, on_delete=models.CASCADE, primary_key=True, related_name="priority")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveIntegerField()
+    score = models.FloatField(default=0.0)
+    audit = models.BooleanField(default=False)
+    reasons = models.JSONField(default=list, blank=True, help_text="Why it ranks where it does, in words.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "rank"], name="queue_priority_rank")]
+
+    def __str__(self) -> str:
+        return f"{self.sample_id}: rank {self.rank}{' (audit)' if self.audit else ''}"

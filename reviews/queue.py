@@ -1,13 +1,17 @@
-"""The review queue: filters with counts, stable id order, and keyset pagination that stays fast at 100k."""
+"""The review queue: filters with counts, a stable order, and keyset pagination that stays fast at 100k.
+
+Two orders: import order (sample id), and "what teaches most first" (the rank a memory task stores in
+`QueuePriority`; samples it has not ranked yet follow, in id order). Both page by keyset on one unique key.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, TextField
+from django.db.models.functions import Cast, Coalesce
 
-from reviews.models import Feedback, Project, Sample
+from reviews.models import Feedback, Project, QueueOrder, QueuePriority, Sample
 
 PAGE_SIZE = 50
 # Django writes agrees_with_judge=False as NOT agrees_with_judge, which SQLite cannot answer from an index;
@@ -23,6 +27,16 @@ FILTERS = {
 }
 # Filters whose samples leave the filter once reviewed: moving back goes through the whole project instead.
 SHRINKING = {"todo", "unreviewed"}
+ORDERS = {"teach": "What teaches most first", "plain": "Import order"}
+UNRANKED = 10**12  # the teaching order's key of a sample not ranked yet: after every ranked one, in id order
+
+
+def default_order(project: Project) -> str:
+    """Return the project's queue order: its setting, where "auto" teaches once a ranking has been stored
+    (the memory task stores one as soon as the judge has reviewed examples to learn from)."""
+    if project.queue_order == QueueOrder.AUTO:
+        return "teach" if QueuePriority.objects.filter(project=project).exists() else "plain"
+    return "teach" if project.queue_order == QueueOrder.TEACH else "plain"
 
 
 @dataclass(frozen=True)
@@ -37,14 +51,20 @@ class QueueQuery:
     blind: bool = False
     # Unfinished imports, whose samples stay hidden (Sample.objects.writing_runs); usually none.
     hidden_runs: tuple[int, ...] = ()
+    order: str = "plain"
+    # Whether the reviewer picked the order (it then travels in the URL); otherwise the project's default.
+    order_chosen: bool = False
 
     @classmethod
-    def from_params(cls, params, default_filter: str, blind: bool = False, hidden_runs=()) -> QueueQuery:
+    def from_params(
+        cls, params, default_filter: str, blind: bool = False, hidden_runs=(), default_order: str = "plain"
+    ) -> QueueQuery:
         def text(name: str, limit: int) -> str:
             # No NUL: PostgreSQL refuses it in a query parameter, and no stored text contains one.
             return params.get(name, "").replace("\x00", "").strip()[:limit]
 
         chosen = params.get("filter", default_filter)
+        order = params.get("order", "")
         return cls(
             filter=chosen if chosen in FILTERS else default_filter,
             label=text("label", 64),
@@ -52,12 +72,20 @@ class QueueQuery:
             q=text("q", 200),
             blind=blind,
             hidden_runs=tuple(hidden_runs),
+            order=order if order in ORDERS else default_order,
+            order_chosen=order in ORDERS,
         )
 
     def params(self) -> dict[str, str]:
-        return {
-            k: v for k, v in (("filter", self.filter), ("label", self.label), ("judge", self.judge), ("q", self.q)) if v
-        }
+        pairs = [("filter", self.filter), ("label", self.label), ("judge", self.judge), ("q", self.q)]
+        if self.order_chosen:
+            pairs.append(("order", self.order))
+        return {k: v for k, v in pairs if v}
+
+    @property
+    def key(self) -> str:
+        """The unique field the queue is ordered and paged by."""
+        return "order_key" if self.order == "teach" else "id"
 
 
 def samples(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
@@ -89,6 +117,10 @@ def samples(project: Project, user, query: QueueQuery, filter_name: str | None =
         qs = qs.filter(judge_value=query.judge)
     if query.q:
         qs = qs.annotate(inputs_text=Cast("inputs", TextField())).filter(_search(query.q))
+    if query.order == "teach":
+        unranked = UNRANKED + F("id")
+        qs = qs.annotate(order_key=Coalesce("priority__rank", unranked, output_field=BigIntegerField()))
+        return qs.order_by("order_key")
     return qs.order_by("id")
 
 
@@ -163,19 +195,27 @@ class Page:
     prev_before: int | None
 
 
-def page(qs: QuerySet[Sample], after: int | None = None, before: int | None = None, size: int = PAGE_SIZE) -> Page:
-    """Return one page by keyset on id: no OFFSET, so page 2,000 costs what page 1 costs."""
+def page(
+    qs: QuerySet[Sample], after: int | None = None, before: int | None = None, size: int = PAGE_SIZE, key: str = "id"
+) -> Page:
+    """Return one page by keyset on `key` (id, or the teaching order's key): no OFFSET, so page 2,000 costs what
+    page 1 costs."""
     if before is not None:
-        items = list(qs.filter(id__lt=before).order_by("-id")[: size + 1])
+        items = list(qs.filter(**{f"{key}__lt": before}).order_by(f"-{key}")[: size + 1])
         has_more_before = len(items) > size
         items = list(reversed(items[:size]))
-        return Page(items, items[-1].id if items else None, items[0].id if has_more_before and items else None)
+        first = getattr(items[0], key) if has_more_before and items else None
+        return Page(items, getattr(items[-1], key) if items else None, first)
     if after is not None:
-        qs = qs.filter(id__gt=after)
+        qs = qs.filter(**{f"{key}__gt": after})
     items = list(qs[: size + 1])
     has_more = len(items) > size
     items = items[:size]
-    return Page(items, items[-1].id if has_more else None, items[0].id if after is not None and items else None)
+    return Page(
+        items,
+        getattr(items[-1], key) if has_more else None,
+        getattr(items[0], key) if after is not None and items else None,
+    )
 
 
 def neighbours(project: Project, user, query: QueueQuery, sample_id: int) -> tuple[int | None, int | None]:
@@ -186,9 +226,28 @@ def neighbours(project: Project, user, query: QueueQuery, sample_id: int) -> tup
     whole project, since what was just reviewed has left the filter.
     """
     qs = samples(project, user, query)
-    following = qs.filter(id__gt=sample_id).values_list("id", flat=True).first()
+    key = query.key
+    here = _key_of(project, user, query, sample_id)
+    following = qs.filter(**{f"{key}__gt": here}).values_list("id", flat=True).first()
     if following is None and query.filter in SHRINKING:
-        following = qs.filter(id__lt=sample_id).values_list("id", flat=True).first()
+        following = qs.filter(**{f"{key}__lt": here}).values_list("id", flat=True).first()
     back = samples(project, user, query, "all") if query.filter in SHRINKING else qs
-    previous = back.filter(id__lt=sample_id).order_by("-id").values_list("id", flat=True).first()
+    previous = back.filter(**{f"{key}__lt": here}).order_by(f"-{key}").values_list("id", flat=True).first()
     return previous, following
+
+
+def position(project: Project, user, query: QueueQuery, sample_id: int) -> tuple[int | None, int]:
+    """Return the sample's 1-based position in the queue (None when it is not in it, e.g. just reviewed in
+    "needs my review") and how many samples the queue holds."""
+    qs = samples(project, user, query)
+    total = qs.count()
+    if not qs.filter(pk=sample_id).exists():
+        return None, total
+    return qs.filter(**{f"{query.key}__lt": _key_of(project, user, query, sample_id)}).count() + 1, total
+
+
+def _key_of(project: Project, user, query: QueueQuery, sample_id: int) -> int:
+    if query.key == "id":
+        return sample_id
+    rank = QueuePriority.objects.filter(sample_id=sample_id).values_list("rank", flat=True).first()
+    return UNRANKED + sample_id if rank is None else rank

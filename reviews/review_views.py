@@ -28,7 +28,13 @@ def _query(request: HttpRequest) -> queue.QueueQuery:
     membership = request.membership
     default = "todo" if can(membership, Role.REVIEWER) else "all"
     hidden = Sample.objects.writing_runs(request.project)
-    return queue.QueueQuery.from_params(request.GET, default, blind=is_blind(membership), hidden_runs=hidden)
+    return queue.QueueQuery.from_params(
+        request.GET,
+        default,
+        blind=is_blind(membership),
+        hidden_runs=hidden,
+        default_order=queue.default_order(request.project),
+    )
 
 
 @accepts_upload(Role.OWNER, max_bytes)
@@ -74,8 +80,8 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
     query = _query(request)
     qs = queue.samples(project, request.user, query)
     mine = Feedback.objects.filter(author=request.user)
-    qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback"))
-    result = queue.page(qs, _int(request.GET.get("after")), _int(request.GET.get("before")))
+    qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback")).select_related("priority")
+    result = queue.page(qs, _int(request.GET.get("after")), _int(request.GET.get("before")), key=query.key)
     context = {
         "project": project,
         "membership": request.membership,
@@ -87,6 +93,7 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
         ],
         "page": result,
         "labels": project.label_choices,
+        "orders": [(name, label, urlencode({**query.params(), "order": name})) for name, label in queue.ORDERS.items()],
     }
     template = (
         "reviews/queue.html#rows" if request.htmx and request.htmx.target == "queue-rows" else "reviews/queue.html"

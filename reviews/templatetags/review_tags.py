@@ -64,3 +64,22 @@ def label_key(position: int) -> str:
     if 1 <= position <= 9:
         return str(position)
     return "0" if position == 10 else ""
+
+
+@register.filter
+def one_line(value, limit: int = 160) -> str:
+    """Return a value as one readable line for a table cell: a dict's fields as "name: text · name: text", whitespace
+    collapsed, cut at `limit` characters (never raw JSON braces and quotes for plain text fields)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dict):
+        parts = [f"{key}: {_plain(item)}" for key, item in value.items()]
+        text = " · ".join(parts)
+    else:
+        text = _plain(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _plain(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
