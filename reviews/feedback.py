@@ -74,3 +74,22 @@ def _save(sample: Sample, author, label: str, critique: str, loaded_revision: in
 def delete_feedback(feedback: Feedback) -> None:
     """Delete feedback; the memory app unlearns it once the transaction commits."""
     feedback.delete()
+
+
+@transaction.atomic
+def undo_save(sample: Sample, author, saved_revision: int, previous: dict | None) -> Feedback | None:
+    """Undo `author`'s last save on `sample`: delete the feedback it created (`previous` None), or put back the
+    label and critique it replaced. Refused (StaleFeedback) when the feedback changed since that save.
+    Return the restored feedback, or None when it was deleted."""
+    feedback = Feedback.objects.select_for_update().filter(sample=sample, author=author).first()
+    if feedback is None or feedback.revision != saved_revision:
+        raise StaleFeedback("This feedback changed since that save (another tab or session); nothing was undone.")
+    if previous is None:
+        feedback.delete()
+        return None
+    feedback.label = previous["label"]
+    feedback.critique = previous["critique"]
+    feedback.agrees_with_judge = agreement(feedback.label, sample.judge_value)
+    feedback.revision += 1
+    feedback.save(update_fields=["label", "critique", "agrees_with_judge", "revision", "updated_at"])
+    return feedback

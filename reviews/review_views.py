@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
+from django.db.models import Count, Max, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
 
 from reviews import queue
-from reviews.feedback import StaleFeedback, delete_feedback, save_feedback
+from reviews.coaching import vague_reason
+from reviews.feedback import StaleFeedback, delete_feedback, save_feedback, undo_save
 from reviews.forms import FeedbackForm
 from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
 from reviews.middleware import accepts_upload
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
 from reviews.permissions import can, can_delete_feedback, can_edit_feedback, is_blind, project_view, require
+
+PRELOAD_SECONDS = 60  # how long the browser may keep a preloaded item (its URL changes with any feedback anyway)
+UNDO_SECONDS = 15  # a save can be undone this long (the page offers it for the first 10)
+UNDO_KEY = "memalign-undo"
 
 
 def _query(request: HttpRequest) -> queue.QueueQuery:
@@ -86,7 +94,8 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
         "project": project,
         "membership": request.membership,
         "query": query,
-        "query_string": urlencode(query.params()),
+        # Review links and pages carry the order shown here, so walking the queue follows what the reviewer saw.
+        "query_string": urlencode(replace(query, order_chosen=True).params()),
         "filters": [
             (name, label, n)
             for (name, label), n in zip(queue.FILTERS.items(), queue.counts(project, request.user, query).values())
@@ -103,12 +112,17 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the prefetch, the item alone
+@vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the preload, the item alone
 def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
     sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
-    context = _review_context(request, sample)
-    template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
-    return render(request, template, context)
+    if not request.htmx:
+        return render(request, "reviews/review.html", _review_context(request, sample))
+    response = render(request, "reviews/review.html#item", _review_context(request, sample))
+    if request.GET.get("v"):
+        # The preload extension fetches the next item ahead into the browser's cache. `v` is the project's
+        # feedback state: any save changes the links' URLs, so a cached item is never one that changed since.
+        patch_cache_control(response, private=True, max_age=PRELOAD_SECONDS)
+    return response
 
 
 @project_view(Role.REVIEWER)
@@ -116,34 +130,90 @@ def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
 def feedback_save(request: HttpRequest, sample_id: int) -> HttpResponse:
     sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
     form = FeedbackForm(request.POST)
-    error = None
+    error = nudge = None
     if form.is_valid():
-        try:
-            feedback, created = save_feedback(
-                sample,
-                request.user,
-                form.cleaned_data["label"],
-                form.cleaned_data["critique"],
-                form.cleaned_data["revision"] or 0,
-            )
-        except (ValidationError, StaleFeedback) as problem:
-            error = problem.messages[0] if isinstance(problem, ValidationError) else str(problem)
-        else:
-            if not request.htmx:
-                messages.success(request, "Feedback saved.")
-                return redirect(_next_url(request, sample))
-            response = render(request, "reviews/review.html#item", _review_context(request, sample, saved=True))
-            return trigger_client_event(
-                response,
-                "feedbackSaved",
-                {"sampleId": sample.pk, "feedbackId": feedback.pk, "created": created},
-                after="swap",
-            )
+        label, critique = form.cleaned_data["label"], form.cleaned_data["critique"]
+        if not request.POST.get("coached"):
+            nudge = vague_reason(critique, label, sample.judge_value, sample.judge_rationale)
+        if nudge is None:
+            before = Feedback.objects.filter(sample=sample, author=request.user).values("label", "critique").first()
+            try:
+                feedback, created = save_feedback(
+                    sample, request.user, label, critique, form.cleaned_data["revision"] or 0
+                )
+            except (ValidationError, StaleFeedback) as problem:
+                error = problem.messages[0] if isinstance(problem, ValidationError) else str(problem)
+            else:
+                changed = created or before != {"label": feedback.label, "critique": feedback.critique}
+                if changed:
+                    _remember_for_undo(request, feedback, None if created else before)
+                return _after_save(request, sample, feedback, created, changed)
     else:
         error = " ".join(" ".join(errs) for errs in form.errors.values())
-    context = _review_context(request, sample, error=error, posted=request.POST)
+    context = _review_context(request, sample, error=error, nudge=nudge, posted=request.POST)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context, status=422)
+
+
+def _after_save(request: HttpRequest, sample: Sample, feedback: Feedback, created: bool, changed: bool) -> HttpResponse:
+    """Answer a save: htmx gets the next item at once (with the saved cue and its undo), or this one marked
+    saved when the queue holds nothing further; a plain form post is redirected to the next sample."""
+    if not request.htmx:
+        messages.success(request, "Feedback saved.")
+        return redirect(_next_url(request, sample))
+    cue = {"sample": sample, "label": feedback.label, "feedback_id": feedback.pk, "undo": changed}
+    _previous, next_id = queue.neighbours(request.project, request.user, _query(request), sample.pk)
+    following = Sample.objects.visible(request.project).filter(pk=next_id).first() if next_id else None
+    if following is None:
+        response = render(request, "reviews/review.html#item", _review_context(request, sample, saved=True, cue=cue))
+    else:
+        context = _review_context(request, following, cue=cue)
+        response = push_url(render(request, "reviews/review.html#item", context), context["self_url"])
+    return trigger_client_event(
+        response,
+        "feedbackSaved",
+        {"sampleId": sample.pk, "feedbackId": feedback.pk, "created": created},
+        after="swap",
+    )
+
+
+def _remember_for_undo(request: HttpRequest, feedback: Feedback, previous: dict | None) -> None:
+    request.session[UNDO_KEY] = {
+        "feedback": feedback.pk,
+        "sample": feedback.sample_id,
+        "revision": feedback.revision,
+        "previous": previous,
+        "until": time.time() + UNDO_SECONDS,
+    }
+
+
+@project_view(Role.REVIEWER)
+@require_POST
+def feedback_undo(request: HttpRequest, feedback_id: int) -> HttpResponse:
+    """Undo the reviewer's last save, for UNDO_SECONDS after it: back to that sample, as it was before."""
+    stash = request.session.get(UNDO_KEY) or {}
+    feedback = get_object_or_404(Feedback.objects.select_related("sample"), pk=feedback_id, project=request.project)
+    sample = feedback.sample
+    if feedback.author_id != request.user.pk or stash.get("feedback") != feedback.pk:
+        problem = "There is no save of yours to undo here (only your last one can be undone)."
+    elif stash["until"] < time.time():
+        problem = f"Too late to undo: a save can be undone for {UNDO_SECONDS} seconds. Edit the feedback instead."
+    else:
+        problem = None
+    if problem is None:
+        try:
+            undo_save(sample, request.user, stash["revision"], stash["previous"])
+        except StaleFeedback as stale:
+            problem = str(stale)
+        else:
+            del request.session[UNDO_KEY]
+    if not request.htmx:
+        (messages.error if problem else messages.success)(request, problem or "Undone.")
+        return redirect(reverse("sample-review", args=[request.project.slug, sample.pk]) + _query_suffix(request))
+    context = _review_context(request, sample, error=problem, undone=problem is None)
+    return push_url(
+        render(request, "reviews/review.html#item", context, status=422 if problem else 200), context["self_url"]
+    )
 
 
 @project_view(Role.REVIEWER)
@@ -158,16 +228,30 @@ def feedback_delete(request: HttpRequest, feedback_id: int) -> HttpResponse:
 
 
 def _review_context(
-    request: HttpRequest, sample: Sample, saved: bool = False, error: str | None = None, posted=None
+    request: HttpRequest,
+    sample: Sample,
+    saved: bool = False,
+    error: str | None = None,
+    posted=None,
+    nudge: str | None = None,
+    cue: dict | None = None,
+    undone: bool = False,
 ) -> dict:
     project = request.project
-    query = _query(request)
+    # The order the reviewer walks is fixed when they start, so a ranking stored meanwhile does not reshuffle it.
+    query = replace(_query(request), order_chosen=True)
     previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
+    position, total = queue.position(project, request.user, query, sample.pk)
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine = next((f for f in all_feedback if f.author_id == request.user.pk), None)
     reviewed = mine is not None or not is_blind(request.membership)
     others = [f for f in all_feedback if f.author_id != request.user.pk]
-    suffix = "?" + urlencode(query.params()) if query.params() else ""
+    suffix = "?" + urlencode(query.params())
+    version = _feedback_version(project)
+
+    def url(sample_id: int | None) -> str:
+        return reverse("sample-review", args=[project.slug, sample_id]) + suffix if sample_id else ""
+
     return {
         "project": project,
         "membership": request.membership,
@@ -180,14 +264,31 @@ def _review_context(
         "hidden_others": 0 if reviewed else len(others),
         "query": query,
         "query_suffix": suffix,
-        "previous_url": reverse("sample-review", args=[project.slug, previous_id]) + suffix if previous_id else "",
-        "next_url": reverse("sample-review", args=[project.slug, next_id]) + suffix if next_id else "",
+        "filter_label": queue.FILTERS[query.filter],
+        "position": position,
+        "total": total,
+        "self_url": url(sample.pk),
+        "previous_url": url(previous_id),
+        "next_url": url(next_id),
+        # What htmx fetches: the same URL plus the feedback state, so the browser's cache is never stale.
+        "previous_fetch": url(previous_id) + f"&v={version}" if previous_id else "",
+        "next_fetch": url(next_id) + f"&v={version}" if next_id else "",
         "queue_url": reverse("sample-queue", args=[project.slug]) + suffix,
         "saved": saved,
+        "cue": cue,
+        "undone": undone,
+        "undo_seconds": UNDO_SECONDS,
         "error": error,
+        "nudge": nudge,
         "posted_label": (posted or {}).get("label", mine.label if mine else ""),
         "posted_critique": (posted or {}).get("critique", mine.critique if mine else ""),
     }
+
+
+def _feedback_version(project) -> str:
+    """A short token that changes whenever any feedback in the project is saved, edited or deleted."""
+    state = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
+    return f"{state['n']}.{int(state['last'].timestamp() * 1000) if state['last'] else 0}"
 
 
 def _next_url(request: HttpRequest, sample: Sample) -> str:

@@ -1,50 +1,13 @@
-// Keyboard-first reviewing. The next sample is fetched as soon as one is shown, so moving on after a save
-// (or with j) swaps in HTML that is already here. Every save still goes through htmx and the server.
+// Keyboard-first reviewing. Navigation is htmx's own: the Next and Previous links carry hx-get and hx-push-url,
+// the preload extension fetches the next item ahead, and a save answers with the next item. The keys below
+// only press those links and buttons; the criterion remembers whether it was folded, per project.
 (() => {
   "use strict";
-  let prefetched = { url: null, html: null };
-
   const item = () => document.getElementById("review-item");
 
-  function prefetchNext() {
-    const url = item()?.dataset.nextUrl;
-    prefetched = { url: url || null, html: null };
-    if (!url) return;
-    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
-      .then((response) => (response.ok ? response.text() : null))
-      .then((html) => {
-        if (prefetched.url === url) prefetched.html = html;
-      })
-      .catch(() => {}); // a failed prefetch just means loading on demand
-  }
-
-  function show(html, url) {
-    const current = item();
-    const holder = document.createElement("div");
-    holder.innerHTML = html;
-    const fresh = holder.querySelector("#review-item");
-    if (!current || !fresh) {
-      window.location.href = url;
-      return;
-    }
-    current.replaceWith(fresh);
-    htmx.process(fresh);
-    history.pushState({ url }, "", url);
-    document.title = `${fresh.querySelector("h1")?.textContent || "Review"} · MemAlign`;
-    window.scrollTo(0, 0);
-    prefetchNext();
-  }
-
-  function go(url) {
-    if (!url) return;
-    if (prefetched.url === url && prefetched.html) {
-      show(prefetched.html, url);
-      return;
-    }
-    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
-      .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
-      .then((html) => show(html, url))
-      .catch(() => (window.location.href = url));
+  function press(selector) {
+    const target = item()?.querySelector(selector);
+    if (target && target.checkVisibility({ visibilityProperty: true })) target.click();
   }
 
   function pickLabel(key) {
@@ -58,11 +21,8 @@
   }
 
   function save() {
-    const form = document.getElementById("feedback-form");
-    if (!form) return;
     // requestSubmit fires a real submit event, which htmx turns into its POST (hx-sync drops a second one).
-    if (form.requestSubmit) form.requestSubmit();
-    else htmx.trigger(form, "submit");
+    document.getElementById("feedback-form")?.requestSubmit();
   }
 
   function agree() {
@@ -92,8 +52,9 @@
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (event.key === "j") go(item()?.dataset.nextUrl);
-    else if (event.key === "k") go(item()?.dataset.previousUrl);
+    if (event.key === "j") press("[data-action=next]");
+    else if (event.key === "k") press("[data-action=previous]");
+    else if (event.key === "u") press("[data-action=undo]");
     else if (event.key === "a") agree();
     else if (event.key === "c") {
       event.preventDefault();
@@ -108,19 +69,32 @@
     const action = event.target.closest("[data-action]")?.dataset.action;
     if (action === "agree") agree();
     else if (action === "help") toggleHelp();
-    else if (action === "next" || action === "previous") {
-      event.preventDefault();
-      go(item()?.dataset[`${action}Url`]);
-    }
   });
 
-  // After a successful save the server has re-rendered this sample; move on to the next, already loaded.
-  document.body.addEventListener("feedbackSaved", () => {
-    const next = item()?.dataset.nextUrl;
-    if (next) go(next);
-  });
+  // The criterion: folded or not, as the reviewer left it in this project (toggle does not bubble: capture it).
+  const criterionKey = () => `memalign:criterion-folded:${item()?.dataset.project}`;
+  document.addEventListener(
+    "toggle",
+    (event) => {
+      if (event.target.id === "criterion") localStorage.setItem(criterionKey(), event.target.open ? "0" : "1");
+    },
+    true
+  );
+  function restoreCriterion() {
+    const criterion = document.getElementById("criterion");
+    if (criterion && localStorage.getItem(criterionKey()) === "1") criterion.open = false;
+  }
 
-  window.addEventListener("popstate", () => window.location.reload());
+  // Each item htmx swaps in: restore the criterion, and name the page after the sample. htmx puts the focus
+  // back on the element with the focused one's id (the critique box): on a new sample the keys must work at once.
+  let shown = item()?.dataset.sampleId;
+  document.body.addEventListener("htmx:afterSettle", () => {
+    if (item()?.dataset.sampleId !== shown && item()?.contains(document.activeElement)) document.activeElement.blur();
+    shown = item()?.dataset.sampleId;
+    restoreCriterion();
+    const heading = item()?.querySelector("h1")?.textContent;
+    if (heading) document.title = `${heading} · MemAlign`;
+  });
+  restoreCriterion();
   document.documentElement.dataset.reviewKeys = "ready"; // the keys work from here on (tests wait for it)
-  prefetchNext();
 })();

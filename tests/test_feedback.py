@@ -223,7 +223,9 @@ def test_simultaneous_double_posts_through_the_view_create_one_record(race, live
         client = Client()
         client.force_login(reviewer)
         return client.post(
-            url, {"label": "fail", "critique": "Curt.", "revision": "0"}, HTTP_HX_REQUEST="true"
+            url,
+            {"label": "fail", "critique": "Curt: it never greets the customer.", "revision": "0"},
+            HTTP_HX_REQUEST="true",
         ).status_code
 
     assert in_threads(3, post) == [200, 200, 200]
@@ -248,8 +250,11 @@ def test_saving_through_htmx_returns_the_item_and_the_saved_event(client, person
     )
     body = response.content.decode()
     assert body.lstrip().startswith('<article id="review-item"')  # the partial only
-    assert f'data-next-url="/p/{personas.project.slug}/samples/{second.pk}/?filter=todo"' in body
-    assert 'role="status">Saved.' in body
+    # The save answers with the next item, its URL pushed, and the cue that the first was saved.
+    assert f'data-sample-id="{second.pk}"' in body
+    assert response["HX-Push-Url"] == f"/p/{personas.project.slug}/samples/{second.pk}/?filter=todo&order=plain"
+    assert "Saved your review of <strong>s1</strong>" in body
+    assert f"/feedback/{Feedback.objects.get().pk}/undo/" in body
 
 
 def test_saving_without_htmx_redirects_to_the_next_sample_keeping_the_filters(client, personas):
@@ -260,7 +265,7 @@ def test_saving_without_htmx_redirects_to_the_next_sample_keeping_the_filters(cl
     response = client.post(save_url(first) + "?judge=fail&filter=todo", {"label": "pass"})
     assert response.status_code == 302
     # s2 follows s1 in the project, but only s3 matches the reviewer's filter (the judge said fail).
-    assert response["Location"] == f"/p/{personas.project.slug}/samples/{third.pk}/?filter=todo&judge=fail"
+    assert response["Location"] == f"/p/{personas.project.slug}/samples/{third.pk}/?filter=todo&judge=fail&order=plain"
 
 
 def test_the_posted_label_never_becomes_a_queue_filter(client, personas):
@@ -269,9 +274,10 @@ def test_the_posted_label_never_becomes_a_queue_filter(client, personas):
     second = add_sample(personas.project, "s2")
     client.force_login(personas.reviewer)
     response = client.post(save_url(first), {"label": "pass", "revision": "0"}, HTTP_HX_REQUEST="true")
-    assert f'data-next-url="/p/{personas.project.slug}/samples/{second.pk}/?filter=todo"' in response.content.decode()
-    response = client.post(save_url(second), {"label": "fail", "critique": "Rude."})
-    assert response["Location"] == f"/p/{personas.project.slug}/queue/?filter=todo"  # nothing left: back to the queue
+    assert response["HX-Push-Url"] == f"/p/{personas.project.slug}/samples/{second.pk}/?filter=todo&order=plain"
+    response = client.post(save_url(second), {"label": "fail", "critique": "Rude: it blames the customer."})
+    # nothing left: back to the queue
+    assert response["Location"] == f"/p/{personas.project.slug}/queue/?filter=todo&order=plain"
 
 
 @pytest.mark.parametrize(

@@ -212,7 +212,7 @@ def test_queue_page_pagination_links_keep_the_filters(client, personas):
     client.force_login(personas.owner)
     body = client.get(f"/p/{personas.project.slug}/queue/?filter=all&judge=fail&q=x").content.decode()
     last = Sample.objects.order_by("id")[49].pk
-    assert f'href="?filter=all&amp;judge=fail&amp;q=x&after={last}" rel="next"' in body
+    assert f'href="?filter=all&amp;judge=fail&amp;q=x&amp;order=plain&after={last}" rel="next"' in body
     body = client.get(f"/p/{personas.project.slug}/queue/?filter=all&judge=fail&q=x&after={last}").content.decode()
     assert 'rel="prev"' in body and 'rel="next"' not in body
     assert body.count('data-sample-id="') == 10

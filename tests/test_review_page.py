@@ -101,7 +101,9 @@ def test_pairwise_shows_both_outputs_side_by_side(client, personas):
 def test_criterion_verdict_rationale_and_label_keys(client, personas):
     sample = add_sample(personas.project, "v1", judge_value="fail", judge_rationale="Too blunt.")
     body = review(client, sample, personas.reviewer)
-    assert "<strong>Criterion.</strong> Is the reply&#x27;s tone appropriate?" in body
+    assert re.search(
+        r'<details class="criterion" id="criterion" open>.*Is the reply&#x27;s tone appropriate\?', body, re.S
+    )
     assert '<span class="badge" id="judge-value">fail</span>' in body
     assert '<div class="pre">Too blunt.</div>' in body
     assert re.search(r'value="pass" data-key="1">\s*<kbd>1</kbd> pass', body)
@@ -184,7 +186,9 @@ def test_the_review_script_is_loaded_and_csrf_is_in_the_form(client, personas):
     sample = add_sample(personas.project, "c1")
     body = review(client, sample, personas.reviewer)
     assert "/static/review.js" in body
-    assert re.search(r'<form method="post" action="[^"]+/feedback/\?filter=todo" id="feedback-form"', body)
+    assert re.search(
+        r'<form method="post" action="[^"]+/feedback/\?filter=todo&amp;order=plain" id="feedback-form"', body
+    )
     assert 'name="csrfmiddlewaretoken"' in body
     assert 'hx-sync="this:drop"' in body  # a second submit while the first is in flight is dropped
 
