@@ -274,6 +274,7 @@ def _review_context(
         "previous_fetch": url(previous_id) + f"&v={version}" if previous_id else "",
         "next_fetch": url(next_id) + f"&v={version}" if next_id else "",
         "queue_url": reverse("sample-queue", args=[project.slug]) + suffix,
+        "criterion_folded": request.COOKIES.get("memalign-criterion-folded") == "1",  # set by review.js
         "saved": saved,
         "cue": cue,
         "undone": undone,

@@ -1,6 +1,6 @@
 // Keyboard-first reviewing. Navigation is htmx's own: the Next and Previous links carry hx-get and hx-push-url,
 // the preload extension fetches the next item ahead, and a save answers with the next item. The keys below
-// only press those links and buttons; the criterion remembers whether it was folded, per project.
+// only press those links and buttons, and remember whether the criterion was folded, per project.
 (() => {
   "use strict";
   const item = () => document.getElementById("review-item");
@@ -71,30 +71,27 @@
     else if (action === "help") toggleHelp();
   });
 
-  // The criterion: folded or not, as the reviewer left it in this project (toggle does not bubble: capture it).
-  const criterionKey = () => `memalign:criterion-folded:${item()?.dataset.project}`;
+  // The criterion: folded or not, as the reviewer left it in this project. A cookie scoped to the project's
+  // pages carries it, so the server renders each item that way (toggle does not bubble: capture it).
   document.addEventListener(
     "toggle",
     (event) => {
-      if (event.target.id === "criterion") localStorage.setItem(criterionKey(), event.target.open ? "0" : "1");
+      if (!event.target.matches?.("[data-criterion]")) return;
+      const folded = event.target.open ? "" : "1";
+      const path = `/p/${encodeURIComponent(item()?.dataset.project || "")}/`;
+      document.cookie = `memalign-criterion-folded=${folded}; path=${path}; max-age=31536000; SameSite=Lax`;
     },
     true
   );
-  function restoreCriterion() {
-    const criterion = document.getElementById("criterion");
-    if (criterion && localStorage.getItem(criterionKey()) === "1") criterion.open = false;
-  }
 
-  // Each item htmx swaps in: restore the criterion, and name the page after the sample. htmx puts the focus
-  // back on the element with the focused one's id (the critique box): on a new sample the keys must work at once.
-  let shown = item()?.dataset.sampleId;
-  document.body.addEventListener("htmx:afterSettle", () => {
-    if (item()?.dataset.sampleId !== shown && item()?.contains(document.activeElement)) document.activeElement.blur();
-    shown = item()?.dataset.sampleId;
-    restoreCriterion();
-    const heading = item()?.querySelector("h1")?.textContent;
+  // htmx gives the focus back to the element with the focused one's id (the critique box) after a swap: on a
+  // new item (a 200; a refused save is a 422 and keeps it) the keys must work at once, so let go of it first.
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.xhr.status === 200 && item()?.contains(document.activeElement)) document.activeElement.blur();
+  });
+  htmx.onLoad((element) => {
+    const heading = element.id === "review-item" && element.querySelector("h1")?.textContent;
     if (heading) document.title = `${heading} · MemAlign`;
   });
-  restoreCriterion();
   document.documentElement.dataset.reviewKeys = "ready"; // the keys work from here on (tests wait for it)
 })();

@@ -166,3 +166,13 @@ def test_403_and_404_pages_are_styled_and_say_what_is_needed(client, personas):
     assert 'id="error-page"' in body and "No such project." in body and "ask one of the project" in body
     response = client.get("/no/such/page/")
     assert response.status_code == 404 and "This page does not exist." in response.content.decode()
+
+
+def test_queue_cells_read_as_text_not_json():
+    from reviews.templatetags.review_tags import one_line
+
+    assert one_line({"question": "Where is\n my refund?"}) == "Where is my refund?"
+    assert one_line({"q": "Hi", "lang": "en", "n": 3}) == "q: Hi · lang: en · n: 3"
+    assert one_line("x" * 200, 20) == "x" * 19 + "…"
+    assert one_line({"nested": {"a": 1}}) == '{"a": 1}'
+    assert one_line(None) == ""

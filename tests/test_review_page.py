@@ -102,7 +102,7 @@ def test_criterion_verdict_rationale_and_label_keys(client, personas):
     sample = add_sample(personas.project, "v1", judge_value="fail", judge_rationale="Too blunt.")
     body = review(client, sample, personas.reviewer)
     assert re.search(
-        r'<details class="criterion" id="criterion" open>.*Is the reply&#x27;s tone appropriate\?', body, re.S
+        r'<details class="criterion" data-criterion open>.*Is the reply&#x27;s tone appropriate\?', body, re.S
     )
     assert '<span class="badge" id="judge-value">fail</span>' in body
     assert '<div class="pre">Too blunt.</div>' in body

@@ -68,13 +68,14 @@ def label_key(position: int) -> str:
 
 @register.filter
 def one_line(value, limit: int = 160) -> str:
-    """Return a value as one readable line for a table cell: a dict's fields as "name: text · name: text", whitespace
-    collapsed, cut at `limit` characters (never raw JSON braces and quotes for plain text fields)."""
+    """Return a value as one readable line for a table cell: a dict's fields as "name: text · name: text" (a lone
+    field's text alone), whitespace collapsed, cut at `limit` characters (no raw JSON braces and quotes around text)."""
     if value is None or value == "":
         return ""
-    if isinstance(value, dict):
-        parts = [f"{key}: {_plain(item)}" for key, item in value.items()]
-        text = " · ".join(parts)
+    if isinstance(value, dict) and len(value) == 1:
+        text = _plain(next(iter(value.values())))  # one field: its name adds nothing in a cell
+    elif isinstance(value, dict):
+        text = " · ".join(f"{key}: {_plain(item)}" for key, item in value.items())
     else:
         text = _plain(value)
     text = " ".join(text.split())
