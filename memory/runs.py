@@ -421,13 +421,17 @@ def current_figures(run: JudgeRun) -> dict | None:
     return run.figures
 
 
-def imported_judge_agreement(project: Project) -> tuple[metrics.Figures | None, ExpertLabels]:
-    """Agreement of the imported judge with the experts over every reviewed sample (the project overview)."""
+def imported_judge_agreement(
+    project: Project, within: set[int] | None = None
+) -> tuple[metrics.Figures | None, ExpertLabels]:
+    """Agreement of the imported judge with the experts over every reviewed sample (the project overview), or
+    over the reviewed samples among `within` (the queue's audit slice)."""
     experts = expert_labels(project)
+    reviewed = list(experts.labels) if within is None else [i for i in experts.labels if i in within]
     verdicts = dict(
         Sample.objects.filter(project=project)
         .exclude(judge_value="")
-        .filter(pk__in=list(experts.labels))
+        .filter(pk__in=reviewed)
         .values_list("id", "judge_value")
     )
     ids = sorted(verdicts)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from reviews.models import Feedback, ImportRun, Invitation, Membership, Project, Sample
+from reviews.models import Feedback, ImportRun, Invitation, Membership, Project, QueuePriority, Sample
 
 
 class MembershipInline(admin.TabularInline):
@@ -59,3 +59,10 @@ class FeedbackAdmin(admin.ModelAdmin):
     list_select_related = ["sample", "author", "project"]
     raw_id_fields = ["sample"]
     readonly_fields = ["created_at", "updated_at", "imported_by", "imported_at"]
+
+
+@admin.register(QueuePriority)
+class QueuePriorityAdmin(admin.ModelAdmin):
+    list_display = ["sample", "project", "rank", "score", "audit", "computed_at"]
+    list_filter = ["audit", "project"]
+    readonly_fields = ["sample", "project", "rank", "score", "audit", "reasons", "computed_at"]

@@ -69,7 +69,7 @@ class ProjectForm(forms.ModelForm):
             raise ValidationError("Retrieve between 0 and 50 examples.")
         return k
 
-    DEFAULTED = ("provider_concurrency", "max_principles", "principle_budget_tokens")
+    DEFAULTED = ("provider_concurrency", "max_principles", "principle_budget_tokens", "queue_order", "audit_percent")
 
     def _or_default(self, name: str) -> int:
         value = self.cleaned_data[name]
@@ -85,6 +85,15 @@ class ProjectForm(forms.ModelForm):
         value = self._or_default("max_principles")
         if not 5 <= value <= 2000:
             raise ValidationError("Keep between 5 and 2,000 principles.")
+        return value
+
+    def clean_queue_order(self) -> str:
+        return self.cleaned_data["queue_order"] or self.instance.queue_order
+
+    def clean_audit_percent(self) -> int:
+        value = self._or_default("audit_percent")
+        if not 0 <= value <= 100:
+            raise ValidationError("The audit slice is a share between 0 and 100 %.")
         return value
 
     def clean_principle_budget_tokens(self) -> int:

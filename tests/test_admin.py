@@ -22,6 +22,7 @@ def test_every_model_of_ours_is_registered():
         "reviews/importrun",
         "reviews/sample",
         "reviews/feedback",
+        "reviews/queuepriority",
         "memory/principle",
         "memory/memoryversion",
         "memory/distilledfeedback",

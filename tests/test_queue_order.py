@@ -157,3 +157,38 @@ def test_a_worker_ranks_the_queue_after_a_save(personas, celery_worker, settings
     while QueuePriority.objects.filter(project=project).count() < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert QueuePriority.objects.filter(project=project).count() == 2
+
+
+def test_the_overview_reports_agreement_on_the_audit_slice_apart(client, personas):
+    """Figures over every review lean toward hard samples once the queue teaches: the audit slice is shown apart."""
+    project = personas.project
+    samples = [add_sample(project, f"s{n}", "pass" if n % 2 else "fail") for n in range(40)]
+    for sample in samples:
+        add_feedback(sample, personas.reviewer, "pass", "" if sample.judge_value == "pass" else "Polite enough, fine.")
+    client.force_login(personas.owner)
+    assert 'id="audit-slice-note"' not in client.get(f"/p/{project.slug}/").content.decode()  # not ranked yet
+    teaching.rank(project)
+    audit = QueuePriority.objects.filter(project=project, audit=True).count()
+    assert 0 < audit < 40
+    page = client.get(f"/p/{project.slug}/").content.decode()
+    assert 'id="audit-slice-note"' in page
+    assert f"on its {audit} reviewed sample" in page
+    assert 'data-figures="audit"' in page and 'data-figures="overview"' in page
+
+
+def test_an_owner_sets_the_queue_order_and_audit_share(client, personas):
+    from django.forms.models import model_to_dict
+
+    from reviews.forms import ProjectForm
+
+    project = personas.project
+    client.force_login(personas.owner)
+    form = {k: v for k, v in model_to_dict(project, fields=ProjectForm.Meta.fields).items() if v is not None}
+    url = f"/p/{project.slug}/settings/"
+    assert client.post(url, {**form, "queue_order": "plain", "audit_percent": "35"}).status_code == 302
+    project.refresh_from_db()
+    assert (project.queue_order, project.audit_percent) == ("plain", 35)
+    refused = client.post(url, {**form, "audit_percent": "101"})
+    assert refused.status_code == 400 and "between 0 and 100" in refused.content.decode()
+    refused = client.post(url, {**form, "queue_order": "random"})
+    assert refused.status_code == 400 and "Select a valid choice" in refused.content.decode()

@@ -4,7 +4,7 @@ from django import template
 
 from memory import evaluation, runs
 from memory.models import Evaluation, JudgeRun
-from reviews.models import Role
+from reviews.models import QueuePriority, Role
 from reviews.permissions import can
 
 register = template.Library()
@@ -22,7 +22,18 @@ def overview_agreement(project) -> dict:
     """The imported judge's agreement with the experts, and the latest runs (the project overview)."""
     figures, experts = runs.imported_judge_agreement(project)
     recent = JudgeRun.objects.filter(project=project).defer("sample_ids").order_by("-id")[:5]
-    return {"project": project, "f": figures.as_dict() if figures else None, "experts": experts, "runs": recent}
+    # The teaching order serves hard samples first, so agreement over all reviews leans pessimistic; the audit
+    # slice, drawn at random, is the unbiased one.
+    audit_ids = set(QueuePriority.objects.filter(project=project, audit=True).values_list("sample_id", flat=True))
+    audit = runs.imported_judge_agreement(project, within=audit_ids)[0] if audit_ids else None
+    return {
+        "project": project,
+        "f": figures.as_dict() if figures else None,
+        "audit": audit.as_dict() if audit else None,
+        "ranked": bool(audit_ids),
+        "experts": experts,
+        "runs": recent,
+    }
 
 
 @register.inclusion_tag("memory/_overview_evaluations.html")
