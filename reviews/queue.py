@@ -89,7 +89,16 @@ class QueueQuery:
 
 
 def samples(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
-    """Return the project's samples matching the query (its filter, or `filter_name`), in id order."""
+    """Return the project's samples matching the query (its filter, or `filter_name`), in the query's order."""
+    qs = _matching(project, user, query, filter_name)
+    if query.order == "teach":
+        unranked = UNRANKED + F("id")
+        qs = qs.annotate(order_key=Coalesce("priority__rank", unranked, output_field=BigIntegerField()))
+        return qs.order_by("order_key")
+    return qs.order_by("id")
+
+
+def _matching(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
     qs = Sample.objects.filter(project=project)
     if query.hidden_runs:
         qs = qs.exclude(import_run__in=query.hidden_runs)
@@ -117,11 +126,7 @@ def samples(project: Project, user, query: QueueQuery, filter_name: str | None =
         qs = qs.filter(judge_value=query.judge)
     if query.q:
         qs = qs.annotate(inputs_text=Cast("inputs", TextField())).filter(_search(query.q))
-    if query.order == "teach":
-        unranked = UNRANKED + F("id")
-        qs = qs.annotate(order_key=Coalesce("priority__rank", unranked, output_field=BigIntegerField()))
-        return qs.order_by("order_key")
-    return qs.order_by("id")
+    return qs
 
 
 def _search(text: str) -> Q:
@@ -225,28 +230,74 @@ def neighbours(project: Project, user, query: QueueQuery, sample_id: int) -> tup
     waiting before this one, so samples skipped with j come back once the end is reached; "previous" walks the
     whole project, since what was just reviewed has left the filter.
     """
-    qs = samples(project, user, query)
-    key = query.key
-    here = _key_of(project, user, query, sample_id)
-    following = qs.filter(**{f"{key}__gt": here}).values_list("id", flat=True).first()
+    qs = _matching(project, user, query)
+    here = _key_of(query, sample_id)
+    following = _first_after(project, qs, query, here)
     if following is None and query.filter in SHRINKING:
-        following = qs.filter(**{f"{key}__lt": here}).values_list("id", flat=True).first()
-    back = samples(project, user, query, "all") if query.filter in SHRINKING else qs
-    previous = back.filter(**{f"{key}__lt": here}).order_by(f"-{key}").values_list("id", flat=True).first()
-    return previous, following
+        following = _first_after(project, qs, query, -1)
+        following = None if following == sample_id else following
+    back = _matching(project, user, query, "all") if query.filter in SHRINKING else qs
+    return _last_before(project, back, query, here), following
 
 
 def position(project: Project, user, query: QueueQuery, sample_id: int) -> tuple[int | None, int]:
     """Return the sample's 1-based position in the queue (None when it is not in it, e.g. just reviewed in
     "needs my review") and how many samples the queue holds."""
-    qs = samples(project, user, query)
+    qs = _matching(project, user, query)
     total = qs.count()
     if not qs.filter(pk=sample_id).exists():
         return None, total
-    return qs.filter(**{f"{query.key}__lt": _key_of(project, user, query, sample_id)}).count() + 1, total
+    here = _key_of(query, sample_id)
+    if query.order != "teach":
+        return qs.filter(id__lt=here).count() + 1, total
+    before = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED)).count()
+    if here >= UNRANKED:
+        before += qs.filter(priority__isnull=True, id__lt=here - UNRANKED).count()
+    return before + 1, total
 
 
-def _key_of(project: Project, user, query: QueueQuery, sample_id: int) -> int:
+# The teaching order's keyset steps go through the ranked samples by their stored rank (the (project, rank)
+# index), then the unranked ones by id, rather than comparing a computed key on every row.
+
+
+def _ranked(project: Project, qs: QuerySet[Sample]) -> QuerySet[Sample]:
+    return qs.filter(priority__project=project)
+
+
+def _first_after(project: Project, qs: QuerySet[Sample], query: QueueQuery, here: int) -> int | None:
+    if query.order != "teach":
+        return qs.filter(id__gt=here).order_by("id").values_list("id", flat=True).first()
+    if here < UNRANKED:
+        found = (
+            _ranked(project, qs)
+            .filter(priority__rank__gt=here)
+            .order_by("priority__rank")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if found is not None:
+            return found
+    after_id = max(here - UNRANKED, -1)
+    return qs.filter(priority__isnull=True, id__gt=after_id).order_by("id").values_list("id", flat=True).first()
+
+
+def _last_before(project: Project, qs: QuerySet[Sample], query: QueueQuery, here: int) -> int | None:
+    if query.order != "teach":
+        return qs.filter(id__lt=here).order_by("-id").values_list("id", flat=True).first()
+    if here >= UNRANKED:
+        found = (
+            qs.filter(priority__isnull=True, id__lt=here - UNRANKED)
+            .order_by("-id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if found is not None:
+            return found
+    ranked = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED))
+    return ranked.order_by("-priority__rank").values_list("id", flat=True).first()
+
+
+def _key_of(query: QueueQuery, sample_id: int) -> int:
     if query.key == "id":
         return sample_id
     rank = QueuePriority.objects.filter(sample_id=sample_id).values_list("rank", flat=True).first()

@@ -192,3 +192,27 @@ def test_an_owner_sets_the_queue_order_and_audit_share(client, personas):
     assert refused.status_code == 400 and "between 0 and 100" in refused.content.decode()
     refused = client.post(url, {**form, "queue_order": "random"})
     assert refused.status_code == 400 and "Select a valid choice" in refused.content.decode()
+
+
+def test_next_and_previous_walk_the_teaching_order_then_the_unranked_samples(personas):
+    """Keyset steps through ranked samples by rank, then samples imported since the ranking, by id."""
+    project = _taught_project(personas)
+    for n in range(6):
+        add_sample(project, f"ranked-{n}", "pass" if n % 2 else "fail", inputs={"question": REFUND}, outputs=RUDE)
+    teaching.rank(project)
+    for n in range(3):
+        add_sample(project, f"later-{n}")  # not ranked yet
+    query = QueueQuery(filter="all", order="teach")
+    order = list(queue.samples(project, personas.reviewer, query).values_list("id", flat=True))
+    assert len(order) == 16 and [s for s in order[-3:]] == sorted(order[-3:])
+    walked, here = [order[0]], order[0]
+    while (step := queue.neighbours(project, personas.reviewer, query, here)[1]) is not None:
+        walked.append(step)
+        here = step
+    assert walked == order
+    back = [here]
+    while (step := queue.neighbours(project, personas.reviewer, query, here)[0]) is not None:
+        back.append(step)
+        here = step
+    assert back == order[::-1]
+    assert [queue.position(project, personas.reviewer, query, i)[0] for i in order] == list(range(1, 17))
