@@ -130,7 +130,7 @@ def test_the_folded_criterion_is_remembered(page, live_server, project):
     wait_for_item(page, samples[0].pk)
     assert page.locator("[data-criterion]").evaluate("d => d.open") is True
     page.locator("[data-criterion] summary").click()
-    page.wait_for_function("document.cookie.includes('memalign-criterion-folded=1')")  # the toggle event ran
+    page.wait_for_function("() => document.cookie.includes('memalign-criterion-folded=1')")  # the toggle event ran
     page.keyboard.press("j")
     wait_for_item(page, samples[1].pk)
     assert page.locator("[data-criterion]").evaluate("d => d.open") is False
