@@ -178,7 +178,8 @@ _cache_lock = threading.Lock()
 
 def embed_cached(texts: Sequence[str]) -> np.ndarray:
     """`embed(texts)`, remembering vectors per text in this process: for texts met again and again, such as a
-    project's principles, which every distillation batch and consolidation compares against."""
+    project's principles, which every distillation batch and consolidation compares against, or the inputs and
+    outputs that several samples share. Each distinct text is embedded once per call."""
     with _cache_lock:
         known = {t: _CACHE[t] for t in set(texts) if t in _CACHE}
     missing = [t for t in dict.fromkeys(texts) if t not in known]
@@ -287,10 +288,11 @@ def sample_parts(inputs: str, output: str = "", output_a: str = "", output_b: st
 def example_vectors(items: Sequence[Sequence[str]]) -> np.ndarray:
     """Embed each item (a list of parts, see sample_parts) as the normalised mean of its parts' vectors.
 
-    All the parts of all the items go through one `embed` call, so a batch costs what its texts cost.
+    All the parts of all the items go through one `embed_cached` call, so a batch costs what its distinct texts
+    cost: a question asked of several systems, or a passage returned for several questions, is embedded once.
     """
     flat = [part for parts in items for part in (parts or [""])]
-    vectors = embed(flat)
+    vectors = embed_cached(flat)
     result = np.empty((len(items), DIMENSIONS), dtype=np.float32)
     start = 0
     for row, parts in enumerate(items):

@@ -37,6 +37,33 @@ def test_a_stored_vector_is_reused_for_the_episodic_entry_and_for_judging(person
 
 
 @pytest.mark.django_db
+def test_a_part_that_samples_share_is_embedded_once(personas, monkeypatch):
+    from memory import embeddings
+
+    question = "How do I renew a temporary visa after losing my job?"  # asked of three systems
+    samples = [
+        add_sample(personas.project, f"s{i}", inputs={"q": question}, outputs=f"Answer number {i}.") for i in range(3)
+    ]
+    embedded: list[str] = []
+    real_embed = embeddings.embed
+
+    def counting_embed(texts):
+        embedded.extend(texts)
+        return real_embed(texts)
+
+    monkeypatch.setattr(embeddings, "embed", counting_embed)
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    first = vectors.for_samples(samples)
+    parts = [vectors.sample_vector_parts(s) for s in samples]
+    assert len({p[0] for p in parts}) == 1  # the shared question
+    assert sorted(embedded) == sorted({part for sample_parts in parts for part in sample_parts})  # 4 of 6 parts
+    again = add_sample(personas.project, "s3", inputs={"q": question}, outputs="Answer number 0.")
+    embedded.clear()
+    assert np.allclose(vectors.for_samples([again])[0], first[0])  # same parts, same vector
+    assert embedded == []  # both parts were met before in this process
+
+
+@pytest.mark.django_db
 def test_changed_content_is_embedded_again(personas):
     sample = add_sample(personas.project, "edit", outputs="First answer.")
     before = vectors.for_samples([sample])[0]
