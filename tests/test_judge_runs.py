@@ -260,6 +260,24 @@ def test_the_judge_command_prints_one_json_document(celery_worker, personas, cap
     assert JudgeRun.objects.get(pk=document["run"]).scope == "reviewed"
 
 
+def test_the_judge_command_draws_a_progress_bar_on_a_terminal(celery_worker, personas, capsys, monkeypatch):
+    """On a real pseudo-terminal (stderr is a tty), the command redraws one progress line per chunk."""
+    import os
+    import pty
+    import sys
+
+    reviewed_project(personas)
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal, monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", terminal)
+        call_command("judge", personas.project.slug, "--reviewed", "--limit", "5")
+        terminal.flush()
+        drawn = os.read(leader, 65536).decode()
+    os.close(leader)
+    assert "\r[" + "#" * 40 + "] 5/5" in drawn  # the bar, full at the end
+    assert "5 judged, 0 failed" in capsys.readouterr().out  # the summary line still goes to stdout
+
+
 def test_a_sample_with_empty_text_is_judged_without_failing_the_run(celery_worker, personas):
     reviewed_project(personas)
     empty = add_sample(personas.project, "empty", inputs="", outputs="")
