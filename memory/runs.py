@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -422,7 +423,22 @@ def current_figures(run: JudgeRun) -> dict | None:
 
 
 def imported_judge_agreement(project: Project) -> tuple[metrics.Figures | None, ExpertLabels]:
-    """Agreement of the imported judge with the experts over every reviewed sample (the project overview)."""
+    """Agreement of the imported judge with the experts over every reviewed sample (the project overview).
+
+    The bootstrap interval costs up to a second on a large project, so the figures are kept in the cache under
+    a signature of what they rest on (the feedback and the samples) and recomputed only when that changes.
+    """
+    feedback = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
+    samples = Sample.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("id"))
+    key = f"imported-agreement:{project.pk}:{feedback['n']}:{feedback['last']}:{samples['n']}:{samples['last']}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = _imported_judge_agreement(project)
+        cache.set(key, cached, timeout=3600)
+    return cached
+
+
+def _imported_judge_agreement(project: Project) -> tuple[metrics.Figures | None, ExpertLabels]:
     experts = expert_labels(project)
     verdicts = dict(
         Sample.objects.filter(project=project)

@@ -285,3 +285,29 @@ def test_a_sample_with_empty_text_is_judged_without_failing_the_run(celery_worke
     assert (run.status, run.total, run.failed) == ("done", 1, 0)
     judgement = Judgement.objects.get(run=run, sample=empty)
     assert judgement.error == "" and len(judgement.retrieved) == personas.project.retrieval_k
+
+
+@pytest.mark.django_db
+def test_the_imported_judges_figures_are_recomputed_only_when_feedback_or_samples_change(personas, monkeypatch):
+    computed = []
+    real_agreement = runs.metrics.agreement
+
+    def counting_agreement(*args, **kwargs):
+        computed.append(args[0])
+        return real_agreement(*args, **kwargs)
+
+    monkeypatch.setattr(runs.metrics, "agreement", counting_agreement)
+    samples = [add_sample(personas.project, f"c{i}", judge_value="pass") for i in range(4)]
+    for sample, label in zip(samples[:3], ["pass", "fail", "pass"]):
+        add_feedback(sample, personas.reviewer, label, "" if label == "pass" else "Ignores the question.")
+    first, _ = runs.imported_judge_agreement(personas.project)
+    again, _ = runs.imported_judge_agreement(personas.project)
+    assert len(computed) == 1 and again.as_dict() == first.as_dict()  # the overview's second load: from the cache
+    add_feedback(samples[3], personas.reviewer, "fail", "Too curt.")
+    after, _ = runs.imported_judge_agreement(personas.project)
+    assert len(computed) == 2 and after.n == first.n + 1  # new feedback: computed again
+    feedback = Feedback.objects.get(sample=samples[0])
+    feedback.label, feedback.critique = "fail", "Misses the point."
+    feedback.save()  # an edited label: computed again
+    edited, _ = runs.imported_judge_agreement(personas.project)
+    assert len(computed) == 3 and edited.exact < after.exact
