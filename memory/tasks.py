@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 LOCK_SECONDS = settings.MEMALIGN_LOCK_SECONDS
 SYNC_CHUNK = 1_000  # entries embedded per sync run: about 10-60 s of CPU on two cores
 RUN_SECONDS = 120  # a regeneration run stops after this long and queues its continuation
+EMBED_WAIT_SECONDS = 3  # an embedding run that finds another one going tries again after this long
 EPISODIC_BATCH = 500  # noted feedback stored per Chroma upsert
 RETRY = {
     "autoretry_for": (Exception,),
@@ -106,17 +107,29 @@ def request_sample_embedding(project_id: int) -> bool:
 
 @shared_task(acks_late=True, **RETRY)
 def embed_samples(project_id: int) -> dict:
-    """Embed the project's samples that have no vector yet, in batches; continue in a new task after a while."""
-    get_redis().delete(_key("embed-queued", project_id))  # samples created from now on queue the next run
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        return {"project": "gone"}
-    deadline, embedded = time.monotonic() + RUN_SECONDS, 0
-    while time.monotonic() < deadline:
-        count = vectors.embed_pending(project)
-        embedded += count
-        if count < vectors.BATCH:
-            return {"embedded": embedded}
+    """Embed the project's samples that have no vector yet, in batches; continue in a new task after a while.
+
+    One run per project at a time: two would take the same pending samples and embed them twice, each with
+    half the cores. A run that finds another one going comes back after it (its samples may have arrived after
+    the other's last look)."""
+    redis = get_redis()
+    running = redis.lock(_key("embed-running", project_id), timeout=RUN_SECONDS + LOCK_SECONDS)
+    if not running.acquire(blocking=False):
+        embed_samples.apply_async((project_id,), countdown=EMBED_WAIT_SECONDS)
+        return {"skipped": "another run is embedding this project"}
+    try:
+        redis.delete(_key("embed-queued", project_id))  # samples created from now on queue the next run
+        project = Project.objects.filter(pk=project_id).first()
+        if project is None:
+            return {"project": "gone"}
+        deadline, embedded = time.monotonic() + RUN_SECONDS, 0
+        while time.monotonic() < deadline:
+            count = vectors.embed_pending(project)
+            embedded += count
+            if count < vectors.BATCH:
+                return {"embedded": embedded}
+    finally:
+        release(running)
     request_sample_embedding(project_id)  # the rest in the next run: each stays inside the time limit
     return {"embedded": embedded, "continued": True}
 

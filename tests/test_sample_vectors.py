@@ -87,3 +87,24 @@ def test_imported_samples_are_embedded_in_the_background(celery_worker, personas
     )  # the session worker may still be finishing an earlier test's tasks
     assert not vectors.pending(personas.project).exists()
     assert not Feedback.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_embedding_run_per_project_and_a_run_that_meets_another_comes_back_after_it(celery_worker, personas):
+    from memalign_site.redis import get_redis
+    from memory import tasks
+
+    for i in range(3):
+        add_sample(personas.project, f"wait{i}", inputs={"q": f"Question {i}?"}, outputs=f"Answer {i}.")
+    wait_for(lambda: not vectors.pending(personas.project).exists(), timeout=90, message="the first vectors")
+    SampleVector.objects.filter(project=personas.project).delete()  # as if new samples had just arrived
+    running = get_redis().lock(tasks._key("embed-running", personas.project.pk), timeout=60)
+    assert running.acquire(blocking=False)  # another worker's run
+    try:
+        assert tasks.embed_samples(personas.project.pk) == {"skipped": "another run is embedding this project"}
+        assert vectors.pending(personas.project).count() == 3  # nothing embedded twice meanwhile
+    finally:
+        running.release()
+    wait_for(
+        lambda: not vectors.pending(personas.project).exists(), timeout=60, message="the run that came back after it"
+    )
