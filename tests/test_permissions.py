@@ -110,6 +110,7 @@ MATRIX = {
         [302, 404, 405, 405, 405],
     ),
     "memory-unalign": ("/p/{slug}/memory/unalign/", [302, 404, 403, 200, 200], [302, 404, 403, 400, 400]),
+    "memory-playground": ("/p/{slug}/memory/playground/", [302, 404, 200, 403, 200], [302, 404, 400, 403, 400]),
 }
 
 CASES = [(name, method, index) for name in MATRIX for method in ("GET", "POST") for index in range(len(PERSONAS))]
