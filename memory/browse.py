@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from memory import vectors as sample_vectors
 from memory.models import SampleVector
@@ -32,10 +33,12 @@ def examples(feedback: QuerySet[Feedback], q: str = "", label: str = "", reviewe
     if reviewer:
         rows = rows.filter(author_id=reviewer)
     if q := q.strip():
+        # As the queue searches: the inputs as their JSON text, the same on SQLite and PostgreSQL.
+        rows = rows.annotate(inputs_text=Cast("sample__inputs", TextField()))
         text = (
             Q(critique__icontains=q)
             | Q(sample__external_id__icontains=q)
-            | Q(sample__inputs__icontains=q)
+            | Q(inputs_text__icontains=q)
             | Q(sample__outputs__icontains=q)
             | Q(sample__output_a__icontains=q)
             | Q(sample__output_b__icontains=q)
