@@ -9,6 +9,7 @@ import pytest
 
 from memory import episodic, semantic
 from memory.models import MemoryVersion, Principle, PrincipleSource
+from memory.unalign import token as unalign_token
 from reviews.models import Feedback, Membership, Role
 from tests.conftest import add_feedback, add_sample, make_user
 
@@ -142,3 +143,12 @@ def test_a_selection_that_changed_since_its_preview_is_refused_whole(client, per
     assert not Principle.objects.filter(project=personas.project, retired=True).exists()
     assert client.post(url(personas), {"reviewer": personas.reviewer.pk, "token": "forged"}).status_code == 409
     assert Feedback.objects.filter(project=personas.project).count() == 6
+
+
+def test_another_projects_feedback_is_never_selected(client, personas, memory):
+    foreign = add_feedback(add_sample(personas.other, "x"), personas.other_owner, "fail", "Elsewhere.")
+    client.force_login(personas.owner)
+    body = client.get(url(personas), {"feedback": foreign.pk}).content.decode()
+    assert 'data-count="0"' in body
+    response = client.post(url(personas), {"feedback": foreign.pk, "token": unalign_token([foreign.pk])})
+    assert response.status_code == 409 and Feedback.objects.filter(pk=foreign.pk).exists()
