@@ -100,3 +100,18 @@ def test_bad_input_and_blind_reviewers(client, personas, reviewed):
     )
     client.force_login(personas.reviewer)
     assert client.get(url(personas)).status_code == 403
+
+
+def test_a_pairwise_sample_fills_both_outputs(client, personas):
+    personas.other.label_kind = "pairwise"
+    personas.other.save()
+    sample = add_sample(
+        personas.other, "p1", judge_value="A", inputs="Write a haiku.", output_a="Leaves", output_b="Snow"
+    )
+    client.force_login(personas.other_owner)
+    page = f"/p/{personas.other.slug}/memory/playground/"
+    body = client.get(page, {"sample": sample.pk}).content.decode()
+    assert "Write a haiku.</textarea>" in body and "Leaves</textarea>" in body and "Snow</textarea>" in body
+    data = {"sample": sample.pk, "inputs": "Write a haiku.", "output_a": "Leaves", "output_b": "Snow", "action": "show"}
+    body = client.post(page, data).content.decode()
+    assert "Output A:\nLeaves\n\nOutput B:\nSnow" in html.unescape(shown(body, "prompt-user"))
