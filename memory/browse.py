@@ -78,48 +78,41 @@ class Conflicts:
 
 def conflicts(feedback: QuerySet[Feedback], threshold: float = DEFAULT_SIMILARITY) -> Conflicts:
     """Find pairs of examples on samples at least `threshold` alike (by their stored vectors) whose expert labels
-    differ: reviewers who disagree, or a mistake. Two reviewers' different labels on one sample count too."""
+    differ: reviewers who disagree, or a mistake. Two reviewers' different labels on one sample count too (their
+    vectors are the same: similarity 1). Counted and ranked in numpy, block by block: a low threshold finds many
+    pairs without a Python loop over them."""
     rows = list(feedback.order_by("-created_at", "-id").values_list("pk", "sample_id", "label")[:CONFLICT_EXAMPLES])
-    sample_ids = sorted({sample for _, sample, _ in rows})
     stored = dict(
-        SampleVector.objects.filter(sample_id__in=sample_ids, scheme=sample_vectors.SCHEME).values_list(
-            "sample_id", "vector"
-        )
+        SampleVector.objects.filter(
+            sample_id__in={sample for _, sample, _ in rows}, scheme=sample_vectors.SCHEME
+        ).values_list("sample_id", "vector")
     )
-    embedded = [s for s in sample_ids if s in stored]
-    index = {s: i for i, s in enumerate(embedded)}
-    by_sample: dict[int, list[tuple[int, str]]] = {}
-    for pk, sample, label in rows:
-        if sample in index:
-            by_sample.setdefault(sample, []).append((pk, label))
-    found: list[tuple[float, int, int]] = []  # (similarity, feedback id, feedback id)
-    for examples_of_one in by_sample.values():  # one sample reviewed with different labels
-        found += _differing(1.0, examples_of_one, examples_of_one, same=True)
-    if len(embedded) > 1:
-        matrix = np.stack([np.frombuffer(bytes(stored[s]), dtype="<f4") for s in embedded])
-        for start in range(0, len(embedded), BLOCK):
+    kept = [(pk, sample, label) for pk, sample, label in rows if sample in stored]
+    total, best = 0, []  # best: (similarity, feedback id, feedback id) of the most similar pairs so far
+    if len(kept) > 1:
+        ids = np.array([pk for pk, _, _ in kept])
+        labels = np.unique([label for _, _, label in kept], return_inverse=True)[1]
+        unique = {sample: np.frombuffer(bytes(stored[sample]), dtype="<f4") for _, sample, _ in kept}
+        matrix = np.stack([unique[sample] for _, sample, _ in kept])
+        columns = np.arange(len(kept))
+        for start in range(0, len(kept), BLOCK):
             similar = matrix[start : start + BLOCK] @ matrix.T
-            for i, j in zip(*np.nonzero(similar >= threshold)):
-                a, b = start + int(i), int(j)
-                if a < b:
-                    found += _differing(
-                        float(similar[i, j]), by_sample[embedded[a]], by_sample[embedded[b]], same=False
-                    )
-    found.sort(key=lambda row: (-row[0], row[1], row[2]))
-    shown = found[:CONFLICTS_SHOWN]
-    by_id = Feedback.objects.select_related("sample", "author").in_bulk({i for _, a, b in shown for i in (a, b)})
-    pairs = [Conflict(by_id[a], by_id[b], round(min(s, 1.0), 4)) for s, a, b in shown]
-    unembedded = sum(1 for _, sample, _ in rows if sample not in index)
-    return Conflicts(pairs, len(found), len(rows) - unembedded, unembedded)
-
-
-def _differing(similarity: float, first: list[tuple[int, str]], second: list[tuple[int, str]], same: bool):
-    return [
-        (similarity, min(a, b), max(a, b))
-        for a, label_a in first
-        for b, label_b in second
-        if label_a != label_b and (not same or a < b)
-    ]
+            rows_here = np.arange(start, min(start + BLOCK, len(kept)))[:, None]
+            mask = (similar >= threshold - 1e-6) & (columns > rows_here) & (labels[rows_here] != labels[columns])
+            i, j = np.nonzero(mask)
+            total += len(i)
+            values = similar[i, j]
+            if len(values) > CONFLICTS_SHOWN:  # only the most similar can be shown
+                top = np.argpartition(-values, CONFLICTS_SHOWN)[:CONFLICTS_SHOWN]
+                i, j, values = i[top], j[top], values[top]
+            best += [
+                (float(v), int(min(ids[start + a], ids[b])), int(max(ids[start + a], ids[b])))
+                for a, b, v in zip(i, j, values)
+            ]
+            best = sorted(best, key=lambda row: (-row[0], row[1], row[2]))[:CONFLICTS_SHOWN]
+    by_id = Feedback.objects.select_related("sample", "author").in_bulk({i for _, a, b in best for i in (a, b)})
+    pairs = [Conflict(by_id[a], by_id[b], round(min(s, 1.0), 4)) for s, a, b in best]
+    return Conflicts(pairs, total, len(kept), len(rows) - len(kept))
 
 
 def reviewers(project: Project, feedback: QuerySet[Feedback]) -> list[tuple[int, str, int]]:
