@@ -16,7 +16,7 @@ from memory import portable, semantic
 from memory.models import MemoryVersion, Principle, PrincipleSource
 from reviews.models import Feedback, Membership, Project, Sample
 from tests.conftest import add_feedback, add_sample, make_user, shared_dataset
-from tests.datasets import load_project
+from tests.datasets import FILES, load_project
 
 
 def comparable(document: dict) -> dict:
@@ -28,7 +28,7 @@ def comparable(document: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", ["feedbackqa", "llmbar"])
+@pytest.mark.parametrize("name", FILES)
 def test_export_import_export_loses_nothing(name, personas):
     shared_dataset(f"{name}.jsonl")
     project, _ = load_project(name, personas.owner, personas.reviewer, limit=40)
