@@ -44,6 +44,7 @@ def judge(project: Project, item: dict, exclude_sample_id: int | None = None) ->
 def judge_memory(project: Project, memory: WorkingMemory) -> aligned.AlignedVerdict:
     """Judge a working memory already built, within a provider slot and a short timeout."""
     provider = get_provider(project, timeout=PROVIDER_TIMEOUT_SECONDS, max_retries=PROVIDER_RETRIES)
+    latest = aligned.latest_version(project)  # the version whose principles the memory holds
     try:
         with provider_slot(project.pk, project.provider_concurrency, timeout=SLOT_WAIT_SECONDS):
             verdict = provider.judge(memory)
@@ -51,7 +52,6 @@ def judge_memory(project: Project, memory: WorkingMemory) -> aligned.AlignedVerd
         raise Busy(
             "The project's provider calls are all in use (a judge run is going on): try again in a minute."
         ) from None
-    latest = aligned.latest_version(project)
     return aligned.AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
 
 
