@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
-from memory import browse
+from memory import browse, gate
 from reviews.models import Feedback, Role
-from reviews.permissions import can, can_delete_feedback, is_blind, project_view, visible_feedback
+from reviews.permissions import can, can_delete_feedback, is_blind, project_view, require, visible_feedback
 
 
 def _visible(request: HttpRequest):
@@ -53,22 +54,41 @@ def episodic(request: HttpRequest) -> HttpResponse:
     return render(request, "memory/episodic.html", context)
 
 
-@project_view(Role.VIEWER)
-@require_GET
-def conflicts(request: HttpRequest) -> HttpResponse:
-    project = request.project
-    error = ""
+def _threshold(value: str | None, default: float) -> tuple[float, str]:
+    """Return the similarity asked for (or `default`) and an error message when it is not usable."""
+    if value is None or value == "":
+        return default, ""
     try:
-        threshold = float(request.GET.get("similarity", browse.DEFAULT_SIMILARITY))
+        threshold = float(value)
     except ValueError:
-        threshold, error = browse.DEFAULT_SIMILARITY, "The similarity is a number such as 0.9."
+        return default, f"The similarity is a number such as 0.9; showing {default}."
     if not browse.MIN_SIMILARITY <= threshold <= 1.0:
-        error = f"The similarity goes from {browse.MIN_SIMILARITY} to 1.0; showing {browse.DEFAULT_SIMILARITY}."
-        threshold = browse.DEFAULT_SIMILARITY
+        return default, f"The similarity goes from {browse.MIN_SIMILARITY} to 1.0; showing {default}."
+    return threshold, ""
+
+
+@project_view(Role.VIEWER)
+@require_http_methods(["GET", "POST"])
+def conflicts(request: HttpRequest) -> HttpResponse:
+    """Conflicts at a similarity anyone may try (?similarity=); owners save the project's default by POST."""
+    project = request.project
+    row = gate.gate_settings(project)
+    if request.method == "POST":
+        require(request.membership, Role.OWNER)
+        threshold, error = _threshold(request.POST.get("similarity", "-"), row.conflict_similarity)
+        if not error:
+            row.conflict_similarity = threshold
+            row.save(update_fields=["conflict_similarity"])
+            messages.success(request, f"Conflicts are now looked for at a similarity of {threshold} by default.")
+            return redirect("memory-conflicts", project.slug)
+    else:
+        threshold, error = _threshold(request.GET.get("similarity"), row.conflict_similarity)
     context = {
         "project": project,
         "membership": request.membership,
+        "is_owner": can(request.membership, Role.OWNER),
         "threshold": threshold,
+        "saved": row.conflict_similarity,
         "min_similarity": browse.MIN_SIMILARITY,
         "error": error,
         "found": browse.conflicts(_visible(request), threshold),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory import browse, vectors
+from memory import browse, gate, vectors
 from memory.models import SampleVector
 from reviews.models import Feedback, Membership, Role
 from tests.conftest import add_feedback, add_sample, make_user
@@ -87,3 +87,19 @@ def test_a_blind_reviewer_sees_only_examples_on_samples_they_reviewed(client, pe
     assert body.count("data-feedback-id=") == 2 and f'data-feedback-id="{pair["b"].pk}"' not in body
     body = client.get(f"/p/{personas.project.slug}/memory/episodic/conflicts/").content.decode()
     assert 'data-total="0"' in body  # both sides of every conflict must be visible to them
+
+
+def test_the_owner_tunes_the_projects_similarity(client, personas, pair):
+    url = f"/p/{personas.project.slug}/memory/episodic/conflicts/"
+    client.force_login(personas.viewer)
+    assert client.post(url, {"similarity": "0.5"}).status_code == 403
+    client.force_login(personas.owner)
+    assert client.post(url, {"similarity": "1.5"}).status_code == 400
+    assert gate.gate_settings(personas.project).conflict_similarity == 0.9
+    assert client.post(url, {"similarity": "0.9999"}).status_code == 302
+    assert gate.gate_settings(personas.project).conflict_similarity == 0.9999
+    client.force_login(personas.viewer)
+    body = client.get(url).content.decode()  # everyone now sees the conflicts at the owner's similarity
+    assert 'data-total="0"' in body and "<span data-saved>0.9999</span>" in body
+    assert 'data-total="2"' in client.get(url, {"similarity": "0.9"}).content.decode()
+    assert 'id="conflicts-save"' not in body

@@ -107,7 +107,7 @@ MATRIX = {
     "memory-conflicts": (
         "/p/{slug}/memory/episodic/conflicts/",
         [302, 404, 200, 200, 200],
-        [302, 404, 405, 405, 405],
+        [302, 404, 403, 403, 400],
     ),
     "memory-unalign": ("/p/{slug}/memory/unalign/", [302, 404, 403, 200, 200], [302, 404, 403, 400, 400]),
     "memory-playground": ("/p/{slug}/memory/playground/", [302, 404, 200, 403, 200], [302, 404, 400, 403, 400]),
