@@ -240,6 +240,10 @@ class EvaluationSettings(models.Model):
         default=0.05, help_text="Hold a version whose guard agreement drops by more than this."
     )
     guard_sample_ids = models.JSONField(default=list, help_text="Chosen at random once, then fixed.")
+    # Not an evaluation setting, but the project's one row of memory settings: the episodic memory's conflicts page.
+    conflict_similarity = models.FloatField(
+        default=0.9, help_text="Examples on samples at least this alike with different labels are conflicts."
+    )
 
 
 class GateCheck(models.Model):

@@ -9,6 +9,9 @@ periodic repair (memory.tasks.repair_all) embeds and distils what was missed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -17,6 +20,17 @@ from reviews.models import Feedback, Project, Sample
 from reviews.signals import feedback_imported, samples_imported
 
 log = logging.getLogger(__name__)
+_quiet_deletes: ContextVar[bool] = ContextVar("quiet_feedback_deletes", default=False)
+
+
+@contextmanager
+def quiet_feedback_deletes() -> Iterator[None]:
+    """Dispatch nothing for feedback deleted in the block: the caller (memory.unalign) updates both memories."""
+    reset = _quiet_deletes.set(True)
+    try:
+        yield
+    finally:
+        _quiet_deletes.reset(reset)
 
 
 def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
@@ -30,6 +44,8 @@ def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
 def feedback_deleted(sender, instance: Feedback, **kwargs) -> None:
     from memory.tasks import remove_feedback, request_regeneration
 
+    if _quiet_deletes.get():
+        return
     feedback_id, project_id = instance.pk, instance.project_id
     transaction.on_commit(lambda: remove_feedback.delay(project_id, feedback_id), robust=True)
     transaction.on_commit(lambda: request_regeneration(project_id), robust=True)

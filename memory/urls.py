@@ -1,6 +1,6 @@
 from django.urls import path
 
-from memory import evaluation_views, run_views, views
+from memory import episodic_views, evaluation_views, playground, portable_views, run_views, unalign_views, views
 
 urlpatterns = [
     path("p/<slug:slug>/memory/", views.dashboard, name="memory-dashboard"),
@@ -62,4 +62,11 @@ urlpatterns = [
     path("p/<slug:slug>/memory/evaluation-settings/", views.evaluation_settings, name="evaluation-settings"),
     path("p/<slug:slug>/memory/held/activate/", views.held_activate, name="held-activate"),
     path("p/<slug:slug>/memory/held/discard/", views.held_discard, name="held-discard"),
+    # issue 12b: episodic browser, conflicts, playground, unalign in bulk, export and import of a judge
+    path("p/<slug:slug>/memory/episodic/", episodic_views.episodic, name="memory-episodic"),
+    path("p/<slug:slug>/memory/episodic/conflicts/", episodic_views.conflicts, name="memory-conflicts"),
+    path("p/<slug:slug>/memory/unalign/", unalign_views.unalign_view, name="memory-unalign"),
+    path("p/<slug:slug>/memory/playground/", playground.playground, name="memory-playground"),
+    path("p/<slug:slug>/memory/export.json", portable_views.export_judge, name="judge-export"),
+    path("judges/import/", portable_views.import_judge, name="judge-import"),
 ]

@@ -75,6 +75,15 @@ def can_delete_feedback(membership: Membership, feedback) -> bool:
     return membership.role == Role.REVIEWER and feedback.author_id == membership.user_id
 
 
+def deletable_feedback(membership: Membership, queryset: QuerySet) -> QuerySet:
+    """Restrict feedback to what the member may delete (unalign): owners anyone's, reviewers their own."""
+    if membership.role == Role.OWNER:
+        return queryset
+    if membership.role == Role.REVIEWER:
+        return queryset.filter(author_id=membership.user_id)
+    return queryset.none()
+
+
 def can_edit_feedback(membership: Membership, feedback) -> bool:
     """Only the author edits a feedback, and only while they may still review."""
     return can(membership, Role.REVIEWER) and feedback.author_id == membership.user_id

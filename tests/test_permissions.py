@@ -102,6 +102,17 @@ MATRIX = {
         [302, 404, 200, 200, 200],
         [302, 404, 405, 405, 405],
     ),
+    # issue 12b
+    "memory-episodic": ("/p/{slug}/memory/episodic/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "memory-conflicts": (
+        "/p/{slug}/memory/episodic/conflicts/",
+        [302, 404, 200, 200, 200],
+        [302, 404, 403, 403, 400],
+    ),
+    "memory-unalign": ("/p/{slug}/memory/unalign/", [302, 404, 403, 200, 200], [302, 404, 403, 400, 400]),
+    "memory-playground": ("/p/{slug}/memory/playground/", [302, 404, 200, 403, 200], [302, 404, 400, 403, 400]),
+    "judge-export": ("/p/{slug}/memory/export.json", [302, 404, 403, 403, 200], [302, 404, 403, 403, 405]),
+    "judge-import": ("/judges/import/", [302, 200, 200, 200, 200], [302, 400, 400, 400, 400]),
 }
 
 CASES = [(name, method, index) for name in MATRIX for method in ("GET", "POST") for index in range(len(PERSONAS))]

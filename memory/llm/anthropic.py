@@ -304,6 +304,28 @@ def consolidate_tool() -> ToolParam:
     )
 
 
+def request_params(model: str, system: str, user: str, tool: ToolParam) -> dict[str, Any]:
+    """Return the Messages API request for one forced tool call, exactly as the provider sends it: the stable
+    prefix is the cache breakpoint; everything after it (the user turn) is paid in full."""
+    name = tool["name"]
+    prefix: TextBlockParam = {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
+    message: MessageParam = {"role": "user", "content": user}
+    choice: ToolChoiceToolParam = {"type": "tool", "name": name, "disable_parallel_tool_use": True}
+    return {
+        "model": model,
+        "max_tokens": MAX_TOKENS[name],
+        "system": [prefix],
+        "messages": [message],
+        "tools": [tool],
+        "tool_choice": choice,
+    }
+
+
+def judge_request(memory: WorkingMemory, model: str) -> dict[str, Any]:
+    """Return the request `AnthropicProvider.judge` sends for `memory` (the playground shows it)."""
+    return request_params(model, judge_system(memory), judge_user(memory), verdict_tool(memory.schema.choices))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Validation of tool input. Wrong types or labels raise ProviderError; ids we did not send are dropped.
 
@@ -473,7 +495,8 @@ class AnthropicProvider:
         """Return a verdict whose value is one of `memory.schema.choices` (never None: the model always answers)."""
         if not memory.schema.choices:
             raise ProviderError(f"{JUDGE_TOOL}: the label schema has no choices")
-        data, usage = self._call(judge_system(memory), judge_user(memory), verdict_tool(memory.schema.choices))
+        request = judge_request(memory, self.model)
+        data, usage = self._call(request["system"][0]["text"], request["messages"][0]["content"], request["tools"][0])
         value, rationale = parse_verdict(data, memory.schema.choices)
         return Verdict(value=value, rationale=rationale, usage=usage)
 
@@ -531,19 +554,8 @@ class AnthropicProvider:
         if self._client.api_key is None and self._client.auth_token is None:
             raise ProviderError("no Anthropic API key: pass api_key or set ANTHROPIC_API_KEY")
         name, attempts = tool["name"], self.max_retries + 1
-        # The stable prefix is the cache breakpoint; everything after it (the user turn) is paid in full.
-        prefix: TextBlockParam = {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
-        message: MessageParam = {"role": "user", "content": user}
-        choice: ToolChoiceToolParam = {"type": "tool", "name": name, "disable_parallel_tool_use": True}
         try:
-            return self._client.messages.create(
-                model=self.model,
-                max_tokens=MAX_TOKENS[name],
-                system=[prefix],
-                messages=[message],
-                tools=[tool],
-                tool_choice=choice,
-            )
+            return self._client.messages.create(**request_params(self.model, system, user, tool))
         except anthropic.APITimeoutError as exc:
             raise ProviderError(f"{name}: Anthropic API timed out ({attempts} attempts, {self.timeout}s each)") from exc
         except anthropic.APIConnectionError as exc:
