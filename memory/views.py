@@ -6,11 +6,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from memory import episodic, evaluation, gate, judge, semantic, tries
-from memory.forms import EvaluationSettingsForm, PrincipleForm, TryJudgeForm
+from memory.forms import EvaluationSettingsForm, PrincipleAddForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from memory.locks import MemoryBusy
@@ -68,7 +68,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "try_form": TryJudgeForm(project),
         **_judge_run_context(project),
         **_evaluation_context(project),
-        "principle_form": PrincipleForm(),
+        "principle_form": PrincipleAddForm(project),
         **status(project),
     }
     return render(request, "memory/dashboard.html", context)
@@ -114,39 +114,6 @@ def consolidate(request: HttpRequest) -> HttpResponse:
 
     consolidate_memory.delay(request.project.pk)
     messages.success(request, "Consolidation queued: near-duplicates will be merged and contradictions flagged.")
-    return redirect("memory-dashboard", request.project.slug)
-
-
-@project_view(Role.OWNER)
-@require_POST
-def principle_add(request: HttpRequest) -> HttpResponse:
-    form = PrincipleForm(request.POST)
-    if form.is_valid():
-        try:
-            semantic.add_manual_principle(request.project, form.cleaned_data["text"], request.user.username)
-        except MemoryBusy as busy:
-            messages.error(request, str(busy))
-        else:
-            messages.success(request, "Principle added; it is pinned, so it stays until you retire it.")
-    else:
-        messages.error(request, "Write the principle in 1 to 1,000 characters.")
-    return redirect("memory-dashboard", request.project.slug)
-
-
-@project_view(Role.OWNER)
-@require_POST
-def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
-    principle = get_object_or_404(Principle, pk=principle_id, project=request.project)
-    retire = request.POST.get("action") != "restore"
-    try:
-        version = semantic.set_retired(request.project, principle, retire, request.user.username)
-    except MemoryBusy as busy:
-        messages.error(request, str(busy))
-    else:
-        messages.success(
-            request,
-            f"Principle {principle.pk} {'retired' if retire else 'restored'} (memory version {version.number}).",
-        )
     return redirect("memory-dashboard", request.project.slug)
 
 
