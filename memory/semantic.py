@@ -90,6 +90,20 @@ def stale_principles(project: Project) -> QuerySet[Principle]:
     return active_principles(project).filter(pk__in=broken_links(project).values("principle_id"))
 
 
+def up_to_date(project: Project) -> bool:
+    """Whether a regeneration would find nothing to do: no pending feedback, no principle to re-derive or to
+    realign, the active principles within the project's budget."""
+    crossing = PrincipleSource.objects.filter(
+        principle__project=project, principle__retired=False, feedback__isnull=False
+    ).exclude(Q(principle__label="") | Q(feedback__label=F("principle__label")))
+    return not (
+        pending_feedback(project).exists()
+        or stale_principles(project).exists()
+        or crossing.exists()
+        or active_principles(project).count() > project.max_principles
+    )
+
+
 def estimated_tokens(feedback: Feedback) -> int:
     sample = feedback.sample
     chars = min(len(sample.inputs_text()), EXAMPLE_INPUT_CHARS) + min(len(sample.output_text()), EXAMPLE_OUTPUT_CHARS)

@@ -15,7 +15,7 @@ from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from memory.locks import MemoryBusy
 from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, MemoryVersion, Principle, PrincipleSource
-from memory.tasks import request_regeneration
+from memory.tasks import regeneration_pending, request_regeneration
 from reviews.models import Feedback, Role
 from reviews.permissions import can, is_blind, project_view, visible_feedback
 
@@ -26,7 +26,7 @@ def status(project) -> dict:
         stored, store_error = episodic.collection(project.pk).count(), ""
     except Exception as error:  # the dashboard shows a broken store instead of failing
         stored, store_error = None, f"{type(error).__name__}: {error}"
-    return {
+    figures = {
         "feedback_count": Feedback.objects.filter(project=project).count(),
         "episodic_count": stored,
         "store_error": store_error,
@@ -36,6 +36,14 @@ def status(project) -> dict:
         "principle_tokens": judge.principle_set(project).tokens,
         "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
     }
+    # The dashboard polls this block only while work is pending: embedding, distillation, a queued run.
+    figures["working"] = bool(
+        figures["pending_count"]
+        or figures["stale_count"]
+        or (stored is not None and stored != figures["feedback_count"])
+        or regeneration_pending(project.pk)
+    )
+    return figures
 
 
 @project_view(Role.VIEWER)
@@ -102,7 +110,13 @@ def try_judge(request: HttpRequest) -> HttpResponse:
 @project_view(Role.OWNER)
 @require_POST
 def regenerate(request: HttpRequest) -> HttpResponse:
-    queued = request_regeneration(request.project.pk, delay=0)
+    project = request.project
+    if semantic.up_to_date(project) and not regeneration_pending(project.pk):
+        messages.success(
+            request, "The memory is already up to date: every critique is distilled and no principle needs re-deriving."
+        )
+        return redirect("memory-dashboard", project.slug)
+    queued = request_regeneration(project.pk, delay=0)
     messages.success(request, "Regeneration queued." if queued else "A regeneration is already queued.")
     return redirect("memory-dashboard", request.project.slug)
 

@@ -162,3 +162,36 @@ def test_the_audit_log_filters_and_exports_csv(client, personas, memory):
     assert (edit["from_version"], edit["to_version"]) == ("1", "2")
     assert edit["object"] == "'=HYPERLINK(1)"  # a principle's text is never a formula to a spreadsheet
     assert not any(value.startswith("=") for r in rows for value in r.values())
+
+
+# --- the dashboard's small things ------------------------------------------------------------------------------
+
+
+def test_regenerate_now_says_when_the_memory_is_already_up_to_date(client, personas, memory):
+    from memory.models import DistilledFeedback
+    from memory.tasks import regeneration_pending
+
+    _, _, f1, f2 = memory
+    for f in (f1, f2):
+        DistilledFeedback.objects.create(feedback=f, revision=f.revision)
+    client.force_login(personas.owner)
+    response = client.post(f"/p/{personas.project.slug}/memory/regenerate/", follow=True)
+    assert "already up to date" in body(response)
+    assert not regeneration_pending(personas.project.pk)  # nothing was queued
+
+
+def test_the_status_block_polls_only_while_work_is_pending(client, personas, memory):
+    from memory.models import DistilledFeedback
+
+    _, _, f1, f2 = memory
+    client.force_login(personas.viewer)
+    url = f"/p/{personas.project.slug}/memory/"
+    pending = body(client.get(url))  # two critiques not distilled yet (nor embedded: no worker here)
+    assert 'data-working="true"' in pending and 'hx-trigger="every 3s"' in pending
+    for f in (f1, f2):
+        DistilledFeedback.objects.create(feedback=f, revision=f.revision)
+    from memory import sync
+
+    sync.repair(personas.project)  # the episodic store holds both critiques: its count matches too
+    done = client.get(url, headers={"HX-Request": "true", "HX-Target": "memory-status"})
+    assert 'data-working="false"' in body(done) and "hx-trigger" not in body(done)
