@@ -3,10 +3,10 @@
 The bookkeeping is django-auditlog's: every save of a Principle or a MemoryVersion writes a LogEntry with the
 fields that changed, the acting user (AuditlogMiddleware for requests, `acting_as` for domain code called
 elsewhere) and the time. What this module adds is the project and the version numbers: a principle's entry
-carries {"project"} when it is written, and `stamp` adds the versions the change went from and to when the
-transaction writes the version that contains it (memory.semantic.new_version). Changes written with
-QuerySet.update (the automatic unalign, merge and realign steps) send no signal; their version's entry records
-them, and the diff between the two versions shows each principle.
+carries {"project"} when it is written, and `record_version` adds the versions the change went from and to when
+the transaction writes the version that contains it (memory.semantic.new_version). Changes written with
+QuerySet.update (the automatic unalign, merge and realign steps) send no signal: `record_version` logs them
+from the difference between the two versions' snapshots.
 """
 
 from __future__ import annotations
@@ -55,15 +55,45 @@ def acting_as(user) -> Iterator[None]:
             auditlog_value.set(outer)
 
 
-def stamp(project: Project, from_number: int, to_number: int) -> None:
-    """Mark the project's principle entries written since the last version as going from one version to the
-    next. Runs in the transaction that writes version `to_number`."""
-    entries = LogEntry.objects.filter(
+def record_version(project: Project, version: MemoryVersion) -> None:
+    """Complete the log for a new version, in the transaction that writes it: the principle entries written since
+    the last version are stamped as going from it to this one, and every other principle whose state differs
+    between the two versions' snapshots (changed with QuerySet.update by the automatic unalign, merge and
+    realign steps, which send no signal) gets an entry of its own, so each change appears once."""
+    stamp = {"project": project.pk, "from_version": version.number - 1, "to_version": version.number}
+    pending = LogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(Principle),
         object_id__in=Principle.objects.filter(project=project).values("pk"),
         additional_data={"project": project.pk},
     )
-    entries.update(additional_data={"project": project.pk, "from_version": from_number, "to_version": to_number})
+    logged = set(pending.values_list("object_id", flat=True))
+    pending.update(additional_data=stamp)
+    previous = MemoryVersion.objects.filter(project=project, number=version.number - 1).first()
+    before = {entry["id"]: entry for entry in (previous.principles if previous else [])}
+    after = {entry["id"]: entry for entry in version.principles}
+    unlogged = {pk for pk in before.keys() | after.keys() if before.get(pk) != after.get(pk)} - logged
+    for principle in Principle.objects.filter(pk__in=unlogged, project=project).order_by("pk"):
+        changes = _snapshot_changes(before.get(principle.pk), after.get(principle.pk), principle)
+        if changes:
+            LogEntry.objects.log_create(
+                principle, force_log=True, action=LogEntry.Action.UPDATE, changes=changes, additional_data=stamp
+            )
+
+
+def _snapshot_changes(old: dict | None, new: dict | None, principle: Principle) -> dict:
+    """auditlog's {field: [before, after]} for a principle between two snapshots (None: not active there)."""
+    if new is None:
+        changes = {"retired": ["False", "True"]}
+        if principle.retired_reason:
+            changes["retired_reason"] = ["", principle.retired_reason]
+        return changes
+    if old is None:
+        return {"retired": ["True", "False"]}
+    return {
+        name: [str(old[name]), str(new[name])]
+        for name in ("text", "label", "pinned")
+        if name in old and name in new and old[name] != new[name]
+    }
 
 
 def entries(

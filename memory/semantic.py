@@ -606,7 +606,7 @@ def new_version(
         usage=(usage or Usage()).as_dict(),
         duration_ms=int((time.monotonic() - started) * 1000) if started is not None else 0,
     )
-    audit.stamp(project, number - 1, number)
+    audit.record_version(project, version)
     return version
 
 

@@ -189,3 +189,22 @@ def test_the_audit_log_says_who_changed_what_from_which_version_to_which(persona
     assert audit.entries(project, actor="olivia", version=edit.number).count() == 2  # the principle and the version
     assert audit.entries(project, actor="vera").count() == 0
     assert audit.entries(personas.other).count() == 0
+
+
+def test_the_audit_log_records_what_the_automatic_steps_changed_with_their_version(personas):
+    """Unalign retires with QuerySet.update, which sends no signal: the version's snapshot diff is logged."""
+    project = personas.project
+    gone = distilled(project, personas.reviewer, "Emoji fail.", "fail", key="g")
+    with principles.changing(project):
+        v1 = semantic.new_version(project, Trigger.DISTILL, summary="distilled")
+    for link in gone.sources.all():
+        link.feedback.delete()
+    v2 = semantic.rederive_stale(project, semantic.get_provider(project))
+    rows = [audit.describe(e) for e in audit.entries(project, kind="principle", version=v2.number)]
+    assert [(r["object_id"], r["actor"], r["from_version"]) for r in rows] == [(gone.pk, "", v1.number)]
+    assert ("retired", "False", "True") in rows[0]["changes"]
+    assert ("retired_reason", "", "all of its sources were removed") in rows[0]["changes"]
+    # an edit logged by its own save is not logged twice
+    kept = principles.add(project, "Be kind.", personas.owner)
+    principles.edit_text(project, kept, "Be kind always.", personas.owner)
+    assert audit.entries(project, kind="principle").filter(object_id=kept.pk).count() == 2  # created, reworded
