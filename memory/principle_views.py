@@ -113,7 +113,7 @@ def _add(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         principle = principles.add(project, data["text"], request.user, label=data["label"], pinned=data["pinned"])
-    except MemoryBusy as busy:
+    except (principles.NothingToChange, MemoryBusy) as busy:
         messages.error(request, str(busy))
         return redirect("principles", project.slug)
     messages.success(

@@ -98,7 +98,8 @@ def add(project: Project, text: str, actor, label: str = "", pinned: bool = True
 
 def rollback(project: Project, target: MemoryVersion, actor) -> MemoryVersion:
     """Make `target`'s principles the active ones again, as a new version: principles active now but not in it
-    are retired, its principles restored with its wording (and label and pin, where it recorded them).
+    are retired, its principles restored with its wording (and label and pin, where it recorded them). Versions
+    the regression gate holds are discarded: the new version is the active one.
 
     Raise NothingToChange when the active principles already are the target's. A restored principle whose
     source critiques were removed since is re-derived by the next regeneration, like any other (unalign).
@@ -139,9 +140,15 @@ def rollback(project: Project, target: MemoryVersion, actor) -> MemoryVersion:
         if not leaving and not changed and not recreated:
             raise NothingToChange(f"The active principles already are v{target.number}'s.")
         _resolve_contradictions(project)
+        # The owner chose the principles: versions the regression gate held are settled (discarding them later
+        # would go back to before this rollback).
+        held = MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.HELD)
+        discarded = sorted(held.values_list("number", flat=True))
+        held.update(status=MemoryVersion.Status.DISCARDED)
         summary = (
             f"rolled back to v{target.number} by {_name(actor)}: {len(leaving)} retired, "
             f"{changed} restored or reworded{f', {recreated} recreated' if recreated else ''}"
+            f"{'; held ' + ', '.join(f'v{n}' for n in discarded) + ' discarded' if discarded else ''}"
         )
         return semantic.new_version(project, Trigger.ROLLBACK, actor=actor, summary=summary)
 

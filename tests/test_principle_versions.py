@@ -208,3 +208,16 @@ def test_the_audit_log_records_what_the_automatic_steps_changed_with_their_versi
     kept = principles.add(project, "Be kind.", personas.owner)
     principles.edit_text(project, kept, "Be kind always.", personas.owner)
     assert audit.entries(project, kind="principle").filter(object_id=kept.pk).count() == 2  # created, reworded
+
+
+def test_a_rollback_settles_versions_the_regression_gate_held(personas, base):
+    from memory import judge
+
+    project, kind, _, v1 = base
+    held = principles.edit_text(project, kind, "A rewording the gate held.", personas.owner)
+    MemoryVersion.objects.filter(pk=held.pk).update(status=MemoryVersion.Status.HELD)
+    version = principles.rollback(project, v1, personas.owner)
+    assert MemoryVersion.objects.get(pk=held.pk).status == MemoryVersion.Status.DISCARDED
+    assert "held v2 discarded" in version.summary
+    assert judge.latest_version(project) == version
+    assert [p.text for p in judge.principle_set(project).principles if p.id == kind.pk] == [kind.text]
