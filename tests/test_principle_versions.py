@@ -221,3 +221,17 @@ def test_a_rollback_settles_versions_the_regression_gate_held(personas, base):
     assert "held v2 discarded" in version.summary
     assert judge.latest_version(project) == version
     assert [p.text for p in judge.principle_set(project).principles if p.id == kind.pk] == [kind.text]
+
+
+def test_realign_never_retires_a_pinned_principle_whose_sources_chose_another_label(personas):
+    project = personas.project
+    pinned = Principle.objects.create(project=project, text="Curt replies pass.", label="pass")
+    loose = Principle.objects.create(project=project, text="Curt replies are fine.", label="pass")
+    for principle, key in ((pinned, "p"), (loose, "l")):
+        f = add_feedback(add_sample(project, key), personas.reviewer, "fail", "Too curt.")  # the other label
+        PrincipleSource.objects.create(principle=principle, feedback=f, feedback_revision=f.revision)
+    principles.set_pinned(project, pinned, True, personas.owner)
+    version = semantic.realign(project, semantic.get_provider(project))
+    assert "1 principle(s) retired" in version.summary
+    assert not Principle.objects.get(pk=pinned.pk).retired and Principle.objects.get(pk=loose.pk).retired
+    assert not pinned.sources.exists()  # the wrong link goes; the principle stays, as the owner pinned it
