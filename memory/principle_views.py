@@ -7,7 +7,7 @@ from datetime import date
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
@@ -39,8 +39,12 @@ def _base(request: HttpRequest) -> dict:
 
 
 def _sources(request: HttpRequest):
+    return visible_sources(request.membership)
+
+
+def visible_sources(membership):
     """Source links the member may see (a blind reviewer: on samples they reviewed themselves)."""
-    rows = visible_feedback(request.membership, PrincipleSource.objects.filter(feedback__isnull=False), "feedback__")
+    rows = visible_feedback(membership, PrincipleSource.objects.filter(feedback__isnull=False), "feedback__")
     return rows.select_related("feedback__author", "feedback__sample").order_by("feedback_id")
 
 
@@ -83,13 +87,10 @@ def principle_list(request: HttpRequest) -> HttpResponse:
     if query["author"]:
         by_author = _sources(request).filter(feedback__author__username=query["author"])
         rows = rows.filter(pk__in=by_author.values("principle_id"))
-    rows = (
-        rows.select_related("created_in")
-        .prefetch_related(Prefetch("sources", queryset=_sources(request), to_attr="visible_sources"))
-        .annotate(lost=Count("sources", filter=Q(sources__feedback__isnull=True)))
-        .order_by("retired", "id")
+    page = Paginator(rows.select_related("created_in").order_by("retired", "id"), PAGE_SIZE).get_page(
+        request.GET.get("page")
     )
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    add_source_figures(request.membership, page.object_list)
     context = {
         **_base(request),
         "page": page,
@@ -101,6 +102,27 @@ def principle_list(request: HttpRequest) -> HttpResponse:
         "add_form": PrincipleAddForm(project),
     }
     return render(request, "memory/principles.html", context)
+
+
+def add_source_figures(membership, page: list[Principle]) -> None:
+    """Give each principle of a page its visible source count, first authors and removed sources, in three
+    grouped queries (a consolidated principle may cite hundreds of critiques: none are loaded)."""
+    ids = [p.pk for p in page]
+    visible = visible_sources(membership).filter(principle_id__in=ids).order_by()
+    counts = dict(visible.values("principle_id").annotate(n=Count("pk")).values_list("principle_id", "n"))
+    authors: dict[int, list[str]] = {}
+    for pk, name in visible.values_list("principle_id", "feedback__author__username").distinct():
+        authors.setdefault(pk, []).append(name)
+    lost = dict(
+        PrincipleSource.objects.filter(principle_id__in=ids, feedback__isnull=True)
+        .values("principle_id")
+        .annotate(n=Count("pk"))
+        .values_list("principle_id", "n")
+    )
+    for principle in page:
+        principle.source_count = counts.get(principle.pk, 0)
+        principle.authors = sorted(authors.get(principle.pk, []))
+        principle.lost = lost.get(principle.pk, 0)
 
 
 def _add(request: HttpRequest) -> HttpResponse:

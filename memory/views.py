@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -14,10 +14,11 @@ from memory.forms import EvaluationSettingsForm, PrincipleAddForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from memory.locks import MemoryBusy
-from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, MemoryVersion, Principle, PrincipleSource
+from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, MemoryVersion, Principle
+from memory.principle_views import add_source_figures, visible_sources
 from memory.tasks import regeneration_pending, request_regeneration
 from reviews.models import Feedback, Role
-from reviews.permissions import can, is_blind, project_view, visible_feedback
+from reviews.permissions import can, is_blind, project_view
 
 
 def status(project) -> dict:
@@ -46,20 +47,24 @@ def status(project) -> dict:
     return figures
 
 
+DASHBOARD_SOURCES = 5  # source critiques shown per principle on the dashboard
+
+
 @project_view(Role.VIEWER)
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     project = request.project
     if request.htmx and request.htmx.target == "memory-status":
         return render(request, "memory/dashboard.html#status", {"project": project, **status(project)})
-    # A blind reviewer sees a principle's sources only on samples they reviewed themselves.
-    source_rows = visible_feedback(request.membership, PrincipleSource.objects.all(), path="feedback__")
-    sources = Prefetch("sources", queryset=source_rows.select_related("feedback__author", "feedback__sample"))
-    principles = (
-        Principle.objects.filter(project=project)
-        .prefetch_related(sources)
-        .annotate(lost=Count("sources", filter=Q(sources__feedback__isnull=True)))
+    # A blind reviewer sees a principle's sources only on samples they reviewed themselves. The first few of each
+    # (a window-function prefetch); counted apart: the principle's page lists them all.
+    first = visible_sources(request.membership)[:DASHBOARD_SOURCES]
+    principles = list(
+        Principle.objects.filter(project=project).prefetch_related(
+            Prefetch("sources", queryset=first, to_attr="first_sources")
+        )
     )
+    add_source_figures(request.membership, principles)
     context = {
         "project": project,
         "membership": request.membership,
