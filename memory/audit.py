@@ -141,7 +141,12 @@ def describe(entry: LogEntry) -> dict:
         "object_id": entry.object_id,
         "object": entry.object_repr,
         "action": ACTIONS.get(entry.action, str(entry.action)),
-        "changes": [(field, _short(before), _short(after)) for field, (before, after) in sorted(changes.items())],
+        "changes": [
+            (field, _short(before), _short(after))
+            for field, (before, after) in sorted(changes.items())
+            # a creation lists what it set, not every empty field
+            if entry.action != LogEntry.Action.CREATE or _short(after) not in ("", "False")
+        ],
         "from_version": data.get("from_version"),
         "to_version": data.get("to_version"),
     }
