@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "ninja",
+    "auditlog",  # django-auditlog: the memory's audit log (memory/audit.py)
     "reviews",
     "memory",
     "api",
@@ -97,6 +98,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",  # the request's user is the actor of the memory's log entries
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its lockout page
 ]
 

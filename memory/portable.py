@@ -15,7 +15,6 @@ so that who taught the judge what stays visible and two experts' labels on one s
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
@@ -27,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pydantic import ValidationError as ShapeError
 
 from memory import semantic
-from memory.llm.base import Usage
 from memory.models import DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from reviews.labels import LabelKind, check_schema, label_choices, normalize_label
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Project, Role, Sample
@@ -330,14 +328,11 @@ def _write(project: Project, document: JudgeDocument, owner) -> None:
         )
         for e in document.examples
     )
-    # trigger: import
-    version = semantic._new_version(
+    version = semantic.new_version(
         project,
-        MemoryVersion.Trigger.MANUAL,
-        semantic._Manual(),
-        Usage(),
-        time.monotonic(),
-        f"imported from a judge document by {owner.get_username()}: {len(document.principles)} principles, "
+        MemoryVersion.Trigger.IMPORT,
+        actor=owner,
+        summary=f"imported from a judge document by {owner.get_username()}: {len(document.principles)} principles, "
         f"{len(document.examples)} examples",
     )
     principles = Principle.objects.bulk_create(
@@ -364,7 +359,9 @@ def _write(project: Project, document: JudgeDocument, owner) -> None:
         if e.distilled
     )
     # The version was numbered before the principles existed: record the snapshot it stands for.
-    version.principles = [{"id": p.pk, "text": p.text} for p in principles if not p.retired]
+    version.principles = [
+        {"id": p.pk, "text": p.text, "label": p.label, "pinned": p.pinned} for p in principles if not p.retired
+    ]
     version.save(update_fields=["principles"])
 
 

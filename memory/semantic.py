@@ -90,6 +90,20 @@ def stale_principles(project: Project) -> QuerySet[Principle]:
     return active_principles(project).filter(pk__in=broken_links(project).values("principle_id"))
 
 
+def up_to_date(project: Project) -> bool:
+    """Whether a regeneration would find nothing to do: no pending feedback, no principle to re-derive or to
+    realign, the active principles within the project's budget."""
+    crossing = PrincipleSource.objects.filter(
+        principle__project=project, principle__retired=False, feedback__isnull=False
+    ).exclude(Q(principle__label="") | Q(feedback__label=F("principle__label")))
+    return not (
+        pending_feedback(project).exists()
+        or stale_principles(project).exists()
+        or crossing.exists()
+        or active_principles(project).count() > project.max_principles
+    )
+
+
 def estimated_tokens(feedback: Feedback) -> int:
     sample = feedback.sample
     chars = min(len(sample.inputs_text()), EXAMPLE_INPUT_CHARS) + min(len(sample.output_text()), EXAMPLE_OUTPUT_CHARS)
@@ -553,19 +567,51 @@ def _lock(project: Project) -> None:
     Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
 
 
-def _new_version(project, trigger, provider, usage: Usage, started: float, summary: str) -> MemoryVersion:
+def new_version(
+    project: Project,
+    trigger: str,
+    *,
+    actor=None,
+    summary: str = "",
+    provider: Provider | None = None,
+    usage: Usage | None = None,
+    started: float | None = None,
+) -> MemoryVersion:
+    """Record the project's active principles as its next memory version and return it.
+
+    Call it inside the transaction that made the changes, while holding the project's writer lock
+    (memory.locks.memory_writer, or `memory.principles.changing`, which takes both): version numbers never
+    interleave and the version holds exactly those changes. `trigger` is a MemoryVersion.Trigger value (edit
+    by hand is MANUAL; UNALIGN, ROLLBACK, IMPORT…); `actor` is the user who made the change (None for a
+    worker); `provider` is the one whose calls made it (None for a person), `usage` its token counts, `started`
+    a time.monotonic() value for the duration. The principles' audit-log entries written since the last version
+    are stamped with this version (memory.audit).
+    """
+    from memory import audit
+
+    _lock(project)
     number = (MemoryVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
-    return MemoryVersion.objects.create(
+    provider = provider or _Manual()
+    version = MemoryVersion.objects.create(
         project=project,
         number=number,
         trigger=trigger,
-        principles=[{"id": p.pk, "text": p.text} for p in active_principles(project)],
+        actor=actor,
+        principles=[
+            {"id": p.pk, "text": p.text, "label": p.label, "pinned": p.pinned} for p in active_principles(project)
+        ],
         summary=summary[:300],
         provider=provider.name,
         model=provider.model,
-        usage=usage.as_dict(),
-        duration_ms=int((time.monotonic() - started) * 1000),
+        usage=(usage or Usage()).as_dict(),
+        duration_ms=int((time.monotonic() - started) * 1000) if started is not None else 0,
     )
+    audit.record_version(project, version)
+    return version
+
+
+def _new_version(project, trigger, provider, usage: Usage, started: float, summary: str, actor=None) -> MemoryVersion:
+    return new_version(project, trigger, actor=actor, summary=summary, provider=provider, usage=usage, started=started)
 
 
 def record_failure(
@@ -584,12 +630,16 @@ def record_failure(
 EDIT_WAIT_SECONDS = 10  # an edit from the dashboard waits this long for a running regeneration, then says so
 
 
-def add_manual_principle(project: Project, text: str, author_name: str) -> Principle:
+def add_manual_principle(
+    project: Project, text: str, author_name: str, actor=None, label: str = "", pinned: bool = True
+) -> Principle:
     """Add a hand-written principle (kept through unalign and consolidation) and record a version."""
-    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic():
+    from memory.audit import acting_as
+
+    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic(), acting_as(actor):
         _lock(project)
         principle = Principle.objects.create(
-            project=project, text=text.strip(), origin=Principle.Origin.MANUAL, pinned=True
+            project=project, text=text.strip(), label=label, origin=Principle.Origin.MANUAL, pinned=pinned
         )
         version = _new_version(
             project,
@@ -597,16 +647,19 @@ def add_manual_principle(project: Project, text: str, author_name: str) -> Princ
             _Manual(),
             Usage(),
             time.monotonic(),
-            f"principle added by {author_name}",
+            f"principle {principle.pk} added by {author_name}",
+            actor=actor,
         )
         principle.created_in = version
         principle.save(update_fields=["created_in"])
         return principle
 
 
-def set_retired(project: Project, principle: Principle, retired: bool, author_name: str) -> MemoryVersion:
+def set_retired(project: Project, principle: Principle, retired: bool, author_name: str, actor=None) -> MemoryVersion:
     """Retire or restore a principle by hand, and record a version."""
-    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic():
+    from memory.audit import acting_as
+
+    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic(), acting_as(actor):
         _lock(project)
         principle.retired = retired
         principle.retired_reason = f"retired by {author_name}" if retired else ""
@@ -622,6 +675,7 @@ def set_retired(project: Project, principle: Principle, retired: bool, author_na
             Usage(),
             time.monotonic(),
             f"principle {principle.pk} {verb} by {author_name}",
+            actor=actor,
         )
 
 

@@ -13,11 +13,12 @@ import time
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from redis.exceptions import RedisError
 
 from memalign_site.redis import get_redis
 from memory import episodic, evaluation, gate, runs, semantic, sync, vectors
 from memory.llm.base import ProviderError
-from memory.locks import regeneration_lock, release
+from memory.locks import lock_key, regeneration_lock, release
 from memory.models import Evaluation
 from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
@@ -141,6 +142,14 @@ def request_regeneration(project_id: int, delay: float | None = None) -> bool:
         return False
     regenerate_principles.apply_async((project_id,), countdown=countdown)
     return True
+
+
+def regeneration_pending(project_id: int) -> bool:
+    """Whether a regeneration of the project is queued or running (False when Redis cannot say)."""
+    try:
+        return bool(get_redis().exists(_key("regen-queued", project_id), lock_key(project_id)))
+    except RedisError:
+        return False
 
 
 @shared_task(

@@ -148,7 +148,7 @@ class Result:
     rederive: list[Principle]
 
 
-def apply(project: Project, selection: QuerySet[Feedback], expected_token: str, actor_name: str) -> Result:
+def apply(project: Project, selection: QuerySet[Feedback], expected_token: str, actor_name: str, actor=None) -> Result:
     """Unalign the selection, which must still be the one previewed (`expected_token`); raise NothingSelected
     otherwise, and MemoryBusy when a regeneration holds the memory for longer than an edit waits."""
     started = time.monotonic()
@@ -183,9 +183,8 @@ def apply(project: Project, selection: QuerySet[Feedback], expected_token: str, 
             f"unaligned {len(ids)} feedback by {actor_name}: {len(retired)} principle{'s' if len(retired) != 1 else ''}"
             f" retired, {len(plan.rederive)} to re-derive"
         )
-        # trigger: unalign
-        version = semantic._new_version(
-            project, MemoryVersion.Trigger.UNALIGN, semantic._Manual(), Usage(), started, summary
+        version = semantic.new_version(
+            project, MemoryVersion.Trigger.UNALIGN, actor=actor, summary=summary, usage=Usage(), started=started
         )
         transaction.on_commit(lambda: _after_commit(project.pk, ids, bool(plan.rederive)))
     return Result(version, previous, len(ids), retired, [a.principle for a in plan.rederive])

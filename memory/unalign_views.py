@@ -60,7 +60,9 @@ def unalign_view(request: HttpRequest) -> HttpResponse:
     context["criteria"] = criteria
     if request.method == "POST":
         try:
-            context["result"] = unalign.apply(project, selection, request.POST.get("token", ""), request.user.username)
+            context["result"] = unalign.apply(
+                project, selection, request.POST.get("token", ""), request.user.username, actor=request.user
+            )
         except unalign.NothingSelected as error:
             context["error"] = str(error)
             context["preview"] = unalign.preview(project, selection)

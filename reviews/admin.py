@@ -33,6 +33,7 @@ class InvitationAdmin(admin.ModelAdmin):
     search_fields = ["identifier", "project__name"]
     autocomplete_fields = ["user", "project"]
     readonly_fields = ["created_at"]
+    list_select_related = ["project", "invited_by"]
 
 
 @admin.register(ImportRun)
@@ -40,6 +41,7 @@ class ImportRunAdmin(admin.ModelAdmin):
     list_display = ["filename", "project", "status", "created_by", "started_at", "finished_at"]
     list_filter = ["status", "project"]
     readonly_fields = ["started_at", "finished_at"]
+    list_select_related = ["project", "created_by"]
 
 
 @admin.register(Sample)
@@ -56,6 +58,6 @@ class FeedbackAdmin(admin.ModelAdmin):
     list_display = ["sample", "author", "label", "agrees_with_judge", "revision", "imported_by", "updated_at"]
     list_filter = ["project", "agrees_with_judge", "label"]
     search_fields = ["critique", "author__username", "sample__external_id"]
-    list_select_related = ["sample", "author", "project"]
+    list_select_related = ["sample__project", "author", "imported_by"]
     raw_id_fields = ["sample"]
     readonly_fields = ["created_at", "updated_at", "imported_by", "imported_at"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.models import Evaluation, Judgement, JudgeRun, Principle
+from memory.models import Evaluation, Judgement, JudgeRun, MemoryVersion, Principle
 from reviews.models import Feedback, Invitation, Membership
 from tests.conftest import add_sample
 
@@ -35,7 +35,31 @@ MATRIX = {
     "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 400, 403, 400]),
     "memory-regenerate": ("/p/{slug}/memory/regenerate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "memory-consolidate": ("/p/{slug}/memory/consolidate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
-    "principle-add": ("/p/{slug}/memory/principles/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "principles": ("/p/{slug}/memory/principles/", [302, 404, 200, 200, 200], [302, 404, 403, 403, 302]),
+    "principle": ("/p/{slug}/memory/principles/{principle}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "principle-edit": (
+        "/p/{slug}/memory/principles/{principle}/edit/",
+        [302, 404, 403, 403, 405],
+        [302, 404, 403, 403, 302],
+    ),
+    "principle-pin": (
+        "/p/{slug}/memory/principles/{principle}/pin/",
+        [302, 404, 403, 403, 405],
+        [302, 404, 403, 403, 302],
+    ),
+    "versions": ("/p/{slug}/memory/versions/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "version-compare": (
+        "/p/{slug}/memory/versions/compare/?a=0&b={version}",
+        [302, 404, 200, 200, 200],
+        [302, 404, 405, 405, 405],
+    ),
+    "version-rollback": (
+        "/p/{slug}/memory/versions/{version}/rollback/",
+        [302, 404, 403, 403, 200],
+        [302, 404, 403, 403, 302],
+    ),
+    "memory-audit": ("/p/{slug}/memory/audit/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "memory-audit-csv": ("/p/{slug}/memory/audit.csv", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "principle-retire": (
         "/p/{slug}/memory/principles/{principle}/retire/",
         [302, 404, 403, 403, 405],
@@ -133,6 +157,7 @@ def url_ids(personas, project) -> dict:
         or Membership.objects.filter(project=project).first()
     )
     principle = Principle.objects.create(project=project, text="Own mistakes.", origin="manual")
+    version = MemoryVersion.objects.create(project=project, number=1, trigger="distill", provider="offline", model="")
     run = JudgeRun.objects.create(project=project, total=1, sample_ids=[sample.pk])
     judgement = Judgement.objects.create(project=project, sample=sample, run=run, value="pass", retrieved=[feedback.pk])
     invitation = Invitation.objects.create(project=project, identifier=f"invitee-{project.pk}@example.com")
@@ -177,6 +202,7 @@ def url_ids(personas, project) -> dict:
         "judgement": judgement.pk,
         "invitation": invitation.pk,
         "evaluation": evaluation.pk,
+        "version": version.number,
     }
 
 
@@ -226,6 +252,7 @@ def test_another_projects_ids_are_404(client, personas, name, method):
         assert Feedback.objects.filter(pk=other_ids["feedback"]).exists()
         assert Membership.objects.filter(pk=other_ids["membership"]).exists()
         assert not Principle.objects.get(pk=other_ids["principle"]).retired
+        assert not Principle.objects.get(pk=other_ids["principle"]).pinned
         assert Invitation.objects.filter(pk=other_ids["invitation"]).exists()
         assert JudgeRun.objects.get(pk=other_ids["run"]).status == "queued"  # not cancelled
 

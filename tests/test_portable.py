@@ -70,6 +70,8 @@ def test_an_example_by_the_importer_is_theirs_and_two_experts_on_one_sample_surv
     assert by == {"olivia": "pass", "imported-rafael": "fail"}
     roles = dict(Membership.objects.filter(project=copy_).values_list("user__username", "role"))
     assert roles == {"olivia": "owner", "imported-rafael": "reviewer"}
+    version = MemoryVersion.objects.get(project=copy_)  # the import is the new project's first version, by its owner
+    assert (version.number, version.trigger, version.actor) == (1, MemoryVersion.Trigger.IMPORT, personas.owner)
 
 
 def valid_document(personas) -> dict:

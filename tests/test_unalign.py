@@ -90,7 +90,7 @@ def test_a_reviewers_feedback_leaves_both_memories_and_nothing_else(
     versions = MemoryVersion.objects.filter(project=personas.project)
     assert versions.count() == before + 1
     version = versions.order_by("-number").first()
-    assert version.trigger == MemoryVersion.Trigger.UNALIGN
+    assert (version.trigger, version.actor) == (MemoryVersion.Trigger.UNALIGN, personas.owner)
     assert {p["id"] for p in version.principles} == {memory[n].pk for n in ("both", "only_sofia", "pinned")}
 
 
