@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import SetPasswordForm, UsernameField
 from django.core.exceptions import ValidationError
 
 from reviews.labels import LabelKind, check_schema
@@ -142,3 +144,19 @@ class FeedbackForm(forms.Form):
             "min_value": "The form is out of date: reload the page.",
         },
     )
+
+
+class JoinForm(SetPasswordForm):
+    """A new account from an invitation link: a username, then Django's own password-setting form."""
+
+    username = UsernameField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
+    field_order = ["username", "new_password1", "new_password2"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(get_user_model()(), *args, **kwargs)
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        get_user_model().username_validator(username)
+        self.user.username = username  # the password validators compare the password with it
+        return username
