@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from reviews.labels import LabelKind, check_schema
 from reviews.models import Project, Role
+from reviews.overlap import MAX_REVIEWS_PER_SAMPLE
 
 
 class ProjectForm(forms.ModelForm):
@@ -37,6 +38,7 @@ class ProjectForm(forms.ModelForm):
             "provider_concurrency",
             "max_principles",
             "principle_budget_tokens",
+            "reviews_per_sample",
         ]
         widgets = {"criterion": forms.Textarea(attrs={"rows": 4})}
         labels = {
@@ -45,6 +47,7 @@ class ProjectForm(forms.ModelForm):
             "provider_concurrency": "Provider calls in flight",
             "max_principles": "Most principles",
             "principle_budget_tokens": "Principle tokens per verdict",
+            "reviews_per_sample": "Reviews per sample",
         }
 
     def __init__(self, *args, **kwargs):
@@ -59,6 +62,7 @@ class ProjectForm(forms.ModelForm):
         self.fields["provider_concurrency"].widget.attrs.update(min=1, max=64)
         self.fields["max_principles"].widget.attrs.update(min=5, max=2000)
         self.fields["principle_budget_tokens"].widget.attrs.update(min=200, max=200_000)
+        self.fields["reviews_per_sample"].widget.attrs.update(min=1, max=MAX_REVIEWS_PER_SAMPLE)
         for name in self.DEFAULTED:
             self.fields[name].required = False  # left out (an API client, an old form): kept as they are
 
@@ -68,7 +72,7 @@ class ProjectForm(forms.ModelForm):
             raise ValidationError("Retrieve between 0 and 50 examples.")
         return k
 
-    DEFAULTED = ("provider_concurrency", "max_principles", "principle_budget_tokens")
+    DEFAULTED = ("provider_concurrency", "max_principles", "principle_budget_tokens", "reviews_per_sample")
 
     def _or_default(self, name: str) -> int:
         value = self.cleaned_data[name]
@@ -90,6 +94,12 @@ class ProjectForm(forms.ModelForm):
         value = self._or_default("principle_budget_tokens")
         if not 200 <= value <= 200_000:
             raise ValidationError("Allow between 200 and 200,000 principle tokens per verdict.")
+        return value
+
+    def clean_reviews_per_sample(self) -> int:
+        value = self._or_default("reviews_per_sample")
+        if not 1 <= value <= MAX_REVIEWS_PER_SAMPLE:
+            raise ValidationError(f"Ask for between 1 and {MAX_REVIEWS_PER_SAMPLE} reviews per sample.")
         return value
 
     def clean(self):

@@ -19,7 +19,11 @@ def reviewed(personas):
     """Eight samples: s1..s8. Judge: pass for odd, fail for even, none for s8.
 
     rafael (reviewer): s1 agrees, s2 disagrees, s8 (no verdict).  olivia (owner): s2 agrees, s3 disagrees.
+    Five reviews per sample: "needs my review" is every sample I have not reviewed (tests/test_overlap.py has
+    the fewer-slots cases).
     """
+    personas.project.reviews_per_sample = 5
+    personas.project.save(update_fields=["reviews_per_sample"])
     samples = [
         add_sample(
             personas.project,
