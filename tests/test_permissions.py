@@ -39,6 +39,7 @@ MATRIX = {
     "review": ("/p/{slug}/samples/{sample}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "feedback-save": ("/p/{slug}/samples/{sample}/feedback/", [302, 404, 403, 405, 405], [302, 404, 403, 422, 422]),
     "feedback-delete": ("/p/{slug}/feedback/{feedback}/delete/", [302, 404, 403, 405, 405], [302, 404, 403, 302, 302]),
+    "team": ("/p/{slug}/team/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "memory": ("/p/{slug}/memory/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 400, 403, 400]),
     "memory-regenerate": ("/p/{slug}/memory/regenerate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
