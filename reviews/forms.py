@@ -170,3 +170,13 @@ class JoinForm(SetPasswordForm):
         get_user_model().username_validator(username)
         self.user.username = username  # the password validators compare the password with it
         return username
+
+
+class DecisionForm(forms.Form):
+    label = forms.CharField(max_length=64, error_messages={"required": "Choose the final label."})
+    # Its length limit is checked by reviews.adjudication.decide, with the message.
+    reason = forms.CharField(error_messages={"required": "Say why: the reason is what teaches the judge."})
+
+
+class FlagForm(forms.Form):
+    on = forms.BooleanField(required=False)

@@ -10,7 +10,7 @@ import pytest
 
 from memory.models import Evaluation, Judgement, JudgeRun, Principle
 from reviews.invitations import issue_link
-from reviews.models import Feedback, Invitation, Membership
+from reviews.models import Decision, Feedback, Invitation, Membership
 from tests.conftest import add_sample
 
 PERSONAS = ["anon", "out", "view", "rev", "own"]
@@ -40,6 +40,15 @@ MATRIX = {
     "feedback-save": ("/p/{slug}/samples/{sample}/feedback/", [302, 404, 403, 405, 405], [302, 404, 403, 422, 422]),
     "feedback-delete": ("/p/{slug}/feedback/{feedback}/delete/", [302, 404, 403, 405, 405], [302, 404, 403, 302, 302]),
     "team": ("/p/{slug}/team/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "conflicts": ("/p/{slug}/conflicts/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    # Reviewers without the adjudicator flag may not decide (403); an empty form is a 400 for an owner.
+    "conflict-decide": ("/p/{slug}/samples/{sample}/decide/", [302, 404, 403, 405, 405], [302, 404, 403, 403, 400]),
+    "decision-undo": ("/p/{slug}/decisions/{decision}/undo/", [302, 404, 403, 405, 405], [302, 404, 403, 403, 302]),
+    "member-adjudicator": (
+        "/p/{slug}/members/{membership}/adjudicator/",
+        [302, 404, 403, 403, 405],
+        [302, 404, 403, 403, 302],
+    ),
     "memory": ("/p/{slug}/memory/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 400, 403, 400]),
     "memory-regenerate": ("/p/{slug}/memory/regenerate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
@@ -135,6 +144,7 @@ def url_ids(personas, project) -> dict:
     judgement = Judgement.objects.create(project=project, sample=sample, run=run, value="pass", retrieved=[feedback.pk])
     invitation = Invitation.objects.create(project=project, identifier=f"invitee-{project.pk}@example.com")
     token = issue_link(invitation)
+    decision = Decision.objects.create(project=project, sample=sample, label="fail", reason="Too curt.")
     point = {
         "curve": "heldout",
         "variant": "episodic",
@@ -176,6 +186,7 @@ def url_ids(personas, project) -> dict:
         "judgement": judgement.pk,
         "invitation": invitation.pk,
         "token": token,
+        "decision": decision.pk,
         "evaluation": evaluation.pk,
     }
 
@@ -205,7 +216,17 @@ CROSS = [
     for name, (template, _, _) in MATRIX.items()
     if any(
         f"{{{key}}}" in template
-        for key in ("sample", "feedback", "membership", "principle", "run", "judgement", "invitation", "evaluation")
+        for key in (
+            "sample",
+            "feedback",
+            "membership",
+            "principle",
+            "run",
+            "judgement",
+            "invitation",
+            "evaluation",
+            "decision",
+        )
     )
 ]
 
@@ -227,6 +248,8 @@ def test_another_projects_ids_are_404(client, personas, name, method):
         assert Membership.objects.filter(pk=other_ids["membership"]).exists()
         assert not Principle.objects.get(pk=other_ids["principle"]).retired
         assert Invitation.objects.filter(pk=other_ids["invitation"]).exists()
+        assert Decision.objects.filter(pk=other_ids["decision"]).exists()
+        assert not Membership.objects.get(pk=other_ids["membership"]).adjudicator
         assert JudgeRun.objects.get(pk=other_ids["run"]).status == "queued"  # not cancelled
 
 
