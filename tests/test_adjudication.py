@@ -193,3 +193,29 @@ def test_two_owners_deciding_at_once_one_wins_the_other_is_told(personas, monkey
     assert "first; nothing was changed" in str(told[0])
     assert Decision.objects.count() == 1
     assert Feedback.objects.filter(sample=sample, author__username="(team decision)").count() == 1
+
+
+def test_the_working_memory_shows_an_undecided_conflict_as_disputed(personas, conflict):
+    from memory.judge import working_memory
+    from memory.llm.anthropic import example_block
+    from memory.llm.offline import OfflineProvider
+
+    s1, warm, dodges, other, _ = conflict
+    sync.repair(personas.project)
+    memory = working_memory(personas.project, s1.inputs_text(), s1.output_text())
+    from_s1 = [e for e in memory.examples if e.feedback_id in (warm.pk, dodges.pk)]
+    assert from_s1 and all(e.disputed == ["fail", "pass"] for e in from_s1)  # both labels, whichever came back
+    assert all(e.same_item for e in from_s1)  # the item itself, but disputed: it does not decide
+    block = example_block(from_s1[0])
+    assert 'disputed="true"' in block and "<experts_disagree>fail / pass</experts_disagree>" in block
+    only_disputed = type(memory)(**{**memory.__dict__, "examples": from_s1})
+    verdict = OfflineProvider().judge(only_disputed)
+    assert verdict.value is None and "disputed" in verdict.rationale and "fail / pass" in verdict.rationale
+
+    decision = adjudication.decide(s1, "fail", REASON, personas.owner)
+    sync.repair(personas.project)
+    memory = working_memory(personas.project, s1.inputs_text(), s1.output_text())
+    retrieved = {e.feedback_id: e for e in memory.examples}
+    assert warm.pk not in retrieved and decision.feedback_id in retrieved  # decided: the overruled label is gone
+    assert not any(e.disputed for e in memory.examples)
+    assert OfflineProvider().judge(memory).value == "fail"  # the same item, decided: its label stands
