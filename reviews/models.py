@@ -239,12 +239,36 @@ class Sample(models.Model):
         return self.outputs
 
 
+REMOVED_ACCOUNT = "(removed account {})"  # parentheses: Django's username validator lets no one register it
+
+
+def keep_as_removed_account(collector, field, sub_objs, using) -> None:
+    """on_delete for feedback authors: when an account is deleted (the admin, a script), its feedback stays in its
+    projects, moved to an inactive "(removed account N)" placeholder so the author shows as removed. An owner who
+    wants it gone unaligns it when removing the member (reviews.projects.remove_member)."""
+    from django.contrib.auth import get_user_model
+
+    by_author: dict[int, list] = {}
+    for feedback in sub_objs:
+        by_author.setdefault(feedback.author_id, []).append(feedback)
+    for author_id, feedback in by_author.items():
+        placeholder, created = (
+            get_user_model()
+            .objects.using(using)
+            .get_or_create(username=REMOVED_ACCOUNT.format(author_id), defaults={"is_active": False})
+        )
+        if created:
+            placeholder.set_unusable_password()
+            placeholder.save(update_fields=["password"])
+        collector.add_field_update(field, placeholder, feedback)
+
+
 class Feedback(models.Model):
     """A reviewer's label and critique on a sample. Deleting it unaligns the judge from it."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="feedback")
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="feedback")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feedback")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=keep_as_removed_account, related_name="feedback")
     label = models.CharField(max_length=64)
     critique = models.TextField(blank=True)
     agrees_with_judge = models.BooleanField(

@@ -142,7 +142,9 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 @require_POST
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     try:
-        removed = projects.remove_member(request.project, membership_id)
+        removed = projects.remove_member(
+            request.project, membership_id, unalign=request.POST.get("feedback") == "unalign"
+        )
     except Membership.DoesNotExist:
         raise Http404("No such member in this project.") from None
     except ValidationError as error:
