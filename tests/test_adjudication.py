@@ -219,3 +219,34 @@ def test_the_working_memory_shows_an_undecided_conflict_as_disputed(personas, co
     assert warm.pk not in retrieved and decision.feedback_id in retrieved  # decided: the overruled label is gone
     assert not any(e.disputed for e in memory.examples)
     assert OfflineProvider().judge(memory).value == "fail"  # the same item, decided: its label stands
+
+
+@pytest.mark.django_db(transaction=True)
+def test_through_the_worker_the_memory_follows_a_decision_and_its_undo(celery_worker, personas, settings):
+    """The decision is made as the page makes it; the signals dispatch on commit; a real worker does the rest."""
+    from tests.test_memory_worker import wait_for
+
+    settings.MEMALIGN_DISTILL_DELAY_SECONDS = 0.05
+    settings.MEMALIGN_DISTILL_QUIET_SECONDS = 0.3
+    rhea = make_user("rhea")
+    Membership.objects.create(project=personas.project, user=rhea, role=Role.REVIEWER)
+    s1 = add_sample(personas.project, "s1")
+    warm = add_feedback(s1, personas.reviewer, "pass", WARM)
+    dodges = add_feedback(s1, rhea, "fail", DODGES)
+    pid = personas.project.pk
+
+    def sources() -> set[int]:
+        return set(
+            PrincipleSource.objects.filter(
+                principle__project=personas.project, principle__retired=False, feedback__isnull=False
+            ).values_list("feedback_id", flat=True)
+        )
+
+    wait_for(lambda: set(episodic.entries(pid)) == {warm.pk, dodges.pk}, message="both reviews in Chroma")
+    wait_for(lambda: {warm.pk, dodges.pk} <= sources(), message="both critiques distilled")
+    decision = adjudication.decide(s1, "fail", REASON, personas.owner)
+    wait_for(lambda: set(episodic.entries(pid)) == {dodges.pk, decision.feedback_id}, message="episodic follows")
+    wait_for(lambda: warm.pk not in sources() and decision.feedback_id in sources(), message="principles follow")
+    adjudication.undo(personas.project, decision.pk)
+    wait_for(lambda: set(episodic.entries(pid)) == {warm.pk, dodges.pk}, message="episodic restored")
+    wait_for(lambda: warm.pk in sources() and decision.feedback_id not in sources(), message="principles restored")
