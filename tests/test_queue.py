@@ -154,9 +154,10 @@ def test_pages_cost_a_fixed_number_of_queries(client, personas, django_assert_ma
         if n % 3 == 0:
             save_feedback(sample, personas.reviewer, "pass", "")
     client.force_login(personas.reviewer)
-    with django_assert_max_num_queries(12):
+    # 14: "needs my review" is counted by its own query (overlap), and the open conflicts by another.
+    with django_assert_max_num_queries(14):
         first = client.get(f"/p/{personas.project.slug}/queue/?filter=all")
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         deep = client.get(f"/p/{personas.project.slug}/queue/?filter=all&after={Sample.objects.order_by('-id')[10].pk}")
     assert first.status_code == deep.status_code == 200
 
