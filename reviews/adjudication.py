@@ -122,6 +122,7 @@ def undo(project: Project, decision_id: int) -> Decision:
         if decision is None:
             raise AlreadyDecided("This decision was already undone; nothing was changed.")
         if decision.feedback_id:
-            Feedback.objects.filter(pk=decision.feedback_id).delete()
-        decision.delete()
+            Feedback.objects.filter(pk=decision.feedback_id).delete()  # cascades to the decision
+        else:
+            decision.delete()
         return decision

@@ -326,14 +326,15 @@ class Decision(models.Model):
     `feedback` is the row that carries the decision into the memory (authored by the site's decisions account,
     reviews.adjudication.decisions_account): the reason is the critique that teaches. Feedback of another label
     on the sample is overruled: the memory leaves it out, as if unaligned, while the decision stands.
-    Undoing a decision deletes it and its feedback row.
+    Undoing a decision deletes its feedback row, and with it the decision.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="decisions")
     sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="decision")
     label = models.CharField(max_length=64)
     reason = models.TextField()
-    feedback = models.OneToOneField(Feedback, null=True, on_delete=models.SET_NULL, related_name="decision")
+    # Deleting this row (an owner deleting the team's feedback on the review page) undoes the decision with it.
+    feedback = models.OneToOneField(Feedback, null=True, on_delete=models.CASCADE, related_name="decision")
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(auto_now_add=True)
 

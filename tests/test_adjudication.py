@@ -124,6 +124,11 @@ def test_owners_and_flagged_reviewers_decide_others_do_not(client, personas, con
     assert not Decision.objects.exists()
     again = client.post(f"/p/{personas.project.slug}/decisions/{decision.pk}/undo/")
     assert again.status_code == 404
+    # Deleting the team's feedback on the review page undoes the decision as well.
+    client.force_login(personas.owner)
+    decision = adjudication.decide(s1, "pass", REASON, personas.owner)
+    client.post(f"/p/{personas.project.slug}/feedback/{decision.feedback_id}/delete/")
+    assert not Decision.objects.exists() and adjudication.open_conflict_count(personas.project, membership) == 1
 
 
 def test_the_page_says_what_was_wrong_and_keeps_the_reason(client, personas, conflict):

@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='decision',
             name='feedback',
-            field=models.OneToOneField(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='decision', to='reviews.feedback'),
+            field=models.OneToOneField(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='decision', to='reviews.feedback'),
         ),
         migrations.AddField(
             model_name='decision',
