@@ -167,6 +167,19 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
 
+# Invitations (reviews.invitations): a one-time link, valid this many days, shown to the owner to copy and, when
+# EMAIL_HOST (or EMAIL_BACKEND) is set, also sent by email.
+MEMALIGN_INVITATION_DAYS = env_int("MEMALIGN_INVITATION_DAYS", 7)
+MEMALIGN_SITE_URL = env_str("MEMALIGN_SITE_URL", "http://127.0.0.1:8000")  # links printed by `manage.py invite`
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "memalign@localhost")
+MEMALIGN_SEND_INVITATIONS = bool(os.environ.get("EMAIL_HOST") or os.environ.get("EMAIL_BACKEND"))
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -28,6 +28,7 @@ from memory.llm import get_provider
 from memory.llm.base import ProviderError, Usage, Verdict, WorkingMemory
 from memory.models import Judgement, JudgeRun
 from reviews import queue
+from reviews.adjudication import learnable
 from reviews.models import Feedback, Project, Sample
 
 log = logging.getLogger(__name__)
@@ -360,22 +361,26 @@ class ExpertLabels:
 
 
 def expert_labels(project: Project, sample_ids=None) -> ExpertLabels:
-    """Return the experts' label per sample, where they agree; samples with conflicting labels are left out."""
-    rows = Feedback.objects.filter(project=project).order_by()
+    """Return the experts' label per sample, where they agree or a decision settled it (overruled feedback is
+    left out); samples with conflicting labels are left out."""
+    rows = learnable(Feedback.objects.filter(project=project)).order_by()
     if sample_ids is not None:
         rows = rows.filter(sample_id__in=sample_ids)
     by_sample: dict[int, set[str]] = {}
     count: dict[int, int] = {}
     authors: dict[int, set[int]] = {}
-    for sample_id, label, author_id in rows.values_list("sample_id", "label", "author_id").iterator():
+    for sample_id, label, author_id, decision in rows.values_list(
+        "sample_id", "label", "author_id", "decision__id"
+    ).iterator():
         by_sample.setdefault(sample_id, set()).add(label)
-        count[sample_id] = count.get(sample_id, 0) + 1
-        authors.setdefault(sample_id, set()).add(author_id)
+        if decision is None:  # a decision's own row is the final label, not one more reviewer
+            count[sample_id] = count.get(sample_id, 0) + 1
+            authors.setdefault(sample_id, set()).add(author_id)
     labels = {s: next(iter(ls)) for s, ls in by_sample.items() if len(ls) == 1}
     return ExpertLabels(
         labels=labels,
-        reviewers=len(set().union(*(authors[s] for s in labels))) if labels else 0,
-        corroborated=sum(1 for s in labels if count[s] > 1),
+        reviewers=len(set().union(*(authors.get(s, set()) for s in labels))) if labels else 0,
+        corroborated=sum(1 for s in labels if count.get(s, 0) > 1),
         conflicted=len(by_sample) - len(labels),
     )
 

@@ -15,7 +15,7 @@ from itertools import combinations
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from memory.embeddings import embed_cached
@@ -26,6 +26,8 @@ from memory.llm.offline import average_linkage
 from memory.locks import memory_writer
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from memory.vectors import for_samples as stored_sample_vectors
+from reviews import adjudication
+from reviews.adjudication import learnable
 from reviews.models import Feedback, Project, Sample
 
 EXAMPLE_INPUT_CHARS = 1_500
@@ -69,9 +71,9 @@ def principle_texts(project: Project) -> list[PrincipleText]:
 
 
 def pending_feedback(project: Project) -> QuerySet[Feedback]:
-    """Feedback whose current revision has not been distilled yet, oldest first."""
+    """Feedback whose current revision has not been distilled yet, oldest first (overruled feedback never)."""
     return (
-        Feedback.objects.filter(project=project)
+        learnable(Feedback.objects.filter(project=project))
         .exclude(distilled__revision=F("revision"))
         .select_related("sample")
         .order_by("updated_at", "id")
@@ -79,9 +81,11 @@ def pending_feedback(project: Project) -> QuerySet[Feedback]:
 
 
 def broken_links(project: Project) -> QuerySet[PrincipleSource]:
-    """Source links whose feedback was deleted, or edited since the principle learned from it."""
+    """Source links whose feedback was deleted, edited since the principle learned from it, or overruled by a
+    decision (reviews.adjudication)."""
+    overruled = Feedback.objects.filter(pk=OuterRef("feedback_id")).filter(adjudication.overruled())
     return PrincipleSource.objects.filter(principle__project=project).filter(
-        Q(feedback__isnull=True) | ~Q(feedback_revision=F("feedback__revision"))
+        Q(feedback__isnull=True) | ~Q(feedback_revision=F("feedback__revision")) | Q(Exists(overruled))
     )
 
 
@@ -376,7 +380,8 @@ def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None
 
 def _remaining_sources(principle: Principle) -> list[Feedback]:
     links = principle.sources.filter(feedback__isnull=False, feedback_revision=F("feedback__revision"))
-    return list(Feedback.objects.filter(pk__in=links.values("feedback_id")).select_related("sample").order_by("id"))
+    remaining = learnable(Feedback.objects.filter(pk__in=links.values("feedback_id")))
+    return list(remaining.select_related("sample").order_by("id"))
 
 
 def due_for_consolidation(project: Project) -> bool:

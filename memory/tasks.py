@@ -20,6 +20,7 @@ from memory import episodic, evaluation, gate, runs, semantic, sync, vectors
 from memory.llm.base import ProviderError
 from memory.locks import lock_key, regeneration_lock, release
 from memory.models import Evaluation
+from reviews.adjudication import learnable
 from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
 
@@ -64,10 +65,13 @@ def update_episodic(project_id: int) -> dict:
     stored = gone = 0
     while ids := [int(i) for i in redis.spop(key, EPISODIC_BATCH) or []]:
         try:
-            feedback = list(Feedback.objects.select_related("sample").filter(pk__in=ids, project_id=project_id))
+            # Overruled feedback (reviews.adjudication) is left out, as if deleted.
+            feedback = list(
+                learnable(Feedback.objects.select_related("sample").filter(pk__in=ids, project_id=project_id))
+            )
             episodic.upsert(feedback)
-            kept = set(Feedback.objects.filter(pk__in=[f.pk for f in feedback]).values_list("pk", flat=True))
-            episodic.delete(project_id, [f.pk for f in feedback if f.pk not in kept])  # deleted while we stored it
+            kept = set(learnable(Feedback.objects.filter(pk__in=[f.pk for f in feedback])).values_list("pk", flat=True))
+            episodic.delete(project_id, [i for i in ids if i not in kept])  # deleted or overruled meanwhile
         except Exception:
             redis.sadd(key, *ids)
             raise
@@ -82,6 +86,17 @@ def remove_feedback(project_id: int, feedback_id: int) -> str:
         return "still exists"
     episodic.delete(project_id, [feedback_id])
     return "removed"
+
+
+@shared_task(acks_late=True, **RETRY)
+def sync_sample(project_id: int, sample_id: int) -> dict:
+    """Make one sample's episodic entries match the database: after a decision on it is made or undone, the
+    overruled feedback leaves the store or comes back (reviews.adjudication)."""
+    rows = list(Feedback.objects.select_related("sample").filter(project_id=project_id, sample_id=sample_id))
+    keep = set(learnable(Feedback.objects.filter(pk__in=[f.pk for f in rows])).values_list("pk", flat=True))
+    episodic.upsert([f for f in rows if f.pk in keep])
+    episodic.delete(project_id, [f.pk for f in rows if f.pk not in keep])
+    return {"stored": len(keep), "left_out": len(rows) - len(keep)}
 
 
 @shared_task(acks_late=True, **RETRY)

@@ -7,12 +7,14 @@ from memory import (
     portable_views,
     principle_views,
     run_views,
+    team_views,
     unalign_views,
     views,
 )
 
 urlpatterns = [
     path("p/<slug:slug>/memory/", views.dashboard, name="memory-dashboard"),
+    path("p/<slug:slug>/team/", team_views.team_page, name="team"),
     path("p/<slug:slug>/memory/try/", views.try_judge, name="memory-try"),
     path("p/<slug:slug>/memory/regenerate/", views.regenerate, name="memory-regenerate"),
     path("p/<slug:slug>/memory/consolidate/", views.consolidate, name="memory-consolidate"),

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from reviews.models import Feedback, ImportRun, Invitation, Membership, Project, Sample
+from reviews.models import Decision, Feedback, ImportRun, Invitation, Membership, Project, ReviewClaim, Sample
 
 
 class MembershipInline(admin.TabularInline):
@@ -61,3 +61,20 @@ class FeedbackAdmin(admin.ModelAdmin):
     list_select_related = ["sample__project", "author", "imported_by"]
     raw_id_fields = ["sample"]
     readonly_fields = ["created_at", "updated_at", "imported_by", "imported_at"]
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    """Adjudicated conflicts. Undo them from the project's conflicts page, which also restores the memory."""
+
+    list_display = ["sample", "label", "decided_by", "decided_at"]
+    list_filter = ["project"]
+    search_fields = ["sample__external_id", "reason"]
+    raw_id_fields = ["sample", "feedback", "decided_by"]
+
+
+@admin.register(ReviewClaim)
+class ReviewClaimAdmin(admin.ModelAdmin):
+    list_display = ["sample", "user", "expires_at"]
+    list_filter = ["sample__project"]
+    raw_id_fields = ["sample", "user"]

@@ -68,6 +68,18 @@ def can(membership: Membership | None, role: Role) -> bool:
     return membership is not None and ROLE_RANK[Role(membership.role)] >= ROLE_RANK[role]
 
 
+def can_adjudicate(membership: Membership | None) -> bool:
+    """Owners, and reviewers given the adjudicator flag, decide the final label where reviewers disagree."""
+    if membership is None:
+        return False
+    return membership.role == Role.OWNER or (membership.adjudicator and can(membership, Role.REVIEWER))
+
+
+def require_adjudicator(membership: Membership) -> None:
+    if not can_adjudicate(membership):
+        raise PermissionDenied("Deciding conflicts needs the owner role or the adjudicator flag in this project.")
+
+
 def can_delete_feedback(membership: Membership, feedback) -> bool:
     """Reviewers delete their own feedback; owners delete anyone's."""
     if membership.role == Role.OWNER:

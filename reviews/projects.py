@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
-from reviews.models import Invitation, Membership, Project, Role
+from reviews.models import Feedback, Invitation, Membership, Project, Role
 
 
 def unique_slug(name: str) -> str:
@@ -92,12 +92,15 @@ def change_role(project: Project, membership_id: int, role: Role) -> Membership:
 
 
 @transaction.atomic
-def remove_member(project: Project, membership_id: int) -> Membership:
-    """Remove a member; refuse to remove the last owner. Their feedback stays: it is the project's."""
+def remove_member(project: Project, membership_id: int, unalign: bool = False) -> Membership:
+    """Remove a member; refuse to remove the last owner. Their feedback stays (it is the project's), unless the
+    owner chooses to `unalign` it: then it is deleted, and the memory forgets it."""
     memberships = _lock_memberships(project)
     membership = _member(memberships, membership_id)
     if membership.role == Role.OWNER:
         _keep_an_owner(memberships, membership)
+    if unalign:
+        Feedback.objects.filter(project=project, author=membership.user).delete()  # post_delete: the memory forgets
     membership.delete()
     return membership
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from reviews import overlap
 from reviews.models import Feedback, Project, Sample
 
 PAGE_SIZE = 50
@@ -69,7 +70,7 @@ def samples(project: Project, user, query: QueueQuery, filter_name: str | None =
     anyone = Feedback.objects.filter(sample=OuterRef("pk"))
     match filter_name or query.filter:
         case "todo":
-            qs = qs.filter(~Exists(mine))
+            qs = overlap.needing_review(qs, project, user)
         case "unreviewed":
             qs = qs.filter(~Exists(anyone))
         case "mine":
@@ -129,7 +130,7 @@ def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
         disagreeing = disagreeing.filter(sample_id__in=mine_samples)
     disagree = disagreeing.aggregate(n=Count("sample_id", distinct=True))["n"]
     result = {
-        "todo": every - mine,
+        "todo": samples(project, user, query, "todo").count(),  # overlap: not simply every - mine
         "unreviewed": every - reviewed,
         "mine": mine,
         "reviewed": reviewed,
@@ -151,7 +152,7 @@ def _counts_in_one_pass(project: Project, user, query: QueueQuery) -> dict[str, 
         reviewed=Count("id", filter=Q(anyone)),
         disagree=Count("id", filter=disagree),
     )
-    result["todo"] = result["all"] - result["mine"]
+    result["todo"] = samples(project, user, query, "todo").count()
     result["unreviewed"] = result["all"] - result["reviewed"]
     return {name: result[name] for name in FILTERS}
 

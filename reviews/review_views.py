@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from reviews import queue
+from reviews import overlap, queue
 from reviews.feedback import StaleFeedback, delete_feedback, save_feedback
 from reviews.forms import FeedbackForm
 from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
@@ -99,6 +99,10 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the prefetch, the item alone
 def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
     sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
+    # Served from "needs my review": take one of its review slots (overlap), unless others hold them all.
+    served = _query(request).filter == "todo" and can(request.membership, Role.REVIEWER)
+    if served and not overlap.claim(sample, request.user) and not request.htmx:
+        messages.info(request, "This sample has all the reviewers it needs; you may still review it, or go on.")
     context = _review_context(request, sample)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context)

@@ -18,7 +18,7 @@ def overview(project: Project, membership: Membership) -> dict:
     Recent critiques are those `membership` may see (a reviewer: only on samples they reviewed themselves).
     """
     sample_count = Sample.objects.visible(project).count()
-    feedback = Feedback.objects.filter(project=project).order_by()
+    feedback = Feedback.objects.filter(project=project, decision__isnull=True).order_by()  # reviews, not decisions
     reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
     judged = feedback.filter(agrees_with_judge__isnull=False)  # feedback on samples with a judge verdict
     totals = judged.aggregate(total=Count("id"), agree=Count("id", filter=Q(agrees_with_judge=True)))

@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from reviews import projects, stats
+from reviews import invitation_views, invitations, projects, stats
 from reviews.forms import InviteForm, ProjectForm, RoleForm
 from reviews.models import Invitation, Membership, Project, Role
 from reviews.permissions import can, get_invitation_for_user, project_view, require, sees_emails
@@ -83,17 +83,18 @@ def members(request: HttpRequest) -> HttpResponse:
         require(request.membership, Role.OWNER)
         if form.is_valid():
             try:
-                invitation = projects.invite(
+                invitation, token = invitations.invite_with_link(
                     project, form.cleaned_data["identifier"], Role(form.cleaned_data["role"]), request.user
                 )
             except ValidationError as error:
                 form.add_error("identifier", error)
             else:
+                sent = invitation_views.remember_link(request, invitation, token)
                 # The same words whether or not an account answers to the identifier.
                 messages.success(
                     request,
                     f"{invitation.identifier} is invited as {invitation.get_role_display().lower()}; "
-                    "they join the project once they accept.",
+                    f"they join the project once they accept{' (the link was emailed)' if sent else ''}.",
                 )
                 return redirect("project-members", project.slug)
     is_owner = can(request.membership, Role.OWNER)
@@ -103,6 +104,7 @@ def members(request: HttpRequest) -> HttpResponse:
         "form": form,
         "memberships": project.memberships.select_related("user").order_by("user__username"),
         "invitations": project.invitations.select_related("invited_by") if is_owner else [],
+        "new_links": invitation_views.take_links(request) if is_owner else {},
         "roles": Role.choices,
         "is_owner": is_owner,
         "show_emails": sees_emails(request.membership),
@@ -140,7 +142,9 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 @require_POST
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     try:
-        removed = projects.remove_member(request.project, membership_id)
+        removed = projects.remove_member(
+            request.project, membership_id, unalign=request.POST.get("feedback") == "unalign"
+        )
     except Membership.DoesNotExist:
         raise Http404("No such member in this project.") from None
     except ValidationError as error:

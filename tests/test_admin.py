@@ -22,6 +22,8 @@ def test_every_model_of_ours_is_registered():
         "reviews/importrun",
         "reviews/sample",
         "reviews/feedback",
+        "reviews/decision",
+        "reviews/reviewclaim",
         "memory/principle",
         "memory/memoryversion",
         "memory/distilledfeedback",

@@ -115,11 +115,15 @@ def example_block(example: Example, with_similarity: bool = False) -> str:
     if example.judge_value:
         parts.append(tag("judge_label", example.judge_value))
     parts += [tag("expert_label", example.label), tag("critique", example.critique)]
+    if example.disputed:
+        parts.append(tag("experts_disagree", " / ".join(example.disputed)))
     attrs: dict[str, object] = {"id": example.feedback_id}
     if with_similarity:
         attrs["similarity"] = f"{example.similarity:.2f}"
     if example.same_item:
         attrs["same_item"] = "true"  # the case itself, already reviewed: the experts' label stands
+    if example.disputed:
+        attrs["disputed"] = "true"  # the experts disagree on it, undecided: evidence for no label alone
     return block("example", parts, attrs)
 
 
@@ -148,9 +152,14 @@ def judge_user(memory: WorkingMemory) -> str:
     case = block("case", [tag("inputs", memory.inputs), tag("output", memory.output)])
     seen = (
         " An example marked same_item is this very case, already reviewed: its expert label stands."
-        if any(e.same_item for e in memory.examples)
+        if any(e.same_item and not e.disputed for e in memory.examples)
         else ""
     )
+    if any(e.disputed for e in memory.examples):
+        seen += (
+            " An example marked disputed is one the experts disagree on (every label they gave is in "
+            "<experts_disagree>) and no one has decided yet: it supports none of those labels on its own."
+        )
     return "\n\n".join(
         [
             examples,

@@ -2,7 +2,7 @@
 
 from django import template
 
-from memory import evaluation, runs
+from memory import evaluation, runs, team
 from memory.models import Evaluation, JudgeRun
 from reviews.models import Role
 from reviews.permissions import can
@@ -22,7 +22,13 @@ def overview_agreement(project) -> dict:
     """The imported judge's agreement with the experts, and the latest runs (the project overview)."""
     figures, experts = runs.imported_judge_agreement(project)
     recent = JudgeRun.objects.filter(project=project).defer("sample_ids").order_by("-id")[:5]
-    return {"project": project, "f": figures.as_dict() if figures else None, "experts": experts, "runs": recent}
+    return {
+        "project": project,
+        "f": figures.as_dict() if figures else None,
+        "experts": experts,
+        "runs": recent,
+        "team": team.team_agreement(project, with_pairs=False),
+    }
 
 
 @register.inclusion_tag("memory/_overview_evaluations.html")
