@@ -26,7 +26,7 @@ class RepairOnConnect(bootsteps.StartStopStep):
     def start(self, consumer) -> None:
         from django.conf import settings
 
-        from memalign_site.redis import get_redis
+        from memory.redis_client import get_redis
 
         if not getattr(settings, "MEMALIGN_REPAIR_ON_CONNECT", True):
             return

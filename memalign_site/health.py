@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from memalign_site.celery import ping
-from memalign_site.redis import get_redis
+from memory.redis_client import get_redis
 
 WORKER_TIMEOUT_SECONDS = 1.5
 DEADLINE_SECONDS = 1.8

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from memalign_site.redis import get_redis
+from memory.redis_client import get_redis
 
 LEASE_SECONDS = 30
 RENEW_SECONDS = LEASE_SECONDS / 3  # a heartbeat may miss a beat (a busy machine) without losing the lease

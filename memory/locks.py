@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from redis.exceptions import LockError
 
-from memalign_site.redis import get_redis
+from memory.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 

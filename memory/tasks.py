@@ -14,11 +14,11 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from memalign_site.redis import get_redis
 from memory import episodic, evaluation, gate, runs, semantic, sync, vectors
 from memory.llm.base import ProviderError
 from memory.locks import regeneration_lock, release
 from memory.models import Evaluation
+from memory.redis_client import get_redis
 from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from memalign_site.redis import get_redis
 from memory import judge as aligned
 from memory.limiter import SlotTimeout, provider_slot
 from memory.llm import get_provider
+from memory.redis_client import get_redis
 from reviews.models import Project
 
 PER_MINUTE = 10

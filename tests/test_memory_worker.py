@@ -105,8 +105,8 @@ def test_an_outage_is_recorded_then_retried_until_it_succeeds(celery_worker, per
 
 
 def test_noted_feedback_is_stored_in_one_batch_and_put_back_when_storing_fails(personas, monkeypatch):
-    from memalign_site.redis import get_redis
     from memory import tasks
+    from memory.redis_client import get_redis
     from reviews.models import Feedback
 
     project = personas.project
