@@ -40,6 +40,7 @@ from reviews.models import (
     Sample,
     agreement,
 )
+from reviews.permissions import role_can
 from reviews.signals import feedback_imported, samples_imported
 
 DEFAULT_MAX_ROWS = 200_000
@@ -563,7 +564,7 @@ def _reviewer(record: dict, reviewers: dict, importer, problems: list[str]) -> i
         problems.append(f"reviewer {name!r} is not a member of this project; add them as a reviewer first")
         return None
     user_id, role = found
-    if role not in (Role.REVIEWER, Role.OWNER):
+    if not role_can(role, Role.REVIEWER):
         problems.append(f"reviewer {name!r} is a {role} of this project; only reviewers and owners give feedback")
         return None
     return user_id

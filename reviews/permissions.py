@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 
-from reviews.models import ROLE_RANK, Feedback, Invitation, Membership, Project, Role
+from reviews.models import Feedback, Invitation, Membership, Project, Role
 
 
 def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple[Project, Membership]:
@@ -24,7 +24,7 @@ def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple
     membership = Membership.objects.select_related("project").filter(project__slug=slug, user=user).first()
     if membership is None:
         raise Http404("No such project.")
-    if ROLE_RANK[Role(membership.role)] < ROLE_RANK[min_role]:
+    if not role_can(membership.role, min_role):
         raise PermissionDenied(f"This needs the {min_role.label.lower()} role in this project.")
     return membership.project, membership
 
@@ -64,8 +64,30 @@ def sees_emails(membership: Membership | None) -> bool:
 
 
 def can(membership: Membership | None, role: Role) -> bool:
-    """Return whether a membership carries at least `role` (for templates: show or hide a control)."""
-    return membership is not None and ROLE_RANK[Role(membership.role)] >= ROLE_RANK[role]
+    """Return whether a membership carries at least `role` (templates ask it through the `can` filter)."""
+    return membership is not None and role_can(membership.role, role)
+
+
+def role_can(role: str, needed: Role) -> bool:
+    """Return whether a role (a membership's or an import row's) is at least `needed`."""
+    return Role(role).rank >= needed.rank
+
+
+def roles_at_least(needed: Role) -> list[Role]:
+    """Return the roles that carry at least `needed`, for filtering memberships in a query."""
+    return [role for role in Role if role.rank >= needed.rank]
+
+
+def feedback_shown(membership: Membership, feedback: list[Feedback]) -> tuple[Feedback | None, list[Feedback], int]:
+    """Split a sample's feedback into the member's own, the others' they may see, and how many stay hidden.
+
+    A blind reviewer sees the others' feedback only once they gave their own.
+    """
+    mine = next((f for f in feedback if f.author_id == membership.user_id), None)
+    others = [f for f in feedback if f.author_id != membership.user_id]
+    if mine is None and is_blind(membership):
+        return mine, [], len(others)
+    return mine, others, 0
 
 
 def can_delete_feedback(membership: Membership, feedback) -> bool:
