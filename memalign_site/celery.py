@@ -21,7 +21,7 @@ class RepairOnConnect(bootsteps.StartStopStep):
     as soon as the broker is back rather than at the next periodic run. Several workers coalesce on a flag.
     """
 
-    requires = {"celery.worker.consumer.tasks:Tasks"}
+    requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def start(self, consumer) -> None:
         from django.conf import settings

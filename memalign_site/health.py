@@ -37,7 +37,7 @@ def check_broker() -> str:
 
 
 def check_worker(queue: str | None = None, timeout: float = WORKER_TIMEOUT_SECONDS) -> str:
-    result = ping.apply_async(expires=timeout, queue=queue)
+    result = ping.apply_async(expires=timeout, queue=queue)  # type: ignore[arg-type]  # None: the default queue
     try:
         answer = result.get(timeout=timeout)
     except CeleryTimeout:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from redis import Redis
 
 from memory.redis_client import get_redis
 
@@ -69,7 +70,7 @@ def provider_slot(project_id: int, limit: int, timeout: float | None = None) -> 
         redis.zrem(key, token)
 
 
-def _renew(redis, key: str, token: str, stop: threading.Event) -> None:
+def _renew(redis: Redis, key: str, token: str, stop: threading.Event) -> None:
     """Push the lease's expiry forward until the call ends (XX: never re-add a lease already given back)."""
     while not stop.wait(RENEW_SECONDS):
         try:

@@ -3,6 +3,8 @@ and a short provider timeout, so a web worker is never held for minutes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 from memory import judge as aligned
@@ -31,7 +33,7 @@ def allowed(project_id: int, user_id: int) -> bool:
     return count <= PER_MINUTE
 
 
-def judge(project: Project, item: dict) -> aligned.AlignedVerdict:
+def judge(project: Project, item: dict[str, Any]) -> aligned.AlignedVerdict:
     """Judge an item (inputs, output or output_a/output_b) within a provider slot and a short timeout."""
     provider = get_provider(project, timeout=PROVIDER_TIMEOUT_SECONDS, max_retries=PROVIDER_RETRIES)
     try:

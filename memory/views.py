@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, Prefetch, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -17,7 +17,7 @@ from memory.locks import MemoryBusy
 from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, MemoryVersion, Principle, PrincipleSource
 from memory.tasks import request_regeneration
 from reviews.models import Feedback, Role
-from reviews.permissions import can, is_blind, project_view, visible_feedback
+from reviews.permissions import ProjectRequest, can, is_blind, project_view, visible_feedback
 
 
 def status(project) -> dict:
@@ -40,7 +40,7 @@ def status(project) -> dict:
 
 @project_view(Role.VIEWER)
 @require_GET
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: ProjectRequest) -> HttpResponse:
     project = request.project
     if request.htmx and request.htmx.target == "memory-status":
         return render(request, "memory/dashboard.html#status", {"project": project, **status(project)})
@@ -76,7 +76,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_POST
-def try_judge(request: HttpRequest) -> HttpResponse:
+def try_judge(request: ProjectRequest) -> HttpResponse:
     """Show what an item would retrieve, and the aligned judge's verdict on it. Writes nothing."""
     project = request.project
     form = TryJudgeForm(project, request.POST)
@@ -101,7 +101,7 @@ def try_judge(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def regenerate(request: HttpRequest) -> HttpResponse:
+def regenerate(request: ProjectRequest) -> HttpResponse:
     queued = request_regeneration(request.project.pk, delay=0)
     messages.success(request, "Regeneration queued." if queued else "A regeneration is already queued.")
     return redirect("memory-dashboard", request.project.slug)
@@ -109,7 +109,7 @@ def regenerate(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def consolidate(request: HttpRequest) -> HttpResponse:
+def consolidate(request: ProjectRequest) -> HttpResponse:
     from memory.tasks import consolidate_memory
 
     consolidate_memory.delay(request.project.pk)
@@ -119,7 +119,7 @@ def consolidate(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def principle_add(request: HttpRequest) -> HttpResponse:
+def principle_add(request: ProjectRequest) -> HttpResponse:
     form = PrincipleForm(request.POST)
     if form.is_valid():
         try:
@@ -135,7 +135,7 @@ def principle_add(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
+def principle_retire(request: ProjectRequest, principle_id: int) -> HttpResponse:
     principle = get_object_or_404(Principle, pk=principle_id, project=request.project)
     retire = request.POST.get("action") != "restore"
     try:
@@ -183,7 +183,7 @@ def _evaluation_context(project) -> dict:
 
 @project_view(Role.OWNER)
 @require_POST
-def evaluation_settings(request: HttpRequest) -> HttpResponse:
+def evaluation_settings(request: ProjectRequest) -> HttpResponse:
     form = EvaluationSettingsForm(request.POST, instance=gate.gate_settings(request.project))
     if form.is_valid():
         form.save()
@@ -195,7 +195,7 @@ def evaluation_settings(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def held_activate(request: HttpRequest) -> HttpResponse:
+def held_activate(request: ProjectRequest) -> HttpResponse:
     count = gate.activate_held(request.project)
     messages.success(request, "The held version is now active." if count else "No version is held.")
     return redirect("memory-dashboard", request.project.slug)
@@ -203,7 +203,7 @@ def held_activate(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def held_discard(request: HttpRequest) -> HttpResponse:
+def held_discard(request: ProjectRequest) -> HttpResponse:
     try:
         version = semantic.discard_held(request.project, request.user.username)
     except MemoryBusy as busy:

@@ -146,7 +146,7 @@ def import_samples(
     records, errors = read_records(stream, filename)
     report(f"read {len(records) + len(errors):,} rows")
     rows, problems = validate(project, records, importer)
-    errors = sorted(errors + problems, key=lambda e: e[0] or 0)
+    errors = sorted([*errors, *problems], key=lambda e: e[0] or 0)
     if errors:
         raise ImportRejected(errors)
     report(f"validated {len(rows):,} rows")
@@ -227,6 +227,7 @@ def decode(stream: IO[bytes]) -> str:
 def read_records(stream: IO[bytes], filename: str) -> tuple[list[tuple[int, dict]], list[tuple[int | None, str]]]:
     """Return (line number, record) pairs from a CSV or JSONL file, and the lines that could not be read."""
     name = (filename or "").lower()
+    reader: Callable[[str, str], Iterator[tuple[int, dict | None, str | None]]]
     if name.endswith((".jsonl", ".ndjson", ".json")):
         reader = _jsonl_records
         delimiter = ""
@@ -240,8 +241,8 @@ def read_records(stream: IO[bytes], filename: str) -> tuple[list[tuple[int, dict
     errors: list[tuple[int | None, str]] = []
     limit = max_rows()
     for line, record, error in reader(text, delimiter):
-        if error:
-            errors.append((line, error))
+        if error or record is None:
+            errors.append((line, error or "no record"))
         else:
             records.append((line, record))
         if len(records) + len(errors) > limit:
@@ -349,7 +350,8 @@ def validate(project: Project, records: list[tuple[int, dict]], importer) -> tup
     """Return the rows to write and every problem found, each with its line number. Reads, never writes."""
     reviewers = _reviewers(project, records)
     seen: dict[str, int] = {}
-    rows, errors = [], []
+    rows: list[Row] = []
+    errors: list[tuple[int, str]] = []
     for line, record in records:
         try:
             row = _validate_record(project, record, reviewers, importer)
@@ -677,10 +679,10 @@ def _write_batch(project: Project, batch: list[Row], importer, run: ImportRun, n
             Feedback(
                 project=project,
                 sample_id=row.sample.pk or ids[row.sample.external_id],
-                author_id=row.reviewer_id,
+                author_id=row.reviewer_id,  # type: ignore[misc]  # set on every reviewed row
                 label=row.expert_label,
                 critique=row.expert_critique,
-                agrees_with_judge=agreement(row.expert_label, row.sample.judge_value),
+                agrees_with_judge=agreement(row.expert_label or "", row.sample.judge_value),
                 imported_by=importer,
                 imported_at=now,
             )

@@ -8,16 +8,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any, TypeVar, cast
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Exists, Model, OuterRef, QuerySet
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
+from django_htmx.middleware import HtmxDetails
 
 from reviews.models import Feedback, Invitation, Membership, Project, Role
 
+M = TypeVar("M", bound=Model)
+View = Callable[..., HttpResponseBase]
 
-def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple[Project, Membership]:
+
+class AuthenticatedRequest(HttpRequest):
+    """A request behind `login_required`, with django-htmx's details (HtmxMiddleware sets them)."""
+
+    user: User
+    htmx: HtmxDetails
+
+
+class ProjectRequest(AuthenticatedRequest):
+    """A request to a project view: `project_view` has resolved the project and the user's membership."""
+
+    project: Project
+    membership: Membership
+
+
+def get_project_for_user(
+    user: User | AnonymousUser, slug: str, min_role: Role = Role.VIEWER
+) -> tuple[Project, Membership]:
     """Return the project and the user's membership, or raise Http404 / PermissionDenied."""
     if not user.is_authenticated:
         raise Http404("No such project.")
@@ -29,7 +52,7 @@ def get_project_for_user(user, slug: str, min_role: Role = Role.VIEWER) -> tuple
     return membership.project, membership
 
 
-def get_invitation_for_user(user, invitation_id: int) -> Invitation:
+def get_invitation_for_user(user: User | AnonymousUser, invitation_id: int) -> Invitation:
     """Return an invitation addressed to `user`, or raise Http404 (anyone else's does not exist for them)."""
     invitation = (
         Invitation.objects.select_related("project").filter(pk=invitation_id, user=user).first()
@@ -49,7 +72,7 @@ def is_blind(membership: Membership | None) -> bool:
     return membership is not None and membership.role == Role.REVIEWER
 
 
-def visible_feedback(membership: Membership, queryset: QuerySet, path: str = "") -> QuerySet:
+def visible_feedback(membership: Membership, queryset: QuerySet[M], path: str = "") -> QuerySet[M]:
     """Restrict rows about feedback to what the member may see: for a blind reviewer, feedback on samples they
     reviewed themselves. `path` leads from the queryset's model to the Feedback ("" for Feedback itself)."""
     if not is_blind(membership):
@@ -90,27 +113,28 @@ def feedback_shown(membership: Membership, feedback: list[Feedback]) -> tuple[Fe
     return mine, others, 0
 
 
-def can_delete_feedback(membership: Membership, feedback) -> bool:
+def can_delete_feedback(membership: Membership, feedback: Feedback) -> bool:
     """Reviewers delete their own feedback; owners delete anyone's."""
     if membership.role == Role.OWNER:
         return True
     return membership.role == Role.REVIEWER and feedback.author_id == membership.user_id
 
 
-def can_edit_feedback(membership: Membership, feedback) -> bool:
+def can_edit_feedback(membership: Membership, feedback: Feedback) -> bool:
     """Only the author edits a feedback, and only while they may still review."""
     return can(membership, Role.REVIEWER) and feedback.author_id == membership.user_id
 
 
-def project_view(min_role: Role = Role.VIEWER) -> Callable:
+def project_view(min_role: Role = Role.VIEWER) -> Callable[[View], View]:
     """Decorate a view taking `slug`: log in first, then set `request.project` and `request.membership`."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: View) -> View:
         @login_required
         @wraps(view)
-        def wrapped(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
-            request.project, request.membership = get_project_for_user(request.user, slug, min_role)
-            return view(request, *args, **kwargs)
+        def wrapped(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            typed = cast(ProjectRequest, request)
+            typed.project, typed.membership = get_project_for_user(request.user, slug, min_role)
+            return view(typed, *args, **kwargs)
 
         return wrapped
 

@@ -6,13 +6,15 @@ The judge's agreement figures (kappa, interval, baseline) come from memory.metri
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, Q
 
 from reviews.models import Feedback, Membership, Project, Role, Sample
 from reviews.permissions import roles_at_least, visible_feedback
 
 
-def overview(project: Project, membership: Membership) -> dict:
+def overview(project: Project, membership: Membership) -> dict[str, Any]:
     """Return the overview's figures, in a handful of aggregate queries whatever the project's size.
 
     Recent critiques are those `membership` may see (a reviewer: only on samples they reviewed themselves).
