@@ -43,7 +43,6 @@ from reviews.models import (
 from reviews.permissions import role_can
 from reviews.signals import feedback_imported, samples_imported
 
-DEFAULT_MAX_ROWS = 200_000
 MAX_ERRORS_LISTED = 50
 MAX_EXTERNAL_ID = 200
 MAX_JSON_DEPTH = 64  # nesting of objects and arrays in one value
@@ -167,7 +166,7 @@ def max_bytes() -> int:
 
 
 def max_rows() -> int:
-    return getattr(settings, "MEMALIGN_IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)
+    return int(settings.MEMALIGN_IMPORT_MAX_ROWS)
 
 
 def human_size(size: int) -> str:
