@@ -76,7 +76,6 @@ def sample_import(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")
 def sample_queue(request: HttpRequest) -> HttpResponse:
     project = request.project
     query = _query(request)
@@ -96,10 +95,7 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
         "page": result,
         "labels": project.label_choices,
     }
-    template = (
-        "reviews/queue.html#rows" if request.htmx and request.htmx.target == "queue-rows" else "reviews/queue.html"
-    )
-    return render(request, template, context)
+    return render(request, "reviews/queue.html", context)
 
 
 @project_view(Role.VIEWER)

@@ -6,25 +6,16 @@ Feedback is saved as the review page saves it; the signals dispatch tasks on com
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
 from memory import episodic, semantic
 from memory.models import MemoryVersion, Principle
 from reviews.feedback import delete_feedback
-from tests.conftest import add_feedback, add_sample
+from tests.conftest import add_feedback, add_sample, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DISTILL = "record_principles"
-
-
-def wait_for(condition, timeout: float = 30, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from memory.embeddings import example_vectors
 from memory.models import SampleVector
 from reviews.importers import import_samples
 from reviews.models import Feedback
-from tests.conftest import add_feedback, add_sample
-from tests.test_memory_worker import wait_for
+from tests.conftest import add_feedback, add_sample, wait_for
 
 
 def no_embedding(*args, **kwargs):
