@@ -78,8 +78,3 @@ def _renew(redis: Redis, key: str, token: str, stop: threading.Event) -> None:
             redis.expire(key, math.ceil(LEASE_SECONDS))
         except Exception:  # a Redis blip: the next beat tries again, and the lease outlives one miss
             continue
-
-
-def calls_in_flight(project_id: int) -> int:
-    """Leases currently held (expired ones included until the next acquire drops them)."""
-    return int(get_redis().zcard(_key(project_id)))
