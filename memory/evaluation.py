@@ -24,7 +24,6 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from memalign_site.redis import get_redis
 from memory import judge, metrics, semantic
 from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction
@@ -33,6 +32,7 @@ from memory.llm import get_provider
 from memory.llm.base import Example, PrincipleText, Provider, Usage, WorkingMemory
 from memory.locks import release
 from memory.models import Evaluation
+from memory.redis_client import get_redis
 from reviews.adjudication import learnable
 from reviews.models import Feedback, Project
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -10,7 +11,7 @@ from memory import episodic, semantic
 from memory import vectors as sample_vectors
 from memory.embeddings import embed, example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
-from memory.llm.base import Example, PrincipleText, Verdict, WorkingMemory
+from memory.llm.base import Example, PrincipleText, Provider, Verdict, WorkingMemory
 from memory.models import MemoryVersion
 from reviews.adjudication import team_feedback
 from reviews.models import Feedback, Project, Sample
@@ -176,7 +177,12 @@ def latest_version(project: Project) -> MemoryVersion | None:
 
 
 def judge(
-    project: Project, inputs: str, output: str = "", output_a: str = "", output_b: str = "", provider=None
+    project: Project,
+    inputs: str,
+    output: str = "",
+    output_a: str = "",
+    output_b: str = "",
+    provider: Provider | None = None,
 ) -> AlignedVerdict:
     """Judge one item given as text with the project's aligned judge; raise ProviderError when the provider fails."""
     provider = provider or get_provider(project)
@@ -186,7 +192,7 @@ def judge(
     return AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
 
 
-def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str = "") -> dict:
+def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str = "") -> dict[str, Any]:
     """The stored form of a verdict (or of a provider failure) with what it used."""
     return {
         "value": (verdict.value or "") if verdict else "",

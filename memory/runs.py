@@ -185,8 +185,8 @@ def judge_chunk(run_id: int, index: int) -> str:
     JudgeRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=timezone.now())
     judged = set(run.judgements.filter(sample_id__in=run.chunk(index)).values_list("sample_id", flat=True))
     todo = [i for i in run.chunk(index) if i not in judged]
-    samples = Sample.objects.in_bulk(todo)
-    samples = [samples[i] for i in todo if i in samples]  # a sample deleted since the run began is skipped
+    found = Sample.objects.in_bulk(todo)
+    samples = [found[i] for i in todo if i in found]  # a sample deleted since the run began is skipped
     if samples:
         _judge(run, samples)
     return _after_chunk(run_id)
@@ -237,8 +237,8 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
             rows = []
             for future in finished:
                 sample, memory = pending.pop(future)
-                verdict, error, latency = future.result()
-                if verdict is None and not error:
+                verdict, failure, latency = future.result()
+                if verdict is None and not failure:
                     continue  # cancelled before the call: nothing written
                 rows.append(
                     Judgement(
@@ -249,7 +249,7 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
                         provider=provider.name,
                         model=provider.model,
                         latency_ms=latency,
-                        **judge.judgement_fields(memory, verdict, error),
+                        **judge.judgement_fields(memory, verdict, failure),
                     )
                 )
             if rows:
@@ -503,13 +503,13 @@ def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | 
     items = list(qs[: size + 1])
     more = len(items) > size
     items = items[:size]
-    expert = {}
+    expert: dict[int, list[str]] = {}
     for sample_id, label in Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]).values_list(
         "sample_id", "label"
     ):
         expert.setdefault(sample_id, []).append(label)
     for item in items:
-        item.expert_labels = sorted(expert.get(item.sample_id, []))
+        item.expert_labels = sorted(expert.get(item.sample_id, []))  # type: ignore[attr-defined]
     return VerdictPage(items, items[-1].sample_id if more else None)
 
 
@@ -546,7 +546,7 @@ def export_rows(run: JudgeRun):
                 "external_id": j.sample.external_id,
                 "aligned": j.value,
                 "imported": j.sample.judge_value,
-                "experts": j.expert_labels,
+                "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by verdicts_page
                 "rationale": j.rationale,
                 "error": j.error,
                 "memory_version": run.memory_version.number if run.memory_version else None,

@@ -116,7 +116,8 @@ def estimated_tokens(feedback: Feedback) -> int:
 
 def next_batch(pending: list[Feedback]) -> list[Feedback]:
     """Return the first batch: at most MEMALIGN_DISTILL_BATCH_SIZE items within the token budget."""
-    batch, tokens = [], 0
+    batch: list[Feedback] = []
+    tokens = 0
     for feedback in pending[: settings.MEMALIGN_DISTILL_BATCH_SIZE]:
         cost = estimated_tokens(feedback)
         if batch and tokens + cost > settings.MEMALIGN_DISTILL_BATCH_TOKENS:
@@ -183,7 +184,8 @@ def regenerate(
 
 def split_batches(pending: list[Feedback], width: int) -> list[list[Feedback]]:
     """Up to `width` consecutive batches of `pending`, each as next_batch cuts it."""
-    batches, rest = [], pending
+    batches: list[list[Feedback]] = []
+    rest = pending
     while rest and len(batches) < width:
         batch = next_batch(rest)
         batches.append(batch)
@@ -518,7 +520,7 @@ def _source_samples(principle: Principle) -> list[Sample]:
         .select_related("feedback__sample")
         .order_by("-feedback__updated_at")
     )
-    return [link.feedback.sample for link in links[:CONTRADICTION_SOURCES]]
+    return [link.feedback.sample for link in links[:CONTRADICTION_SOURCES] if link.feedback]
 
 
 def realign(project: Project, provider: Provider) -> MemoryVersion | None:
@@ -562,7 +564,8 @@ def misaligned_principles(project: Project) -> list[Principle]:
     wrong = {row["principle_id"]: row for row in counts if row["other"] * 2 > row["total"]}
     found = list(Principle.objects.filter(pk__in=wrong).order_by("id"))
     for principle in found:
-        principle.sources_total, principle.sources_other = wrong[principle.pk]["total"], wrong[principle.pk]["other"]
+        principle.sources_total = wrong[principle.pk]["total"]  # type: ignore[attr-defined]  # shown on the dashboard
+        principle.sources_other = wrong[principle.pk]["other"]  # type: ignore[attr-defined]
     return found
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
-from memalign_site.redis import get_redis
 from memory import judge as aligned
 from memory.limiter import SlotTimeout, provider_slot
 from memory.llm import anthropic_model, get_provider
 from memory.llm.anthropic import judge_request
 from memory.llm.base import WorkingMemory
+from memory.redis_client import get_redis
 from reviews.models import Project
 
 PER_MINUTE = 10
@@ -36,7 +37,7 @@ def allowed(project_id: int, user_id: int) -> bool:
     return count <= PER_MINUTE
 
 
-def judge(project: Project, item: dict, exclude_sample_id: int | None = None) -> aligned.AlignedVerdict:
+def judge(project: Project, item: dict[str, Any], exclude_sample_id: int | None = None) -> aligned.AlignedVerdict:
     """Judge an item (inputs, output or output_a/output_b) within a provider slot and a short timeout."""
     return judge_memory(project, aligned.working_memory(project, exclude_sample_id=exclude_sample_id, **item))
 

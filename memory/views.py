@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -18,7 +18,7 @@ from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, Memory
 from memory.principle_views import add_source_figures, visible_sources
 from memory.tasks import regeneration_pending, request_regeneration
 from reviews.models import Feedback, Role
-from reviews.permissions import can, is_blind, project_view
+from reviews.permissions import ProjectRequest, can, is_blind, project_view
 
 
 def status(project) -> dict:
@@ -52,7 +52,7 @@ DASHBOARD_SOURCES = 5  # source critiques shown per principle on the dashboard
 
 @project_view(Role.VIEWER)
 @require_GET
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: ProjectRequest) -> HttpResponse:
     project = request.project
     if request.htmx and request.htmx.target == "memory-status":
         return render(request, "memory/dashboard.html#status", {"project": project, **status(project)})
@@ -89,7 +89,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_POST
-def try_judge(request: HttpRequest) -> HttpResponse:
+def try_judge(request: ProjectRequest) -> HttpResponse:
     """Show what an item would retrieve, and the aligned judge's verdict on it. Writes nothing."""
     project = request.project
     form = TryJudgeForm(project, request.POST)
@@ -114,7 +114,7 @@ def try_judge(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def regenerate(request: HttpRequest) -> HttpResponse:
+def regenerate(request: ProjectRequest) -> HttpResponse:
     project = request.project
     if semantic.up_to_date(project) and not regeneration_pending(project.pk):
         messages.success(
@@ -128,7 +128,7 @@ def regenerate(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def consolidate(request: HttpRequest) -> HttpResponse:
+def consolidate(request: ProjectRequest) -> HttpResponse:
     from memory.tasks import consolidate_memory
 
     consolidate_memory.delay(request.project.pk)
@@ -169,7 +169,7 @@ def _evaluation_context(project) -> dict:
 
 @project_view(Role.OWNER)
 @require_POST
-def evaluation_settings(request: HttpRequest) -> HttpResponse:
+def evaluation_settings(request: ProjectRequest) -> HttpResponse:
     form = EvaluationSettingsForm(request.POST, instance=gate.gate_settings(request.project))
     if form.is_valid():
         form.save()
@@ -181,7 +181,7 @@ def evaluation_settings(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def held_activate(request: HttpRequest) -> HttpResponse:
+def held_activate(request: ProjectRequest) -> HttpResponse:
     count = gate.activate_held(request.project)
     messages.success(request, "The held version is now active." if count else "No version is held.")
     return redirect("memory-dashboard", request.project.slug)
@@ -189,7 +189,7 @@ def held_activate(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def held_discard(request: HttpRequest) -> HttpResponse:
+def held_discard(request: ProjectRequest) -> HttpResponse:
     try:
         version = semantic.discard_held(request.project, request.user.username)
     except MemoryBusy as busy:

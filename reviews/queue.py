@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
@@ -40,10 +42,12 @@ class QueueQuery:
     hidden_runs: tuple[int, ...] = ()
 
     @classmethod
-    def from_params(cls, params, default_filter: str, blind: bool = False, hidden_runs=()) -> QueueQuery:
+    def from_params(
+        cls, params: Mapping[str, str], default_filter: str, blind: bool = False, hidden_runs: Sequence[int] = ()
+    ) -> QueueQuery:
         def text(name: str, limit: int) -> str:
             # No NUL: PostgreSQL refuses it in a query parameter, and no stored text contains one.
-            return params.get(name, "").replace("\x00", "").strip()[:limit]
+            return str(params.get(name, "")).replace("\x00", "").strip()[:limit]
 
         chosen = params.get("filter", default_filter)
         return cls(
@@ -61,7 +65,7 @@ class QueueQuery:
         }
 
 
-def samples(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
+def samples(project: Project, user: User | None, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
     """Return the project's samples matching the query (its filter, or `filter_name`), in id order."""
     qs = Sample.objects.filter(project=project)
     if query.hidden_runs:
@@ -104,7 +108,7 @@ def _search(text: str) -> Q:
     )
 
 
-def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
+def counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
     """Return how many samples each filter holds, with the query's label, judge verdict and search applied.
 
     Without a label or text filter the counts come from the feedback side, where indexes answer them (at 100k
@@ -140,7 +144,7 @@ def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
     return {name: result[name] for name in FILTERS}
 
 
-def _counts_in_one_pass(project: Project, user, query: QueueQuery) -> dict[str, int]:
+def _counts_in_one_pass(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
     mine = Exists(Feedback.objects.filter(sample=OuterRef("pk"), author=user))
     anyone = Exists(Feedback.objects.filter(sample=OuterRef("pk")))
     disagree = Q(Exists(Feedback.objects.filter(sample=OuterRef("pk"), **DISAGREES)))
@@ -179,7 +183,7 @@ def page(qs: QuerySet[Sample], after: int | None = None, before: int | None = No
     return Page(items, items[-1].id if has_more else None, items[0].id if after is not None and items else None)
 
 
-def neighbours(project: Project, user, query: QueueQuery, sample_id: int) -> tuple[int | None, int | None]:
+def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) -> tuple[int | None, int | None]:
     """Return the ids of the samples before and after `sample_id` in the queue.
 
     In a shrinking filter (needs my review, not reviewed yet) "next" wraps around to the first sample still

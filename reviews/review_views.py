@@ -20,7 +20,15 @@ from reviews.forms import FeedbackForm
 from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
 from reviews.middleware import accepts_upload
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
-from reviews.permissions import can, can_delete_feedback, can_edit_feedback, is_blind, project_view, require
+from reviews.permissions import (
+    can,
+    can_delete_feedback,
+    can_edit_feedback,
+    feedback_shown,
+    is_blind,
+    project_view,
+    require,
+)
 
 
 def _query(request: HttpRequest) -> queue.QueueQuery:
@@ -68,7 +76,6 @@ def sample_import(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")
 def sample_queue(request: HttpRequest) -> HttpResponse:
     project = request.project
     query = _query(request)
@@ -88,10 +95,7 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
         "page": result,
         "labels": project.label_choices,
     }
-    template = (
-        "reviews/queue.html#rows" if request.htmx and request.htmx.target == "queue-rows" else "reviews/queue.html"
-    )
-    return render(request, template, context)
+    return render(request, "reviews/queue.html", context)
 
 
 @project_view(Role.VIEWER)
@@ -161,9 +165,7 @@ def _review_context(
     query = _query(request)
     previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
-    mine = next((f for f in all_feedback if f.author_id == request.user.pk), None)
-    reviewed = mine is not None or not is_blind(request.membership)
-    others = [f for f in all_feedback if f.author_id != request.user.pk]
+    mine, others, hidden = feedback_shown(request.membership, all_feedback)
     suffix = "?" + urlencode(query.params()) if query.params() else ""
     return {
         "project": project,
@@ -173,8 +175,8 @@ def _review_context(
         "mine": mine,
         "can_review": can(request.membership, Role.REVIEWER),
         "can_edit": mine is None or can_edit_feedback(request.membership, mine),
-        "others": [(f, can_delete_feedback(request.membership, f)) for f in others] if reviewed else [],
-        "hidden_others": 0 if reviewed else len(others),
+        "others": [(f, can_delete_feedback(request.membership, f)) for f in others],
+        "hidden_others": hidden,
         "query": query,
         "query_suffix": suffix,
         "previous_url": reverse("sample-review", args=[project.slug, previous_id]) + suffix if previous_id else "",

@@ -5,18 +5,26 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from reviews import invitation_views, invitations, projects, stats
 from reviews.forms import InviteForm, ProjectForm, RoleForm
 from reviews.models import Invitation, Membership, Project, Role
-from reviews.permissions import can, get_invitation_for_user, project_view, require, sees_emails
+from reviews.permissions import (
+    AuthenticatedRequest,
+    ProjectRequest,
+    can,
+    get_invitation_for_user,
+    project_view,
+    require,
+    sees_emails,
+)
 
 
 @login_required
-def project_list(request: HttpRequest) -> HttpResponse:
+def project_list(request: AuthenticatedRequest) -> HttpResponse:
     memberships = Membership.objects.filter(user=request.user).select_related("project").order_by("project__name")
     context = {"memberships": memberships, "invitations": projects.pending_invitations(request.user)}
     return render(request, "reviews/project_list.html", context)
@@ -24,7 +32,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def invitation_answer(request: HttpRequest, invitation_id: int, answer: str) -> HttpResponse:
+def invitation_answer(request: AuthenticatedRequest, invitation_id: int, answer: str) -> HttpResponse:
     invitation = get_invitation_for_user(request.user, invitation_id)
     if answer == "accept":
         membership = projects.accept_invitation(invitation)
@@ -37,7 +45,7 @@ def invitation_answer(request: HttpRequest, invitation_id: int, answer: str) -> 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_create(request: HttpRequest) -> HttpResponse:
+def project_create(request: AuthenticatedRequest) -> HttpResponse:
     form = ProjectForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         project = projects.create_project(request.user, **form.project_fields())
@@ -50,7 +58,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
-def project_overview(request: HttpRequest) -> HttpResponse:
+def project_overview(request: ProjectRequest) -> HttpResponse:
     context = {
         "project": request.project,
         "membership": request.membership,
@@ -61,7 +69,7 @@ def project_overview(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_http_methods(["GET", "POST"])
-def project_settings(request: HttpRequest) -> HttpResponse:
+def project_settings(request: ProjectRequest) -> HttpResponse:
     project: Project = request.project
     form = ProjectForm(request.POST if request.method == "POST" else None, instance=project)
     if request.method == "POST" and form.is_valid():
@@ -76,7 +84,7 @@ def project_settings(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET", "POST"])
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: ProjectRequest) -> HttpResponse:
     project: Project = request.project
     form = InviteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
@@ -114,7 +122,7 @@ def members(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def invitation_revoke(request: ProjectRequest, invitation_id: int) -> HttpResponse:
     invitation = get_object_or_404(Invitation, pk=invitation_id, project=request.project)
     invitation.delete()
     messages.success(request, f"Invitation of {invitation.identifier} revoked.")
@@ -123,7 +131,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_role(request: ProjectRequest, membership_id: int) -> HttpResponse:
     get_object_or_404(Membership, pk=membership_id, project=request.project)
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -140,7 +148,7 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_remove(request: ProjectRequest, membership_id: int) -> HttpResponse:
     try:
         removed = projects.remove_member(
             request.project, membership_id, unalign=request.POST.get("feedback") == "unalign"

@@ -9,9 +9,8 @@ from memory import episodic, runs, semantic
 from memory.llm.anthropic import JUDGE_TOOL
 from memory.models import Judgement, JudgeRun
 from reviews.models import Feedback
-from tests.conftest import add_feedback, add_sample
+from tests.conftest import add_feedback, add_sample, wait_for
 from tests.fake_anthropic import ToolReply, error_reply
-from tests.test_memory_worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

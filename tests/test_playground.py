@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from memalign_site.redis import get_redis
 from memory import episodic, tries
 from memory.models import Principle
+from memory.redis_client import get_redis
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample
 

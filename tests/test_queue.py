@@ -250,19 +250,8 @@ def test_queue_escapes_untrusted_text(client, personas):
     client.force_login(personas.owner)
     body = client.get(f"/p/{personas.project.slug}/queue/?filter=all").content.decode()
     assert "&lt;img src=x onerror=alert(1)&gt;" in body and "<img src=x" not in body
-    assert (
-        "&lt;script&gt;alert(2)&lt;/script&gt;" in body.replace("&quot;", '"').replace("&amp;", "&")
-        or "&lt;script&gt;" in body
-    )
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in body
     assert "<script>alert(2)" not in body
-
-
-def test_queue_htmx_target_gets_only_the_rows(client, personas, reviewed):
-    client.force_login(personas.reviewer)
-    response = client.get(f"/p/{personas.project.slug}/queue/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="queue-rows")
-    body = response.content.decode()
-    assert body.lstrip().startswith('<div id="queue-rows">') and '<nav class="filters"' not in body
-    assert "HX-Request" in response["Vary"]
 
 
 def test_feedback_of_a_removed_sample_leaves_counts_consistent(personas, reviewed):

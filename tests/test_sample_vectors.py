@@ -11,8 +11,7 @@ from memory.embeddings import example_vectors
 from memory.models import SampleVector
 from reviews.importers import import_samples
 from reviews.models import Feedback
-from tests.conftest import add_feedback, add_sample
-from tests.test_memory_worker import wait_for
+from tests.conftest import add_feedback, add_sample, wait_for
 
 
 def no_embedding(*args, **kwargs):
@@ -91,8 +90,8 @@ def test_imported_samples_are_embedded_in_the_background(celery_worker, personas
 
 @pytest.mark.django_db(transaction=True)
 def test_one_embedding_run_per_project_and_a_run_that_meets_another_comes_back_after_it(celery_worker, personas):
-    from memalign_site.redis import get_redis
     from memory import tasks
+    from memory.redis_client import get_redis
 
     for i in range(3):
         add_sample(personas.project, f"wait{i}", inputs={"q": f"Question {i}?"}, outputs=f"Answer {i}.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 from memory.llm.base import Provider, ProviderError
@@ -36,7 +38,9 @@ def get_provider(project, timeout: float | None = None, max_retries: int | None 
 
         if not settings.ANTHROPIC_API_KEY:
             raise ProviderError("This project uses Anthropic Claude but ANTHROPIC_API_KEY is not set on the server.")
-        patience = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
+        patience: dict[str, Any] = {
+            k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None
+        }
         return AnthropicProvider(
             model=anthropic_model(project),
             api_key=settings.ANTHROPIC_API_KEY,
