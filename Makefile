@@ -1,10 +1,11 @@
-# MemAlign: `make run` starts the whole site locally; `make test` runs the whole suite.
+# MemAlign: `make run` starts the whole site locally; `make lint` runs the linters and type checks; `make test`
+# runs the whole suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench venv chromium clean
+.PHONY: run lint test bench venv chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: install Debian's chromium package (sudo apt-get install chromium)"; exit 1; fi; }
+
+# Fails on any finding: lint, formatting, types (mypy reads settings_test, so no SECRET_KEY is needed), templates.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_SETTINGS_MODULE=memalign_site.settings_test $(BIN)/mypy
+	$(BIN)/djlint --lint templates
 
 test: venv chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -27,10 +27,13 @@ class TokenRateThrottle(SimpleRateThrottle):
     scope = "token"
 
     def __init__(self) -> None:
-        super().__init__(settings.MEMALIGN_API_RATE)
+        # The rate is read per request, not when the API module is imported: settings may change, and a bad
+        # value is reported by `manage.py check` (memalign.E007) rather than as a traceback at start-up.
+        self.rate, self.num_requests, self.duration = None, None, None
 
     def allow_request(self, request) -> bool:
-        self.num_requests, self.duration = self.parse_rate(settings.MEMALIGN_API_RATE)  # read now: settings may change
+        self.rate = settings.MEMALIGN_API_RATE
+        self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request)
 
     def get_cache_key(self, request) -> str | None:

@@ -340,7 +340,7 @@ def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int =
             "rationale": j.rationale,
             "error": j.error,
             "imported": j.sample.judge_value,
-            "experts": j.expert_labels,
+            "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by runs.verdict_page
             "principle_ids": j.principle_ids,
             "retrieved": j.retrieved,
             "usage": j.usage or {},

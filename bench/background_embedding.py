@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Environment, footer, header, review_records, wait_for  # noqa: E402
+from _harness import Environment, footer, header, review_records  # noqa: E402
 
 
 def main() -> int:
@@ -61,12 +61,14 @@ def main() -> int:
         started = time.monotonic()
         import_samples(project, io.BytesIO("\n".join(lines).encode()), "bench.jsonl", owner)
         imported = time.monotonic()
-        seconds = wait_for(lambda: not vectors.pending(project).exists(), args.timeout, "every sample's vector", 0.1)
+        page_ms = pages_while_embedding(project, owner, args.timeout)
+        seconds = time.monotonic() - imported
 
         parts = [
             part for sample in Sample.objects.filter(project=project) for part in vectors.sample_vector_parts(sample)
         ]
         tokens = sorted(token_counts(parts))
+        distinct = len(set(parts))
         print(
             f"\n{args.count:,} samples imported in {imported - started:.1f} s; {len(parts):,} texts "
             f"(tokens p50 {tokens[len(tokens) // 2]}, p90 {tokens[int(len(tokens) * 0.9)]}, over 256: "
@@ -76,6 +78,16 @@ def main() -> int:
             f"  embedded in the background {seconds:.1f} s after the import returned: "
             f"{len(parts) / seconds:.1f} texts/s ({args.count / seconds:.1f} samples/s); target ≥ 40 texts/s"
         )
+        print(
+            f"  distinct texts: {distinct:,} of {len(parts):,} (a part that samples share is embedded once), "
+            f"{distinct / seconds:.1f} distinct texts/s"
+        )
+        for name, times in page_ms.items():
+            times.sort()
+            print(
+                f"  {name} meanwhile ({len(times)} requests): p50 {times[len(times) // 2]:.0f} ms, "
+                f"p95 {times[int(len(times) * 0.95)]:.0f} ms, max {times[-1]:.0f} ms"
+            )
 
         t0 = time.monotonic()
         embed(parts)
@@ -85,6 +97,30 @@ def main() -> int:
         )
     footer()
     return 0
+
+
+def pages_while_embedding(project, owner, timeout: float) -> dict[str, list[float]]:
+    """Until no sample is left without a vector, request the pages a reviewer uses (as the owner, through
+    Django's test client in this process, against the database the worker writes to); return their times."""
+    from django.test import Client
+
+    from memory import vectors
+
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(owner)
+    pages = {"project overview": f"/p/{project.slug}/", "review queue": f"/p/{project.slug}/queue/"}
+    times: dict[str, list[float]] = {name: [] for name in pages}
+    deadline = time.monotonic() + timeout
+    while vectors.pending(project).exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"samples still without a vector after {timeout:.0f} s")
+        for name, url in pages.items():
+            t0 = time.monotonic()
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            times[name].append((time.monotonic() - t0) * 1000)
+        time.sleep(0.5)
+    return times
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def idle(fake, project, timeout: float) -> None:
     """Wait until the project's regeneration is neither queued nor running and the server saw no call for 2 s."""
     from django.conf import settings
 
-    from memalign_site.redis import get_redis
+    from memory.redis_client import get_redis
 
     redis = get_redis()
     keys = [f"{settings.MEMALIGN_NAMESPACE}:{kind}:{project.pk}" for kind in ("regen-queued", "regen-lock")]

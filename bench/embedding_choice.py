@@ -3,8 +3,8 @@
 For every record (the "held-back" query), its k nearest records by cosine over our embeddings are retrieved
 from the other records, excluding every record of the query's own group (FeedbackQA: the same question;
 LLMBar, MT-Bench: the same instruction; HaluEval: one record per group), so near-duplicates cannot inflate the
-score. We then ask whether the neighbours carry the query's expert label, for each text mode of
-memory.embeddings.example_text.
+score. We then ask whether the neighbours carry the query's expert label, for each text mode below
+(the product's memory.embeddings.example_text is the "inputs+output" one).
 
 Printed per dataset and mode: majority-vote accuracy of the k neighbours, the offline judge's
 similarity-weighted vote (memory.llm.offline.knn_label) with its balanced accuracy, mean neighbour label
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # allows `python bench/embedding_choice.py` as well as `python -m`
     sys.path.insert(0, str(REPO))
 
-from memory.embeddings import EXAMPLE_TEXT_MODES, embed, example_text, token_counts  # noqa: E402
+from memory.embeddings import embed, token_counts  # noqa: E402
 from memory.llm.offline import SHARPEN, knn_label  # noqa: E402
 
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "datasets"
@@ -49,6 +49,24 @@ DEFAULT_DATASETS = ("feedbackqa", "halueval_general", "llmbar")
 DEFAULT_MAX_GROUPS = {"feedbackqa": 160, "halueval_general": 200, "llmbar": 80, "mtbench_human": 50}
 # "labelled" ("Input: …\nOutput: …") scored like "inputs+output" in the full run; ask for it with --modes.
 DEFAULT_MODES = ("inputs", "output", "inputs+output")
+# The texts measured for an example; the product embeds "inputs+output" (memory.embeddings.example_text).
+EXAMPLE_TEXT_MODES = ("inputs", "output", "inputs+output", "labelled")
+
+
+def example_text(inputs: str, output: str, mode: str) -> str:
+    """Return an example's text in one of the measured forms ("labelled": "Input: ...\\nOutput: ...")."""
+    inputs, output = inputs.strip(), output.strip()
+    forms = {
+        "inputs": inputs,
+        "output": output,
+        "inputs+output": f"{inputs}\n\n{output}",
+        "labelled": f"Input: {inputs}\nOutput: {output}",
+    }
+    if mode not in forms:
+        raise ValueError(f"unknown example text mode {mode!r}; one of {EXAMPLE_TEXT_MODES}")
+    return forms[mode]
+
+
 SHARPEN_GRID = (0.0, 1.0, 2.0, 4.0, 8.0)
 
 

@@ -4,7 +4,7 @@ import logging
 import os
 
 from celery import Celery, bootsteps
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memalign_site.settings")
 
@@ -21,12 +21,12 @@ class RepairOnConnect(bootsteps.StartStopStep):
     as soon as the broker is back rather than at the next periodic run. Several workers coalesce on a flag.
     """
 
-    requires = {"celery.worker.consumer.tasks:Tasks"}
+    requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def start(self, consumer) -> None:
         from django.conf import settings
 
-        from memalign_site.redis import get_redis
+        from memory.redis_client import get_redis
 
         if not getattr(settings, "MEMALIGN_REPAIR_ON_CONNECT", True):
             return
@@ -44,6 +44,14 @@ app.steps["consumer"].add(RepairOnConnect)
 def ping() -> str:
     """Answer the health page's round trip through a worker."""
     return "pong"
+
+
+@worker_init.connect
+def refuse_misconfiguration(**kwargs) -> None:
+    """Stop a worker whose settings have errors (memalign_site/checks.py), as the web server does."""
+    from memalign_site.checks import refuse_to_start
+
+    refuse_to_start()
 
 
 @worker_process_init.connect

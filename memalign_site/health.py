@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from memalign_site.celery import ping
-from memalign_site.redis import get_redis
+from memory.redis_client import get_redis
 
 WORKER_TIMEOUT_SECONDS = 1.5
 DEADLINE_SECONDS = 1.8
@@ -37,7 +37,7 @@ def check_broker() -> str:
 
 
 def check_worker(queue: str | None = None, timeout: float = WORKER_TIMEOUT_SECONDS) -> str:
-    result = ping.apply_async(expires=timeout, queue=queue)
+    result = ping.apply_async(expires=timeout, queue=queue)  # type: ignore[arg-type]  # None: the default queue
     try:
         answer = result.get(timeout=timeout)
     except CeleryTimeout:

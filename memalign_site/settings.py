@@ -12,9 +12,13 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A bad value does not stop the import with a traceback: it is noted here (check id, message), the default is
+# used meanwhile, and memalign_site/checks.py reports it, so `manage.py check` names every problem at once;
+# the web server and the worker refuse to start while one remains.
+MEMALIGN_SETTINGS_ERRORS: list[tuple[str, str]] = []
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -33,7 +37,8 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in ("0", "false", "False"):
         return False
-    raise ImproperlyConfigured(f"{name} must be 0 or 1 (or true/false), not {value!r}")
+    MEMALIGN_SETTINGS_ERRORS.append(("memalign.E001", f"{name} must be 0 or 1 (or true/false), not {value!r}."))
+    return default
 
 
 def env_int(name: str, default: int) -> int:
@@ -43,7 +48,8 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+        MEMALIGN_SETTINGS_ERRORS.append(("memalign.E002", f"{name} must be an integer, not {value!r}."))
+        return default
 
 
 def env_list(name: str) -> list[str]:
@@ -57,20 +63,27 @@ SECRET_KEY = env_str("SECRET_KEY")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 if not DEBUG:
     if not SECRET_KEY:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Production mode (DEBUG=0) needs a long random SECRET_KEY "
-            "(or SECRET_KEY_FILE); for a local site run with DEBUG=1, as `make run` does."
+        MEMALIGN_SETTINGS_ERRORS.append(
+            (
+                "memalign.E003",
+                "SECRET_KEY is not set. Production mode (DEBUG=0) needs a long random SECRET_KEY "
+                "(or SECRET_KEY_FILE); for a local site run with DEBUG=1, as `make run` does.",
+            )
         )
     if not ALLOWED_HOSTS:
-        raise ImproperlyConfigured(
-            "ALLOWED_HOSTS is not set. Production mode (DEBUG=0) needs the comma-separated host names "
-            "the site answers to, e.g. ALLOWED_HOSTS=memalign.example.com."
+        MEMALIGN_SETTINGS_ERRORS.append(
+            (
+                "memalign.E004",
+                "ALLOWED_HOSTS is not set. Production mode (DEBUG=0) needs the comma-separated host names "
+                "the site answers to, e.g. ALLOWED_HOSTS=memalign.example.com.",
+            )
         )
 else:
     SECRET_KEY = SECRET_KEY or "insecure-local-development-key-" + "x" * 20
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
 
 INSTALLED_APPS = [
+    "memalign_site.apps.SiteConfig",  # the configuration checks (memalign.E001...)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -81,6 +94,7 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "ninja",
+    "auditlog",  # django-auditlog: the memory's audit log (memory/audit.py)
     "reviews",
     "memory",
     "api",
@@ -97,6 +111,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",  # the request's user is the actor of the memory's log entries
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its lockout page
 ]
 
@@ -139,7 +154,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
-ATOMIC_REQUESTS = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -165,6 +179,19 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
 
+# Invitations (reviews.invitations): a one-time link, valid this many days, shown to the owner to copy and, when
+# EMAIL_HOST (or EMAIL_BACKEND) is set, also sent by email.
+MEMALIGN_INVITATION_DAYS = env_int("MEMALIGN_INVITATION_DAYS", 7)
+MEMALIGN_SITE_URL = env_str("MEMALIGN_SITE_URL", "http://127.0.0.1:8000")  # links printed by `manage.py invite`
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "memalign@localhost")
+MEMALIGN_SEND_INVITATIONS = bool(os.environ.get("EMAIL_HOST") or os.environ.get("EMAIL_BACKEND"))
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -186,6 +213,7 @@ STORAGES = {
 # declared size and before anything is read, a body over the import limit on the import page, over
 # DATA_UPLOAD_MAX_MEMORY_SIZE elsewhere, and any upload by someone who may not import there.
 MEMALIGN_IMPORT_MAX_BYTES = env_int("MEMALIGN_IMPORT_MAX_BYTES", 100 * 1024 * 1024)
+MEMALIGN_IMPORT_MAX_ROWS = env_int("MEMALIGN_IMPORT_MAX_ROWS", 200_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1_000
 DATA_UPLOAD_MAX_NUMBER_FILES = 1

@@ -28,4 +28,4 @@ MEMALIGN_NAMESPACE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 # The suite's shared worker must not repair projects behind the tests' backs; the outage test's worker process turns it on.
 MEMALIGN_REPAIR_ON_CONNECT = os.environ.get("MEMALIGN_REPAIR_ON_CONNECT") == "1"
-CACHES["api"]["KEY_PREFIX"]  # noqa: F405 = MEMALIGN_NAMESPACE
+CACHES["api"]["KEY_PREFIX"] = MEMALIGN_NAMESPACE  # noqa: F405

@@ -23,10 +23,11 @@ class PrincipleSourceInline(admin.TabularInline):
 
 @admin.register(Principle)
 class PrincipleAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "short_text", "origin", "pinned", "retired", "updated_at"]
+    list_display = ["id", "project", "short_text", "label", "origin", "pinned", "retired", "created_in", "updated_at"]
     list_filter = ["project", "origin", "pinned", "retired"]
     search_fields = ["text", "retired_reason"]
-    list_select_related = ["project"]
+    list_select_related = ["project", "created_in__project"]
+    raw_id_fields = ["created_in"]
     inlines = [PrincipleSourceInline]
 
     @admin.display(description="text")
@@ -40,6 +41,7 @@ class MemoryVersionAdmin(admin.ModelAdmin):
         "project",
         "number",
         "trigger",
+        "actor",
         "status",
         "summary",
         "provider",
@@ -49,14 +51,19 @@ class MemoryVersionAdmin(admin.ModelAdmin):
     ]
     list_filter = ["project", "trigger", "status", "provider"]
     search_fields = ["summary", "error"]
-    list_select_related = ["project"]
+    list_select_related = ["project", "actor"]
+    raw_id_fields = ["actor"]
     readonly_fields = ["created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("principles")  # the snapshot: the versions page diffs it
 
 
 @admin.register(DistilledFeedback)
 class DistilledFeedbackAdmin(admin.ModelAdmin):
     list_display = ["feedback", "revision", "version"]
     raw_id_fields = ["feedback", "version"]
+    list_select_related = ["feedback__author", "feedback__sample__project", "version__project"]
 
 
 @admin.register(Contradiction)
@@ -64,6 +71,7 @@ class ContradictionAdmin(admin.ModelAdmin):
     list_display = ["project", "first", "second", "found_in", "resolved"]
     list_filter = ["project", "resolved"]
     raw_id_fields = ["first", "second", "found_in"]
+    list_select_related = ["project", "first", "second", "found_in__project"]
 
 
 @admin.register(JudgeRun)
@@ -72,6 +80,10 @@ class JudgeRunAdmin(admin.ModelAdmin):
     exclude = ["sample_ids"]  # up to 100,000 ids: the run page lists them as verdicts
     list_filter = ["project", "status", "scope"]
     search_fields = ["error"]
+    list_select_related = ["project"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("sample_ids")
 
 
 @admin.register(Judgement)
@@ -80,7 +92,7 @@ class JudgementAdmin(admin.ModelAdmin):
     list_filter = ["project", "provider", "value"]
     search_fields = ["rationale", "sample__external_id"]
     raw_id_fields = ["sample", "run", "memory_version"]
-    list_select_related = ["sample", "run"]
+    list_select_related = ["sample__project", "run"]
 
 
 @admin.register(SampleVector)
@@ -89,6 +101,10 @@ class SampleVectorAdmin(admin.ModelAdmin):
     list_filter = ["project", "scheme"]
     raw_id_fields = ["sample"]
     exclude = ["vector"]  # 1.5 KB of float32: nothing to read by eye
+    list_select_related = ["sample__project", "project"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("vector")
 
 
 @admin.register(Evaluation)
@@ -97,12 +113,17 @@ class EvaluationAdmin(admin.ModelAdmin):
     list_filter = ["project", "status", "provider"]
     search_fields = ["error"]
     exclude = ["result"]  # the points: the evaluation page draws and exports them
+    list_select_related = ["project"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("result")
 
 
 @admin.register(EvaluationSettings)
 class EvaluationSettingsAdmin(admin.ModelAdmin):
     list_display = ["project", "group_key", "gate_enabled", "guard_size", "gate_threshold"]
     list_filter = ["gate_enabled"]
+    list_select_related = ["project"]
 
 
 @admin.register(GateCheck)
@@ -119,3 +140,4 @@ class GateCheckAdmin(admin.ModelAdmin):
     ]
     list_filter = ["held"]
     raw_id_fields = ["version", "compared_with"]
+    list_select_related = ["version__project", "compared_with__project"]

@@ -6,6 +6,7 @@ class MemoryConfig(AppConfig):
     verbose_name = "Memory"
 
     def ready(self) -> None:
-        from memory import signals
+        from memory import audit, signals
 
         signals.connect()
+        audit.register()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import matplotlib
 
@@ -21,7 +22,7 @@ def _x(shard: int) -> float:
     return shard + 1
 
 
-def learning_curve(result: dict, curve: str) -> str:
+def learning_curve(result: dict[str, Any], curve: str) -> str:
     """One chart of `curve` ("heldout" or "prequential"): exact match against critiques learned, one line per
     variant and split, the 95% bootstrap interval shaded, the baselines as horizontal lines. Returns SVG text."""
     figure = Figure(figsize=(6.4, 3.8))

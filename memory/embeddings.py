@@ -13,8 +13,8 @@ Contract:
 - `MiniLMEmbeddingFunction` is the Chroma embedding function to pass to every collection. It is registered
   with Chroma, so `client.get_collection(name)` rebuilds it from the stored configuration and Chroma's own
   default embedding function (which downloads its model) is never used.
-- `example_text(inputs, output, mode)` is the text shown for an episodic example; `EXAMPLE_TEXT_MODE` is the
-  default mode, chosen by measurement (docs/EMBEDDINGS.md).
+- `example_text(inputs, output)` is the text shown for an episodic example: input, blank line, output, the form
+  chosen by measurement (docs/EMBEDDINGS.md; the other forms measured live in bench/embedding_choice.py).
 - `example_vectors(parts)` is what is embedded for an example and for the query that retrieves examples: each
   part of a sample (its input, its output, or each of two outputs) embedded on its own, up to 256 tokens each,
   and the parts' vectors averaged, so the whole sample counts, not its first 256 tokens.
@@ -178,7 +178,8 @@ _cache_lock = threading.Lock()
 
 def embed_cached(texts: Sequence[str]) -> np.ndarray:
     """`embed(texts)`, remembering vectors per text in this process: for texts met again and again, such as a
-    project's principles, which every distillation batch and consolidation compares against."""
+    project's principles, which every distillation batch and consolidation compares against, or the inputs and
+    outputs that several samples share. Each distinct text is embedded once per call."""
     with _cache_lock:
         known = {t: _CACHE[t] for t in set(texts) if t in _CACHE}
     missing = [t for t in dict.fromkeys(texts) if t not in known]
@@ -244,34 +245,14 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         return hash(self.name())
 
 
-# The text embedded for an episodic example. Modes (measured in bench/embedding_choice.py):
-#   "inputs"          the input only
-#   "output"          the judged output only
-#   "inputs+output"   input, blank line, output
-#   "labelled"        "Input: <input>\nOutput: <output>"
-EXAMPLE_TEXT_MODES = ("inputs", "output", "inputs+output", "labelled")
-# Chosen by measurement (docs/EMBEDDINGS.md): with group-aware leave-one-out kNN on FeedbackQA (1,704 records)
-# it had the best neighbour label agreement (0.319 vs 0.315 output, 0.309 inputs; chance 0.290) and vote
-# accuracy; on HaluEval it is within noise of "output"; "labelled" measured the same and costs more tokens.
-EXAMPLE_TEXT_MODE = "inputs+output"
+def example_text(inputs: str, output: str) -> str:
+    """Return the text of an example: its input, a blank line, its output (also the query for similar ones).
 
-
-def example_text(inputs: str, output: str, mode: str = EXAMPLE_TEXT_MODE) -> str:
-    """The text embedded for an example (and for a query looking for similar examples).
-
-    The input comes first in the combined modes because truncation at 256 tokens cuts the end: a long
-    output then loses its tail rather than the question it answers.
+    Chosen by measurement (docs/EMBEDDINGS.md, bench/embedding_choice.py): with group-aware leave-one-out kNN on
+    FeedbackQA it had the best neighbour label agreement of the forms tried. The input comes first because
+    truncation at 256 tokens cuts the end: a long output then loses its tail rather than the question it answers.
     """
-    inputs, output = inputs.strip(), output.strip()
-    if mode == "inputs":
-        return inputs
-    if mode == "output":
-        return output
-    if mode == "inputs+output":
-        return f"{inputs}\n\n{output}"
-    if mode == "labelled":
-        return f"Input: {inputs}\nOutput: {output}"
-    raise ValueError(f"unknown example text mode {mode!r}; one of {EXAMPLE_TEXT_MODES}")
+    return f"{inputs.strip()}\n\n{output.strip()}"
 
 
 def sample_parts(inputs: str, output: str = "", output_a: str = "", output_b: str = "") -> list[str]:
@@ -287,10 +268,11 @@ def sample_parts(inputs: str, output: str = "", output_a: str = "", output_b: st
 def example_vectors(items: Sequence[Sequence[str]]) -> np.ndarray:
     """Embed each item (a list of parts, see sample_parts) as the normalised mean of its parts' vectors.
 
-    All the parts of all the items go through one `embed` call, so a batch costs what its texts cost.
+    All the parts of all the items go through one `embed_cached` call, so a batch costs what its distinct texts
+    cost: a question asked of several systems, or a passage returned for several questions, is embedded once.
     """
     flat = [part for parts in items for part in (parts or [""])]
-    vectors = embed(flat)
+    vectors = embed_cached(flat)
     result = np.empty((len(items), DIMENSIONS), dtype=np.float32)
     start = 0
     for row, parts in enumerate(items):

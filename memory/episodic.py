@@ -26,6 +26,10 @@ PAGE = 1_000  # Chroma reads are paged: a large collection is never fetched in o
 VECTOR_SCHEME = sample_vectors.SCHEME  # in each entry's metadata: entries of an older scheme are re-embedded
 
 
+class StoreUnavailable(ConnectionError):
+    """The Chroma server at CHROMA_URL did not answer (Chroma itself says so with a bare ValueError)."""
+
+
 def get_client():
     """Return the process's Chroma client: a server at CHROMA_URL, else a folder under DATA_DIR."""
     global _client
@@ -34,12 +38,15 @@ def get_client():
             chroma_settings = ChromaSettings(anonymized_telemetry=False)
             if settings.CHROMA_URL:
                 url = urlparse(settings.CHROMA_URL)
-                _client = chromadb.HttpClient(
-                    host=url.hostname or "127.0.0.1",
-                    port=url.port or (443 if url.scheme == "https" else 8000),
-                    ssl=url.scheme == "https",
-                    settings=chroma_settings,
-                )
+                try:
+                    _client = chromadb.HttpClient(
+                        host=url.hostname or "127.0.0.1",
+                        port=url.port or (443 if url.scheme == "https" else 8000),
+                        ssl=url.scheme == "https",
+                        settings=chroma_settings,
+                    )
+                except ValueError as error:
+                    raise StoreUnavailable(f"{settings.CHROMA_URL}: {error}") from error
             else:
                 settings.CHROMA_PATH.mkdir(parents=True, exist_ok=True)
                 _client = chromadb.PersistentClient(path=str(settings.CHROMA_PATH), settings=chroma_settings)

@@ -24,7 +24,6 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from memalign_site.redis import get_redis
 from memory import judge, metrics, semantic
 from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction
@@ -33,6 +32,8 @@ from memory.llm import get_provider
 from memory.llm.base import Example, PrincipleText, Provider, Usage, WorkingMemory
 from memory.locks import release
 from memory.models import Evaluation
+from memory.redis_client import get_redis
+from reviews.adjudication import learnable
 from reviews.models import Feedback, Project
 
 VARIANTS = ("none", "semantic", "episodic", "both")
@@ -104,9 +105,11 @@ class Options:
 
 
 def reviewed(project: Project, limit: int | None = None) -> list[Feedback]:
-    """One feedback per reviewed sample (its latest), in the order the reviews were given."""
+    """One feedback per reviewed sample (its latest the memory may learn: a decision, never overruled feedback),
+    in the order the reviews were given."""
     latest: dict[int, Feedback] = {}
-    for feedback in Feedback.objects.filter(project=project).select_related("sample").order_by("created_at", "id"):
+    learned = learnable(Feedback.objects.filter(project=project))
+    for feedback in learned.select_related("sample").order_by("created_at", "id"):
         latest.pop(feedback.sample_id, None)
         latest[feedback.sample_id] = feedback
     items = sorted(latest.values(), key=lambda f: (f.created_at, f.pk))

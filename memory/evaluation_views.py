@@ -8,7 +8,7 @@ import json
 
 from csp.decorators import csp_replace
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
@@ -17,7 +17,7 @@ from memory import charts, evaluation
 from memory.models import Evaluation
 from memory.tasks import run_evaluation
 from reviews.models import Role
-from reviews.permissions import can, project_view
+from reviews.permissions import ProjectRequest, can, project_view
 
 CURVES = ("heldout", "prequential")
 EXPORT_FIELDS = (
@@ -38,7 +38,7 @@ EXPORT_FIELDS = (
 )
 
 
-def _evaluation(request: HttpRequest, evaluation_id: int) -> Evaluation:
+def _evaluation(request: ProjectRequest, evaluation_id: int) -> Evaluation:
     return get_object_or_404(
         Evaluation.objects.select_related("project", "created_by"), pk=evaluation_id, project=request.project
     )
@@ -53,7 +53,7 @@ def _float(value: str | None, default: float) -> float:
 
 @project_view(Role.OWNER)
 @require_POST
-def evaluation_start(request: HttpRequest) -> HttpResponse:
+def evaluation_start(request: ProjectRequest) -> HttpResponse:
     variants = request.POST.getlist("variants") or list(evaluation.VARIANTS)
     options = evaluation.Options(
         seed=int(_float(request.POST.get("seed"), 0)),
@@ -66,14 +66,14 @@ def evaluation_start(request: HttpRequest) -> HttpResponse:
     except evaluation.EvaluationError as error:
         messages.error(request, str(error))
         return redirect("memory-dashboard", request.project.slug)
-    run_evaluation.delay_on_commit(record.pk)
+    run_evaluation.delay_on_commit(record.pk)  # type: ignore[attr-defined]  # Celery adds it under Django
     messages.success(
         request, f"Evaluation #{record.pk} queued; it runs on scratch memory and leaves the project's memory as it is."
     )
     return redirect("evaluation", request.project.slug, record.pk)
 
 
-def _context(request: HttpRequest, record: Evaluation) -> dict:
+def _context(request: ProjectRequest, record: Evaluation) -> dict:
     return {
         "project": request.project,
         "evaluation": record,
@@ -87,13 +87,13 @@ def _context(request: HttpRequest, record: Evaluation) -> dict:
 
 @project_view(Role.VIEWER)
 @require_GET
-def evaluation_page(request: HttpRequest, evaluation_id: int) -> HttpResponse:
+def evaluation_page(request: ProjectRequest, evaluation_id: int) -> HttpResponse:
     return render(request, "memory/evaluation.html", _context(request, _evaluation(request, evaluation_id)))
 
 
 @project_view(Role.VIEWER)
 @require_GET
-def evaluation_progress(request: HttpRequest, evaluation_id: int) -> HttpResponse:
+def evaluation_progress(request: ProjectRequest, evaluation_id: int) -> HttpResponse:
     record = _evaluation(request, evaluation_id)
     response = render(request, "memory/_evaluation.html", _context(request, record))
     if record.finished:
@@ -105,7 +105,7 @@ def evaluation_progress(request: HttpRequest, evaluation_id: int) -> HttpRespons
 @csp_replace({"default-src": ["'none'"], "style-src": ["'unsafe-inline'"]})
 @project_view(Role.VIEWER)
 @require_GET
-def evaluation_chart(request: HttpRequest, evaluation_id: int, curve: str) -> HttpResponse:
+def evaluation_chart(request: ProjectRequest, evaluation_id: int, curve: str) -> HttpResponse:
     record = _evaluation(request, evaluation_id)
     if curve not in CURVES or not record.result:
         return HttpResponse("No such chart.", status=404, content_type="text/plain")
@@ -114,7 +114,7 @@ def evaluation_chart(request: HttpRequest, evaluation_id: int, curve: str) -> Ht
 
 @project_view(Role.VIEWER)
 @require_GET
-def evaluation_export(request: HttpRequest, evaluation_id: int, fmt: str) -> HttpResponse:
+def evaluation_export(request: ProjectRequest, evaluation_id: int, fmt: str) -> HttpResponse:
     record = _evaluation(request, evaluation_id)
     if not record.result:
         return HttpResponse("This evaluation has no result.", status=404, content_type="text/plain")

@@ -51,10 +51,6 @@ class TryJudgeForm(forms.Form):
         return {"inputs": inputs, "output": data["output"]}
 
 
-class PrincipleForm(forms.Form):
-    text = forms.CharField(max_length=1_000, widget=forms.Textarea(attrs={"rows": 2}))
-
-
 class EvaluationSettingsForm(forms.ModelForm):
     class Meta:
         from memory.models import EvaluationSettings
@@ -79,3 +75,19 @@ class EvaluationSettingsForm(forms.ModelForm):
         if not 0 <= threshold < 1:
             raise forms.ValidationError("The threshold is a drop in agreement between 0 and 1, e.g. 0.05.")
         return threshold
+
+
+class PrincipleAddForm(forms.Form):
+    """A principle written by hand: its text, the label it leads to (or none), pinned or not."""
+
+    text = forms.CharField(max_length=1_000, widget=forms.Textarea(attrs={"rows": 2}))
+    label = forms.ChoiceField(required=False)
+    pinned = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, project: Project, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["label"].choices = [("", "any label")] + [(c, c) for c in project.label_choices]
+
+
+class PrincipleEditForm(forms.Form):
+    text = forms.CharField(max_length=1_000, widget=forms.Textarea(attrs={"rows": 3}))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from memory import judge
 from memory.llm import get_provider
@@ -126,7 +127,7 @@ def check(project: Project, versions: list[MemoryVersion], provider: Provider | 
         )
 
 
-def held_versions(project: Project):
+def held_versions(project: Project) -> QuerySet[MemoryVersion]:
     return MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.HELD).order_by("number")
 
 

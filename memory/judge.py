@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -10,8 +11,9 @@ from memory import episodic, semantic
 from memory import vectors as sample_vectors
 from memory.embeddings import embed, example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
-from memory.llm.base import Example, PrincipleText, Verdict, WorkingMemory
+from memory.llm.base import Example, PrincipleText, Provider, Verdict, WorkingMemory
 from memory.models import MemoryVersion
+from reviews.adjudication import team_feedback
 from reviews.models import Feedback, Project, Sample
 
 
@@ -39,14 +41,25 @@ def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: lis
     """The retrieved examples of each query, each marked when it is the query's own item (same content)."""
     wanted = {n.feedback_id for neighbours in neighbour_lists for n in neighbours}
     by_id = Feedback.objects.select_related("sample").in_bulk(wanted)
+    disputes = _disputes({f.sample_id for f in by_id.values()})
     result = []
     for neighbours, query in zip(neighbour_lists, fingerprints):
         # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
         examples = [semantic.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
         for example, feedback in zip(examples, (by_id[n.feedback_id] for n in neighbours if n.feedback_id in by_id)):
             example.same_item = sample_vectors.sample_fingerprint(feedback.sample) == query
+            example.disputed = disputes.get(feedback.sample_id, [])
         result.append(examples)
     return result
+
+
+def _disputes(sample_ids: set[int]) -> dict[int, list[str]]:
+    """The labels of each sample whose reviewers disagree and no one has decided yet (reviews.adjudication)."""
+    rows = team_feedback(Feedback.objects.filter(sample_id__in=sample_ids, sample__decision__isnull=True))
+    labels: dict[int, set[str]] = {}
+    for sample_id, label in rows.values_list("sample_id", "label"):
+        labels.setdefault(sample_id, set()).add(label)
+    return {s: sorted(found) for s, found in labels.items() if len(found) > 1}
 
 
 def working_memory(
@@ -164,7 +177,12 @@ def latest_version(project: Project) -> MemoryVersion | None:
 
 
 def judge(
-    project: Project, inputs: str, output: str = "", output_a: str = "", output_b: str = "", provider=None
+    project: Project,
+    inputs: str,
+    output: str = "",
+    output_a: str = "",
+    output_b: str = "",
+    provider: Provider | None = None,
 ) -> AlignedVerdict:
     """Judge one item given as text with the project's aligned judge; raise ProviderError when the provider fails."""
     provider = provider or get_provider(project)
@@ -174,7 +192,7 @@ def judge(
     return AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
 
 
-def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str = "") -> dict:
+def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str = "") -> dict[str, Any]:
     """The stored form of a verdict (or of a provider failure) with what it used."""
     return {
         "value": (verdict.value or "") if verdict else "",

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from redis import Redis
 
-from memalign_site.redis import get_redis
+from memory.redis_client import get_redis
 
 LEASE_SECONDS = 30
 RENEW_SECONDS = LEASE_SECONDS / 3  # a heartbeat may miss a beat (a busy machine) without losing the lease
@@ -69,7 +70,7 @@ def provider_slot(project_id: int, limit: int, timeout: float | None = None) -> 
         redis.zrem(key, token)
 
 
-def _renew(redis, key: str, token: str, stop: threading.Event) -> None:
+def _renew(redis: Redis, key: str, token: str, stop: threading.Event) -> None:
     """Push the lease's expiry forward until the call ends (XX: never re-add a lease already given back)."""
     while not stop.wait(RENEW_SECONDS):
         try:
@@ -77,8 +78,3 @@ def _renew(redis, key: str, token: str, stop: threading.Event) -> None:
             redis.expire(key, math.ceil(LEASE_SECONDS))
         except Exception:  # a Redis blip: the next beat tries again, and the lease outlives one miss
             continue
-
-
-def calls_in_flight(project_id: int) -> int:
-    """Leases currently held (expired ones included until the next acquire drops them)."""
-    return int(get_redis().zcard(_key(project_id)))

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from redis.exceptions import LockError
+from redis.lock import Lock
 
-from memalign_site.redis import get_redis
+from memory.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,10 @@ def lock_key(project_id: int) -> str:
     return f"{settings.MEMALIGN_NAMESPACE}:regen-lock:{project_id}"
 
 
-def regeneration_lock(project_id: int):
+def regeneration_lock(project_id: int) -> Lock:
     """The project's lock object (redis-py Lock), not yet acquired."""
-    return get_redis().lock(lock_key(project_id), timeout=settings.MEMALIGN_LOCK_SECONDS)
+    lock: Lock = get_redis().lock(lock_key(project_id), timeout=settings.MEMALIGN_LOCK_SECONDS)
+    return lock
 
 
 @contextmanager
@@ -41,7 +43,7 @@ def memory_writer(project_id: int, wait: float | None) -> Iterator[None]:
         release(lock)
 
 
-def release(lock) -> None:
+def release(lock: Lock) -> None:
     try:
         lock.release()
     except LockError:

@@ -18,7 +18,9 @@ class MemoryVersion(models.Model):
         DISTILL = "distill", "New feedback distilled"
         UNALIGN = "unalign", "Feedback removed or edited"
         CONSOLIDATE = "consolidate", "Consolidation"
-        MANUAL = "manual", "Edited by hand"
+        MANUAL = "manual", "Edited by hand"  # added, edited, pinned, unpinned, retired or restored by an owner
+        ROLLBACK = "rollback", "Rollback"  # an older version's principles restored (memory.principles.rollback)
+        IMPORT = "import", "Imported"  # principles brought in with a judge document
 
     class Status(models.TextChoices):
         OK = "ok", "OK"
@@ -30,9 +32,15 @@ class MemoryVersion(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memory_versions")
     number = models.PositiveIntegerField()
     trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    # Who made it: a person for edits, rollbacks, bulk unaligns and imports; empty when a worker did (the
+    # provider and model below then say what).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK)
     error = models.TextField(blank=True)
-    # The active principles at this version, as [{"id": …, "text": …}]: verdicts cite the version they used.
+    # The active principles at this version, as [{"id", "text", "label", "pinned"}] (label and pinned since
+    # migration 0008): verdicts cite the version they used, diffs and rollbacks read it.
     principles = models.JSONField(default=list)
     summary = models.CharField(max_length=300, blank=True)
     provider = models.CharField(max_length=20)
@@ -47,6 +55,10 @@ class MemoryVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug} v{self.number}"
+
+    def get_additional_data(self) -> dict:
+        """What django-auditlog stores with this version's log entries: the audit page filters on it."""
+        return {"project": self.project_id, "from_version": self.number - 1, "to_version": self.number}
 
 
 class Principle(models.Model):
@@ -75,6 +87,11 @@ class Principle(models.Model):
 
     def __str__(self) -> str:
         return self.text[:80]
+
+    def get_additional_data(self) -> dict:
+        """What django-auditlog stores with this principle's log entries; memory.semantic.new_version adds the
+        version numbers the change went from and to once that version is written."""
+        return {"project": self.project_id}
 
 
 class PrincipleSource(models.Model):
@@ -240,6 +257,10 @@ class EvaluationSettings(models.Model):
         default=0.05, help_text="Hold a version whose guard agreement drops by more than this."
     )
     guard_sample_ids = models.JSONField(default=list, help_text="Chosen at random once, then fixed.")
+    # Not an evaluation setting, but the project's one row of memory settings: the episodic memory's conflicts page.
+    conflict_similarity = models.FloatField(
+        default=0.9, help_text="Examples on samples at least this alike with different labels are conflicts."
+    )
 
 
 class GateCheck(models.Model):

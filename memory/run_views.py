@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
+from itertools import chain
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
@@ -15,10 +17,10 @@ from memory import runs
 from memory.models import Judgement, JudgeRun
 from reviews import queue
 from reviews.models import Role
-from reviews.permissions import can, project_view
+from reviews.permissions import ProjectRequest, can, project_view
 
 
-def _run(request: HttpRequest, run_id: int) -> JudgeRun:
+def _run(request: ProjectRequest, run_id: int) -> JudgeRun:
     return get_object_or_404(
         JudgeRun.objects.select_related("project", "created_by", "memory_version"), pk=run_id, project=request.project
     )
@@ -33,7 +35,7 @@ def _int(value: str | None) -> int | None:
 
 @project_view(Role.OWNER)
 @require_POST
-def judge_run_start(request: HttpRequest) -> HttpResponse:
+def judge_run_start(request: ProjectRequest) -> HttpResponse:
     scope = request.POST.get("scope", JudgeRun.Scope.REVIEWED)
     query = queue.QueueQuery.from_params(request.POST, "all") if scope == JudgeRun.Scope.QUEUE else None
     try:
@@ -48,7 +50,7 @@ def judge_run_start(request: HttpRequest) -> HttpResponse:
     return redirect("judge-run", request.project.slug, run.pk)
 
 
-def _status_context(request: HttpRequest, run: JudgeRun) -> dict:
+def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
     return {
         "project": request.project,
         "run": run,
@@ -60,7 +62,7 @@ def _status_context(request: HttpRequest, run: JudgeRun) -> dict:
 
 @project_view(Role.VIEWER)
 @require_GET
-def judge_run(request: HttpRequest, run_id: int) -> HttpResponse:
+def judge_run(request: ProjectRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     chosen = request.GET.get("filter", "all")
     chosen = chosen if chosen in runs.VERDICT_FILTERS else "all"
@@ -79,7 +81,7 @@ def judge_run(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_GET
-def judge_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
+def judge_run_progress(request: ProjectRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     response = render(request, "memory/_judge_run.html", _status_context(request, run))
     if run.finished:
@@ -89,7 +91,7 @@ def judge_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_GET
-def judge_run_verdict(request: HttpRequest, run_id: int, judgement_id: int) -> HttpResponse:
+def judge_run_verdict(request: ProjectRequest, run_id: int, judgement_id: int) -> HttpResponse:
     run = _run(request, run_id)
     judgement = get_object_or_404(
         Judgement.objects.select_related("sample", "memory_version"), pk=judgement_id, run=run
@@ -110,22 +112,17 @@ def _csv_cell(value):
 
 @project_view(Role.VIEWER)
 @require_GET
-def judge_run_export(request: HttpRequest, run_id: int, fmt: str) -> HttpResponse:
+def judge_run_export(request: ProjectRequest, run_id: int, fmt: str) -> StreamingHttpResponse:
     run = _run(request, run_id)
     filename = f"{request.project.slug}-run-{run.pk}.{fmt}"
+    lines: Iterator[str]
     if fmt == "jsonl":
         lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in runs.export_rows(run))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     else:
         writer = csv.writer(_Echo())
-        lines = (
-            writer.writerow(row)
-            for row in (
-                [runs.EXPORT_FIELDS],
-                ([_csv_cell(r[k]) for k in runs.EXPORT_FIELDS] for r in runs.export_rows(run)),
-            )
-            for row in row
-        )
+        body = ([_csv_cell(r[k]) for k in runs.EXPORT_FIELDS] for r in runs.export_rows(run))
+        lines = (writer.writerow(row) for row in chain([list(runs.EXPORT_FIELDS)], body))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -133,7 +130,7 @@ def judge_run_export(request: HttpRequest, run_id: int, fmt: str) -> HttpRespons
 
 @project_view(Role.OWNER)
 @require_POST
-def judge_run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+def judge_run_cancel(request: ProjectRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     if runs.cancel(run):
         messages.success(request, "Run cancelled: it stops within a few seconds and keeps what it judged.")
@@ -144,7 +141,7 @@ def judge_run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def judge_run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
+def judge_run_retry(request: ProjectRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     try:
         count = runs.retry_failed(run)

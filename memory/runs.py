@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -27,6 +28,7 @@ from memory.llm import get_provider
 from memory.llm.base import ProviderError, Usage, Verdict, WorkingMemory
 from memory.models import Judgement, JudgeRun
 from reviews import queue
+from reviews.adjudication import learnable
 from reviews.models import Feedback, Project, Sample
 
 log = logging.getLogger(__name__)
@@ -183,8 +185,8 @@ def judge_chunk(run_id: int, index: int) -> str:
     JudgeRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=timezone.now())
     judged = set(run.judgements.filter(sample_id__in=run.chunk(index)).values_list("sample_id", flat=True))
     todo = [i for i in run.chunk(index) if i not in judged]
-    samples = Sample.objects.in_bulk(todo)
-    samples = [samples[i] for i in todo if i in samples]  # a sample deleted since the run began is skipped
+    found = Sample.objects.in_bulk(todo)
+    samples = [found[i] for i in todo if i in found]  # a sample deleted since the run began is skipped
     if samples:
         _judge(run, samples)
     return _after_chunk(run_id)
@@ -235,8 +237,8 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
             rows = []
             for future in finished:
                 sample, memory = pending.pop(future)
-                verdict, error, latency = future.result()
-                if verdict is None and not error:
+                verdict, failure, latency = future.result()
+                if verdict is None and not failure:
                     continue  # cancelled before the call: nothing written
                 rows.append(
                     Judgement(
@@ -247,7 +249,7 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
                         provider=provider.name,
                         model=provider.model,
                         latency_ms=latency,
-                        **judge.judgement_fields(memory, verdict, error),
+                        **judge.judgement_fields(memory, verdict, failure),
                     )
                 )
             if rows:
@@ -359,22 +361,26 @@ class ExpertLabels:
 
 
 def expert_labels(project: Project, sample_ids=None) -> ExpertLabels:
-    """Return the experts' label per sample, where they agree; samples with conflicting labels are left out."""
-    rows = Feedback.objects.filter(project=project).order_by()
+    """Return the experts' label per sample, where they agree or a decision settled it (overruled feedback is
+    left out); samples with conflicting labels are left out."""
+    rows = learnable(Feedback.objects.filter(project=project)).order_by()
     if sample_ids is not None:
         rows = rows.filter(sample_id__in=sample_ids)
     by_sample: dict[int, set[str]] = {}
     count: dict[int, int] = {}
     authors: dict[int, set[int]] = {}
-    for sample_id, label, author_id in rows.values_list("sample_id", "label", "author_id").iterator():
+    for sample_id, label, author_id, decision in rows.values_list(
+        "sample_id", "label", "author_id", "decision__id"
+    ).iterator():
         by_sample.setdefault(sample_id, set()).add(label)
-        count[sample_id] = count.get(sample_id, 0) + 1
-        authors.setdefault(sample_id, set()).add(author_id)
+        if decision is None:  # a decision's own row is the final label, not one more reviewer
+            count[sample_id] = count.get(sample_id, 0) + 1
+            authors.setdefault(sample_id, set()).add(author_id)
     labels = {s: next(iter(ls)) for s, ls in by_sample.items() if len(ls) == 1}
     return ExpertLabels(
         labels=labels,
-        reviewers=len(set().union(*(authors[s] for s in labels))) if labels else 0,
-        corroborated=sum(1 for s in labels if count[s] > 1),
+        reviewers=len(set().union(*(authors.get(s, set()) for s in labels))) if labels else 0,
+        corroborated=sum(1 for s in labels if count.get(s, 0) > 1),
         conflicted=len(by_sample) - len(labels),
     )
 
@@ -425,7 +431,24 @@ def imported_judge_agreement(
     project: Project, within: set[int] | None = None
 ) -> tuple[metrics.Figures | None, ExpertLabels]:
     """Agreement of the imported judge with the experts over every reviewed sample (the project overview), or
-    over the reviewed samples among `within` (the queue's audit slice)."""
+    over the reviewed samples among `within` (the queue's audit slice).
+
+    The bootstrap interval costs up to a second on a large project, so the figures are kept in the cache under
+    a signature of what they rest on (the feedback, the samples, the slice) and recomputed only when that changes.
+    """
+    feedback = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
+    samples = Sample.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("id"))
+    key = f"imported-agreement:{project.pk}:{feedback['n']}:{feedback['last']}:{samples['n']}:{samples['last']}"
+    if within is not None:
+        key += f":within:{len(within)}:{hash(frozenset(within))}"  # ints hash the same in every process
+    cached = cache.get(key)
+    if cached is None:
+        cached = _imported_judge_agreement(project, within)
+        cache.set(key, cached, timeout=3600)
+    return cached
+
+
+def _imported_judge_agreement(project: Project, within: set[int] | None) -> tuple[metrics.Figures | None, ExpertLabels]:
     experts = expert_labels(project)
     reviewed = list(experts.labels) if within is None else [i for i in experts.labels if i in within]
     verdicts = dict(
@@ -486,13 +509,13 @@ def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | 
     items = list(qs[: size + 1])
     more = len(items) > size
     items = items[:size]
-    expert = {}
+    expert: dict[int, list[str]] = {}
     for sample_id, label in Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]).values_list(
         "sample_id", "label"
     ):
         expert.setdefault(sample_id, []).append(label)
     for item in items:
-        item.expert_labels = sorted(expert.get(item.sample_id, []))
+        item.expert_labels = sorted(expert.get(item.sample_id, []))  # type: ignore[attr-defined]
     return VerdictPage(items, items[-1].sample_id if more else None)
 
 
@@ -529,7 +552,7 @@ def export_rows(run: JudgeRun):
                 "external_id": j.sample.external_id,
                 "aligned": j.value,
                 "imported": j.sample.judge_value,
-                "experts": j.expert_labels,
+                "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by verdicts_page
                 "rationale": j.rationale,
                 "error": j.error,
                 "memory_version": run.memory_version.number if run.memory_version else None,

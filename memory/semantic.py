@@ -15,7 +15,7 @@ from itertools import combinations
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from memory.embeddings import embed_cached
@@ -26,6 +26,8 @@ from memory.llm.offline import average_linkage
 from memory.locks import memory_writer
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from memory.vectors import for_samples as stored_sample_vectors
+from reviews import adjudication
+from reviews.adjudication import learnable
 from reviews.models import Feedback, Project, Sample
 
 EXAMPLE_INPUT_CHARS = 1_500
@@ -69,9 +71,9 @@ def principle_texts(project: Project) -> list[PrincipleText]:
 
 
 def pending_feedback(project: Project) -> QuerySet[Feedback]:
-    """Feedback whose current revision has not been distilled yet, oldest first."""
+    """Feedback whose current revision has not been distilled yet, oldest first (overruled feedback never)."""
     return (
-        Feedback.objects.filter(project=project)
+        learnable(Feedback.objects.filter(project=project))
         .exclude(distilled__revision=F("revision"))
         .select_related("sample")
         .order_by("updated_at", "id")
@@ -79,15 +81,31 @@ def pending_feedback(project: Project) -> QuerySet[Feedback]:
 
 
 def broken_links(project: Project) -> QuerySet[PrincipleSource]:
-    """Source links whose feedback was deleted, or edited since the principle learned from it."""
+    """Source links whose feedback was deleted, edited since the principle learned from it, or overruled by a
+    decision (reviews.adjudication)."""
+    overruled = Feedback.objects.filter(pk=OuterRef("feedback_id")).filter(adjudication.overruled())
     return PrincipleSource.objects.filter(principle__project=project).filter(
-        Q(feedback__isnull=True) | ~Q(feedback_revision=F("feedback__revision"))
+        Q(feedback__isnull=True) | ~Q(feedback_revision=F("feedback__revision")) | Q(Exists(overruled))
     )
 
 
 def stale_principles(project: Project) -> QuerySet[Principle]:
     """Active principles that lost a source: they must be re-derived from what remains (unalign)."""
     return active_principles(project).filter(pk__in=broken_links(project).values("principle_id"))
+
+
+def up_to_date(project: Project) -> bool:
+    """Whether a regeneration would find nothing to do: no pending feedback, no principle to re-derive or to
+    realign, the active principles within the project's budget."""
+    crossing = PrincipleSource.objects.filter(
+        principle__project=project, principle__retired=False, feedback__isnull=False
+    ).exclude(Q(principle__label="") | Q(feedback__label=F("principle__label")))
+    return not (
+        pending_feedback(project).exists()
+        or stale_principles(project).exists()
+        or crossing.exists()
+        or active_principles(project).count() > project.max_principles
+    )
 
 
 def estimated_tokens(feedback: Feedback) -> int:
@@ -98,7 +116,8 @@ def estimated_tokens(feedback: Feedback) -> int:
 
 def next_batch(pending: list[Feedback]) -> list[Feedback]:
     """Return the first batch: at most MEMALIGN_DISTILL_BATCH_SIZE items within the token budget."""
-    batch, tokens = [], 0
+    batch: list[Feedback] = []
+    tokens = 0
     for feedback in pending[: settings.MEMALIGN_DISTILL_BATCH_SIZE]:
         cost = estimated_tokens(feedback)
         if batch and tokens + cost > settings.MEMALIGN_DISTILL_BATCH_TOKENS:
@@ -165,7 +184,8 @@ def regenerate(
 
 def split_batches(pending: list[Feedback], width: int) -> list[list[Feedback]]:
     """Up to `width` consecutive batches of `pending`, each as next_batch cuts it."""
-    batches, rest = [], pending
+    batches: list[list[Feedback]] = []
+    rest = pending
     while rest and len(batches) < width:
         batch = next_batch(rest)
         batches.append(batch)
@@ -362,7 +382,8 @@ def rederive_stale(project: Project, provider: Provider) -> MemoryVersion | None
 
 def _remaining_sources(principle: Principle) -> list[Feedback]:
     links = principle.sources.filter(feedback__isnull=False, feedback_revision=F("feedback__revision"))
-    return list(Feedback.objects.filter(pk__in=links.values("feedback_id")).select_related("sample").order_by("id"))
+    remaining = learnable(Feedback.objects.filter(pk__in=links.values("feedback_id")))
+    return list(remaining.select_related("sample").order_by("id"))
 
 
 def due_for_consolidation(project: Project) -> bool:
@@ -499,7 +520,7 @@ def _source_samples(principle: Principle) -> list[Sample]:
         .select_related("feedback__sample")
         .order_by("-feedback__updated_at")
     )
-    return [link.feedback.sample for link in links[:CONTRADICTION_SOURCES]]
+    return [link.feedback.sample for link in links[:CONTRADICTION_SOURCES] if link.feedback]
 
 
 def realign(project: Project, provider: Provider) -> MemoryVersion | None:
@@ -543,7 +564,8 @@ def misaligned_principles(project: Project) -> list[Principle]:
     wrong = {row["principle_id"]: row for row in counts if row["other"] * 2 > row["total"]}
     found = list(Principle.objects.filter(pk__in=wrong).order_by("id"))
     for principle in found:
-        principle.sources_total, principle.sources_other = wrong[principle.pk]["total"], wrong[principle.pk]["other"]
+        principle.sources_total = wrong[principle.pk]["total"]  # type: ignore[attr-defined]  # shown on the dashboard
+        principle.sources_other = wrong[principle.pk]["other"]  # type: ignore[attr-defined]
     return found
 
 
@@ -553,19 +575,51 @@ def _lock(project: Project) -> None:
     Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
 
 
-def _new_version(project, trigger, provider, usage: Usage, started: float, summary: str) -> MemoryVersion:
+def new_version(
+    project: Project,
+    trigger: str,
+    *,
+    actor=None,
+    summary: str = "",
+    provider: Provider | None = None,
+    usage: Usage | None = None,
+    started: float | None = None,
+) -> MemoryVersion:
+    """Record the project's active principles as its next memory version and return it.
+
+    Call it inside the transaction that made the changes, while holding the project's writer lock
+    (memory.locks.memory_writer, or `memory.principles.changing`, which takes both): version numbers never
+    interleave and the version holds exactly those changes. `trigger` is a MemoryVersion.Trigger value (edit
+    by hand is MANUAL; UNALIGN, ROLLBACK, IMPORT…); `actor` is the user who made the change (None for a
+    worker); `provider` is the one whose calls made it (None for a person), `usage` its token counts, `started`
+    a time.monotonic() value for the duration. The principles' audit-log entries written since the last version
+    are stamped with this version (memory.audit).
+    """
+    from memory import audit
+
+    _lock(project)
     number = (MemoryVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
-    return MemoryVersion.objects.create(
+    provider = provider or _Manual()
+    version = MemoryVersion.objects.create(
         project=project,
         number=number,
         trigger=trigger,
-        principles=[{"id": p.pk, "text": p.text} for p in active_principles(project)],
+        actor=actor,
+        principles=[
+            {"id": p.pk, "text": p.text, "label": p.label, "pinned": p.pinned} for p in active_principles(project)
+        ],
         summary=summary[:300],
         provider=provider.name,
         model=provider.model,
-        usage=usage.as_dict(),
-        duration_ms=int((time.monotonic() - started) * 1000),
+        usage=(usage or Usage()).as_dict(),
+        duration_ms=int((time.monotonic() - started) * 1000) if started is not None else 0,
     )
+    audit.record_version(project, version)
+    return version
+
+
+def _new_version(project, trigger, provider, usage: Usage, started: float, summary: str, actor=None) -> MemoryVersion:
+    return new_version(project, trigger, actor=actor, summary=summary, provider=provider, usage=usage, started=started)
 
 
 def record_failure(
@@ -584,12 +638,16 @@ def record_failure(
 EDIT_WAIT_SECONDS = 10  # an edit from the dashboard waits this long for a running regeneration, then says so
 
 
-def add_manual_principle(project: Project, text: str, author_name: str) -> Principle:
+def add_manual_principle(
+    project: Project, text: str, author_name: str, actor=None, label: str = "", pinned: bool = True
+) -> Principle:
     """Add a hand-written principle (kept through unalign and consolidation) and record a version."""
-    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic():
+    from memory.audit import acting_as
+
+    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic(), acting_as(actor):
         _lock(project)
         principle = Principle.objects.create(
-            project=project, text=text.strip(), origin=Principle.Origin.MANUAL, pinned=True
+            project=project, text=text.strip(), label=label, origin=Principle.Origin.MANUAL, pinned=pinned
         )
         version = _new_version(
             project,
@@ -597,16 +655,19 @@ def add_manual_principle(project: Project, text: str, author_name: str) -> Princ
             _Manual(),
             Usage(),
             time.monotonic(),
-            f"principle added by {author_name}",
+            f"principle {principle.pk} added by {author_name}",
+            actor=actor,
         )
         principle.created_in = version
         principle.save(update_fields=["created_in"])
         return principle
 
 
-def set_retired(project: Project, principle: Principle, retired: bool, author_name: str) -> MemoryVersion:
+def set_retired(project: Project, principle: Principle, retired: bool, author_name: str, actor=None) -> MemoryVersion:
     """Retire or restore a principle by hand, and record a version."""
-    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic():
+    from memory.audit import acting_as
+
+    with memory_writer(project.pk, wait=EDIT_WAIT_SECONDS), transaction.atomic(), acting_as(actor):
         _lock(project)
         principle.retired = retired
         principle.retired_reason = f"retired by {author_name}" if retired else ""
@@ -622,6 +683,7 @@ def set_retired(project: Project, principle: Principle, retired: bool, author_na
             Usage(),
             time.monotonic(),
             f"principle {principle.pk} {verb} by {author_name}",
+            actor=actor,
         )
 
 

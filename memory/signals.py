@@ -9,14 +9,28 @@ periodic repair (memory.tasks.repair_all) embeds and distils what was missed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from reviews.models import Feedback, Project, Sample
+from reviews.models import Decision, Feedback, Project, Sample
 from reviews.signals import feedback_imported, samples_imported
 
 log = logging.getLogger(__name__)
+_quiet_deletes: ContextVar[bool] = ContextVar("quiet_feedback_deletes", default=False)
+
+
+@contextmanager
+def quiet_feedback_deletes() -> Iterator[None]:
+    """Dispatch nothing for feedback deleted in the block: the caller (memory.unalign) updates both memories."""
+    reset = _quiet_deletes.set(True)
+    try:
+        yield
+    finally:
+        _quiet_deletes.reset(reset)
 
 
 def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
@@ -31,6 +45,8 @@ def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
 def feedback_deleted(sender, instance: Feedback, **kwargs) -> None:
     from memory.tasks import remove_feedback, request_queue_ranking, request_regeneration
 
+    if _quiet_deletes.get():
+        return
     feedback_id, project_id = instance.pk, instance.project_id
     transaction.on_commit(lambda: remove_feedback.delay(project_id, feedback_id), robust=True)
     transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
@@ -66,6 +82,24 @@ def samples_bulk_imported(sender, project_id: int, **kwargs) -> None:
         log.exception("could not dispatch the embedding of imported samples of project %s", project_id)
 
 
+def decision_changed(sender, instance: Decision, **kwargs) -> None:
+    """A decision made or undone: the sample's overruled feedback leaves the memory, or comes back.
+
+    Made: the overruled feedback's distillation markers go (in the deciding transaction), so that an undo later
+    distils it again; its principle links break (semantic.broken_links) and are re-derived. Both ways, the
+    sample's episodic entries are made to match and the principles regenerated once the transaction commits.
+    """
+    from memory.models import DistilledFeedback
+    from memory.tasks import request_regeneration, sync_sample
+
+    if kwargs.get("created", False):
+        overruled = Feedback.objects.filter(sample_id=instance.sample_id).exclude(label=instance.label)
+        DistilledFeedback.objects.filter(feedback__in=overruled).delete()
+    project_id, sample_id = instance.project_id, instance.sample_id
+    transaction.on_commit(lambda: sync_sample.delay(project_id, sample_id), robust=True)
+    transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
+
+
 def project_deleted(sender, instance: Project, **kwargs) -> None:
     from memory.tasks import sync_project
 
@@ -79,6 +113,8 @@ def connect() -> None:
     post_save.connect(feedback_saved, sender=Feedback, dispatch_uid="memory.feedback_saved")
     post_delete.connect(feedback_deleted, sender=Feedback, dispatch_uid="memory.feedback_deleted")
     post_delete.connect(project_deleted, sender=Project, dispatch_uid="memory.project_deleted")
+    post_save.connect(decision_changed, sender=Decision, dispatch_uid="memory.decision_made")
+    post_delete.connect(decision_changed, sender=Decision, dispatch_uid="memory.decision_undone")
     feedback_imported.connect(feedback_bulk_imported, dispatch_uid="memory.feedback_imported")
     post_save.connect(sample_saved, sender=Sample, dispatch_uid="memory.sample_saved")
     samples_imported.connect(samples_bulk_imported, dispatch_uid="memory.samples_imported")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from memory import episodic
+from reviews.adjudication import learnable
 from reviews.models import Feedback, Project
 
 EMBED_CHUNK = 256
@@ -12,6 +13,7 @@ EMBED_CHUNK = 256
 
 @dataclass
 class Drift:
+    # "The database" is the feedback the memory learns from: overruled feedback (reviews.adjudication) is not.
     missing: list[int] = field(default_factory=list)  # in the database, not in Chroma
     outdated: list[int] = field(default_factory=list)  # in Chroma at an older revision
     orphaned: list[int] = field(default_factory=list)  # in Chroma, no longer in the database
@@ -33,7 +35,7 @@ class Drift:
 
 def diff(project: Project) -> Drift:
     """Compare the project's feedback with its Chroma collection."""
-    truth = dict(Feedback.objects.filter(project=project).values_list("pk", "revision"))
+    truth = dict(learnable(Feedback.objects.filter(project=project)).values_list("pk", "revision"))
     stored = episodic.entries(project.pk)
     return Drift(
         missing=sorted(set(truth) - set(stored)),
@@ -57,14 +59,13 @@ def repair(project: Project, limit: int | None = None) -> Drift:
 def rebuild(project: Project) -> int:
     """Drop the project's collection and re-embed all its feedback from the database; return the count."""
     episodic.drop(project.pk)
-    ids = list(Feedback.objects.filter(project=project).values_list("pk", flat=True))
+    ids = list(learnable(Feedback.objects.filter(project=project)).values_list("pk", flat=True))
     embed_feedback_ids(project, ids)
     return len(ids)
 
 
 def embed_feedback_ids(project: Project, ids: list[int]) -> None:
     for start in range(0, len(ids), EMBED_CHUNK):
-        chunk = Feedback.objects.filter(project=project, pk__in=ids[start : start + EMBED_CHUNK]).select_related(
-            "sample"
-        )
+        chunk = learnable(Feedback.objects.filter(project=project, pk__in=ids[start : start + EMBED_CHUNK]))
+        chunk = chunk.select_related("sample")
         episodic.upsert(list(chunk))

@@ -9,26 +9,44 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from celery import shared_task
+import httpx
+from celery import Task, shared_task
 from django.conf import settings
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
+from redis import exceptions as redis_errors
+from redis.exceptions import RedisError
+from redis.lock import Lock
 
-from memalign_site.redis import get_redis
 from memory import episodic, evaluation, gate, runs, semantic, sync, teaching, vectors
 from memory.llm.base import ProviderError
-from memory.locks import regeneration_lock, release
-from memory.models import Evaluation
+from memory.locks import lock_key, regeneration_lock, release
+from memory.models import Evaluation, GateCheck, MemoryVersion
+from memory.redis_client import get_redis
+from reviews.adjudication import learnable
 from reviews.importers import discard_unfinished
 from reviews.models import Feedback, Project, Sample
 
 log = logging.getLogger(__name__)
-LOCK_SECONDS = settings.MEMALIGN_LOCK_SECONDS
+T = TypeVar("T")
 SYNC_CHUNK = 1_000  # entries embedded per sync run: about 10-60 s of CPU on two cores
 RUN_SECONDS = 120  # a regeneration run stops after this long and queues its continuation
+EMBED_WAIT_SECONDS = 3  # an embedding run that finds another one going tries again after this long
 EPISODIC_BATCH = 500  # noted feedback stored per Chroma upsert
-RETRY = {
-    "autoretry_for": (Exception,),
+# Failures that pass by themselves: the database, Redis or the Chroma server briefly unreachable or locked. A
+# programming error is not retried: it would fail the same way eight times.
+TRANSIENT = (
+    OperationalError,
+    InterfaceError,
+    OSError,  # ConnectionError, TimeoutError, episodic.StoreUnavailable
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    httpx.TransportError,
+)
+RETRY: dict[str, Any] = {
+    "autoretry_for": TRANSIENT,
     "retry_backoff": 1,
     "retry_backoff_max": 60,
     "retry_jitter": True,
@@ -45,14 +63,14 @@ def request_episodic_update(project_id: int, feedback_id: int) -> bool:
     the project's noted feedback unless it is already queued; return whether queued."""
     redis = get_redis()
     redis.sadd(_key("episodic-pending", project_id), feedback_id)
-    if not redis.set(_key("episodic-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+    if not redis.set(_key("episodic-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
         return False
     update_episodic.delay(project_id)
     return True
 
 
 @shared_task(acks_late=True, **RETRY)
-def update_episodic(project_id: int) -> dict:
+def update_episodic(project_id: int) -> dict[str, Any]:
     """Store every feedback noted for the project since the last run, EPISODIC_BATCH per Chroma upsert, with
     the samples' stored vectors: a burst of saves costs a few tasks, not one each. Notes taken but not stored
     (an error) are put back for the retry; a note lost with its process is caught by the periodic repair."""
@@ -62,10 +80,13 @@ def update_episodic(project_id: int) -> dict:
     stored = gone = 0
     while ids := [int(i) for i in redis.spop(key, EPISODIC_BATCH) or []]:
         try:
-            feedback = list(Feedback.objects.select_related("sample").filter(pk__in=ids, project_id=project_id))
+            # Overruled feedback (reviews.adjudication) is left out, as if deleted.
+            feedback = list(
+                learnable(Feedback.objects.select_related("sample").filter(pk__in=ids, project_id=project_id))
+            )
             episodic.upsert(feedback)
-            kept = set(Feedback.objects.filter(pk__in=[f.pk for f in feedback]).values_list("pk", flat=True))
-            episodic.delete(project_id, [f.pk for f in feedback if f.pk not in kept])  # deleted while we stored it
+            kept = set(learnable(Feedback.objects.filter(pk__in=[f.pk for f in feedback])).values_list("pk", flat=True))
+            episodic.delete(project_id, [i for i in ids if i not in kept])  # deleted or overruled meanwhile
         except Exception:
             redis.sadd(key, *ids)
             raise
@@ -83,7 +104,18 @@ def remove_feedback(project_id: int, feedback_id: int) -> str:
 
 
 @shared_task(acks_late=True, **RETRY)
-def sync_project(project_id: int) -> dict:
+def sync_sample(project_id: int, sample_id: int) -> dict[str, Any]:
+    """Make one sample's episodic entries match the database: after a decision on it is made or undone, the
+    overruled feedback leaves the store or comes back (reviews.adjudication)."""
+    rows = list(Feedback.objects.select_related("sample").filter(project_id=project_id, sample_id=sample_id))
+    keep = set(learnable(Feedback.objects.filter(pk__in=[f.pk for f in rows])).values_list("pk", flat=True))
+    episodic.upsert([f for f in rows if f.pk in keep])
+    episodic.delete(project_id, [f.pk for f in rows if f.pk not in keep])
+    return {"stored": len(keep), "left_out": len(rows) - len(keep)}
+
+
+@shared_task(acks_late=True, **RETRY)
+def sync_project(project_id: int) -> dict[str, Any]:
     """Make a project's episodic store match the database (after a bulk import, or to repair drift)."""
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
@@ -98,25 +130,37 @@ def sync_project(project_id: int) -> dict:
 
 def request_sample_embedding(project_id: int) -> bool:
     """Queue the embedding of the project's new samples unless it is already queued; return whether queued."""
-    if not get_redis().set(_key("embed-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+    if not get_redis().set(_key("embed-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
         return False
     embed_samples.delay(project_id)
     return True
 
 
 @shared_task(acks_late=True, **RETRY)
-def embed_samples(project_id: int) -> dict:
-    """Embed the project's samples that have no vector yet, in batches; continue in a new task after a while."""
-    get_redis().delete(_key("embed-queued", project_id))  # samples created from now on queue the next run
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        return {"project": "gone"}
-    deadline, embedded = time.monotonic() + RUN_SECONDS, 0
-    while time.monotonic() < deadline:
-        count = vectors.embed_pending(project)
-        embedded += count
-        if count < vectors.BATCH:
-            return {"embedded": embedded}
+def embed_samples(project_id: int) -> dict[str, Any]:
+    """Embed the project's samples that have no vector yet, in batches; continue in a new task after a while.
+
+    One run per project at a time: two would take the same pending samples and embed them twice, each with
+    half the cores. A run that finds another one going comes back after it (its samples may have arrived after
+    the other's last look)."""
+    redis = get_redis()
+    running = redis.lock(_key("embed-running", project_id), timeout=RUN_SECONDS + settings.MEMALIGN_LOCK_SECONDS)
+    if not running.acquire(blocking=False):
+        embed_samples.apply_async((project_id,), countdown=EMBED_WAIT_SECONDS)
+        return {"skipped": "another run is embedding this project"}
+    try:
+        redis.delete(_key("embed-queued", project_id))  # samples created from now on queue the next run
+        project = Project.objects.filter(pk=project_id).first()
+        if project is None:
+            return {"project": "gone"}
+        deadline, embedded = time.monotonic() + RUN_SECONDS, 0
+        while time.monotonic() < deadline:
+            count = vectors.embed_pending(project)
+            embedded += count
+            if count < vectors.BATCH:
+                return {"embedded": embedded}
+    finally:
+        release(running)
     request_sample_embedding(project_id)  # the rest in the next run: each stays inside the time limit
     return {"embedded": embedded, "continued": True}
 
@@ -124,7 +168,7 @@ def embed_samples(project_id: int) -> dict:
 def request_queue_ranking(project_id: int) -> bool:
     """Queue a re-ranking of the project's review queue unless one is already queued; return whether queued.
     Coalesced like the other tasks, and delayed a little so a burst of saves costs one ranking."""
-    if not get_redis().set(_key("rank-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+    if not get_redis().set(_key("rank-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
         return False
     rank_queue.apply_async((project_id,), countdown=settings.MEMALIGN_QUEUE_RANK_DELAY_SECONDS)
     return True
@@ -143,16 +187,24 @@ def rank_queue(project_id: int) -> dict:
 def request_regeneration(project_id: int, delay: float | None = None) -> bool:
     """Queue a regeneration of the project's principles unless one is already queued; return whether queued."""
     countdown = settings.MEMALIGN_DISTILL_DELAY_SECONDS if delay is None else delay
-    if not get_redis().set(_key("regen-queued", project_id), 1, nx=True, ex=LOCK_SECONDS):
+    if not get_redis().set(_key("regen-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
         return False
     regenerate_principles.apply_async((project_id,), countdown=countdown)
     return True
 
 
+def regeneration_pending(project_id: int) -> bool:
+    """Whether a regeneration of the project is queued or running (False when Redis cannot say)."""
+    try:
+        return bool(get_redis().exists(_key("regen-queued", project_id), lock_key(project_id)))
+    except RedisError:
+        return False
+
+
 @shared_task(
     bind=True, acks_late=True, max_retries=8, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True
 )
-def regenerate_principles(self, project_id: int) -> dict:
+def regenerate_principles(self: Task[Any, Any], project_id: int) -> dict[str, Any]:
     """Distil the project's pending feedback and re-derive principles that lost sources, one run at a time."""
     redis = get_redis()
     redis.delete(_key("regen-queued", project_id))  # feedback saved from now on queues the next run
@@ -163,14 +215,12 @@ def regenerate_principles(self, project_id: int) -> dict:
     if not lock.acquire(blocking=False):
         request_regeneration(project_id, delay=1.0)  # the running one may miss what arrived: run again after it
         return {"skipped": "another run holds the lock"}
-    try:
+
+    def work() -> tuple[semantic.Outcome, GateCheck | None]:
         outcome = semantic.regenerate(project, deadline=time.monotonic() + RUN_SECONDS)
-        gated = gate.check(project, outcome.versions)  # under the lock: no version is written meanwhile
-    except ProviderError as error:
-        log.warning("regeneration of project %s failed: %s", project_id, error)
-        raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1))) from error
-    finally:
-        release(lock)
+        return outcome, gate.check(project, outcome.versions)  # under the lock: no version is written meanwhile
+
+    outcome, gated = _holding(self, lock, project_id, work)
     if outcome.wait_seconds:
         request_regeneration(project_id, delay=outcome.wait_seconds)
     return {
@@ -181,7 +231,7 @@ def regenerate_principles(self, project_id: int) -> dict:
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
-def repair_all() -> dict:
+def repair_all() -> dict[str, Any]:
     """Periodic (Celery beat): undo dead imports, repair drift between the database and Chroma, restart stalled
     distillation, and embed samples whose embedding was never dispatched (the broker was down)."""
     repaired = {}
@@ -207,7 +257,7 @@ def _ranked(project: Project) -> bool:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
-def consolidate_memory(self, project_id: int) -> dict:
+def consolidate_memory(self: Task[Any, Any], project_id: int) -> dict[str, Any]:
     """Merge near-duplicate principles and flag contradictions (on demand; regeneration also does it)."""
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
@@ -215,15 +265,27 @@ def consolidate_memory(self, project_id: int) -> dict:
     lock = regeneration_lock(project_id)
     if not lock.acquire(blocking_timeout=60):
         raise self.retry(countdown=5)
-    try:
+
+    def work() -> MemoryVersion | None:
         version = semantic.consolidate(project)
         if version:
             gate.check(project, [version])
+        return version
+
+    version = _holding(self, lock, project_id, work)
+    return {"version": version.number if version else None}
+
+
+def _holding(task: Task[Any, Any], lock: Lock, project_id: int, work: Callable[[], T]) -> T:
+    """Run `work` while holding the project's regeneration lock, then release it; a provider failure retries
+    the task after 2, 4, 8 ... seconds (a minute at most)."""
+    try:
+        return work()
     except ProviderError as error:
-        raise self.retry(exc=error, countdown=min(60, 2 ** (self.request.retries + 1))) from error
+        log.warning("%s of project %s failed: %s", task.name, project_id, error)
+        raise task.retry(exc=error, countdown=min(60, 2 ** (task.request.retries + 1))) from error
     finally:
         release(lock)
-    return {"version": version.number if version else None}
 
 
 @shared_task(acks_late=True)
@@ -236,7 +298,7 @@ EVALUATION_WAIT_SECONDS = 5  # a second evaluation of a project waits (queued) a
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=3600, time_limit=3660)
-def run_evaluation(self, evaluation_id: int) -> str:
+def run_evaluation(self: Task[Any, Any], evaluation_id: int) -> str:
     """Run a queued evaluation on scratch memory; a second one on the same project waits for the first."""
     record = Evaluation.objects.select_related("project").filter(pk=evaluation_id).first()
     if record is None or record.finished:

@@ -8,6 +8,7 @@ the right vector and never wait on the background work.
 from __future__ import annotations
 
 import numpy as np
+from django.db.models import QuerySet
 
 from memory.embeddings import DIMENSIONS, example_vectors, fingerprint, sample_parts
 from memory.models import SampleVector
@@ -61,7 +62,7 @@ def for_samples(samples: list[Sample]) -> np.ndarray:
     return result
 
 
-def pending(project: Project):
+def pending(project: Project) -> QuerySet[Sample]:
     """The project's samples with no stored vector (or one of an older scheme), in id order."""
     return Sample.objects.filter(project=project).exclude(vector__scheme=SCHEME).order_by("id")
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, Prefetch, Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from memory import episodic, evaluation, gate, judge, semantic, tries
-from memory.forms import EvaluationSettingsForm, PrincipleForm, TryJudgeForm
+from memory.forms import EvaluationSettingsForm, PrincipleAddForm, TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from memory.locks import MemoryBusy
-from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, MemoryVersion, Principle, PrincipleSource
-from memory.tasks import request_regeneration
+from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, MemoryVersion, Principle
+from memory.principle_views import add_source_figures, visible_sources
+from memory.tasks import regeneration_pending, request_regeneration
 from reviews.models import Feedback, Role
-from reviews.permissions import can, is_blind, project_view, visible_feedback
+from reviews.permissions import ProjectRequest, can, is_blind, project_view
 
 
 def status(project) -> dict:
@@ -26,7 +27,7 @@ def status(project) -> dict:
         stored, store_error = episodic.collection(project.pk).count(), ""
     except Exception as error:  # the dashboard shows a broken store instead of failing
         stored, store_error = None, f"{type(error).__name__}: {error}"
-    return {
+    figures = {
         "feedback_count": Feedback.objects.filter(project=project).count(),
         "episodic_count": stored,
         "store_error": store_error,
@@ -36,22 +37,34 @@ def status(project) -> dict:
         "principle_tokens": judge.principle_set(project).tokens,
         "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
     }
+    # The dashboard polls this block only while work is pending: embedding, distillation, a queued run.
+    figures["working"] = bool(
+        figures["pending_count"]
+        or figures["stale_count"]
+        or (stored is not None and stored != figures["feedback_count"])
+        or regeneration_pending(project.pk)
+    )
+    return figures
+
+
+DASHBOARD_SOURCES = 5  # source critiques shown per principle on the dashboard
 
 
 @project_view(Role.VIEWER)
 @require_GET
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: ProjectRequest) -> HttpResponse:
     project = request.project
     if request.htmx and request.htmx.target == "memory-status":
         return render(request, "memory/dashboard.html#status", {"project": project, **status(project)})
-    # A blind reviewer sees a principle's sources only on samples they reviewed themselves.
-    source_rows = visible_feedback(request.membership, PrincipleSource.objects.all(), path="feedback__")
-    sources = Prefetch("sources", queryset=source_rows.select_related("feedback__author", "feedback__sample"))
-    principles = (
-        Principle.objects.filter(project=project)
-        .prefetch_related(sources)
-        .annotate(lost=Count("sources", filter=Q(sources__feedback__isnull=True)))
+    # A blind reviewer sees a principle's sources only on samples they reviewed themselves. The first few of each
+    # (a window-function prefetch); counted apart: the principle's page lists them all.
+    first = visible_sources(request.membership)[:DASHBOARD_SOURCES]
+    principles = list(
+        Principle.objects.filter(project=project).prefetch_related(
+            Prefetch("sources", queryset=first, to_attr="first_sources")
+        )
     )
+    add_source_figures(request.membership, principles)
     context = {
         "project": project,
         "membership": request.membership,
@@ -68,7 +81,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "try_form": TryJudgeForm(project),
         **_judge_run_context(project),
         **_evaluation_context(project),
-        "principle_form": PrincipleForm(),
+        "principle_form": PrincipleAddForm(project),
         **status(project),
     }
     return render(request, "memory/dashboard.html", context)
@@ -76,7 +89,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_POST
-def try_judge(request: HttpRequest) -> HttpResponse:
+def try_judge(request: ProjectRequest) -> HttpResponse:
     """Show what an item would retrieve, and the aligned judge's verdict on it. Writes nothing."""
     project = request.project
     form = TryJudgeForm(project, request.POST)
@@ -101,52 +114,25 @@ def try_judge(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def regenerate(request: HttpRequest) -> HttpResponse:
-    queued = request_regeneration(request.project.pk, delay=0)
+def regenerate(request: ProjectRequest) -> HttpResponse:
+    project = request.project
+    if semantic.up_to_date(project) and not regeneration_pending(project.pk):
+        messages.success(
+            request, "The memory is already up to date: every critique is distilled and no principle needs re-deriving."
+        )
+        return redirect("memory-dashboard", project.slug)
+    queued = request_regeneration(project.pk, delay=0)
     messages.success(request, "Regeneration queued." if queued else "A regeneration is already queued.")
     return redirect("memory-dashboard", request.project.slug)
 
 
 @project_view(Role.OWNER)
 @require_POST
-def consolidate(request: HttpRequest) -> HttpResponse:
+def consolidate(request: ProjectRequest) -> HttpResponse:
     from memory.tasks import consolidate_memory
 
     consolidate_memory.delay(request.project.pk)
     messages.success(request, "Consolidation queued: near-duplicates will be merged and contradictions flagged.")
-    return redirect("memory-dashboard", request.project.slug)
-
-
-@project_view(Role.OWNER)
-@require_POST
-def principle_add(request: HttpRequest) -> HttpResponse:
-    form = PrincipleForm(request.POST)
-    if form.is_valid():
-        try:
-            semantic.add_manual_principle(request.project, form.cleaned_data["text"], request.user.username)
-        except MemoryBusy as busy:
-            messages.error(request, str(busy))
-        else:
-            messages.success(request, "Principle added; it is pinned, so it stays until you retire it.")
-    else:
-        messages.error(request, "Write the principle in 1 to 1,000 characters.")
-    return redirect("memory-dashboard", request.project.slug)
-
-
-@project_view(Role.OWNER)
-@require_POST
-def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
-    principle = get_object_or_404(Principle, pk=principle_id, project=request.project)
-    retire = request.POST.get("action") != "restore"
-    try:
-        version = semantic.set_retired(request.project, principle, retire, request.user.username)
-    except MemoryBusy as busy:
-        messages.error(request, str(busy))
-    else:
-        messages.success(
-            request,
-            f"Principle {principle.pk} {'retired' if retire else 'restored'} (memory version {version.number}).",
-        )
     return redirect("memory-dashboard", request.project.slug)
 
 
@@ -183,7 +169,7 @@ def _evaluation_context(project) -> dict:
 
 @project_view(Role.OWNER)
 @require_POST
-def evaluation_settings(request: HttpRequest) -> HttpResponse:
+def evaluation_settings(request: ProjectRequest) -> HttpResponse:
     form = EvaluationSettingsForm(request.POST, instance=gate.gate_settings(request.project))
     if form.is_valid():
         form.save()
@@ -195,7 +181,7 @@ def evaluation_settings(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def held_activate(request: HttpRequest) -> HttpResponse:
+def held_activate(request: ProjectRequest) -> HttpResponse:
     count = gate.activate_held(request.project)
     messages.success(request, "The held version is now active." if count else "No version is held.")
     return redirect("memory-dashboard", request.project.slug)
@@ -203,7 +189,7 @@ def held_activate(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def held_discard(request: HttpRequest) -> HttpResponse:
+def held_discard(request: ProjectRequest) -> HttpResponse:
     try:
         version = semantic.discard_held(request.project, request.user.username)
     except MemoryBusy as busy:

@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from reviews.models import Feedback, ImportRun, Invitation, Membership, Project, QueuePriority, Sample
+from reviews.models import (
+    Decision,
+    Feedback,
+    ImportRun,
+    Invitation,
+    Membership,
+    Project,
+    QueuePriority,
+    ReviewClaim,
+    Sample,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -33,6 +43,7 @@ class InvitationAdmin(admin.ModelAdmin):
     search_fields = ["identifier", "project__name"]
     autocomplete_fields = ["user", "project"]
     readonly_fields = ["created_at"]
+    list_select_related = ["project", "invited_by"]
 
 
 @admin.register(ImportRun)
@@ -40,6 +51,7 @@ class ImportRunAdmin(admin.ModelAdmin):
     list_display = ["filename", "project", "status", "created_by", "started_at", "finished_at"]
     list_filter = ["status", "project"]
     readonly_fields = ["started_at", "finished_at"]
+    list_select_related = ["project", "created_by"]
 
 
 @admin.register(Sample)
@@ -56,7 +68,7 @@ class FeedbackAdmin(admin.ModelAdmin):
     list_display = ["sample", "author", "label", "agrees_with_judge", "revision", "imported_by", "updated_at"]
     list_filter = ["project", "agrees_with_judge", "label"]
     search_fields = ["critique", "author__username", "sample__external_id"]
-    list_select_related = ["sample", "author", "project"]
+    list_select_related = ["sample__project", "author", "imported_by"]
     raw_id_fields = ["sample"]
     readonly_fields = ["created_at", "updated_at", "imported_by", "imported_at"]
 
@@ -66,3 +78,20 @@ class QueuePriorityAdmin(admin.ModelAdmin):
     list_display = ["sample", "project", "rank", "score", "audit", "computed_at"]
     list_filter = ["audit", "project"]
     readonly_fields = ["sample", "project", "rank", "score", "audit", "reasons", "computed_at"]
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    """Adjudicated conflicts. Undo them from the project's conflicts page, which also restores the memory."""
+
+    list_display = ["sample", "label", "decided_by", "decided_at"]
+    list_filter = ["project"]
+    search_fields = ["sample__external_id", "reason"]
+    raw_id_fields = ["sample", "feedback", "decided_by"]
+
+
+@admin.register(ReviewClaim)
+class ReviewClaimAdmin(admin.ModelAdmin):
+    list_display = ["sample", "user", "expires_at"]
+    list_filter = ["sample__project"]
+    raw_id_fields = ["sample", "user"]

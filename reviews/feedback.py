@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -13,7 +14,9 @@ class StaleFeedback(Exception):
     """The feedback changed (or vanished) since the reviewer loaded it; nothing was written."""
 
 
-def save_feedback(sample: Sample, author, label: str, critique: str, loaded_revision: int = 0) -> tuple[Feedback, bool]:
+def save_feedback(
+    sample: Sample, author: User, label: str, critique: str, loaded_revision: int = 0
+) -> tuple[Feedback, bool]:
     """Create or update `author`'s feedback on `sample`; return it and whether it was created.
 
     `loaded_revision` is the revision the reviewer saw: 0 for a new review. A resubmission of identical content
@@ -40,7 +43,7 @@ def save_feedback(sample: Sample, author, label: str, critique: str, loaded_revi
 
 
 @transaction.atomic
-def _save(sample: Sample, author, label: str, critique: str, loaded_revision: int) -> tuple[Feedback, bool]:
+def _save(sample: Sample, author: User, label: str, critique: str, loaded_revision: int) -> tuple[Feedback, bool]:
     existing = Feedback.objects.select_for_update().filter(sample=sample, author=author).first()
     if existing is None:
         if loaded_revision:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import SetPasswordForm, UsernameField
 from django.core.exceptions import ValidationError
 
 from reviews.labels import LabelKind, check_schema
 from reviews.models import Project, Role
+from reviews.overlap import MAX_REVIEWS_PER_SAMPLE
 
 
 class ProjectForm(forms.ModelForm):
@@ -35,6 +38,7 @@ class ProjectForm(forms.ModelForm):
             "provider_concurrency",
             "max_principles",
             "principle_budget_tokens",
+            "reviews_per_sample",
             "queue_order",
             "audit_percent",
         ]
@@ -46,6 +50,7 @@ class ProjectForm(forms.ModelForm):
             "max_principles": "Most principles",
             "audit_percent": "Audit slice (%)",
             "principle_budget_tokens": "Principle tokens per verdict",
+            "reviews_per_sample": "Reviews per sample",
         }
 
     def __init__(self, *args, **kwargs):
@@ -60,6 +65,7 @@ class ProjectForm(forms.ModelForm):
         self.fields["provider_concurrency"].widget.attrs.update(min=1, max=64)
         self.fields["max_principles"].widget.attrs.update(min=5, max=2000)
         self.fields["principle_budget_tokens"].widget.attrs.update(min=200, max=200_000)
+        self.fields["reviews_per_sample"].widget.attrs.update(min=1, max=MAX_REVIEWS_PER_SAMPLE)
         for name in self.DEFAULTED:
             self.fields[name].required = False  # left out (an API client, an old form): kept as they are
 
@@ -69,7 +75,14 @@ class ProjectForm(forms.ModelForm):
             raise ValidationError("Retrieve between 0 and 50 examples.")
         return k
 
-    DEFAULTED = ("provider_concurrency", "max_principles", "principle_budget_tokens", "queue_order", "audit_percent")
+    DEFAULTED = (
+        "provider_concurrency",
+        "max_principles",
+        "principle_budget_tokens",
+        "reviews_per_sample",
+        "queue_order",
+        "audit_percent",
+    )
 
     def _or_default(self, name: str) -> int:
         value = self.cleaned_data[name]
@@ -100,6 +113,12 @@ class ProjectForm(forms.ModelForm):
         value = self._or_default("principle_budget_tokens")
         if not 200 <= value <= 200_000:
             raise ValidationError("Allow between 200 and 200,000 principle tokens per verdict.")
+        return value
+
+    def clean_reviews_per_sample(self) -> int:
+        value = self._or_default("reviews_per_sample")
+        if not 1 <= value <= MAX_REVIEWS_PER_SAMPLE:
+            raise ValidationError(f"Ask for between 1 and {MAX_REVIEWS_PER_SAMPLE} reviews per sample.")
         return value
 
     def clean(self):
@@ -154,3 +173,29 @@ class FeedbackForm(forms.Form):
             "min_value": "The form is out of date: reload the page.",
         },
     )
+
+
+class JoinForm(SetPasswordForm):
+    """A new account from an invitation link: a username, then Django's own password-setting form."""
+
+    username = UsernameField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
+    field_order = ["username", "new_password1", "new_password2"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(get_user_model()(), *args, **kwargs)
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        get_user_model().username_validator(username)
+        self.user.username = username  # the password validators compare the password with it
+        return username
+
+
+class DecisionForm(forms.Form):
+    label = forms.CharField(max_length=64, error_messages={"required": "Choose the final label."})
+    # Its length limit is checked by reviews.adjudication.decide, with the message.
+    reason = forms.CharField(error_messages={"required": "Say why: the reason is what teaches the judge."})
+
+
+class FlagForm(forms.Form):
+    on = forms.BooleanField(required=False)

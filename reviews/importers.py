@@ -40,9 +40,9 @@ from reviews.models import (
     Sample,
     agreement,
 )
+from reviews.permissions import role_can
 from reviews.signals import feedback_imported, samples_imported
 
-DEFAULT_MAX_ROWS = 200_000
 MAX_ERRORS_LISTED = 50
 MAX_EXTERNAL_ID = 200
 MAX_JSON_DEPTH = 64  # nesting of objects and arrays in one value
@@ -145,7 +145,7 @@ def import_samples(
     records, errors = read_records(stream, filename)
     report(f"read {len(records) + len(errors):,} rows")
     rows, problems = validate(project, records, importer)
-    errors = sorted(errors + problems, key=lambda e: e[0] or 0)
+    errors = sorted([*errors, *problems], key=lambda e: e[0] or 0)
     if errors:
         raise ImportRejected(errors)
     report(f"validated {len(rows):,} rows")
@@ -166,7 +166,7 @@ def max_bytes() -> int:
 
 
 def max_rows() -> int:
-    return getattr(settings, "MEMALIGN_IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)
+    return int(settings.MEMALIGN_IMPORT_MAX_ROWS)
 
 
 def human_size(size: int) -> str:
@@ -226,6 +226,7 @@ def decode(stream: IO[bytes]) -> str:
 def read_records(stream: IO[bytes], filename: str) -> tuple[list[tuple[int, dict]], list[tuple[int | None, str]]]:
     """Return (line number, record) pairs from a CSV or JSONL file, and the lines that could not be read."""
     name = (filename or "").lower()
+    reader: Callable[[str, str], Iterator[tuple[int, dict | None, str | None]]]
     if name.endswith((".jsonl", ".ndjson", ".json")):
         reader = _jsonl_records
         delimiter = ""
@@ -239,8 +240,8 @@ def read_records(stream: IO[bytes], filename: str) -> tuple[list[tuple[int, dict
     errors: list[tuple[int | None, str]] = []
     limit = max_rows()
     for line, record, error in reader(text, delimiter):
-        if error:
-            errors.append((line, error))
+        if error or record is None:
+            errors.append((line, error or "no record"))
         else:
             records.append((line, record))
         if len(records) + len(errors) > limit:
@@ -348,7 +349,8 @@ def validate(project: Project, records: list[tuple[int, dict]], importer) -> tup
     """Return the rows to write and every problem found, each with its line number. Reads, never writes."""
     reviewers = _reviewers(project, records)
     seen: dict[str, int] = {}
-    rows, errors = [], []
+    rows: list[Row] = []
+    errors: list[tuple[int, str]] = []
     for line, record in records:
         try:
             row = _validate_record(project, record, reviewers, importer)
@@ -563,7 +565,7 @@ def _reviewer(record: dict, reviewers: dict, importer, problems: list[str]) -> i
         problems.append(f"reviewer {name!r} is not a member of this project; add them as a reviewer first")
         return None
     user_id, role = found
-    if role not in (Role.REVIEWER, Role.OWNER):
+    if not role_can(role, Role.REVIEWER):
         problems.append(f"reviewer {name!r} is a {role} of this project; only reviewers and owners give feedback")
         return None
     return user_id
@@ -676,10 +678,10 @@ def _write_batch(project: Project, batch: list[Row], importer, run: ImportRun, n
             Feedback(
                 project=project,
                 sample_id=row.sample.pk or ids[row.sample.external_id],
-                author_id=row.reviewer_id,
+                author_id=row.reviewer_id,  # type: ignore[misc]  # set on every reviewed row
                 label=row.expert_label,
                 critique=row.expert_critique,
-                agrees_with_judge=agreement(row.expert_label, row.sample.judge_value),
+                agrees_with_judge=agreement(row.expert_label or "", row.sample.judge_value),
                 imported_by=importer,
                 imported_at=now,
             )

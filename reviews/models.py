@@ -31,10 +31,8 @@ class Role(models.TextChoices):
 
     @property
     def rank(self) -> int:
-        return ROLE_RANK[self]
-
-
-ROLE_RANK = {Role.VIEWER: 1, Role.REVIEWER: 2, Role.OWNER: 3}
+        """Return the role's place in viewer < reviewer < owner: each carries every right of the ones below."""
+        return list(Role).index(self)
 
 
 class QueueOrder(models.TextChoices):
@@ -79,6 +77,11 @@ class Project(models.Model):
         help_text="The most principle tokens in one verdict's working memory; beyond it the ones most relevant to "
         "the item are chosen (pinned ones always).",
     )
+    reviews_per_sample = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Overlap: a sample stays in reviewers' queue until this many of them reviewed it (1 to 5). Two "
+        "or more measure how much the experts agree with each other.",
+    )
     queue_order = models.CharField(
         max_length=10,
         choices=QueueOrder.choices,
@@ -121,6 +124,8 @@ class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.REVIEWER)
+    # May decide the final label where reviewers disagree (owners always may).
+    adjudicator = models.BooleanField(default=False)
     added_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -146,10 +151,18 @@ class Invitation(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.REVIEWER)
     invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # The one-time link (reviews.invitations): only the SHA-256 of its token is kept; "" = no link issued.
+    token_hash = models.CharField(max_length=64, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "identifier"], name="one_invitation_per_identifier")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "identifier"], name="one_invitation_per_identifier"),
+            models.UniqueConstraint(
+                fields=["token_hash"], condition=~models.Q(token_hash=""), name="one_invitation_per_token"
+            ),
+        ]
         ordering = ["project", "-created_at", "id"]
 
     def __str__(self) -> str:
@@ -243,12 +256,36 @@ class Sample(models.Model):
         return self.outputs
 
 
+REMOVED_ACCOUNT = "(removed account {})"  # parentheses: Django's username validator lets no one register it
+
+
+def keep_as_removed_account(collector, field, sub_objs, using) -> None:
+    """on_delete for feedback authors: when an account is deleted (the admin, a script), its feedback stays in its
+    projects, moved to an inactive "(removed account N)" placeholder so the author shows as removed. An owner who
+    wants it gone unaligns it when removing the member (reviews.projects.remove_member)."""
+    from django.contrib.auth import get_user_model
+
+    by_author: dict[int, list] = {}
+    for feedback in sub_objs:
+        by_author.setdefault(feedback.author_id, []).append(feedback)
+    for author_id, feedback in by_author.items():
+        placeholder, created = (
+            get_user_model()
+            .objects.using(using)
+            .get_or_create(username=REMOVED_ACCOUNT.format(author_id), defaults={"is_active": False})
+        )
+        if created:
+            placeholder.set_unusable_password()
+            placeholder.save(update_fields=["password"])
+        collector.add_field_update(field, placeholder, feedback)
+
+
 class Feedback(models.Model):
     """A reviewer's label and critique on a sample. Deleting it unaligns the judge from it."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="feedback")
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="feedback")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feedback")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=keep_as_removed_account, related_name="feedback")
     label = models.CharField(max_length=64)
     critique = models.TextField(blank=True)
     agrees_with_judge = models.BooleanField(
@@ -307,3 +344,42 @@ class QueuePriority(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sample_id}: rank {self.rank}{' (audit)' if self.audit else ''}"
+
+
+class ReviewClaim(models.Model):
+    """A reviewer was served a sample that needs more reviews: one of its slots is theirs for a while.
+
+    reviews.overlap takes claims under a lock on the sample, so two reviewers are never both given its last slot.
+    """
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="claims")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sample", "user"], name="one_claim_per_reviewer")]
+
+
+class Decision(models.Model):
+    """The final label of a sample whose reviewers disagreed, decided by an owner or adjudicator, with a reason.
+
+    `feedback` is the row that carries the decision into the memory (authored by the site's decisions account,
+    reviews.adjudication.decisions_account): the reason is the critique that teaches. Feedback of another label
+    on the sample is overruled: the memory leaves it out, as if unaligned, while the decision stands.
+    Undoing a decision deletes its feedback row, and with it the decision.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="decisions")
+    sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="decision")
+    label = models.CharField(max_length=64)
+    reason = models.TextField()
+    # Deleting this row (an owner deleting the team's feedback on the review page) undoes the decision with it.
+    feedback = models.OneToOneField(Feedback, null=True, on_delete=models.CASCADE, related_name="decision")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.sample}: {self.label}"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils.text import slugify
 
-from reviews.models import Invitation, Membership, Project, Role
+from reviews.models import Feedback, Invitation, Membership, Project, Role
 
 
 def unique_slug(name: str) -> str:
@@ -22,7 +25,7 @@ def unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def create_project(owner, **fields) -> Project:
+def create_project(owner: User, **fields: Any) -> Project:
     """Create a project and make `owner` its owner."""
     project = Project(created_by=owner, slug=unique_slug(fields["name"]), **fields)
     project.full_clean()
@@ -31,7 +34,7 @@ def create_project(owner, **fields) -> Project:
     return project
 
 
-def _account_named(identifier: str):
+def _account_named(identifier: str) -> User | None:
     """Return the one active account whose username or email is `identifier`, or None (none, or several)."""
     users = list(
         get_user_model()
@@ -41,7 +44,7 @@ def _account_named(identifier: str):
     return users[0] if len(users) == 1 else None
 
 
-def invite(project: Project, identifier: str, role: Role, invited_by) -> Invitation:
+def invite(project: Project, identifier: str, role: Role, invited_by: User) -> Invitation:
     """Invite the person named by a username or email; they join only when they accept.
 
     The outcome looks the same whether or not an account answers to `identifier`, so that an owner (anyone can
@@ -60,7 +63,7 @@ def invite(project: Project, identifier: str, role: Role, invited_by) -> Invitat
     return invitation
 
 
-def pending_invitations(user):
+def pending_invitations(user: User) -> QuerySet[Invitation]:
     """Return the invitations waiting for `user`'s answer."""
     return Invitation.objects.filter(user=user).select_related("project", "invited_by").order_by("-created_at")
 
@@ -92,12 +95,15 @@ def change_role(project: Project, membership_id: int, role: Role) -> Membership:
 
 
 @transaction.atomic
-def remove_member(project: Project, membership_id: int) -> Membership:
-    """Remove a member; refuse to remove the last owner. Their feedback stays: it is the project's."""
+def remove_member(project: Project, membership_id: int, unalign: bool = False) -> Membership:
+    """Remove a member; refuse to remove the last owner. Their feedback stays (it is the project's), unless the
+    owner chooses to `unalign` it: then it is deleted, and the memory forgets it."""
     memberships = _lock_memberships(project)
     membership = _member(memberships, membership_id)
     if membership.role == Role.OWNER:
         _keep_an_owner(memberships, membership)
+    if unalign:
+        Feedback.objects.filter(project=project, author=membership.user).delete()  # post_delete: the memory forgets
     membership.delete()
     return membership
 

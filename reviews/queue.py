@@ -6,11 +6,14 @@ Two orders: import order (sample id), and "what teaches most first" (the rank a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from django.contrib.auth.models import User
 from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast, Coalesce
 
+from reviews import overlap
 from reviews.models import Feedback, Project, QueueOrder, QueuePriority, Sample
 
 PAGE_SIZE = 50
@@ -57,11 +60,16 @@ class QueueQuery:
 
     @classmethod
     def from_params(
-        cls, params, default_filter: str, blind: bool = False, hidden_runs=(), default_order: str = "plain"
+        cls,
+        params: Mapping[str, str],
+        default_filter: str,
+        blind: bool = False,
+        hidden_runs: Sequence[int] = (),
+        default_order: str = "plain",
     ) -> QueueQuery:
         def text(name: str, limit: int) -> str:
             # No NUL: PostgreSQL refuses it in a query parameter, and no stored text contains one.
-            return params.get(name, "").replace("\x00", "").strip()[:limit]
+            return str(params.get(name, "")).replace("\x00", "").strip()[:limit]
 
         chosen = params.get("filter", default_filter)
         order = params.get("order", "")
@@ -88,7 +96,7 @@ class QueueQuery:
         return "order_key" if self.order == "teach" else "id"
 
 
-def samples(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
+def samples(project: Project, user: User | None, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
     """Return the project's samples matching the query (its filter, or `filter_name`), in the query's order."""
     qs = _matching(project, user, query, filter_name)
     if query.order == "teach":
@@ -98,7 +106,9 @@ def samples(project: Project, user, query: QueueQuery, filter_name: str | None =
     return qs.order_by("id")
 
 
-def _matching(project: Project, user, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
+def _matching(
+    project: Project, user: User | None, query: QueueQuery, filter_name: str | None = None
+) -> QuerySet[Sample]:
     qs = Sample.objects.filter(project=project)
     if query.hidden_runs:
         qs = qs.exclude(import_run__in=query.hidden_runs)
@@ -106,7 +116,7 @@ def _matching(project: Project, user, query: QueueQuery, filter_name: str | None
     anyone = Feedback.objects.filter(sample=OuterRef("pk"))
     match filter_name or query.filter:
         case "todo":
-            qs = qs.filter(~Exists(mine))
+            qs = overlap.needing_review(qs, project, user)
         case "unreviewed":
             qs = qs.filter(~Exists(anyone))
         case "mine":
@@ -140,7 +150,7 @@ def _search(text: str) -> Q:
     )
 
 
-def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
+def counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
     """Return how many samples each filter holds, with the query's label, judge verdict and search applied.
 
     Without a label or text filter the counts come from the feedback side, where indexes answer them (at 100k
@@ -166,7 +176,7 @@ def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
         disagreeing = disagreeing.filter(sample_id__in=mine_samples)
     disagree = disagreeing.aggregate(n=Count("sample_id", distinct=True))["n"]
     result = {
-        "todo": every - mine,
+        "todo": samples(project, user, query, "todo").count(),  # overlap: not simply every - mine
         "unreviewed": every - reviewed,
         "mine": mine,
         "reviewed": reviewed,
@@ -176,7 +186,7 @@ def counts(project: Project, user, query: QueueQuery) -> dict[str, int]:
     return {name: result[name] for name in FILTERS}
 
 
-def _counts_in_one_pass(project: Project, user, query: QueueQuery) -> dict[str, int]:
+def _counts_in_one_pass(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
     mine = Exists(Feedback.objects.filter(sample=OuterRef("pk"), author=user))
     anyone = Exists(Feedback.objects.filter(sample=OuterRef("pk")))
     disagree = Q(Exists(Feedback.objects.filter(sample=OuterRef("pk"), **DISAGREES)))
@@ -188,7 +198,7 @@ def _counts_in_one_pass(project: Project, user, query: QueueQuery) -> dict[str, 
         reviewed=Count("id", filter=Q(anyone)),
         disagree=Count("id", filter=disagree),
     )
-    result["todo"] = result["all"] - result["mine"]
+    result["todo"] = samples(project, user, query, "todo").count()
     result["unreviewed"] = result["all"] - result["reviewed"]
     return {name: result[name] for name in FILTERS}
 
@@ -223,7 +233,7 @@ def page(
     )
 
 
-def neighbours(project: Project, user, query: QueueQuery, sample_id: int) -> tuple[int | None, int | None]:
+def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) -> tuple[int | None, int | None]:
     """Return the ids of the samples before and after `sample_id` in the queue.
 
     In a shrinking filter (needs my review, not reviewed yet) "next" wraps around to the first sample still

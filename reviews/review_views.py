@@ -17,14 +17,22 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
 
-from reviews import queue
+from reviews import overlap, queue
 from reviews.coaching import vague_reason
 from reviews.feedback import StaleFeedback, delete_feedback, save_feedback, undo_save
 from reviews.forms import FeedbackForm
 from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
 from reviews.middleware import accepts_upload
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
-from reviews.permissions import can, can_delete_feedback, can_edit_feedback, is_blind, project_view, require
+from reviews.permissions import (
+    can,
+    can_delete_feedback,
+    can_edit_feedback,
+    feedback_shown,
+    is_blind,
+    project_view,
+    require,
+)
 
 PRELOAD_SECONDS = 60  # how long the browser may keep a preloaded item (its URL changes with any feedback anyway)
 UNDO_SECONDS = 15  # a save can be undone this long (the page offers it for the first 10)
@@ -82,7 +90,6 @@ def sample_import(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")
 def sample_queue(request: HttpRequest) -> HttpResponse:
     project = request.project
     query = _query(request)
@@ -104,10 +111,7 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
         "labels": project.label_choices,
         "orders": [(name, label, urlencode({**query.params(), "order": name})) for name, label in queue.ORDERS.items()],
     }
-    template = (
-        "reviews/queue.html#rows" if request.htmx and request.htmx.target == "queue-rows" else "reviews/queue.html"
-    )
-    return render(request, template, context)
+    return render(request, "reviews/queue.html", context)
 
 
 @project_view(Role.VIEWER)
@@ -115,6 +119,10 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the preload, the item alone
 def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
     sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
+    # Served from "needs my review": take one of its review slots (overlap), unless others hold them all.
+    served = _query(request).filter == "todo" and can(request.membership, Role.REVIEWER)
+    if served and not overlap.claim(sample, request.user) and not request.htmx:
+        messages.info(request, "This sample has all the reviewers it needs; you may still review it, or go on.")
     if not request.htmx:
         return render(request, "reviews/review.html", _review_context(request, sample))
     response = render(request, "reviews/review.html#item", _review_context(request, sample))
@@ -243,9 +251,7 @@ def _review_context(
     previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
     position, total = queue.position(project, request.user, query, sample.pk)
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
-    mine = next((f for f in all_feedback if f.author_id == request.user.pk), None)
-    reviewed = mine is not None or not is_blind(request.membership)
-    others = [f for f in all_feedback if f.author_id != request.user.pk]
+    mine, others, hidden = feedback_shown(request.membership, all_feedback)
     suffix = "?" + urlencode(query.params())
     version = _feedback_version(project)
 
@@ -260,8 +266,8 @@ def _review_context(
         "mine": mine,
         "can_review": can(request.membership, Role.REVIEWER),
         "can_edit": mine is None or can_edit_feedback(request.membership, mine),
-        "others": [(f, can_delete_feedback(request.membership, f)) for f in others] if reviewed else [],
-        "hidden_others": 0 if reviewed else len(others),
+        "others": [(f, can_delete_feedback(request.membership, f)) for f in others],
+        "hidden_others": hidden,
         "query": query,
         "query_suffix": suffix,
         "filter_label": queue.FILTERS[query.filter],

@@ -6,24 +6,26 @@ The judge's agreement figures (kappa, interval, baseline) come from memory.metri
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, Q
 
 from reviews.models import Feedback, Membership, Project, Role, Sample
-from reviews.permissions import visible_feedback
+from reviews.permissions import roles_at_least, visible_feedback
 
 
-def overview(project: Project, membership: Membership) -> dict:
+def overview(project: Project, membership: Membership) -> dict[str, Any]:
     """Return the overview's figures, in a handful of aggregate queries whatever the project's size.
 
     Recent critiques are those `membership` may see (a reviewer: only on samples they reviewed themselves).
     """
     sample_count = Sample.objects.visible(project).count()
-    feedback = Feedback.objects.filter(project=project).order_by()
+    feedback = Feedback.objects.filter(project=project, decision__isnull=True).order_by()  # reviews, not decisions
     reviewed = feedback.aggregate(n=Count("sample_id", distinct=True))["n"]
     judged = feedback.filter(agrees_with_judge__isnull=False)  # feedback on samples with a judge verdict
     totals = judged.aggregate(total=Count("id"), agree=Count("id", filter=Q(agrees_with_judge=True)))
     progress = (
-        project.memberships.filter(role__in=[Role.REVIEWER, Role.OWNER])
+        project.memberships.filter(role__in=roles_at_least(Role.REVIEWER))
         .select_related("user")
         .annotate(done=Count("user__feedback", filter=Q(user__feedback__project=project)))
         .order_by("-done", "user__username")

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from reviews import review_views, views
+from reviews import adjudication_views, invitation_views, review_views, views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False)),
@@ -13,6 +13,12 @@ urlpatterns = [
     path("p/<slug:slug>/members/<int:membership_id>/role/", views.member_role, name="member-role"),
     path("p/<slug:slug>/members/<int:membership_id>/remove/", views.member_remove, name="member-remove"),
     path("p/<slug:slug>/invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="invitation-revoke"),
+    path(
+        "p/<slug:slug>/invitations/<int:invitation_id>/resend/",
+        invitation_views.invitation_resend,
+        name="invitation-resend",
+    ),
+    path("join/<str:token>/", invitation_views.join, name="invitation-join"),
     path(
         "invitations/<int:invitation_id>/accept/",
         views.invitation_answer,
@@ -34,4 +40,15 @@ urlpatterns += [
     path("p/<slug:slug>/samples/<int:sample_id>/feedback/", review_views.feedback_save, name="feedback-save"),
     path("p/<slug:slug>/feedback/<int:feedback_id>/delete/", review_views.feedback_delete, name="feedback-delete"),
     path("p/<slug:slug>/feedback/<int:feedback_id>/undo/", review_views.feedback_undo, name="feedback-undo"),
+]
+
+urlpatterns += [
+    path("p/<slug:slug>/conflicts/", adjudication_views.conflicts, name="conflicts"),
+    path("p/<slug:slug>/samples/<int:sample_id>/decide/", adjudication_views.decide, name="conflict-decide"),
+    path("p/<slug:slug>/decisions/<int:decision_id>/undo/", adjudication_views.undo, name="decision-undo"),
+    path(
+        "p/<slug:slug>/members/<int:membership_id>/adjudicator/",
+        adjudication_views.member_adjudicator,
+        name="member-adjudicator",
+    ),
 ]

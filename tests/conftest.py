@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -120,6 +121,15 @@ def personas(db):
         other=other,
         password=PASSWORD,
     )
+
+
+def wait_for(condition, timeout: float = 30, message: str = "condition") -> None:
+    """Wait until `condition()` is true (work done by a worker or another thread), or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(0.05)
 
 
 def add_sample(project, external_id: str = "s1", judge_value: str = "pass", **fields):

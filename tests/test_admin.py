@@ -23,6 +23,8 @@ def test_every_model_of_ours_is_registered():
         "reviews/sample",
         "reviews/feedback",
         "reviews/queuepriority",
+        "reviews/decision",
+        "reviews/reviewclaim",
         "memory/principle",
         "memory/memoryversion",
         "memory/distilledfeedback",

@@ -10,7 +10,7 @@ import pytest
 
 from api import tokens
 from memory import episodic
-from tests.test_memory_worker import wait_for
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

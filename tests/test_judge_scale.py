@@ -12,9 +12,8 @@ import pytest
 from memalign_site.celery import app
 from memory import runs
 from memory.models import Judgement, JudgeRun
-from tests.conftest import add_sample
+from tests.conftest import add_sample, wait_for
 from tests.test_memory_faults import database_url, start_worker_process
-from tests.test_memory_worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

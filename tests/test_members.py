@@ -70,6 +70,7 @@ def member_page_answer(client, slug: str, identifier: str) -> tuple[int, str]:
     body = response.content.decode().replace(identifier, "IDENTIFIER")
     body = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"|"X-CSRFToken": "[^"]+"', "", body)  # masked per request
     body = re.sub(r"/invitations/\d+/", "/invitations/N/", body)
+    body = re.sub(r"/join/[\w-]+/|link-\d+", "LINK", body)  # a new one-time link each time
     return response.status_code, body
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from memalign_site.celery import app
-from memalign_site.redis import get_redis
 from memory import episodic, semantic
+from memory.redis_client import get_redis
 from memory.tasks import repair_all
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample

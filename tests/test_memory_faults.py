@@ -19,8 +19,7 @@ from django.db import connection
 from memalign_site.celery import app
 from memory import episodic, semantic
 from memory.models import DistilledFeedback, MemoryVersion, Principle
-from tests.conftest import add_feedback, add_sample
-from tests.test_memory_worker import wait_for
+from tests.conftest import add_feedback, add_sample, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DISTILL = "record_principles"

@@ -6,25 +6,16 @@ Feedback is saved as the review page saves it; the signals dispatch tasks on com
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
 from memory import episodic, semantic
 from memory.models import MemoryVersion, Principle
 from reviews.feedback import delete_feedback
-from tests.conftest import add_feedback, add_sample
+from tests.conftest import add_feedback, add_sample, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DISTILL = "record_principles"
-
-
-def wait_for(condition, timeout: float = 30, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -105,8 +96,8 @@ def test_an_outage_is_recorded_then_retried_until_it_succeeds(celery_worker, per
 
 
 def test_noted_feedback_is_stored_in_one_batch_and_put_back_when_storing_fails(personas, monkeypatch):
-    from memalign_site.redis import get_redis
     from memory import tasks
+    from memory.redis_client import get_redis
     from reviews.models import Feedback
 
     project = personas.project

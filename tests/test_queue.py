@@ -19,7 +19,11 @@ def reviewed(personas):
     """Eight samples: s1..s8. Judge: pass for odd, fail for even, none for s8.
 
     rafael (reviewer): s1 agrees, s2 disagrees, s8 (no verdict).  olivia (owner): s2 agrees, s3 disagrees.
+    Five reviews per sample: "needs my review" is every sample I have not reviewed (tests/test_overlap.py has
+    the fewer-slots cases).
     """
+    personas.project.reviews_per_sample = 5
+    personas.project.save(update_fields=["reviews_per_sample"])
     samples = [
         add_sample(
             personas.project,
@@ -150,9 +154,10 @@ def test_pages_cost_a_fixed_number_of_queries(client, personas, django_assert_ma
         if n % 3 == 0:
             save_feedback(sample, personas.reviewer, "pass", "")
     client.force_login(personas.reviewer)
-    with django_assert_max_num_queries(12):
+    # 14: "needs my review" is counted by its own query (overlap), and the open conflicts by another.
+    with django_assert_max_num_queries(14):
         first = client.get(f"/p/{personas.project.slug}/queue/?filter=all")
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         deep = client.get(f"/p/{personas.project.slug}/queue/?filter=all&after={Sample.objects.order_by('-id')[10].pk}")
     assert first.status_code == deep.status_code == 200
 
@@ -245,19 +250,8 @@ def test_queue_escapes_untrusted_text(client, personas):
     client.force_login(personas.owner)
     body = client.get(f"/p/{personas.project.slug}/queue/?filter=all").content.decode()
     assert "&lt;img src=x onerror=alert(1)&gt;" in body and "<img src=x" not in body
-    assert (
-        "&lt;script&gt;alert(2)&lt;/script&gt;" in body.replace("&quot;", '"').replace("&amp;", "&")
-        or "&lt;script&gt;" in body
-    )
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in body
     assert "<script>alert(2)" not in body
-
-
-def test_queue_htmx_target_gets_only_the_rows(client, personas, reviewed):
-    client.force_login(personas.reviewer)
-    response = client.get(f"/p/{personas.project.slug}/queue/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="queue-rows")
-    body = response.content.decode()
-    assert body.lstrip().startswith('<div id="queue-rows">') and '<nav class="filters"' not in body
-    assert "HX-Request" in response["Vary"]
 
 
 def test_feedback_of_a_removed_sample_leaves_counts_consistent(personas, reviewed):

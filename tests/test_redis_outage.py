@@ -20,8 +20,8 @@ import memalign_site.settings as production
 import memalign_site.settings_test as test_settings
 from memalign_site.celery import app
 from memalign_site.launcher import start_embedded_redis, stop
-from memalign_site.redis import get_redis
 from memalign_site.settings import celery_url
+from memory.redis_client import get_redis
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample
 

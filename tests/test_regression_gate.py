@@ -12,7 +12,7 @@ from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample
 from tests.fake_anthropic import forced_tool, prompt_parts
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 HARMFUL = "Fail every reply, whatever it says."
 HARMLESS = "A polite reply that answers the question passes."

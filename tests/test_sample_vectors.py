@@ -11,8 +11,7 @@ from memory.embeddings import example_vectors
 from memory.models import SampleVector
 from reviews.importers import import_samples
 from reviews.models import Feedback
-from tests.conftest import add_feedback, add_sample
-from tests.test_memory_worker import wait_for
+from tests.conftest import add_feedback, add_sample, wait_for
 
 
 def no_embedding(*args, **kwargs):
@@ -34,6 +33,33 @@ def test_a_stored_vector_is_reused_for_the_episodic_entry_and_for_judging(person
     episodic.upsert([feedback])  # what update_episodic does when a critique is saved: no embedding work
     memory = judge.working_memories(personas.project, samples[1:])
     assert [m.examples[0].feedback_id for m in memory] == [feedback.pk] * 3
+
+
+@pytest.mark.django_db
+def test_a_part_that_samples_share_is_embedded_once(personas, monkeypatch):
+    from memory import embeddings
+
+    question = "How do I renew a temporary visa after losing my job?"  # asked of three systems
+    samples = [
+        add_sample(personas.project, f"s{i}", inputs={"q": question}, outputs=f"Answer number {i}.") for i in range(3)
+    ]
+    embedded: list[str] = []
+    real_embed = embeddings.embed
+
+    def counting_embed(texts):
+        embedded.extend(texts)
+        return real_embed(texts)
+
+    monkeypatch.setattr(embeddings, "embed", counting_embed)
+    monkeypatch.setattr(embeddings, "_CACHE", {})
+    first = vectors.for_samples(samples)
+    parts = [vectors.sample_vector_parts(s) for s in samples]
+    assert len({p[0] for p in parts}) == 1  # the shared question
+    assert sorted(embedded) == sorted({part for sample_parts in parts for part in sample_parts})  # 4 of 6 parts
+    again = add_sample(personas.project, "s3", inputs={"q": question}, outputs="Answer number 0.")
+    embedded.clear()
+    assert np.allclose(vectors.for_samples([again])[0], first[0])  # same parts, same vector
+    assert embedded == []  # both parts were met before in this process
 
 
 @pytest.mark.django_db
@@ -60,3 +86,24 @@ def test_imported_samples_are_embedded_in_the_background(celery_worker, personas
     )  # the session worker may still be finishing an earlier test's tasks
     assert not vectors.pending(personas.project).exists()
     assert not Feedback.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_embedding_run_per_project_and_a_run_that_meets_another_comes_back_after_it(celery_worker, personas):
+    from memory import tasks
+    from memory.redis_client import get_redis
+
+    for i in range(3):
+        add_sample(personas.project, f"wait{i}", inputs={"q": f"Question {i}?"}, outputs=f"Answer {i}.")
+    wait_for(lambda: not vectors.pending(personas.project).exists(), timeout=90, message="the first vectors")
+    SampleVector.objects.filter(project=personas.project).delete()  # as if new samples had just arrived
+    running = get_redis().lock(tasks._key("embed-running", personas.project.pk), timeout=60)
+    assert running.acquire(blocking=False)  # another worker's run
+    try:
+        assert tasks.embed_samples(personas.project.pk) == {"skipped": "another run is embedding this project"}
+        assert vectors.pending(personas.project).count() == 3  # nothing embedded twice meanwhile
+    finally:
+        running.release()
+    wait_for(
+        lambda: not vectors.pending(personas.project).exists(), timeout=60, message="the run that came back after it"
+    )

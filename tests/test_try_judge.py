@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from memalign_site.redis import get_redis
 from memory import episodic, limiter, tries
+from memory.redis_client import get_redis
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample
 

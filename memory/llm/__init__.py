@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 from memory.llm.base import Provider, ProviderError
@@ -11,6 +13,13 @@ PROVIDERS = ("offline", "anthropic", "openai_compatible")
 
 def provider_name(project) -> str:
     return project.provider or settings.MEMALIGN_PROVIDER
+
+
+def anthropic_model(project) -> str:
+    """The Claude model a project on the Anthropic provider uses: its own, else the site's, else the default."""
+    from memory.llm.anthropic import DEFAULT_MODEL
+
+    return project.model_name or settings.MEMALIGN_MODEL or DEFAULT_MODEL
 
 
 def get_provider(project, timeout: float | None = None, max_retries: int | None = None) -> Provider:
@@ -25,13 +34,15 @@ def get_provider(project, timeout: float | None = None, max_retries: int | None 
 
         return OfflineProvider()
     if name == "anthropic":
-        from memory.llm.anthropic import DEFAULT_MODEL, AnthropicProvider
+        from memory.llm.anthropic import AnthropicProvider
 
         if not settings.ANTHROPIC_API_KEY:
             raise ProviderError("This project uses Anthropic Claude but ANTHROPIC_API_KEY is not set on the server.")
-        patience = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
+        patience: dict[str, Any] = {
+            k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None
+        }
         return AnthropicProvider(
-            model=project.model_name or settings.MEMALIGN_MODEL or DEFAULT_MODEL,
+            model=anthropic_model(project),
             api_key=settings.ANTHROPIC_API_KEY,
             base_url=settings.ANTHROPIC_BASE_URL or None,
             **patience,

@@ -115,11 +115,15 @@ def example_block(example: Example, with_similarity: bool = False) -> str:
     if example.judge_value:
         parts.append(tag("judge_label", example.judge_value))
     parts += [tag("expert_label", example.label), tag("critique", example.critique)]
+    if example.disputed:
+        parts.append(tag("experts_disagree", " / ".join(example.disputed)))
     attrs: dict[str, object] = {"id": example.feedback_id}
     if with_similarity:
         attrs["similarity"] = f"{example.similarity:.2f}"
     if example.same_item:
         attrs["same_item"] = "true"  # the case itself, already reviewed: the experts' label stands
+    if example.disputed:
+        attrs["disputed"] = "true"  # the experts disagree on it, undecided: evidence for no label alone
     return block("example", parts, attrs)
 
 
@@ -148,9 +152,14 @@ def judge_user(memory: WorkingMemory) -> str:
     case = block("case", [tag("inputs", memory.inputs), tag("output", memory.output)])
     seen = (
         " An example marked same_item is this very case, already reviewed: its expert label stands."
-        if any(e.same_item for e in memory.examples)
+        if any(e.same_item and not e.disputed for e in memory.examples)
         else ""
     )
+    if any(e.disputed for e in memory.examples):
+        seen += (
+            " An example marked disputed is one the experts disagree on (every label they gave is in "
+            "<experts_disagree>) and no one has decided yet: it supports none of those labels on its own."
+        )
     return "\n\n".join(
         [
             examples,
@@ -302,6 +311,28 @@ def consolidate_tool() -> ToolParam:
         },
         ["merges", "contradictions"],
     )
+
+
+def request_params(model: str, system: str, user: str, tool: ToolParam) -> dict[str, Any]:
+    """Return the Messages API request for one forced tool call, exactly as the provider sends it: the stable
+    prefix is the cache breakpoint; everything after it (the user turn) is paid in full."""
+    name = tool["name"]
+    prefix: TextBlockParam = {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
+    message: MessageParam = {"role": "user", "content": user}
+    choice: ToolChoiceToolParam = {"type": "tool", "name": name, "disable_parallel_tool_use": True}
+    return {
+        "model": model,
+        "max_tokens": MAX_TOKENS[name],
+        "system": [prefix],
+        "messages": [message],
+        "tools": [tool],
+        "tool_choice": choice,
+    }
+
+
+def judge_request(memory: WorkingMemory, model: str) -> dict[str, Any]:
+    """Return the request `AnthropicProvider.judge` sends for `memory` (the playground shows it)."""
+    return request_params(model, judge_system(memory), judge_user(memory), verdict_tool(memory.schema.choices))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -473,7 +504,8 @@ class AnthropicProvider:
         """Return a verdict whose value is one of `memory.schema.choices` (never None: the model always answers)."""
         if not memory.schema.choices:
             raise ProviderError(f"{JUDGE_TOOL}: the label schema has no choices")
-        data, usage = self._call(judge_system(memory), judge_user(memory), verdict_tool(memory.schema.choices))
+        request = judge_request(memory, self.model)
+        data, usage = self._call(request["system"][0]["text"], request["messages"][0]["content"], request["tools"][0])
         value, rationale = parse_verdict(data, memory.schema.choices)
         return Verdict(value=value, rationale=rationale, usage=usage)
 
@@ -531,19 +563,8 @@ class AnthropicProvider:
         if self._client.api_key is None and self._client.auth_token is None:
             raise ProviderError("no Anthropic API key: pass api_key or set ANTHROPIC_API_KEY")
         name, attempts = tool["name"], self.max_retries + 1
-        # The stable prefix is the cache breakpoint; everything after it (the user turn) is paid in full.
-        prefix: TextBlockParam = {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
-        message: MessageParam = {"role": "user", "content": user}
-        choice: ToolChoiceToolParam = {"type": "tool", "name": name, "disable_parallel_tool_use": True}
         try:
-            return self._client.messages.create(
-                model=self.model,
-                max_tokens=MAX_TOKENS[name],
-                system=[prefix],
-                messages=[message],
-                tools=[tool],
-                tool_choice=choice,
-            )
+            return self._client.messages.create(**request_params(self.model, system, user, tool))
         except anthropic.APITimeoutError as exc:
             raise ProviderError(f"{name}: Anthropic API timed out ({attempts} attempts, {self.timeout}s each)") from exc
         except anthropic.APIConnectionError as exc:

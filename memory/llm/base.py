@@ -68,6 +68,9 @@ class Example:
     judge_value: str = ""
     similarity: float = 0.0  # cosine similarity to the query, when retrieved
     same_item: bool = False  # the very input and output being judged, reviewed before: its label decides
+    # The labels the experts gave this sample when they disagree and no one has decided yet (reviews.adjudication):
+    # the example is shown as disputed, with every label, never as one of them.
+    disputed: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -86,18 +86,26 @@ class OfflineProvider:
                 else ("no retrieved example carries a label allowed by the schema")
             )
             return Verdict(value=None, rationale=f"Offline judge abstains: {reason}.")
-        same = [e for e in examples if e.same_item]
+        same = [e for e in examples if e.same_item and not e.disputed]
         if same:
-            # The item itself was reviewed: its experts decide, however many neighbours say otherwise.
+            # The item itself was reviewed: its experts decide, however many neighbours say otherwise (unless
+            # they disagree among themselves and no one decided: then it is one disputed example among others).
             examples = same
+        if all(e.disputed for e in examples):
+            labels = sorted({label for e in examples for label in e.disputed})
+            return Verdict(
+                value=None,
+                rationale="Offline judge abstains: the only similar examples are disputed — the experts gave "
+                f"{' / '.join(labels)} and no one has decided yet.",
+            )
         similarities = _example_similarities(memory, examples)
-        labels = [e.label for e in examples]
-        value = knn_label(labels, similarities, memory.schema.choices)
+        labels, weights = split_disputed(examples, similarities, memory.schema.choices)
+        value = knn_label(labels, weights, memory.schema.choices)
         if value is None:
             return Verdict(
                 value=None, rationale="Offline judge abstains: no retrieved example is similar to this input."
             )
-        scores = vote(labels, similarities, memory.schema.choices)
+        scores = vote(labels, weights, memory.schema.choices)
         return Verdict(value=value, rationale=_judge_rationale(memory, examples, similarities, scores))
 
     def distill(
@@ -191,6 +199,31 @@ def knn_label(
     return max(scores, key=lambda label: (round(scores[label], 9), best_single[label], -list(choices).index(label)))
 
 
+def split_disputed(
+    examples: list[Example], similarities: list[float], choices: Sequence[str]
+) -> tuple[list[str], list[float]]:
+    """The (label, similarity) votes of the examples, a disputed sample's weight shared equally by every label
+    its experts gave (once per sample, however many of its feedback entries were retrieved)."""
+    labels: list[str] = []
+    weights: list[float] = []
+    counted: set[tuple[str, str]] = set()
+    for example, similarity in zip(examples, similarities):
+        if not example.disputed:
+            labels.append(example.label)
+            weights.append(similarity)
+            continue
+        key = (example.inputs, example.output)
+        if key in counted:
+            continue
+        counted.add(key)
+        shared = [label for label in example.disputed if label in choices]
+        for label in shared:
+            # weight = similarity ** SHARPEN: each label gets 1/len(shared) of the sample's weight.
+            labels.append(label)
+            weights.append(max(similarity, 0.0) * len(shared) ** (-1 / SHARPEN))
+    return labels, weights
+
+
 def _example_similarities(memory: WorkingMemory, examples: list[Example]) -> list[float]:
     """The retrieval similarities; if the caller left them all at 0.0 (not retrieved), compute them."""
     if any(e.similarity != 0.0 for e in examples):
@@ -208,11 +241,14 @@ def _judge_rationale(
     top = max(range(len(examples)), key=lambda i: similarities[i])
     nearest = examples[top]
     critique = _shorten(nearest.critique, 160) if nearest.critique.strip() else "no critique"
+    disputed = sum(1 for e in examples if e.disputed)
+    chose = " / ".join(nearest.disputed) + ", undecided" if nearest.disputed else nearest.label
     return (
         f"Offline kNN vote over {len(examples)} reviewed example(s), weight = similarity^{SHARPEN:g}: {tally}. "
         f"Closest example #{nearest.feedback_id} (similarity {similarities[top]:.2f}, experts chose "
-        f'{nearest.label}): "{critique}". {len(memory.principles)} principle(s) in memory '
-        f"(the offline judge does not apply them)."
+        f'{chose}): "{critique}". '
+        + (f"{disputed} disputed example(s) counted evenly for each label their experts gave. " if disputed else "")
+        + f"{len(memory.principles)} principle(s) in memory (the offline judge does not apply them)."
     )
 
 

@@ -46,7 +46,7 @@ class OpenAICompatibleProvider(AnthropicProvider):
         self.usage = Usage()
         self._lock = threading.Lock()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(
+        self._client = httpx.Client(  # type: ignore[assignment]  # the Anthropic SDK's client is not used here
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=timeout,
@@ -85,7 +85,7 @@ class OpenAICompatibleProvider(AnthropicProvider):
 
     def _post(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = self._client.post("/chat/completions", json=body)
+            response = self._client.post("/chat/completions", json=body)  # type: ignore[call-overload]
         except httpx.TimeoutException as exc:
             raise ProviderError(f"{name}: the model server timed out ({self.timeout}s)") from exc
         except httpx.HTTPError as exc:
@@ -132,8 +132,10 @@ def _answer(reply: dict[str, Any], name: str, structured: str) -> dict[str, Any]
 
 
 def _usage(reply: dict[str, Any]) -> Usage:
-    usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
-    details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+    usage: dict[str, Any] = reply["usage"] if isinstance(reply.get("usage"), dict) else {}
+    details: dict[str, Any] = (
+        usage["prompt_tokens_details"] if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+    )
     return Usage(
         calls=1,
         input_tokens=int(usage.get("prompt_tokens") or 0),

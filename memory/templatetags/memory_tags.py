@@ -2,7 +2,7 @@
 
 from django import template
 
-from memory import evaluation, runs
+from memory import evaluation, runs, team
 from memory.models import Evaluation, JudgeRun
 from reviews.models import QueuePriority, Role
 from reviews.permissions import can
@@ -33,6 +33,7 @@ def overview_agreement(project) -> dict:
         "ranked": bool(audit_ids),
         "experts": experts,
         "runs": recent,
+        "team": team.team_agreement(project, with_pairs=False),
     }
 
 

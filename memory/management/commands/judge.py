@@ -37,10 +37,11 @@ class Command(BaseCommand):
         bar = sys.stderr.isatty() and not as_json
         try:
             for index in range(run.chunk_count):
-                if runs.judge_chunk(run.pk, index) != "running":
-                    break
-                if bar:
+                status = runs.judge_chunk(run.pk, index)
+                if bar:  # drawn after the last chunk too, so a finished run shows a full bar
                     self._progress(JudgeRun.objects.get(pk=run.pk))
+                if status != "running":
+                    break
         except KeyboardInterrupt:
             runs.cancel(run)
             raise CommandError(f"Interrupted: run #{run.pk} cancelled, keeping what it judged.") from None

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from reviews.importers import ImportRejected, import_samples
 from reviews.models import Membership, Project, Role
+from reviews.permissions import roles_at_least
 
 
 class Command(BaseCommand):
@@ -42,7 +43,11 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"{file.name}: {summary.message()}"))
 
     def importer(self, project: Project, username: str | None):
-        owners = Membership.objects.filter(project=project, role=Role.OWNER).select_related("user").order_by("id")
+        owners = (
+            Membership.objects.filter(project=project, role__in=roles_at_least(Role.OWNER))
+            .select_related("user")
+            .order_by("id")
+        )
         if username:
             owners = owners.filter(user__username=username)
         membership = owners.first()

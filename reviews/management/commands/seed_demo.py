@@ -55,6 +55,7 @@ class Command(BaseCommand):
             name="Customer support tone",
             criterion=(DEMO_DIR / "criterion.txt").read_text().strip(),
             label_kind=LabelKind.PASS_FAIL,
+            reviews_per_sample=2,  # an invited colleague reviews the same samples: the Team page measures agreement
         )
         with open(DEMO_DIR / "customer_support_tone.jsonl", "rb") as stream:
             summary = import_samples(project, stream, "customer_support_tone.jsonl", user)

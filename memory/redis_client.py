@@ -1,4 +1,5 @@
-"""One redis-py client per process, on REDIS_URL (the embedded socket by default)."""
+"""One redis-py client per process, on REDIS_URL (the embedded socket by default): the broker's server also
+holds the per-project locks, flags and limiter leases of the memory engine."""
 
 from functools import cache
 

@@ -1,0 +1,98 @@
+"""The episodic memory browser: the stored examples with search and filters, the label distribution, and
+conflicts (near-identical samples the experts labelled differently)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from memory import browse, gate
+from reviews.models import Feedback, Role
+from reviews.permissions import can, can_delete_feedback, is_blind, project_view, require, visible_feedback
+
+
+def _visible(request: HttpRequest):
+    # A blind reviewer sees only examples on samples they reviewed themselves (others' labels stay hidden).
+    return visible_feedback(request.membership, Feedback.objects.filter(project=request.project))
+
+
+def _reviewer(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def episodic(request: HttpRequest) -> HttpResponse:
+    project, feedback = request.project, _visible(request)
+    query = {
+        "q": request.GET.get("q", "")[:200],
+        "label": request.GET.get("label", "")[:64],
+        "reviewer": _reviewer(request.GET.get("reviewer", "")),
+    }
+    rows = browse.examples(feedback, **query)
+    page = Paginator(rows, browse.PAGE_SIZE).get_page(request.GET.get("page"))
+    params = {k: v for k, v in query.items() if v}
+    context = {
+        "project": project,
+        "membership": request.membership,
+        "blind": is_blind(request.membership),
+        "page": page,
+        "rows": [(f, can_delete_feedback(request.membership, f)) for f in page.object_list],
+        "query": query,
+        "query_string": urlencode(params),
+        "distribution": browse.label_distribution(feedback, project.label_choices),
+        "total": feedback.count(),
+        "reviewers": browse.reviewers(project, feedback),
+        "labels": project.label_choices,
+        "can_unalign": can(request.membership, Role.REVIEWER),
+    }
+    return render(request, "memory/episodic.html", context)
+
+
+def _threshold(value: str | None, default: float) -> tuple[float, str]:
+    """Return the similarity asked for (or `default`) and an error message when it is not usable."""
+    if value is None or value == "":
+        return default, ""
+    try:
+        threshold = float(value)
+    except ValueError:
+        return default, f"The similarity is a number such as 0.9; showing {default}."
+    if not browse.MIN_SIMILARITY <= threshold <= 1.0:
+        return default, f"The similarity goes from {browse.MIN_SIMILARITY} to 1.0; showing {default}."
+    return threshold, ""
+
+
+@project_view(Role.VIEWER)
+@require_http_methods(["GET", "POST"])
+def conflicts(request: HttpRequest) -> HttpResponse:
+    """Conflicts at a similarity anyone may try (?similarity=); owners save the project's default by POST."""
+    project = request.project
+    row = gate.gate_settings(project)
+    if request.method == "POST":
+        require(request.membership, Role.OWNER)
+        threshold, error = _threshold(request.POST.get("similarity", "-"), row.conflict_similarity)
+        if not error:
+            row.conflict_similarity = threshold
+            row.save(update_fields=["conflict_similarity"])
+            messages.success(request, f"Conflicts are now looked for at a similarity of {threshold} by default.")
+            return redirect("memory-conflicts", project.slug)
+    else:
+        threshold, error = _threshold(request.GET.get("similarity"), row.conflict_similarity)
+    context = {
+        "project": project,
+        "membership": request.membership,
+        "is_owner": can(request.membership, Role.OWNER),
+        "threshold": threshold,
+        "saved": row.conflict_similarity,
+        "min_similarity": browse.MIN_SIMILARITY,
+        "error": error,
+        "found": browse.conflicts(_visible(request), threshold),
+        "shown_max": browse.CONFLICTS_SHOWN,
+        "compared_max": browse.CONFLICT_EXAMPLES,
+    }
+    return render(request, "memory/conflicts.html", context, status=400 if error else 200)

@@ -1,0 +1,24 @@
+"""The Team page: how much the experts agree with each other (memory.team)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from memory import team
+from reviews.models import Role
+from reviews.permissions import project_view
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def team_page(request: HttpRequest) -> HttpResponse:
+    project = request.project
+    context = {
+        "project": project,
+        "membership": request.membership,
+        "team": team.team_agreement(project),
+        "reviews_per_sample": project.reviews_per_sample,
+    }
+    return render(request, "memory/team.html", context)
