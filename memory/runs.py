@@ -438,7 +438,8 @@ def imported_judge_agreement(
     """
     feedback = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
     samples = Sample.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("id"))
-    key = f"imported-agreement:{project.pk}:{feedback['n']}:{feedback['last']}:{samples['n']}:{samples['last']}"
+    last_edit = feedback["last"].timestamp() if feedback["last"] else 0
+    key = f"imported-agreement:{project.pk}:{feedback['n']}:{last_edit}:{samples['n']}:{samples['last']}"
     if within is not None:
         key += f":within:{len(within)}:{hash(frozenset(within))}"  # ints hash the same in every process
     cached = cache.get(key)
