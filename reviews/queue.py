@@ -67,7 +67,7 @@ class QueueQuery:
 
 def samples(project: Project, user: User | None, query: QueueQuery, filter_name: str | None = None) -> QuerySet[Sample]:
     """Return the project's samples matching the query (its filter, or `filter_name`), in id order."""
-    qs = Sample.objects.filter(project=project)
+    qs: QuerySet[Sample] = Sample.objects.filter(project=project)
     if query.hidden_runs:
         qs = qs.exclude(import_run__in=query.hidden_runs)
     mine = Feedback.objects.filter(sample=OuterRef("pk"), author=user)
@@ -93,14 +93,14 @@ def samples(project: Project, user: User | None, query: QueueQuery, filter_name:
     if query.judge:
         qs = qs.filter(judge_value=query.judge)
     if query.q:
-        qs = qs.annotate(inputs_text=Cast("inputs", TextField())).filter(_search(query.q))
+        qs = qs.alias(inputs_search=Cast("inputs", TextField())).filter(_search(query.q))
     return qs.order_by("id")
 
 
 def _search(text: str) -> Q:
     return (
         Q(external_id__icontains=text)
-        | Q(inputs_text__icontains=text)
+        | Q(inputs_search__icontains=text)
         | Q(outputs__icontains=text)
         | Q(output_a__icontains=text)
         | Q(output_b__icontains=text)
