@@ -7,16 +7,24 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from memory import browse, gate
 from reviews.models import Feedback, Role
-from reviews.permissions import can, can_delete_feedback, is_blind, project_view, require, visible_feedback
+from reviews.permissions import (
+    ProjectRequest,
+    can,
+    can_delete_feedback,
+    is_blind,
+    project_view,
+    require,
+    visible_feedback,
+)
 
 
-def _visible(request: HttpRequest):
+def _visible(request: ProjectRequest):
     # A blind reviewer sees only examples on samples they reviewed themselves (others' labels stay hidden).
     return visible_feedback(request.membership, Feedback.objects.filter(project=request.project))
 
@@ -27,14 +35,12 @@ def _reviewer(value: str) -> int | None:
 
 @project_view(Role.VIEWER)
 @require_GET
-def episodic(request: HttpRequest) -> HttpResponse:
+def episodic(request: ProjectRequest) -> HttpResponse:
     project, feedback = request.project, _visible(request)
-    query = {
-        "q": request.GET.get("q", "")[:200],
-        "label": request.GET.get("label", "")[:64],
-        "reviewer": _reviewer(request.GET.get("reviewer", "")),
-    }
-    rows = browse.examples(feedback, **query)
+    q, label = request.GET.get("q", "")[:200], request.GET.get("label", "")[:64]
+    reviewer = _reviewer(request.GET.get("reviewer", ""))
+    query = {"q": q, "label": label, "reviewer": reviewer}
+    rows = browse.examples(feedback, q=q, label=label, reviewer=reviewer)
     page = Paginator(rows, browse.PAGE_SIZE).get_page(request.GET.get("page"))
     params = {k: v for k, v in query.items() if v}
     context = {
@@ -69,7 +75,7 @@ def _threshold(value: str | None, default: float) -> tuple[float, str]:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET", "POST"])
-def conflicts(request: HttpRequest) -> HttpResponse:
+def conflicts(request: ProjectRequest) -> HttpResponse:
     """Conflicts at a similarity anyone may try (?similarity=); owners save the project's default by POST."""
     project = request.project
     row = gate.gate_settings(project)

@@ -86,7 +86,9 @@ class PrincipleAddForm(forms.Form):
 
     def __init__(self, project: Project, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["label"].choices = [("", "any label")] + [(c, c) for c in project.label_choices]
+        label = self.fields["label"]
+        assert isinstance(label, forms.ChoiceField)
+        label.choices = [("", "any label")] + [(c, c) for c in project.label_choices]
 
 
 class PrincipleEditForm(forms.Form):

@@ -81,6 +81,12 @@ class Principle(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not stored: what the pages listing principles attach to the ones they show (their visible sources' count
+    # and authors, and how many sources were removed), set by memory.principle_views.add_source_figures.
+    source_count: int
+    authors: list[str]
+    lost: int
+
     class Meta:
         ordering = ["project", "id"]
         indexes = [models.Index(fields=["project", "retired"], name="principle_active")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
@@ -15,7 +15,7 @@ from memory.forms import TryJudgeForm
 from memory.llm import provider_name
 from memory.llm.base import ProviderError
 from reviews.models import Role, Sample
-from reviews.permissions import is_blind, project_view
+from reviews.permissions import ProjectRequest, is_blind, project_view
 
 PICKABLE = 100  # the most recent samples offered in the picker
 
@@ -44,7 +44,7 @@ def _text(value) -> str:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET", "POST"])
-def playground(request: HttpRequest) -> HttpResponse:
+def playground(request: ProjectRequest) -> HttpResponse:
     project = request.project
     context = {
         "project": project,

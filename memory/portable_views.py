@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from memory import portable
 from reviews.models import Role
-from reviews.permissions import project_view
+from reviews.permissions import AuthenticatedRequest, ProjectRequest, project_view
 
 
 @project_view(Role.OWNER)
 @require_GET
-def export_judge(request: HttpRequest) -> HttpResponse:
+def export_judge(request: ProjectRequest) -> HttpResponse:
     project = request.project
     response = HttpResponse(portable.dumps(portable.export(project)), content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}.judge.json"'
@@ -25,7 +25,7 @@ def export_judge(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def import_judge(request: HttpRequest) -> HttpResponse:
+def import_judge(request: AuthenticatedRequest) -> HttpResponse:
     context: dict = {"format": portable.FORMAT}
     if request.method == "GET":
         return render(request, "memory/judge_import.html", context)

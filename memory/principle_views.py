@@ -3,12 +3,14 @@ audit log. Viewers read everything; owners change things (memory.principles does
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
+from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,18 +19,18 @@ from memory import audit, judge, principles
 from memory.forms import PrincipleAddForm, PrincipleEditForm
 from memory.locks import MemoryBusy
 from memory.models import Contradiction, MemoryVersion, Principle, PrincipleSource
-from reviews.models import Role
-from reviews.permissions import can, project_view, require, visible_feedback
+from reviews.models import Membership, Role
+from reviews.permissions import ProjectRequest, can, project_view, require, visible_feedback
 
 PAGE_SIZE = 50
 PRINCIPLE_STATUSES = {"active": "Active", "retired": "Retired", "all": "All"}
 
 
-def _owner(request: HttpRequest) -> bool:
+def _owner(request: ProjectRequest) -> bool:
     return can(request.membership, Role.OWNER)
 
 
-def _base(request: HttpRequest) -> dict:
+def _base(request: ProjectRequest) -> dict:
     """What every page here shows: the project, the member's role, and which version the judge uses."""
     return {
         "project": request.project,
@@ -38,7 +40,7 @@ def _base(request: HttpRequest) -> dict:
     }
 
 
-def _sources(request: HttpRequest):
+def _sources(request: ProjectRequest):
     return visible_sources(request.membership)
 
 
@@ -55,7 +57,7 @@ def _flagged(project):
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET", "POST"])
-def principle_list(request: HttpRequest) -> HttpResponse:
+def principle_list(request: ProjectRequest) -> HttpResponse:
     """GET: the principles, searchable and filtered. POST (owners): add one by hand."""
     project = request.project
     if request.method == "POST":
@@ -104,9 +106,10 @@ def principle_list(request: HttpRequest) -> HttpResponse:
     return render(request, "memory/principles.html", context)
 
 
-def add_source_figures(membership, page: list[Principle]) -> None:
+def add_source_figures(membership: Membership, principles_shown: Iterable[Principle]) -> None:
     """Give each principle of a page its visible source count, first authors and removed sources, in three
     grouped queries (a consolidated principle may cite hundreds of critiques: none are loaded)."""
+    page = list(principles_shown)  # a page's queryset caches its rows: the template shows these same objects
     ids = [p.pk for p in page]
     visible = visible_sources(membership).filter(principle_id__in=ids).order_by()
     counts = dict(visible.values("principle_id").annotate(n=Count("pk")).values_list("principle_id", "n"))
@@ -125,7 +128,7 @@ def add_source_figures(membership, page: list[Principle]) -> None:
         principle.lost = lost.get(principle.pk, 0)
 
 
-def _add(request: HttpRequest) -> HttpResponse:
+def _add(request: ProjectRequest) -> HttpResponse:
     require(request.membership, Role.OWNER)
     project = request.project
     form = PrincipleAddForm(project, request.POST)
@@ -138,6 +141,7 @@ def _add(request: HttpRequest) -> HttpResponse:
     except (principles.NothingToChange, MemoryBusy) as busy:
         messages.error(request, str(busy))
         return redirect("principles", project.slug)
+    assert principle.created_in is not None  # principles.add records the version that added it
     messages.success(
         request,
         f"Principle {principle.pk} added (memory version {principle.created_in.number})"
@@ -148,7 +152,7 @@ def _add(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_GET
-def principle_page(request: HttpRequest, principle_id: int) -> HttpResponse:
+def principle_page(request: ProjectRequest, principle_id: int) -> HttpResponse:
     project = request.project
     principle = get_object_or_404(
         Principle.objects.select_related("created_in").annotate(flagged=_flagged(project)),
@@ -175,7 +179,7 @@ def principle_page(request: HttpRequest, principle_id: int) -> HttpResponse:
     return render(request, "memory/principle.html", context)
 
 
-def _change(request: HttpRequest, principle_id: int, change) -> HttpResponse:
+def _change(request: ProjectRequest, principle_id: int, change) -> HttpResponse:
     """Run one owner's change on a principle; say which version it made, or why it made none."""
     principle = get_object_or_404(Principle, pk=principle_id, project=request.project)
     try:
@@ -189,7 +193,7 @@ def _change(request: HttpRequest, principle_id: int, change) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def principle_edit(request: HttpRequest, principle_id: int) -> HttpResponse:
+def principle_edit(request: ProjectRequest, principle_id: int) -> HttpResponse:
     get_object_or_404(Principle, pk=principle_id, project=request.project)
     form = PrincipleEditForm(request.POST)
     if not form.is_valid():
@@ -203,7 +207,7 @@ def principle_edit(request: HttpRequest, principle_id: int) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def principle_pin(request: HttpRequest, principle_id: int) -> HttpResponse:
+def principle_pin(request: ProjectRequest, principle_id: int) -> HttpResponse:
     pin = request.POST.get("action") != "unpin"
     return _change(
         request,
@@ -214,7 +218,7 @@ def principle_pin(request: HttpRequest, principle_id: int) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
+def principle_retire(request: ProjectRequest, principle_id: int) -> HttpResponse:
     retire = request.POST.get("action") != "restore"
     response = _change(
         request,
@@ -231,7 +235,7 @@ def principle_retire(request: HttpRequest, principle_id: int) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_GET
-def version_list(request: HttpRequest) -> HttpResponse:
+def version_list(request: ProjectRequest) -> HttpResponse:
     project = request.project
     rows = MemoryVersion.objects.filter(project=project).select_related("actor").order_by("-number")
     trigger = request.GET.get("trigger", "")
@@ -257,7 +261,7 @@ def _version_number(value: str | None, name: str) -> int:
 
 @project_view(Role.VIEWER)
 @require_GET
-def version_compare(request: HttpRequest) -> HttpResponse:
+def version_compare(request: ProjectRequest) -> HttpResponse:
     """The diff between versions `a` and `b` (any two, either order; default: the last two)."""
     project = request.project
     versions = MemoryVersion.objects.filter(project=project).select_related("actor")
@@ -281,7 +285,7 @@ def version_compare(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_http_methods(["GET", "POST"])
-def version_rollback(request: HttpRequest, number: int) -> HttpResponse:
+def version_rollback(request: ProjectRequest, number: int) -> HttpResponse:
     """GET: what rolling back to this version would change. POST: do it, as a new version."""
     project = request.project
     target = get_object_or_404(MemoryVersion.objects.select_related("actor"), project=project, number=number)
@@ -304,10 +308,11 @@ def _url(name: str, slug: str) -> str:
     return reverse(name, args=[slug])
 
 
-def _audit_filters(request: HttpRequest) -> tuple[dict, str]:
-    """The audit page's filters from the query string, and a message for one that is malformed."""
+def _audit_filters(request: ProjectRequest) -> tuple[dict[str, Any], str]:
+    """The audit page's filters from the query string (audit.entries' arguments), and a message for one that is
+    malformed."""
     get = request.GET
-    filters = {
+    filters: dict[str, Any] = {
         "actor": get.get("actor", "").strip()[:150],
         "kind": get.get("kind", ""),
         "action": get.get("action", ""),
@@ -333,7 +338,7 @@ def _audit_filters(request: HttpRequest) -> tuple[dict, str]:
 
 @project_view(Role.VIEWER)
 @require_GET
-def audit_log(request: HttpRequest) -> HttpResponse:
+def audit_log(request: ProjectRequest) -> HttpResponse:
     project = request.project
     filters, error = _audit_filters(request)
     context = {
@@ -341,7 +346,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "error": error,
         "actions": list(audit.ACTIONS.values()),
-        "query_string": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
+        "query_string": urlencode({k: v for k, v in request.GET.dict().items() if k != "page" and v}),
     }
     if error:
         return render(request, "memory/audit.html", context, status=400)
@@ -352,7 +357,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_GET
-def audit_csv(request: HttpRequest) -> HttpResponse:
+def audit_csv(request: ProjectRequest) -> HttpResponse:
     project = request.project
     filters, error = _audit_filters(request)
     if error:

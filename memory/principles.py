@@ -109,9 +109,9 @@ def rollback(project: Project, target: MemoryVersion, actor) -> MemoryVersion:
         wanted = {entry["id"]: entry for entry in target.principles}
         reason = f"rolled back to v{target.number} by {_name(actor)}"[:200]
         leaving = list(semantic.active_principles(project).exclude(pk__in=wanted))
-        for principle in leaving:
-            principle.retired, principle.retired_reason = True, reason
-            principle.save(update_fields=["retired", "retired_reason", "updated_at"])
+        for gone in leaving:
+            gone.retired, gone.retired_reason = True, reason
+            gone.save(update_fields=["retired", "retired_reason", "updated_at"])
         existing = Principle.objects.in_bulk(list(wanted))
         changed = 0
         for pk, entry in wanted.items():

@@ -581,7 +581,7 @@ def new_version(
     *,
     actor=None,
     summary: str = "",
-    provider: Provider | None = None,
+    provider: Provider | _Manual | None = None,
     usage: Usage | None = None,
     started: float | None = None,
 ) -> MemoryVersion:
@@ -599,7 +599,7 @@ def new_version(
 
     _lock(project)
     number = (MemoryVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
-    provider = provider or _Manual()
+    made_by = provider or _Manual()
     version = MemoryVersion.objects.create(
         project=project,
         number=number,
@@ -609,8 +609,8 @@ def new_version(
             {"id": p.pk, "text": p.text, "label": p.label, "pinned": p.pinned} for p in active_principles(project)
         ],
         summary=summary[:300],
-        provider=provider.name,
-        model=provider.model,
+        provider=made_by.name,
+        model=made_by.model,
         usage=(usage or Usage()).as_dict(),
         duration_ms=int((time.monotonic() - started) * 1000) if started is not None else 0,
     )

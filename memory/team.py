@@ -16,6 +16,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Literal
 
 import krippendorff
 import numpy as np
@@ -27,6 +28,7 @@ from reviews.models import Decision, Feedback, Project
 ALPHA_RESAMPLES = 200
 PAIR_RESAMPLES = 300
 BREAK_SECONDS = 30 * 60  # a longer gap between two reviews is a break, not the time one review took
+Level = Literal["nominal", "ordinal", "interval"]  # krippendorff's levels of measurement that MemAlign uses
 
 
 @dataclass
@@ -68,7 +70,7 @@ class TeamAgreement:
         return metrics.reading(self.alpha)
 
 
-def level(project: Project) -> str:
+def level(project: Project) -> Level:
     if project.label_kind == LabelKind.NUMERIC:
         return "interval"
     if project.label_kind == LabelKind.CATEGORICAL and len(project.label_choices) > 2:
@@ -117,8 +119,8 @@ def alpha(project: Project, by_sample: dict[int, dict[str, str]], resamples: int
     if value is None or len(units) < 2 or resamples <= 0:
         return value, None
     rng = np.random.default_rng(seed)
-    draws = [_alpha(data[:, rng.integers(0, len(units), len(units))], how) for _ in range(resamples)]
-    draws = [d for d in draws if d is not None]
+    drawn = [_alpha(data[:, rng.integers(0, len(units), len(units))], how) for _ in range(resamples)]
+    draws = [d for d in drawn if d is not None]
     if len(draws) < resamples / 2:
         return value, None
     tail = (1 - metrics.CONFIDENCE) / 2 * 100
@@ -133,7 +135,7 @@ def _value(project: Project, label: str) -> float:
     return float(choices.index(label)) if label in choices else float(len(choices))
 
 
-def _alpha(data: np.ndarray, how: str) -> float | None:
+def _alpha(data: np.ndarray, how: Level) -> float | None:
     values = data[~np.isnan(data)]
     if len(np.unique(values)) < 2:
         return None  # one value only: no disagreement to expect, alpha is undefined
@@ -154,6 +156,7 @@ def pairs(project: Project, by_sample: dict[int, dict[str, str]], resamples: int
         # The figures are memory.metrics'; the interval is the same percentile bootstrap of the headline, drawn
         # all at once with numpy (sklearn per resample took ~1 s a pair at 2,000 shared samples).
         figures = metrics.agreement(first, second, project.label_kind, project.label_choices, resamples=0)
+        assert figures is not None  # every pair shares at least one sample
         code = {label: i for i, label in enumerate(figures.labels)}
         figures.interval = bootstrap_kappa(
             np.array([code[x] for x in first]),

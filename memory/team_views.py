@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from memory import team
 from reviews.models import Role
-from reviews.permissions import project_view
+from reviews.permissions import ProjectRequest, project_view
 
 
 @project_view(Role.VIEWER)
 @require_GET
-def team_page(request: HttpRequest) -> HttpResponse:
+def team_page(request: ProjectRequest) -> HttpResponse:
     project = request.project
     context = {
         "project": project,

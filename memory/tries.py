@@ -61,7 +61,7 @@ class Prompt:
     """What the judge would be sent for an item: its working memory and the provider request built from it."""
 
     memory: WorkingMemory
-    request: dict  # the Messages API request, as AnthropicProvider.judge sends it
+    request: dict[str, Any]  # the Messages API request, as AnthropicProvider.judge sends it
     system: str
     user: str
     tools: str  # the tool definitions as JSON
@@ -72,7 +72,7 @@ class Prompt:
         return json.dumps(self.request, indent=2, ensure_ascii=False)
 
 
-def prompt(project: Project, item: dict, exclude_sample_id: int | None = None) -> Prompt:
+def prompt(project: Project, item: dict[str, Any], exclude_sample_id: int | None = None) -> Prompt:
     """Build the item's working memory and the exact judge request for it; nothing is sent."""
     memory = aligned.working_memory(project, exclude_sample_id=exclude_sample_id, **item)
     request = judge_request(memory, anthropic_model(project))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from django import forms
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from memory import unalign
 from memory.locks import MemoryBusy
 from reviews.models import Feedback, Role
-from reviews.permissions import can, deletable_feedback, project_view
+from reviews.permissions import ProjectRequest, can, deletable_feedback, project_view
 
 
 class UnalignForm(forms.Form):
@@ -21,7 +21,9 @@ class UnalignForm(forms.Form):
 
     def __init__(self, reviewers: list[tuple[int, str]], *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["reviewer"].choices = [("", "anyone")] + [(pk, name) for pk, name in reviewers]
+        reviewer = self.fields["reviewer"]
+        assert isinstance(reviewer, forms.TypedChoiceField)
+        reviewer.choices = [("", "anyone")] + [(pk, name) for pk, name in reviewers]
 
     def clean(self):
         data = super().clean()
@@ -36,7 +38,7 @@ class UnalignForm(forms.Form):
 
 @project_view(Role.REVIEWER)
 @require_http_methods(["GET", "POST"])
-def unalign_view(request: HttpRequest) -> HttpResponse:
+def unalign_view(request: ProjectRequest) -> HttpResponse:
     project, membership = request.project, request.membership
     mine = deletable_feedback(membership, Feedback.objects.filter(project=project))
     is_owner = can(membership, Role.OWNER)

@@ -5,25 +5,25 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews import adjudication
 from reviews.forms import DecisionForm, FlagForm
 from reviews.models import Decision, Feedback, Membership, Role, Sample
-from reviews.permissions import can_adjudicate, project_view, require_adjudicator
+from reviews.permissions import ProjectRequest, can_adjudicate, project_view, require_adjudicator
 
 LISTED = 100
 
 
 @project_view(Role.VIEWER)
 @require_GET
-def conflicts(request: HttpRequest) -> HttpResponse:
+def conflicts(request: ProjectRequest) -> HttpResponse:
     return _render(request)
 
 
-def _render(request: HttpRequest, failed: dict | None = None, status: int = 200) -> HttpResponse:
+def _render(request: ProjectRequest, failed: dict | None = None, status: int = 200) -> HttpResponse:
     project, membership = request.project, request.membership
     team = adjudication.team_feedback(Feedback.objects.select_related("author")).order_by("label", "created_at")
     open_qs = adjudication.open_conflicts(project, membership)
@@ -46,12 +46,12 @@ def _render(request: HttpRequest, failed: dict | None = None, status: int = 200)
 
 @project_view(Role.REVIEWER)
 @require_POST
-def decide(request: HttpRequest, sample_id: int) -> HttpResponse:
+def decide(request: ProjectRequest, sample_id: int) -> HttpResponse:
     require_adjudicator(request.membership)
     sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        error = " ".join(" ".join(errors) for errors in form.errors.values())
+        error = " ".join(" ".join(map(str, errors)) for errors in form.errors.values())
         return _render(request, {"sample": sample.pk, "error": error, **request.POST.dict()}, status=400)
     try:
         decision = adjudication.decide(sample, form.cleaned_data["label"], form.cleaned_data["reason"], request.user)
@@ -70,7 +70,7 @@ def decide(request: HttpRequest, sample_id: int) -> HttpResponse:
 
 @project_view(Role.REVIEWER)
 @require_POST
-def undo(request: HttpRequest, decision_id: int) -> HttpResponse:
+def undo(request: ProjectRequest, decision_id: int) -> HttpResponse:
     require_adjudicator(request.membership)
     get_object_or_404(Decision, pk=decision_id, project=request.project)
     try:
@@ -84,7 +84,7 @@ def undo(request: HttpRequest, decision_id: int) -> HttpResponse:
 
 @project_view(Role.OWNER)
 @require_POST
-def member_adjudicator(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_adjudicator(request: ProjectRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=membership_id, project=request.project)
     form = FlagForm(request.POST)
     membership.adjudicator = form.is_valid() and form.cleaned_data["on"]

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from reviews import invitations
 from reviews.forms import JoinForm
 from reviews.models import Invitation, Role
-from reviews.permissions import project_view
+from reviews.permissions import ProjectRequest, project_view
 
 LINK_SESSION_KEY = "invitation_links"  # links to show the owner once, on the members page
 
@@ -32,7 +32,7 @@ def take_links(request: HttpRequest) -> dict[int, str]:
 
 @project_view(Role.OWNER)
 @require_POST
-def invitation_resend(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def invitation_resend(request: ProjectRequest, invitation_id: int) -> HttpResponse:
     invitation = get_object_or_404(Invitation, pk=invitation_id, project=request.project)
     token = invitations.issue_link(invitation)
     sent = remember_link(request, invitation, token)

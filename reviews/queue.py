@@ -109,7 +109,7 @@ def samples(project: Project, user: User | None, query: QueueQuery, filter_name:
 def _matching(
     project: Project, user: User | None, query: QueueQuery, filter_name: str | None = None
 ) -> QuerySet[Sample]:
-    qs = Sample.objects.filter(project=project)
+    qs: QuerySet[Sample] = Sample.objects.filter(project=project)
     if query.hidden_runs:
         qs = qs.exclude(import_run__in=query.hidden_runs)
     mine = Feedback.objects.filter(sample=OuterRef("pk"), author=user)
@@ -135,14 +135,14 @@ def _matching(
     if query.judge:
         qs = qs.filter(judge_value=query.judge)
     if query.q:
-        qs = qs.annotate(inputs_text=Cast("inputs", TextField())).filter(_search(query.q))
+        qs = qs.alias(inputs_search=Cast("inputs", TextField())).filter(_search(query.q))
     return qs
 
 
 def _search(text: str) -> Q:
     return (
         Q(external_id__icontains=text)
-        | Q(inputs_text__icontains=text)
+        | Q(inputs_search__icontains=text)
         | Q(outputs__icontains=text)
         | Q(output_a__icontains=text)
         | Q(output_b__icontains=text)

@@ -23,7 +23,9 @@ def distilled(project, reviewer, text: str, label: str, n: int = 1, key: str = "
 
 
 def latest(project) -> MemoryVersion:
-    return MemoryVersion.objects.filter(project=project).order_by("-number").first()
+    version = MemoryVersion.objects.filter(project=project).order_by("-number").first()
+    assert version is not None, "the project has no memory version yet"
+    return version
 
 
 def snapshot_texts(version: MemoryVersion) -> dict[int, str]:

@@ -83,6 +83,17 @@ def test_non_ascii_search_in_json_inputs(personas):
     assert names(personas, personas.owner, filter="all", q="Où est") == ["fr"]
 
 
+def test_search_results_show_the_inputs_as_text(client, personas):
+    # The search matches the inputs' JSON text in the database; the rows found still show Sample.inputs_text()
+    # (a string input as it is, not as a quoted JSON string), as without a search.
+    add_sample(personas.project, "plain", inputs="Où est ma commande ?")
+    found = list(queue.samples(personas.project, personas.owner, QueueQuery(filter="all", q="commande")))
+    assert [sample.inputs_text() for sample in found] == ["Où est ma commande ?"]
+    client.force_login(personas.owner)
+    body = client.get(f"/p/{personas.project.slug}/queue/?filter=all&q=commande").content.decode()
+    assert '<td class="clip">Où est ma commande ?</td>' in body
+
+
 QUERIES = [
     {},
     {"label": "fail"},
