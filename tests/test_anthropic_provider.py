@@ -5,6 +5,8 @@ Plain pytest, no Django and no database: `.venv/bin/pytest -p no:django tests/te
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +30,10 @@ from memory.llm.anthropic import (  # noqa: E402
     JUDGE_TOOL,
     REDERIVE_TOOL,
     AnthropicProvider,
+    consolidate_tool,
+    principles_tool,
+    rederive_tool,
+    verdict_tool,
 )
 from memory.llm.base import (  # noqa: E402
     Example,
@@ -154,6 +160,8 @@ def test_judge_rejects_a_label_outside_the_choices(fake: FakeAnthropic, provider
         ({"rationale": 5, "value": "pass"}, "'rationale' must be str, got int"),
         ({"rationale": "r", "value": ["pass"]}, "'value' must be str, got list"),
         (["pass"], "expected an object, got list"),
+        ({"rationale": "r", "value": "pass", "confidence": 0.9}, "record_verdict: unexpected property 'confidence'"),
+        ({"value": 1}, r"record_verdict: missing 'rationale' \(and 1 more\)"),
     ],
 )
 def test_judge_rejects_malformed_tool_input(
@@ -253,6 +261,11 @@ def test_distill_drops_unknown_ids_and_principles_left_without_a_source(
         ({"principles": [{"source_ids": [11]}]}, "missing 'text'"),
         ({"principles": "none"}, "'principles' must be list"),
         ({"principles": ["t"]}, r"principles\[0\]: expected an object"),
+        (
+            {"principles": [{"text": "t", "source_ids": [11], "why": "w"}]},
+            r"principles\[0\]: unexpected property 'why'",
+        ),
+        ({"principles": [{"text": "t", "label": None, "source_ids": [11]}]}, "'label' must be str, got NoneType"),
     ],
 )
 def test_distill_rejects_malformed_tool_input(
@@ -261,6 +274,22 @@ def test_distill_rejects_malformed_tool_input(
     fake.push_tool(tool_input)
     with pytest.raises(ProviderError, match=message):
         provider.distill("c", PASS_FAIL, [], FEEDBACK)
+
+
+def test_distill_drops_a_principle_whose_label_is_outside_the_choices(
+    fake: FakeAnthropic, provider: AnthropicProvider
+) -> None:
+    """Unlike a verdict, one wrong label loses only its principle, not the whole distillation."""
+    fake.push_tool(
+        {
+            "principles": [
+                {"text": "Leads to a label the project lacks.", "label": "maybe", "source_ids": [11]},
+                {"text": "Harmful compliance fails.", "label": "fail", "source_ids": [12]},
+            ]
+        }
+    )
+    result = provider.distill("c", PASS_FAIL, [], FEEDBACK)
+    assert [(p.text, p.label, p.source_ids) for p in result.principles] == [("Harmful compliance fails.", "fail", [12])]
 
 
 def test_distill_without_feedback_makes_no_request(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
@@ -295,7 +324,8 @@ def test_rederive(
     "tool_input, message",
     [
         ({"action": "rewrite", "text": "  "}, "'rewrite' with empty text"),
-        ({"action": "delete", "text": ""}, "action 'delete' is not one of"),
+        ({"action": "delete", "text": ""}, r"action 'delete' is not one of \['keep', 'rewrite', 'retire'\]"),
+        ({"action": "keep", "text": 3}, "record_rederivation: 'text' must be str, got int"),
     ],
 )
 def test_rederive_rejects_bad_decisions(
@@ -341,10 +371,48 @@ def test_consolidate_keeps_only_valid_merges_and_contradictions(
     assert '<principle id="5">principle 5</principle>' in body["messages"][0]["content"]
 
 
-def test_consolidate_rejects_malformed_tool_input(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
-    fake.push_tool({"merges": [], "contradictions": [[1, 2]]})
-    with pytest.raises(ProviderError, match=r"contradictions\[0\]: expected an object"):
+@pytest.mark.parametrize(
+    "tool_input, message",
+    [
+        ({"merges": [], "contradictions": [[1, 2]]}, r"contradictions\[0\]: expected an object"),
+        ({"merges": []}, "record_consolidation: missing 'contradictions'"),
+        (
+            {"merges": [{"principle_ids": [3, "7"], "text": "t"}], "contradictions": []},
+            "principle_ids must be integers",
+        ),
+        ({"merges": [], "contradictions": [{"first_id": 3, "second_id": True}]}, "'second_id' must be int, got bool"),
+    ],
+)
+def test_consolidate_rejects_malformed_tool_input(
+    fake: FakeAnthropic, provider: AnthropicProvider, tool_input: object, message: str
+) -> None:
+    fake.push_tool(tool_input)
+    with pytest.raises(ProviderError, match=message):
         provider.consolidate("c", PRINCIPLES)
+
+
+def test_tool_schemas_are_self_contained() -> None:
+    """The input schemas come from pydantic models but carry no $ref/$defs (the API wants them inline), no
+    titles or defaults, and list every property as required; a single label is still an enum."""
+    tools = [
+        verdict_tool(["pass", "fail"]),
+        principles_tool(["pass", "fail"]),
+        rederive_tool(),
+        consolidate_tool(),
+    ]
+    for tool in tools:
+        text = json.dumps(tool["input_schema"])
+        assert not {"$ref", "$defs", "title", "default"} & set(re.findall(r'"([$a-z]+)":', text)), tool["name"]
+    principle = tools[1]["input_schema"]["properties"]["principles"]["items"]
+    assert principle["required"] == ["text", "label", "source_ids"] and principle["additionalProperties"] is False
+    assert principle["properties"]["source_ids"] == {
+        "description": "Ids of the feedback examples it was distilled from.",
+        "items": {"type": "integer"},
+        "minItems": 1,
+        "type": "array",
+    }
+    assert tools[2]["input_schema"]["required"] == ["action", "text"]
+    assert verdict_tool(["only"])["input_schema"]["properties"]["value"]["enum"] == ["only"]
 
 
 def test_consolidate_needs_two_principles(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
