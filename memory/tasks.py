@@ -175,7 +175,7 @@ def request_queue_ranking(project_id: int) -> bool:
 
 
 @shared_task(acks_late=True, **RETRY)
-def rank_queue(project_id: int) -> dict:
+def rank_queue(project_id: int) -> dict[str, Any]:
     """Store the review queue's teaching order (memory/teaching.py) from the stored sample vectors."""
     get_redis().delete(_key("rank-queued", project_id))  # feedback saved from now on queues the next run
     project = Project.objects.filter(pk=project_id).first()

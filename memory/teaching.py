@@ -116,8 +116,7 @@ def score(project: Project, samples: list[Sample], examples: list[tuple[int, str
         for offset, sample in enumerate(chunk):
             row = similarities[offset].copy()
             row[example_samples == sample.pk] = -np.inf  # its own reviews are not neighbours
-            nearest = np.argsort(-row, kind="stable")[:k]
-            nearest = [i for i in nearest if np.isfinite(row[i])]
+            nearest = [i for i in np.argsort(-row, kind="stable")[:k] if np.isfinite(row[i])]
             labels = [example_labels[i] for i in nearest]
             scores.append(_score(sample, labels, [float(row[i]) for i in nearest], choices, aligned.get(sample.pk)))
     return scores

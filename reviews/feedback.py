@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -80,7 +82,7 @@ def delete_feedback(feedback: Feedback) -> None:
 
 
 @transaction.atomic
-def undo_save(sample: Sample, author, saved_revision: int, previous: dict | None) -> Feedback | None:
+def undo_save(sample: Sample, author: User, saved_revision: int, previous: dict[str, Any] | None) -> Feedback | None:
     """Undo `author`'s last save on `sample`: delete the feedback it created (`previous` None), or put back the
     label and critique it replaced. Refused (StaleFeedback) when the feedback changed since that save.
     Return the restored feedback, or None when it was deleted."""

@@ -250,7 +250,7 @@ def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) 
     return _last_before(project, back, query, here), following
 
 
-def position(project: Project, user, query: QueueQuery, sample_id: int) -> tuple[int | None, int]:
+def position(project: Project, user: User, query: QueueQuery, sample_id: int) -> tuple[int | None, int]:
     """Return the sample's 1-based position in the queue (None when it is not in it, e.g. just reviewed in
     "needs my review") and how many samples the queue holds."""
     qs = _matching(project, user, query)

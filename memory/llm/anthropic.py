@@ -254,6 +254,7 @@ class ToolSchema(GenerateJsonSchema):
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         result = super().model_schema(schema)
         result.pop("title", None)
+        result["additionalProperties"] = False  # what the model may send; replies are read leniently
         return result
 
     def literal_schema(self, schema: core_schema.LiteralSchema) -> JsonSchemaValue:
@@ -276,10 +277,11 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 
 
 class ToolInput(BaseModel):
-    """A tool's input: exactly the declared properties, of exactly the declared types (no coercion: "11" is not
-    an id, true is not an integer)."""
+    """A tool's input: the declared properties, of exactly the declared types (no coercion: "11" is not an id,
+    true is not an integer). The schema sent forbids other properties; one that comes back anyway is ignored,
+    as before, rather than failing a verdict that is otherwise sound."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 M = TypeVar("M", bound=ToolInput)
@@ -344,7 +346,7 @@ def principles_model(choices: tuple[str, ...]) -> type[ToolInput]:
             Field(description="Ids of the feedback examples it was distilled from.", json_schema_extra={"minItems": 1}),
         ),
     )
-    return create_model("PrinciplesInput", __base__=ToolInput, principles=(list[principle], ...))  # type: ignore[valid-type]
+    return create_model("PrinciplesInput", __base__=ToolInput, principles=(list[principle], ...))
 
 
 @functools.lru_cache(maxsize=512)
