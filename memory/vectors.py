@@ -53,7 +53,9 @@ def for_samples(samples: list[Sample]) -> np.ndarray:
                     scheme=SCHEME,
                     vector=vector.astype("<f4").tobytes(),
                 )
-                for row, vector in zip(missing, vectors)
+                # one row per sample: a sample may come twice (two reviewers' feedback on it), and PostgreSQL
+                # refuses an upsert that touches a row twice
+                for row, vector in {samples[row].pk: (row, vector) for row, vector in zip(missing, vectors)}.values()
             ],
             update_conflicts=True,
             unique_fields=["sample"],

@@ -107,3 +107,11 @@ def test_one_embedding_run_per_project_and_a_run_that_meets_another_comes_back_a
     wait_for(
         lambda: not vectors.pending(personas.project).exists(), timeout=60, message="the run that came back after it"
     )
+
+
+@pytest.mark.django_db
+def test_a_sample_listed_twice_is_stored_once(personas):
+    """Two reviewers' feedback on one sample bring the sample twice (PostgreSQL refuses an upsert of a row twice)."""
+    sample = add_sample(personas.project, "twice", inputs={"q": "Twice?"}, outputs="Once.")
+    rows = vectors.for_samples([sample, sample])
+    assert np.allclose(rows[0], rows[1]) and SampleVector.objects.filter(sample=sample).count() == 1
