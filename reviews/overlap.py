@@ -57,7 +57,9 @@ def claim(sample: Sample, user) -> bool:
     one at a time under a lock on its row, so its last slot goes to one reviewer only.
     """
     with transaction.atomic():
-        locked = Sample.objects.select_for_update().filter(pk=sample.pk).select_related("project").first()
+        # of=self: lock the sample's row only. FOR UPDATE over the join would lock the project's row too, which
+        # every concurrent feedback insert holds a key-share lock on (PostgreSQL found the deadlock).
+        locked = Sample.objects.select_for_update(of=("self",)).filter(pk=sample.pk).select_related("project").first()
         if locked is None:
             return False
         if Feedback.objects.filter(sample=locked, author=user).exists():
