@@ -61,6 +61,34 @@ def celery_worker(django_db_setup, django_db_blocker):
         yield worker
 
 
+@pytest.fixture(autouse=True)
+def no_work_left_for_the_next_test(request):
+    """A test that commits (transaction=True, live_server) leaves no memory work for the session worker: after
+    the test, the task the worker is running finishes, and what the test queued but nobody ran is discarded.
+    Otherwise that work runs during the database flush (a deadlock on PostgreSQL) or in a later test."""
+    marker = request.node.get_closest_marker("django_db")
+    commits = (marker is not None and marker.kwargs.get("transaction")) or {
+        "transactional_db",
+        "live_server",
+    } & set(request.fixturenames)
+    if not commits:
+        yield
+        return
+    # Set up the database fixture first, so that this teardown runs before its flush.
+    request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "_django_db_helper")
+    yield
+    from celery.worker import state
+
+    from memalign_site.celery import app
+
+    deadline = time.monotonic() + 60
+    while state.active_requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for held in list(state.reserved_requests):  # countdown tasks the worker holds until their time
+        app.control.revoke(held.id)
+    app.control.purge()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     if not Path(CHROMIUM).exists():
