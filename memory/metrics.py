@@ -112,7 +112,7 @@ def agreement(
         abstained=predicted.count(ABSTAINED),
         headline_name=headline_name,
         headline=headline_of(y_true, y_pred, codes),
-        interval=bootstrap(y_true, y_pred, lambda t, p: headline_of(t, p, codes), resamples, seed),
+        interval=kappa_interval(y_true, y_pred, len(labels), headline_of is _weighted_kappa, resamples, seed),
         baseline_label=majority,
         baseline_exact=count / len(references),
     )
@@ -143,6 +143,32 @@ def concordance(truth: np.ndarray, guess: np.ndarray) -> float | None:
     if spread == 0:
         return None  # every value the same on both sides: agreement is perfect but the figure is undefined
     return float(2 * np.mean((truth - truth.mean()) * (guess - guess.mean())) / spread)
+
+
+def kappa_interval(
+    first: np.ndarray, second: np.ndarray, k: int, quadratic: bool, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float, float] | None:
+    """The 95% percentile bootstrap interval of Cohen's kappa (quadratic-weighted with `quadratic`) between two
+    coded label arrays (codes 0..k-1), every resample at once with numpy (sklearn once per resample took about
+    1 s at 2,000 pairs); the same interval as `bootstrap` over sklearn's kappa with the same seed: kappa = 1 - sum(w * observed) / sum(w * expected), as sklearn
+    computes it; resamples where it is undefined are left out, and fewer than half defined give None."""
+    n = len(first)
+    if n < 2 or resamples <= 0:
+        return None
+    picked = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    cells = first[picked] * k + second[picked] + np.arange(resamples)[:, None] * k * k
+    observed = np.bincount(cells.ravel(), minlength=resamples * k * k).reshape(resamples, k, k).astype(float)
+    expected = observed.sum(axis=2)[:, :, None] * observed.sum(axis=1)[:, None, :] / n
+    steps = np.arange(k)
+    weights = (steps[:, None] - steps[None, :]) ** 2 if quadratic else (steps[:, None] != steps[None, :]) * 1.0
+    disagreement, chance = (weights * observed).sum(axis=(1, 2)), (weights * expected).sum(axis=(1, 2))
+    defined = chance > 0
+    if defined.sum() < resamples / 2:
+        return None
+    values = 1 - disagreement[defined] / chance[defined]
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def bootstrap(

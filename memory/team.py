@@ -153,45 +153,10 @@ def pairs(project: Project, by_sample: dict[int, dict[str, str]], resamples: int
     found = []
     for (a, b), sample_ids in shared.items():
         first, second = [by_sample[s][a] for s in sample_ids], [by_sample[s][b] for s in sample_ids]
-        # The figures are memory.metrics'; the interval is the same percentile bootstrap of the headline, drawn
-        # all at once with numpy (sklearn per resample took ~1 s a pair at 2,000 shared samples).
-        figures = metrics.agreement(first, second, project.label_kind, project.label_choices, resamples=0)
+        figures = metrics.agreement(first, second, project.label_kind, project.label_choices, resamples=resamples)
         assert figures is not None  # every pair shares at least one sample
-        code = {label: i for i, label in enumerate(figures.labels)}
-        figures.interval = bootstrap_kappa(
-            np.array([code[x] for x in first]),
-            np.array([code[x] for x in second]),
-            len(figures.labels),
-            quadratic=figures.headline_name != "kappa",
-            resamples=resamples,
-        )
         found.append(Pair(a, b, figures))
     return sorted(found, key=lambda p: (-p.n, p.first, p.second))
-
-
-def bootstrap_kappa(
-    first: np.ndarray, second: np.ndarray, k: int, quadratic: bool, resamples: int = PAIR_RESAMPLES, seed: int = 0
-) -> tuple[float, float] | None:
-    """The 95% percentile bootstrap interval of Cohen's kappa (quadratic-weighted with `quadratic`) between two
-    coded label arrays, every resample at once: kappa = 1 - sum(w * observed) / sum(w * expected), as sklearn
-    computes it; resamples where it is undefined are left out, and fewer than half defined give None."""
-    n = len(first)
-    if n < 2 or resamples <= 0:
-        return None
-    picked = np.random.default_rng(seed).integers(0, n, (resamples, n))
-    cells = first[picked] * k + second[picked] + np.arange(resamples)[:, None] * k * k
-    observed = np.bincount(cells.ravel(), minlength=resamples * k * k).reshape(resamples, k, k).astype(float)
-    expected = observed.sum(axis=2)[:, :, None] * observed.sum(axis=1)[:, None, :] / n
-    steps = np.arange(k)
-    weights = (steps[:, None] - steps[None, :]) ** 2 if quadratic else (steps[:, None] != steps[None, :]) * 1.0
-    disagreement, chance = (weights * observed).sum(axis=(1, 2)), (weights * expected).sum(axis=(1, 2))
-    defined = chance > 0
-    if defined.sum() < resamples / 2:
-        return None
-    values = 1 - disagreement[defined] / chance[defined]
-    tail = (1 - metrics.CONFIDENCE) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def reviewers(project: Project, by_sample: dict[int, dict[str, str]], final: dict[int, str]) -> list[Reviewer]:
