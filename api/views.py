@@ -12,8 +12,9 @@ from ninja import Body, File, Path, Query, Router, Status, UploadedFile
 from api import schemas as s
 from api.access import project_for
 from api.errors import ApiError, field_error
-from memory import runs, tries
-from memory.models import JudgeRun, MemoryVersion, Principle
+from judging import runs, tries
+from judging.models import JudgeRun
+from memory.models import MemoryVersion, Principle
 from reviews.feedback import StaleFeedback, save_feedback
 from reviews.importers import import_samples
 from reviews.labels import normalize_label

@@ -5,7 +5,7 @@
 
 For each file of ../shared/datasets a fresh project gets one feedback per record (tests/datasets.py writes the
 critique where the file has no rationale), its samples are embedded (as the background embedding does after an
-import, timed apart), then `memory.evaluation.run` evaluates it exactly as `manage.py evaluate PROJECT --json`
+import, timed apart), then `evaluation.curves.run` evaluates it exactly as `manage.py evaluate PROJECT --json`
 does (seed 0, test fraction 0.3, default shards, the four variants, the prequential curve). Reported: the
 evaluation's wall time, the baselines, and the curves' points for the episodic and both variants (none and
 semantic abstain offline: the offline judge reads examples only). With --svg-dir the two charts the project page
@@ -29,7 +29,8 @@ def fmt(value) -> str:
 
 
 def measure(name: str, limit: int, owner, reviewer, svg_dir: Path | None) -> float:
-    from memory import charts, evaluation, vectors
+    from evaluation import charts, curves
+    from memory import vectors
     from tests.datasets import load_project
 
     project, rows = load_project(name, owner, reviewer, limit=limit or None)
@@ -38,7 +39,7 @@ def measure(name: str, limit: int, owner, reviewer, svg_dir: Path | None) -> flo
         pass
     embedding = time.monotonic() - started
     started = time.monotonic()
-    record = evaluation.run(evaluation.start(project, owner, evaluation.Options()))
+    record = curves.run(curves.start(project, owner, curves.Options()))
     seconds = time.monotonic() - started
     result = record.result
     base = result["baselines"]

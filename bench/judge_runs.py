@@ -6,7 +6,7 @@
 Phases (each in its own throwaway environment, bench/_harness.py):
 - overhead:   everything but the provider: a run over --judged samples of a project holding --stored reviewed
               examples and --principles active principles, judged in this process chunk by chunk
-              (memory.runs.judge_chunk) with the offline provider, whose vote over the retrieved examples
+              (judging.runs.judge_chunk) with the offline provider, whose vote over the retrieved examples
               takes microseconds. Per chunk: wall time / samples in it (retrieval with the batched query
               embedding, working memory, the vote, storing the verdicts, the recount). Then again with the
               other core kept busy by a spinning process. Stored examples are product-shaped rows (sample
@@ -133,7 +133,7 @@ def users():
 
 def overhead(args) -> None:
     with Environment("judge-overhead", keep=args.keep) as env:
-        from memory import runs
+        from judging import runs
 
         header("aligned judge: memory overhead per verdict (offline provider, in process)", env)
         owner, reviewer = users()
@@ -175,7 +175,7 @@ def overhead(args) -> None:
                 f"max {max(per_sample) * 1000:.1f} ms"
             )
             sys.stdout.flush()
-            from memory.models import JudgeRun
+            from judging.models import JudgeRun
 
             JudgeRun.objects.filter(pk=run.pk).delete()  # the second pass judges the same samples again
 
@@ -186,8 +186,8 @@ def throughput(args) -> None:
     with FakeAnthropic(latency=args.latency) as fake:
         env_vars = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.url}
         with Environment("judge-throughput", env=env_vars, keep=args.keep) as env:
-            from memory import runs
-            from memory.models import JudgeRun
+            from judging import runs
+            from judging.models import JudgeRun
 
             env.start_worker(concurrency=2)
             header(f"aligned judge: throughput against a fake model answering in {args.latency:g} s", env)
@@ -218,8 +218,8 @@ def throughput(args) -> None:
 
 def scale(args) -> None:
     with Environment("judge-scale", keep=args.keep) as env:
-        from memory import runs
-        from memory.models import JudgeRun
+        from judging import runs
+        from judging.models import JudgeRun
 
         env.start_worker(concurrency=2)
         header("aligned judge: run time against run size (offline provider, one worker)", env)

@@ -11,8 +11,8 @@ tokenisation differs by some 10-20%). Cost uses the prices given on the command 
 million input tokens, 3.75 per million cache-write tokens, 0.30 per million cache-read tokens, 15 per million
 output tokens, 80 output tokens a verdict). The stable prefix (instructions, criterion, principles) is cached:
 - all principles: one prefix for the whole run, written once and then read from the cache;
-- over the budget, in a run: the principles are chosen once per chunk (memory.judge.within_budget over the
-  chunk's items, memory.runs.CHUNK_SIZE of them), so the first call of a chunk writes the prefix and the
+- over the budget, in a run: the principles are chosen once per chunk (memory.budget.within_budget over the
+  chunk's items, judging.runs.CHUNK_SIZE of them), so the first call of a chunk writes the prefix and the
   others read it;
 - over the budget, one item alone ("try the judge"): its own prefix, written and never read again.
 No database or services are needed.
@@ -48,10 +48,10 @@ def main() -> int:
     import django
 
     django.setup()  # the prompt builders live beside Django models; no database is opened
-    from memory.judge import CHARS_PER_TOKEN, principle_tokens
+    from judging.judge import CHARS_PER_TOKEN, principle_tokens
+    from judging.runs import CHUNK_SIZE
     from memory.llm.anthropic import judge_system, judge_user
     from memory.llm.base import Example, LabelSchema, PrincipleText, WorkingMemory
-    from memory.runs import CHUNK_SIZE
 
     header("aligned judge: prompt size and cost per verdict against the number of principles")
     records = load_jsonl("feedbackqa")

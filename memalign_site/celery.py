@@ -1,4 +1,4 @@
-"""The Celery app: every setting comes from Django settings (CELERY_*); tasks live in memory/tasks.py."""
+"""The Celery app: every setting comes from Django settings (CELERY_*); each app's tasks live in its tasks.py."""
 
 import logging
 import os
@@ -32,7 +32,8 @@ class RepairOnConnect(bootsteps.StartStopStep):
             return
         try:
             if get_redis().set(f"{settings.MEMALIGN_NAMESPACE}:repair-on-connect", 1, nx=True, ex=30):
-                consumer.app.send_task("memory.tasks.repair_all", retry=False, ignore_result=True)
+                for task in settings.MEMALIGN_REPAIR_TASKS:
+                    consumer.app.send_task(task, retry=False, ignore_result=True)
         except Exception:  # the broker went away again: the next reconnect tries again
             log.warning("could not queue the repair after connecting", exc_info=True)
 

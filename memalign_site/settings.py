@@ -97,6 +97,8 @@ INSTALLED_APPS = [
     "auditlog",  # django-auditlog: the memory's audit log (memory/audit.py)
     "reviews",
     "memory",
+    "judging",
+    "evaluation",
     "api",
 ]
 
@@ -338,8 +340,15 @@ MEMALIGN_CONSOLIDATE_EVERY = env_int("MEMALIGN_CONSOLIDATE_EVERY", 5)
 MEMALIGN_REPAIR_INTERVAL_SECONDS = env_int("MEMALIGN_REPAIR_INTERVAL_SECONDS", 300)
 # A worker that (re)connects to the broker queues the repair at once (memalign_site.celery.RepairOnConnect).
 MEMALIGN_REPAIR_ON_CONNECT = env_bool("MEMALIGN_REPAIR_ON_CONNECT", True)
+# Each app repairs what a lost message left undone; beat runs them all, and so does a worker (re)connecting.
+MEMALIGN_REPAIR_TASKS = [
+    "memory.tasks.repair_all",
+    "judging.tasks.repair_rankings",
+    "evaluation.tasks.repair_evaluations",
+]
 CELERY_BEAT_SCHEDULE = {
-    "repair-memory": {"task": "memory.tasks.repair_all", "schedule": float(MEMALIGN_REPAIR_INTERVAL_SECONDS)},
+    f"repair-{task.split('.')[0]}": {"task": task, "schedule": float(MEMALIGN_REPAIR_INTERVAL_SECONDS)}
+    for task in MEMALIGN_REPAIR_TASKS
 }
 # The per-project regeneration lock expires by itself after this long, so a killed worker cannot hold it for
 # ever; it must outlast the task's hard time limit.

@@ -11,5 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
     path("", include("memory.urls")),
+    path("", include("judging.urls")),
+    path("", include("evaluation.urls")),
     path("", include("reviews.urls")),
 ]

@@ -3,11 +3,7 @@ from django.contrib import admin
 from memory.models import (
     Contradiction,
     DistilledFeedback,
-    Evaluation,
     EvaluationSettings,
-    GateCheck,
-    Judgement,
-    JudgeRun,
     MemoryVersion,
     Principle,
     PrincipleSource,
@@ -74,27 +70,6 @@ class ContradictionAdmin(admin.ModelAdmin):
     list_select_related = ["project", "first", "second", "found_in__project"]
 
 
-@admin.register(JudgeRun)
-class JudgeRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "scope", "status", "done", "failed", "total", "created_at", "finished_at"]
-    exclude = ["sample_ids"]  # up to 100,000 ids: the run page lists them as verdicts
-    list_filter = ["project", "status", "scope"]
-    search_fields = ["error"]
-    list_select_related = ["project"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("sample_ids")
-
-
-@admin.register(Judgement)
-class JudgementAdmin(admin.ModelAdmin):
-    list_display = ["id", "sample", "value", "run", "provider", "model", "latency_ms", "created_at"]
-    list_filter = ["project", "provider", "value"]
-    search_fields = ["rationale", "sample__external_id"]
-    raw_id_fields = ["sample", "run", "memory_version"]
-    list_select_related = ["sample__project", "run"]
-
-
 @admin.register(SampleVector)
 class SampleVectorAdmin(admin.ModelAdmin):
     list_display = ["sample", "project", "scheme", "fingerprint"]
@@ -107,37 +82,8 @@ class SampleVectorAdmin(admin.ModelAdmin):
         return super().get_queryset(request).defer("vector")
 
 
-@admin.register(Evaluation)
-class EvaluationAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "status", "provider", "model", "done", "total", "created_at", "finished_at"]
-    list_filter = ["project", "status", "provider"]
-    search_fields = ["error"]
-    exclude = ["result"]  # the points: the evaluation page draws and exports them
-    list_select_related = ["project"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("result")
-
-
 @admin.register(EvaluationSettings)
 class EvaluationSettingsAdmin(admin.ModelAdmin):
     list_display = ["project", "group_key", "gate_enabled", "guard_size", "gate_threshold"]
     list_filter = ["gate_enabled"]
     list_select_related = ["project"]
-
-
-@admin.register(GateCheck)
-class GateCheckAdmin(admin.ModelAdmin):
-    list_display = [
-        "version",
-        "compared_with",
-        "guard_size",
-        "agreement_before",
-        "agreement_after",
-        "threshold",
-        "held",
-        "created_at",
-    ]
-    list_filter = ["held"]
-    raw_id_fields = ["version", "compared_with"]
-    list_select_related = ["version__project", "compared_with__project"]

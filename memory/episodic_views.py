@@ -11,7 +11,8 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from memory import browse, gate
+from memory import browse
+from memory.models import EvaluationSettings
 from reviews.models import Feedback, Role
 from reviews.permissions import (
     ProjectRequest,
@@ -78,7 +79,7 @@ def _threshold(value: str | None, default: float) -> tuple[float, str]:
 def conflicts(request: ProjectRequest) -> HttpResponse:
     """Conflicts at a similarity anyone may try (?similarity=); owners save the project's default by POST."""
     project = request.project
-    row = gate.gate_settings(project)
+    row = EvaluationSettings.objects.get_or_create(project=project)[0]
     if request.method == "POST":
         require(request.membership, Role.OWNER)
         threshold, error = _threshold(request.POST.get("similarity", "-"), row.conflict_similarity)

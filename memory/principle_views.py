@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from memory import audit, judge, principles
+from memory import audit, budget, principles
 from memory.forms import PrincipleAddForm, PrincipleEditForm
 from memory.locks import MemoryBusy
 from memory.models import Contradiction, MemoryVersion, Principle, PrincipleSource
@@ -36,7 +36,7 @@ def _base(request: ProjectRequest) -> dict:
         "project": request.project,
         "membership": request.membership,
         "is_owner": _owner(request),
-        "active_version": judge.latest_version(request.project),
+        "active_version": budget.latest_version(request.project),
     }
 
 

@@ -18,11 +18,11 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from memory.clustering import average_linkage
 from memory.embeddings import embed_cached
 from memory.limiter import provider_slot
 from memory.llm import get_provider
 from memory.llm.base import Distillation, Example, LabelSchema, PrincipleText, Provider, ProviderError, Usage
-from memory.llm.offline import average_linkage
 from memory.locks import memory_writer
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from memory.vectors import for_samples as stored_sample_vectors

@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from memory import dispatch
+from memory.models import DistilledFeedback
 from reviews.models import Decision, Feedback, Project, Sample
 from reviews.signals import feedback_imported, samples_imported
 
@@ -34,50 +36,36 @@ def quiet_feedback_deletes() -> Iterator[None]:
 
 
 def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
-    from memory.tasks import request_episodic_update, request_queue_ranking, request_regeneration
-
     feedback_id, project_id = instance.pk, instance.project_id
-    transaction.on_commit(lambda: request_episodic_update(project_id, feedback_id), robust=True)
-    transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
-    transaction.on_commit(lambda: request_queue_ranking(project_id), robust=True)
+    transaction.on_commit(lambda: dispatch.request_episodic_update(project_id, feedback_id), robust=True)
+    transaction.on_commit(lambda: dispatch.request_regeneration(project_id), robust=True)
 
 
 def feedback_deleted(sender, instance: Feedback, **kwargs) -> None:
-    from memory.tasks import remove_feedback, request_queue_ranking, request_regeneration
-
     if _quiet_deletes.get():
         return
     feedback_id, project_id = instance.pk, instance.project_id
-    transaction.on_commit(lambda: remove_feedback.delay(project_id, feedback_id), robust=True)
-    transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
-    transaction.on_commit(lambda: request_queue_ranking(project_id), robust=True)
+    transaction.on_commit(lambda: dispatch.remove_feedback(project_id, feedback_id), robust=True)
+    transaction.on_commit(lambda: dispatch.request_regeneration(project_id), robust=True)
 
 
 def feedback_bulk_imported(sender, project_id: int, **kwargs) -> None:
-    from memory.tasks import request_queue_ranking, request_regeneration, sync_project
-
     try:
-        sync_project.delay(project_id)
-        request_regeneration(project_id, delay=0)  # the whole import is there: no burst to wait for
-        request_queue_ranking(project_id)
+        dispatch.sync_project(project_id)
+        dispatch.request_regeneration(project_id, delay=0)  # the whole import is there: no burst to wait for
     except Exception:  # the broker is down: the periodic repair catches up
         log.exception("could not dispatch memory updates for imported feedback of project %s", project_id)
 
 
 def sample_saved(sender, instance: Sample, created: bool, **kwargs) -> None:
-    from memory.tasks import request_sample_embedding
-
     if created:
         project_id = instance.project_id
-        transaction.on_commit(lambda: request_sample_embedding(project_id), robust=True)
+        transaction.on_commit(lambda: dispatch.request_sample_embedding(project_id), robust=True)
 
 
 def samples_bulk_imported(sender, project_id: int, **kwargs) -> None:
-    from memory.tasks import request_queue_ranking, request_sample_embedding
-
     try:
-        request_sample_embedding(project_id)
-        request_queue_ranking(project_id)  # new samples take their place in the teaching order
+        dispatch.request_sample_embedding(project_id)
     except Exception:  # the broker is down: the periodic repair catches up, and judging embeds what it needs
         log.exception("could not dispatch the embedding of imported samples of project %s", project_id)
 
@@ -89,23 +77,18 @@ def decision_changed(sender, instance: Decision, **kwargs) -> None:
     distils it again; its principle links break (semantic.broken_links) and are re-derived. Both ways, the
     sample's episodic entries are made to match and the principles regenerated once the transaction commits.
     """
-    from memory.models import DistilledFeedback
-    from memory.tasks import request_regeneration, sync_sample
-
     if kwargs.get("created", False):
         overruled = Feedback.objects.filter(sample_id=instance.sample_id).exclude(label=instance.label)
         DistilledFeedback.objects.filter(feedback__in=overruled).delete()
     project_id, sample_id = instance.project_id, instance.sample_id
-    transaction.on_commit(lambda: sync_sample.delay(project_id, sample_id), robust=True)
-    transaction.on_commit(lambda: request_regeneration(project_id), robust=True)
+    transaction.on_commit(lambda: dispatch.sync_sample(project_id, sample_id), robust=True)
+    transaction.on_commit(lambda: dispatch.request_regeneration(project_id), robust=True)
 
 
 def project_deleted(sender, instance: Project, **kwargs) -> None:
-    from memory.tasks import sync_project
-
     project_id = instance.pk
     transaction.on_commit(
-        lambda: sync_project.delay(project_id), robust=True
+        lambda: dispatch.sync_project(project_id), robust=True
     )  # finds the project gone, drops its store
 
 

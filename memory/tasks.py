@@ -17,17 +17,18 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis import exceptions as redis_errors
-from redis.exceptions import RedisError
 from redis.lock import Lock
 
-from memory import episodic, evaluation, gate, runs, semantic, sync, teaching, vectors
+from memory import episodic, events, semantic, sync, vectors
+from memory.dispatch import key as _key
+from memory.dispatch import request_regeneration, request_sample_embedding
 from memory.llm.base import ProviderError
-from memory.locks import lock_key, regeneration_lock, release
-from memory.models import Evaluation, GateCheck, MemoryVersion
+from memory.locks import regeneration_lock, release
+from memory.models import MemoryVersion
 from memory.redis_client import get_redis
 from reviews.adjudication import learnable
 from reviews.importers import discard_unfinished
-from reviews.models import Feedback, Project, Sample
+from reviews.models import Feedback, Project
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,21 +53,6 @@ RETRY: dict[str, Any] = {
     "retry_jitter": True,
     "max_retries": 8,
 }
-
-
-def _key(kind: str, project_id: int) -> str:
-    return f"{settings.MEMALIGN_NAMESPACE}:{kind}:{project_id}"
-
-
-def request_episodic_update(project_id: int, feedback_id: int) -> bool:
-    """Note a saved feedback (new or edited) for its project's episodic store, and queue the task that stores
-    the project's noted feedback unless it is already queued; return whether queued."""
-    redis = get_redis()
-    redis.sadd(_key("episodic-pending", project_id), feedback_id)
-    if not redis.set(_key("episodic-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
-        return False
-    update_episodic.delay(project_id)
-    return True
 
 
 @shared_task(acks_late=True, **RETRY)
@@ -128,14 +114,6 @@ def sync_project(project_id: int) -> dict[str, Any]:
     return {"missing": len(drift.missing), "outdated": len(drift.outdated), "orphaned": len(drift.orphaned)}
 
 
-def request_sample_embedding(project_id: int) -> bool:
-    """Queue the embedding of the project's new samples unless it is already queued; return whether queued."""
-    if not get_redis().set(_key("embed-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
-        return False
-    embed_samples.delay(project_id)
-    return True
-
-
 @shared_task(acks_late=True, **RETRY)
 def embed_samples(project_id: int) -> dict[str, Any]:
     """Embed the project's samples that have no vector yet, in batches; continue in a new task after a while.
@@ -165,42 +143,6 @@ def embed_samples(project_id: int) -> dict[str, Any]:
     return {"embedded": embedded, "continued": True}
 
 
-def request_queue_ranking(project_id: int) -> bool:
-    """Queue a re-ranking of the project's review queue unless one is already queued; return whether queued.
-    Coalesced like the other tasks, and delayed a little so a burst of saves costs one ranking."""
-    if not get_redis().set(_key("rank-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
-        return False
-    rank_queue.apply_async((project_id,), countdown=settings.MEMALIGN_QUEUE_RANK_DELAY_SECONDS)
-    return True
-
-
-@shared_task(acks_late=True, **RETRY)
-def rank_queue(project_id: int) -> dict[str, Any]:
-    """Store the review queue's teaching order (memory/teaching.py) from the stored sample vectors."""
-    get_redis().delete(_key("rank-queued", project_id))  # feedback saved from now on queues the next run
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        return {"project": "gone"}
-    return {"ranked": teaching.rank(project)}
-
-
-def request_regeneration(project_id: int, delay: float | None = None) -> bool:
-    """Queue a regeneration of the project's principles unless one is already queued; return whether queued."""
-    countdown = settings.MEMALIGN_DISTILL_DELAY_SECONDS if delay is None else delay
-    if not get_redis().set(_key("regen-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
-        return False
-    regenerate_principles.apply_async((project_id,), countdown=countdown)
-    return True
-
-
-def regeneration_pending(project_id: int) -> bool:
-    """Whether a regeneration of the project is queued or running (False when Redis cannot say)."""
-    try:
-        return bool(get_redis().exists(_key("regen-queued", project_id), lock_key(project_id)))
-    except RedisError:
-        return False
-
-
 @shared_task(
     bind=True, acks_late=True, max_retries=8, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True
 )
@@ -216,17 +158,17 @@ def regenerate_principles(self: Task[Any, Any], project_id: int) -> dict[str, An
         request_regeneration(project_id, delay=1.0)  # the running one may miss what arrived: run again after it
         return {"skipped": "another run holds the lock"}
 
-    def work() -> tuple[semantic.Outcome, GateCheck | None]:
+    def work() -> tuple[semantic.Outcome, bool]:
         outcome = semantic.regenerate(project, deadline=time.monotonic() + RUN_SECONDS)
-        return outcome, gate.check(project, outcome.versions)  # under the lock: no version is written meanwhile
+        return outcome, _announce(project, outcome.versions)  # under the lock: no version is written meanwhile
 
-    outcome, gated = _holding(self, lock, project_id, work)
+    outcome, held = _holding(self, lock, project_id, work)
     if outcome.wait_seconds:
         request_regeneration(project_id, delay=outcome.wait_seconds)
     return {
         "versions": [v.number for v in outcome.versions],
         "waiting": round(outcome.wait_seconds, 2),
-        "held": bool(gated and gated.held),
+        "held": held,
     }
 
 
@@ -244,16 +186,16 @@ def repair_all() -> dict[str, Any]:
             request_regeneration(project.pk)
         if vectors.pending(project).exists():
             request_sample_embedding(project.pk)
-        if Feedback.objects.filter(project=project).exists() and not _ranked(project):
-            request_queue_ranking(project.pk)
-    if dropped := evaluation.repair():  # evaluations whose worker died: failed, their scratch memory dropped
-        repaired["evaluation scratch"] = dropped
     return repaired
 
 
-def _ranked(project: Project) -> bool:
-    """Whether every visible sample has a place in the teaching order (a ranking was missed or is outdated)."""
-    return not Sample.objects.visible(project).filter(priority__isnull=True).exists()
+def _announce(project: Project, versions: list[MemoryVersion]) -> bool:
+    """Tell the apps above that new versions were written (the regression gate checks them); return whether
+    one of them held the newest version back."""
+    if not versions:
+        return False
+    answers = events.versions_written.send(sender=Project, project=project, versions=versions)
+    return any(bool(getattr(answer, "held", False)) for _, answer in answers)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
@@ -269,7 +211,7 @@ def consolidate_memory(self: Task[Any, Any], project_id: int) -> dict[str, Any]:
     def work() -> MemoryVersion | None:
         version = semantic.consolidate(project)
         if version:
-            gate.check(project, [version])
+            _announce(project, [version])
         return version
 
     version = _holding(self, lock, project_id, work)
@@ -286,32 +228,3 @@ def _holding(task: Task[Any, Any], lock: Lock, project_id: int, work: Callable[[
         raise task.retry(exc=error, countdown=min(60, 2 ** (task.request.retries + 1))) from error
     finally:
         release(lock)
-
-
-@shared_task(acks_late=True)
-def judge_chunk(run_id: int, index: int) -> str:
-    """Judge one chunk of a run (any worker may take any chunk); safe to redeliver."""
-    return runs.judge_chunk(run_id, index)
-
-
-EVALUATION_WAIT_SECONDS = 5  # a second evaluation of a project waits (queued) and looks again this often
-
-
-@shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=3600, time_limit=3660)
-def run_evaluation(self: Task[Any, Any], evaluation_id: int) -> str:
-    """Run a queued evaluation on scratch memory; a second one on the same project waits for the first."""
-    record = Evaluation.objects.select_related("project").filter(pk=evaluation_id).first()
-    if record is None or record.finished:
-        return "gone" if record is None else record.status
-    if record.status == Evaluation.Status.RUNNING:
-        # Redelivered: the worker that ran it died. Its scratch memory is dropped; the record says failed.
-        evaluation.abandon(record)
-        return "failed"
-    try:
-        evaluation.run(record, wait=0)
-    except evaluation.EvaluationBusy:
-        raise self.retry(countdown=EVALUATION_WAIT_SECONDS) from None
-    except Exception as error:  # recorded on the evaluation, which the page shows
-        log.warning("evaluation %s failed: %s", evaluation_id, error)
-        return "failed"
-    return "done"

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from memory import episodic, semantic
+from memory import dispatch, episodic, semantic
 from memory.llm.base import Usage
 from memory.locks import memory_writer
 from memory.models import Contradiction, MemoryVersion, Principle, PrincipleSource
@@ -191,14 +191,12 @@ def apply(project: Project, selection: QuerySet[Feedback], expected_token: str, 
 
 
 def _after_commit(project_id: int, ids: list[int], rederive: bool) -> None:
-    from memory.tasks import request_regeneration
-
     try:
         episodic.delete(project_id, ids)
     except Exception:  # the periodic repair removes entries whose feedback is gone
         log.exception("could not remove %s unaligned entries of project %s from the store", len(ids), project_id)
     if rederive:
         try:
-            request_regeneration(project_id, delay=0)
+            dispatch.request_regeneration(project_id, delay=0)
         except Exception:  # the broker is down: the periodic repair re-derives stale principles
             log.exception("could not queue the re-derivation for project %s", project_id)

@@ -9,14 +9,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from memory import episodic, evaluation, gate, judge, semantic, tries
-from memory.forms import EvaluationSettingsForm, PrincipleAddForm, TryJudgeForm
+from memory import budget, dispatch, episodic, semantic
+from memory.forms import PrincipleAddForm
 from memory.llm import provider_name
-from memory.llm.base import ProviderError
-from memory.locks import MemoryBusy
-from memory.models import Contradiction, Evaluation, GateCheck, JudgeRun, MemoryVersion, Principle
+from memory.models import Contradiction, MemoryVersion, Principle
 from memory.principle_views import add_source_figures, visible_sources
-from memory.tasks import regeneration_pending, request_regeneration
 from reviews.models import Feedback, Role
 from reviews.permissions import ProjectRequest, can, is_blind, project_view
 
@@ -34,7 +31,7 @@ def status(project) -> dict:
         "pending_count": semantic.pending_feedback(project).count(),
         "stale_count": semantic.stale_principles(project).count(),
         "active_count": semantic.active_principles(project).count(),
-        "principle_tokens": judge.principle_set(project).tokens,
+        "principle_tokens": budget.principle_set(project).tokens,
         "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
     }
     # The dashboard polls this block only while work is pending: embedding, distillation, a queued run.
@@ -42,7 +39,7 @@ def status(project) -> dict:
         figures["pending_count"]
         or figures["stale_count"]
         or (stored is not None and stored != figures["feedback_count"])
-        or regeneration_pending(project.pk)
+        or dispatch.regeneration_pending(project.pk)
     )
     return figures
 
@@ -78,50 +75,23 @@ def dashboard(request: ProjectRequest) -> HttpResponse:
             "first", "second"
         ),
         "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
-        "try_form": TryJudgeForm(project),
-        **_judge_run_context(project),
-        **_evaluation_context(project),
+        "active_version": budget.latest_version(project),
         "principle_form": PrincipleAddForm(project),
         **status(project),
     }
     return render(request, "memory/dashboard.html", context)
 
 
-@project_view(Role.VIEWER)
-@require_POST
-def try_judge(request: ProjectRequest) -> HttpResponse:
-    """Show what an item would retrieve, and the aligned judge's verdict on it. Writes nothing."""
-    project = request.project
-    form = TryJudgeForm(project, request.POST)
-    context = {"project": project, "form": form}
-    if is_blind(request.membership):
-        # The retrieved examples (and an exact match's verdict) would show others' labels before one's own.
-        context["error"] = "Reviewers review blind, so trying the judge is for owners and viewers."
-        return render(request, "memory/_judgement.html", context, status=403)
-    if not form.is_valid():
-        return render(request, "memory/_judgement.html", context, status=400)
-    if not tries.allowed(project.pk, request.user.pk):
-        context["error"] = f"You tried the judge {tries.PER_MINUTE} times in the last minute: wait a moment."
-        return render(request, "memory/_judgement.html", context, status=429)
-    try:
-        context["judgement"] = tries.judge(project, form.item())
-    except tries.Busy as error:
-        context["error"] = str(error)
-    except ProviderError as error:
-        context["error"] = f"The judge could not answer: {error}"
-    return render(request, "memory/_judgement.html", context)
-
-
 @project_view(Role.OWNER)
 @require_POST
 def regenerate(request: ProjectRequest) -> HttpResponse:
     project = request.project
-    if semantic.up_to_date(project) and not regeneration_pending(project.pk):
+    if semantic.up_to_date(project) and not dispatch.regeneration_pending(project.pk):
         messages.success(
             request, "The memory is already up to date: every critique is distilled and no principle needs re-deriving."
         )
         return redirect("memory-dashboard", project.slug)
-    queued = request_regeneration(project.pk, delay=0)
+    queued = dispatch.request_regeneration(project.pk, delay=0)
     messages.success(request, "Regeneration queued." if queued else "A regeneration is already queued.")
     return redirect("memory-dashboard", request.project.slug)
 
@@ -129,76 +99,6 @@ def regenerate(request: ProjectRequest) -> HttpResponse:
 @project_view(Role.OWNER)
 @require_POST
 def consolidate(request: ProjectRequest) -> HttpResponse:
-    from memory.tasks import consolidate_memory
-
-    consolidate_memory.delay(request.project.pk)
+    dispatch.consolidate(request.project.pk)
     messages.success(request, "Consolidation queued: near-duplicates will be merged and contradictions flagged.")
-    return redirect("memory-dashboard", request.project.slug)
-
-
-def _judge_run_context(project) -> dict:
-    runs_list = list(
-        JudgeRun.objects.filter(project=project)
-        .select_related("created_by", "memory_version")
-        .defer("sample_ids")
-        .order_by("-id")[:20]
-    )
-    return {
-        "runs": runs_list,
-        "scopes": [
-            (v, label) for v, label in JudgeRun.Scope.choices if v not in (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)
-        ],
-    }
-
-
-def _evaluation_context(project) -> dict:
-    listed = list(Evaluation.objects.filter(project=project).select_related("created_by").order_by("-id")[:20])
-    held = gate.held_versions(project).last()
-    settings_row = gate.gate_settings(project)
-    return {
-        "evaluations": listed,
-        "evaluation_calls": evaluation.estimated_calls(project, evaluation.Options()),
-        "gate_form": EvaluationSettingsForm(instance=settings_row),
-        "gate_calls": 2 * settings_row.guard_size,
-        "active_version": judge.latest_version(project),
-        "held_check": GateCheck.objects.filter(version=held).select_related("version", "compared_with").first()
-        if held
-        else None,
-    }
-
-
-@project_view(Role.OWNER)
-@require_POST
-def evaluation_settings(request: ProjectRequest) -> HttpResponse:
-    form = EvaluationSettingsForm(request.POST, instance=gate.gate_settings(request.project))
-    if form.is_valid():
-        form.save()
-        messages.success(request, "Evaluation settings saved.")
-    else:
-        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
-    return redirect("memory-dashboard", request.project.slug)
-
-
-@project_view(Role.OWNER)
-@require_POST
-def held_activate(request: ProjectRequest) -> HttpResponse:
-    count = gate.activate_held(request.project)
-    messages.success(request, "The held version is now active." if count else "No version is held.")
-    return redirect("memory-dashboard", request.project.slug)
-
-
-@project_view(Role.OWNER)
-@require_POST
-def held_discard(request: ProjectRequest) -> HttpResponse:
-    try:
-        version = semantic.discard_held(request.project, request.user.username)
-    except MemoryBusy as busy:
-        messages.error(request, str(busy))
-    else:
-        messages.success(
-            request,
-            f"Discarded: the principles are back to the active version's (v{version.number})."
-            if version
-            else "No version is held.",
-        )
     return redirect("memory-dashboard", request.project.slug)

@@ -1,6 +1,6 @@
 """Project figures for the overview page: progress, disagreements, recent critiques.
 
-The judge's agreement figures (kappa, interval, baseline) come from memory.metrics, through the memory app's
+The judge's agreement figures (kappa, interval, baseline) come from agreement.metrics, through the memory app's
 `overview_agreement` template tag: reviews never imports memory.
 """
 

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from reviews import adjudication_views, invitation_views, review_views, views
+from reviews import adjudication_views, invitation_views, review_views, team_views, views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False)),
@@ -51,4 +51,7 @@ urlpatterns += [
         adjudication_views.member_adjudicator,
         name="member-adjudicator",
     ),
+]
+urlpatterns += [
+    path("p/<slug:slug>/team/", team_views.team_page, name="team"),
 ]

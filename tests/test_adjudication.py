@@ -9,9 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from memory import episodic, semantic, sync, team
+from memory import episodic, semantic, sync
 from memory.models import PrincipleSource
-from reviews import adjudication
+from reviews import adjudication, team
 from reviews.models import Decision, Feedback, Membership, Role
 from tests.conftest import add_feedback, add_sample, make_user
 
@@ -162,11 +162,11 @@ def test_conflicts_are_counted_on_the_overview_and_queue(client, personas, confl
 
 @pytest.mark.django_db(transaction=True)
 def test_two_owners_deciding_at_once_one_wins_the_other_is_told(personas, monkeypatch):
-    from memory import tasks
+    from memory import dispatch
 
     for name in ("request_regeneration", "request_episodic_update"):
-        monkeypatch.setattr(tasks, name, lambda *args, **kwargs: False)
-    monkeypatch.setattr(tasks.sync_sample, "delay", lambda *args: None)
+        monkeypatch.setattr(dispatch, name, lambda *args, **kwargs: False)
+    monkeypatch.setattr(dispatch, "sync_sample", lambda *args: None)
     second_owner = make_user("owen")
     Membership.objects.create(project=personas.project, user=second_owner, role=Role.OWNER)
     sample = add_sample(personas.project, "race")
@@ -201,7 +201,7 @@ def test_two_owners_deciding_at_once_one_wins_the_other_is_told(personas, monkey
 
 
 def test_the_working_memory_shows_an_undecided_conflict_as_disputed(personas, conflict):
-    from memory.judge import working_memory
+    from judging.judge import working_memory
     from memory.llm.anthropic import example_block
     from memory.llm.offline import OfflineProvider
 

@@ -6,15 +6,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from evaluation.models import Evaluation, GateCheck
+from judging.models import Judgement, JudgeRun
 from memory import principles, semantic
 from memory.models import (
     Contradiction,
     DistilledFeedback,
-    Evaluation,
     EvaluationSettings,
-    GateCheck,
-    Judgement,
-    JudgeRun,
     MemoryVersion,
     Principle,
     PrincipleSource,

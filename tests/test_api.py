@@ -11,8 +11,9 @@ from django.test import Client
 
 from api import tokens
 from api.models import ApiToken
-from memory import runs
-from memory.models import Judgement, JudgeRun, MemoryVersion
+from judging import runs
+from judging.models import Judgement, JudgeRun
+from memory.models import MemoryVersion
 from reviews.models import Feedback, Sample
 from tests.conftest import add_feedback, add_sample
 

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from memory import evaluation
+from evaluation import curves
 from tests.test_browser_site import log_in
 from tests.test_evaluation import reviewed_project
 
@@ -16,7 +16,7 @@ def test_an_owner_starts_an_evaluation_and_sees_its_progress_and_charts(page, li
     page.goto(f"{live_server.url}/p/{personas.project.slug}/memory/")
     expect(page.locator("[data-estimated-calls]")).to_contain_text("judge calls")
     # Another evaluation of the project holds it: this one is seen waiting, then running to the end.
-    running = evaluation.evaluation_lock(personas.project.pk)
+    running = curves.evaluation_lock(personas.project.pk)
     assert running.acquire(blocking=False)
     try:
         page.get_by_role("button", name="Start an evaluation").click()

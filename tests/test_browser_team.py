@@ -12,11 +12,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_owner_adjudicates_a_conflict_and_undoes_it(page, live_server, monkeypatch):
-    from memory import tasks
+    from memory import dispatch
 
     for name in ("request_regeneration", "request_episodic_update"):  # the memory side has its own tests
-        monkeypatch.setattr(tasks, name, lambda *args, **kwargs: False)
-    monkeypatch.setattr(tasks.sync_sample, "delay", lambda *args: None)
+        monkeypatch.setattr(dispatch, name, lambda *args, **kwargs: False)
+    monkeypatch.setattr(dispatch, "sync_sample", lambda *args: None)
     owner, ana, ben = make_user("olivia"), make_user("ana"), make_user("ben")
     project = create_project(owner, name="Refund emails", criterion="Polite and clear?", label_kind="pass_fail")
     for user in (ana, ben):

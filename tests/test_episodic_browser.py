@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from memory import browse, gate, vectors
+from evaluation import gate
+from memory import browse, vectors
 from memory.models import SampleVector
 from reviews.models import Feedback, Membership, Role
 from tests.conftest import add_feedback, add_sample, make_user

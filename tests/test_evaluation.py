@@ -9,8 +9,10 @@ import math
 import pytest
 from django.core.management import CommandError, call_command
 
-from memory import episodic, evaluation, semantic
-from memory.models import Evaluation, EvaluationSettings, MemoryVersion, Principle, PrincipleSource
+from evaluation import curves
+from evaluation.models import Evaluation
+from memory import episodic, semantic
+from memory.models import EvaluationSettings, MemoryVersion, Principle, PrincipleSource
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample, make_user, shared_dataset
 from tests.datasets import load_project
@@ -40,17 +42,17 @@ def reviewed_project(personas, count: int, groups: int | None = None, labels=("p
 
 def test_the_split_is_seeded_and_keeps_groups_on_one_side(personas):
     project = reviewed_project(personas, 40, groups=9)
-    items = evaluation.reviewed(project)
-    train, test = evaluation.split(items, 0.3, seed=7, group_key="topic")
-    again = evaluation.split(items, 0.3, seed=7, group_key="topic")
-    other = evaluation.split(items, 0.3, seed=8, group_key="topic")
+    items = curves.reviewed(project)
+    train, test = curves.split(items, 0.3, seed=7, group_key="topic")
+    again = curves.split(items, 0.3, seed=7, group_key="topic")
+    other = curves.split(items, 0.3, seed=8, group_key="topic")
     assert [f.pk for f in train] == [f.pk for f in again[0]] and [f.pk for f in test] == [f.pk for f in again[1]]
     assert {f.pk for f in test} != {f.pk for f in other[1]}
     assert {f.pk for f in train} | {f.pk for f in test} == {f.pk for f in items}
     topics = lambda side: {f.sample.metadata["topic"] for f in side}  # noqa: E731
     assert not topics(train) & topics(test)
     # Without a group key each sample is its own group: about 30% held out.
-    _, plain_test = evaluation.split(items, 0.3, seed=7)
+    _, plain_test = curves.split(items, 0.3, seed=7)
     assert len(plain_test) == 12
 
 
@@ -79,22 +81,22 @@ def test_an_evaluation_leaves_the_live_memory_unchanged_and_drops_its_scratch(pe
     semantic.regenerate(project, force=True)
     before = live_memory(project)
     assert before["episodic"] and before["versions"]
-    record = evaluation.run(evaluation.start(project, personas.owner, evaluation.Options(shards=[0, 4, 16])))
+    record = curves.run(curves.start(project, personas.owner, curves.Options(shards=[0, 4, 16])))
     assert record.status == Evaluation.Status.DONE
     assert live_memory(project) == before
-    assert evaluation.scratch_collections() == []
+    assert curves.scratch_collections() == []
 
 
 def test_the_prequential_curve_never_judges_a_sample_with_its_own_feedback_in_memory(personas):
     project = reviewed_project(personas, 30)
-    trace = evaluation.Trace()
-    record = evaluation.run(
-        evaluation.start(project, personas.owner, evaluation.Options(shards=[0, 3, 10, 20], variants=["episodic"])),
+    trace = curves.Trace()
+    record = curves.run(
+        curves.start(project, personas.owner, curves.Options(shards=[0, 3, 10, 20], variants=["episodic"])),
         trace=trace,
     )
     judged = [(feedback_id, ids) for curve, feedback_id, ids in trace.retrieved if curve == "prequential"]
     assert len(judged) == 30  # every reviewed sample is judged once, before it is learned
-    order = [f.pk for f in evaluation.reviewed(project)]
+    order = [f.pk for f in curves.reviewed(project)]
     for feedback_id, ids in judged:
         assert feedback_id not in ids
         assert all(order.index(i) < order.index(feedback_id) for i in ids)  # only earlier reviews
@@ -107,8 +109,8 @@ def test_seen_agreement_is_near_perfect_on_a_shared_file_with_the_offline_provid
     shared_dataset("llmbar.jsonl")
     owner, reviewer = make_user("olga"), make_user("rita")
     project, _ = load_project("llmbar", owner, reviewer, limit=80)
-    options = evaluation.Options(variants=["episodic", "none"], prequential=False)
-    result = evaluation.run(evaluation.start(project, owner, options)).result
+    options = curves.Options(variants=["episodic", "none"], prequential=False)
+    result = curves.run(curves.start(project, owner, options)).result
     seen = [p for p in result["points"] if p["split"] == "seen" and p["variant"] == "episodic"]
     largest = max(seen, key=lambda p: p["shard"])
     assert largest["shard"] == result["train"] == 56
@@ -176,7 +178,7 @@ def test_a_single_label_says_kappa_is_undefined_and_never_prints_nan(personas):
     call_command("evaluate", project.slug, "--json", "--shards", "0,4", stdout=out)
     assert "NaN" not in out.getvalue()
     document = json.loads(out.getvalue())
-    assert evaluation.KAPPA_UNDEFINED in document["notes"]
+    assert curves.KAPPA_UNDEFINED in document["notes"]
     answered = [p for p in document["points"] if p["variant"] == "episodic" and p["shard"] > 0]
     assert answered and all(p["kappa"] is None and p["exact_match"] == 1.0 for p in answered)
     text = io.StringIO()
@@ -204,30 +206,30 @@ class FailingProvider:
 
 def test_a_failed_evaluation_is_recorded_and_leaves_no_scratch_memory(personas):
     project = reviewed_project(personas, 20)
-    record = evaluation.start(project, personas.owner, evaluation.Options(shards=[0, 5, 14]))
+    record = curves.start(project, personas.owner, curves.Options(shards=[0, 5, 14]))
     with pytest.raises(RuntimeError):
-        evaluation.run(record, provider=FailingProvider())
+        curves.run(record, provider=FailingProvider())
     record.refresh_from_db()
     assert record.status == Evaluation.Status.FAILED and "the provider broke" in record.error
-    assert evaluation.scratch_collections() == []
+    assert curves.scratch_collections() == []
 
 
 def test_the_repair_fails_a_dead_evaluation_and_drops_its_scratch_collection(personas):
     from django.utils import timezone
 
-    from memory.tasks import repair_all
+    from evaluation.tasks import repair_evaluations
 
     project = reviewed_project(personas, 12)
-    dead = evaluation.start(project, personas.owner, evaluation.Options())
+    dead = curves.start(project, personas.owner, curves.Options())
     Evaluation.objects.filter(pk=dead.pk).update(
         status=Evaluation.Status.RUNNING, progress_at=timezone.now() - timezone.timedelta(hours=1)
     )
-    evaluation.ScratchMemory(project, None, evaluation.scratch_name(dead.pk, "heldout"))  # what a killed worker leaves
-    assert evaluation.scratch_collections()
-    repair_all()
+    curves.ScratchMemory(project, None, curves.scratch_name(dead.pk, "heldout"))  # what a killed worker leaves
+    assert curves.scratch_collections()
+    repair_evaluations()
     dead.refresh_from_db()
     assert dead.status == Evaluation.Status.FAILED and "worker stopped" in dead.error
-    assert evaluation.scratch_collections() == []
+    assert curves.scratch_collections() == []
 
 
 def test_the_group_key_setting_is_used(personas):
@@ -235,8 +237,8 @@ def test_the_group_key_setting_is_used(personas):
     EvaluationSettings.objects.update_or_create(
         project=project, defaults={"group_key": "topic"}
     )  # a worker may have made the row
-    record = evaluation.run(
-        evaluation.start(project, personas.owner, evaluation.Options(shards=[0], variants=["none"], prequential=False))
+    record = curves.run(
+        curves.start(project, personas.owner, curves.Options(shards=[0], variants=["none"], prequential=False))
     )
     assert record.group_key == "topic" and record.result["group_key"] == "topic"
     assert record.result["test"] % 5 == 0  # whole groups of five samples
@@ -246,11 +248,11 @@ def test_the_group_key_setting_is_used(personas):
 def test_through_the_worker_a_second_evaluation_waits_for_the_first(personas, celery_worker, client):
     import time
 
-    from memory.tasks import run_evaluation
+    from evaluation.tasks import run_evaluation
 
     project = reviewed_project(personas, 20)
-    record = evaluation.start(project, personas.owner, evaluation.Options(shards=[0, 5]))
-    held = evaluation.evaluation_lock(project.pk)
+    record = curves.start(project, personas.owner, curves.Options(shards=[0, 5]))
+    held = curves.evaluation_lock(project.pk)
     assert held.acquire(blocking=False)  # as if another evaluation of the project were running
     try:
         run_evaluation.delay(record.pk)
@@ -277,19 +279,19 @@ def test_through_the_worker_a_second_evaluation_waits_for_the_first(personas, ce
 
 
 def test_a_redelivered_evaluation_whose_worker_died_is_marked_failed(personas):
-    from memory.tasks import run_evaluation
+    from evaluation.tasks import run_evaluation
 
     project = reviewed_project(personas, 12)
-    record = evaluation.start(project, personas.owner, evaluation.Options())
+    record = curves.start(project, personas.owner, curves.Options())
     Evaluation.objects.filter(pk=record.pk).update(status=Evaluation.Status.RUNNING)
-    evaluation.ScratchMemory(project, None, evaluation.scratch_name(record.pk, "prequential"))
+    curves.ScratchMemory(project, None, curves.scratch_name(record.pk, "prequential"))
     assert run_evaluation.run(record.pk) == "failed"
     record.refresh_from_db()
-    assert record.status == Evaluation.Status.FAILED and evaluation.scratch_collections() == []
+    assert record.status == Evaluation.Status.FAILED and curves.scratch_collections() == []
 
 
 def test_the_project_overview_shows_the_latest_learning_curves_and_lets_owners_start_one(client, personas):
-    from memory.models import Evaluation
+    from evaluation.models import Evaluation
 
     done = Evaluation.objects.create(
         project=personas.project,

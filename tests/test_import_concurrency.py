@@ -25,14 +25,14 @@ def no_memory_work(monkeypatch):
     deadlocked PostgreSQL's flush."""
     from types import SimpleNamespace
 
-    from memory import tasks
+    from memory import dispatch
     from reviews import importers
 
     silent = SimpleNamespace(send=lambda **kwargs: None)
     monkeypatch.setattr(importers, "feedback_imported", silent)
     monkeypatch.setattr(importers, "samples_imported", silent)
     for name in ("request_regeneration", "request_episodic_update", "request_sample_embedding"):
-        monkeypatch.setattr(tasks, name, lambda *args, **kwargs: False)  # a save during the import queues nothing
+        monkeypatch.setattr(dispatch, name, lambda *args, **kwargs: False)  # a save during the import queues nothing
 
 
 ROWS = 20_000

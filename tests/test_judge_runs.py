@@ -5,9 +5,10 @@ import json
 import pytest
 from django.core.management import call_command
 
-from memory import episodic, runs, semantic
+from judging import runs
+from judging.models import Judgement, JudgeRun
+from memory import budget, episodic, semantic
 from memory.llm.anthropic import JUDGE_TOOL
-from memory.models import Judgement, JudgeRun
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample, wait_for
 from tests.fake_anthropic import ToolReply, error_reply
@@ -100,7 +101,6 @@ def test_the_requests_of_a_run_force_the_tool_and_share_one_cached_prefix(celery
 def test_over_the_budget_every_verdict_of_a_chunk_shares_one_prefix_within_the_budget(
     celery_worker, personas, fake_anthropic
 ):
-    from memory import judge
     from memory.models import Principle
 
     reviewed_project(personas, "anthropic")
@@ -124,9 +124,9 @@ def test_over_the_budget_every_verdict_of_a_chunk_shares_one_prefix_within_the_b
     pinned = Principle.objects.create(
         project=project, text="Never promise what policy forbids.", origin="manual", pinned=True
     )
-    everything = judge.principle_set(project)
-    one = judge.principle_tokens(judge.PrincipleText(0, rules[topics[0]][0].text))
-    project.principle_budget_tokens = judge.principle_tokens(judge.PrincipleText(0, pinned.text)) + 4 * one
+    everything = budget.principle_set(project)
+    one = budget.principle_tokens(budget.PrincipleText(0, rules[topics[0]][0].text))
+    project.principle_budget_tokens = budget.principle_tokens(budget.PrincipleText(0, pinned.text)) + 4 * one
     project.save()
     assert everything.tokens > project.principle_budget_tokens
 
@@ -142,7 +142,7 @@ def test_over_the_budget_every_verdict_of_a_chunk_shares_one_prefix_within_the_b
     assert requests[-1].received_at - requests[1].received_at < 0.25  # then the rest at once
     (chosen,) = {tuple(j.principle_ids) for j in Judgement.objects.filter(run=run)}
     by_id = {p.id: p for p in everything.principles}
-    assert sum(judge.principle_tokens(by_id[i]) for i in chosen) <= project.principle_budget_tokens
+    assert sum(budget.principle_tokens(by_id[i]) for i in chosen) <= project.principle_budget_tokens
     assert pinned.pk in chosen and len(chosen) == 5
     assert {r.pk for r in rules[topics[0]]} & set(chosen) and {r.pk for r in rules[topics[1]]} & set(
         chosen

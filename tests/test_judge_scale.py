@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from judging import runs
+from judging.models import Judgement, JudgeRun
 from memalign_site.celery import app
-from memory import runs
-from memory.models import Judgement, JudgeRun
 from tests.conftest import add_sample, wait_for
 from tests.test_memory_faults import database_url, start_worker_process
 

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from judging.judge import retrieve
 from memory import episodic, semantic, sync
-from memory.judge import retrieve
 from memory.llm.base import ProviderError
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle
 from reviews.feedback import delete_feedback, save_feedback

@@ -1,8 +1,8 @@
-"""Agreement figures (memory/metrics.py) against values computed by hand."""
+"""Agreement figures (agreement/metrics.py) against values computed by hand."""
 
 import pytest
 
-from memory import metrics
+from agreement import metrics
 
 
 def test_a_skewed_set_has_high_raw_agreement_and_kappa_near_zero():

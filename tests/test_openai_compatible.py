@@ -95,7 +95,7 @@ def test_an_overloaded_server_is_marked_for_back_off(personas, server):
 
 
 def _memory(personas):
-    from memory.judge import working_memory
+    from judging.judge import working_memory
 
     return working_memory(personas.project, "Where is my refund?", "We value your feedback.")
 

@@ -105,10 +105,10 @@ def test_the_settings_form_bounds_overlap(client, personas):
 @pytest.fixture
 def quiet_memory(monkeypatch):
     """The race is about the database: saves queue no memory work here."""
-    from memory import tasks
+    from memory import dispatch
 
     for name in ("request_regeneration", "request_episodic_update"):
-        monkeypatch.setattr(tasks, name, lambda *args, **kwargs: False)
+        monkeypatch.setattr(dispatch, name, lambda *args, **kwargs: False)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from memory.models import Evaluation, Judgement, JudgeRun, MemoryVersion, Principle
+from evaluation.models import Evaluation
+from judging.models import Judgement, JudgeRun
+from memory.models import MemoryVersion, Principle
 from reviews.invitations import issue_link
 from reviews.models import Decision, Feedback, Invitation, Membership
 from tests.conftest import add_sample

@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from memory import episodic, tries
+from judging import tries
+from memory import episodic
 from memory.models import Principle
 from memory.redis_client import get_redis
 from reviews.models import Feedback

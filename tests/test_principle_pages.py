@@ -168,8 +168,10 @@ def test_the_audit_log_filters_and_exports_csv(client, personas, memory):
 
 
 def test_regenerate_now_says_when_the_memory_is_already_up_to_date(client, personas, memory):
+    from memory.dispatch import key as _key
+    from memory.dispatch import regeneration_pending
     from memory.models import DistilledFeedback
-    from memory.tasks import _key, get_redis, regeneration_pending
+    from memory.redis_client import get_redis
 
     # SQLite reuses a rolled-back project's id: an earlier test's queued regeneration flag would say "pending".
     get_redis().delete(_key("regen-queued", personas.project.pk))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory import audit, principles, semantic
+from memory import audit, budget, principles, semantic
 from memory.models import MemoryVersion, Principle, PrincipleSource
 from tests.conftest import add_feedback, add_sample
 
@@ -213,7 +213,6 @@ def test_the_audit_log_records_what_the_automatic_steps_changed_with_their_versi
 
 
 def test_a_rollback_settles_versions_the_regression_gate_held(personas, base):
-    from memory import judge
 
     project, kind, _, v1 = base
     held = principles.edit_text(project, kind, "A rewording the gate held.", personas.owner)
@@ -221,8 +220,8 @@ def test_a_rollback_settles_versions_the_regression_gate_held(personas, base):
     version = principles.rollback(project, v1, personas.owner)
     assert MemoryVersion.objects.get(pk=held.pk).status == MemoryVersion.Status.DISCARDED
     assert "held v2 discarded" in version.summary
-    assert judge.latest_version(project) == version
-    assert [p.text for p in judge.principle_set(project).principles if p.id == kind.pk] == [kind.text]
+    assert budget.latest_version(project) == version
+    assert [p.text for p in budget.principle_set(project).principles if p.id == kind.pk] == [kind.text]
 
 
 def test_realign_never_retires_a_pinned_principle_whose_sources_chose_another_label(personas):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from memory import teaching
+from judging import teaching
 from reviews import queue
 from reviews.models import QueueOrder, QueuePriority
 from reviews.queue import QueueQuery

@@ -6,8 +6,10 @@ import re
 
 import pytest
 
-from memory import episodic, gate, judge, semantic
-from memory.models import EvaluationSettings, GateCheck, MemoryVersion
+from evaluation import gate
+from evaluation.models import GateCheck
+from memory import budget, episodic, semantic
+from memory.models import EvaluationSettings, MemoryVersion
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample
 from tests.fake_anthropic import forced_tool, prompt_parts
@@ -74,11 +76,11 @@ def test_a_version_that_flips_guard_verdicts_is_held_and_the_judge_keeps_the_goo
     assert [p["text"] for p in checked.added] == [HARMFUL] and checked.removed == []
     versions[-1].refresh_from_db()
     assert versions[-1].status == MemoryVersion.Status.HELD
-    assert judge.latest_version(project) == good  # the active version
-    assert HARMFUL not in [p.text for p in judge.principle_set(project).principles]
+    assert budget.latest_version(project) == good  # the active version
+    assert HARMFUL not in [p.text for p in budget.principle_set(project).principles]
     # The owner discards it: the principles are back to the good version's, and the judge uses them.
     restored = semantic.discard_held(project, "olivia")
-    assert restored.principles == good.principles and judge.latest_version(project) == restored
+    assert restored.principles == good.principles and budget.latest_version(project) == restored
     assert HARMFUL not in [p.text for p in semantic.active_principles(project)]
 
     model.next_principle = HARMLESS
@@ -86,8 +88,8 @@ def test_a_version_that_flips_guard_verdicts_is_held_and_the_judge_keeps_the_goo
     versions = semantic.regenerate(project, force=True).versions
     checked = gate.check(project, versions)
     assert not checked.held and checked.flipped == [] and checked.agreement_after == 1.0
-    assert judge.latest_version(project) == versions[-1]
-    assert HARMLESS in [p.text for p in judge.principle_set(project).principles]
+    assert budget.latest_version(project) == versions[-1]
+    assert HARMLESS in [p.text for p in budget.principle_set(project).principles]
 
 
 def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client):
@@ -99,8 +101,8 @@ def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client)
     page = client.get(f"/p/{project.slug}/memory/").content.decode()
     assert "Held by the regression gate" in page and HARMFUL in page and "g0" in page
     client.post(f"/p/{project.slug}/memory/held/activate/")
-    assert judge.latest_version(project) == versions[-1]
-    assert HARMFUL in [p.text for p in judge.principle_set(project).principles]
+    assert budget.latest_version(project) == versions[-1]
+    assert HARMFUL in [p.text for p in budget.principle_set(project).principles]
 
 
 def test_the_gate_is_off_by_default_and_the_guard_set_is_fixed(personas, fake_anthropic):
@@ -134,4 +136,4 @@ def test_the_regeneration_task_runs_the_gate(personas, fake_anthropic, settings)
     new_critique(personas, project, "x1")
     result = regenerate_principles.apply(args=(project.pk,)).get()
     assert result["versions"] and result["held"] is True
-    assert judge.latest_version(project) == good
+    assert budget.latest_version(project) == good

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from memory import runs
-from memory.models import Judgement, JudgeRun, MemoryVersion, Principle, PrincipleSource
+from judging import runs
+from judging.models import Judgement, JudgeRun
+from memory.models import MemoryVersion, Principle, PrincipleSource
 from tests.conftest import add_feedback, add_sample
 
 

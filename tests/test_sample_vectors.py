@@ -6,7 +6,8 @@ import io
 import numpy as np
 import pytest
 
-from memory import episodic, judge, vectors
+from judging import judge
+from memory import episodic, vectors
 from memory.embeddings import example_vectors
 from memory.models import SampleVector
 from reviews.importers import import_samples

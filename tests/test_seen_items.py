@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from memory import episodic, judge
+from judging import judge
+from memory import budget, episodic
 from memory.embeddings import MAX_TOKENS, token_counts
 from memory.llm.offline import OfflineProvider
 from reviews.models import Feedback, Sample
@@ -173,7 +174,7 @@ def test_over_budget_each_item_gets_the_pinned_and_its_most_relevant_principles(
     pinned = Principle.objects.create(
         project=project, text="Never promise what policy forbids.", origin="manual", pinned=True
     )
-    everything = judge.principle_set(project)
+    everything = budget.principle_set(project)
     project.principle_budget_tokens = everything.tokens  # within: every item gets every principle
     project.save()
     sample = add_sample(project, "p", inputs={"q": "My parcel delivery is late again"}, outputs="Sorry, it ships soon.")
@@ -182,10 +183,10 @@ def test_over_budget_each_item_gets_the_pinned_and_its_most_relevant_principles(
     client.force_login(personas.viewer)
     assert 'id="budget-notice"' not in client.get(f"/p/{project.slug}/memory/").content.decode()
 
-    one_rule = judge.principle_tokens(judge.PrincipleText(0, rules[topics[1]].text))
-    project.principle_budget_tokens = one_rule + judge.principle_tokens(judge.PrincipleText(0, pinned.text))
+    one_rule = budget.principle_tokens(budget.PrincipleText(0, rules[topics[1]].text))
+    project.principle_budget_tokens = one_rule + budget.principle_tokens(budget.PrincipleText(0, pinned.text))
     project.save()
     (memory,) = judge.working_memories(project, [sample])
     assert [p.id for p in memory.principles] == sorted([rules["parcel delivery delay"].pk, pinned.pk])
-    assert judge.over_budget(project)
+    assert budget.over_budget(project)
     assert 'id="budget-notice"' in client.get(f"/p/{project.slug}/memory/").content.decode()

@@ -1,10 +1,10 @@
-"""Agreement between experts (memory.team and the Team page) against values computed by hand."""
+"""Agreement between experts (reviews.team and the Team page) against values computed by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from memory import team
+from reviews import team
 from reviews.models import Decision, Membership, Role
 from reviews.projects import create_project
 from tests.conftest import add_feedback, add_sample, make_user
@@ -96,7 +96,7 @@ def test_the_vectorised_kappa_interval_equals_the_bootstrap_one_resample_at_a_ti
     samples); with the same seed it gives metrics.bootstrap's interval over sklearn's kappa, to rounding."""
     import numpy as np
 
-    from memory import metrics
+    from agreement import metrics
 
     rng = np.random.default_rng(5)
     for k, quadratic in ((2, False), (3, False), (5, True)):

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from memory import episodic, limiter, tries
+from judging import tries
+from memory import episodic, limiter
 from memory.redis_client import get_redis
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 from django import template
+from django.utils.safestring import SafeString, mark_safe
+
+from reviews import panels as registry
 
 register = template.Library()
 
@@ -84,3 +87,14 @@ def one_line(value, limit: int = 160) -> str:
 
 def _plain(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@register.simple_tag(takes_context=True)
+def panels(context: template.Context, slot: str) -> SafeString:
+    """Render the panels the apps above reviews registered for this slot (reviews/panels.py)."""
+    rendered = []
+    for panel in registry.panels(slot):
+        extra = panel.context(context.flatten()) if panel.context else {}
+        with context.push(**extra):
+            rendered.append(context.template.engine.get_template(panel.template).render(context))
+    return mark_safe("".join(rendered))  # each panel is a template rendered with autoescaping

@@ -1,0 +1,557 @@
+"""Evaluation: how agreement with the experts grows with the number of critiques the memory has learned.
+
+Everything runs on scratch memory: a Chroma collection of its own (named after the Evaluation record, dropped at
+the end, and by the periodic repair when a killed worker left it behind) and principles kept in a list. The
+project's live memory (its collection, principles and versions) is only read, never written.
+
+- held-out curve: a seeded split of the reviewed samples into train and test, whole groups on one side; train
+  feedback is learned in growing shards, and after each shard the test items and the train items learned so far
+  ("seen") are judged, for each variant of the memory (none, semantic only, episodic only, both);
+- prequential curve: feedback learned in the order it was given; before each shard is learned, its samples are
+  judged ("next"), so every point is the judge as it was then, scored on reviews that came later.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from agreement import metrics
+from evaluation.models import Evaluation
+from memory import budget, semantic
+from memory import vectors as sample_vectors
+from memory.embeddings import MiniLMEmbeddingFunction
+from memory.episodic import get_client
+from memory.llm import get_provider
+from memory.llm.base import Example, PrincipleText, Provider, Usage, WorkingMemory
+from memory.locks import release
+from memory.redis_client import get_redis
+from reviews.adjudication import learnable
+from reviews.models import Feedback, Project
+
+VARIANTS = ("none", "semantic", "episodic", "both")
+MIN_REVIEWED = 10
+DEFAULT_TEST_FRACTION = 0.3
+INTERVAL_RESAMPLES = 200
+STALE_AFTER_SECONDS = 600  # a running evaluation silent this long lost its worker (renewed at every shard)
+KAPPA_UNDEFINED = "kappa is undefined: the experts used a single label in these samples"
+
+
+class EvaluationError(Exception):
+    """The evaluation cannot run (too few reviewed samples, bad options); the message says why."""
+
+
+def default_shards(total: int) -> list[int]:
+    """0, 2, 5, 10, 20, 50, 100, 200, 500, … below `total`, then `total` itself."""
+    shards, scale = [0], 1
+    while True:
+        for step in (2, 5, 10):
+            if step * scale >= total:
+                return shards + [total]
+            shards.append(step * scale)
+        scale *= 10
+
+
+def shard_sizes(requested: list[int] | None, total: int) -> list[int]:
+    """The requested sizes (or the default ones) within 0..total, sorted, ending with all of them."""
+    if not requested:
+        return default_shards(total)
+    return sorted({min(max(0, s), total) for s in requested} | {total})
+
+
+@dataclass
+class Options:
+    seed: int = 0
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    shards: list[int] | None = None
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    prequential: bool = True
+    limit: int | None = None
+
+    def check(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise EvaluationError("The test fraction must be between 0 and 1 (for example 0.3).")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise EvaluationError(
+                f"Unknown variant(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}."
+            )
+        if self.limit is not None and self.limit < 1:
+            raise EvaluationError("The limit must be a positive number of reviewed samples.")
+
+    def as_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "test_fraction": self.test_fraction,
+            "shards": self.shards,
+            "variants": list(self.variants),
+            "prequential": self.prequential,
+            "limit": self.limit,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Options:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+# --- what is evaluated --------------------------------------------------------------------------------------
+
+
+def reviewed(project: Project, limit: int | None = None) -> list[Feedback]:
+    """One feedback per reviewed sample (its latest the memory may learn: a decision, never overruled feedback),
+    in the order the reviews were given."""
+    latest: dict[int, Feedback] = {}
+    learned = learnable(Feedback.objects.filter(project=project))
+    for feedback in learned.select_related("sample").order_by("created_at", "id"):
+        latest.pop(feedback.sample_id, None)
+        latest[feedback.sample_id] = feedback
+    items = sorted(latest.values(), key=lambda f: (f.created_at, f.pk))
+    return items[:limit] if limit else items
+
+
+def group_of(feedback: Feedback, group_key: str) -> str:
+    value = (
+        feedback.sample.metadata.get(group_key) if group_key and isinstance(feedback.sample.metadata, dict) else None
+    )
+    return f"group:{value}" if value not in (None, "") else f"sample:{feedback.sample_id}"
+
+
+def split(
+    items: list[Feedback], test_fraction: float, seed: int, group_key: str = ""
+) -> tuple[list[Feedback], list[Feedback]]:
+    """Split into (train, test) with a seeded shuffle of whole groups; train keeps the seeded order."""
+    groups: dict[str, list[Feedback]] = {}
+    for item in items:
+        groups.setdefault(group_of(item, group_key), []).append(item)
+    names = sorted(groups)
+    random.Random(seed).shuffle(names)
+    wanted = round(len(items) * test_fraction)
+    test: list[Feedback] = []
+    train: list[Feedback] = []
+    for name in names:
+        (test if len(test) < wanted else train).extend(groups[name])
+    return train, test
+
+
+def estimated_calls(project: Project, options: Options) -> int:
+    """Model calls an evaluation makes with an LLM provider: judging dominates (one call per item per point)."""
+    items = Feedback.objects.filter(project=project).values("sample_id").distinct().count()
+    items = min(items, options.limit) if options.limit else items
+    test = round(items * options.test_fraction)
+    train = items - test
+    shards = shard_sizes(options.shards, train)
+    judged = sum(test + size for size in shards) * len(options.variants)
+    return judged + (items if options.prequential else 0)
+
+
+# --- scratch memory -----------------------------------------------------------------------------------------
+
+SCRATCH_PREFIX = "eval"
+
+
+def scratch_name(evaluation_id: int, part: str) -> str:
+    return f"{settings.MEMALIGN_NAMESPACE}-{SCRATCH_PREFIX}-{evaluation_id}-{part}"
+
+
+class ScratchMemory:
+    """An episodic collection and a principle list of the evaluation's own, grown shard by shard."""
+
+    def __init__(self, project: Project, provider: Provider, name: str) -> None:
+        self.project, self.provider, self.name = project, provider, name
+        drop_collection(name)
+        self.store = get_client().create_collection(
+            name, embedding_function=MiniLMEmbeddingFunction(), configuration={"hnsw": {"space": "cosine"}}
+        )
+        self.learned: dict[int, Feedback] = {}
+        self.principles: list[PrincipleText] = []
+        self.usage = Usage()
+
+    def learn(self, feedback: list[Feedback], vectors: np.ndarray, semantic_too: bool) -> None:
+        """Add feedback to the scratch collection and, when `semantic_too`, distil its critiques into principles."""
+        if not feedback:
+            return
+        self.store.add(
+            ids=[str(f.pk) for f in feedback],
+            embeddings=[v.tolist() for v in vectors],
+            metadatas=[{"sample_id": f.sample_id, "label": f.label} for f in feedback],
+        )
+        self.learned.update((f.pk, f) for f in feedback)
+        critiques = [semantic.example(f) for f in feedback if f.critique.strip()]
+        if semantic_too and critiques:
+            distillation = self.provider.distill(
+                self.project.criterion, semantic.schema(self.project), self.principles, critiques
+            )
+            self.usage.add(distillation.usage)
+            start = len(self.principles) + 1
+            self.principles += [
+                PrincipleText(start + i, p.text, p.label) for i, p in enumerate(distillation.principles)
+            ]
+
+    def retrieve(self, items: list[Feedback], vectors: np.ndarray) -> list[list[Example]]:
+        """The k most similar learned examples of each item, most similar first (its own included once learned)."""
+        k = min(self.project.retrieval_k, len(self.learned))
+        if k <= 0 or not items:
+            return [[] for _ in items]
+        found = self.store.query(query_embeddings=[v.tolist() for v in vectors], n_results=k, include=["distances"])
+        result = []
+        for item, ids, distances in zip(items, found["ids"], found["distances"]):
+            own = sample_vectors.sample_fingerprint(item.sample)
+            examples = []
+            for entry_id, distance in zip(ids, distances):
+                learned = self.learned[int(entry_id)]
+                example = semantic.example(learned, round(1.0 - float(distance), 4))
+                example.same_item = sample_vectors.sample_fingerprint(learned.sample) == own
+                examples.append(example)
+            result.append(examples)
+        return result
+
+    def drop(self) -> None:
+        drop_collection(self.name)
+
+
+def drop_collection(name: str) -> None:
+    try:
+        get_client().delete_collection(name)
+    except Exception as error:  # Chroma raises different errors for "no such collection" by client kind
+        if "does not exist" not in str(error).lower() and "not found" not in str(error).lower():
+            raise
+
+
+def scratch_collections() -> list[str]:
+    prefix = f"{settings.MEMALIGN_NAMESPACE}-{SCRATCH_PREFIX}-"
+    names = [c if isinstance(c, str) else c.name for c in get_client().list_collections()]
+    return [n for n in names if n.startswith(prefix)]
+
+
+# --- judging one point --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Judged:
+    values: list[str | None]
+    usage: Usage
+    retrieved: list[list[int]]  # feedback ids each item's working memory held
+
+
+def judge_items(
+    memory: ScratchMemory, items: list[Feedback], vectors: np.ndarray, variant: str, retrieved: list[list[Example]]
+) -> Judged:
+    project = memory.project
+    schema = semantic.schema(project)
+    use_principles = variant in ("semantic", "both")
+    use_examples = variant in ("episodic", "both")
+    # One set of principles for the batch, as a run's chunk gets: within the budget, all of them.
+    shared = (
+        budget.within_budget(project, budget.PrincipleSet(memory.principles, set()), vectors)
+        if use_principles and memory.principles
+        else []
+    )
+    values, usage, ids = [], Usage(), []
+    for item, examples in zip(items, retrieved, strict=True):
+        principles = shared
+        examples = examples if use_examples else []
+        working = WorkingMemory(
+            project.criterion, schema, principles, examples, item.sample.inputs_text(), item.sample.output_text()
+        )
+        verdict = memory.provider.judge(working)
+        usage.add(verdict.usage)
+        values.append(verdict.value)
+        ids.append([e.feedback_id for e in examples])
+    return Judged(values, usage, ids)
+
+
+def point(
+    project: Project,
+    curve: str,
+    variant: str,
+    split_name: str,
+    shard: int,
+    items: list[Feedback],
+    judged: Judged,
+    seed: int,
+) -> dict:
+    """One point of a curve: the metrics module's figures, plus an interval of exact match for the chart."""
+    references = [f.label for f in items]
+    figures = metrics.agreement(
+        references, judged.values, project.label_kind, project.label_choices, resamples=0, seed=seed
+    )
+    result = {
+        "curve": curve,
+        "variant": variant,
+        "split": split_name,
+        "shard": shard,
+        "n": len(items),
+        "exact_match": None,
+        "kappa": None,
+        "weighted_kappa": None,
+        "ccc": None,
+        "mae": None,
+        "abstained": 0,
+        "interval": None,
+        "tokens": judged.usage.input_tokens + judged.usage.output_tokens,
+        "calls": judged.usage.calls,
+    }
+    if figures is None:
+        return result
+    truth = np.array(references)
+    guess = np.array([v or metrics.ABSTAINED for v in judged.values])
+    interval = metrics.bootstrap(truth, guess, lambda t, p: float(np.mean(t == p)), INTERVAL_RESAMPLES, seed)
+    result.update(
+        exact_match=round(figures.exact, 4),
+        kappa=_round(figures.kappa),
+        weighted_kappa=_round(figures.weighted_kappa),
+        ccc=_round(figures.ccc),
+        mae=_round(figures.mae),
+        abstained=figures.abstained,
+        interval=[round(interval[0], 4), round(interval[1], 4)] if interval else None,
+    )
+    return result
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+# --- the evaluation -----------------------------------------------------------------------------------------
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Trace:
+    """What each judged item's working memory held, by curve: tests check the prequential curve never leaks."""
+
+    retrieved: list[tuple[str, int, list[int]]] = field(default_factory=list)  # (curve, judged feedback id, ids)
+
+
+def evaluate(
+    evaluation: Evaluation,
+    provider: Provider | None = None,
+    progress: Progress | None = None,
+    trace: Trace | None = None,
+) -> dict:
+    """Run the evaluation the record describes on scratch memory and return its document (see the module doc).
+
+    The scratch collections are dropped whatever happens.
+    """
+    project = evaluation.project
+    options = Options.from_dict(evaluation.options)
+    options.check()
+    items = reviewed(project, options.limit)
+    if len(items) < MIN_REVIEWED:
+        raise EvaluationError(
+            f"An evaluation needs at least {MIN_REVIEWED} reviewed samples; this project has {len(items)}. Review more first."
+        )
+    provider = provider or get_provider(project)
+    train, test = split(items, options.test_fraction, options.seed, evaluation.group_key)
+    if not train or not test:
+        raise EvaluationError("The split left one side empty: change the test fraction, or review more samples.")
+    vector_of = dict(zip([f.pk for f in items], sample_vectors.for_samples([f.sample for f in items])))
+    heldout_shards = shard_sizes(options.shards, len(train))
+    prequential_shards = shard_sizes(options.shards, len(items)) if options.prequential else []
+    steps, done = len(heldout_shards) + max(0, len(prequential_shards) - 1), 0
+    report = progress or (lambda done, total: None)
+    report(0, steps)
+    points: list[dict] = []
+    semantic_needed = any(v in ("semantic", "both") for v in options.variants)
+    started = time.monotonic()
+    try:
+        memory = ScratchMemory(project, provider, scratch_name(evaluation.pk, "heldout"))
+        learned = 0
+        for size in heldout_shards:
+            batch = train[learned:size]
+            memory.learn(batch, _vectors(vector_of, batch), semantic_needed)
+            learned = size
+            for split_name, judged_items in (("test", test), ("seen", train[:size])):
+                if not judged_items:
+                    continue
+                item_vectors = _vectors(vector_of, judged_items)
+                retrieved = memory.retrieve(judged_items, item_vectors)
+                for variant in options.variants:
+                    result = judge_items(memory, judged_items, item_vectors, variant, retrieved)
+                    points.append(
+                        point(project, "heldout", variant, split_name, size, judged_items, result, options.seed)
+                    )
+            done += 1
+            report(done, steps)
+        distill_usage = memory.usage
+        memory.drop()
+        if prequential_shards:
+            ordered = items  # the order the reviews were given
+            memory = ScratchMemory(project, provider, scratch_name(evaluation.pk, "prequential"))
+            for size, following in zip(prequential_shards, prequential_shards[1:]):
+                upcoming = ordered[size:following]
+                upcoming_vectors = _vectors(vector_of, upcoming)
+                retrieved = memory.retrieve(upcoming, upcoming_vectors)
+                result = judge_items(memory, upcoming, upcoming_vectors, "both", retrieved)
+                if trace is not None:
+                    trace.retrieved += [("prequential", f.pk, ids) for f, ids in zip(upcoming, result.retrieved)]
+                points.append(point(project, "prequential", "both", "next", size, upcoming, result, options.seed))
+                memory.learn(upcoming, upcoming_vectors, True)
+                done += 1
+                report(done, steps)
+            distill_usage.add(memory.usage)
+            memory.drop()
+    finally:
+        for part in ("heldout", "prequential"):
+            drop_collection(scratch_name(evaluation.pk, part))
+    notes = []
+    if len({f.label for f in items}) < 2:
+        notes.append(KAPPA_UNDEFINED)
+    return {
+        "project": project.slug,
+        "provider": provider.name,
+        "model": provider.model,
+        "label_kind": project.label_kind,
+        "seed": options.seed,
+        "train": len(train),
+        "test": len(test),
+        "test_fraction": options.test_fraction,
+        "group_key": evaluation.group_key,
+        "variants": list(options.variants),
+        "baselines": baselines(train, test),
+        "points": points,
+        "distill_usage": distill_usage.as_dict(),
+        "notes": notes,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _vectors(vector_of: dict[int, np.ndarray], items: list[Feedback]) -> np.ndarray:
+    return np.array([vector_of[f.pk] for f in items]) if items else np.zeros((0, 384), dtype=np.float32)
+
+
+def baselines(train: list[Feedback], test: list[Feedback]) -> dict:
+    """Exact match on the test items of always saying the train's majority label, and of the imported judge."""
+    majority = Counter(f.label for f in train).most_common(1)[0][0]
+    judged = [f for f in test if f.sample.judge_value]
+    imported = sum(f.sample.judge_value == f.label for f in judged) / len(judged) if judged else None
+    return {
+        "majority": round(sum(f.label == majority for f in test) / len(test), 4),
+        "majority_label": majority,
+        "imported_judge": None if imported is None else round(imported, 4),
+    }
+
+
+# --- the record ---------------------------------------------------------------------------------------------
+
+
+def start(project: Project, user, options: Options) -> Evaluation:
+    """Create a queued evaluation record after checking it can run; the caller dispatches it."""
+    options.check()
+    count = len(reviewed(project, options.limit))
+    if count < MIN_REVIEWED:
+        raise EvaluationError(
+            f"An evaluation needs at least {MIN_REVIEWED} reviewed samples; this project has {count}. Review more first."
+        )
+    return Evaluation.objects.create(
+        project=project, created_by=user, options=options.as_dict(), group_key=evaluation_group_key(project)
+    )
+
+
+def evaluation_group_key(project: Project) -> str:
+    settings_row = getattr(project, "evaluation_settings", None)
+    return settings_row.group_key if settings_row else ""
+
+
+class EvaluationBusy(Exception):
+    """Another evaluation of the project is running: this one waits its turn."""
+
+
+def evaluation_lock(project_id: int):
+    # Expires like a stale run (evaluation.curves.repair), and is renewed at every step of a live one.
+    return get_redis().lock(f"{settings.MEMALIGN_NAMESPACE}:evaluation-lock:{project_id}", timeout=STALE_AFTER_SECONDS)
+
+
+def run(
+    evaluation: Evaluation, provider: Provider | None = None, trace: Trace | None = None, wait: float | None = None
+) -> Evaluation:
+    """Run a saved evaluation, one per project at a time, recording progress and the result or failure on the record.
+
+    Waits up to `wait` seconds (None: as long as it takes) for the project's running evaluation, else raises
+    EvaluationBusy and leaves the record queued.
+    """
+    lock = evaluation_lock(evaluation.project_id)
+    if not lock.acquire(blocking=True, blocking_timeout=wait):
+        raise EvaluationBusy(f"Evaluation #{evaluation.pk} waits for the project's running evaluation.")
+    try:
+        Evaluation.objects.filter(pk=evaluation.pk).update(
+            status=Evaluation.Status.RUNNING, started_at=timezone.now(), progress_at=timezone.now()
+        )
+
+        def progress(done: int, total: int) -> None:
+            lock.reacquire()
+            Evaluation.objects.filter(pk=evaluation.pk).update(done=done, total=total, progress_at=timezone.now())
+
+        try:
+            result = evaluate(evaluation, provider, progress, trace)
+        except Exception as error:
+            Evaluation.objects.filter(pk=evaluation.pk).update(
+                status=Evaluation.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()
+            )
+            raise
+        Evaluation.objects.filter(pk=evaluation.pk).update(
+            status=Evaluation.Status.DONE,
+            result=result,
+            provider=result["provider"],
+            model=result["model"],
+            finished_at=timezone.now(),
+        )
+    finally:
+        release(lock)
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+def abandon(evaluation: Evaluation) -> None:
+    """Mark an evaluation whose worker died as failed and drop its scratch memory."""
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        status=Evaluation.Status.FAILED, error="The worker stopped during the evaluation.", finished_at=timezone.now()
+    )
+    for part in ("heldout", "prequential"):
+        drop_collection(scratch_name(evaluation.pk, part))
+
+
+def repair() -> list[str]:
+    """Mark evaluations whose worker died as failed and drop every scratch collection no live run uses."""
+    cutoff = timezone.now() - timedelta(seconds=STALE_AFTER_SECONDS)
+    for stale in Evaluation.objects.filter(status=Evaluation.Status.RUNNING, progress_at__lt=cutoff):
+        abandon(stale)
+    live = set(Evaluation.objects.filter(status=Evaluation.Status.RUNNING).values_list("pk", flat=True))
+    dropped = []
+    for name in scratch_collections():
+        evaluation_id = name.split(f"-{SCRATCH_PREFIX}-")[-1].split("-")[0]
+        if not evaluation_id.isdigit() or int(evaluation_id) not in live:
+            drop_collection(name)
+            dropped.append(name)
+    return dropped
+
+
+def figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def summary_text(result: dict) -> str:
+    """The evaluation as a plain table, one line per point, with the baselines and any notes."""
+    base = result["baselines"]
+    lines = [
+        f"{result['project']}: {result['provider']} ({result['model']}), {result['label_kind']}, seed {result['seed']}, "
+        f"train {result['train']}, test {result['test']}",
+        f"baselines on the test items: majority label {figure(base['majority'])}, imported judge {figure(base['imported_judge'])}",
+        *result["notes"],
+        f"{'curve':<12}{'variant':<10}{'split':<6}{'shard':>6}{'n':>6}{'exact':>8}{'kappa':>8}{'abst.':>6}",
+    ]
+    for p in result["points"]:
+        lines.append(
+            f"{p['curve']:<12}{p['variant']:<10}{p['split']:<6}{p['shard']:>6}{p['n']:>6}"
+            f"{figure(p['exact_match']):>8}{figure(p['kappa']):>8}{p['abstained']:>6}"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,124 @@
+"""The aligned judge: every active principle plus the k most similar reviewed examples, then the provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from memory import budget, episodic, semantic
+from memory import vectors as sample_vectors
+from memory.embeddings import example_vectors, fingerprint, sample_parts
+from memory.llm import get_provider
+from memory.llm.base import Example, Provider, Verdict, WorkingMemory
+from reviews.adjudication import team_feedback
+from reviews.models import Feedback, Project, Sample
+
+
+@dataclass
+class AlignedVerdict:
+    verdict: Verdict
+    memory: WorkingMemory
+    version: int | None  # the memory version whose principles were used
+    provider: str
+    model: str
+
+
+def retrieve(
+    project: Project, inputs: str, output: str, exclude_sample_id: int | None = None, k: int | None = None
+) -> list[Example]:
+    """Return the most similar reviewed examples, most similar first, never the excluded sample's own."""
+    vectors = example_vectors([sample_parts(inputs, output)])
+    neighbours = episodic.query_vectors(
+        project.pk, vectors, project.retrieval_k if k is None else k, [exclude_sample_id]
+    )
+    return _examples(neighbours, [fingerprint(inputs, output)])[0]
+
+
+def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: list[str]) -> list[list[Example]]:
+    """The retrieved examples of each query, each marked when it is the query's own item (same content)."""
+    wanted = {n.feedback_id for neighbours in neighbour_lists for n in neighbours}
+    by_id = Feedback.objects.select_related("sample").in_bulk(wanted)
+    disputes = _disputes({f.sample_id for f in by_id.values()})
+    result = []
+    for neighbours, query in zip(neighbour_lists, fingerprints):
+        # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
+        examples = [semantic.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
+        for example, feedback in zip(examples, (by_id[n.feedback_id] for n in neighbours if n.feedback_id in by_id)):
+            example.same_item = sample_vectors.sample_fingerprint(feedback.sample) == query
+            example.disputed = disputes.get(feedback.sample_id, [])
+        result.append(examples)
+    return result
+
+
+def _disputes(sample_ids: set[int]) -> dict[int, list[str]]:
+    """The labels of each sample whose reviewers disagree and no one has decided yet (reviews.adjudication)."""
+    rows = team_feedback(Feedback.objects.filter(sample_id__in=sample_ids, sample__decision__isnull=True))
+    labels: dict[int, set[str]] = {}
+    for sample_id, label in rows.values_list("sample_id", "label"):
+        labels.setdefault(sample_id, set()).add(label)
+    return {s: sorted(found) for s, found in labels.items() if len(found) > 1}
+
+
+def working_memory(
+    project: Project,
+    inputs: str,
+    output: str = "",
+    exclude_sample_id: int | None = None,
+    output_a: str = "",
+    output_b: str = "",
+) -> WorkingMemory:
+    """The working memory for an item given as text (not stored), embedded now: the "try the judge" box."""
+    shown = (
+        f"Output A:\n{output_a}\n\nOutput B:\n{output_b}" if (output_a or output_b) else output
+    )  # as Sample shows it
+    vectors = example_vectors([sample_parts(inputs, output, output_a, output_b)])
+    neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
+    (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
+    principles = budget.within_budget(project, budget.principle_set(project), vectors)
+    return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, shown)
+
+
+def working_memories(
+    project: Project, samples: list[Sample], principles: budget.PrincipleSet | None = None
+) -> list[WorkingMemory]:
+    """Build the working memories of many stored samples at once (a run's chunk): stored vectors, one store
+    query, and one choice of principles shared by them all."""
+    texts = [(s.inputs_text(), s.output_text()) for s in samples]
+    vectors = sample_vectors.for_samples(samples)  # embedded once, in the background after import
+    neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [s.pk for s in samples])
+    retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
+    shared = budget.within_budget(project, principles or budget.principle_set(project), vectors)
+    schema = semantic.schema(project)
+    return [
+        WorkingMemory(project.criterion, schema, shared, examples, inputs, output)
+        for (inputs, output), examples in zip(texts, retrieved)
+    ]
+
+
+def judge(
+    project: Project,
+    inputs: str,
+    output: str = "",
+    output_a: str = "",
+    output_b: str = "",
+    provider: Provider | None = None,
+) -> AlignedVerdict:
+    """Judge one item given as text with the project's aligned judge; raise ProviderError when the provider fails."""
+    provider = provider or get_provider(project)
+    memory = working_memory(project, inputs, output, output_a=output_a, output_b=output_b)
+    latest = budget.latest_version(project)
+    verdict = provider.judge(memory)
+    return AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
+
+
+def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str = "") -> dict[str, Any]:
+    """The stored form of a verdict (or of a provider failure) with what it used."""
+    return {
+        "value": (verdict.value or "") if verdict else "",
+        "rationale": verdict.rationale if verdict else "",
+        "error": error[:2000],
+        "principle_ids": [p.id for p in memory.principles],
+        "retrieved": [e.feedback_id for e in memory.examples],
+        "similarities": [e.similarity for e in memory.examples],
+        "usage": verdict.usage.as_dict() if verdict else {},
+    }

@@ -1,0 +1,104 @@
+"""Judge runs and verdicts: the aligned judge's work, explainable afterwards."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from memory.models import MemoryVersion
+from reviews.models import Project, Sample
+
+
+class JudgeRun(models.Model):
+    """A batch of samples judged by the aligned judge, cut into chunks that any worker can take.
+
+    The samples are fixed when the run is created (`sample_ids`, in id order), so a chunk is an index into
+    that list and redelivering one never changes what it covers.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Scope(models.TextChoices):
+        REVIEWED = "reviewed", "Reviewed samples (measures agreement with the experts)"
+        UNREVIEWED = "unreviewed", "Unreviewed samples"
+        ALL = "all", "All samples"
+        QUEUE = "queue", "The queue filter's samples"
+        ITEMS = "items", "Items posted through the API"
+
+    FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.REVIEWED)
+    scope_detail = models.CharField(max_length=300, blank=True, help_text="The queue filter, for that scope.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    sample_ids = models.JSONField(default=list)
+    chunk_size = models.PositiveIntegerField(default=32)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    abstained = models.PositiveIntegerField(default=0)
+    usage = models.JSONField(default=dict)
+    memory_version = models.ForeignKey(
+        MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    figures = models.JSONField(null=True, blank=True, help_text="Agreement with the experts, when the run ended.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When its chunks were queued.")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker first took a chunk.")
+    progress_at = models.DateTimeField(null=True, blank=True, help_text="When the last verdict was stored.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "memory_judgerun"  # created by the memory app: the table kept its name
+        ordering = ["project", "-id"]
+        indexes = [models.Index(fields=["project", "status"], name="judgerun_by_status")]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * (self.done + self.failed) / self.total) if self.total else 100
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def chunk_count(self) -> int:
+        return -(-self.total // self.chunk_size)
+
+    def chunk(self, index: int) -> list[int]:
+        return self.sample_ids[index * self.chunk_size : (index + 1) * self.chunk_size]
+
+
+class Judgement(models.Model):
+    """One verdict of the aligned judge on a sample, with what it used: explainable afterwards."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgements")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="judgements")
+    run = models.ForeignKey(JudgeRun, null=True, blank=True, on_delete=models.CASCADE, related_name="judgements")
+    value = models.CharField(max_length=64, blank=True, help_text="Empty: the judge abstained, or failed (see error).")
+    rationale = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why the provider gave no usable verdict; retryable.")
+    memory_version = models.ForeignKey(
+        MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    principle_ids = models.JSONField(default=list, help_text="The principles in its working memory.")
+    retrieved = models.JSONField(default=list, help_text="Feedback ids of the retrieved examples, most similar first.")
+    similarities = models.JSONField(default=list, help_text="The retrieved examples' similarities, in that order.")
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=100)
+    usage = models.JSONField(default=dict)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "memory_judgement"  # created by the memory app: the table kept its name
+        constraints = [models.UniqueConstraint(fields=["run", "sample"], name="one_judgement_per_run_and_sample")]
+        indexes = [models.Index(fields=["sample", "-id"], name="judgement_latest_by_sample")]
+        ordering = ["-id"]

@@ -1,0 +1,157 @@
+"""A judge run's pages: start, progress and summary, its verdicts with their explanations, export, cancel."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from itertools import chain
+
+from django.contrib import messages
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+
+from judging import runs
+from judging.models import Judgement, JudgeRun
+from reviews import queue
+from reviews.models import Role
+from reviews.permissions import ProjectRequest, can, project_view
+
+
+def _run(request: ProjectRequest, run_id: int) -> JudgeRun:
+    return get_object_or_404(
+        JudgeRun.objects.select_related("project", "created_by", "memory_version"), pk=run_id, project=request.project
+    )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+@project_view(Role.OWNER)
+@require_POST
+def judge_run_start(request: ProjectRequest) -> HttpResponse:
+    scope = request.POST.get("scope", JudgeRun.Scope.REVIEWED)
+    query = queue.QueueQuery.from_params(request.POST, "all") if scope == JudgeRun.Scope.QUEUE else None
+    try:
+        run = runs.start(request.project, request.user, scope, query, limit=_int(request.POST.get("limit")))
+    except runs.RunError as error:
+        messages.error(request, str(error))
+        return redirect("memory-dashboard", request.project.slug)
+    waiting = " It starts when the project's current run has finished." if run.status == JudgeRun.Status.QUEUED else ""
+    messages.success(
+        request, f"Judging {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge.{waiting}"
+    )
+    return redirect("judge-run", request.project.slug, run.pk)
+
+
+def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
+    return {
+        "project": request.project,
+        "run": run,
+        "notice": runs.notice(run),
+        "is_owner": can(request.membership, Role.OWNER),
+        "figures": runs.current_figures(run),
+    }
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def judge_run(request: ProjectRequest, run_id: int) -> HttpResponse:
+    run = _run(request, run_id)
+    chosen = request.GET.get("filter", "all")
+    chosen = chosen if chosen in runs.VERDICT_FILTERS else "all"
+    search = request.GET.get("q", "").replace("\x00", "").strip()[:200]
+    page = runs.verdict_page(runs.verdicts(run, chosen, search), _int(request.GET.get("after")))
+    context = {
+        **_status_context(request, run),
+        "filters": runs.VERDICT_FILTERS,
+        "chosen": chosen,
+        "q": search,
+        "page": page,
+    }
+    template = "judging/run.html#rows" if request.htmx else "judging/run.html"  # htmx asks only for more rows
+    return render(request, template, context)
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def judge_run_progress(request: ProjectRequest, run_id: int) -> HttpResponse:
+    run = _run(request, run_id)
+    response = render(request, "judging/_judge_run.html", _status_context(request, run))
+    if run.finished:
+        response.status_code = HTMX_STOP_POLLING  # the progress bar stops polling; the summary is in this reply
+    return response
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def judge_run_verdict(request: ProjectRequest, run_id: int, judgement_id: int) -> HttpResponse:
+    run = _run(request, run_id)
+    judgement = get_object_or_404(
+        Judgement.objects.select_related("sample", "memory_version"), pk=judgement_id, run=run
+    )
+    return render(request, "judging/_explanation.html", {"project": request.project, **runs.explanation(judgement)})
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value):
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return value
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def judge_run_export(request: ProjectRequest, run_id: int, fmt: str) -> StreamingHttpResponse:
+    run = _run(request, run_id)
+    filename = f"{request.project.slug}-run-{run.pk}.{fmt}"
+    lines: Iterator[str]
+    if fmt == "jsonl":
+        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in runs.export_rows(run))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+    else:
+        writer = csv.writer(_Echo())
+        body = ([_csv_cell(r[k]) for k in runs.EXPORT_FIELDS] for r in runs.export_rows(run))
+        lines = (writer.writerow(row) for row in chain([list(runs.EXPORT_FIELDS)], body))
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@project_view(Role.OWNER)
+@require_POST
+def judge_run_cancel(request: ProjectRequest, run_id: int) -> HttpResponse:
+    run = _run(request, run_id)
+    if runs.cancel(run):
+        messages.success(request, "Run cancelled: it stops within a few seconds and keeps what it judged.")
+    else:
+        messages.error(request, "This run has already ended.")
+    return redirect("judge-run", request.project.slug, run.pk)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def judge_run_retry(request: ProjectRequest, run_id: int) -> HttpResponse:
+    run = _run(request, run_id)
+    try:
+        count = runs.retry_failed(run)
+    except runs.RunError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            f"Judging the {count} failed sample{'s' if count != 1 else ''} again."
+            if count
+            else "No failed verdicts to retry.",
+        )
+    return redirect("judge-run", request.project.slug, run.pk)

@@ -1,0 +1,35 @@
+"""How the judging app hears about reviews: saved, deleted or imported feedback and imported samples change the
+review queue's teaching order, re-ranked in the background (coalesced per project)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from judging import dispatch
+from reviews.models import Feedback
+from reviews.signals import feedback_imported, samples_imported
+
+log = logging.getLogger(__name__)
+
+
+def feedback_changed(sender: Any, instance: Feedback, **kwargs: Any) -> None:
+    project_id = instance.project_id
+    transaction.on_commit(lambda: dispatch.request_queue_ranking(project_id), robust=True)
+
+
+def imported(sender: Any, project_id: int, **kwargs: Any) -> None:
+    try:
+        dispatch.request_queue_ranking(project_id)  # new samples and labels take their place in the teaching order
+    except Exception:  # the broker is down: the periodic repair catches up
+        log.exception("could not queue the ranking of project %s after an import", project_id)
+
+
+def connect() -> None:
+    post_save.connect(feedback_changed, sender=Feedback, dispatch_uid="judging.feedback_saved")
+    post_delete.connect(feedback_changed, sender=Feedback, dispatch_uid="judging.feedback_deleted")
+    feedback_imported.connect(imported, dispatch_uid="judging.feedback_imported")
+    samples_imported.connect(imported, dispatch_uid="judging.samples_imported")

@@ -1,0 +1,34 @@
+from django.urls import path
+
+from judging import playground, run_views, views
+
+urlpatterns = [
+    path("p/<slug:slug>/memory/try/", views.try_judge, name="memory-try"),
+    path("p/<slug:slug>/memory/judge-runs/", run_views.judge_run_start, name="judge-run-start"),
+    path("p/<slug:slug>/memory/judge-runs/<int:run_id>/", run_views.judge_run, name="judge-run"),
+    path(
+        "p/<slug:slug>/memory/judge-runs/<int:run_id>/progress/",
+        run_views.judge_run_progress,
+        name="judge-run-progress",
+    ),
+    path(
+        "p/<slug:slug>/memory/judge-runs/<int:run_id>/verdicts/<int:judgement_id>/",
+        run_views.judge_run_verdict,
+        name="judge-run-verdict",
+    ),
+    path(
+        "p/<slug:slug>/memory/judge-runs/<int:run_id>/export.csv",
+        run_views.judge_run_export,
+        {"fmt": "csv"},
+        name="judge-run-csv",
+    ),
+    path(
+        "p/<slug:slug>/memory/judge-runs/<int:run_id>/export.jsonl",
+        run_views.judge_run_export,
+        {"fmt": "jsonl"},
+        name="judge-run-jsonl",
+    ),
+    path("p/<slug:slug>/memory/judge-runs/<int:run_id>/cancel/", run_views.judge_run_cancel, name="judge-run-cancel"),
+    path("p/<slug:slug>/memory/judge-runs/<int:run_id>/retry/", run_views.judge_run_retry, name="judge-run-retry"),
+    path("p/<slug:slug>/memory/playground/", playground.playground, name="memory-playground"),
+]
