@@ -21,7 +21,7 @@ def overview_evaluations(context: Mapping[str, Any]) -> dict[str, Any]:
     listed = list(Evaluation.objects.filter(project=project).select_related("created_by").order_by("-id")[:5])
     latest = next((e for e in listed if e.status == Evaluation.Status.DONE and e.result), None)
     shown = []
-    if latest:
+    if latest and latest.result:
         shown = ["heldout"] + (
             ["prequential"] if any(p["curve"] == "prequential" for p in latest.result["points"]) else []
         )

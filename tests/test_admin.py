@@ -29,11 +29,11 @@ def test_every_model_of_ours_is_registered():
         "memory/memoryversion",
         "memory/distilledfeedback",
         "memory/contradiction",
-        "memory/judgerun",
-        "memory/judgement",
-        "memory/evaluation",
+        "judging/judgerun",
+        "judging/judgement",
+        "evaluation/evaluation",
         "memory/evaluationsettings",
-        "memory/gatecheck",
+        "evaluation/gatecheck",
     ],
 )
 def test_changelists_render(client, personas, path):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import template
+from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 
 from reviews import panels as registry
@@ -92,9 +94,9 @@ def _plain(value) -> str:
 @register.simple_tag(takes_context=True)
 def panels(context: template.Context, slot: str) -> SafeString:
     """Render the panels the apps above reviews registered for this slot (reviews/panels.py)."""
+    page: dict[str, Any] = {str(name): value for name, value in context.flatten().items()}
     rendered = []
     for panel in registry.panels(slot):
-        extra = panel.context(context.flatten()) if panel.context else {}
-        with context.push(**extra):
-            rendered.append(context.template.engine.get_template(panel.template).render(context))
+        extra = panel.context(page) if panel.context else {}
+        rendered.append(get_template(panel.template).render({**page, **extra}, page.get("request")))
     return mark_safe("".join(rendered))  # each panel is a template rendered with autoescaping

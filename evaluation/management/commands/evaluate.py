@@ -6,7 +6,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from evaluation import curves
-from memory.management.commands._projects import projects_named
+from reviews.management.commands._projects import projects_named
 
 
 def _numbers(text: str) -> list[int]:

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from judging import runs
 from judging.models import JudgeRun
-from memory.management.commands._projects import projects_named
+from reviews.management.commands._projects import projects_named
 
 
 class Command(BaseCommand):

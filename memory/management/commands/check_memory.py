@@ -4,7 +4,7 @@ when a principle leads to another label than most of its sources chose."""
 from django.core.management.base import BaseCommand, CommandError
 
 from memory import semantic, sync
-from memory.management.commands._projects import projects_named
+from reviews.management.commands._projects import projects_named
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from memory import semantic
 from memory.llm.base import ProviderError
 from memory.locks import memory_writer
-from memory.management.commands._projects import projects_named
+from reviews.management.commands._projects import projects_named
 
 
 class Command(BaseCommand):

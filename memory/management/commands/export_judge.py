@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from memory import portable
-from memory.management.commands._projects import projects_named
+from reviews.management.commands._projects import projects_named
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from memory import episodic, sync
-from memory.management.commands._projects import projects_named
+from reviews.management.commands._projects import projects_named
 
 
 class Command(BaseCommand):
