@@ -13,15 +13,3 @@ class EvaluationSettingsForm(forms.ModelForm):
             "guard_size": "Guard set size",
             "gate_threshold": "Hold when guard agreement drops by more than",
         }
-
-    def clean_guard_size(self):
-        size = self.cleaned_data["guard_size"]
-        if not 1 <= size <= 1000:
-            raise forms.ValidationError("The guard set holds 1 to 1,000 samples.")
-        return size
-
-    def clean_gate_threshold(self):
-        threshold = self.cleaned_data["gate_threshold"]
-        if not 0 <= threshold < 1:
-            raise forms.ValidationError("The threshold is a drop in agreement between 0 and 1, e.g. 0.05.")
-        return threshold

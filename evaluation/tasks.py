@@ -51,4 +51,4 @@ def repair_evaluations() -> dict[str, Any]:
     time_limit=3660,
 )
 def run_evaluation_queued_before_the_move(self: Task[Any, Any], evaluation_id: int) -> str:
-    return run_evaluation(evaluation_id)
+    return str(run_evaluation(evaluation_id))

@@ -50,4 +50,5 @@ def judge_chunk_queued_before_the_move(run_id: int, index: int) -> str:
 
 @shared_task(name="memory.tasks.rank_queue", acks_late=True, **RETRY)
 def rank_queue_queued_before_the_move(project_id: int) -> dict[str, Any]:
-    return rank_queue(project_id)
+    ranked: dict[str, Any] = rank_queue(project_id)
+    return ranked

@@ -6,9 +6,16 @@ Episodic memory lives in Chroma and is derived from reviews.Feedback; nothing he
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from reviews.models import Feedback, Project, Sample
+
+
+def validate_drop(value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValidationError("The threshold is a drop in agreement between 0 and 1, e.g. 0.05.")
 
 
 class MemoryVersion(models.Model):
@@ -165,12 +172,25 @@ class EvaluationSettings(models.Model):
     gate_enabled = models.BooleanField(
         default=False, help_text="Re-judge the guard set on every new version (costs model calls)."
     )
-    guard_size = models.PositiveIntegerField(default=30)
+    guard_size = models.PositiveIntegerField(
+        default=30,
+        validators=[
+            MinValueValidator(1, "The guard set holds 1 to 1,000 samples."),
+            MaxValueValidator(1000, "The guard set holds 1 to 1,000 samples."),
+        ],
+    )
     gate_threshold = models.FloatField(
-        default=0.05, help_text="Hold a version whose guard agreement drops by more than this."
+        default=0.05,
+        validators=[validate_drop],
+        help_text="Hold a version whose guard agreement drops by more than this.",
     )
     guard_sample_ids = models.JSONField(default=list, help_text="Chosen at random once, then fixed.")
     # Not an evaluation setting, but the project's one row of memory settings: the episodic memory's conflicts page.
     conflict_similarity = models.FloatField(
-        default=0.9, help_text="Examples on samples at least this alike with different labels are conflicts."
+        default=0.9,
+        validators=[
+            MinValueValidator(0.0, "Similarity is between 0 and 1."),
+            MaxValueValidator(1.0, "Similarity is between 0 and 1."),
+        ],
+        help_text="Examples on samples at least this alike with different labels are conflicts.",
     )

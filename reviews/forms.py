@@ -6,8 +6,7 @@ from django.contrib.auth.forms import SetPasswordForm, UsernameField
 from django.core.exceptions import ValidationError
 
 from reviews.labels import LabelKind, check_schema
-from reviews.models import Project, Role
-from reviews.overlap import MAX_REVIEWS_PER_SAMPLE
+from reviews.models import MAX_REVIEWS_PER_SAMPLE, Project, Role
 
 
 class ProjectForm(forms.ModelForm):
@@ -69,12 +68,6 @@ class ProjectForm(forms.ModelForm):
         for name in self.DEFAULTED:
             self.fields[name].required = False  # left out (an API client, an old form): kept as they are
 
-    def clean_retrieval_k(self) -> int:
-        k = self.cleaned_data["retrieval_k"]
-        if not 0 <= k <= 50:
-            raise ValidationError("Retrieve between 0 and 50 examples.")
-        return k
-
     DEFAULTED = (
         "provider_concurrency",
         "max_principles",
@@ -89,37 +82,22 @@ class ProjectForm(forms.ModelForm):
         return getattr(self.instance, name) if value is None else value  # a new instance holds the defaults
 
     def clean_provider_concurrency(self) -> int:
-        value = self._or_default("provider_concurrency")
-        if not 1 <= value <= 64:
-            raise ValidationError("Allow between 1 and 64 provider calls in flight.")
-        return value
+        return self._or_default("provider_concurrency")
 
     def clean_max_principles(self) -> int:
-        value = self._or_default("max_principles")
-        if not 5 <= value <= 2000:
-            raise ValidationError("Keep between 5 and 2,000 principles.")
-        return value
+        return self._or_default("max_principles")
 
     def clean_queue_order(self) -> str:
         return self.cleaned_data["queue_order"] or self.instance.queue_order
 
     def clean_audit_percent(self) -> int:
-        value = self._or_default("audit_percent")
-        if not 0 <= value <= 100:
-            raise ValidationError("The audit slice is a share between 0 and 100 %.")
-        return value
+        return self._or_default("audit_percent")
 
     def clean_principle_budget_tokens(self) -> int:
-        value = self._or_default("principle_budget_tokens")
-        if not 200 <= value <= 200_000:
-            raise ValidationError("Allow between 200 and 200,000 principle tokens per verdict.")
-        return value
+        return self._or_default("principle_budget_tokens")
 
     def clean_reviews_per_sample(self) -> int:
-        value = self._or_default("reviews_per_sample")
-        if not 1 <= value <= MAX_REVIEWS_PER_SAMPLE:
-            raise ValidationError(f"Ask for between 1 and {MAX_REVIEWS_PER_SAMPLE} reviews per sample.")
-        return value
+        return self._or_default("reviews_per_sample")
 
     def clean(self):
         data = super().clean()

@@ -6,7 +6,7 @@ import json
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
@@ -41,6 +41,9 @@ class QueueOrder(models.TextChoices):
     PLAIN = "plain", "Import order"
 
 
+MAX_REVIEWS_PER_SAMPLE = 5  # overlap: more reviews of one sample than this is not a review queue any more
+
+
 class Project(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=140, unique=True)
@@ -65,20 +68,46 @@ class Project(models.Model):
         "the site default (OPENAI_COMPATIBLE_BASE_URL).",
     )
     model_name = models.CharField(max_length=100, blank=True, help_text="Blank: the provider's default model.")
-    retrieval_k = models.PositiveSmallIntegerField(default=5)
+    retrieval_k = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[
+            MinValueValidator(0, "Retrieve between 0 and 50 examples."),
+            MaxValueValidator(50, "Retrieve between 0 and 50 examples."),
+        ],
+    )
     provider_concurrency = models.PositiveSmallIntegerField(
-        default=8, help_text="Most provider calls in flight at once for this project, across all workers."
+        default=8,
+        validators=[
+            MinValueValidator(1, "Allow between 1 and 64 provider calls in flight."),
+            MaxValueValidator(64, "Allow between 1 and 64 provider calls in flight."),
+        ],
+        help_text="Most provider calls in flight at once for this project, across all workers.",
     )
     max_principles = models.PositiveSmallIntegerField(
-        default=60, help_text="The semantic memory's size: consolidation keeps the active principles within it."
+        default=60,
+        validators=[
+            MinValueValidator(5, "Keep between 5 and 2,000 principles."),
+            MaxValueValidator(2000, "Keep between 5 and 2,000 principles."),
+        ],
+        help_text="The semantic memory's size: consolidation keeps the active principles within it.",
     )
     principle_budget_tokens = models.PositiveIntegerField(
         default=4_000,
+        validators=[
+            MinValueValidator(200, "Allow between 200 and 200,000 principle tokens per verdict."),
+            MaxValueValidator(200000, "Allow between 200 and 200,000 principle tokens per verdict."),
+        ],
         help_text="The most principle tokens in one verdict's working memory; beyond it the ones most relevant to "
         "the item are chosen (pinned ones always).",
     )
     reviews_per_sample = models.PositiveSmallIntegerField(
         default=1,
+        validators=[
+            MinValueValidator(1, f"Ask for between 1 and {MAX_REVIEWS_PER_SAMPLE} reviews per sample."),
+            MaxValueValidator(
+                MAX_REVIEWS_PER_SAMPLE, f"Ask for between 1 and {MAX_REVIEWS_PER_SAMPLE} reviews per sample."
+            ),
+        ],
         help_text="Overlap: a sample stays in reviewers' queue until this many of them reviewed it (1 to 5). Two "
         "or more measure how much the experts agree with each other.",
     )
@@ -90,7 +119,10 @@ class Project(models.Model):
     )
     audit_percent = models.PositiveSmallIntegerField(
         default=20,
-        validators=[MaxValueValidator(100)],
+        validators=[
+            MinValueValidator(0, "The audit slice is a share between 0 and 100 %."),
+            MaxValueValidator(100, "The audit slice is a share between 0 and 100 %."),
+        ],
         help_text="In the teaching order, this share of samples (0-100 %) is drawn at random as an audit slice, "
         "so agreement measured on it stays unbiased.",
     )

@@ -20,7 +20,6 @@ from django.utils import timezone
 from reviews.models import Decision, Feedback, Project, ReviewClaim, Sample
 
 CLAIM_SECONDS = 600
-MAX_REVIEWS_PER_SAMPLE = 5
 
 
 def reviews_of(sample_ref) -> QuerySet[Feedback]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
@@ -25,6 +27,7 @@ from reviews.importers import ImportRejected, human_size, import_samples, max_by
 from reviews.middleware import accepts_upload
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
 from reviews.permissions import (
+    ProjectRequest,
     can,
     can_delete_feedback,
     can_edit_feedback,
@@ -39,7 +42,7 @@ UNDO_SECONDS = 15  # a save can be undone this long (the page offers it for the 
 UNDO_KEY = "memalign-undo"
 
 
-def _query(request: HttpRequest) -> queue.QueueQuery:
+def _query(request: ProjectRequest) -> queue.QueueQuery:
     """The queue query in the URL; its filters travel in the query string only (a POST body holds a label)."""
     membership = request.membership
     default = "todo" if can(membership, Role.REVIEWER) else "all"
@@ -56,7 +59,7 @@ def _query(request: HttpRequest) -> queue.QueueQuery:
 @accepts_upload(Role.OWNER, max_bytes)
 @project_view(Role.OWNER)
 @require_http_methods(["GET", "POST"])
-def sample_import(request: HttpRequest) -> HttpResponse:
+def sample_import(request: ProjectRequest) -> HttpResponse:
     project = request.project
     context = {
         "project": project,
@@ -72,12 +75,12 @@ def sample_import(request: HttpRequest) -> HttpResponse:
         if upload is None:
             context["errors"] = [(None, "Choose a CSV or JSONL file to import.")]
             status = 400
-        elif upload.size > max_bytes():
+        elif (upload.size or 0) > max_bytes():
             context.update(errors=[(None, too_large_message(upload.size))], filename=upload.name)
             status = 400
         else:
             try:
-                summary = import_samples(project, upload, upload.name, request.user)
+                summary = import_samples(project, upload, upload.name or "upload", request.user)
             except ImportRejected as rejected:
                 context.update(errors=rejected.errors, total_errors=rejected.total_errors, filename=upload.name)
                 status = 400
@@ -90,7 +93,7 @@ def sample_import(request: HttpRequest) -> HttpResponse:
 
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
-def sample_queue(request: HttpRequest) -> HttpResponse:
+def sample_queue(request: ProjectRequest) -> HttpResponse:
     project = request.project
     query = _query(request)
     qs = queue.samples(project, request.user, query)
@@ -117,7 +120,7 @@ def sample_queue(request: HttpRequest) -> HttpResponse:
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the preload, the item alone
-def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
+def sample_review(request: ProjectRequest, sample_id: int) -> HttpResponse:
     sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
     # Served from "needs my review": take one of its review slots (overlap), unless others hold them all.
     served = _query(request).filter == "todo" and can(request.membership, Role.REVIEWER)
@@ -135,7 +138,7 @@ def sample_review(request: HttpRequest, sample_id: int) -> HttpResponse:
 
 @project_view(Role.REVIEWER)
 @require_POST
-def feedback_save(request: HttpRequest, sample_id: int) -> HttpResponse:
+def feedback_save(request: ProjectRequest, sample_id: int) -> HttpResponse:
     sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
     form = FeedbackForm(request.POST)
     error = nudge = None
@@ -157,13 +160,15 @@ def feedback_save(request: HttpRequest, sample_id: int) -> HttpResponse:
                     _remember_for_undo(request, feedback, None if created else before)
                 return _after_save(request, sample, feedback, created, changed)
     else:
-        error = " ".join(" ".join(errs) for errs in form.errors.values())
+        error = " ".join(str(e) for errs in form.errors.values() for e in errs)
     context = _review_context(request, sample, error=error, nudge=nudge, posted=request.POST)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context, status=422)
 
 
-def _after_save(request: HttpRequest, sample: Sample, feedback: Feedback, created: bool, changed: bool) -> HttpResponse:
+def _after_save(
+    request: ProjectRequest, sample: Sample, feedback: Feedback, created: bool, changed: bool
+) -> HttpResponse:
     """Answer a save: htmx gets the next item at once (with the saved cue and its undo), or this one marked
     saved when the queue holds nothing further; a plain form post is redirected to the next sample."""
     if not request.htmx:
@@ -185,7 +190,7 @@ def _after_save(request: HttpRequest, sample: Sample, feedback: Feedback, create
     )
 
 
-def _remember_for_undo(request: HttpRequest, feedback: Feedback, previous: dict | None) -> None:
+def _remember_for_undo(request: ProjectRequest, feedback: Feedback, previous: Mapping[str, Any] | None) -> None:
     request.session[UNDO_KEY] = {
         "feedback": feedback.pk,
         "sample": feedback.sample_id,
@@ -197,7 +202,7 @@ def _remember_for_undo(request: HttpRequest, feedback: Feedback, previous: dict 
 
 @project_view(Role.REVIEWER)
 @require_POST
-def feedback_undo(request: HttpRequest, feedback_id: int) -> HttpResponse:
+def feedback_undo(request: ProjectRequest, feedback_id: int) -> HttpResponse:
     """Undo the reviewer's last save, for UNDO_SECONDS after it: back to that sample, as it was before."""
     stash = request.session.get(UNDO_KEY) or {}
     feedback = get_object_or_404(Feedback.objects.select_related("sample"), pk=feedback_id, project=request.project)
@@ -226,7 +231,7 @@ def feedback_undo(request: HttpRequest, feedback_id: int) -> HttpResponse:
 
 @project_view(Role.REVIEWER)
 @require_POST
-def feedback_delete(request: HttpRequest, feedback_id: int) -> HttpResponse:
+def feedback_delete(request: ProjectRequest, feedback_id: int) -> HttpResponse:
     feedback = get_object_or_404(Feedback.objects.select_related("sample"), pk=feedback_id, project=request.project)
     if not can_delete_feedback(request.membership, feedback):
         require(request.membership, Role.OWNER)  # raises 403 with the reason
@@ -236,7 +241,7 @@ def feedback_delete(request: HttpRequest, feedback_id: int) -> HttpResponse:
 
 
 def _review_context(
-    request: HttpRequest,
+    request: ProjectRequest,
     sample: Sample,
     saved: bool = False,
     error: str | None = None,
@@ -298,12 +303,12 @@ def _feedback_version(project) -> str:
     return f"{state['n']}.{int(state['last'].timestamp() * 1000) if state['last'] else 0}"
 
 
-def _next_url(request: HttpRequest, sample: Sample) -> str:
+def _next_url(request: ProjectRequest, sample: Sample) -> str:
     context = _review_context(request, sample)
     return context["next_url"] or context["queue_url"]
 
 
-def _query_suffix(request: HttpRequest) -> str:
+def _query_suffix(request: ProjectRequest) -> str:
     params = _query(request).params()
     return "?" + urlencode(params) if params else ""
 

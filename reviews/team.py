@@ -16,7 +16,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Literal
+from typing import Any, Literal
 
 import krippendorff
 import numpy as np
@@ -103,7 +103,9 @@ def final_labels(project: Project, by_sample: dict[int, dict[str, str]]) -> dict
     return final
 
 
-def alpha(project: Project, by_sample: dict[int, dict[str, str]], resamples: int = ALPHA_RESAMPLES, seed: int = 0):
+def alpha(
+    project: Project, by_sample: dict[int, dict[str, str]], resamples: int = ALPHA_RESAMPLES, seed: int = 0
+) -> tuple[float | None, tuple[float, float] | None]:
     """Krippendorff's alpha over every reviewer and its 95% bootstrap interval (resampling samples)."""
     units = [labels for labels in by_sample.values() if len(labels) > 1]
     if not units:
@@ -160,7 +162,7 @@ def pairs(project: Project, by_sample: dict[int, dict[str, str]], resamples: int
 
 
 def reviewers(project: Project, by_sample: dict[int, dict[str, str]], final: dict[int, str]) -> list[Reviewer]:
-    times: dict[str, list] = defaultdict(list)
+    times: dict[str, list[Any]] = defaultdict(list)
     for username, created in (
         Feedback.objects.filter(project=project, decision__isnull=True)
         .order_by("created_at")
