@@ -53,8 +53,11 @@ def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
         "scopes": [
             (v, label) for v, label in JudgeRun.Scope.choices if v not in (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)
         ],
-        "try_form": TryJudgeForm(project),
     }
+
+
+def try_box(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {"try_form": TryJudgeForm(context["project"])}
 
 
 def register() -> None:
@@ -64,4 +67,4 @@ def register() -> None:
     panels.register("queue-actions", "judging/_queue_run.html")
     panels.register("memory-links", "judging/_playground_link.html")
     panels.register("memory-dashboard", "judging/_dashboard_runs.html", dashboard, order=10)
-    panels.register("memory-dashboard", "judging/_dashboard_try.html", order=30)
+    panels.register("memory-dashboard", "judging/_dashboard_try.html", try_box, order=30)

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from judging import dispatch
+from memory.signals import deletes_are_quiet
 from reviews.models import Feedback
 from reviews.signals import feedback_imported, samples_imported
 
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def feedback_changed(sender: Any, instance: Feedback, **kwargs: Any) -> None:
+    if deletes_are_quiet():  # an unalign in bulk queues nothing per row; the next saved feedback re-ranks
+        return
     project_id = instance.project_id
     transaction.on_commit(lambda: dispatch.request_queue_ranking(project_id), robust=True)
 

@@ -184,7 +184,7 @@ class EvaluationSettings(models.Model):
         validators=[validate_drop],
         help_text="Hold a version whose guard agreement drops by more than this.",
     )
-    guard_sample_ids = models.JSONField(default=list, help_text="Chosen at random once, then fixed.")
+    guard_sample_ids = models.JSONField(default=list, blank=True, help_text="Chosen at random once, then fixed.")
     # Not an evaluation setting, but the project's one row of memory settings: the episodic memory's conflicts page.
     conflict_similarity = models.FloatField(
         default=0.9,

@@ -35,6 +35,11 @@ def quiet_feedback_deletes() -> Iterator[None]:
         _quiet_deletes.reset(reset)
 
 
+def deletes_are_quiet() -> bool:
+    """Whether feedback deleted now is unaligned by memory.unalign, which handles what follows itself."""
+    return _quiet_deletes.get()
+
+
 def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
     feedback_id, project_id = instance.pk, instance.project_id
     transaction.on_commit(lambda: dispatch.request_episodic_update(project_id, feedback_id), robust=True)

@@ -120,8 +120,8 @@ class Project(models.Model):
     audit_percent = models.PositiveSmallIntegerField(
         default=20,
         validators=[
-            MinValueValidator(0, "The audit slice is a share between 0 and 100 %."),
-            MaxValueValidator(100, "The audit slice is a share between 0 and 100 %."),
+            MinValueValidator(0, "The audit slice is a share between 0 and 100 %%."),
+            MaxValueValidator(100, "The audit slice is a share between 0 and 100 %%."),
         ],
         help_text="In the teaching order, this share of samples (0-100 %) is drawn at random as an audit slice, "
         "so agreement measured on it stays unbiased.",
