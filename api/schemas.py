@@ -159,6 +159,11 @@ class JudgeOut(Schema):
     provider: str
     model: str
     usage: dict[str, int]
+    tier: str = Field("", description="Which tier decided: same_item, learned, vote or llm.")
+    probability: float | None = Field(None, description="The verdict's probability, when its tier has one.")
+    probabilities: dict[str, float] = Field(
+        default_factory=dict, description="The learned local judge's probability per label (empty: none used)."
+    )
 
 
 class RunIn(Schema):
@@ -182,6 +187,11 @@ class RunOut(Schema):
     percent: int
     memory_version: int | None
     figures: dict[str, Any] | None = Field(None, description="Agreement with the experts, once the run ended.")
+    tiers: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Verdicts per tier (same_item, learned, vote, llm) with their share, and the model calls and "
+        "tokens the cascade saved (tokens at the run's mean per model call, once it ended).",
+    )
     error: str
     created_at: datetime
     finished_at: datetime | None

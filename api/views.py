@@ -12,7 +12,7 @@ from ninja import Body, File, Path, Query, Router, Status, UploadedFile
 from api import schemas as s
 from api.access import project_for
 from api.errors import ApiError, field_error
-from judging import runs, tries
+from judging import runs, tiers, tries
 from judging.models import JudgeRun
 from memory.models import MemoryVersion, Principle
 from reviews.feedback import StaleFeedback, save_feedback
@@ -269,6 +269,9 @@ def judge(request, slug: str, data: s.JudgeIn):
         "provider": result.provider,
         "model": result.model,
         "usage": result.verdict.usage.as_dict(),
+        "tier": result.verdict.tier,
+        "probability": result.verdict.probability,
+        "probabilities": result.memory.local.probabilities if result.memory.local else {},
     }
 
 
@@ -287,6 +290,7 @@ def _run_out(run: JudgeRun) -> dict:
         "percent": run.percent,
         "memory_version": run.memory_version.number if run.memory_version else None,
         "figures": run.figures,
+        "tiers": tiers.summary(run),
         "error": run.error,
         "created_at": run.created_at,
         "finished_at": run.finished_at,

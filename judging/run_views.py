@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from judging import runs
+from judging import runs, tiers
 from judging.models import Judgement, JudgeRun
 from reviews import queue
 from reviews.models import Role
@@ -57,6 +57,7 @@ def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
         "notice": runs.notice(run),
         "is_owner": can(request.membership, Role.OWNER),
         "figures": runs.current_figures(run),
+        "tiers": tiers.summary(run) if run.finished else None,
     }
 
 

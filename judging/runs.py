@@ -214,7 +214,7 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
         if cancelled.is_set():
             return None, "", 0
         try:
-            verdict = _call_provider(provider, memory, project, cancelled)
+            verdict = judge.cascaded(project, provider, memory) or _call_provider(provider, memory, project, cancelled)
         except _Cancelled:
             return None, "", 0  # cancelled while backing off: like a call never made, nothing written
         except ProviderError as error:
@@ -268,7 +268,7 @@ def _call_provider(provider, memory: WorkingMemory, project: Project, cancelled:
     for attempt in range(OVERLOAD_ATTEMPTS):
         with provider_slot(project.pk, project.provider_concurrency):
             try:
-                return provider.judge(memory)
+                return judge.with_tier(provider.judge(memory))
             except ProviderError as error:
                 if not error.overloaded or attempt == OVERLOAD_ATTEMPTS - 1:
                     raise
@@ -592,6 +592,14 @@ def notice(run: JudgeRun, now=None) -> str:
     return ""
 
 
+TIER_NAMES = {
+    "same_item": "the same item, reviewed before",
+    "learned": "the learned local judge",
+    "vote": "the vote of the nearest reviewed examples",
+    "llm": "the model",
+}
+
+
 def explanation(judgement: Judgement) -> dict:
     """Everything a verdict used, for its explanation: principles with sources, examples with their samples."""
     from memory.models import Principle, PrincipleSource
@@ -616,6 +624,8 @@ def explanation(judgement: Judgement) -> dict:
     ]
     return {
         "judgement": judgement,
+        "tier": TIER_NAMES.get(judgement.tier, ""),
+        "probabilities": sorted((judgement.probabilities or {}).items(), key=lambda kv: -kv[1]),
         "principles": [(principles.get(pid), pid, sources.get(pid, [])) for pid in judgement.principle_ids],
         "examples": examples,
         "usage": judgement.usage or {},

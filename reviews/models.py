@@ -75,6 +75,16 @@ class Project(models.Model):
             MaxValueValidator(50, "Retrieve between 0 and 50 examples."),
         ],
     )
+    cascade_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(0.5, "The cascade's threshold is a probability from 0.5 to 1."),
+            MaxValueValidator(1.0, "The cascade's threshold is a probability from 0.5 to 1."),
+        ],
+        help_text="LLM providers: when the learned local judge is at least this sure, its verdict stands and no "
+        "model call is made. Blank: off (every verdict asks the model).",
+    )
     provider_concurrency = models.PositiveSmallIntegerField(
         default=8,
         validators=[
