@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from judging import runs
 from judging.models import Judgement, JudgeRun
-from memory import budget, episodic, semantic
+from memory import budget, distil, episodic
 from memory.llm.anthropic import JUDGE_TOOL
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample, wait_for
@@ -46,7 +46,7 @@ def reviewed_project(personas, provider="offline", concurrency=8):
     expected = Feedback.objects.filter(project=personas.project).count()
     wait_for(lambda: len(episodic.entries(personas.project.pk)) == expected, message="the episodic entries")
     # Distilled (offline) before the provider changes, so no distillation call meets the fake server's script.
-    wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), message="the distillation")
+    wait_for(lambda: not distil.pending_feedback(personas.project).exists(), message="the distillation")
     personas.project.provider, personas.project.provider_concurrency = provider, concurrency
     personas.project.save()
     return feedback
