@@ -27,7 +27,7 @@ from memory.locks import regeneration_lock, release
 from memory.models import MemoryVersion
 from memory.redis_client import get_redis
 from reviews.adjudication import learnable
-from reviews.importers import discard_unfinished
+from reviews.import_writing import discard_unfinished
 from reviews.models import Feedback, Project
 
 log = logging.getLogger(__name__)
