@@ -8,7 +8,7 @@ from django.core.management import call_command
 from judging import runs
 from judging.models import Judgement, JudgeRun
 from memory import budget, distil, episodic
-from memory.llm.anthropic import JUDGE_TOOL
+from memory.llm.tools import JUDGE_TOOL
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample, wait_for
 from tests.fake_anthropic import ToolReply, error_reply
