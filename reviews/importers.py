@@ -12,18 +12,7 @@ from typing import IO
 
 from django.db import transaction
 
-# human_size, max_bytes, max_rows and too_large_message are unused here: the upload page (reviews.review_views,
-# being rebuilt on another branch) still imports them from this module. They go once it takes them from
-# reviews.import_reading.
-from reviews.import_reading import (  # noqa: F401
-    ImportRejected,
-    human_size,
-    max_bytes,
-    max_rows,
-    read_records,
-    too_large_message,
-    validate,
-)
+from reviews.import_reading import ImportRejected, read_records, validate
 from reviews.import_writing import ImportSummary, write
 from reviews.models import Project
 from reviews.signals import feedback_imported, samples_imported
