@@ -6,7 +6,9 @@ project's live memory (its collection, principles and versions) is only read, ne
 
 - held-out curve: a seeded split of the reviewed samples into train and test, whole groups on one side; train
   feedback is learned in growing shards, and after each shard the test items and the train items learned so far
-  ("seen") are judged, for each variant of the memory (none, semantic only, episodic only, both);
+  ("seen") are judged, for each variant of the memory (none, semantic only, episodic only, both, and the learned
+  local judge trained on the feedback learned so far; with the offline provider "both" reads the learned judge
+  too, as the offline provider does in production);
 - prequential curve: feedback learned in the order it was given; before each shard is learned, its samples are
   judged ("next"), so every point is the judge as it was then, scored on reviews that came later.
 """
@@ -28,7 +30,7 @@ from agreement import metrics
 from evaluation.models import Evaluation
 from judging import learned
 from judging.learned_model import LearnedModel, fit
-from memory import budget, semantic
+from memory import budget, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction
 from memory.episodic import get_client
@@ -187,10 +189,10 @@ class ScratchMemory:
             metadatas=[{"sample_id": f.sample_id, "label": f.label} for f in feedback],
         )
         self.learned.update((f.pk, f) for f in feedback)
-        critiques = [semantic.example(f) for f in feedback if f.critique.strip()]
+        critiques = [versions.example(f) for f in feedback if f.critique.strip()]
         if semantic_too and critiques:
             distillation = self.provider.distill(
-                self.project.criterion, semantic.schema(self.project), self.principles, critiques
+                self.project.criterion, versions.schema(self.project), self.principles, critiques
             )
             self.usage.add(distillation.usage)
             start = len(self.principles) + 1
@@ -210,7 +212,7 @@ class ScratchMemory:
             examples = []
             for entry_id, distance in zip(ids, distances):
                 learned = self.learned[int(entry_id)]
-                example = semantic.example(learned, round(1.0 - float(distance), 4))
+                example = versions.example(learned, round(1.0 - float(distance), 4))
                 example.same_item = sample_vectors.sample_fingerprint(learned.sample) == own
                 examples.append(example)
             result.append(examples)
@@ -271,7 +273,7 @@ def judge_items(
     """Judge the items with one variant of the memory. `learned`: the same-item rule, then the learned judge
     (`local`); `both` with the offline provider also reads `local`, as the offline provider does in production."""
     project = memory.project
-    schema = semantic.schema(project)
+    schema = versions.schema(project)
     use_principles = variant in ("semantic", "both")
     use_examples = variant in ("episodic", "both")
     if variant == "learned":
@@ -306,7 +308,7 @@ def judge_items(
 def _judge_learned(
     project: Project, items: list[Feedback], retrieved: list[list[Example]], local: list[LocalPrediction]
 ) -> Judged:
-    schema = semantic.schema(project)
+    schema = versions.schema(project)
     offline = OfflineProvider()
     values: list[str | None] = []
     ids = []

@@ -9,6 +9,13 @@ from django.db.models import Count
 from judging.models import Judgement, JudgeRun
 from memory.llm.base import TIER_LEARNED, TIER_LLM, TIERS
 
+TIER_NAMES = {
+    "same_item": "the same item, reviewed before",
+    "learned": "the learned local judge",
+    "vote": "the vote of the nearest reviewed examples",
+    "llm": "the model",
+}
+
 
 def summary(run: JudgeRun) -> dict[str, Any]:
     """Verdicts per tier and their share; with an LLM provider, the model calls the learned judge saved and the
