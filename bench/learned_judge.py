@@ -10,11 +10,12 @@ groups (a group = one input text, so every test input is unseen: no item or ques
 memory). Both judges learn the training side only:
 - the vote: the offline judge's rule (memory.llm.offline.knn_label) over the 5 nearest training items by the
   stored sample vector (the normalised mean of the parts); with unseen groups the same-item rule never fires;
-- the learned judge: judging.learned_model.fit on the training side, its most probable label.
+- the learned judge: judging.learned_model.fit_tuned on the training side (as a project's training: the fit, then
+  the decision's prior power chosen by kappa on the training side's out-of-fold probabilities), its decision.
 Reported per file: Cohen's kappa, exact match and balanced accuracy of each, the majority-label baseline.
 
 Speed (synthetic unit vectors, labels from a linear rule): the time to train on 10,000 labelled samples per label
-kind, and a verdict's added cost — the learned judge's probabilities for one item (p50 of 300), and per item in a
+kind (`fit`; above 3,000 labels a project's training does no out-of-fold tuning, so this is its whole cost), and a verdict's added cost — the learned judge's probabilities for one item (p50 of 300), and per item in a
 chunk of 32 as a run judges. Without the shared datasets only the speed part runs.
 """
 
@@ -97,7 +98,7 @@ def figures(truth: np.ndarray, guess: list[str]) -> str:
 
 
 def agreement(name: str, limit: int, cache: Path | None) -> None:
-    from judging.learned_model import fit
+    from judging.learned_model import fit_tuned
     from memory.llm.offline import knn_label
 
     rows = records(name, limit)
@@ -117,7 +118,7 @@ def agreement(name: str, limit: int, cache: Path | None) -> None:
         nearest = np.argsort(-row, kind="stable")[:K]
         voted.append(knn_label(labels[train][nearest].tolist(), row[nearest].tolist(), choices) or "")
     started = time.monotonic()
-    model = fit(kind, choices, parts[train], labels[train].tolist())
+    model, _ = fit_tuned(kind, choices, parts[train], labels[train].tolist())
     training = time.monotonic() - started
     learned = model.decide(model.probabilities(parts[test]))
     values, counts = np.unique(labels[train], return_counts=True)

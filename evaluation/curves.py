@@ -29,7 +29,7 @@ from django.utils import timezone
 from agreement import metrics
 from evaluation.models import Evaluation
 from judging import learned
-from judging.learned_model import LearnedModel, fit
+from judging.learned_model import LearnedModel, fit_tuned
 from memory import budget, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction
@@ -253,7 +253,7 @@ def learned_model(project: Project, items: list[Feedback], parts: np.ndarray) ->
     if not ready.ready:
         return None
     keep = [i for i, label in enumerate(labels) if label not in ready.left_out and label in project.label_choices]
-    return fit(project.label_kind, project.label_choices, parts[keep], [labels[i] for i in keep])
+    return fit_tuned(project.label_kind, project.label_choices, parts[keep], [labels[i] for i in keep])[0]
 
 
 def local_predictions(model: LearnedModel | None, parts: np.ndarray) -> list[LocalPrediction]:
@@ -284,7 +284,8 @@ def judge_items(
         if use_principles and memory.principles
         else []
     )
-    values, usage, ids = [], Usage(), []
+    values: list[str | None] = []
+    usage, ids = Usage(), []
     for item, examples in zip(items, retrieved, strict=True):
         principles = shared
         examples = examples if use_examples else []

@@ -24,7 +24,7 @@ import numpy as np
 from django.utils import timezone
 
 from judging import dispatch
-from judging.learned_model import LearnedModel, cross_validated, fit
+from judging.learned_model import LearnedModel, fit_tuned
 from judging.models import LearnedJudge
 from memory import budget
 from memory import vectors as sample_vectors
@@ -128,13 +128,13 @@ def train(project: Project) -> LearnedJudge:
         samples = Sample.objects.in_bulk([labelled[i][0] for i in keep])
         parts = sample_vectors.part_vectors([samples[labelled[i][0]] for i in keep])
         kept_labels = [labels[i] for i in keep]
-        model = fit(project.label_kind, project.label_choices, parts, kept_labels)
-        seconds = time.monotonic() - started
+        model, out_of_fold = fit_tuned(project.label_kind, project.label_choices, parts, kept_labels)
         stats = {
             "counts": ready.counts,
             "left_out": ready.left_out,
-            "seconds": round(seconds, 2),
-            **held_out(model, project.label_kind, project.label_choices, parts, kept_labels),
+            "seconds": round(time.monotonic() - started, 2),
+            "prior_power": model.prior_power,
+            **(held_out(model, out_of_fold, kept_labels) if out_of_fold is not None else {}),
         }
     except Exception as error:  # keep the model in use; say what went wrong
         log.exception("training the learned judge of project %s failed", project.pk)
@@ -150,14 +150,12 @@ def train(project: Project) -> LearnedJudge:
     return row
 
 
-def held_out(model: LearnedModel, kind: str, choices: list[str], parts: np.ndarray, labels: list[str]) -> dict:
-    """Cross-validated agreement, and the cascade thresholds that would have reached each target agreement."""
-    if len(labels) > 3000:  # beyond this the estimate is stable and the refits cost more than the training
-        return {}
-    probabilities = cross_validated(kind, choices, parts, labels)
+def held_out(model: LearnedModel, probabilities: np.ndarray, labels: list[str]) -> dict[str, object]:
+    """Agreement on out-of-fold probabilities, and the cascade thresholds that would have reached each target
+    agreement there."""
     confidence = probabilities.max(axis=1)
     right = np.array(model.decide(probabilities)) == np.array(labels)
-    suggested = {}
+    suggested: dict[str, dict[str, float]] = {}
     for target in TARGET_AGREEMENTS:
         for threshold in np.arange(0.5, 1.0001, 0.01):
             covered = confidence >= threshold

@@ -65,6 +65,11 @@ class LearnedModel:
     slope: np.ndarray = field(default_factory=lambda: np.zeros(0))  # Platt: p = 1 / (1 + exp(slope * d + offset))
     offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
     residual_std: float = 0.0  # numeric scales: spread of the cross-validated residuals
+    # The decision divides each label's probability by its share of the training labels to this power: 0 is the
+    # most probable label (best exact match), 1 favours rare labels (best balanced accuracy); `choose_prior_power`
+    # picks it per project on held-out folds.
+    prior: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    prior_power: float = 0.0
 
     def probabilities(self, parts: np.ndarray) -> np.ndarray:
         """Return (n, len(choices)) calibrated probabilities for the samples' part vectors."""
@@ -95,9 +100,11 @@ class LearnedModel:
                 result[:, column] = found[:, self.classes.index(label)]
         return result
 
-    def decide(self, probabilities: np.ndarray) -> list[str]:
-        """The label of each row: the most probable one (ties: schema order)."""
-        return [self.choices[int(i)] for i in np.argmax(probabilities, axis=1)]
+    def decide(self, probabilities: np.ndarray, prior_power: float | None = None) -> list[str]:
+        """The label of each row: the most probable one after the prior correction (ties: schema order)."""
+        power = self.prior_power if prior_power is None else prior_power
+        scores = probabilities / np.maximum(self.prior, 1e-6) ** power if power and len(self.prior) else probabilities
+        return [self.choices[int(i)] for i in np.argmax(scores, axis=1)]
 
 
 def fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0) -> LearnedModel:
@@ -130,7 +137,40 @@ def _fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], se
     y = np.array(labels)
     estimator = _calibrated(LogisticRegression(C=C, max_iter=MAX_ITERATIONS), y, seed)
     estimator.fit(features, y)
-    return _linear(kind, choices, estimator)
+    model = _linear(kind, choices, estimator)
+    model.prior = np.array([float(np.mean(y == label)) for label in choices])
+    return model
+
+
+PRIOR_POWERS = (0.0, 0.5, 1.0)
+TUNE_AT_MOST = 3000  # labels; beyond this the refits cost more than the training, and the default power is kept
+
+
+def fit_tuned(
+    kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0
+) -> tuple[LearnedModel, np.ndarray | None]:
+    """`fit`, then the decision's prior power chosen on out-of-fold probabilities (returned too, for the
+    training report; None above TUNE_AT_MOST labels)."""
+    model = fit(kind, choices, parts, labels, seed)
+    if len(labels) > TUNE_AT_MOST:
+        return model, None
+    held_out = cross_validated(kind, choices, parts, labels, seed)
+    model.prior_power = choose_prior_power(model, held_out, labels)
+    return model, held_out
+
+
+def choose_prior_power(model: LearnedModel, held_out: np.ndarray, labels: list[str]) -> float:
+    """The prior power whose decisions on out-of-fold probabilities agree best with the labels (Cohen's kappa;
+    ties: the smallest). Pairwise and numeric judges keep 0 (no prior to correct)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if model.kind in ("pairwise", "numeric") or not len(model.prior):
+        return 0.0
+    scores = [
+        (float(cohen_kappa_score(labels, model.decide(held_out, power))) if len(set(labels)) > 1 else 0.0, -power)
+        for power in PRIOR_POWERS
+    ]
+    return -max(scores)[1]
 
 
 def _linear(kind: str, choices: list[str], estimator: CalibratedClassifierCV) -> LearnedModel:

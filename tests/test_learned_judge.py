@@ -369,3 +369,22 @@ def test_the_cascade_is_off_by_default_and_its_threshold_is_validated(personas):
     personas.project.cascade_threshold = 0.3
     with pytest.raises(ValidationError, match="from 0.5 to 1"):
         personas.project.full_clean()
+
+
+# --- evaluation --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_learned_variant_learns_and_both_uses_it_offline(personas):
+    from evaluation import curves
+
+    labelled(personas.project, personas.reviewer, count=40)
+    options = curves.Options(shards=[0, 10, 28], variants=["episodic", "both", "learned"], prequential=False)
+    result = curves.run(curves.start(personas.project, personas.owner, options)).result
+    points = {(p["variant"], p["split"], p["shard"]): p for p in result["points"]}
+    below, above = points[("learned", "test", 10)], points[("learned", "test", 28)]
+    assert below["abstained"] == below["n"]  # 10 labels: under the minimum, no model, no vote behind it
+    assert above["abstained"] == 0 and above["exact_match"] > 0.9
+    assert points[("learned", "seen", 28)]["exact_match"] == 1.0  # the same-item rule still decides seen items
+    assert points[("both", "test", 28)]["exact_match"] >= above["exact_match"]  # offline "both" reads the model
+    assert above["calls"] == 0
