@@ -244,7 +244,7 @@ def test_a_failed_training_keeps_the_previous_model_and_says_so(personas, monkey
     def broken(*args, **kwargs):
         raise MemoryError("out of memory while fitting")
 
-    monkeypatch.setattr(learned, "fit", broken)
+    monkeypatch.setattr(learned, "fit_tuned", broken)
     row = learned.train(personas.project)
     assert "out of memory while fitting" in row.failure and row.failed_at is not None
     assert bytes(row.estimator) == bytes(before.estimator) and row.trained_at == before.trained_at
