@@ -189,10 +189,9 @@ def usable(project: Project, queue_retraining: bool = True) -> Usable:
     if row.schema != schema_fingerprint(project):
         reason = "The learned judge was trained for another label schema; it is set aside until retrained."
     elif row.memory_version != (version.number if version else None):
-        reason = (
-            f"The learned judge learned memory version {row.memory_version}, the memory is now at "
-            f"{version.number if version else 'none'}; it is set aside until retrained."
-        )
+        trained_at = f"memory version {row.memory_version}" if row.memory_version else "no memory version yet"
+        now = f"version {version.number}" if version else "no version"
+        reason = f"The learned judge was trained at {trained_at}, the memory is now at {now}; it is set aside until retrained."
     if reason:
         if queue_retraining:
             try:

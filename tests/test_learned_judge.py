@@ -237,6 +237,19 @@ def test_a_stored_model_from_another_schema_is_never_used(personas):
 
 
 @pytest.mark.django_db
+def test_a_model_of_an_older_memory_version_is_set_aside_until_retrained(personas):
+    from memory.models import MemoryVersion
+
+    labelled(personas.project, personas.reviewer)
+    assert learned.train(personas.project).memory_version is None
+    MemoryVersion.objects.create(project=personas.project, number=1, trigger="distill", provider="offline", model="m")
+    found = learned.usable(personas.project)
+    assert found.model is None and "no memory version yet" in found.note and "now at version 1" in found.note
+    assert learned.train(personas.project).memory_version == 1
+    assert learned.usable(personas.project).model is not None
+
+
+@pytest.mark.django_db
 def test_a_failed_training_keeps_the_previous_model_and_says_so(personas, monkeypatch, client):
     labelled(personas.project, personas.reviewer)
     before = learned.train(personas.project)
