@@ -24,6 +24,18 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items):
+    """Mark what a test needs, so that `-m "not browser and not worker"` is the quick loop while editing:
+    `browser` for a test that drives Chromium (the `page` fixture), `worker` for one that needs a Celery worker,
+    the session's (the `celery_worker` fixture); tests that start worker processes of their own carry the mark."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "page" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        if "celery_worker" in fixtures:
+            item.add_marker(pytest.mark.worker)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_server():
     """Start the embedded Redis the settings point at, unless the environment names a Redis."""
