@@ -311,6 +311,7 @@ def test_a_burst_of_labels_is_learned_by_a_real_worker_in_few_trainings(personas
     assert 1 <= len(sent) <= 4, sent
 
 
+@pytest.mark.worker  # processes of its own, like the tests that start worker processes
 @pytest.mark.django_db(transaction=True)
 def test_one_stored_model_is_shared_by_two_other_processes(personas):
     from tests.test_memory_faults import database_url
