@@ -287,9 +287,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A late-acked task whose worker died is redelivered after the visibility timeout.
+# A late-acked task whose worker died is redelivered after the visibility timeout, which must outlast every task's
+# time limit (an evaluation may take an hour), or a task still running is delivered twice (memalign.E011). Work a
+# dead worker held does not wait for it: beat's repairs queue runs' chunks again within a minute, and a worker that
+# connects queues the memory's repair at once.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3900),
     "socket_connect_timeout": 1,
 }
 # With Redis down, sending a task gives up within about a second instead of looping on reconnects (19 s a save
@@ -344,12 +347,17 @@ MEMALIGN_REPAIR_ON_CONNECT = env_bool("MEMALIGN_REPAIR_ON_CONNECT", True)
 MEMALIGN_REPAIR_TASKS = [
     "memory.tasks.repair_all",
     "judging.tasks.repair_rankings",
+    "judging.tasks.repair_runs",
     "evaluation.tasks.repair_evaluations",
 ]
+# Beat looks at running runs this often; one with no chunk being judged and no sign of life for the stall time has
+# its unfinished chunks queued again (judging/run_repair.py): a lost message delays a run by well under a minute.
+MEMALIGN_RUN_WATCH_SECONDS = env_int("MEMALIGN_RUN_WATCH_SECONDS", 15)
+MEMALIGN_RUN_STALL_SECONDS = env_int("MEMALIGN_RUN_STALL_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
-    f"repair-{task.split('.')[0]}": {"task": task, "schedule": float(MEMALIGN_REPAIR_INTERVAL_SECONDS)}
-    for task in MEMALIGN_REPAIR_TASKS
+    task: {"task": task, "schedule": float(MEMALIGN_REPAIR_INTERVAL_SECONDS)} for task in MEMALIGN_REPAIR_TASKS
 }
+CELERY_BEAT_SCHEDULE["judging.tasks.repair_runs"]["schedule"] = float(MEMALIGN_RUN_WATCH_SECONDS)
 # The per-project regeneration lock expires by itself after this long, so a killed worker cannot hold it for
 # ever; it must outlast the task's hard time limit.
 MEMALIGN_LOCK_SECONDS = env_int("MEMALIGN_LOCK_SECONDS", CELERY_TASK_TIME_LIMIT + 30)
