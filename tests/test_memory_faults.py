@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def start_worker_process(queue: str, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def start_beat_process(env: dict[str, str]) -> subprocess.Popen:
+    schedule = Path(tempfile.mkdtemp(prefix="beat-")) / "schedule"
+    command = [sys.executable, "-m", "celery", "-A", "memalign_site", "beat", "--schedule", str(schedule)]
+    return subprocess.Popen(
+        [*command, "--loglevel", "WARNING"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_episodic_store_works_against_a_chroma_server(personas, chroma_server):
     sample = add_sample(personas.project, "srv", inputs={"customer_message": "refund for a broken kettle"})
@@ -77,8 +90,9 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
         "CHROMA_URL": chroma_server,
         "ANTHROPIC_API_KEY": "test-key",
         "ANTHROPIC_BASE_URL": fake_anthropic.url,
-        "CELERY_VISIBILITY_TIMEOUT": "2",  # redeliver the killed worker's unacknowledged tasks quickly
-        "MEMALIGN_LOCK_SECONDS": "3",  # and let its regeneration lock expire quickly
+        # No short visibility timeout: the new worker resumes at once because it queues the repair when it
+        # connects, and the killed worker's regeneration lease runs out within seconds (memory/locks.py).
+        "MEMALIGN_REPAIR_ON_CONNECT": "1",
         "MEMALIGN_DISTILL_QUIET_MS": "200",
     }
     personas.project.provider = "anthropic"
@@ -102,12 +116,15 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
         assert not MemoryVersion.objects.filter(project=personas.project).exists()
         fake_anthropic.latency = 0.0
         second = start_worker_process(queue, env)
-        # The killed worker's tasks come back (acknowledged late) and the new worker finishes them.
+        restarted = time.monotonic()
+        # The killed worker's tasks wait for the visibility timeout; the new worker's repair does their work.
         wait_for(
             lambda: not semantic.pending_feedback(personas.project).exists(),
             timeout=90,
             message="distillation after the restart",
         )
+        print(f"distilled {time.monotonic() - restarted:.1f} s after the new worker started")
+        assert time.monotonic() - restarted < 60
         wait_for(lambda: len(episodic.entries(personas.project.pk)) == 3, timeout=30, message="three episodic entries")
         assert MemoryVersion.objects.filter(project=personas.project, trigger="distill", status="ok").count() >= 1
         call_command("check_memory", personas.project.slug)  # exits 0: the database and Chroma agree
