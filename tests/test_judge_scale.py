@@ -13,7 +13,7 @@ from judging import runs
 from judging.models import Judgement, JudgeRun
 from memalign_site.celery import app
 from tests.conftest import add_sample, wait_for
-from tests.test_memory_faults import database_url, start_beat_process, start_worker_process
+from tests.test_memory_faults import database_url, start_beat_process, start_worker_process, wait_until_ready
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,9 +76,10 @@ def test_a_worker_killed_mid_chunk_is_replaced_without_doubling(personas, fake_a
     queue, env = worker_env
     judged_project(personas, samples=8, concurrency=2)
     fake_anthropic.latency = 1.5
-    first, beat = start_worker_process(queue, env), start_beat_process(env)
+    first, beat = start_worker_process(queue, env, name=f"first-{queue}"), start_beat_process(env)
     second = None
     try:
+        wait_until_ready(f"first-{queue}")  # start-up takes long on a busy machine: not what is measured
         run = runs.start(personas.project, personas.owner, JudgeRun.Scope.ALL, chunk_size=4)
         wait_for(lambda: Judgement.objects.filter(run=run).count() >= 2, timeout=60, message="the first verdicts")
         first.send_signal(signal.SIGKILL)  # mid-chunk: two more calls are in flight
@@ -86,12 +87,13 @@ def test_a_worker_killed_mid_chunk_is_replaced_without_doubling(personas, fake_a
         judged_before = Judgement.objects.filter(run=run).count()
         assert judged_before < 8
         fake_anthropic.latency = 0.0
-        second = start_worker_process(queue, env)
+        second = start_worker_process(queue, env, name=f"second-{queue}")
+        wait_until_ready(f"second-{queue}")
         restarted = time.monotonic()
         wait_for(
             lambda: JudgeRun.objects.get(pk=run.pk).finished, timeout=120, message="the run to end after the restart"
         )
-        print(f"the run ended {time.monotonic() - restarted:.1f} s after the new worker started")
+        print(f"the run ended {time.monotonic() - restarted:.1f} s after the new worker was ready")
         assert time.monotonic() - restarted < 60
     finally:
         stop_all(first, second, beat)

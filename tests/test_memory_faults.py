@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ def database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def start_worker_process(queue: str, env: dict[str, str]) -> subprocess.Popen:
+def start_worker_process(queue: str, env: dict[str, str], name: str | None = None) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -47,10 +48,17 @@ def start_worker_process(queue: str, env: dict[str, str]) -> subprocess.Popen:
         queue,
         "--loglevel",
         "WARNING",
+        *(["-n", f"{name}@%h"] if name else []),
     ]
     return subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+
+
+def wait_until_ready(name: str, timeout: float = 180) -> None:
+    """Wait until the worker process started with `name` answers a ping: connected and consuming."""
+    destination = [f"{name}@{socket.gethostname()}"]
+    wait_for(lambda: app.control.ping(destination=destination, timeout=0.5), timeout=timeout, message=f"{name} ready")
 
 
 def start_beat_process(env: dict[str, str]) -> subprocess.Popen:
