@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from functools import partial
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from ninja import Body, File, Path, Query, Router, Status, UploadedFile
 
@@ -15,11 +17,13 @@ from api.errors import ApiError, field_error
 from judging import run_agreement, run_listing, runs, tries
 from judging.models import JudgeRun
 from memory.models import MemoryVersion, Principle
+from reviews import import_jobs
 from reviews.feedback import StaleFeedback, save_feedback
 from reviews.importers import import_samples
 from reviews.labels import normalize_label
-from reviews.models import Feedback, Membership, Project, Role, Sample
+from reviews.models import Feedback, ImportRun, Membership, Project, Role, Sample
 from reviews.permissions import is_blind, visible_feedback
+from reviews.tasks import run_import
 
 router = Router()
 ERRORS = {code: s.ErrorOut for code in (400, 401, 403, 404, 409, 413, 429)}
@@ -84,13 +88,45 @@ def _as_jsonl(items: list) -> bytes:
     return "\n".join(json.dumps(item, ensure_ascii=False) for item in items).encode()
 
 
+def _import_job_out(record: ImportRun) -> dict:
+    return {
+        "id": record.pk,
+        "status": record.status,
+        "filename": record.filename,
+        "total": record.total,
+        "written": record.written,
+        "percent": record.percent,
+        "summary": record.summary or None,
+        "errors": [{"line": line, "message": message} for line, message in record.errors],
+        "total_errors": record.total_errors,
+        "url": f"/api/v1/projects/{record.project.slug}/imports/{record.pk}",
+    }
+
+
 @router.post(
-    "/projects/{slug}/samples/import", response={200: s.ImportOut, **ERRORS}, summary="Import a JSONL or CSV file"
+    "/projects/{slug}/samples/import",
+    response={202: s.ImportJobOut, **ERRORS},
+    summary="Import a JSONL or CSV file in the background",
 )
 def sample_import_file(request, slug: str, file: File[UploadedFile]):
-    """The same validation as the import page: a bad file is refused whole, with line numbers; rows whose
-    external_id the project has are left untouched."""
-    return _import(request, slug, file.read(), file.name or "")
+    """The file is stored and the answer comes at once; a worker then checks every row (a bad file is refused
+    whole, with line numbers, nothing written) and writes it. Follow `url` for its progress and outcome."""
+    project, _ = project_for(request, slug, Role.OWNER, write=True)
+    record = import_jobs.receive(project, file, file.name or "", request.auth.user)
+    # robust: with the broker away the import waits, queued, for the repair (reviews.tasks.repair_imports)
+    transaction.on_commit(partial(run_import.delay, record.pk), robust=True)
+    return Status(202, _import_job_out(record))
+
+
+@router.get(
+    "/projects/{slug}/imports/{import_id}", response={200: s.ImportJobOut, **ERRORS}, summary="An import's progress"
+)
+def import_read(request, slug: str, import_id: int = Path(..., ge=1, le=s.MAX_ID)):
+    project, _ = project_for(request, slug, Role.OWNER)
+    record = ImportRun.objects.select_related("project").filter(project=project, pk=import_id).first()
+    if record is None:
+        raise ApiError(404, "No such import in this project.")
+    return _import_job_out(record)
 
 
 @router.post(

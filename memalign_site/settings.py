@@ -345,6 +345,7 @@ MEMALIGN_REPAIR_INTERVAL_SECONDS = env_int("MEMALIGN_REPAIR_INTERVAL_SECONDS", 3
 MEMALIGN_REPAIR_ON_CONNECT = env_bool("MEMALIGN_REPAIR_ON_CONNECT", True)
 # Each app repairs what a lost message left undone; beat runs them all, and so does a worker (re)connecting.
 MEMALIGN_REPAIR_TASKS = [
+    "reviews.tasks.repair_imports",
     "memory.tasks.repair_all",
     "judging.tasks.repair_rankings",
     "judging.tasks.repair_runs",

@@ -209,14 +209,27 @@ class ImportRun(models.Model):
     """
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        READING = "reading", "Reading and checking the file"
         WRITING = "writing", "Writing"
         DONE = "done", "Done"
+        REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
+
+    FINISHED = (Status.DONE, Status.REJECTED, Status.FAILED)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_runs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     filename = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.WRITING)
+    upload = models.CharField(
+        max_length=100, blank=True, help_text="The stored upload under DATA_DIR/imports, until the import ends."
+    )
+    total = models.PositiveIntegerField(default=0, help_text="Rows in the file (known once it is checked).")
+    written = models.PositiveIntegerField(default=0, help_text="Rows written or found already present.")
+    summary = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True, help_text="[line or null, reason] pairs, the first few.")
+    total_errors = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -225,6 +238,14 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename or 'import'} into {self.project} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status == self.Status.DONE else (100 * self.written // self.total if self.total else 0)
 
 
 class SampleQuerySet(models.QuerySet):

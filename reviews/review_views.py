@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count, Max, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,16 +19,15 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, push_url, trigger_client_event
 
-from reviews import overlap, queue
+from reviews import import_jobs, overlap, queue
 from reviews.coaching import vague_reason
 from reviews.feedback import StaleFeedback, delete_feedback, save_feedback, undo_save
 from reviews.forms import FeedbackForm
 from reviews.import_reading import ImportRejected, human_size, max_bytes, max_rows, too_large_message
-from reviews.importers import import_samples
 from reviews.middleware import accepts_upload
-from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
+from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, ImportRun, Role, Sample
 from reviews.permissions import (
     ProjectRequest,
     can,
@@ -37,6 +38,7 @@ from reviews.permissions import (
     project_view,
     require,
 )
+from reviews.tasks import run_import
 
 PRELOAD_SECONDS = 60  # how long the browser may keep a preloaded item (its URL changes with any feedback anyway)
 UNDO_SECONDS = 15  # a save can be undone this long (the page offers it for the first 10)
@@ -81,15 +83,30 @@ def sample_import(request: ProjectRequest) -> HttpResponse:
             status = 400
         else:
             try:
-                summary = import_samples(project, upload, upload.name or "upload", request.user)
+                record = import_jobs.receive(project, upload, upload.name or "upload", request.user)
             except ImportRejected as rejected:
                 context.update(errors=rejected.errors, total_errors=rejected.total_errors, filename=upload.name)
                 status = 400
             else:
-                messages.success(request, f"{upload.name}: {summary.message()}")
-                queue_url = reverse("sample-queue", args=[project.slug])
-                return HttpResponseClientRedirect(queue_url) if request.htmx else redirect(queue_url)
+                # robust: with the broker away the import waits, queued, for the repair (reviews.tasks)
+                transaction.on_commit(partial(run_import.delay, record.pk), robust=True)
+                status_url = reverse("sample-import-status", args=[project.slug, record.pk])
+                return HttpResponseClientRedirect(status_url) if request.htmx else redirect(status_url)
     return render(request, "reviews/import.html", context, status=status)
+
+
+@project_view(Role.OWNER)
+@require_http_methods(["GET"])
+def sample_import_status(request: ProjectRequest, import_id: int) -> HttpResponse:
+    """An import's progress (polled by the page while it runs), then its summary or the file's problems."""
+    record = get_object_or_404(ImportRun, project=request.project, pk=import_id)
+    context = {"project": request.project, "membership": request.membership, "record": record}
+    if not request.htmx:
+        return render(request, "reviews/import_status.html", context)
+    response = render(request, "reviews/import_status.html#progress", context)
+    if record.finished:
+        response.status_code = HTMX_STOP_POLLING  # the bar stops polling; the summary is in this reply
+    return response
 
 
 @project_view(Role.VIEWER)

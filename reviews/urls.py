@@ -35,6 +35,7 @@ urlpatterns = [
 
 urlpatterns += [
     path("p/<slug:slug>/import/", review_views.sample_import, name="sample-import"),
+    path("p/<slug:slug>/import/<int:import_id>/", review_views.sample_import_status, name="sample-import-status"),
     path("p/<slug:slug>/queue/", review_views.sample_queue, name="sample-queue"),
     path("p/<slug:slug>/samples/<int:sample_id>/", review_views.sample_review, name="sample-review"),
     path("p/<slug:slug>/samples/<int:sample_id>/feedback/", review_views.feedback_save, name="feedback-save"),
