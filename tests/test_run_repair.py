@@ -66,6 +66,7 @@ def test_the_watch_requeues_only_unfinished_chunks_and_the_run_completes_once(pe
     assert repair_runs.delay().get(timeout=30) == {"re-queued runs": []}  # a finished run is left alone
 
 
+@pytest.mark.worker  # starts `celery worker` and `celery beat` processes of its own
 def test_a_run_survives_a_20_second_redis_outage(personas, own_redis, chroma_server, fake_anthropic, settings):  # noqa: F811
     """Production's watch and stall settings; the worker and beat are processes of their own on the test's Redis."""
     total = 96
