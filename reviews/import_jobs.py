@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db.models import Q
 from django.utils import timezone
 
@@ -48,7 +49,7 @@ def folder() -> Path:
     return path
 
 
-def receive(project: Project, upload: IO[bytes], filename: str, importer) -> ImportRun:
+def receive(project: Project, upload: IO[bytes], filename: str, importer: User | None) -> ImportRun:
     """Store the upload and record a queued import of it; raise ImportRejected for a file refused unread (its
     type, its size). The caller queues reviews.tasks.run_import once its transaction commits."""
     reader_for(filename)
@@ -133,7 +134,7 @@ def _batches(record: ImportRun, stream: IO[bytes]) -> Iterator[list[Row]]:
         yield batch
 
 
-def _end(record: ImportRun, status: str, errors: list, total: int) -> None:
+def _end(record: ImportRun, status: str, errors: list[list[int | str | None]], total: int) -> None:
     ImportRun.objects.filter(pk=record.pk).update(
         status=status, errors=errors, total_errors=total, finished_at=timezone.now()
     )

@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -122,7 +122,7 @@ def decode(stream: IO[bytes]) -> str:
 Records = Iterator[tuple[int, dict | None, str | None]]  # (line, record, or why the line is unreadable)
 
 
-def reader_for(filename: str) -> tuple[Callable[[IO[str], str], Records], str]:
+def reader_for(filename: str) -> tuple[Callable[[Iterable[str], str], Records], str]:
     """Return the reader and delimiter for a file's type, told by its name; refuse a type we do not read."""
     name = (filename or "").lower()
     if name.endswith((".jsonl", ".ndjson", ".json")):
@@ -151,7 +151,7 @@ def read_records(stream: IO[bytes], filename: str) -> tuple[list[tuple[int, dict
     return records, errors
 
 
-def _newline(reader: Callable[[IO[str], str], Records]) -> str:
+def _newline(reader: Callable[[Iterable[str], str], Records]) -> str:
     # JSONL splits on newlines only: splitting on \r or U+2028 too could cut a JSON string. CSV lets the csv module
     # see every line ending, as its documentation asks.
     return "\n" if reader is _jsonl_records else ""
@@ -230,7 +230,7 @@ def _encoding(head: bytes) -> tuple[str, str]:
 ONE_OBJECT_PER_LINE = " (a .jsonl file holds one JSON object per line, not one JSON document or array)"
 
 
-def _jsonl_records(lines: IO[str], _delimiter: str) -> Records:
+def _jsonl_records(lines: Iterable[str], _delimiter: str) -> Records:
     for number, line in enumerate(lines, start=1):
         line = line.removesuffix("\n").rstrip("\r")
         if not line.strip():
@@ -258,7 +258,7 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a JSON value; write null or a number instead")
 
 
-def _csv_records(lines: IO[str], delimiter: str) -> Records:
+def _csv_records(lines: Iterable[str], delimiter: str) -> Records:
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -365,7 +365,7 @@ class _LazyReviewers(dict):
         super().__init__()
         self.project = project
 
-    def get(self, name: str, default: object = None) -> tuple[int, str] | None:  # type: ignore[override]
+    def get(self, name: str, default: object = None) -> tuple[int, str] | None:
         if name not in self:
             found = Membership.objects.filter(project=self.project, user__username=name).values_list("user_id", "role")
             self[name] = found.first()
