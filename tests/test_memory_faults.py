@@ -107,9 +107,10 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
     personas.project.provider = "anthropic"
     personas.project.save()
     fake_anthropic.latency = 5.0
-    first = start_worker_process(queue, env)
+    first = start_worker_process(queue, env, name=f"first-{queue}")
     second = None
     try:
+        wait_until_ready(f"first-{queue}")  # start-up takes long on a busy machine: not what is measured
         feedback = [
             add_feedback(
                 add_sample(personas.project, f"k{i}"), personas.reviewer, "fail", f"Critique {i}: sounds robotic."
