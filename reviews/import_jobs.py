@@ -101,7 +101,6 @@ def run(run_id: int) -> str:
         message = "The import failed on the server; nothing was written. Import the file again."
         _end(record, ImportRun.Status.FAILED, errors=[[None, message]], total=1)
         return ImportRun.Status.FAILED
-    ImportRun.objects.filter(pk=run_id).update(summary={**summary.__dict__, "message": summary.message()})
     _remove(path)
     return ImportRun.Status.DONE
 

@@ -119,7 +119,12 @@ def write_batches(
                 ]
             ) from None
         raise
-    ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.DONE, finished_at=timezone.now())
+    # The summary in the same update: a progress page that sees "done" sees what was imported.
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRun.Status.DONE,
+        finished_at=timezone.now(),
+        summary={**summary.__dict__, "message": summary.message()},
+    )
     return summary
 
 
