@@ -314,6 +314,8 @@ MEMALIGN_PROVIDER = env_str("MEMALIGN_PROVIDER") or ("anthropic" if ANTHROPIC_AP
 MEMALIGN_MODEL = env_str("MEMALIGN_MODEL")
 # The site default for projects on the openai_compatible provider (vLLM, Ollama, llama.cpp's server, ...).
 OPENAI_COMPATIBLE_BASE_URL = env_str("OPENAI_COMPATIBLE_BASE_URL")
+# Other servers a project may pick (comma-separated base URLs, matched exactly); only the default gets the key.
+OPENAI_COMPATIBLE_ALLOWED_BASE_URLS = env_list("OPENAI_COMPATIBLE_ALLOWED_BASE_URLS")
 OPENAI_COMPATIBLE_MODEL = env_str("OPENAI_COMPATIBLE_MODEL")
 OPENAI_COMPATIBLE_API_KEY = env_str("OPENAI_COMPATIBLE_API_KEY")
 OPENAI_COMPATIBLE_STRUCTURED = env_str("OPENAI_COMPATIBLE_STRUCTURED", "tools")  # or "json_schema"
