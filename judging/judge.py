@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memory import budget, episodic, semantic
+from memory import budget, episodic, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
@@ -42,7 +42,7 @@ def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: lis
     result = []
     for neighbours, query in zip(neighbour_lists, fingerprints):
         # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
-        examples = [semantic.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
+        examples = [versions.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
         for example, feedback in zip(examples, (by_id[n.feedback_id] for n in neighbours if n.feedback_id in by_id)):
             example.same_item = sample_vectors.sample_fingerprint(feedback.sample) == query
             example.disputed = disputes.get(feedback.sample_id, [])
@@ -75,7 +75,7 @@ def working_memory(
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
     (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
     principles = budget.within_budget(project, budget.principle_set(project), vectors)
-    return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, shown)
+    return WorkingMemory(project.criterion, versions.schema(project), principles, examples, inputs, shown)
 
 
 def working_memories(
@@ -88,7 +88,7 @@ def working_memories(
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [s.pk for s in samples])
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
     shared = budget.within_budget(project, principles or budget.principle_set(project), vectors)
-    schema = semantic.schema(project)
+    schema = versions.schema(project)
     return [
         WorkingMemory(project.criterion, schema, shared, examples, inputs, output)
         for (inputs, output), examples in zip(texts, retrieved)
