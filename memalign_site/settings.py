@@ -106,6 +106,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "memalign_site.middleware.NulGuardMiddleware",
     "reviews.middleware.BodyGuardMiddleware",  # before CSRF, which would read (and spool) the body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -271,6 +272,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": MEMALIGN_NAMESPACE,
+        # Fail fast with Redis down: the rate limit then lets requests through (api.auth.TokenRateThrottle).
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     },
 }
 MEMALIGN_API_RATE = env_str("MEMALIGN_API_RATE", "120/min")  # requests per token, e.g. "120/min", "5000/hour"
