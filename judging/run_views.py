@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from itertools import chain
@@ -15,7 +14,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from judging import run_agreement, run_listing, runs
 from judging.models import Judgement, JudgeRun
-from reviews import queue
+from reviews import queue, spreadsheets
 from reviews.models import Role
 from reviews.permissions import ProjectRequest, can, project_view
 
@@ -122,7 +121,7 @@ def judge_run_export(request: ProjectRequest, run_id: int, fmt: str) -> Streamin
         lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in run_listing.export_rows(run))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     else:
-        writer = csv.writer(_Echo())
+        writer = spreadsheets.writer(_Echo())
         body = ([_csv_cell(r[k]) for k in run_listing.EXPORT_FIELDS] for r in run_listing.export_rows(run))
         lines = (writer.writerow(row) for row in chain([list(run_listing.EXPORT_FIELDS)], body))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
