@@ -14,6 +14,7 @@ from memory.forms import PrincipleAddForm
 from memory.llm import provider_name
 from memory.models import Contradiction, MemoryVersion, Principle
 from memory.principle_views import add_source_figures, visible_sources
+from reviews.adjudication import learnable as learnable_feedback
 from reviews.models import Feedback, Role
 from reviews.permissions import ProjectRequest, can, is_blind, project_view
 
@@ -34,11 +35,13 @@ def status(project) -> dict:
         "principle_tokens": budget.principle_set(project).tokens,
         "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
     }
-    # The dashboard polls this block only while work is pending: embedding, distillation, a queued run.
+    # The dashboard polls this block only while work is pending: embedding, distillation, a queued run. The
+    # episodic store holds the learnable feedback (overruled feedback stays in the database, not in the store).
+    learnable = learnable_feedback(Feedback.objects.filter(project=project)).count()
     figures["working"] = bool(
         figures["pending_count"]
         or figures["stale_count"]
-        or (stored is not None and stored != figures["feedback_count"])
+        or (stored is not None and stored != learnable)
         or dispatch.regeneration_pending(project.pk)
     )
     return figures

@@ -199,3 +199,23 @@ def test_the_status_block_polls_only_while_work_is_pending(client, personas, mem
     sync.repair(personas.project)  # the episodic store holds both critiques: its count matches too
     done = client.get(url, headers={"HX-Request": "true", "HX-Target": "memory-status"})
     assert 'data-working="false"' in body(done) and "hx-trigger" not in body(done)
+
+
+def test_the_status_block_stops_polling_once_a_decided_conflict_is_learned(client, personas, memory):
+    """Overruled feedback stays in the database but not in the episodic store: that is not work pending."""
+    from memory import distil, sync
+    from memory.models import DistilledFeedback
+    from reviews import adjudication
+
+    sample = add_sample(personas.project, "conflict")
+    add_feedback(sample, personas.reviewer, "fail", "Too curt.")
+    add_feedback(sample, personas.owner, "pass", "Fine.")
+    adjudication.decide(sample, "fail", "Curt replies to a complaint fail.", personas.owner)
+    for f in distil.pending_feedback(personas.project):
+        DistilledFeedback.objects.create(feedback=f, revision=f.revision)
+    sync.repair(personas.project)
+    client.force_login(personas.viewer)
+    done = client.get(
+        f"/p/{personas.project.slug}/memory/", headers={"HX-Request": "true", "HX-Target": "memory-status"}
+    )
+    assert 'data-working="false"' in body(done) and "hx-trigger" not in body(done)
