@@ -11,7 +11,7 @@ from the difference between the two versions' snapshots.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 
@@ -105,12 +105,16 @@ def entries(
     until: date | None = None,
     version: int | None = None,
     q: str = "",
+    withheld: Collection[int] = (),
 ) -> QuerySet[LogEntry]:
-    """The project's memory log entries, newest first, filtered as the audit page asks."""
+    """The project's memory log entries, newest first, filtered as the audit page asks, without the entries of
+    principles in `withheld` (memory.blind)."""
     kinds = {"principle": Principle, "version": MemoryVersion}
     types = ContentType.objects.get_for_models(*kinds.values())
     wanted = [types[kinds[kind]]] if kind in kinds else list(types.values())
     rows = LogEntry.objects.filter(content_type__in=wanted, additional_data__project=project.pk)
+    if withheld:
+        rows = rows.exclude(content_type=types[Principle], object_pk__in=[str(pk) for pk in withheld])
     if actor == "-":
         rows = rows.filter(actor__isnull=True)
     elif actor:

@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from memory import budget, dispatch, distil, episodic, semantic, versions
+from memory import blind, budget, dispatch, distil, episodic, semantic, versions
 from memory.forms import PrincipleAddForm
 from memory.llm import provider_name
 from memory.models import Contradiction, MemoryVersion, Principle
@@ -60,9 +60,9 @@ def dashboard(request: ProjectRequest) -> HttpResponse:
     # (a window-function prefetch); counted apart: the principle's page lists them all.
     first = visible_sources(request.membership)[:DASHBOARD_SOURCES]
     principles = list(
-        Principle.objects.filter(project=project).prefetch_related(
-            Prefetch("sources", queryset=first, to_attr="first_sources")
-        )
+        Principle.objects.filter(project=project)
+        .exclude(pk__in=blind.withheld_principle_ids(request.membership, project))
+        .prefetch_related(Prefetch("sources", queryset=first, to_attr="first_sources"))
     )
     add_source_figures(request.membership, principles)
     context = {

@@ -64,11 +64,13 @@ def test_a_principle_page_links_each_source_to_its_sample_and_author(client, per
     assert 'id="edit-form"' not in page  # a viewer reads, never edits
 
 
-def test_a_blind_reviewer_sees_only_sources_on_samples_they_reviewed(client, personas, memory):
+def test_a_blind_reviewer_sees_a_principle_only_once_they_reviewed_its_sources(client, personas, memory):
+    """A principle quotes or paraphrases its sources: one citing others' feedback on a sample the reviewer has
+    not reviewed is withheld (memory.blind), as a page they cannot open."""
     _, brief, _, f2 = memory
     client.force_login(personas.reviewer)
-    page = body(client.get(f"/p/{personas.project.slug}/memory/principles/{brief.pk}/"))
-    assert "Short and right." not in page and "No source you can see." in page
+    response = client.get(f"/p/{personas.project.slug}/memory/principles/{brief.pk}/")
+    assert response.status_code == 404 and "Short and right." not in body(response)
     add_feedback(f2.sample, personas.reviewer, "pass", "Mine too.")
     assert "Short and right." in body(client.get(f"/p/{personas.project.slug}/memory/principles/{brief.pk}/"))
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "value, written",
     [
-        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
         ("+1+2", "'+1+2"),
         ("-2+3", "'-2+3"),
         ("@SUM(A1)", "'@SUM(A1)"),
@@ -43,7 +43,7 @@ def test_the_run_csv_escapes_untrusted_text(client, personas, judged):  # noqa: 
     client.force_login(personas.viewer)
     response = client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/export.csv")
     table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert table[0]["rationale"] == "'=HYPERLINK(\"http://evil\",\"x\")"
+    assert table[0]["rationale"] == '\'=HYPERLINK("http://evil","x")'
 
 
 def test_no_module_writes_csv_but_the_helper():
