@@ -16,6 +16,7 @@ from api.access import project_for
 from api.errors import ApiError, field_error
 from judging import run_agreement, run_listing, runs, tries
 from judging.models import JudgeRun
+from memory import blind
 from memory.models import MemoryVersion, Principle
 from reviews import import_jobs
 from reviews.feedback import StaleFeedback, save_feedback
@@ -366,9 +367,11 @@ def run_read(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
     "/projects/{slug}/runs/{run_id}/verdicts", response={200: s.VerdictPage, **ERRORS}, summary="A run's verdicts"
 )
 def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int = Path(..., ge=1, le=s.MAX_ID)):
-    project, _ = project_for(request, slug)
+    project, membership = project_for(request, slug)
     run = _run(project, run_id)
-    page = run_listing.verdict_page(run_listing.verdicts(run, query.filter), query.after, size=query.limit)
+    page = run_listing.verdict_page(
+        run_listing.verdicts(run, membership, query.filter), membership, query.after, size=query.limit
+    )
     items = [
         {
             "sample_id": j.sample_id,
@@ -402,19 +405,23 @@ def run_cancel(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
 @router.get("/projects/{slug}/principles", response={200: list[s.PrincipleOut], **ERRORS}, summary="The principles")
 def principle_list(request, slug: str, retired: bool = False):
     """The semantic memory's active principles (with `retired=true`, the retired ones as well)."""
-    project, _ = project_for(request, slug)
-    qs = Principle.objects.filter(project=project).order_by("id")
-    return list(qs if retired else qs.filter(retired=False))
+    project, membership = project_for(request, slug)
+    qs = Principle.objects.filter(project=project).exclude(pk__in=blind.withheld_principle_ids(membership, project))
+    return list((qs if retired else qs.filter(retired=False)).order_by("id"))
 
 
 @router.get("/projects/{slug}/versions", response={200: s.VersionPage, **ERRORS}, summary="Memory versions")
 def version_list(request, slug: str, page: Query[s.PageQuery]):
     """The memory's versions, newest first; `after` continues below that version number."""
-    project, _ = project_for(request, slug)
+    project, membership = project_for(request, slug)
     qs = MemoryVersion.objects.filter(project=project).order_by("-number")
     if page.after is not None:
         qs = qs.filter(number__lt=page.after)
-    return _page(list(qs[: page.limit + 1]), lambda v: v.number, page.limit)
+    found = list(qs[: page.limit + 1])
+    withheld = blind.withheld_principle_ids(membership, project)
+    for version in found:  # the snapshot, as a blind reviewer may read it (not saved)
+        version.principles = [p for p in version.principles if p.get("id") not in withheld]
+    return _page(found, lambda v: v.number, page.limit)
 
 
 @router.get("/projects/{slug}/metrics", response={200: s.MetricsOut, **ERRORS}, summary="The latest agreement figures")

@@ -6,6 +6,7 @@ memalign.E003  production mode without SECRET_KEY          memalign.E008  CHROMA
 memalign.E004  production mode without ALLOWED_HOSTS       memalign.E009  time limits in the wrong order
 memalign.E005  MEMALIGN_PROVIDER names no provider         memalign.E010  a size or count that must be positive
 memalign.E011  a task may run past the visibility timeout
+memalign.E012  a model server URL that is not a plain http(s) base URL
 memalign.W001  the anthropic provider without ANTHROPIC_API_KEY
 
 The web server (wsgi.py) and the Celery worker call `refuse_to_start`, so a misconfigured production site does
@@ -44,7 +45,7 @@ SETTING_OF = {"MEMALIGN_LOGIN_FAILURES": "AXES_FAILURE_LIMIT"}
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Return an Error for each bad value settings.py noted and for each inconsistent setting."""
     found: list[CheckMessage] = [Error(message, id=check_id) for check_id, message in _noted()]
-    found += _provider() + _rate() + _chroma() + _time_limits() + _visibility() + _positive()
+    found += _provider() + _model_servers() + _rate() + _chroma() + _time_limits() + _visibility() + _positive()
     return found
 
 
@@ -83,6 +84,26 @@ def _provider() -> list[CheckMessage]:
                 id="memalign.E006",
             )
         )
+    return found
+
+
+def _model_servers() -> list[CheckMessage]:
+    """Each server a project may call must be a plain base URL: the list is matched exactly, and a user name,
+    query or fragment in it would be sent to (or hide) the real host."""
+    found: list[CheckMessage] = []
+    named = [("OPENAI_COMPATIBLE_BASE_URL", settings.OPENAI_COMPATIBLE_BASE_URL)] * bool(
+        settings.OPENAI_COMPATIBLE_BASE_URL
+    )
+    named += [("OPENAI_COMPATIBLE_ALLOWED_BASE_URLS", url) for url in settings.OPENAI_COMPATIBLE_ALLOWED_BASE_URLS]
+    for name, value in named:
+        url = urlparse(value)
+        if url.scheme not in ("http", "https") or not url.hostname or url.username or url.query or url.fragment:
+            found.append(
+                Error(
+                    f"{name} holds {value!r}: give a model server's base URL, e.g. http://gpu-box:8000/v1.",
+                    id="memalign.E012",
+                )
+            )
     return found
 
 

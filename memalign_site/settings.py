@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -106,6 +107,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "memalign_site.middleware.NulGuardMiddleware",
     "reviews.middleware.BodyGuardMiddleware",  # before CSRF, which would read (and spool) the body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -170,7 +172,9 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env_int("MEMALIGN_LOGIN_FAILURES", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("MEMALIGN_LOGIN_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account, and per address
+# The account and the address together: failures from one address (a whole office behind one NAT) lock that
+# account there, not every account behind the address, nor the account everywhere (a stranger could lock it).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # else an attacker could keep an account locked for ever
 AXES_LOCKOUT_CALLABLE = "memalign_site.auth.locked_out"
@@ -265,12 +269,14 @@ def celery_url(redis_url: str) -> str:
 
 MEMALIGN_NAMESPACE = "memalign"  # prefix of Redis keys (locks, flags) and Chroma collection names
 # The API's per-token rate limit is counted in Redis, so every web worker shares one count per token.
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "api": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": MEMALIGN_NAMESPACE,
+        # Fail fast with Redis down: the rate limit then lets requests through (api.auth.TokenRateThrottle).
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     },
 }
 MEMALIGN_API_RATE = env_str("MEMALIGN_API_RATE", "120/min")  # requests per token, e.g. "120/min", "5000/hour"
@@ -317,6 +323,8 @@ MEMALIGN_PROVIDER = env_str("MEMALIGN_PROVIDER") or ("anthropic" if ANTHROPIC_AP
 MEMALIGN_MODEL = env_str("MEMALIGN_MODEL")
 # The site default for projects on the openai_compatible provider (vLLM, Ollama, llama.cpp's server, ...).
 OPENAI_COMPATIBLE_BASE_URL = env_str("OPENAI_COMPATIBLE_BASE_URL")
+# Other servers a project may pick (comma-separated base URLs, matched exactly); only the default gets the key.
+OPENAI_COMPATIBLE_ALLOWED_BASE_URLS = env_list("OPENAI_COMPATIBLE_ALLOWED_BASE_URLS")
 OPENAI_COMPATIBLE_MODEL = env_str("OPENAI_COMPATIBLE_MODEL")
 OPENAI_COMPATIBLE_API_KEY = env_str("OPENAI_COMPATIBLE_API_KEY")
 OPENAI_COMPATIBLE_STRUCTURED = env_str("OPENAI_COMPATIBLE_STRUCTURED", "tools")  # or "json_schema"

@@ -435,7 +435,7 @@ def _text(record: dict, key: str, problems: list[str], required: bool = False, l
         problems.append(f"{key} is blank")
     if len(text) > limit:
         problems.append(f"{key} is {len(text):,} characters long; the limit is {limit:,}")
-    _check_storable(key, text, problems)
+    check_storable(key, text, problems)
     return text
 
 
@@ -459,7 +459,7 @@ def _json_or_text(record: dict, key: str, problems: list[str], required: bool):
     size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
     if size > MAX_TEXT_CHARS:
         problems.append(f"{key} is {size:,} characters long; the limit is {MAX_TEXT_CHARS:,}")
-    _check_storable(key, value, problems)
+    check_storable(key, value, problems)
     return value
 
 
@@ -479,11 +479,11 @@ def _metadata(record: dict, problems: list[str]) -> dict:
     size = len(json.dumps(value, ensure_ascii=False))
     if size > MAX_TEXT_CHARS:
         problems.append(f"metadata is {size:,} characters long as JSON; the limit is {MAX_TEXT_CHARS:,}")
-    _check_storable("metadata", value, problems)
+    check_storable("metadata", value, problems)
     return value
 
 
-def _check_storable(key: str, value, problems: list[str]) -> None:
+def check_storable(key: str, value, problems: list[str]) -> None:
     """Refuse what no database stores: NUL characters, unpaired surrogates (from JSON escapes), NaN; and JSON
     nested deeper than anyone writes by hand (it would exhaust the stack of whoever reads it next)."""
     if _depth(value) > MAX_JSON_DEPTH:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
 from reviews.labels import LabelKind, label_choices
+from reviews.model_servers import validate_base_url
 
 MAX_TEXT_CHARS = 100_000  # one input, output or rationale
 MAX_CRITIQUE_CHARS = 5_000
@@ -137,6 +139,12 @@ class Project(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("project-overview", args=[self.slug])
+
+    def clean(self) -> None:
+        try:
+            validate_base_url(self.provider_base_url)
+        except ValidationError as error:
+            raise ValidationError({"provider_base_url": error.messages}) from None
 
     @property
     def label_choices(self) -> list[str]:
