@@ -14,10 +14,10 @@
     const radio = item()?.querySelector(`input[name="label"][data-key="${key}"]`);
     if (!radio) return;
     radio.checked = true;
-    // Disagreeing needs a critique: go straight to the box (Esc leaves it, Ctrl+Enter saves from it).
-    const critique = document.getElementById("critique");
-    const judge = item()?.dataset.judgeValue;
-    if (critique && judge && radio.value !== judge && !critique.value.trim()) critique.focus();
+    radio.dispatchEvent(new Event("change", { bubbles: true })); // a judge-blind item reveals the verdict on it
+    // Whatever the label, the next keys are the critique's: letters typed after a label key must never fire
+    // shortcuts (an "a" in "Fail" once saved the sample as agreed, and the next ones too).
+    document.getElementById("critique")?.focus();
   }
 
   function save() {
@@ -29,6 +29,14 @@
     const judge = item()?.dataset.judgeValue;
     const radio = judge && item().querySelector(`input[name="label"][value="${CSS.escape(judge)}"]`);
     if (!radio) return;
+    // Only a reviewer who has not begun this item agrees by key: a label picked or a critique written is theirs,
+    // and saving the judge's label over it would record a label nobody chose.
+    const picked = item().querySelector('input[name="label"]:checked');
+    const critique = document.getElementById("critique");
+    if ((picked && picked !== radio) || critique?.value.trim()) {
+      critique?.focus();
+      return;
+    }
     radio.checked = true;
     save();
   }
@@ -38,10 +46,21 @@
     if (help) help.hidden = !help.hidden;
   }
 
+  const TEXT_FIELDS =
+    "textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox]):not([type=button]):not([type=submit])";
+
+  // While focus is in a text field the single-key shortcuts are off, and the page says so.
+  function showTyping() {
+    const typing = Boolean(document.activeElement?.matches?.(TEXT_FIELDS));
+    document.documentElement.dataset.typing = typing ? "yes" : "no";
+    // visibility, not display: the cue keeps its room, so nothing under it moves as a click leaves the box
+    document.getElementById("typing-cue")?.classList.toggle("on", typing);
+  }
+  document.addEventListener("focusin", showTyping);
+  document.addEventListener("focusout", () => setTimeout(showTyping, 0)); // after the focus has landed
+
   document.addEventListener("keydown", (event) => {
-    const typing = event.target.matches(
-      "textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox]):not([type=button]):not([type=submit])"
-    );
+    const typing = event.target.matches(TEXT_FIELDS);
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
       event.preventDefault();
       save();
@@ -90,6 +109,7 @@
     if (event.detail.xhr.status === 200 && item()?.contains(document.activeElement)) document.activeElement.blur();
   });
   htmx.onLoad((element) => {
+    showTyping();
     const heading = element.id === "review-item" && element.querySelector("h1")?.textContent;
     if (heading) document.title = `${heading} · MemAlign`;
   });
