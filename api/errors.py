@@ -8,7 +8,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from memory.llm.base import ProviderError
-from reviews.importers import ImportRejected
+from reviews.import_reading import ImportRejected
 
 # The parts of a pydantic location that say where a value came from, not which field it is.
 SOURCES = {"body", "query", "path", "header", "form", "file"}

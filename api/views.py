@@ -12,7 +12,7 @@ from ninja import Body, File, Path, Query, Router, Status, UploadedFile
 from api import schemas as s
 from api.access import project_for
 from api.errors import ApiError, field_error
-from judging import runs, tries
+from judging import run_agreement, run_listing, runs, tries
 from judging.models import JudgeRun
 from memory.models import MemoryVersion, Principle
 from reviews.feedback import StaleFeedback, save_feedback
@@ -332,7 +332,7 @@ def run_read(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
 def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int = Path(..., ge=1, le=s.MAX_ID)):
     project, _ = project_for(request, slug)
     run = _run(project, run_id)
-    page = runs.verdict_page(runs.verdicts(run, query.filter), query.after, size=query.limit)
+    page = run_listing.verdict_page(run_listing.verdicts(run, query.filter), query.after, size=query.limit)
     items = [
         {
             "sample_id": j.sample_id,
@@ -341,7 +341,7 @@ def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int =
             "rationale": j.rationale,
             "error": j.error,
             "imported": j.sample.judge_value,
-            "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by runs.verdict_page
+            "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by run_listing.verdict_page
             "principle_ids": j.principle_ids,
             "retrieved": j.retrieved,
             "usage": j.usage or {},
@@ -384,7 +384,7 @@ def version_list(request, slug: str, page: Query[s.PageQuery]):
 @router.get("/projects/{slug}/metrics", response={200: s.MetricsOut, **ERRORS}, summary="The latest agreement figures")
 def metrics(request, slug: str):
     project, _ = project_for(request, slug)
-    figures, experts = runs.imported_judge_agreement(project)
+    figures, experts = run_agreement.imported_judge_agreement(project)
     latest = (
         JudgeRun.objects.select_related("memory_version")
         .filter(project=project, status=JudgeRun.Status.DONE)

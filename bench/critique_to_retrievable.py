@@ -241,10 +241,10 @@ def main() -> int:
             chunk = records[n * args.count : (n + 1) * args.count]
             phases.append(run_phase(name, chunk, project, reviewer, interval, args.poll_ms / 1000, args.timeout))
             # Let the worker finish what the phase queued (regeneration) before the next phase starts.
-            from memory import semantic
+            from memory import distil
 
             wait_for(
-                lambda project=project: not semantic.pending_feedback(project).exists(),
+                lambda project=project: not distil.pending_feedback(project).exists(),
                 args.timeout,
                 "the phase's distillation",
                 0.2,

@@ -11,7 +11,7 @@ the real SDK: ANTHROPIC_API_KEY=test-key and ANTHROPIC_BASE_URL=<fake url> are i
 
 Reported per burst: distillation calls the server received (tool "record_principles", retries included)
 against the design's bound ceil(n / MEMALIGN_DISTILL_BATCH_SIZE) + 1, other calls (consolidation), the wall
-time from the first save until every critique is distilled (memory.semantic.pending_feedback empty) and
+time from the first save until every critique is distilled (memory.distil.pending_feedback empty) and
 until the episodic store holds all of them, and the tokens recorded in MemoryVersion.usage. Then one burst
 of 100 with the offline provider (no server), for its wall time. Settings are the product's defaults
 (batch size, quiet period, dispatch delay), printed with the figures. Exits 1 if a burst breaks the bound.
@@ -55,7 +55,7 @@ def idle(fake, project, timeout: float) -> None:
 def burst(
     n: int, provider: str, records: list[dict], owner, reviewer, criterion: str, labels: list[str], fake, timeout: float
 ) -> dict:
-    from memory import episodic, semantic
+    from memory import distil, episodic
     from memory.models import MemoryVersion, Principle
     from reviews.feedback import save_feedback
     from reviews.models import Membership, Role, Sample
@@ -85,7 +85,7 @@ def burst(
     for sample, record in zip(samples, records):
         save_feedback(sample, reviewer, record["label"], record["rationale"])
     saving = time.monotonic() - started
-    wait_for(lambda: not semantic.pending_feedback(project).exists(), timeout, f"{n} critiques distilled", 0.05)
+    wait_for(lambda: not distil.pending_feedback(project).exists(), timeout, f"{n} critiques distilled", 0.05)
     distilled = time.monotonic() - started
     print(
         f"  burst of {n} ({provider}): saved in {saving:.2f} s, all distilled {distilled:.1f} s after the first save "
@@ -129,7 +129,7 @@ def imported(
     import io
     import json
 
-    from memory import semantic
+    from memory import distil
     from reviews.importers import import_samples
     from reviews.models import Membership, Role
     from reviews.projects import create_project
@@ -156,9 +156,7 @@ def imported(
     fake.reset()
     import_samples(project, io.BytesIO("\n".join(lines).encode()), "burst.jsonl", owner)
     started = time.monotonic()  # the import has committed: from here on, the memory's work
-    wait_for(
-        lambda: not semantic.pending_feedback(project).exists(), timeout, f"{n} imported critiques distilled", 0.05
-    )
+    wait_for(lambda: not distil.pending_feedback(project).exists(), timeout, f"{n} imported critiques distilled", 0.05)
     distilled = time.monotonic() - started
     result = {
         "n": n,

@@ -7,7 +7,7 @@ For each file of ../shared/datasets (and each size; 0 means every record) a fres
 record (tests/datasets.py writes the critique where the file has no rationale), then the semantic memory is
 brought up to date in this process with the offline provider (`semantic.regenerate(force=True)`) and
 consolidated once more. Reported: active principles, how many cite one source only, principles whose sources
-mostly chose another label than the one they name (`semantic.misaligned_principles`), source links whose
+mostly chose another label than the one they name (`distil.misaligned_principles`), source links whose
 feedback chose another label, open contradictions, and the project's principle budget. No worker, Redis or
 Chroma is needed: distillation reads the database and embeds locally.
 """
@@ -27,16 +27,16 @@ from _harness import Environment, footer, header  # noqa: E402
 def measure(name: str, limit: int, owner, reviewer) -> dict:
     from django.db.models import Count, F
 
-    from memory import semantic
+    from memory import consolidate, distil, semantic, versions
     from memory.models import Contradiction, PrincipleSource
     from tests.datasets import load_project
 
     project, rows = load_project(name, owner, reviewer, limit=limit or None)
     started = time.monotonic()
     semantic.regenerate(project, force=True)
-    semantic.consolidate(project)
+    consolidate.consolidate(project)
     seconds = time.monotonic() - started
-    active = semantic.active_principles(project)
+    active = versions.active_principles(project)
     links = PrincipleSource.objects.filter(principle__in=active, feedback__isnull=False)
     per_principle = links.values("principle_id").annotate(n=Count("id"))
     single = sum(1 for row in per_principle if row["n"] == 1)
@@ -47,7 +47,7 @@ def measure(name: str, limit: int, owner, reviewer) -> dict:
         "critiques": len(rows),
         "principles": len(active),
         "single": single,
-        "misaligned": len(semantic.misaligned_principles(project)),
+        "misaligned": len(distil.misaligned_principles(project)),
         "crossing_links": crossing,
         "contradictions": Contradiction.objects.filter(project=project, resolved=False).count(),
         "budget": project.max_principles,

@@ -4,7 +4,7 @@ the working-memory budget.
     .venv/bin/python bench/working_memory_size.py
     .venv/bin/python bench/working_memory_size.py --budget 4000 --counts 20,200,1200
 
-The prompt is what the Anthropic provider sends (memory.llm.anthropic.judge_system + judge_user) for a
+The prompt is what the Anthropic provider sends (memory.llm.prompts.judge_system + judge_user) for a
 FeedbackQA item with 5 retrieved FeedbackQA examples; principles are FeedbackQA rationales written as the
 offline distiller writes them. Tokens are estimated at 4 characters a token (the fake server's count; real
 tokenisation differs by some 10-20%). Cost uses the prices given on the command line (defaults: USD 3 per
@@ -50,8 +50,8 @@ def main() -> int:
     django.setup()  # the prompt builders live beside Django models; no database is opened
     from judging.judge import CHARS_PER_TOKEN, principle_tokens
     from judging.runs import CHUNK_SIZE
-    from memory.llm.anthropic import judge_system, judge_user
     from memory.llm.base import Example, LabelSchema, PrincipleText, WorkingMemory
+    from memory.llm.prompts import judge_system, judge_user
 
     header("aligned judge: prompt size and cost per verdict against the number of principles")
     records = load_jsonl("feedbackqa")

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from agreement import metrics
 from evaluation.models import Evaluation
-from memory import budget, semantic
+from memory import budget, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction
 from memory.episodic import get_client
@@ -184,10 +184,10 @@ class ScratchMemory:
             metadatas=[{"sample_id": f.sample_id, "label": f.label} for f in feedback],
         )
         self.learned.update((f.pk, f) for f in feedback)
-        critiques = [semantic.example(f) for f in feedback if f.critique.strip()]
+        critiques = [versions.example(f) for f in feedback if f.critique.strip()]
         if semantic_too and critiques:
             distillation = self.provider.distill(
-                self.project.criterion, semantic.schema(self.project), self.principles, critiques
+                self.project.criterion, versions.schema(self.project), self.principles, critiques
             )
             self.usage.add(distillation.usage)
             start = len(self.principles) + 1
@@ -207,7 +207,7 @@ class ScratchMemory:
             examples = []
             for entry_id, distance in zip(ids, distances):
                 learned = self.learned[int(entry_id)]
-                example = semantic.example(learned, round(1.0 - float(distance), 4))
+                example = versions.example(learned, round(1.0 - float(distance), 4))
                 example.same_item = sample_vectors.sample_fingerprint(learned.sample) == own
                 examples.append(example)
             result.append(examples)
@@ -245,7 +245,7 @@ def judge_items(
     memory: ScratchMemory, items: list[Feedback], vectors: np.ndarray, variant: str, retrieved: list[list[Example]]
 ) -> Judged:
     project = memory.project
-    schema = semantic.schema(project)
+    schema = versions.schema(project)
     use_principles = variant in ("semantic", "both")
     use_examples = variant in ("episodic", "both")
     # One set of principles for the batch, as a run's chunk gets: within the budget, all of them.

@@ -4,7 +4,7 @@ A guard set of reviewed samples, chosen at random once and then fixed, is judged
 principles and with a new version's. When agreement with the experts drops by more than the owner's threshold,
 the new version is held: it is not the active version (judging.judge reads the active one's principles while a
 version is held), and the dashboard shows the verdicts that flipped and the principles that changed, for the
-owner to activate or discard (memory.semantic.discard_held).
+owner to activate or discard (memory.versions.discard_held).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from evaluation import charts, curves, gate
 from evaluation.forms import EvaluationSettingsForm
 from evaluation.models import Evaluation
 from evaluation.tasks import run_evaluation
-from memory import semantic
+from memory import versions
 from memory.locks import MemoryBusy
 from reviews.models import Role
 from reviews.permissions import ProjectRequest, can, project_view
@@ -162,7 +162,7 @@ def held_activate(request: ProjectRequest) -> HttpResponse:
 @require_POST
 def held_discard(request: ProjectRequest) -> HttpResponse:
     try:
-        version = semantic.discard_held(request.project, request.user.username)
+        version = versions.discard_held(request.project, request.user.username)
     except MemoryBusy as busy:
         messages.error(request, str(busy))
     else:

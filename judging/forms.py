@@ -1,6 +1,7 @@
 """The form to try the aligned judge on an item (the dashboard's try box and the playground)."""
 
 import json
+from typing import Any
 
 from django import forms
 
@@ -25,7 +26,7 @@ class TryJudgeForm(forms.Form):
     """An item to try the judge on, shaped like the project's samples: one box per input field (or free text),
     one output, or outputs A and B for a pairwise project."""
 
-    def __init__(self, project: Project, *args, **kwargs):
+    def __init__(self, project: Project, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.input_names = input_fields(project)
         for name in self.input_names:
@@ -39,7 +40,7 @@ class TryJudgeForm(forms.Form):
         else:
             self.fields["output"] = _box("Output", 4)
 
-    def item(self) -> dict:
+    def item(self) -> dict[str, str]:
         """The item as the judge takes it: inputs as a sample shows them, and its output(s)."""
         data = self.cleaned_data
         if self.input_names:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memory import budget, episodic, examples, semantic
+from memory import budget, episodic, examples, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
 from memory.llm.base import Example, Provider, Verdict, WorkingMemory
-from reviews.models import Feedback, Project, Sample
+from reviews.models import Project, Sample
 
 
 @dataclass
@@ -44,7 +44,7 @@ def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: lis
         for neighbour in neighbours:
             if (reviewed := found.get(neighbour.sample_id)) is None:
                 continue
-            example = semantic.example(reviewed.feedback, neighbour.similarity)
+            example = versions.example(reviewed.feedback, neighbour.similarity)
             example.label = reviewed.label
             example.other_critiques = reviewed.critiques
             example.disputed = reviewed.disputed
@@ -70,7 +70,7 @@ def working_memory(
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
     (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
     principles = budget.within_budget(project, budget.principle_set(project), vectors)
-    return WorkingMemory(project.criterion, semantic.schema(project), principles, examples, inputs, shown)
+    return WorkingMemory(project.criterion, versions.schema(project), principles, examples, inputs, shown)
 
 
 def working_memories(
@@ -83,7 +83,7 @@ def working_memories(
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [s.pk for s in samples])
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
     shared = budget.within_budget(project, principles or budget.principle_set(project), vectors)
-    schema = semantic.schema(project)
+    schema = versions.schema(project)
     return [
         WorkingMemory(project.criterion, schema, shared, examples, inputs, output)
         for (inputs, output), examples in zip(texts, retrieved)

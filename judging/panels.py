@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from judging import runs
+from judging import run_agreement, run_listing
 from judging.forms import TryJudgeForm
 from judging.models import JudgeRun
 from reviews import panels, team
@@ -17,12 +17,12 @@ from reviews.models import QueuePriority
 def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
     """The imported judge's agreement with the experts, and the latest runs (the project overview)."""
     project = context["project"]
-    figures, experts = runs.imported_judge_agreement(project)
+    figures, experts = run_agreement.imported_judge_agreement(project)
     recent = JudgeRun.objects.filter(project=project).defer("sample_ids").order_by("-id")[:5]
     # The teaching order serves hard samples first, so agreement over all reviews leans pessimistic; the audit
     # slice, drawn at random, is the unbiased one.
     audit_ids = set(QueuePriority.objects.filter(project=project, audit=True).values_list("sample_id", flat=True))
-    audit = runs.imported_judge_agreement(project, within=audit_ids)[0] if audit_ids else None
+    audit = run_agreement.imported_judge_agreement(project, within=audit_ids)[0] if audit_ids else None
     agreement = {
         "f": figures.as_dict() if figures else None,
         "audit": audit.as_dict() if audit else None,
@@ -36,8 +36,8 @@ def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def latest_verdict(context: Mapping[str, Any]) -> dict[str, Any]:
     """The latest aligned verdict on the review page's sample, with its explanation."""
-    judgement = runs.latest_verdict(context["sample"])
-    return runs.explanation(judgement) if judgement else {"judgement": None}
+    judgement = run_listing.latest_verdict(context["sample"])
+    return run_listing.explanation(judgement) if judgement else {"judgement": None}
 
 
 def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from judging import runs
+from judging import run_agreement, run_listing, runs
 from judging.models import Judgement, JudgeRun
 from reviews import queue
 from reviews.models import Role
@@ -54,9 +54,9 @@ def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
     return {
         "project": request.project,
         "run": run,
-        "notice": runs.notice(run),
+        "notice": run_listing.notice(run),
         "is_owner": can(request.membership, Role.OWNER),
-        "figures": runs.current_figures(run),
+        "figures": run_agreement.current_figures(run),
     }
 
 
@@ -65,12 +65,12 @@ def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
 def judge_run(request: ProjectRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     chosen = request.GET.get("filter", "all")
-    chosen = chosen if chosen in runs.VERDICT_FILTERS else "all"
+    chosen = chosen if chosen in run_listing.VERDICT_FILTERS else "all"
     search = request.GET.get("q", "").replace("\x00", "").strip()[:200]
-    page = runs.verdict_page(runs.verdicts(run, chosen, search), _int(request.GET.get("after")))
+    page = run_listing.verdict_page(run_listing.verdicts(run, chosen, search), _int(request.GET.get("after")))
     context = {
         **_status_context(request, run),
-        "filters": runs.VERDICT_FILTERS,
+        "filters": run_listing.VERDICT_FILTERS,
         "chosen": chosen,
         "q": search,
         "page": page,
@@ -96,7 +96,9 @@ def judge_run_verdict(request: ProjectRequest, run_id: int, judgement_id: int) -
     judgement = get_object_or_404(
         Judgement.objects.select_related("sample", "memory_version"), pk=judgement_id, run=run
     )
-    return render(request, "judging/_explanation.html", {"project": request.project, **runs.explanation(judgement)})
+    return render(
+        request, "judging/_explanation.html", {"project": request.project, **run_listing.explanation(judgement)}
+    )
 
 
 class _Echo:
@@ -117,12 +119,12 @@ def judge_run_export(request: ProjectRequest, run_id: int, fmt: str) -> Streamin
     filename = f"{request.project.slug}-run-{run.pk}.{fmt}"
     lines: Iterator[str]
     if fmt == "jsonl":
-        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in runs.export_rows(run))
+        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in run_listing.export_rows(run))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     else:
         writer = csv.writer(_Echo())
-        body = ([_csv_cell(r[k]) for k in runs.EXPORT_FIELDS] for r in runs.export_rows(run))
-        lines = (writer.writerow(row) for row in chain([list(runs.EXPORT_FIELDS)], body))
+        body = ([_csv_cell(r[k]) for k in run_listing.EXPORT_FIELDS] for r in run_listing.export_rows(run))
+        lines = (writer.writerow(row) for row in chain([list(run_listing.EXPORT_FIELDS)], body))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -1,10 +1,12 @@
-"""Aligned-judge runs: which samples, one run at a time per project, chunks any worker can take, agreement.
+"""Aligned-judge runs: which samples, one run at a time per project, chunks any worker can take.
 
 A run fixes its samples when it is created and is cut into chunks of `chunk_size`; `tasks.judge_chunk` takes
 one chunk by index. Inside a chunk the working memories are built in one batch (one embedding call, one
 store query), then the provider calls run in threads, each holding one of the project's provider slots
 (`memory.limiter`), so the project's concurrency holds across every worker. A chunk skips the samples the run
-already judged, so a redelivered chunk (a worker killed mid-chunk) never doubles a verdict.
+already judged, so a redelivered chunk (a worker killed mid-chunk) never doubles a verdict. A finished run
+stores its agreement with the experts (judging.run_agreement); its verdicts are listed and exported by
+judging.run_listing.
 """
 
 from __future__ import annotations
@@ -13,24 +15,19 @@ import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from datetime import timedelta
 
-from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from agreement import metrics
 from judging import dispatch, judge
 from judging.models import Judgement, JudgeRun
+from judging.run_agreement import stored_agreement
 from memory import budget
-from memory import vectors as sample_vectors
 from memory.limiter import provider_slot
 from memory.llm import get_provider
 from memory.llm.base import ProviderError, Usage, Verdict, WorkingMemory
 from reviews import queue
-from reviews.adjudication import standing
 from reviews.models import Feedback, Project, Sample
 
 log = logging.getLogger(__name__)
@@ -41,16 +38,11 @@ OVERLOAD_BACKOFF_MAX = 30.0
 CANCEL_POLL_SECONDS = 1.0
 # A run whose first chunks all failed, with not one verdict, stops: the provider is down, not one sample bad.
 FAIL_FAST_AFTER = 3
-UNCLAIMED_NOTICE = timedelta(seconds=15)
-STALLED_NOTICE = timedelta(minutes=1)
 ACTIVE = (JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING)
 
 
 class RunError(Exception):
     """A run cannot be created or changed as asked; the message says why."""
-
-
-# --- what a run judges ---------------------------------------------------------------------------------------
 
 
 def scope_samples(
@@ -172,9 +164,6 @@ def retry_failed(run: JudgeRun) -> int:
         run.refresh_from_db()
         _dispatch(run)  # every chunk is queued again; each one skips what the run has judged already
     return count
-
-
-# --- judging a chunk -----------------------------------------------------------------------------------------
 
 
 def judge_chunk(run_id: int, index: int) -> str:
@@ -327,300 +316,3 @@ def _finish(run_id: int, status: str, error: str) -> None:
     # Of two chunks finishing together, only one changes a running run: the other's update matches no row.
     if JudgeRun.objects.filter(pk=run_id, status=JudgeRun.Status.RUNNING).update(**updates):
         _start_next(run.project_id)
-
-
-# --- how good: agreement with the experts --------------------------------------------------------------------
-
-
-@dataclass
-class RunAgreement:
-    aligned: metrics.Figures | None
-    imported: metrics.Figures | None  # the imported judge, on the same samples (those that have its verdict)
-    samples: int  # judged samples with an expert label the experts agree on
-    reviewers: int  # distinct experts behind those labels
-    corroborated: int  # samples where two or more experts gave the same label
-    conflicted: int  # judged samples left out because their experts disagree
-
-    def as_dict(self) -> dict:
-        return {
-            "aligned": self.aligned.as_dict() if self.aligned else None,
-            "imported": self.imported.as_dict() if self.imported else None,
-            "samples": self.samples,
-            "reviewers": self.reviewers,
-            "corroborated": self.corroborated,
-            "conflicted": self.conflicted,
-        }
-
-
-@dataclass
-class ExpertLabels:
-    labels: dict[int, str]  # sample id -> the label every expert on it gave
-    reviewers: int
-    corroborated: int
-    conflicted: int
-
-
-def expert_labels(project: Project, sample_ids=None) -> ExpertLabels:
-    """Return the experts' label per sample, where they agree or a decision settled it (overruled feedback is
-    left out, feedback left out of the memory counts); samples with conflicting labels are left out."""
-    rows = standing(Feedback.objects.filter(project=project)).order_by()
-    if sample_ids is not None:
-        rows = rows.filter(sample_id__in=sample_ids)
-    by_sample: dict[int, set[str]] = {}
-    count: dict[int, int] = {}
-    authors: dict[int, set[int]] = {}
-    for sample_id, label, author_id, decision in rows.values_list(
-        "sample_id", "label", "author_id", "decision__id"
-    ).iterator():
-        by_sample.setdefault(sample_id, set()).add(label)
-        if decision is None:  # a decision's own row is the final label, not one more reviewer
-            count[sample_id] = count.get(sample_id, 0) + 1
-            authors.setdefault(sample_id, set()).add(author_id)
-    labels = {s: next(iter(ls)) for s, ls in by_sample.items() if len(ls) == 1}
-    return ExpertLabels(
-        labels=labels,
-        reviewers=len(set().union(*(authors.get(s, set()) for s in labels))) if labels else 0,
-        corroborated=sum(1 for s in labels if count.get(s, 0) > 1),
-        conflicted=len(by_sample) - len(labels),
-    )
-
-
-def agreement(run: JudgeRun) -> RunAgreement:
-    """Agreement of a run's verdicts, and of the imported judge's on the same samples, with the experts.
-
-    Failed verdicts are left out (they are errors to retry, not answers); abstentions count as misses.
-    """
-    project = run.project
-    verdicts = dict(run.judgements.filter(error="").values_list("sample_id", "value"))
-    experts = expert_labels(project, list(verdicts))
-    ids = sorted(experts.labels)
-    kind, choices = project.label_kind, project.label_choices
-    aligned = metrics.agreement([experts.labels[i] for i in ids], [verdicts[i] for i in ids], kind, choices)
-    imported_by_sample = dict(
-        Sample.objects.filter(pk__in=ids).exclude(judge_value="").values_list("id", "judge_value")
-    )
-    with_verdict = [i for i in ids if i in imported_by_sample]
-    imported = metrics.agreement(
-        [experts.labels[i] for i in with_verdict], [imported_by_sample[i] for i in with_verdict], kind, choices
-    )
-    return RunAgreement(aligned, imported, len(ids), experts.reviewers, experts.corroborated, experts.conflicted)
-
-
-def _experts_state(project: Project) -> list:
-    """What the figures depend on besides the verdicts: how many expert labels, and the latest change to one."""
-    state = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), latest=Max("updated_at"))
-    return [state["n"], state["latest"].isoformat() if state["latest"] else None]
-
-
-def stored_agreement(run: JudgeRun) -> dict:
-    """The run's agreement as stored on it, with the state of the experts' labels it was computed on."""
-    return {**agreement(run).as_dict(), "experts_state": _experts_state(run.project)}
-
-
-def current_figures(run: JudgeRun) -> dict | None:
-    """A finished run's figures, recomputed (and stored again) when the experts' labels changed since."""
-    if run.status != JudgeRun.Status.DONE or run.figures is None:
-        return run.figures
-    if run.figures.get("experts_state") != _experts_state(run.project):
-        run.figures = stored_agreement(run)
-        JudgeRun.objects.filter(pk=run.pk).update(figures=run.figures)
-    return run.figures
-
-
-def imported_judge_agreement(
-    project: Project, within: set[int] | None = None
-) -> tuple[metrics.Figures | None, ExpertLabels]:
-    """Agreement of the imported judge with the experts over every reviewed sample (the project overview), or
-    over the reviewed samples among `within` (the queue's audit slice).
-
-    The bootstrap interval costs up to a second on a large project, so the figures are kept in the cache under
-    a signature of what they rest on (the feedback, the samples, the slice) and recomputed only when that changes.
-    """
-    feedback = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
-    samples = Sample.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("id"))
-    last_edit = feedback["last"].timestamp() if feedback["last"] else 0
-    key = f"imported-agreement:{project.pk}:{feedback['n']}:{last_edit}:{samples['n']}:{samples['last']}"
-    if within is not None:
-        key += f":within:{len(within)}:{hash(frozenset(within))}"  # ints hash the same in every process
-    cached = cache.get(key)
-    if cached is None:
-        cached = _imported_judge_agreement(project, within)
-        cache.set(key, cached, timeout=3600)
-    return cached
-
-
-def _imported_judge_agreement(project: Project, within: set[int] | None) -> tuple[metrics.Figures | None, ExpertLabels]:
-    experts = expert_labels(project)
-    reviewed = list(experts.labels) if within is None else [i for i in experts.labels if i in within]
-    verdicts = dict(
-        Sample.objects.filter(project=project)
-        .exclude(judge_value="")
-        .filter(pk__in=reviewed)
-        .values_list("id", "judge_value")
-    )
-    ids = sorted(verdicts)
-    figures = metrics.agreement(
-        [experts.labels[i] for i in ids], [verdicts[i] for i in ids], project.label_kind, project.label_choices
-    )
-    return figures, experts
-
-
-# --- the run page --------------------------------------------------------------------------------------------
-
-VERDICT_FILTERS = {
-    "all": "All verdicts",
-    "disagree_experts": "Disagrees with the experts",
-    "disagree_imported": "Disagrees with the imported judge",
-    "abstained": "Abstained",
-    "errors": "Errors",
-}
-PAGE_SIZE = 50
-
-
-def verdicts(run: JudgeRun, filter_name: str = "all", search: str = "") -> QuerySet[Judgement]:
-    """Return a run's verdicts matching a filter and a search over the sample, in sample order."""
-    qs = run.judgements.select_related("sample")
-    expert_disagrees = Feedback.objects.filter(sample=OuterRef("sample")).exclude(label=OuterRef("value"))
-    match filter_name:
-        case "disagree_experts":
-            qs = qs.filter(Exists(expert_disagrees)).exclude(value="")
-        case "disagree_imported":
-            qs = qs.exclude(value="").exclude(sample__judge_value="").exclude(sample__judge_value=F("value"))
-        case "abstained":
-            qs = qs.filter(value="", error="")
-        case "errors":
-            qs = qs.exclude(error="")
-    if search:
-        ids = queue.samples(run.project, None, queue.QueueQuery(filter="all", q=search)).values("id")
-        qs = qs.filter(sample_id__in=ids)
-    return qs.order_by("sample_id")
-
-
-@dataclass
-class VerdictPage:
-    items: list[Judgement]
-    next_after: int | None  # the sample id to continue after
-
-
-def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | None = None) -> VerdictPage:
-    """One page by keyset on the sample id (unique within a run): page 200 costs what page 1 costs."""
-    size = size or PAGE_SIZE
-    if after is not None:
-        qs = qs.filter(sample_id__gt=after)
-    items = list(qs[: size + 1])
-    more = len(items) > size
-    items = items[:size]
-    expert: dict[int, list[str]] = {}
-    for sample_id, label in Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]).values_list(
-        "sample_id", "label"
-    ):
-        expert.setdefault(sample_id, []).append(label)
-    for item in items:
-        item.expert_labels = sorted(expert.get(item.sample_id, []))  # type: ignore[attr-defined]
-    return VerdictPage(items, items[-1].sample_id if more else None)
-
-
-# --- exports ---------------------------------------------------------------------------------------------------
-
-EXPORT_FIELDS = [
-    "sample_id",
-    "external_id",
-    "aligned",
-    "imported",
-    "experts",
-    "rationale",
-    "error",
-    "memory_version",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "latency_ms",
-    "retrieved",
-]
-
-
-def export_rows(run: JudgeRun):
-    """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports)."""
-    after = None
-    while True:
-        page = verdict_page(verdicts(run), after, size=500)
-        for j in page.items:
-            usage = j.usage or {}
-            yield {
-                "sample_id": j.sample_id,
-                "external_id": j.sample.external_id,
-                "aligned": j.value,
-                "imported": j.sample.judge_value,
-                "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by verdicts_page
-                "rationale": j.rationale,
-                "error": j.error,
-                "memory_version": run.memory_version.number if run.memory_version else None,
-                "provider": j.provider,
-                "model": j.model,
-                "input_tokens": usage.get("input_tokens", 0),
-                "output_tokens": usage.get("output_tokens", 0),
-                "cache_read_tokens": usage.get("cache_read_tokens", 0),
-                "latency_ms": j.latency_ms,
-                "retrieved": j.retrieved,
-            }
-        if page.next_after is None:
-            return
-        after = page.next_after
-
-
-def notice(run: JudgeRun, now=None) -> str:
-    """A plain sentence when a run sits still: no worker took it, or it stopped making progress."""
-    now = now or timezone.now()
-    if run.status == JudgeRun.Status.QUEUED:
-        return "Waiting for the project's current run to finish; it starts by itself after that."
-    if run.status != JudgeRun.Status.RUNNING:
-        return ""
-    if run.started_at is None and run.dispatched_at and now - run.dispatched_at > UNCLAIMED_NOTICE:
-        return (
-            f"No worker has picked this run up for {int((now - run.dispatched_at).total_seconds())} s. Check that a "
-            "Celery worker is running (`make run` starts one; at scale: `celery -A memalign_site worker`)."
-        )
-    last = run.progress_at or run.started_at
-    if last and now - last > STALLED_NOTICE:
-        return (
-            f"No verdict for {int((now - last).total_seconds())} s. The provider may be slow or rate-limiting, or "
-            "the worker stopped; a stopped worker's chunk is taken up again by another worker. You can cancel "
-            "the run and keep what it judged."
-        )
-    return ""
-
-
-def explanation(judgement: Judgement) -> dict:
-    """Everything a verdict used, for its explanation: principles with sources, examples with their samples."""
-    from memory.models import Principle, PrincipleSource
-
-    principles = {p.pk: p for p in Principle.objects.filter(project=judgement.project, pk__in=judgement.principle_ids)}
-    sources: dict[int, list] = {}
-    for link in PrincipleSource.objects.filter(principle_id__in=principles, feedback__isnull=False).select_related(
-        "feedback__sample"
-    ):
-        sources.setdefault(link.principle_id, []).append(link.feedback)
-    feedback = Feedback.objects.select_related("sample", "author").in_bulk(judgement.retrieved)
-    similarities = judgement.similarities or [None] * len(judgement.retrieved)
-    own = sample_vectors.sample_fingerprint(judgement.sample)
-    examples = [
-        {
-            "feedback_id": fid,
-            "feedback": feedback.get(fid),
-            "similarity": similarity,
-            "same_item": fid in feedback and sample_vectors.sample_fingerprint(feedback[fid].sample) == own,
-        }
-        for fid, similarity in zip(judgement.retrieved, similarities)
-    ]
-    return {
-        "judgement": judgement,
-        "principles": [(principles.get(pid), pid, sources.get(pid, [])) for pid in judgement.principle_ids],
-        "examples": examples,
-        "usage": judgement.usage or {},
-    }
-
-
-def latest_verdict(sample: Sample) -> Judgement | None:
-    return Judgement.objects.filter(sample=sample).select_related("run", "memory_version").order_by("-id").first()

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from django.db import transaction
@@ -28,6 +30,8 @@ from judging.models import Judgement
 from memory import vectors
 from memory.llm.offline import vote
 from reviews.models import Feedback, Project, QueuePriority, Sample
+
+T = TypeVar("T")
 
 CHUNK = 2_048  # samples scored per matrix product: bounds memory at 100k samples
 UNCERTAIN = 0.5  # an uncertainty above this is named among the reasons
@@ -79,11 +83,11 @@ def rank(project: Project) -> int:
     return len(rows)
 
 
-def _draw(project: Project):
+def _draw(project: Project) -> Callable[[Any], float]:
     return lambda s: audit_draw(project.pk, s.sample_id)
 
 
-def interleave(teach: list, audit: list, share: float) -> list:
+def interleave(teach: list[T], audit: list[T], share: float) -> list[T]:
     """Merge the two lists so that every prefix holds about `share` audit items, evenly spread (every fifth at
     20 %); when one list runs out, the other's rest follows."""
     merged, t, a = [], 0, 0

@@ -4,7 +4,7 @@ The bookkeeping is django-auditlog's: every save of a Principle or a MemoryVersi
 fields that changed, the acting user (AuditlogMiddleware for requests, `acting_as` for domain code called
 elsewhere) and the time. What this module adds is the project and the version numbers: a principle's entry
 carries {"project"} when it is written, and `record_version` adds the versions the change went from and to when
-the transaction writes the version that contains it (memory.semantic.new_version). Changes written with
+the transaction writes the version that contains it (memory.versions.new_version). Changes written with
 QuerySet.update (the automatic unalign, merge and realign steps) send no signal: `record_version` logs them
 from the difference between the two versions' snapshots.
 """

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memory import semantic
+from memory import versions
 from memory.embeddings import embed
 from memory.llm.base import PrincipleText
 from memory.models import MemoryVersion
@@ -36,9 +36,9 @@ def principle_set(project: Project) -> PrincipleSet:
     if MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.HELD).exists():
         good = latest_version(project)
         snapshot = good.principles if good else []
-        pinned = set(semantic.active_principles(project).filter(pinned=True).values_list("pk", flat=True))
+        pinned = set(versions.active_principles(project).filter(pinned=True).values_list("pk", flat=True))
         return PrincipleSet([PrincipleText(p["id"], p["text"]) for p in snapshot], pinned)
-    active = list(semantic.active_principles(project).values_list("id", "text", "pinned"))
+    active = list(versions.active_principles(project).values_list("id", "text", "pinned"))
     return PrincipleSet([PrincipleText(pk, text) for pk, text, _ in active], {pk for pk, _, pinned in active if pinned})
 
 

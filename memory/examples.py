@@ -45,7 +45,9 @@ class SampleExample:
 def by_sample(sample_ids: Iterable[int]) -> dict[int, SampleExample]:
     """Return the example of each of these samples that has learnable feedback (the others are not in memory)."""
     wanted = set(sample_ids)
-    rows = learnable(Feedback.objects.filter(sample_id__in=wanted)).select_related("sample").order_by("created_at", "id")
+    rows = (
+        learnable(Feedback.objects.filter(sample_id__in=wanted)).select_related("sample").order_by("created_at", "id")
+    )
     grouped: dict[int, list[Feedback]] = {}
     for feedback in rows:
         grouped.setdefault(feedback.sample_id, []).append(feedback)

@@ -102,7 +102,7 @@ class Principle(models.Model):
         return self.text[:80]
 
     def get_additional_data(self) -> dict:
-        """What django-auditlog stores with this principle's log entries; memory.semantic.new_version adds the
+        """What django-auditlog stores with this principle's log entries; memory.versions.new_version adds the
         version numbers the change went from and to once that version is written."""
         return {"project": self.project_id}
 

@@ -25,7 +25,7 @@ from django.utils.text import slugify
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pydantic import ValidationError as ShapeError
 
-from memory import semantic
+from memory import versions
 from memory.models import DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from reviews.labels import LabelKind, check_schema, label_choices, normalize_label
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Project, Role, Sample
@@ -328,7 +328,7 @@ def _write(project: Project, document: JudgeDocument, owner) -> None:
         )
         for e in document.examples
     )
-    version = semantic.new_version(
+    version = versions.new_version(
         project,
         MemoryVersion.Trigger.IMPORT,
         actor=owner,

@@ -6,7 +6,7 @@ new version with an old version's principles). Other modules make versions the s
 
     with principles.changing(project, actor=user):
         ...                                                # change Principle rows
-        semantic.new_version(project, MemoryVersion.Trigger.UNALIGN, actor=user, summary="…")
+        versions.new_version(project, MemoryVersion.Trigger.UNALIGN, actor=user, summary="…")
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import Q
 
-from memory import semantic
+from memory import versions
 from memory.audit import acting_as
 from memory.locks import memory_writer
 from memory.models import Contradiction, MemoryVersion, Principle
@@ -34,11 +34,11 @@ class NothingToChange(ValueError):
 
 
 @contextmanager
-def changing(project: Project, actor=None, wait: float | None = semantic.EDIT_WAIT_SECONDS) -> Iterator[None]:
+def changing(project: Project, actor=None, wait: float | None = versions.EDIT_WAIT_SECONDS) -> Iterator[None]:
     """Hold the project's writer lock (waiting up to `wait` seconds, then raising memory.locks.MemoryBusy), open
     a transaction with the project row locked, and attribute audit-log entries to `actor`."""
     with memory_writer(project.pk, wait=wait), transaction.atomic(), acting_as(actor):
-        semantic._lock(project)
+        versions.lock_project(project)
         yield
 
 
@@ -53,7 +53,7 @@ def _locked(project: Project, principle: Principle) -> Principle:
 
 def edit_text(project: Project, principle: Principle, text: str, actor) -> MemoryVersion:
     """Reword a principle; raise NothingToChange when the text is the same."""
-    text = semantic._clean(text)
+    text = versions.clean_text(text)
     if not text:
         raise NothingToChange("A principle needs some text.")
     with changing(project, actor):
@@ -62,7 +62,7 @@ def edit_text(project: Project, principle: Principle, text: str, actor) -> Memor
             raise NothingToChange("The text is unchanged.")
         principle.text = text
         principle.save(update_fields=["text", "updated_at"])
-        return semantic.new_version(
+        return versions.new_version(
             project, Trigger.MANUAL, actor=actor, summary=f"principle {principle.pk} reworded by {_name(actor)}"
         )
 
@@ -77,7 +77,7 @@ def set_pinned(project: Project, principle: Principle, pinned: bool, actor) -> M
         principle.pinned = pinned
         principle.save(update_fields=["pinned", "updated_at"])
         verb = "pinned" if pinned else "unpinned"
-        return semantic.new_version(
+        return versions.new_version(
             project, Trigger.MANUAL, actor=actor, summary=f"principle {principle.pk} {verb} by {_name(actor)}"
         )
 
@@ -86,14 +86,14 @@ def set_retired(project: Project, principle: Principle, retired: bool, actor) ->
     """Retire a principle (the judge stops using it) or restore it."""
     if _locked(project, principle).retired == retired:
         raise NothingToChange(f"Principle {principle.pk} is already {'retired' if retired else 'active'}.")
-    return semantic.set_retired(project, principle, retired, _name(actor), actor=actor)
+    return versions.set_retired(project, principle, retired, _name(actor), actor=actor)
 
 
 def add(project: Project, text: str, actor, label: str = "", pinned: bool = True) -> Principle:
     """Add a hand-written principle (pinned unless told otherwise); its `created_in` is the new version."""
     if label and label not in project.label_choices:
         raise NothingToChange(f"“{label}” is not one of this project's labels.")
-    return semantic.add_manual_principle(project, text, _name(actor), actor=actor, label=label, pinned=pinned)
+    return versions.add_manual_principle(project, text, _name(actor), actor=actor, label=label, pinned=pinned)
 
 
 def rollback(project: Project, target: MemoryVersion, actor) -> MemoryVersion:
@@ -108,7 +108,7 @@ def rollback(project: Project, target: MemoryVersion, actor) -> MemoryVersion:
         target = MemoryVersion.objects.get(pk=target.pk, project=project)
         wanted = {entry["id"]: entry for entry in target.principles}
         reason = f"rolled back to v{target.number} by {_name(actor)}"[:200]
-        leaving = list(semantic.active_principles(project).exclude(pk__in=wanted))
+        leaving = list(versions.active_principles(project).exclude(pk__in=wanted))
         for gone in leaving:
             gone.retired, gone.retired_reason = True, reason
             gone.save(update_fields=["retired", "retired_reason", "updated_at"])
@@ -150,7 +150,7 @@ def rollback(project: Project, target: MemoryVersion, actor) -> MemoryVersion:
             f"{changed} restored or reworded{f', {recreated} recreated' if recreated else ''}"
             f"{'; held ' + ', '.join(f'v{n}' for n in discarded) + ' discarded' if discarded else ''}"
         )
-        return semantic.new_version(project, Trigger.ROLLBACK, actor=actor, summary=summary)
+        return versions.new_version(project, Trigger.ROLLBACK, actor=actor, summary=summary)
 
 
 def _resolve_contradictions(project: Project) -> None:

@@ -79,7 +79,7 @@ def decision_changed(sender, instance: Decision, **kwargs) -> None:
     """A decision made or undone: the sample's overruled feedback leaves the memory, or comes back.
 
     Made: the overruled feedback's distillation markers go (in the deciding transaction), so that an undo later
-    distils it again; its principle links break (semantic.broken_links) and are re-derived. Both ways, the
+    distils it again; its principle links break (distil.broken_links) and are re-derived. Both ways, the
     sample's episodic entries are made to match and the principles regenerated once the transaction commits.
     """
     if kwargs.get("created", False):

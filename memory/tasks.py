@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError
 from redis import exceptions as redis_errors
 from redis.lock import Lock
 
-from memory import episodic, events, semantic, sync, vectors
+from memory import consolidate, distil, episodic, events, semantic, sync, vectors
 from memory.dispatch import key as _key
 from memory.dispatch import request_regeneration, request_sample_embedding
 from memory.llm.base import ProviderError
@@ -27,7 +27,7 @@ from memory.locks import regeneration_lock, release
 from memory.models import MemoryVersion
 from memory.redis_client import get_redis
 from reviews.adjudication import learnable
-from reviews.importers import discard_unfinished
+from reviews.import_writing import discard_unfinished
 from reviews.models import Feedback, Project
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def repair_all() -> dict[str, Any]:
         drift = sync.repair(project, limit=SYNC_CHUNK)
         if drift:
             repaired[project.slug] = drift.lines()
-        if semantic.pending_feedback(project).exists() or semantic.stale_principles(project).exists():
+        if distil.pending_feedback(project).exists() or distil.stale_principles(project).exists():
             request_regeneration(project.pk)
         if vectors.pending(project).exists():
             request_sample_embedding(project.pk)
@@ -209,7 +209,7 @@ def consolidate_memory(self: Task[Any, Any], project_id: int) -> dict[str, Any]:
         raise self.retry(countdown=5)
 
     def work() -> MemoryVersion | None:
-        version = semantic.consolidate(project)
+        version = consolidate.consolidate(project)
         if version:
             _announce(project, [version])
         return version

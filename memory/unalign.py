@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from memory import dispatch, episodic, semantic
+from memory import dispatch, episodic, versions
 from memory.llm.base import Usage
 from memory.locks import memory_writer
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
@@ -159,8 +159,8 @@ def apply(project: Project, selection: QuerySet[Feedback], expected_token: str, 
     """Unalign the selection, which must still be the one previewed (`expected_token`); raise NothingSelected
     otherwise, and MemoryBusy when a regeneration holds the memory for longer than an edit waits."""
     started = time.monotonic()
-    with memory_writer(project.pk, wait=semantic.EDIT_WAIT_SECONDS), transaction.atomic():
-        semantic._lock(project)
+    with memory_writer(project.pk, wait=versions.EDIT_WAIT_SECONDS), transaction.atomic():
+        versions.lock_project(project)
         ids = list(selection.select_for_update().values_list("pk", flat=True))
         if not ids or token(ids) != expected_token:
             raise NothingSelected(
@@ -190,7 +190,7 @@ def apply(project: Project, selection: QuerySet[Feedback], expected_token: str, 
             f"unaligned {len(ids)} feedback by {actor_name}: {len(retired)} principle{'s' if len(retired) != 1 else ''}"
             f" retired, {len(plan.rederive)} to re-derive"
         )
-        version = semantic.new_version(
+        version = versions.new_version(
             project, MemoryVersion.Trigger.UNALIGN, actor=actor, summary=summary, usage=Usage(), started=started
         )
         transaction.on_commit(lambda: _after_commit(project.pk, ids, bool(plan.rederive)))
@@ -218,8 +218,8 @@ def exclude(
     learned only from it retire and those that keep other sources are re-derived; `include` brings it back.
     """
     started = time.monotonic()
-    with memory_writer(project.pk, wait=semantic.EDIT_WAIT_SECONDS), transaction.atomic():
-        semantic._lock(project)
+    with memory_writer(project.pk, wait=versions.EDIT_WAIT_SECONDS), transaction.atomic():
+        versions._lock(project)
         ids = list(selection.select_for_update().values_list("pk", flat=True))
         if not ids or token(ids) != expected_token:
             raise NothingSelected(
@@ -246,7 +246,7 @@ def exclude(
             f"left {len(ids)} feedback out of the memory (labels kept) by {actor_name}: {len(retired)} "
             f"principle{'s' if len(retired) != 1 else ''} retired, {len(plan.rederive)} to re-derive"
         )
-        version = semantic.new_version(
+        version = versions.new_version(
             project, MemoryVersion.Trigger.UNALIGN, actor=actor, summary=summary, usage=Usage(), started=started
         )
         transaction.on_commit(lambda: _after_commit(project.pk, ids, bool(plan.rederive)))

@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from memory import budget, dispatch, episodic, semantic
+from memory import budget, dispatch, distil, episodic, semantic, versions
 from memory.forms import PrincipleAddForm
 from memory.llm import provider_name
 from memory.models import Contradiction, MemoryVersion, Principle
@@ -28,9 +28,9 @@ def status(project) -> dict:
         "feedback_count": Feedback.objects.filter(project=project).count(),
         "episodic_count": stored,
         "store_error": store_error,
-        "pending_count": semantic.pending_feedback(project).count(),
-        "stale_count": semantic.stale_principles(project).count(),
-        "active_count": semantic.active_principles(project).count(),
+        "pending_count": distil.pending_feedback(project).count(),
+        "stale_count": distil.stale_principles(project).count(),
+        "active_count": versions.active_principles(project).count(),
         "principle_tokens": budget.principle_set(project).tokens,
         "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
     }

@@ -204,7 +204,7 @@ class Invitation(models.Model):
 class ImportRun(models.Model):
     """One import, written in short transactions so that others' writes are never held up for long.
 
-    A run that failed, or whose process died while writing, is undone by `reviews.importers.discard_unfinished`:
+    A run that failed, or whose process died while writing, is undone by `reviews.import_writing.discard_unfinished`:
     a crashed import leaves nothing behind (but samples someone already reviewed, which are kept).
     """
 

@@ -23,7 +23,8 @@ from reviews import overlap, queue
 from reviews.coaching import vague_reason
 from reviews.feedback import StaleFeedback, delete_feedback, save_feedback, undo_save
 from reviews.forms import FeedbackForm
-from reviews.importers import ImportRejected, human_size, import_samples, max_bytes, max_rows, too_large_message
+from reviews.import_reading import ImportRejected, human_size, max_bytes, max_rows, too_large_message
+from reviews.importers import import_samples
 from reviews.middleware import accepts_upload
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
 from reviews.permissions import (

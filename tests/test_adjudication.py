@@ -202,8 +202,8 @@ def test_two_owners_deciding_at_once_one_wins_the_other_is_told(personas, monkey
 
 def test_the_working_memory_shows_an_undecided_conflict_as_disputed(personas, conflict):
     from judging.judge import working_memory
-    from memory.llm.anthropic import example_block
     from memory.llm.offline import OfflineProvider
+    from memory.llm.prompts import example_block
 
     s1, warm, dodges, other, _ = conflict
     sync.repair(personas.project)

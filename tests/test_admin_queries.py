@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from evaluation.models import Evaluation, GateCheck
 from judging.models import Judgement, JudgeRun
-from memory import principles, semantic
+from memory import principles, versions
 from memory.models import (
     Contradiction,
     DistilledFeedback,
@@ -57,7 +57,7 @@ def add_rows(owner, count: int, start: int) -> None:
         second = Principle.objects.create(project=project, text=f"Be brief {i}.", label="pass")
         PrincipleSource.objects.create(principle=first, feedback=feedback, feedback_revision=feedback.revision)
         with principles.changing(project, actor=owner):
-            version = semantic.new_version(project, MemoryVersion.Trigger.MANUAL, actor=owner, summary="rows")
+            version = versions.new_version(project, MemoryVersion.Trigger.MANUAL, actor=owner, summary="rows")
         Principle.objects.filter(pk=first.pk).update(created_in=version)
         DistilledFeedback.objects.create(feedback=feedback, revision=feedback.revision, version=version)
         Contradiction.objects.create(project=project, first=first, second=second, found_in=version)

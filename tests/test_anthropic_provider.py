@@ -23,18 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from memory.llm.anthropic import (  # noqa: E402
-    CONSOLIDATE_TOOL,
-    DEFAULT_MODEL,
-    DISTILL_TOOL,
-    JUDGE_TOOL,
-    REDERIVE_TOOL,
-    AnthropicProvider,
-    consolidate_tool,
-    principles_tool,
-    rederive_tool,
-    verdict_tool,
-)
+from memory.llm.anthropic import DEFAULT_MODEL, AnthropicProvider  # noqa: E402
 from memory.llm.base import (  # noqa: E402
     Example,
     LabelSchema,
@@ -42,6 +31,16 @@ from memory.llm.base import (  # noqa: E402
     PrincipleText,
     ProviderError,
     WorkingMemory,
+)
+from memory.llm.tools import (  # noqa: E402
+    CONSOLIDATE_TOOL,
+    DISTILL_TOOL,
+    JUDGE_TOOL,
+    REDERIVE_TOOL,
+    consolidate_tool,
+    principles_tool,
+    rederive_tool,
+    verdict_tool,
 )
 from tests.fake_anthropic import FakeAnthropic  # noqa: E402
 

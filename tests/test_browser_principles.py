@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from memory import principles, semantic
+from memory import principles, versions
 from memory.locks import memory_writer
 from memory.models import DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from tests.conftest import add_feedback, add_sample
@@ -32,7 +32,7 @@ def learned(personas):
     principle = Principle.objects.create(project=personas.project, text=WORDING, label="fail")
     PrincipleSource.objects.create(principle=principle, feedback=feedback, feedback_revision=feedback.revision)
     with principles.changing(personas.project):
-        version = semantic.new_version(personas.project, MemoryVersion.Trigger.DISTILL, summary="distilled 1")
+        version = versions.new_version(personas.project, MemoryVersion.Trigger.DISTILL, summary="distilled 1")
     Principle.objects.filter(pk=principle.pk).update(created_in=version)
     # The session's worker (started by an earlier test) may still be regenerating a project that had this id:
     # wait for its lock, so an edit here is not told the memory is busy.

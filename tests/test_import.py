@@ -13,7 +13,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from reviews.importers import MAX_ERRORS_LISTED, ImportRejected, import_samples, too_large_message
+from reviews.import_reading import MAX_ERRORS_LISTED, ImportRejected, too_large_message
+from reviews.importers import import_samples
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Role, Sample
 from reviews.projects import create_project
 from reviews.signals import feedback_imported

@@ -101,7 +101,7 @@ def test_an_import_killed_while_writing_stays_hidden_and_is_undone(personas, tmp
     import sys
     from datetime import timedelta
 
-    from reviews.importers import discard_unfinished
+    from reviews.import_writing import discard_unfinished
     from reviews.models import ImportRun
     from tests.test_memory_faults import ROOT, database_url
 

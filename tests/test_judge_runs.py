@@ -5,10 +5,10 @@ import json
 import pytest
 from django.core.management import call_command
 
-from judging import runs
+from judging import run_agreement, run_listing, runs
 from judging.models import Judgement, JudgeRun
-from memory import budget, episodic, semantic
-from memory.llm.anthropic import JUDGE_TOOL
+from memory import budget, distil, episodic
+from memory.llm.tools import JUDGE_TOOL
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample, wait_for
 from tests.fake_anthropic import ToolReply, error_reply
@@ -46,7 +46,7 @@ def reviewed_project(personas, provider="offline", concurrency=8):
     expected = Feedback.objects.filter(project=personas.project).count()
     wait_for(lambda: len(episodic.entries(personas.project.pk)) == expected, message="the episodic entries")
     # Distilled (offline) before the provider changes, so no distillation call meets the fake server's script.
-    wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), message="the distillation")
+    wait_for(lambda: not distil.pending_feedback(personas.project).exists(), message="the distillation")
     personas.project.provider, personas.project.provider_concurrency = provider, concurrency
     personas.project.save()
     return feedback
@@ -158,7 +158,7 @@ def test_a_second_run_waits_for_the_first_and_then_starts_by_itself(celery_worke
     first = runs.start(personas.project, personas.owner, JudgeRun.Scope.REVIEWED)
     second = runs.start(personas.project, personas.owner, JudgeRun.Scope.ALL)
     assert (first.status, second.status) == ("running", "queued")
-    assert "Waiting for the project's current run" in runs.notice(second)
+    assert "Waiting for the project's current run" in run_listing.notice(second)
     finished(first)
     assert first.finished_at and not JudgeRun.objects.filter(pk=second.pk, dispatched_at__lt=first.finished_at).exists()
     finished(second)  # started by itself when the first ended
@@ -289,24 +289,24 @@ def test_a_sample_with_empty_text_is_judged_without_failing_the_run(celery_worke
 @pytest.mark.django_db
 def test_the_imported_judges_figures_are_recomputed_only_when_feedback_or_samples_change(personas, monkeypatch):
     computed = []
-    real_agreement = runs.metrics.agreement
+    real_agreement = run_agreement.metrics.agreement
 
     def counting_agreement(*args, **kwargs):
         computed.append(args[0])
         return real_agreement(*args, **kwargs)
 
-    monkeypatch.setattr(runs.metrics, "agreement", counting_agreement)
+    monkeypatch.setattr(run_agreement.metrics, "agreement", counting_agreement)
     samples = [add_sample(personas.project, f"c{i}", judge_value="pass") for i in range(4)]
     for sample, label in zip(samples[:3], ["pass", "fail", "pass"]):
         add_feedback(sample, personas.reviewer, label, "" if label == "pass" else "Ignores the question.")
-    first, _ = runs.imported_judge_agreement(personas.project)
-    again, _ = runs.imported_judge_agreement(personas.project)
+    first, _ = run_agreement.imported_judge_agreement(personas.project)
+    again, _ = run_agreement.imported_judge_agreement(personas.project)
     assert len(computed) == 1 and again.as_dict() == first.as_dict()  # the overview's second load: from the cache
     add_feedback(samples[3], personas.reviewer, "fail", "Too curt.")
-    after, _ = runs.imported_judge_agreement(personas.project)
+    after, _ = run_agreement.imported_judge_agreement(personas.project)
     assert len(computed) == 2 and after.n == first.n + 1  # new feedback: computed again
     feedback = Feedback.objects.get(sample=samples[0])
     feedback.label, feedback.critique = "fail", "Misses the point."
     feedback.save()  # an edited label: computed again
-    edited, _ = runs.imported_judge_agreement(personas.project)
+    edited, _ = run_agreement.imported_judge_agreement(personas.project)
     assert len(computed) == 3 and edited.exact < after.exact

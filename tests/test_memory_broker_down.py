@@ -3,7 +3,7 @@
 import pytest
 
 from memalign_site.celery import app
-from memory import episodic, semantic
+from memory import distil, episodic
 from memory.redis_client import get_redis
 from memory.tasks import repair_all
 from reviews.models import Feedback
@@ -36,7 +36,7 @@ def test_a_critique_saved_while_the_broker_is_down_is_kept_and_repaired(personas
     feedback = add_feedback(add_sample(personas.project, "down"), personas.reviewer, "fail", "Saved during an outage.")
     assert Feedback.objects.filter(pk=feedback.pk).exists()  # the save succeeded; dispatch failed quietly
     assert feedback.pk not in episodic.entries(personas.project.pk)
-    assert semantic.pending_feedback(personas.project).filter(pk=feedback.pk).exists()
+    assert distil.pending_feedback(personas.project).filter(pk=feedback.pk).exists()
 
 
 @pytest.mark.django_db(transaction=True)

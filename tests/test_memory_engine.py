@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from judging.judge import retrieve
-from memory import episodic, semantic, sync
+from memory import consolidate, distil, episodic, semantic, sync, versions
 from memory.llm.base import ProviderError
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle
 from reviews.feedback import delete_feedback, save_feedback
@@ -55,7 +55,7 @@ def test_distillation_links_principles_to_their_sources(personas, fake_anthropic
         name=DISTILL,
     )
     outcome = semantic.regenerate(personas.project, force=True)
-    principles = {p.text: p for p in semantic.active_principles(personas.project)}
+    principles = {p.text: p for p in versions.active_principles(personas.project)}
     assert set(principles) == {
         "Never promise what tracking cannot support.",
         "Own the company's mistakes; never blame the customer.",
@@ -94,7 +94,7 @@ def test_a_partial_batch_waits_for_the_burst_to_go_quiet(personas, fake_anthropi
     settings.MEMALIGN_DISTILL_BATCH_SIZE = 2  # now a full batch exists and goes at once; the rest waits
     outcome = semantic.regenerate(personas.project)
     assert fake_anthropic.tool_counts.get(DISTILL, 0) == 1 and outcome.wait_seconds > 0
-    assert semantic.pending_feedback(personas.project).count() == 1
+    assert distil.pending_feedback(personas.project).count() == 1
 
 
 def test_provider_failure_changes_nothing_and_is_recorded(personas, fake_anthropic):
@@ -104,14 +104,14 @@ def test_provider_failure_changes_nothing_and_is_recorded(personas, fake_anthrop
     with pytest.raises(ProviderError):
         semantic.regenerate(personas.project, force=True)
     assert Principle.objects.filter(project=personas.project).count() == 0
-    assert semantic.pending_feedback(personas.project).count() == 3
+    assert distil.pending_feedback(personas.project).count() == 3
     failed = MemoryVersion.objects.get(project=personas.project)
     assert failed.status == "failed" and "principles" in failed.error
     fake_anthropic.push(*[error_reply(500)] * 5)
     with pytest.raises(ProviderError, match="500"):
         semantic.regenerate(personas.project, force=True)
     semantic.regenerate(personas.project, force=True)  # the outage is over: the default responder answers
-    assert semantic.pending_feedback(personas.project).count() == 0
+    assert distil.pending_feedback(personas.project).count() == 0
 
 
 def test_deleting_the_only_source_retires_the_principle(personas):
@@ -163,11 +163,11 @@ def test_losing_some_sources_rederives_from_the_rest(personas, fake_anthropic):
     semantic.regenerate(personas.project, force=True)
     principle.refresh_from_db()
     assert principle.retired and "no longer support" in principle.retired_reason
-    assert semantic.pending_feedback(personas.project).count() == 0
+    assert distil.pending_feedback(personas.project).count() == 0
 
 
 def test_manual_principles_survive_unalign(personas):
-    manual = semantic.add_manual_principle(personas.project, "Apologise once, not five times.", "olivia")
+    manual = versions.add_manual_principle(personas.project, "Apologise once, not five times.", "olivia")
     assert manual.pinned and manual.origin == "manual"
     sample = add_sample(personas.project, "x")
     feedback = add_feedback(
@@ -197,7 +197,7 @@ def test_consolidation_merges_duplicates_and_flags_contradictions(personas, fake
         name=DISTILL,
     )
     semantic.regenerate(personas.project, force=True)
-    ids = {p.text: p.pk for p in semantic.active_principles(personas.project)}
+    ids = {p.text: p.pk for p in versions.active_principles(personas.project)}
     promise, blame, emoji = (
         ids["Do not promise dates you cannot keep."],
         ids["Own mistakes instead of blaming customers."],
@@ -210,7 +210,7 @@ def test_consolidation_merges_duplicates_and_flags_contradictions(personas, fake
         },
         name="record_consolidation",
     )
-    version = semantic.consolidate(personas.project)
+    version = consolidate.consolidate(personas.project)
     keeper = Principle.objects.get(pk=promise)
     assert keeper.text == "Be honest: no false promises, no blame."
     assert sorted(s.feedback_id for s in keeper.sources.all()) == sorted([feedback[0].pk, feedback[1].pk])
@@ -257,19 +257,19 @@ def test_editing_one_of_several_sources_makes_the_principle_stale(personas, fake
         {"principles": [{"text": "Match the stakes.", "source_ids": [f.pk for f in feedback]}]}, name=DISTILL
     )
     semantic.regenerate(personas.project, force=True)
-    assert not semantic.stale_principles(personas.project).exists()
+    assert not distil.stale_principles(personas.project).exists()
     save_feedback(
         feedback[1].sample, personas.reviewer, "fail", "Blaming the customer is never acceptable.", feedback[1].revision
     )
-    assert list(semantic.stale_principles(personas.project).values_list("text", flat=True)) == ["Match the stakes."]
-    assert semantic.pending_feedback(personas.project).get().pk == feedback[1].pk
+    assert list(distil.stale_principles(personas.project).values_list("text", flat=True)) == ["Match the stakes."]
+    assert distil.pending_feedback(personas.project).get().pk == feedback[1].pk
 
 
 def test_a_run_past_its_deadline_stops_between_batches_and_asks_to_continue(personas):
     three_critiques(personas)
     outcome = semantic.regenerate(personas.project, force=True, deadline=0.0)  # already past
     assert outcome.versions == [] and outcome.wait_seconds > 0
-    assert semantic.pending_feedback(personas.project).count() == 3
+    assert distil.pending_feedback(personas.project).count() == 3
 
 
 def test_repair_with_a_limit_works_off_a_backlog_in_steps(personas):

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from memalign_site.celery import app
-from memory import episodic, semantic
+from memory import distil, episodic
 from memory.models import DistilledFeedback, MemoryVersion, Principle
 from tests.conftest import add_feedback, add_sample, wait_for
 
@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
         second = start_worker_process(queue, env)
         # The killed worker's tasks come back (acknowledged late) and the new worker finishes them.
         wait_for(
-            lambda: not semantic.pending_feedback(personas.project).exists(),
+            lambda: not distil.pending_feedback(personas.project).exists(),
             timeout=90,
             message="distillation after the restart",
         )

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from memory import episodic, semantic
+from memory import distil, episodic
 from memory.models import MemoryVersion, Principle
 from reviews.feedback import delete_feedback
 from tests.conftest import add_feedback, add_sample, wait_for
@@ -63,7 +63,7 @@ def test_a_burst_of_100_critiques_costs_a_few_distillation_calls(celery_worker, 
             "fail",
             f"Critique number {i}: the reply sounds robotic and ignores the customer's frustration.",
         )
-    wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), timeout=90, message="all 100 distilled")
+    wait_for(lambda: not distil.pending_feedback(personas.project).exists(), timeout=90, message="all 100 distilled")
     calls = fake_anthropic.tool_counts.get(DISTILL, 0)
     bound = math.ceil(100 / settings.MEMALIGN_DISTILL_BATCH_SIZE) + 1
     assert 1 <= calls <= bound, f"{calls} distillation calls for a burst of 100 (bound {bound})"
@@ -75,7 +75,7 @@ def test_a_429_is_retried_and_the_run_succeeds(celery_worker, personas, fake_ant
     personas.project.save()
     fake_anthropic.push_error(429, retry_after_ms=50)
     feedback = add_feedback(add_sample(personas.project, "r"), personas.reviewer, "fail", "Blames the customer.")
-    wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), message="distillation after the 429")
+    wait_for(lambda: not distil.pending_feedback(personas.project).exists(), message="distillation after the 429")
     assert fake_anthropic.request_count == 2  # the 429, then the retry that succeeded
     version = MemoryVersion.objects.get(project=personas.project, trigger="distill")
     assert version.status == "ok" and version.usage["calls"] == 1
@@ -87,7 +87,7 @@ def test_an_outage_is_recorded_then_retried_until_it_succeeds(celery_worker, per
     personas.project.save()
     fake_anthropic.push_error(500, times=4)  # the SDK's own attempts (max_retries=3) all fail: the task retries later
     add_feedback(add_sample(personas.project, "o"), personas.reviewer, "fail", "Too curt.")
-    wait_for(lambda: not semantic.pending_feedback(personas.project).exists(), timeout=30, message="recovery")
+    wait_for(lambda: not distil.pending_feedback(personas.project).exists(), timeout=30, message="recovery")
     triggers = list(
         MemoryVersion.objects.filter(project=personas.project).order_by("number").values_list("status", flat=True)
     )

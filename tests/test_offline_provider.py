@@ -251,7 +251,7 @@ def test_consolidate_never_merges_across_labels(provider):
     ]
     result = provider.consolidate(CRITERION, principles)
     assert [m.principle_ids for m in result.merges] == [[1, 3]]
-    assert result.contradictions == []  # read from the sources' samples by memory.semantic, not from wording
+    assert result.contradictions == []  # read from the sources' samples by memory.consolidate, not from wording
 
 
 def test_consolidate_needs_two_principles(provider):

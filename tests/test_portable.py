@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from memory import portable, semantic
+from memory import distil, portable, semantic, versions
 from memory.models import MemoryVersion, Principle, PrincipleSource
 from reviews.models import Feedback, Membership, Project, Sample
 from tests.conftest import add_feedback, add_sample, make_user, shared_dataset
@@ -33,11 +33,11 @@ def test_export_import_export_loses_nothing(name, personas):
     shared_dataset(f"{name}.jsonl")
     project, _ = load_project(name, personas.owner, personas.reviewer, limit=40)
     semantic.regenerate(project, force=True)
-    principles = list(semantic.active_principles(project))
+    principles = list(versions.active_principles(project))
     assert len(principles) >= 2, "the file distils into principles"
     principles[0].pinned = True
     principles[0].save()
-    semantic.set_retired(project, principles[1], True, "olivia")
+    versions.set_retired(project, principles[1], True, "olivia")
     # Feedback written after the last distillation stays pending on the other side too.
     outputs = {"output_a": "a", "output_b": "b"} if project.is_pairwise else {"outputs": "x"}
     late = add_sample(project, "late", judge_value="", inputs={"q": "late"}, **outputs)
@@ -55,7 +55,7 @@ def test_export_import_export_loses_nothing(name, personas):
     authors = {e["author"] for e in second["examples"]}
     assert authors == {"imported-rafael", "imported-olivia"}  # another site's people, kept apart, not logged in
     assert not get_user_model().objects.get(username="imported-rafael").is_active
-    assert semantic.pending_feedback(copy_).count() == 1  # only the late one is distilled there
+    assert distil.pending_feedback(copy_).count() == 1  # only the late one is distilled there
     assert MemoryVersion.objects.filter(project=copy_).count() == 1
 
 

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from memory import principles, semantic
+from memory import principles, versions
 from memory.models import Contradiction, MemoryVersion, Principle, PrincipleSource
 from tests.conftest import add_feedback, add_sample
 
@@ -27,7 +27,7 @@ def memory(personas):
     PrincipleSource.objects.create(principle=brief, feedback=f2, feedback_revision=f2.revision)
     Contradiction.objects.create(project=project, first=kind, second=brief)
     with principles.changing(project):
-        semantic.new_version(project, MemoryVersion.Trigger.DISTILL, summary="distilled 2 critiques")
+        versions.new_version(project, MemoryVersion.Trigger.DISTILL, summary="distilled 2 critiques")
     return kind, brief, f1, f2
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from memory import audit, budget, principles, semantic
+from memory import audit, budget, consolidate, distil, principles, versions
+from memory.llm import get_provider
 from memory.models import MemoryVersion, Principle, PrincipleSource
 from tests.conftest import add_feedback, add_sample
 
@@ -39,7 +40,7 @@ def base(personas):
     kind = distilled(project, personas.reviewer, "Replies must acknowledge the customer's loss.", "fail", key="k")
     brief = distilled(project, personas.reviewer, "Short factual replies are fine.", "pass", key="b")
     with principles.changing(project):
-        v1 = semantic.new_version(project, Trigger.DISTILL, summary="distilled")
+        v1 = versions.new_version(project, Trigger.DISTILL, summary="distilled")
     return project, kind, brief, v1
 
 
@@ -100,7 +101,7 @@ def test_consolidation_never_merges_rewrites_or_retires_a_pinned_principle(perso
     keep = distilled(project, personas.reviewer, text, "fail", key="a")
     twins = [distilled(project, personas.reviewer, text + " " * i + ".", "fail", key=f"t{i}") for i in (1, 2)]
     principles.set_pinned(project, keep, True, personas.owner)
-    version = semantic.consolidate(project)
+    version = consolidate.consolidate(project)
     keep.refresh_from_db()
     assert (keep.text, keep.retired, keep.pinned) == (text, False, True)
     assert "merged" in version.summary
@@ -116,7 +117,7 @@ def test_unalign_keeps_a_pinned_principle_whose_sources_are_all_removed(personas
     for p in (pinned, loose):
         for link in p.sources.all():
             link.feedback.delete()
-    version = semantic.rederive_stale(project, semantic.get_provider(project))
+    version = distil.rederive_stale(project, get_provider(project))
     assert "1 retired" in version.summary and "1 kept" in version.summary
     assert not Principle.objects.get(pk=pinned.pk).retired
     assert Principle.objects.get(pk=loose.pk).retired
@@ -132,7 +133,7 @@ def test_rollback_restores_an_old_versions_principles_as_a_new_version(personas,
     version = principles.rollback(project, v1, personas.viewer)
     assert (version.trigger, version.actor, version.number) == (Trigger.ROLLBACK, personas.viewer, before[0][0] + 1)
     assert snapshot_texts(version) == snapshot_texts(v1)
-    assert set(semantic.active_principles(project)) == {kind, brief}
+    assert set(versions.active_principles(project)) == {kind, brief}
     assert Principle.objects.get(pk=kind.pk).text == "Replies must acknowledge the customer's loss."
     assert Principle.objects.get(pk=added.pk).retired_reason == "rolled back to v1 by vera"
     # history is never rewritten: every earlier version is still there, as it was
@@ -198,10 +199,10 @@ def test_the_audit_log_records_what_the_automatic_steps_changed_with_their_versi
     project = personas.project
     gone = distilled(project, personas.reviewer, "Emoji fail.", "fail", key="g")
     with principles.changing(project):
-        v1 = semantic.new_version(project, Trigger.DISTILL, summary="distilled")
+        v1 = versions.new_version(project, Trigger.DISTILL, summary="distilled")
     for link in gone.sources.all():
         link.feedback.delete()
-    v2 = semantic.rederive_stale(project, semantic.get_provider(project))
+    v2 = distil.rederive_stale(project, get_provider(project))
     rows = [audit.describe(e) for e in audit.entries(project, kind="principle", version=v2.number)]
     assert [(r["object_id"], r["actor"], r["from_version"]) for r in rows] == [(gone.pk, "", v1.number)]
     assert ("retired", "False", "True") in rows[0]["changes"]
@@ -232,7 +233,7 @@ def test_realign_never_retires_a_pinned_principle_whose_sources_chose_another_la
         f = add_feedback(add_sample(project, key), personas.reviewer, "fail", "Too curt.")  # the other label
         PrincipleSource.objects.create(principle=principle, feedback=f, feedback_revision=f.revision)
     principles.set_pinned(project, pinned, True, personas.owner)
-    version = semantic.realign(project, semantic.get_provider(project))
+    version = distil.realign(project, get_provider(project))
     assert "1 principle(s) retired" in version.summary
     assert not Principle.objects.get(pk=pinned.pk).retired and Principle.objects.get(pk=loose.pk).retired
     assert not pinned.sources.exists()  # the wrong link goes; the principle stays, as the owner pinned it

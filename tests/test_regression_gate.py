@@ -8,7 +8,7 @@ import pytest
 
 from evaluation import gate
 from evaluation.models import GateCheck
-from memory import budget, episodic, semantic
+from memory import budget, episodic, semantic, versions
 from memory.models import EvaluationSettings, MemoryVersion
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample
@@ -56,7 +56,7 @@ def gated_project(personas, fake_anthropic):
     EvaluationSettings.objects.create(project=project, gate_enabled=True, guard_size=6, gate_threshold=0.1)
     model = Model()
     fake_anthropic.responder = model
-    good = semantic.add_manual_principle(project, "Judge the reply, not the customer.", "olivia").created_in
+    good = versions.add_manual_principle(project, "Judge the reply, not the customer.", "olivia").created_in
     return project, model, good
 
 
@@ -68,40 +68,40 @@ def new_critique(personas, project, name: str):
 def test_a_version_that_flips_guard_verdicts_is_held_and_the_judge_keeps_the_good_one(personas, fake_anthropic):
     project, model, good = gated_project(personas, fake_anthropic)
     new_critique(personas, project, "x1")
-    versions = semantic.regenerate(project, force=True).versions
-    assert versions and HARMFUL in str(versions[-1].principles)
-    checked = gate.check(project, versions)
+    written = semantic.regenerate(project, force=True).versions
+    assert written and HARMFUL in str(written[-1].principles)
+    checked = gate.check(project, written)
     assert checked.held and checked.agreement_before == 1.0 and checked.agreement_after == 0.0
     assert len(checked.flipped) == 6 and {f["after"] for f in checked.flipped} == {"fail"}
     assert [p["text"] for p in checked.added] == [HARMFUL] and checked.removed == []
-    versions[-1].refresh_from_db()
-    assert versions[-1].status == MemoryVersion.Status.HELD
+    written[-1].refresh_from_db()
+    assert written[-1].status == MemoryVersion.Status.HELD
     assert budget.latest_version(project) == good  # the active version
     assert HARMFUL not in [p.text for p in budget.principle_set(project).principles]
     # The owner discards it: the principles are back to the good version's, and the judge uses them.
-    restored = semantic.discard_held(project, "olivia")
+    restored = versions.discard_held(project, "olivia")
     assert restored.principles == good.principles and budget.latest_version(project) == restored
-    assert HARMFUL not in [p.text for p in semantic.active_principles(project)]
+    assert HARMFUL not in [p.text for p in versions.active_principles(project)]
 
     model.next_principle = HARMLESS
     new_critique(personas, project, "x2")
-    versions = semantic.regenerate(project, force=True).versions
-    checked = gate.check(project, versions)
+    written = semantic.regenerate(project, force=True).versions
+    checked = gate.check(project, written)
     assert not checked.held and checked.flipped == [] and checked.agreement_after == 1.0
-    assert budget.latest_version(project) == versions[-1]
+    assert budget.latest_version(project) == written[-1]
     assert HARMLESS in [p.text for p in budget.principle_set(project).principles]
 
 
 def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client):
     project, _, good = gated_project(personas, fake_anthropic)
     new_critique(personas, project, "x1")
-    versions = semantic.regenerate(project, force=True).versions
-    assert gate.check(project, versions).held
+    written = semantic.regenerate(project, force=True).versions
+    assert gate.check(project, written).held
     client.force_login(personas.owner)
     page = client.get(f"/p/{project.slug}/memory/").content.decode()
     assert "Held by the regression gate" in page and HARMFUL in page and "g0" in page
     client.post(f"/p/{project.slug}/memory/held/activate/")
-    assert budget.latest_version(project) == versions[-1]
+    assert budget.latest_version(project) == written[-1]
     assert HARMFUL in [p.text for p in budget.principle_set(project).principles]
 
 
@@ -113,8 +113,8 @@ def test_the_gate_is_off_by_default_and_the_guard_set_is_fixed(personas, fake_an
     settings_row.gate_enabled = False
     settings_row.save()
     new_critique(personas, project, "x1")
-    versions = semantic.regenerate(project, force=True).versions
-    assert gate.check(project, versions) is None and not GateCheck.objects.exists()
+    written = semantic.regenerate(project, force=True).versions
+    assert gate.check(project, written) is None and not GateCheck.objects.exists()
     assert EvaluationSettings._meta.get_field("gate_enabled").default is False
 
 

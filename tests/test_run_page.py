@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from judging import runs
+from judging import run_agreement, run_listing
 from judging.models import Judgement, JudgeRun
 from memory.models import MemoryVersion, Principle, PrincipleSource
 from tests.conftest import add_feedback, add_sample
@@ -82,7 +82,7 @@ def test_search_and_keyset_pages(client, personas, judged, monkeypatch):
     client.force_login(personas.viewer)
     url = f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/"
     assert rows(client.get(url, {"q": "question <b>4"}).content.decode()) == ["r4"]
-    monkeypatch.setattr(runs, "PAGE_SIZE", 4)
+    monkeypatch.setattr(run_listing, "PAGE_SIZE", 4)
     first = client.get(url).content.decode()
     assert rows(first) == ["r0", "r1", "r2", "r3"]
     after = re.search(r'hx-get="\?filter=all&amp;q=&amp;after=(\d+)"', first).group(1)
@@ -160,16 +160,16 @@ def test_a_stalled_run_says_so(personas):
 
     now = timezone.now()
     run = JudgeRun(project=personas.project, status="running", dispatched_at=now - timedelta(seconds=20))
-    assert "No worker has picked this run up for 20 s" in runs.notice(run, now)
+    assert "No worker has picked this run up for 20 s" in run_listing.notice(run, now)
     run.started_at = run.progress_at = now - timedelta(seconds=90)
-    assert "No verdict for 90 s" in runs.notice(run, now)
+    assert "No verdict for 90 s" in run_listing.notice(run, now)
     run.progress_at = now - timedelta(seconds=5)
-    assert runs.notice(run, now) == ""
+    assert run_listing.notice(run, now) == ""
 
 
 def test_a_runs_figures_follow_the_experts_labels(client, personas, judged):
     run, samples, _, _ = judged
-    run.figures = runs.stored_agreement(run)
+    run.figures = run_agreement.stored_agreement(run)
     run.save()
     client.force_login(personas.viewer)
     url = f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/"

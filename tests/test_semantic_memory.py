@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from memory import semantic
+from memory import consolidate, distil, semantic, versions
 from memory.locks import regeneration_lock
 from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from reviews.models import Feedback, Sample
@@ -46,12 +46,12 @@ def test_offline_near_identical_critiques_with_opposite_labels_make_two_principl
         for label in ("A", "B")
     }
     semantic.regenerate(personas.project, force=True)
-    principles = list(semantic.active_principles(personas.project))
+    principles = list(versions.active_principles(personas.project))
     assert sorted(p.label for p in principles) == ["A", "B"]
     for principle in principles:
         assert sources(principle) == {f.pk for f in feedback[principle.label]}
         assert f"(experts chose {principle.label})" in principle.text
-    assert semantic.misaligned_principles(personas.project) == []
+    assert distil.misaligned_principles(personas.project) == []
 
 
 def test_a_provider_principle_is_credited_only_with_sources_of_its_label(personas, fake_anthropic):
@@ -73,7 +73,7 @@ def test_a_provider_principle_is_credited_only_with_sources_of_its_label(persona
         name=DISTILL,
     )
     semantic.regenerate(personas.project, force=True)
-    by_label = {p.label: p for p in semantic.active_principles(personas.project)}
+    by_label = {p.label: p for p in versions.active_principles(personas.project)}
     # near-identical texts, opposite labels: two principles, each with its own sources only
     assert set(by_label) == {"fail", "pass"}
     assert sources(by_label["fail"]) == {fail.pk}
@@ -96,7 +96,7 @@ def test_a_duplicate_of_another_label_is_not_merged_into_it(personas, fake_anthr
         {"principles": [{"text": "Length decides.", "label": "pass", "source_ids": [second.pk]}]}, name=DISTILL
     )
     semantic.regenerate(personas.project, force=True)
-    principles = list(semantic.active_principles(personas.project))
+    principles = list(versions.active_principles(personas.project))
     assert [(p.label, sources(p)) for p in principles] == [("fail", {first.pk}), ("pass", {second.pk})]
 
 
@@ -114,7 +114,7 @@ def test_check_memory_flags_a_principle_whose_sources_disagree_and_regeneration_
     for f in feedback:
         PrincipleSource.objects.create(principle=wrong, feedback=f, feedback_revision=f.revision)
         DistilledFeedback.objects.create(feedback=f, revision=f.revision)
-    assert semantic.misaligned_principles(personas.project) == [wrong]
+    assert distil.misaligned_principles(personas.project) == [wrong]
     out = StringIO()
     with pytest.raises(CommandError):
         call_command("check_memory", personas.project.slug, stdout=out)
@@ -124,9 +124,9 @@ def test_check_memory_flags_a_principle_whose_sources_disagree_and_regeneration_
     assert "realigned: 2 link(s)" in outcome.versions[0].summary
     wrong.refresh_from_db()
     assert sources(wrong) == {feedback[2].pk}  # it keeps its own label's source
-    assert semantic.misaligned_principles(personas.project) == []
+    assert distil.misaligned_principles(personas.project) == []
     # the two "pass" critiques were distilled again, into a principle of their own label
-    passing = semantic.active_principles(personas.project).filter(label="pass").get()
+    passing = versions.active_principles(personas.project).filter(label="pass").get()
     assert sources(passing) == {feedback[0].pk, feedback[1].pk}
 
 
@@ -147,7 +147,7 @@ def test_the_migration_reads_the_label_of_offline_principles():
 def test_consolidation_keeps_the_memory_within_budget_without_touching_pins(personas):
     personas.project.max_principles = 5
     personas.project.save(update_fields=["max_principles"])
-    pinned = semantic.add_manual_principle(personas.project, "Never promise a delivery date.", "olivia")
+    pinned = versions.add_manual_principle(personas.project, "Never promise a delivery date.", "olivia")
     made = []
     for i, topic in enumerate(
         ["refunds", "shipping", "tone", "apologies", "discounts", "returns", "privacy", "billing"]
@@ -159,8 +159,8 @@ def test_consolidation_keeps_the_memory_within_budget_without_touching_pins(pers
         )
         PrincipleSource.objects.create(principle=p, feedback=f, feedback_revision=f.revision)
         made.append(p)
-    version = semantic.consolidate(personas.project)
-    active = list(semantic.active_principles(personas.project))
+    version = consolidate.consolidate(personas.project)
+    active = list(versions.active_principles(personas.project))
     assert len(active) <= 5 and pinned in active
     for principle in active:
         assert all(s.feedback.label == principle.label for s in principle.sources.all()) or principle == pinned
@@ -191,7 +191,7 @@ def test_contradictions_come_from_near_identical_samples_judged_both_ways(person
         PrincipleSource.objects.create(principle=made[f], feedback=f, feedback_revision=f.revision)
     personas.project.max_principles = 10
     personas.project.save(update_fields=["max_principles"])
-    semantic.consolidate(personas.project)
+    consolidate.consolidate(personas.project)
     pairs = {(c.first_id, c.second_id) for c in Contradiction.objects.filter(project=personas.project)}
     assert (made[fa].pk, made[fb].pk) in pairs  # one kind of case, judged both ways
     assert (made[fa].pk, made[fc].pk) not in pairs  # one topic, unrelated samples: no contradiction
@@ -204,10 +204,10 @@ def test_every_shared_file_distils_into_principles_that_agree_with_their_sources
     reviewer = django_user_model.objects.create_user("expert")
     project, rows = load_project(name, owner, reviewer, limit=200, max_principles=30)
     semantic.regenerate(project, force=True)
-    semantic.consolidate(project)
-    active = list(semantic.active_principles(project).prefetch_related("sources__feedback"))
+    consolidate.consolidate(project)
+    active = list(versions.active_principles(project).prefetch_related("sources__feedback"))
     assert 0 < len(active) <= project.max_principles
-    assert semantic.misaligned_principles(project) == []
+    assert distil.misaligned_principles(project) == []
     for principle in active:
         assert principle.label, principle.text
         assert {s.feedback.label for s in principle.sources.all()} == {principle.label}
@@ -241,7 +241,7 @@ def test_a_burst_distils_in_concurrent_batches_within_the_call_bound(personas, f
     calls = fake_anthropic.tool_counts.get(DISTILL, 0)
     assert calls == math.ceil(1000 / settings.MEMALIGN_DISTILL_BATCH_SIZE)
     assert 2 <= fake_anthropic.max_in_flight <= 4  # concurrent, and never above the project's limit
-    assert not semantic.pending_feedback(project).exists()
+    assert not distil.pending_feedback(project).exists()
     versions = MemoryVersion.objects.filter(project=project, trigger="distill")
     assert versions.count() == math.ceil(calls / (4 * semantic.ROUND_WAVES))  # a round of batches is one version
 
@@ -279,12 +279,12 @@ def test_distill_command_waits_for_a_running_regeneration(personas):
 def test_a_dashboard_edit_during_a_regeneration_says_so(personas, monkeypatch):
     from memory.locks import MemoryBusy
 
-    monkeypatch.setattr(semantic, "EDIT_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(versions, "EDIT_WAIT_SECONDS", 0.2)
     lock = regeneration_lock(personas.project.pk)
     assert lock.acquire(blocking=False)
     try:
         with pytest.raises(MemoryBusy, match="being regenerated"):
-            semantic.add_manual_principle(personas.project, "Be brief.", "olivia")
+            versions.add_manual_principle(personas.project, "Be brief.", "olivia")
     finally:
         lock.release()
     assert not Principle.objects.filter(project=personas.project).exists()

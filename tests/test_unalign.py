@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from memory import episodic, semantic
+from memory import distil, episodic, semantic
 from memory.models import MemoryVersion, Principle, PrincipleSource
 from memory.unalign import token as unalign_token
 from reviews.models import Feedback, Membership, Role
@@ -84,9 +84,9 @@ def test_a_reviewers_feedback_leaves_both_memories_and_nothing_else(
     for name in ("only_rafael", "both", "only_sofia", "pinned"):
         memory[name].refresh_from_db()
     assert memory["only_rafael"].retired and "unaligned by olivia" in memory["only_rafael"].retired_reason
-    assert not memory["both"].retired and memory["both"] in semantic.stale_principles(personas.project)
-    assert not memory["only_sofia"].retired and memory["only_sofia"] not in semantic.stale_principles(personas.project)
-    assert not memory["pinned"].retired and memory["pinned"] not in semantic.stale_principles(personas.project)
+    assert not memory["both"].retired and memory["both"] in distil.stale_principles(personas.project)
+    assert not memory["only_sofia"].retired and memory["only_sofia"] not in distil.stale_principles(personas.project)
+    assert not memory["pinned"].retired and memory["pinned"] not in distil.stale_principles(personas.project)
     versions = MemoryVersion.objects.filter(project=personas.project)
     assert versions.count() == before + 1
     version = versions.order_by("-number").first()
@@ -103,7 +103,7 @@ def test_re_derivation_then_rewrites_from_what_remains(personas, memory):
     semantic.regenerate(personas.project, force=True)
     memory["both"].refresh_from_db()
     assert set(memory["both"].sources.values_list("feedback_id", flat=True)) == {memory["sofia"][0].pk}
-    assert not semantic.stale_principles(personas.project).exists()
+    assert not distil.stale_principles(personas.project).exists()
 
 
 def test_one_feedback_and_a_date_range(client, personas, memory):

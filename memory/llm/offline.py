@@ -162,7 +162,7 @@ class OfflineProvider:
         """Merge same-label principles at cosine >= MERGE_THRESHOLD (text of the most central one).
 
         It flags no contradictions (whether principles conflict is read from their sources' samples by
-        memory.semantic) and leaves a `budget` to the caller, which merges the closest same-label principles
+        memory.consolidate) and leaves a `budget` to the caller, which merges the closest same-label principles
         until it holds.
         """
         if len(principles) < 2:

@@ -1,7 +1,8 @@
 """Any OpenAI-compatible chat completions server (vLLM, Ollama, llama.cpp's server, hosted services).
 
-The prompts, the tools (JSON schemas of the answers) and the validation of every reply are the Anthropic
-provider's own; only the transport differs. Structured output comes one of two ways, whichever the server
+The prompts (memory.llm.prompts), the tools (JSON schemas of the answers) and the validation of every reply
+(memory.llm.tools) are shared with the Anthropic provider, whose operations this class inherits; only the
+transport differs. Structured output comes one of two ways, whichever the server
 supports: `tools` (a forced function call, the default) or `json_schema` (`response_format` with the tool's
 schema, for servers that do guided decoding but no tool calling).
 """
@@ -14,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from .anthropic import MAX_TOKENS, AnthropicProvider, _dict
+from .anthropic import AnthropicProvider
 from .base import ProviderError, Usage
+from .tools import MAX_TOKENS, expect_object
 
 STRUCTURED_MODES = ("tools", "json_schema")
 
@@ -97,7 +99,7 @@ class OpenAICompatibleProvider(AnthropicProvider):
                 retry_after=_retry_after(response),
             )
         try:
-            return _dict(response.json(), f"{name} reply")
+            return expect_object(response.json(), f"{name} reply")
         except ValueError:
             raise ProviderError(f"{name}: the model server's reply is not JSON: {response.text!r:.200}") from None
 
@@ -110,14 +112,14 @@ def _answer(reply: dict[str, Any], name: str, structured: str) -> dict[str, Any]
     choice = choices[0]
     if choice.get("finish_reason") == "length":
         raise ProviderError(f"{name}: reply cut off at max_tokens before the answer was complete")
-    message = _dict(choice.get("message"), f"{name} message")
+    message = expect_object(choice.get("message"), f"{name} message")
     if structured == "tools":
         calls = message.get("tool_calls") or []
         if not calls:
             raise ProviderError(
                 f"{name}: expected a tool call, got a text-only reply: {str(message.get('content'))!r:.200}"
             )
-        function = _dict(_dict(calls[0], f"{name} tool call").get("function"), f"{name} function")
+        function = expect_object(expect_object(calls[0], f"{name} tool call").get("function"), f"{name} function")
         if function.get("name") != name:
             raise ProviderError(f"{name}: the model called tool {function.get('name')!r} instead")
         text = function.get("arguments")
@@ -126,7 +128,7 @@ def _answer(reply: dict[str, Any], name: str, structured: str) -> dict[str, Any]
     if isinstance(text, dict):
         return text
     try:
-        return _dict(json.loads(text or ""), f"{name} input")
+        return expect_object(json.loads(text or ""), f"{name} input")
     except (TypeError, ValueError):
         raise ProviderError(f"{name}: the answer is not a JSON object: {text!r:.200}") from None
 

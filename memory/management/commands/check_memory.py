@@ -3,7 +3,7 @@ when a principle leads to another label than most of its sources chose."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from memory import semantic, sync
+from memory import distil, sync
 from reviews.management.commands._projects import projects_named
 
 
@@ -17,8 +17,8 @@ class Command(BaseCommand):
         differing = 0
         for target in projects_named(project):
             drift = sync.diff(target)
-            pending = semantic.pending_feedback(target).count()
-            stale = semantic.stale_principles(target).count()
+            pending = distil.pending_feedback(target).count()
+            stale = distil.stale_principles(target).count()
             if drift:
                 differing += 1
                 self.stdout.write(self.style.ERROR(f"{target.slug}: the episodic store differs from the database"))
@@ -30,7 +30,7 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  semantic memory: {pending} feedback not distilled yet, {stale} principle(s) to re-derive"
                 )
-            misaligned = semantic.misaligned_principles(target)
+            misaligned = distil.misaligned_principles(target)
             if misaligned:
                 differing += 1
                 self.stdout.write(

@@ -5,7 +5,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.importers import ImportRejected, import_samples
+from reviews.import_reading import ImportRejected
+from reviews.importers import import_samples
 from reviews.models import Membership, Project, Role
 from reviews.permissions import roles_at_least
 

@@ -1,0 +1,176 @@
+"""A run's verdicts as the run page, the API and the exports list them: filters, keyset pages, export rows, the
+notice when a run sits still, and what a verdict used (its explanation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.utils import timezone
+
+from judging.models import Judgement, JudgeRun
+from memory import vectors as sample_vectors
+from reviews import queue
+from reviews.models import Feedback, Sample
+
+# A running run says why it sits still: no worker took it after UNCLAIMED_NOTICE, or no verdict for STALLED_NOTICE.
+UNCLAIMED_NOTICE = timedelta(seconds=15)
+STALLED_NOTICE = timedelta(minutes=1)
+
+VERDICT_FILTERS = {
+    "all": "All verdicts",
+    "disagree_experts": "Disagrees with the experts",
+    "disagree_imported": "Disagrees with the imported judge",
+    "abstained": "Abstained",
+    "errors": "Errors",
+}
+PAGE_SIZE = 50
+
+
+def verdicts(run: JudgeRun, filter_name: str = "all", search: str = "") -> QuerySet[Judgement]:
+    """Return a run's verdicts matching a filter and a search over the sample, in sample order."""
+    qs = run.judgements.select_related("sample")
+    expert_disagrees = Feedback.objects.filter(sample=OuterRef("sample")).exclude(label=OuterRef("value"))
+    match filter_name:
+        case "disagree_experts":
+            qs = qs.filter(Exists(expert_disagrees)).exclude(value="")
+        case "disagree_imported":
+            qs = qs.exclude(value="").exclude(sample__judge_value="").exclude(sample__judge_value=F("value"))
+        case "abstained":
+            qs = qs.filter(value="", error="")
+        case "errors":
+            qs = qs.exclude(error="")
+    if search:
+        ids = queue.samples(run.project, None, queue.QueueQuery(filter="all", q=search)).values("id")
+        qs = qs.filter(sample_id__in=ids)
+    return qs.order_by("sample_id")
+
+
+@dataclass
+class VerdictPage:
+    items: list[Judgement]
+    next_after: int | None  # the sample id to continue after
+
+
+def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | None = None) -> VerdictPage:
+    """One page by keyset on the sample id (unique within a run): page 200 costs what page 1 costs."""
+    size = size or PAGE_SIZE
+    if after is not None:
+        qs = qs.filter(sample_id__gt=after)
+    items = list(qs[: size + 1])
+    more = len(items) > size
+    items = items[:size]
+    expert: dict[int, list[str]] = {}
+    for sample_id, label in Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]).values_list(
+        "sample_id", "label"
+    ):
+        expert.setdefault(sample_id, []).append(label)
+    for item in items:
+        item.expert_labels = sorted(expert.get(item.sample_id, []))  # type: ignore[attr-defined]
+    return VerdictPage(items, items[-1].sample_id if more else None)
+
+
+EXPORT_FIELDS = [
+    "sample_id",
+    "external_id",
+    "aligned",
+    "imported",
+    "experts",
+    "rationale",
+    "error",
+    "memory_version",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "latency_ms",
+    "retrieved",
+]
+
+
+def export_rows(run: JudgeRun):
+    """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports)."""
+    after = None
+    while True:
+        page = verdict_page(verdicts(run), after, size=500)
+        for j in page.items:
+            usage = j.usage or {}
+            yield {
+                "sample_id": j.sample_id,
+                "external_id": j.sample.external_id,
+                "aligned": j.value,
+                "imported": j.sample.judge_value,
+                "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by verdicts_page
+                "rationale": j.rationale,
+                "error": j.error,
+                "memory_version": run.memory_version.number if run.memory_version else None,
+                "provider": j.provider,
+                "model": j.model,
+                "input_tokens": usage.get("input_tokens", 0),
+                "output_tokens": usage.get("output_tokens", 0),
+                "cache_read_tokens": usage.get("cache_read_tokens", 0),
+                "latency_ms": j.latency_ms,
+                "retrieved": j.retrieved,
+            }
+        if page.next_after is None:
+            return
+        after = page.next_after
+
+
+def notice(run: JudgeRun, now=None) -> str:
+    """A plain sentence when a run sits still: no worker took it, or it stopped making progress."""
+    now = now or timezone.now()
+    if run.status == JudgeRun.Status.QUEUED:
+        return "Waiting for the project's current run to finish; it starts by itself after that."
+    if run.status != JudgeRun.Status.RUNNING:
+        return ""
+    if run.started_at is None and run.dispatched_at and now - run.dispatched_at > UNCLAIMED_NOTICE:
+        return (
+            f"No worker has picked this run up for {int((now - run.dispatched_at).total_seconds())} s. Check that a "
+            "Celery worker is running (`make run` starts one; at scale: `celery -A memalign_site worker`)."
+        )
+    last = run.progress_at or run.started_at
+    if last and now - last > STALLED_NOTICE:
+        return (
+            f"No verdict for {int((now - last).total_seconds())} s. The provider may be slow or rate-limiting, or "
+            "the worker stopped; a stopped worker's chunk is taken up again by another worker. You can cancel "
+            "the run and keep what it judged."
+        )
+    return ""
+
+
+def explanation(judgement: Judgement) -> dict:
+    """Everything a verdict used, for its explanation: principles with sources, examples with their samples."""
+    from memory.models import Principle, PrincipleSource
+
+    principles = {p.pk: p for p in Principle.objects.filter(project=judgement.project, pk__in=judgement.principle_ids)}
+    sources: dict[int, list] = {}
+    for link in PrincipleSource.objects.filter(principle_id__in=principles, feedback__isnull=False).select_related(
+        "feedback__sample"
+    ):
+        sources.setdefault(link.principle_id, []).append(link.feedback)
+    feedback = Feedback.objects.select_related("sample", "author").in_bulk(judgement.retrieved)
+    similarities = judgement.similarities or [None] * len(judgement.retrieved)
+    own = sample_vectors.sample_fingerprint(judgement.sample)
+    examples = [
+        {
+            "feedback_id": fid,
+            "feedback": feedback.get(fid),
+            "similarity": similarity,
+            "same_item": fid in feedback and sample_vectors.sample_fingerprint(feedback[fid].sample) == own,
+        }
+        for fid, similarity in zip(judgement.retrieved, similarities)
+    ]
+    return {
+        "judgement": judgement,
+        "principles": [(principles.get(pid), pid, sources.get(pid, [])) for pid in judgement.principle_ids],
+        "examples": examples,
+        "usage": judgement.usage or {},
+    }
+
+
+def latest_verdict(sample: Sample) -> Judgement | None:
+    return Judgement.objects.filter(sample=sample).select_related("run", "memory_version").order_by("-id").first()
