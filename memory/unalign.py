@@ -219,7 +219,7 @@ def exclude(
     """
     started = time.monotonic()
     with memory_writer(project.pk, wait=versions.EDIT_WAIT_SECONDS), transaction.atomic():
-        versions._lock(project)
+        versions.lock_project(project)
         ids = list(selection.select_for_update().values_list("pk", flat=True))
         if not ids or token(ids) != expected_token:
             raise NothingSelected(
