@@ -106,7 +106,11 @@
   // htmx gives the focus back to the element with the focused one's id (the critique box) after a swap: on a
   // new item (a 200; a refused save is a 422 and keeps it) the keys must work at once, so let go of it first.
   document.body.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.xhr.status === 200 && item()?.contains(document.activeElement)) document.activeElement.blur();
+    // Only a new item: the verdict revealed inside this one (judge-blind first pass) leaves the cursor where it is.
+    const newItem = event.detail.target?.id === "review-item";
+    if (newItem && event.detail.xhr.status === 200 && item()?.contains(document.activeElement)) {
+      document.activeElement.blur();
+    }
   });
   htmx.onLoad((element) => {
     showTyping();

@@ -20,11 +20,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 CRITIQUE = "Fail? jk: it caves, asks to undo 0 1 2 3 4 5 6 7 8 9 and a careless quick jab."
 
 
-@pytest.fixture
-def reviewing(live_server):
+@pytest.fixture(params=[True, False], ids=["judge-blind", "verdict-shown"])
+def reviewing(live_server, request):
     owner, reviewer = make_user("olivia"), make_user("rafael")
     project = create_project(
-        owner, name="Support tone", criterion="Is the reply's tone appropriate?", label_kind="pass_fail"
+        owner,
+        name="Support tone",
+        criterion="Is the reply's tone appropriate?",
+        label_kind="pass_fail",
+        judge_blind=request.param,
     )
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     samples = [add_sample(project, f"s{i}", judge_value="pass") for i in range(1, 5)]
@@ -56,6 +60,8 @@ def test_typing_a_critique_after_a_label_key_saves_exactly_that_feedback(
 
 def test_agree_key_never_overrides_a_label_or_critique_the_reviewer_gave(page, live_server, reviewing):
     reviewer, project, samples = reviewing
+    if project.judge_blind:
+        pytest.skip("no agree key before the verdict is shown")
     log_in(page, live_server, "rafael")
     page.goto(f"{live_server.url}/p/{project.slug}/samples/{samples[0].pk}/?filter=todo&order=plain")
     wait_for_item(page, samples[0].pk)
@@ -66,3 +72,22 @@ def test_agree_key_never_overrides_a_label_or_critique_the_reviewer_gave(page, l
     assert Feedback.objects.filter(author=reviewer).count() == 0
     assert page.locator('input[name="label"]:checked').get_attribute("value") == "fail"
     assert Sample.objects.filter(project=project).count() == 4
+
+
+def test_a_blind_first_pass_reveals_the_verdict_beside_the_chosen_label(page, live_server, reviewing):
+    reviewer, project, samples = reviewing
+    if not project.judge_blind:
+        pytest.skip("the verdict shows from the start")
+    log_in(page, live_server, "rafael")
+    page.goto(f"{live_server.url}/p/{project.slug}/samples/{samples[0].pk}/?filter=todo&order=plain")
+    wait_for_item(page, samples[0].pk)
+    assert page.locator("#verdict-hidden").is_visible() and page.locator("#judge-value").count() == 0
+    page.keyboard.press("2")  # fail; the judge said pass
+    page.wait_for_selector("#judge-value")
+    assert "You disagree with the judge" in page.locator("#verdict-revealed").inner_text()
+    assert page.evaluate("document.activeElement.id") == "critique"
+    page.keyboard.type(CRITIQUE)
+    page.keyboard.press("Control+Enter")
+    wait_for_item(page, samples[1].pk)
+    saved = Feedback.objects.get(author=reviewer)
+    assert (saved.label, saved.critique, saved.verdict_shown) == ("fail", CRITIQUE, False)
