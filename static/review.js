@@ -112,8 +112,15 @@
       document.activeElement.blur();
     }
   });
+  // A region that stays in the page announces what the swapped item says: a save, an undo, a refusal.
+  function announce() {
+    const news = item()?.querySelector("#feedback-error, #saved-cue, #coaching");
+    const announcer = document.getElementById("announcer");
+    if (announcer) announcer.textContent = news ? news.textContent.replace(/\s+/g, " ").trim() : "";
+  }
   htmx.onLoad((element) => {
     showTyping();
+    if (element.id === "review-item") announce();
     const heading = element.id === "review-item" && element.querySelector("h1")?.textContent;
     if (heading) document.title = `${heading} · MemAlign`;
   });

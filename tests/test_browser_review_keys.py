@@ -91,3 +91,19 @@ def test_a_blind_first_pass_reveals_the_verdict_beside_the_chosen_label(page, li
     wait_for_item(page, samples[1].pk)
     saved = Feedback.objects.get(author=reviewer)
     assert (saved.label, saved.critique, saved.verdict_shown) == ("fail", CRITIQUE, False)
+
+
+def test_saves_and_refusals_are_announced_in_a_live_region(page, live_server, reviewing):
+    reviewer, project, samples = reviewing
+    log_in(page, live_server, "rafael")
+    page.goto(f"{live_server.url}/p/{project.slug}/samples/{samples[0].pk}/?filter=todo&order=plain")
+    wait_for_item(page, samples[0].pk)
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"
+    page.keyboard.press("2")  # fail without a critique: refused
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#feedback-error")
+    assert "say why in a critique" in page.locator("#announcer").text_content()
+    page.keyboard.type(CRITIQUE)
+    page.keyboard.press("Control+Enter")
+    wait_for_item(page, samples[1].pk)
+    assert "Saved your review of s1" in page.locator("#announcer").text_content()
