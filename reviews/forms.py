@@ -40,6 +40,7 @@ class ProjectForm(forms.ModelForm):
             "max_principles",
             "principle_budget_tokens",
             "reviews_per_sample",
+            "judge_blind",
             "queue_order",
             "audit_percent",
         ]

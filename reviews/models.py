@@ -128,6 +128,13 @@ class Project(models.Model):
         help_text="In the teaching order, this share of samples (0-100 %) is drawn at random as an audit slice, "
         "so agreement measured on it stays unbiased.",
     )
+    # On for new projects; the migration that added it left existing projects as they were (verdict shown).
+    judge_blind = models.BooleanField(
+        default=True,
+        verbose_name="Judge-blind first pass",
+        help_text="Reviewers see the judge's verdict and rationale only after choosing their own label, so the "
+        "labels are the experts' view, not the judge's influence.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -359,6 +366,15 @@ class Feedback(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     imported_at = models.DateTimeField(null=True, blank=True)
+    # Whether the judge's verdict was on screen when the label was chosen (Project.judge_blind); None: not known
+    # (given before it was recorded, imported, or through the API).
+    verdict_shown = models.BooleanField(null=True, blank=True)
+    # Left out of both memories by an owner (memory.unalign.exclude): the label still counts in agreement figures.
+    excluded_from_memory = models.BooleanField(default=False)
+    excluded_at = models.DateTimeField(null=True, blank=True)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

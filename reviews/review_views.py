@@ -37,12 +37,15 @@ from reviews.permissions import (
     is_blind,
     project_view,
     require,
+    verdict_hidden,
 )
 from reviews.tasks import run_import
 
 PRELOAD_SECONDS = 60  # how long the browser may keep a preloaded item (its URL changes with any feedback anyway)
 UNDO_SECONDS = 15  # a save can be undone this long (the page offers it for the first 10)
 UNDO_KEY = "memalign-undo"
+PICKS_KEY = "memalign-blind-picks"  # sample id -> the label chosen before the judge's verdict was revealed
+PICKS_KEPT = 50
 
 
 def _query(request: ProjectRequest) -> queue.QueueQuery:
@@ -130,6 +133,8 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
         ],
         "page": result,
         "labels": project.label_choices,
+        # A judge-blind first pass: a reviewer sees the judge's verdict only on samples they have labelled.
+        "judge_blind": project.judge_blind and can(request.membership, Role.REVIEWER),
         "orders": [(name, label, urlencode({**query.params(), "order": name})) for name, label in queue.ORDERS.items()],
     }
     return render(request, "reviews/queue.html", context)
@@ -168,11 +173,18 @@ def feedback_save(request: ProjectRequest, sample_id: int) -> HttpResponse:
             before = Feedback.objects.filter(sample=sample, author=request.user).values("label", "critique").first()
             try:
                 feedback, created = save_feedback(
-                    sample, request.user, label, critique, form.cleaned_data["revision"] or 0
+                    sample,
+                    request.user,
+                    label,
+                    critique,
+                    form.cleaned_data["revision"] or 0,
+                    verdict_shown=_verdict_shown(request, sample, label, first=before is None),
                 )
             except (ValidationError, StaleFeedback) as problem:
                 error = problem.messages[0] if isinstance(problem, ValidationError) else str(problem)
             else:
+                if str(sample.pk) in _picks(request):  # answered: the next pass on it is not a first one
+                    request.session[PICKS_KEY] = {k: v for k, v in _picks(request).items() if k != str(sample.pk)}
                 changed = created or before != {"label": feedback.label, "critique": feedback.critique}
                 if changed:
                     _remember_for_undo(request, feedback, None if created else before)
@@ -182,6 +194,35 @@ def feedback_save(request: ProjectRequest, sample_id: int) -> HttpResponse:
     context = _review_context(request, sample, error=error, nudge=nudge, posted=request.POST)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context, status=422)
+
+
+def _verdict_shown(request: ProjectRequest, sample: Sample, label: str, first: bool) -> bool:
+    """Whether the judge's verdict was on screen when this label was chosen: in a judge-blind first pass, not if
+    the label is the one picked before the reveal (or no reveal happened); otherwise it was shown."""
+    if not (first and request.project.judge_blind):
+        return True
+    picked = _picks(request).get(str(sample.pk))
+    return picked is not None and picked != label
+
+
+def _picks(request: ProjectRequest) -> dict[str, str]:
+    picks = request.session.get(PICKS_KEY)
+    return picks if isinstance(picks, dict) else {}
+
+
+@project_view(Role.REVIEWER)
+@require_POST
+def verdict_reveal(request: ProjectRequest, sample_id: int) -> HttpResponse:
+    """The judge-blind first pass: the reviewer chose a label; remember it, and show the judge's verdict."""
+    sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
+    label = request.POST.get("label", "")
+    if label not in request.project.label_choices:
+        return HttpResponse("Choose one of the project's labels first.", status=400, content_type="text/plain")
+    picks = _picks(request)
+    picks.setdefault(str(sample.pk), label)  # the first label chosen blind; later ones were chosen seeing it
+    request.session[PICKS_KEY] = dict(list(picks.items())[-PICKS_KEPT:])
+    context = {"project": request.project, "sample": sample, "verdict_hidden": False, "picked": picks[str(sample.pk)]}
+    return render(request, "reviews/review.html#verdict", context)
 
 
 def _after_save(
@@ -275,6 +316,8 @@ def _review_context(
     position, total = queue.position(project, request.user, query, sample.pk)
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine, others, hidden = feedback_shown(request.membership, all_feedback)
+    picked = _picks(request).get(str(sample.pk))
+    hide_verdict = verdict_hidden(request.membership, project, mine, picked is not None)
     suffix = "?" + urlencode(query.params())
     version = _feedback_version(project)
 
@@ -287,6 +330,10 @@ def _review_context(
         "sample": sample,
         "labels": project.label_choices,
         "mine": mine,
+        "verdict_hidden": hide_verdict,
+        # the judge's verdict sits beside the labels when reviewers choose theirs first
+        "blind_pass": project.judge_blind and can(request.membership, Role.REVIEWER) and mine is None,
+        "picked": picked if project.judge_blind and mine is None else None,
         "can_review": can(request.membership, Role.REVIEWER),
         "can_edit": mine is None or can_edit_feedback(request.membership, mine),
         "others": [(f, can_delete_feedback(request.membership, f)) for f in others],

@@ -54,8 +54,13 @@ def upload(page, live_server, project, path: Path) -> None:
 @pytest.fixture
 def team():
     owner, reviewer = make_user("olivia"), make_user("rafael")
+    # The verdict shown from the start (a project made before the judge-blind first pass): "a" agrees with it.
     project = create_project(
-        owner, name="Support tone", criterion="Is the reply's tone appropriate?", label_kind="pass_fail"
+        owner,
+        name="Support tone",
+        criterion="Is the reply's tone appropriate?",
+        label_kind="pass_fail",
+        judge_blind=False,
     )
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     return owner, reviewer, project
@@ -298,8 +303,9 @@ def test_the_demo_project_with_the_keyboard_alone(page, live_server, settings):
             page.keyboard.press("2" if sample.judge_value == "pass" else "1")
             page.keyboard.type(f"Critique {index}: the tone does not fit.")
             page.keyboard.press("Control+Enter")
-        else:
-            page.keyboard.press("a")
+        else:  # the demo is a new project, judge-blind: choose the label first (the judge's, here), then save
+            page.keyboard.press("1" if sample.judge_value == "pass" else "2")
+            page.keyboard.press("Control+Enter")
         if index < len(samples) - 1:
             page.wait_for_function(f"() => document.getElementById('review-item').dataset.sampleId !== '{here}'")
             page.wait_for_selector("html[data-review-keys=ready]", state="attached")
