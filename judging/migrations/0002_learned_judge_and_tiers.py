@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('judging', '0001_initial'),
-        ('reviews', '0011_project_cascade_threshold'),
+        ('reviews', '0014_project_cascade_threshold'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0010_model_validators'),
+        ('reviews', '0013_merge_background_imports_and_blind_pass'),
     ]
 
     operations = [
