@@ -12,6 +12,11 @@ urlpatterns = [
         name="judge-run-progress",
     ),
     path(
+        "p/<slug:slug>/memory/judge-runs/<int:run_id>/coverage.svg",
+        run_views.judge_run_coverage_chart,
+        name="judge-run-coverage-chart",
+    ),
+    path(
         "p/<slug:slug>/memory/judge-runs/<int:run_id>/verdicts/<int:judgement_id>/",
         run_views.judge_run_verdict,
         name="judge-run-verdict",

@@ -5,7 +5,6 @@ import pytest
 
 from agreement import ppi
 
-
 # ppi_py.ppi_mean_pointestimate and ppi_py.ppi_mean_ci(alpha=0.05) of ppi-python 0.2.3 on the data below. The
 # package cannot be a test dependency: its wheel installs a top-level `tests` package that shadows ours.
 PPI_PYTHON = {
