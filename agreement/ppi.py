@@ -83,14 +83,19 @@ def corrected_rates(
                 label=label,
                 judge_rate=float(yhat_u.mean()),
                 corrected=estimate,
-                corrected_interval=(estimate - z * error, estimate + z * error),
+                corrected_interval=_rate_interval(estimate, z * error),
                 experts_only=float(y.mean()),
-                experts_interval=(float(y.mean()) - z * experts_error, float(y.mean()) + z * experts_error),
+                experts_interval=_rate_interval(float(y.mean()), z * experts_error),
                 power=power,
                 effective_labels=float(len(y) * experts_error**2 / error**2) if error > 0 else float(len(y)),
             )
         )
     return rates
+
+
+def _rate_interval(centre: float, half_width: float) -> tuple[float, float]:
+    """A normal interval for a rate, clipped to [0, 1]: a rate outside it is impossible, not uncertain."""
+    return max(0.0, centre - half_width), min(1.0, centre + half_width)
 
 
 def why_not(labelled: int, unlabelled: int) -> str:
