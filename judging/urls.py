@@ -4,6 +4,7 @@ from judging import playground, run_views, views
 
 urlpatterns = [
     path("p/<slug:slug>/memory/try/", views.try_judge, name="memory-try"),
+    path("p/<slug:slug>/memory/judging-settings/", views.judging_settings, name="judging-settings"),
     path("p/<slug:slug>/memory/judge-runs/", run_views.judge_run_start, name="judge-run-start"),
     path("p/<slug:slug>/memory/judge-runs/<int:run_id>/", run_views.judge_run, name="judge-run"),
     path(

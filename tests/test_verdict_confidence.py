@@ -198,3 +198,29 @@ def test_repeated_asks_and_the_stability_check_at_the_fake_server(personas, fake
     assert len(repeat) == 3 and min(repeat) < 1.0
     assert run.checks["stability"]["same"] + run.checks["stability"]["flipped"] == 3
     assert run.checks["flip_rate"] is not None
+
+
+@pytest.mark.django_db
+def test_owners_set_the_target_and_risk_others_cannot(personas):
+    url = f"/p/{personas.project.slug}/memory/judging-settings/"
+    data = {"target_agreement": "0.85", "risk": "0.05", "asks": "3", "stability_percent": "10"}
+    for user, status in ((personas.outsider, 404), (personas.reviewer, 403), (personas.viewer, 403)):
+        client = Client()
+        client.force_login(user)
+        assert client.post(url, data).status_code == status
+    assert not JudgingSettings.objects.exists()
+    client = Client()
+    client.force_login(personas.owner)
+    assert client.get(url).status_code == 405
+    response = client.post(url, data, follow=True)
+    saved = JudgingSettings.objects.get(project=personas.project)
+    assert (saved.target_agreement, saved.risk, saved.asks, saved.both_orders, saved.stability_percent) == (
+        0.85, 0.05, 3, False, 10,
+    )  # fmt: skip
+    assert b"Judging settings saved" in response.content and b'id="judging-settings"' in response.content
+    response = client.post(url, {**data, "risk": "0.9", "asks": "9"}, follow=True)
+    assert b"Judging settings not saved" in response.content and b"Risk" in response.content
+    assert JudgingSettings.objects.get(project=personas.project).risk == 0.05  # nothing half-written
+    csrf = Client(enforce_csrf_checks=True)
+    csrf.force_login(personas.owner)
+    assert csrf.post(url, data).status_code == 403
