@@ -5,6 +5,9 @@
 - order (pairwise, LLM judges): the item asked again with its outputs swapped; a verdict that follows the slot
   and not the content is "flipped", and escalated;
 - stability (a share of verdicts, LLM judges): one more ask; "flipped" when it differs.
+- learned probability: the hook for the learned local judge (issue 19, on its own branch): once its verdicts
+  carry a probability, `check` stores it as the signal "learned_probability", which agreement.calibration
+  already averages in when present. Nothing fills it yet.
 
 Every extra ask goes through the caller's `ask`, which holds one of the project's provider slots, so the
 project's concurrency holds. A provider failure on an extra ask never touches the verdict: the check is marked

@@ -34,7 +34,7 @@ def settle(run: JudgeRun) -> dict[str, Any]:
     project = run.project
     setting = JudgingSettings.of(project)
     experts = expert_labels(project).labels
-    rows = list(run.judgements.filter(error=""))
+    rows = list(run.judgements.filter(error="").only("id", "sample_id", "value", "signals", "checks"))
     scores = {j.pk: calibration.raw_score(j.signals) or 0.0 for j in rows if j.value}
     calibration_set = _calibration_set(run, rows, experts, scores)
     ids = [sample_id for sample_id, _, _ in calibration_set]
