@@ -206,11 +206,7 @@ def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int
     wanted = 2 * k + extra  # room for two reviews per sample (overlap 2) in the first request
     queries = [list(map(float, v)) for v in vectors]
     while True:
-        asked = wanted
-        result = _on_collection(
-            project_id,
-            lambda store: store.query(query_embeddings=queries, n_results=asked, include=["metadatas", "distances"]),
-        )
+        result = _on_collection(project_id, partial(_query, queries=queries, n_results=wanted))
         found, crowded = [], False
         for ids, metadatas, distances, excluded in zip(
             result["ids"], result["metadatas"], result["distances"], exclude_sample_ids, strict=False
@@ -221,6 +217,10 @@ def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int
         if not crowded:
             return found
         wanted *= 2  # more entries exist than were asked for: ask again, wider
+
+
+def _query(store: Any, queries: list[list[float]], n_results: int) -> Any:
+    return store.query(query_embeddings=queries, n_results=n_results, include=["metadatas", "distances"])
 
 
 def _distinct_samples(ids, metadatas, distances, excluded: int | None, k: int) -> list[Neighbour]:
