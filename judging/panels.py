@@ -68,3 +68,4 @@ def register() -> None:
     panels.register("memory-links", "judging/_playground_link.html")
     panels.register("memory-dashboard", "judging/_dashboard_runs.html", dashboard, order=10)
     panels.register("memory-dashboard", "judging/_dashboard_try.html", try_box, order=30)
+    panels.register("settings-actions", "judging/_backup_link.html")
