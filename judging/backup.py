@@ -431,6 +431,9 @@ def parse(raw: bytes | str) -> BackupDocument:
         raise Refused(f"The file is not JSON: {error}.") from None
     if not isinstance(data, dict):
         raise Refused(f"A project backup is a JSON object; this file holds a JSON {type(data).__name__}.")
+    nul = _first_nul(data)
+    if nul is not None:
+        raise Refused(_reasons([f"{nul or 'the document'}: text may not contain NUL characters (\\u0000)"]))
     if data.get("format") != FORMAT:
         found = repr(data["format"]) if "format" in data else "no 'format' key"
         raise Refused(f"This is not a MemAlign project backup: format is {found}, expected {FORMAT!r}.")
@@ -442,6 +445,23 @@ def parse(raw: bytes | str) -> BackupDocument:
         raise Refused(_reasons(_where(e["loc"]) + ": " + e["msg"] for e in error.errors())) from None
     _check(document)
     return document
+
+
+def _first_nul(data: Json) -> str | None:
+    """The place of the first string (or key) holding a NUL character, which no database column stores; or None."""
+    stack: list[tuple[list[int | str], Json]] = [([], data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return _where(loc)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    return _where(loc)
+                stack.append(([*loc, key], item))
+        elif isinstance(value, list):
+            stack.extend(([*loc, n], item) for n, item in enumerate(value))
+    return None
 
 
 def _where(loc: Sequence[int | str]) -> str:

@@ -202,6 +202,8 @@ def _counts() -> tuple[int, ...]:
         (lambda d: {**d, "samples": [{**d["samples"][0], "created_at": "yesterday"}]}, "samples[0].created_at: "),
         (lambda d: {**d, "reviews": [{**d["reviews"][0], "sample": "s9"}]}, "reviews[0].sample: 's9' is not a"),
         (lambda d: {**d, "project": {**d["project"], "retrieval_k": 99}}, "project.retrieval_k: Retrieve between"),
+        (lambda d: {**d, "reviews": [{**d["reviews"][0], "critique": "a\x00b"}]}, "reviews[0].critique: text may not"),
+        (lambda d: "[" * 100_000 + "]" * 100_000, "The file is not JSON: maximum recursion depth exceeded"),
     ],
 )
 def test_a_bad_backup_is_refused_with_the_place_and_writes_nothing(personas, document, change, message):
