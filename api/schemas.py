@@ -131,6 +131,24 @@ class ImportOut(Schema):
     message: str
 
 
+class ImportProblem(Schema):
+    line: int | None
+    message: str
+
+
+class ImportJobOut(Schema):
+    id: int
+    status: str = Field(..., description="queued, reading, writing, then done, rejected or failed.")
+    filename: str
+    total: int = Field(..., description="Rows in the file (known once it is checked).")
+    written: int = Field(..., description="Rows written, or found already present, so far.")
+    percent: int
+    summary: ImportOut | None = Field(None, description="When done: what was imported.")
+    errors: list[ImportProblem] = Field(default_factory=list, description="When rejected: the first problems.")
+    total_errors: int
+    url: str = Field(..., description="Where to read this import's progress.")
+
+
 class JudgeIn(Schema):
     inputs: str | dict[str, Any] | list[Any] = Field(..., description="What the judged system was given.")
     outputs: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="The output to judge.")
@@ -159,6 +177,11 @@ class JudgeOut(Schema):
     provider: str
     model: str
     usage: dict[str, int]
+    tier: str = Field("", description="Which tier decided: same_item, learned, vote or llm.")
+    probability: float | None = Field(None, description="The verdict's probability, when its tier has one.")
+    probabilities: dict[str, float] = Field(
+        default_factory=dict, description="The learned local judge's probability per label (empty: none used)."
+    )
 
 
 class RunIn(Schema):
@@ -182,6 +205,11 @@ class RunOut(Schema):
     percent: int
     memory_version: int | None
     figures: dict[str, Any] | None = Field(None, description="Agreement with the experts, once the run ended.")
+    tiers: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Verdicts per tier (same_item, learned, vote, llm) with their share, and the model calls and "
+        "tokens the cascade saved (tokens at the run's mean per model call, once it ended).",
+    )
     error: str
     created_at: datetime
     finished_at: datetime | None

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memory import budget, episodic, versions
+from judging import learned
+from memory import budget, episodic, examples, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
-from memory.llm.base import Example, Provider, Verdict, WorkingMemory
-from reviews.adjudication import team_feedback
-from reviews.models import Feedback, Project, Sample
+from memory.llm.base import TIER_LEARNED, TIER_LLM, Example, Provider, Verdict, WorkingMemory
+from reviews.models import Project, Sample
 
 
 @dataclass
@@ -35,28 +35,24 @@ def retrieve(
 
 
 def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: list[str]) -> list[list[Example]]:
-    """The retrieved examples of each query, each marked when it is the query's own item (same content)."""
-    wanted = {n.feedback_id for neighbours in neighbour_lists for n in neighbours}
-    by_id = Feedback.objects.select_related("sample").in_bulk(wanted)
-    disputes = _disputes({f.sample_id for f in by_id.values()})
+    """The retrieved examples of each query, one per sample (memory.examples: its final label, the other
+    reviews' critiques attached), each marked when it is the query's own item (same content)."""
+    found = examples.by_sample({n.sample_id for neighbours in neighbour_lists for n in neighbours})
     result = []
     for neighbours, query in zip(neighbour_lists, fingerprints):
-        # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
-        examples = [versions.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
-        for example, feedback in zip(examples, (by_id[n.feedback_id] for n in neighbours if n.feedback_id in by_id)):
-            example.same_item = sample_vectors.sample_fingerprint(feedback.sample) == query
-            example.disputed = disputes.get(feedback.sample_id, [])
-        result.append(examples)
+        retrieved = []
+        # A sample whose feedback is already gone (deleted a moment ago) or left the memory is skipped.
+        for neighbour in neighbours:
+            if (reviewed := found.get(neighbour.sample_id)) is None:
+                continue
+            example = versions.example(reviewed.feedback, neighbour.similarity)
+            example.label = reviewed.label
+            example.other_critiques = reviewed.critiques
+            example.disputed = reviewed.disputed
+            example.same_item = sample_vectors.sample_fingerprint(reviewed.feedback.sample) == query
+            retrieved.append(example)
+        result.append(retrieved)
     return result
-
-
-def _disputes(sample_ids: set[int]) -> dict[int, list[str]]:
-    """The labels of each sample whose reviewers disagree and no one has decided yet (reviews.adjudication)."""
-    rows = team_feedback(Feedback.objects.filter(sample_id__in=sample_ids, sample__decision__isnull=True))
-    labels: dict[int, set[str]] = {}
-    for sample_id, label in rows.values_list("sample_id", "label"):
-        labels.setdefault(sample_id, set()).add(label)
-    return {s: sorted(found) for s, found in labels.items() if len(found) > 1}
 
 
 def working_memory(
@@ -75,7 +71,9 @@ def working_memory(
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
     (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
     principles = budget.within_budget(project, budget.principle_set(project), vectors)
-    return WorkingMemory(project.criterion, versions.schema(project), principles, examples, inputs, shown)
+    parts = sample_vectors.embed_parts([sample_vectors.part_texts(inputs, output, output_a, output_b)])
+    (local,) = learned.predictions(project, parts)
+    return WorkingMemory(project.criterion, versions.schema(project), principles, examples, inputs, shown, local)
 
 
 def working_memories(
@@ -89,9 +87,10 @@ def working_memories(
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
     shared = budget.within_budget(project, principles or budget.principle_set(project), vectors)
     schema = versions.schema(project)
+    local = learned.predictions(project, sample_vectors.part_vectors(samples))
     return [
-        WorkingMemory(project.criterion, schema, shared, examples, inputs, output)
-        for (inputs, output), examples in zip(texts, retrieved)
+        WorkingMemory(project.criterion, schema, shared, examples, inputs, output, prediction)
+        for (inputs, output), examples, prediction in zip(texts, retrieved, local)
     ]
 
 
@@ -107,8 +106,37 @@ def judge(
     provider = provider or get_provider(project)
     memory = working_memory(project, inputs, output, output_a=output_a, output_b=output_b)
     latest = budget.latest_version(project)
-    verdict = provider.judge(memory)
+    verdict = decide(project, provider, memory)
     return AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
+
+
+def cascaded(project: Project, provider: Provider, memory: WorkingMemory) -> Verdict | None:
+    """The learned judge's verdict when the project's cascade lets it stand in front of an LLM provider (it is
+    at least `cascade_threshold` sure): no model call is made. None: the provider judges."""
+    threshold = project.cascade_threshold
+    local = memory.local
+    if threshold is None or not provider.remote or local is None or local.value is None:
+        return None
+    if local.probability < threshold:
+        return None
+    return Verdict(
+        local.value,
+        f"Learned local judge, {local.probability:.0%} sure (the cascade lets it decide at {threshold:.0%} or more): "
+        "no model call.",
+        tier=TIER_LEARNED,
+        probability=local.probability,
+    )
+
+
+def decide(project: Project, provider: Provider, memory: WorkingMemory) -> Verdict:
+    """The cascade's verdict when it has one, else the provider's (raises ProviderError when that fails)."""
+    return cascaded(project, provider, memory) or with_tier(provider.judge(memory))
+
+
+def with_tier(verdict: Verdict) -> Verdict:
+    """A provider that does not say which tier decided is a model."""
+    verdict.tier = verdict.tier or TIER_LLM
+    return verdict
 
 
 def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str = "") -> dict[str, Any]:
@@ -121,4 +149,7 @@ def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str 
         "retrieved": [e.feedback_id for e in memory.examples],
         "similarities": [e.similarity for e in memory.examples],
         "usage": verdict.usage.as_dict() if verdict else {},
+        "tier": verdict.tier if verdict else "",
+        "probability": verdict.probability if verdict else None,
+        "probabilities": memory.local.probabilities if memory.local else {},
     }

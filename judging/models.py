@@ -95,6 +95,11 @@ class Judgement(models.Model):
     model = models.CharField(max_length=100)
     usage = models.JSONField(default=dict)
     latency_ms = models.PositiveIntegerField(default=0)
+    tier = models.CharField(
+        max_length=10, blank=True, help_text="Which tier decided: same item, learned, vote, or llm; empty before."
+    )
+    probability = models.FloatField(null=True, blank=True, help_text="The decided label's probability, when known.")
+    probabilities = models.JSONField(default=dict, blank=True, help_text="The learned judge's probability per label.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -102,3 +107,22 @@ class Judgement(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "sample"], name="one_judgement_per_run_and_sample")]
         indexes = [models.Index(fields=["sample", "-id"], name="judgement_latest_by_sample")]
         ordering = ["-id"]
+
+
+class LearnedJudge(models.Model):
+    """A project's learned local judge (judging/learned.py): the trained estimator, stored in the database so any
+    worker on any host loads the same one, with what it was trained for and how training went."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="learned_judge")
+    estimator = models.BinaryField(blank=True, help_text="The pickled judging.learned_model.LearnedModel; empty: none.")
+    schema = models.CharField(max_length=64, blank=True, help_text="Fingerprint of the label schema it answers in.")
+    memory_version = models.PositiveIntegerField(null=True, blank=True, help_text="The memory version it learned.")
+    labels = models.PositiveIntegerField(default=0, help_text="How many final labels it learned from.")
+    stats = models.JSONField(default=dict, help_text="Training figures: per-label counts, held-out accuracy, seconds.")
+    trained_at = models.DateTimeField(null=True, blank=True)
+    not_trained = models.TextField(blank=True, help_text="Why no model is in use (too few labels, …).")
+    failure = models.TextField(blank=True, help_text="The last training's error; the previous model stays in use.")
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"learned judge of {self.project_id} ({self.labels} labels)"

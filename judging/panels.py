@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from judging import run_agreement, run_listing
+from judging import learned, run_agreement, run_listing
 from judging.forms import TryJudgeForm
-from judging.models import JudgeRun
+from judging.models import JudgeRun, LearnedJudge
 from reviews import panels, team
 from reviews.models import QueuePriority
 
@@ -37,7 +37,7 @@ def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
 def latest_verdict(context: Mapping[str, Any]) -> dict[str, Any]:
     """The latest aligned verdict on the review page's sample, with its explanation."""
     judgement = run_listing.latest_verdict(context["sample"])
-    return run_listing.explanation(judgement) if judgement else {"judgement": None}
+    return run_listing.explanation(judgement, context["membership"]) if judgement else {"judgement": None}
 
 
 def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,6 +56,22 @@ def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def learned_judge(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The learned judge's state: trained (on what, how well, set aside or not), or how many labels it still needs."""
+    project = context["project"]
+    row = LearnedJudge.objects.filter(project=project).defer("estimator").first()
+    ready = learned.project_readiness(project)
+    reason = (
+        f"No learned judge yet: {ready.reason} — {ready.more_needed} more final label"
+        f"{'s' if ready.more_needed != 1 else ''} needed."
+        if not ready.ready
+        else "Enough final labels: training is queued."
+    )
+    note = learned.usable(project, queue_retraining=False).note if row and row.trained_at else ""
+    thresholds = sorted(((row.stats or {}).get("thresholds") or {}).items()) if row else []
+    return {"learned": {"row": row, "reason": reason, "note": note, "thresholds": thresholds}}
+
+
 def try_box(context: Mapping[str, Any]) -> dict[str, Any]:
     return {"try_form": TryJudgeForm(context["project"])}
 
@@ -67,5 +83,6 @@ def register() -> None:
     panels.register("queue-actions", "judging/_queue_run.html")
     panels.register("memory-links", "judging/_playground_link.html")
     panels.register("memory-dashboard", "judging/_dashboard_runs.html", dashboard, order=10)
+    panels.register("memory-dashboard", "judging/_dashboard_learned.html", learned_judge, order=20)
     panels.register("memory-dashboard", "judging/_dashboard_try.html", try_box, order=30)
     panels.register("settings-actions", "judging/_backup_link.html")

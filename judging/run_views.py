@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from itertools import chain
@@ -13,9 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from judging import run_agreement, run_listing, runs
+from judging import run_agreement, run_listing, runs, tiers
 from judging.models import Judgement, JudgeRun
-from reviews import queue
+from reviews import queue, spreadsheets
 from reviews.models import Role
 from reviews.permissions import ProjectRequest, can, project_view
 
@@ -57,6 +56,7 @@ def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
         "notice": run_listing.notice(run),
         "is_owner": can(request.membership, Role.OWNER),
         "figures": run_agreement.current_figures(run),
+        "tiers": tiers.summary(run) if run.finished else None,
     }
 
 
@@ -67,7 +67,11 @@ def judge_run(request: ProjectRequest, run_id: int) -> HttpResponse:
     chosen = request.GET.get("filter", "all")
     chosen = chosen if chosen in run_listing.VERDICT_FILTERS else "all"
     search = request.GET.get("q", "").replace("\x00", "").strip()[:200]
-    page = run_listing.verdict_page(run_listing.verdicts(run, chosen, search), _int(request.GET.get("after")))
+    page = run_listing.verdict_page(
+        run_listing.verdicts(run, request.membership, chosen, search),
+        request.membership,
+        _int(request.GET.get("after")),
+    )
     context = {
         **_status_context(request, run),
         "filters": run_listing.VERDICT_FILTERS,
@@ -97,7 +101,9 @@ def judge_run_verdict(request: ProjectRequest, run_id: int, judgement_id: int) -
         Judgement.objects.select_related("sample", "memory_version"), pk=judgement_id, run=run
     )
     return render(
-        request, "judging/_explanation.html", {"project": request.project, **run_listing.explanation(judgement)}
+        request,
+        "judging/_explanation.html",
+        {"project": request.project, **run_listing.explanation(judgement, request.membership)},
     )
 
 
@@ -119,11 +125,14 @@ def judge_run_export(request: ProjectRequest, run_id: int, fmt: str) -> Streamin
     filename = f"{request.project.slug}-run-{run.pk}.{fmt}"
     lines: Iterator[str]
     if fmt == "jsonl":
-        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in run_listing.export_rows(run))
+        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in run_listing.export_rows(run, request.membership))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     else:
-        writer = csv.writer(_Echo())
-        body = ([_csv_cell(r[k]) for k in run_listing.EXPORT_FIELDS] for r in run_listing.export_rows(run))
+        writer = spreadsheets.writer(_Echo())
+        body = (
+            [_csv_cell(r[k]) for k in run_listing.EXPORT_FIELDS]
+            for r in run_listing.export_rows(run, request.membership)
+        )
         lines = (writer.writerow(row) for row in chain([list(run_listing.EXPORT_FIELDS)], body))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

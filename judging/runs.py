@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from judging import dispatch, judge
+from judging import dispatch, judge, run_repair
 from judging.models import Judgement, JudgeRun
 from judging.run_agreement import stored_agreement
 from memory import budget
@@ -171,13 +171,16 @@ def judge_chunk(run_id: int, index: int) -> str:
     run = JudgeRun.objects.select_related("project").filter(pk=run_id).first()
     if run is None or run.status != JudgeRun.Status.RUNNING:
         return "not running"
-    JudgeRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    judged = set(run.judgements.filter(sample_id__in=run.chunk(index)).values_list("sample_id", flat=True))
-    todo = [i for i in run.chunk(index) if i not in judged]
-    found = Sample.objects.in_bulk(todo)
-    samples = [found[i] for i in todo if i in found]  # a sample deleted since the run began is skipped
-    if samples:
-        _judge(run, samples)
+    with run_repair.chunk_lease(run_id, index) as mine:
+        if not mine:
+            return "another worker is judging this chunk"  # a copy queued by the watch (judging/run_repair.py)
+        JudgeRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=timezone.now())
+        judged = set(run.judgements.filter(sample_id__in=run.chunk(index)).values_list("sample_id", flat=True))
+        todo = [i for i in run.chunk(index) if i not in judged]
+        found = Sample.objects.in_bulk(todo)
+        samples = [found[i] for i in todo if i in found]  # a sample deleted since the run began is skipped
+        if samples:
+            _judge(run, samples)
     return _after_chunk(run_id)
 
 
@@ -203,7 +206,7 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
         if cancelled.is_set():
             return None, "", 0
         try:
-            verdict = _call_provider(provider, memory, project, cancelled)
+            verdict = judge.cascaded(project, provider, memory) or _call_provider(provider, memory, project, cancelled)
         except _Cancelled:
             return None, "", 0  # cancelled while backing off: like a call never made, nothing written
         except ProviderError as error:
@@ -257,7 +260,7 @@ def _call_provider(provider, memory: WorkingMemory, project: Project, cancelled:
     for attempt in range(OVERLOAD_ATTEMPTS):
         with provider_slot(project.pk, project.provider_concurrency):
             try:
-                return provider.judge(memory)
+                return judge.with_tier(provider.judge(memory))
             except ProviderError as error:
                 if not error.overloaded or attempt == OVERLOAD_ATTEMPTS - 1:
                     raise

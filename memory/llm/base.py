@@ -58,7 +58,7 @@ class LabelSchema:
 
 @dataclass
 class Example:
-    """A reviewed example: one expert feedback on one sample."""
+    """A reviewed example: one reviewed sample, its final label and its reviews' critiques (memory.examples)."""
 
     feedback_id: int
     inputs: str
@@ -71,6 +71,7 @@ class Example:
     # The labels the experts gave this sample when they disagree and no one has decided yet (reviews.adjudication):
     # the example is shown as disputed, with every label, never as one of them.
     disputed: list[str] = field(default_factory=list)
+    other_critiques: list[str] = field(default_factory=list)  # the sample's other reviews, attached to this one
 
 
 @dataclass
@@ -78,6 +79,16 @@ class PrincipleText:
     id: int
     text: str
     label: str = ""  # the label it leads to, "" for none
+
+
+@dataclass
+class LocalPrediction:
+    """The learned local judge's answer for one item (judging/learned.py computes it; providers only read it)."""
+
+    probabilities: dict[str, float]  # per label; empty when no learned judge could be used
+    value: str | None  # the label it would give; None when there is no usable model
+    probability: float  # the probability of `value`
+    note: str  # why no model was used ("" when one was)
 
 
 @dataclass
@@ -90,6 +101,15 @@ class WorkingMemory:
     examples: list[Example]  # the k most similar reviewed examples, most similar first
     inputs: str
     output: str
+    local: LocalPrediction | None = None  # the learned judge's answer, when the caller computed it
+
+
+# Which tier of the judge decided a verdict.
+TIER_SAME_ITEM = "same_item"  # an identical reviewed item: its experts' label
+TIER_LEARNED = "learned"  # the learned local judge
+TIER_VOTE = "vote"  # the similarity vote of the retrieved examples
+TIER_LLM = "llm"  # the model
+TIERS = (TIER_SAME_ITEM, TIER_LEARNED, TIER_VOTE, TIER_LLM)
 
 
 @dataclass
@@ -97,6 +117,8 @@ class Verdict:
     value: str | None  # None: the judge abstains (e.g. offline with an empty memory)
     rationale: str
     usage: Usage = field(default_factory=Usage)
+    tier: str = ""  # one of TIERS ("" when the provider did not say)
+    probability: float | None = None  # the decided label's probability, when the tier has one
 
 
 @dataclass
