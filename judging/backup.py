@@ -104,6 +104,10 @@ class ReviewDoc(_Timed):
     imported_at: AwareDatetime | None = None
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    verdict_shown: StrictBool | None = None
+    excluded_from_memory: StrictBool = False  # left out of the memory by an owner, with when and by whom
+    excluded_at: AwareDatetime | None = None
+    excluded_by: Username | None = None
     distilled_revision: StrictInt | None = None  # the revision distillation saw, if any
     distilled_in: StrictInt | None = None  # in which memory version
 
@@ -172,6 +176,9 @@ class VerdictDoc(_Timed):
     model: str = Field("", max_length=100)
     usage: dict[str, Json] = Field(default_factory=dict)
     latency_ms: StrictInt = Field(0, ge=0)
+    tier: str = Field("", max_length=10)
+    probability: StrictFloat | StrictInt | None = None
+    probabilities: dict[str, StrictFloat | StrictInt] = Field(default_factory=dict)
     created_at: AwareDatetime
 
 
@@ -284,6 +291,10 @@ def export(project: Project, with_runs: bool = False) -> dict[str, Json]:
                 "imported_at": _time(f.imported_at),
                 "created_at": _time(f.created_at),
                 "updated_at": _time(f.updated_at),
+                "verdict_shown": f.verdict_shown,
+                "excluded_from_memory": f.excluded_from_memory,
+                "excluded_at": _time(f.excluded_at),
+                "excluded_by": person(f.excluded_by_id),
                 "distilled_revision": distilled[f.pk].revision if f.pk in distilled else None,
                 "distilled_in": version_numbers.get(distilled[f.pk].version_id or -1) if f.pk in distilled else None,
             }
@@ -386,6 +397,9 @@ def _runs_out(
                 "model": j.model,
                 "usage": j.usage,
                 "latency_ms": j.latency_ms,
+                "tier": j.tier,
+                "probability": j.probability,
+                "probabilities": j.probabilities,
                 "created_at": _time(j.created_at),
             }
         )
@@ -580,8 +594,11 @@ def _named(document: BackupDocument) -> list[tuple[str, str]]:
     named = [(f"members[{n}].username", m.username) for n, m in enumerate(document.members)]
     for n, r in enumerate(document.reviews):
         named.append((f"reviews[{n}].author", r.author))
-        if r.imported_by:
-            named.append((f"reviews[{n}].imported_by", r.imported_by))
+        named += [
+            (f"reviews[{n}].{key}", name)
+            for key, name in (("imported_by", r.imported_by), ("excluded_by", r.excluded_by))
+            if name
+        ]
     named += [(f"decisions[{n}].decided_by", d.decided_by) for n, d in enumerate(document.decisions) if d.decided_by]
     named += [(f"versions[{n}].actor", v.actor) for n, v in enumerate(document.versions) if v.actor]
     named += [(f"runs[{n}].created_by", r.created_by) for n, r in enumerate(document.runs or []) if r.created_by]
@@ -714,6 +731,10 @@ def _write(restored: Restored, document: BackupDocument, owner: User, match: boo
             agrees_with_judge=doc.agrees_with_judge,
             imported_by=account(doc.imported_by),
             imported_at=doc.imported_at,
+            verdict_shown=doc.verdict_shown,
+            excluded_from_memory=doc.excluded_from_memory,
+            excluded_at=doc.excluded_at,
+            excluded_by=account(doc.excluded_by),
         )
         for doc in document.reviews
     )

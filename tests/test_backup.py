@@ -44,6 +44,10 @@ def build_project() -> tuple[Any, Project]:
     add_feedback(s1, rita, "fail", "Too curt for a refund request.")
     curt = add_feedback(s2, personas.reviewer, "fail", "Dismissive.")
     decide(s1, "fail", "Refund requests need warmth.", personas.owner)
+    aside = add_feedback(add_sample(personas.project, "s5"), rita, "pass", "Off topic.")
+    Feedback.objects.filter(pk=aside.pk).update(
+        excluded_from_memory=True, excluded_at=LONG_AGO, excluded_by=personas.owner, verdict_shown=False
+    )
     with transaction.atomic():
         first = Principle.objects.create(project=project, text="Refund replies are warm.", label="fail")
         PrincipleSource.objects.create(principle=first, feedback=curt, feedback_revision=curt.revision)
@@ -74,6 +78,9 @@ def build_project() -> tuple[Any, Project]:
         similarities=[0.93],
         provider="offline",
         model="offline-knn",
+        tier="vote",
+        probability=0.75,
+        probabilities={"pass": 0.25, "fail": 0.75},
     )
     for model in (Sample, Feedback, Principle, MemoryVersion, JudgeRun, Judgement):
         for name in ("created_at", "updated_at", "added_at", "decided_at"):
@@ -136,7 +143,7 @@ def rows(project: Project) -> dict[str, list[dict[str, Any]]]:
 def test_a_restored_project_is_the_original_row_for_row_and_judges_alike(request, tmp_path):
     personas, original = build_project()
     before = rows(original)
-    assert len(before["samples"]) == 4 and len(before["feedback"]) == 4 and len(before["versions"]) == 2
+    assert len(before["samples"]) == 5 and len(before["feedback"]) == 5 and len(before["versions"]) == 2
     path = tmp_path / "project.backup.json"
     call_command("export_project", original.slug, "--output", str(path), "--with-runs")
     out = []
