@@ -328,6 +328,9 @@ def _run_out(run: JudgeRun) -> dict:
         "memory_version": run.memory_version.number if run.memory_version else None,
         "figures": run.figures,
         "tiers": tiers.summary(run),
+        "guarantee": run.guarantee,
+        "corrected_rates": run.corrected_rates,
+        "checks": run.checks,
         "error": run.error,
         "created_at": run.created_at,
         "finished_at": run.finished_at,
@@ -388,6 +391,10 @@ def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int =
             "principle_ids": j.principle_ids,
             "retrieved": j.retrieved,
             "usage": j.usage or {},
+            "confidence": j.confidence,
+            "escalated": j.escalated,
+            "position_consistent": j.position_consistent,
+            "checks": j.checks or {},
         }
         for j in page.items
     ]

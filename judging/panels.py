@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from judging import learned, run_agreement, run_listing
-from judging.forms import TryJudgeForm
-from judging.models import JudgeRun, LearnedJudge
+from judging.forms import JudgingSettingsForm, TryJudgeForm
+from judging.models import JudgeRun, JudgingSettings, LearnedJudge
 from reviews import panels, team
 from reviews.models import QueuePriority
 
@@ -50,6 +50,7 @@ def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
     )
     return {
         "runs": runs_list,
+        "settings_form": JudgingSettingsForm(instance=JudgingSettings.of(project)),
         "scopes": [
             (v, label) for v, label in JudgeRun.Scope.choices if v not in (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)
         ],

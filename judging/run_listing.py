@@ -28,6 +28,7 @@ VERDICT_FILTERS = {
     "disagree_imported": "Disagrees with the imported judge",
     "abstained": "Abstained",
     "errors": "Errors",
+    "escalated": "Escalated (needs an expert)",
 }
 PAGE_SIZE = 50
 
@@ -48,6 +49,8 @@ def verdicts(run: JudgeRun, membership: Membership, filter_name: str = "all", se
             qs = qs.filter(value="", error="")
         case "errors":
             qs = qs.exclude(error="")
+        case "escalated":
+            qs = qs.filter(escalated=True)
     if search:
         ids = queue.samples(run.project, None, queue.QueueQuery(filter="all", q=search)).values("id")
         qs = qs.filter(sample_id__in=ids)
@@ -84,6 +87,10 @@ EXPORT_FIELDS = [
     "sample_id",
     "external_id",
     "aligned",
+    "confidence",
+    "escalated",
+    "position_consistent",
+    "stability",
     "imported",
     "experts",
     "rationale",
@@ -110,6 +117,10 @@ def export_rows(run: JudgeRun, membership: Membership):
                 "sample_id": j.sample_id,
                 "external_id": j.sample.external_id,
                 "aligned": j.value,
+                "confidence": j.confidence,
+                "escalated": j.escalated,
+                "position_consistent": j.position_consistent,
+                "stability": (j.checks or {}).get("stability", ""),
                 "imported": j.sample.judge_value,
                 "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by verdicts_page
                 "rationale": j.rationale,

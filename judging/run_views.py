@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from judging import run_agreement, run_listing, runs, tiers
+from judging import coverage_chart, run_agreement, run_listing, runs, tiers
 from judging.models import Judgement, JudgeRun
 from reviews import queue, spreadsheets
 from reviews.models import Role
@@ -91,6 +91,15 @@ def judge_run_progress(request: ProjectRequest, run_id: int) -> HttpResponse:
     if run.finished:
         response.status_code = HTMX_STOP_POLLING  # the progress bar stops polling; the summary is in this reply
     return response
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def judge_run_coverage_chart(request: ProjectRequest, run_id: int) -> HttpResponse:
+    run = _run(request, run_id)
+    if not run.guarantee or not run.guarantee.get("curve"):
+        return HttpResponse("This run has no coverage curve.", status=404, content_type="text/plain")
+    return HttpResponse(coverage_chart.coverage_chart(run.guarantee), content_type="image/svg+xml")
 
 
 @project_view(Role.VIEWER)

@@ -423,6 +423,9 @@ class QueuePriority(models.Model):
     rank = models.PositiveIntegerField()
     score = models.FloatField(default=0.0)
     audit = models.BooleanField(default=False)
+    needs_expert = models.BooleanField(
+        default=False, help_text="The judge's verdict on it was escalated: it is served before everything else."
+    )
     reasons = models.JSONField(default=list, blank=True, help_text="Why it ranks where it does, in words.")
     computed_at = models.DateTimeField(auto_now=True)
 
