@@ -34,7 +34,7 @@ from django.utils.text import slugify
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as ShapeError
 
-from judging.models import Judgement, JudgeRun
+from judging.models import Judgement, JudgeRun, JudgingSettings
 from memory.models import DistilledFeedback, EvaluationSettings, MemoryVersion, Principle, PrincipleSource
 from reviews.adjudication import DECISIONS_USERNAME, decisions_account
 from reviews.labels import normalize_label
@@ -179,6 +179,10 @@ class VerdictDoc(_Timed):
     tier: str = Field("", max_length=10)
     probability: StrictFloat | StrictInt | None = None
     probabilities: dict[str, StrictFloat | StrictInt] = Field(default_factory=dict)
+    signals: dict[str, Json] = Field(default_factory=dict)
+    confidence: StrictFloat | StrictInt | None = None
+    escalated: StrictBool = False
+    checks: dict[str, Json] = Field(default_factory=dict)
     created_at: AwareDatetime
 
 
@@ -195,6 +199,9 @@ class RunDoc(_Timed):
     usage: dict[str, Json] = Field(default_factory=dict)
     memory_version: StrictInt | None = None
     figures: Json = None
+    guarantee: Json = None
+    corrected_rates: Json = None
+    checks: Json = None
     error: StrictStr = ""
     created_by: Username | None = None
     created_at: AwareDatetime
@@ -203,6 +210,14 @@ class RunDoc(_Timed):
     progress_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
     verdicts: list[VerdictDoc] = Field(default_factory=list)
+
+
+class JudgingSettingsDoc(_Strict):
+    target_agreement: StrictFloat | StrictInt = Field(0.9, ge=0.5, le=0.999)
+    risk: StrictFloat | StrictInt = Field(0.1, ge=0.001, le=0.5)
+    asks: StrictInt = Field(1, ge=1, le=5)
+    both_orders: StrictBool = True
+    stability_percent: StrictInt = Field(0, ge=0, le=100)
 
 
 class BackupDocument(_Timed):
@@ -219,6 +234,7 @@ class BackupDocument(_Timed):
     versions: list[VersionDoc] = Field(default_factory=list)
     principles: list[PrincipleDoc] = Field(default_factory=list)
     evaluation_settings: EvaluationSettingsDoc | None = None
+    judging_settings: JudgingSettingsDoc | None = None
     runs: list[RunDoc] | None = None  # None: exported without runs
 
 
@@ -344,6 +360,7 @@ def export(project: Project, with_runs: bool = False) -> dict[str, Json]:
             for p in principles
         ],
         "evaluation_settings": _evaluation_settings_out(project, external),
+        "judging_settings": _judging_settings_out(project),
         "runs": _runs_out(project, external, review_index, principle_index, version_numbers, person)
         if with_runs
         else None,
@@ -373,6 +390,13 @@ def _evaluation_settings_out(project: Project, external: dict[int, str]) -> dict
     }
 
 
+def _judging_settings_out(project: Project) -> dict[str, Json] | None:
+    row = JudgingSettings.objects.filter(project=project).first()
+    if row is None:
+        return None
+    return {name: getattr(row, name) for name in JudgingSettingsDoc.model_fields}
+
+
 def _runs_out(
     project: Project,
     external: dict[int, str],
@@ -400,6 +424,10 @@ def _runs_out(
                 "tier": j.tier,
                 "probability": j.probability,
                 "probabilities": j.probabilities,
+                "signals": j.signals,
+                "confidence": j.confidence,
+                "escalated": j.escalated,
+                "checks": j.checks,
                 "created_at": _time(j.created_at),
             }
         )
@@ -417,6 +445,9 @@ def _runs_out(
             "usage": r.usage,
             "memory_version": version_numbers.get(r.memory_version_id or -1),
             "figures": r.figures,
+            "guarantee": r.guarantee,
+            "corrected_rates": r.corrected_rates,
+            "checks": r.checks,
             "error": r.error,
             "created_by": person(r.created_by_id),
             "created_at": _time(r.created_at),
@@ -796,6 +827,8 @@ def _write(restored: Restored, document: BackupDocument, owner: User, match: boo
                 "guard_sample_ids": [sample_ids[ext] for ext in doc.guard_samples],
             },
         )
+    if document.judging_settings:
+        JudgingSettings.objects.create(project=project, **document.judging_settings.model_dump())
     review_ids = [r.pk for r in reviews]
     for run in document.runs or []:
         _write_run(project, run, sample_ids, review_ids, principle_ids, versions, account(run.created_by))

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from judging import backup
 from judging.judge import judge
-from judging.models import Judgement, JudgeRun
+from judging.models import Judgement, JudgeRun, JudgingSettings
 from memory import sync, versions
 from memory.models import DistilledFeedback, EvaluationSettings, MemoryVersion, Principle, PrincipleSource
 from reviews.adjudication import decide, learnable
@@ -63,8 +63,17 @@ def build_project() -> tuple[Any, Project]:
         Principle.objects.filter(pk=first.pk).update(retired=True, retired_reason="merged")
         v2 = versions.new_version(project, MemoryVersion.Trigger.MANUAL, actor=personas.owner, summary="edited")
     EvaluationSettings.objects.create(project=project, group_key="lang", guard_size=7, guard_sample_ids=[s2.pk])
+    JudgingSettings.objects.create(project=project, target_agreement=0.8, risk=0.05, asks=3, stability_percent=10)
     run = JudgeRun.objects.create(
-        project=project, created_by=personas.owner, total=2, done=2, sample_ids=[s1.pk, s2.pk], memory_version=v2
+        project=project,
+        created_by=personas.owner,
+        total=2,
+        done=2,
+        sample_ids=[s1.pk, s2.pk],
+        memory_version=v2,
+        guarantee={"threshold": 0.7},
+        corrected_rates={"fail": 0.4},
+        checks={"flip_rate": 0.0},
     )
     Judgement.objects.create(
         project=project,
@@ -81,6 +90,10 @@ def build_project() -> tuple[Any, Project]:
         tier="vote",
         probability=0.75,
         probabilities={"pass": 0.25, "fail": 0.75},
+        signals={"vote_margin": 0.5},
+        confidence=0.81,
+        escalated=True,
+        checks={"order": "consistent"},
     )
     for model in (Sample, Feedback, Principle, MemoryVersion, JudgeRun, Judgement):
         for name in ("created_at", "updated_at", "added_at", "decided_at"):
@@ -134,6 +147,7 @@ def rows(project: Project) -> dict[str, list[dict[str, Any]]]:
         "distilled": table(DistilledFeedback.objects.filter(feedback__project=project)),
         "versions": table(MemoryVersion.objects.filter(project=project)),
         "evaluation_settings": table(EvaluationSettings.objects.filter(project=project)),
+        "judging_settings": table(JudgingSettings.objects.filter(project=project)),
         "runs": table(JudgeRun.objects.filter(project=project)),
         "verdicts": table(Judgement.objects.filter(project=project)),
     }
