@@ -12,6 +12,7 @@ rates.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -62,7 +63,7 @@ def verdicts(
     provider: Provider,
     usage: Usage,
     plan: checks.Plan | None = None,
-    found: list[dict] | None = None,
+    found: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     """The aligned judge's verdicts on `samples` with `version`'s principles and the live episodic memory; each
     verdict's order and stability checks (`plan`) are appended to `found`."""
@@ -105,8 +106,8 @@ def check(project: Project, versions: list[MemoryVersion], provider: Provider | 
     usage = Usage()
     # One salt for both versions: the stability check re-asks the same guard samples.
     plan = checks.project_plan(project, provider.remote, f"gate-{newest.pk}", repeats=False)
-    checks_before: list[dict] = []
-    checks_after: list[dict] = []
+    checks_before: list[dict[str, Any]] = []
+    checks_after: list[dict[str, Any]] = []
     before = verdicts(project, samples, good, provider, usage, plan, checks_before)
     after = verdicts(project, samples, newest, provider, usage, plan, checks_after)
     experts = expert_labels(samples)
@@ -150,7 +151,13 @@ def check(project: Project, versions: list[MemoryVersion], provider: Provider | 
         )
 
 
-def rates(found: list[dict]) -> dict:
+def estimated_calls(project: Project, gate: EvaluationSettings) -> int:
+    """Model calls of one gate check with an LLM provider: the guard set judged twice, with the checks' extra asks."""
+    plan = checks.project_plan(project, True, "", repeats=False)
+    return round(2 * gate.guard_size * (1 + plan.both_orders + plan.stability_share))
+
+
+def rates(found: list[dict[str, Any]]) -> dict[str, float | None]:
     summed = checks.summed(found)
     return {
         name: None if summed[name] is None else round(summed[name], 4) for name in ("position_bias_rate", "flip_rate")
