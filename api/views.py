@@ -15,6 +15,7 @@ from api.errors import ApiError, field_error
 from judging import run_agreement, run_listing, runs, tries
 from judging.models import JudgeRun
 from memory.models import MemoryVersion, Principle
+from reviews.export_views import dataset_response
 from reviews.feedback import StaleFeedback, save_feedback
 from reviews.importers import import_samples
 from reviews.labels import normalize_label
@@ -396,3 +397,20 @@ def metrics(request, slug: str):
         "reviewed_samples": len(experts.labels),
         "latest_run": _run_out(latest) if latest else None,
     }
+
+
+# --- the dataset ---------------------------------------------------------------------------------------------
+
+
+@router.get("/projects/{slug}/export.jsonl", summary="The dataset as JSONL: samples, reviews, final labels")
+def dataset_jsonl(request, slug: str):
+    """One sample a line, with every review and the final label (blind reviewers: on samples they reviewed)."""
+    project, membership = project_for(request, slug)
+    return dataset_response(project, membership, "jsonl")
+
+
+@router.get("/projects/{slug}/export.csv", summary="The dataset as CSV: samples, reviews, final labels")
+def dataset_csv(request, slug: str):
+    """One sample a row; each reviewer's label, critique and time in columns of their own."""
+    project, membership = project_for(request, slug)
+    return dataset_response(project, membership, "csv")
