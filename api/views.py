@@ -315,7 +315,9 @@ def run_start(request, slug: str, data: s.RunIn):
             Sample.objects.filter(project=project, external_id__in=external_ids).values_list("id", flat=True)
         )
     try:
-        run = runs.start(project, request.auth.user, data.scope, limit=data.limit, sample_ids=sample_ids)
+        run = runs.start(
+            project, request.auth.user, data.scope, limit=data.limit, sample_ids=sample_ids, origin=JudgeRun.Origin.API
+        )
     except runs.RunError as error:
         raise field_error("scope", str(error)) from None
     return Status(201, _run_out(_run(project, run.pk)))

@@ -13,7 +13,8 @@ from django.utils import timezone
 from judging.models import Judgement, JudgeRun
 from memory import vectors as sample_vectors
 from reviews import queue
-from reviews.models import Feedback, Sample
+from reviews.adjudication import team_feedback
+from reviews.models import Decision, Feedback, Sample
 
 # A running run says why it sits still: no worker took it after UNCLAIMED_NOTICE, or no verdict for STALLED_NOTICE.
 UNCLAIMED_NOTICE = timedelta(seconds=15)
@@ -72,12 +73,13 @@ def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | 
     return VerdictPage(items, items[-1].sample_id if more else None)
 
 
+# The CSV's columns, then one "expert:<name>" column per reviewer; the JSONL has `experts` as {name: label}.
 EXPORT_FIELDS = [
     "sample_id",
     "external_id",
     "aligned",
     "imported",
-    "experts",
+    "final_label",
     "rationale",
     "error",
     "memory_version",
@@ -87,23 +89,37 @@ EXPORT_FIELDS = [
     "output_tokens",
     "cache_read_tokens",
     "latency_ms",
-    "retrieved",
+    "retrieved_samples",
 ]
 
 
 def export_rows(run: JudgeRun):
-    """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports)."""
+    """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports):
+    with the experts' labels by reviewer, the final label (a decision's, or the one label the reviewers agree
+    on), and the retrieved examples as their samples' external ids."""
     after = None
     while True:
         page = verdict_page(verdicts(run), after, size=500)
+        ids = [j.sample_id for j in page.items]
+        experts: dict[int, dict[str, str]] = {}
+        for sample_id, name, label in team_feedback(Feedback.objects.filter(sample_id__in=ids)).values_list(
+            "sample_id", "author__username", "label"
+        ):
+            experts.setdefault(sample_id, {})[name] = label
+        decided = dict(Decision.objects.filter(sample_id__in=ids).values_list("sample_id", "label"))
+        retrieved_ids = {f for j in page.items for f in j.retrieved or []}
+        examples = dict(Feedback.objects.filter(pk__in=retrieved_ids).values_list("pk", "sample__external_id"))
         for j in page.items:
             usage = j.usage or {}
+            labels = experts.get(j.sample_id, {})
+            agreed = set(labels.values())
             yield {
                 "sample_id": j.sample_id,
                 "external_id": j.sample.external_id,
                 "aligned": j.value,
                 "imported": j.sample.judge_value,
-                "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by verdicts_page
+                "final_label": decided.get(j.sample_id) or (agreed.pop() if len(agreed) == 1 else ""),
+                "experts": dict(sorted(labels.items())),
                 "rationale": j.rationale,
                 "error": j.error,
                 "memory_version": run.memory_version.number if run.memory_version else None,
@@ -113,7 +129,8 @@ def export_rows(run: JudgeRun):
                 "output_tokens": usage.get("output_tokens", 0),
                 "cache_read_tokens": usage.get("cache_read_tokens", 0),
                 "latency_ms": j.latency_ms,
-                "retrieved": j.retrieved,
+                # An example unaligned since the run has no sample any more: it keeps its place, blank.
+                "retrieved_samples": [examples.get(f, "") for f in j.retrieved or []],
             }
         if page.next_after is None:
             return
