@@ -20,6 +20,14 @@ os.environ.pop("MEMALIGN_PROVIDER", None)
 # tests start inherit them through the environment.
 os.environ.setdefault("MEMALIGN_TEST_RUN", uuid.uuid4().hex[:8])
 
+# Short memory timers, so that tests through a worker do not sit out production's pauses (0.5 s before a
+# distillation is dispatched, 1.5 s of quiet before a partial batch is distilled, 2 s before the queue is ranked
+# again). Through the environment, so worker processes that tests start get them too; a test that measures a
+# pause sets its own value.
+os.environ.setdefault("MEMALIGN_DISTILL_DELAY_MS", "50")
+os.environ.setdefault("MEMALIGN_DISTILL_QUIET_MS", "300")
+os.environ.setdefault("MEMALIGN_QUEUE_RANK_DELAY_MS", "100")
+
 from memalign_site.settings import *  # noqa: E402,F403
 
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MEMALIGN_TEST_QUEUE") or f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"

@@ -24,6 +24,18 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items):
+    """Mark what a test needs, so that `-m "not browser and not worker"` is the quick loop while editing:
+    `browser` for a test that drives Chromium (the `page` fixture), `worker` for one that needs a Celery worker,
+    the session's (the `celery_worker` fixture); tests that start worker processes of their own carry the mark."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "page" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        if "celery_worker" in fixtures:
+            item.add_marker(pytest.mark.worker)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_server():
     """Start the embedded Redis the settings point at, unless the environment names a Redis."""
@@ -120,8 +132,7 @@ def make_user(username: str):
     return get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
 
 
-@pytest.fixture
-def personas(db):
+def build_personas() -> SimpleNamespace:
     """An owner, a reviewer, a viewer and an outsider around one pass/fail project, plus a second project."""
     from reviews.models import Membership, Role
     from reviews.projects import create_project
@@ -134,11 +145,7 @@ def personas(db):
     Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
     other_owner = make_user("oscar")
     other = create_project(other_owner, name="Other team", criterion="Other criterion", label_kind="pass_fail")
-    # SQLite may reuse a rolled-back test's ids: start each test with empty episodic stores.
-    from memory import episodic
-
-    episodic.drop(project.pk)
-    episodic.drop(other.pk)
+    forget_reused_ids(project.pk, other.pk)
     return SimpleNamespace(
         owner=owner,
         reviewer=reviewer,
@@ -149,6 +156,28 @@ def personas(db):
         other=other,
         password=PASSWORD,
     )
+
+
+def forget_reused_ids(*project_ids: int) -> None:
+    """Start with empty episodic stores for these projects, where that is not already certain.
+
+    SQLite may reuse a rolled-back test's ids, and with them a Chroma collection that test filled: drop those.
+    PostgreSQL never hands out an id twice in a run (rollbacks and flushes keep its sequences) and each run has
+    its own Chroma namespace, so a new project's collection cannot exist yet there: no Chroma call is needed."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    from memory import episodic
+
+    for project_id in project_ids:
+        episodic.drop(project_id)
+
+
+@pytest.fixture
+def personas(db):
+    """An owner, a reviewer, a viewer and an outsider around one pass/fail project, plus a second project."""
+    return build_personas()
 
 
 def wait_for(condition, timeout: float = 30, message: str = "condition") -> None:

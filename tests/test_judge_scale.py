@@ -55,6 +55,7 @@ def stop_all(*processes):
             process.wait(20)
 
 
+@pytest.mark.worker  # starts `celery worker` processes of its own
 def test_the_project_concurrency_holds_across_two_worker_processes(personas, fake_anthropic, worker_env):
     queue, env = worker_env
     judged_project(personas, samples=32, concurrency=4)
@@ -71,6 +72,7 @@ def test_the_project_concurrency_holds_across_two_worker_processes(personas, fak
     assert fake_anthropic.max_in_flight == 4  # counted at the server: the limit held, and was used in full
 
 
+@pytest.mark.worker  # starts `celery worker` processes of its own
 def test_a_worker_killed_mid_chunk_is_replaced_without_doubling(personas, fake_anthropic, worker_env):
     queue, env = worker_env
     judged_project(personas, samples=8, concurrency=2)

@@ -64,6 +64,7 @@ def test_the_episodic_store_works_against_a_chroma_server(personas, chroma_serve
     assert episodic.entries(personas.project.pk) == {}
 
 
+@pytest.mark.worker  # starts `celery worker` processes of its own
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, chroma_server, fake_anthropic, settings):
     queue = f"faults-{os.getpid()}-{time.monotonic_ns()}"

@@ -52,6 +52,7 @@ def test_deleting_a_critique_removes_it_and_retires_its_principle(celery_worker,
 
 def test_a_burst_of_100_critiques_costs_a_few_distillation_calls(celery_worker, personas, fake_anthropic, settings):
     """200 ms per call at the fake server; batches of 25: at most ceil(100 / 25) + 1 = 5 distillation calls."""
+    settings.MEMALIGN_DISTILL_QUIET_SECONDS = 1.5  # production's quiet period, which this bound is about
     fake_anthropic.latency = 0.2
     personas.project.provider = "anthropic"
     personas.project.save()

@@ -7,13 +7,14 @@ view/rev/own: viewer, reviewer, owner (403 when the role is too low, 405 when th
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 
 from evaluation.models import Evaluation
 from judging.models import Judgement, JudgeRun
 from memory.models import MemoryVersion, Principle
 from reviews.invitations import issue_link
 from reviews.models import Decision, Feedback, Invitation, Membership
-from tests.conftest import add_sample
+from tests.conftest import add_sample, build_personas
 
 PERSONAS = ["anon", "out", "view", "rev", "own"]
 
@@ -234,6 +235,40 @@ def url_ids(personas, project) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """The personas and one of each object in both projects, built once for the module's ~600 cases.
+
+    They live in a transaction that stays open for the module and is rolled back at its end; each test runs in a
+    savepoint inside it (pytest-django's `db`), so what a POST changes is undone before the next case."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            personas = build_personas()
+            yield personas, url_ids(personas, personas.project), url_ids(personas, personas.other)
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def personas(world, db):
+    return world[0]
+
+
+@pytest.fixture
+def own_ids(world, db) -> dict:
+    """The objects of the personas' project, as url_ids returns them."""
+    return world[1]
+
+
+@pytest.fixture
+def other_ids(world, db) -> dict:
+    """The objects of the other team's project, as url_ids returns them."""
+    return world[2]
+
+
 def login_as(client, personas, persona: str) -> None:
     user = {"out": personas.outsider, "view": personas.viewer, "rev": personas.reviewer, "own": personas.owner}.get(
         persona
@@ -243,9 +278,9 @@ def login_as(client, personas, persona: str) -> None:
 
 
 @pytest.mark.parametrize("name,method,index", CASES, ids=[f"{n}-{m}-{PERSONAS[i]}" for n, m, i in CASES])
-def test_status(client, personas, name, method, index):
+def test_status(client, personas, own_ids, name, method, index):
     template, get_statuses, post_statuses = MATRIX[name]
-    url = template.format(**url_ids(personas, personas.project))
+    url = template.format(**own_ids)
     login_as(client, personas, PERSONAS[index])
     response = client.get(url) if method == "GET" else client.post(url, {})
     expected = (get_statuses if method == "GET" else post_statuses)[index]
@@ -276,10 +311,8 @@ CROSS = [
 
 @pytest.mark.parametrize("name", CROSS)
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_another_projects_ids_are_404(client, personas, name, method):
+def test_another_projects_ids_are_404(client, personas, own_ids, other_ids, name, method):
     """An owner of project A who puts project B's sample, feedback or member ids into A's URLs gets 404."""
-    other_ids = url_ids(personas, personas.other)
-    own_ids = url_ids(personas, personas.project)
     url = MATRIX[name][0].format(**{**other_ids, "slug": own_ids["slug"]})
     client.force_login(personas.owner)
     response = client.get(url) if method == "GET" else client.post(url, {})
@@ -297,9 +330,9 @@ def test_another_projects_ids_are_404(client, personas, name, method):
         assert JudgeRun.objects.get(pk=other_ids["run"]).status == "queued"  # not cancelled
 
 
-def test_a_verdict_of_another_run_is_404(client, personas):
+def test_a_verdict_of_another_run_is_404(client, personas, own_ids):
     """A judgement id is looked up inside the run in the URL, not only inside the project."""
-    ids = url_ids(personas, personas.project)
+    ids = own_ids
     other_run = JudgeRun.objects.create(project=personas.project, total=1)
     client.force_login(personas.owner)
     assert (

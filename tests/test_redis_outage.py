@@ -138,6 +138,7 @@ def test_health_details_are_for_staff_only_in_production(client, settings):
     assert connection.vendor in client.get("/health/").content.decode()
 
 
+@pytest.mark.worker  # starts `celery worker` processes of its own
 @pytest.mark.django_db(transaction=True)
 def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, chroma_server, settings):
     """A real worker process on the test's Redis: a critique saved while Redis is stopped is embedded once it
