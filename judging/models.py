@@ -75,6 +75,11 @@ class JudgeRun(models.Model):
         return self.status in self.FINISHED
 
     @property
+    def scope_name(self) -> str:
+        """The scope without its explanation: "Reviewed samples"."""
+        return str(self.get_scope_display()).split(" (")[0]
+
+    @property
     def chunk_count(self) -> int:
         return -(-self.total // self.chunk_size)
 

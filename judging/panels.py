@@ -12,10 +12,10 @@ from judging import run_agreement, run_listing, runs
 from judging.forms import TryJudgeForm
 from judging.models import JudgeRun
 from reviews import panels, team
-from reviews.models import QueuePriority
+from reviews.models import Project, QueuePriority
 
 
-def latest_figures(project) -> tuple[JudgeRun | None, dict | None]:
+def latest_figures(project: Project) -> tuple[JudgeRun | None, dict[str, Any] | None]:
     """The latest run that ended with figures, and those figures (recomputed if the experts' labels changed)."""
     run = (
         JudgeRun.objects.filter(project=project, status=JudgeRun.Status.DONE, figures__isnull=False)
@@ -43,7 +43,7 @@ def overview_headline(context: Mapping[str, Any]) -> dict[str, Any]:
     return headline_context(context["project"], context.get("team"))
 
 
-def headline_context(project, team_figures=None) -> dict[str, Any]:
+def headline_context(project: Project, team_figures: team.TeamAgreement | None = None) -> dict[str, Any]:
     run, figures = latest_figures(project)
     aligned = (figures or {}).get("aligned")
     if aligned:
@@ -72,7 +72,7 @@ def headline_context(project, team_figures=None) -> dict[str, Any]:
 def run_scopes() -> list[tuple[str, str]]:
     """The scopes an owner picks from the site (the queue's and the API's have their own ways in)."""
     hidden = (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)
-    return [(value, label) for value, label in JudgeRun.Scope.choices if value not in hidden]
+    return [(value, str(label).split(" (")[0]) for value, label in JudgeRun.Scope.choices if value not in hidden]
 
 
 def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,7 +90,6 @@ def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
         "ranked": bool(audit_ids),
         "experts": experts,
         "runs": recent,
-        "team": context.get("team") or team.team_agreement(project, with_pairs=False),
     }
     return {"agreement": agreement}
 

@@ -62,6 +62,7 @@ def judge_run_start(request: ProjectRequest) -> HttpResponse:
 def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
     return {
         "project": request.project,
+        "membership": request.membership,  # the navigation shows owners their links
         "run": run,
         "notice": run_listing.notice(run),
         "is_owner": can(request.membership, Role.OWNER),

@@ -82,7 +82,9 @@ def test_the_headline_is_the_latest_runs_figures(client, reviewed):
     assert 'data-reading="aligned">weak: exploratory only<' in body
     low, high = aligned["interval"]
     assert f"(95% interval {low:.2f} to {high:.2f})" in body
-    recall = dict(re.findall(r'data-recall-label="(\w+)"><th><span class="badge">\w+</span></th><td>([^<]+)</td>', body))
+    recall = dict(
+        re.findall(r'data-recall-label="(\w+)"><th><span class="badge">\w+</span></th><td>([^<]+)</td>', body)
+    )
     assert recall == {"pass": "2 of 3", "fail": "2 of 3"}
     assert f'<a href="/p/support-tone/memory/judge-runs/{run.pk}/">run #{run.pk}</a>' in body
     assert "with memory v4." in body
