@@ -1,6 +1,6 @@
 """What the judging app adds to the pages of the apps below it (reviews/panels.py): the aligned judge's latest
-figures as the overview's headline, the imported judge's agreement on the overview, the latest verdict on the review page, runs from the queue, and runs and the try box on the memory
-dashboard."""
+figures as the overview's headline, the imported judge's agreement on the overview, the latest verdict on the
+review page, runs from the queue, and runs and the try box on the memory dashboard."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def overview_headline(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def headline_context(project: Project, team_figures: team.TeamAgreement | None = None) -> dict[str, Any]:
+    """The headline's figures (the overview, and the page "Run the judge" opens); `team_figures` if computed."""
     run, figures = latest_figures(project)
     aligned = (figures or {}).get("aligned")
     if aligned:
