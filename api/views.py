@@ -404,14 +404,30 @@ def metrics(request, slug: str):
 # --- the dataset ---------------------------------------------------------------------------------------------
 
 
-@router.get("/projects/{slug}/export.jsonl", summary="The dataset as JSONL: samples, reviews, final labels")
+def _file(content_type: str, description: str) -> dict:
+    """The OpenAPI description of a streamed file (the schema then allows its content type)."""
+    body = {"content": {content_type: {"schema": {"type": "string"}}}, "description": description}
+    return {"responses": {200: body}}
+
+
+@router.get(
+    "/projects/{slug}/export.jsonl",
+    response=ERRORS,
+    summary="The dataset as JSONL: samples, reviews, final labels",
+    openapi_extra=_file("application/x-ndjson", "One sample a line."),
+)
 def dataset_jsonl(request, slug: str):
     """One sample a line, with every review and the final label (blind reviewers: on samples they reviewed)."""
     project, membership = project_for(request, slug)
     return dataset_response(project, membership, "jsonl")
 
 
-@router.get("/projects/{slug}/export.csv", summary="The dataset as CSV: samples, reviews, final labels")
+@router.get(
+    "/projects/{slug}/export.csv",
+    response=ERRORS,
+    summary="The dataset as CSV: samples, reviews, final labels",
+    openapi_extra=_file("text/csv", "One sample a row; each reviewer's label, critique and time in columns."),
+)
 def dataset_csv(request, slug: str):
     """One sample a row; each reviewer's label, critique and time in columns of their own."""
     project, membership = project_for(request, slug)
