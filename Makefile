@@ -33,8 +33,11 @@ lint: venv
 	DJANGO_SETTINGS_MODULE=memalign_site.settings_test $(BIN)/mypy
 	$(BIN)/djlint --lint templates
 
+# Two test processes (pytest-xdist), a module to each at a time: each has its own data folder, queue and test database.
+PYTEST_WORKERS ?= 2
+
 test: venv chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python -m bench

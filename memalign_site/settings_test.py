@@ -8,6 +8,14 @@ import os
 import tempfile
 import uuid
 
+# Under pytest-xdist each worker process is a test run of its own: its own data folder (the embedded Redis's
+# socket, Chroma's files), queue and key prefix; processes that its tests start inherit them.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker and os.environ.get("MEMALIGN_TEST_XDIST_WORKER") != _xdist_worker:
+    os.environ["MEMALIGN_TEST_XDIST_WORKER"] = _xdist_worker
+    os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix=f"memalign-test-{_xdist_worker}-")
+    os.environ["MEMALIGN_TEST_RUN"] = uuid.uuid4().hex[:8]
+
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memalign-test-"))
 # Tests never reach the real Anthropic service: the anthropic provider only ever talks to the local fake.
