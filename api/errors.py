@@ -1,6 +1,13 @@
-"""One error body for every failure: {"detail": …, "errors": [{"field" | "line": …, "message": …}]}."""
+"""One error body for every failure: {"detail": …, "errors": [{"field" | "line": …, "message": …}]}.
+
+An unexpected error (a bug, a database that went away) is the same body with status 500 and a `request_id`,
+also sent as the X-Request-ID header and logged with the traceback, so a report can be matched to the log.
+"""
 
 from __future__ import annotations
+
+import logging
+import uuid
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
@@ -9,6 +16,8 @@ from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationEr
 
 from memory.llm.base import ProviderError
 from reviews.import_reading import ImportRejected
+
+logger = logging.getLogger(__name__)
 
 # The parts of a pydantic location that say where a value came from, not which field it is.
 SOURCES = {"body", "query", "path", "header", "form", "file"}
@@ -92,3 +101,20 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ProviderError)
     def provider_failed(request, exc: ProviderError):
         return body(request, 502, f"The model provider failed: {exc}")
+
+    @api.exception_handler(Exception)
+    def unexpected(request, exc: Exception):
+        request_id = uuid.uuid4().hex
+        logger.error("API request %s failed: %s %s", request_id, request.method, request.path, exc_info=exc)
+        response = api.create_response(
+            request,
+            {
+                "detail": f"Something went wrong on our side; nothing more was done. Quote request id {request_id} "
+                "when you report it.",
+                "errors": [],
+                "request_id": request_id,
+            },
+            status=500,
+        )
+        response["X-Request-ID"] = request_id
+        return response

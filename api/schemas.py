@@ -131,6 +131,24 @@ class ImportOut(Schema):
     message: str
 
 
+class ImportProblem(Schema):
+    line: int | None
+    message: str
+
+
+class ImportJobOut(Schema):
+    id: int
+    status: str = Field(..., description="queued, reading, writing, then done, rejected or failed.")
+    filename: str
+    total: int = Field(..., description="Rows in the file (known once it is checked).")
+    written: int = Field(..., description="Rows written, or found already present, so far.")
+    percent: int
+    summary: ImportOut | None = Field(None, description="When done: what was imported.")
+    errors: list[ImportProblem] = Field(default_factory=list, description="When rejected: the first problems.")
+    total_errors: int
+    url: str = Field(..., description="Where to read this import's progress.")
+
+
 class JudgeIn(Schema):
     inputs: str | dict[str, Any] | list[Any] = Field(..., description="What the judged system was given.")
     outputs: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="The output to judge.")

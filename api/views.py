@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from functools import partial
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from ninja import Body, File, Path, Query, Router, Status, UploadedFile
 
@@ -14,13 +16,16 @@ from api.access import project_for
 from api.errors import ApiError, field_error
 from judging import run_agreement, run_listing, runs, tries
 from judging.models import JudgeRun
+from memory import blind
 from memory.models import MemoryVersion, Principle
+from reviews import import_jobs
 from reviews.export_views import dataset_response
 from reviews.feedback import StaleFeedback, save_feedback
 from reviews.importers import import_samples
 from reviews.labels import normalize_label
-from reviews.models import Feedback, Membership, Project, Role, Sample
+from reviews.models import Feedback, ImportRun, Membership, Project, Role, Sample
 from reviews.permissions import is_blind, visible_feedback
+from reviews.tasks import run_import
 
 router = Router()
 ERRORS = {code: s.ErrorOut for code in (400, 401, 403, 404, 409, 413, 429)}
@@ -85,13 +90,45 @@ def _as_jsonl(items: list) -> bytes:
     return "\n".join(json.dumps(item, ensure_ascii=False) for item in items).encode()
 
 
+def _import_job_out(record: ImportRun) -> dict:
+    return {
+        "id": record.pk,
+        "status": record.status,
+        "filename": record.filename,
+        "total": record.total,
+        "written": record.written,
+        "percent": record.percent,
+        "summary": record.summary or None,
+        "errors": [{"line": line, "message": message} for line, message in record.errors],
+        "total_errors": record.total_errors,
+        "url": f"/api/v1/projects/{record.project.slug}/imports/{record.pk}",
+    }
+
+
 @router.post(
-    "/projects/{slug}/samples/import", response={200: s.ImportOut, **ERRORS}, summary="Import a JSONL or CSV file"
+    "/projects/{slug}/samples/import",
+    response={202: s.ImportJobOut, **ERRORS},
+    summary="Import a JSONL or CSV file in the background",
 )
 def sample_import_file(request, slug: str, file: File[UploadedFile]):
-    """The same validation as the import page: a bad file is refused whole, with line numbers; rows whose
-    external_id the project has are left untouched."""
-    return _import(request, slug, file.read(), file.name or "")
+    """The file is stored and the answer comes at once; a worker then checks every row (a bad file is refused
+    whole, with line numbers, nothing written) and writes it. Follow `url` for its progress and outcome."""
+    project, _ = project_for(request, slug, Role.OWNER, write=True)
+    record = import_jobs.receive(project, file, file.name or "", request.auth.user)
+    # robust: with the broker away the import waits, queued, for the repair (reviews.tasks.repair_imports)
+    transaction.on_commit(partial(run_import.delay, record.pk), robust=True)
+    return Status(202, _import_job_out(record))
+
+
+@router.get(
+    "/projects/{slug}/imports/{import_id}", response={200: s.ImportJobOut, **ERRORS}, summary="An import's progress"
+)
+def import_read(request, slug: str, import_id: int = Path(..., ge=1, le=s.MAX_ID)):
+    project, _ = project_for(request, slug, Role.OWNER)
+    record = ImportRun.objects.select_related("project").filter(project=project, pk=import_id).first()
+    if record is None:
+        raise ApiError(404, "No such import in this project.")
+    return _import_job_out(record)
 
 
 @router.post(
@@ -333,9 +370,11 @@ def run_read(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
     "/projects/{slug}/runs/{run_id}/verdicts", response={200: s.VerdictPage, **ERRORS}, summary="A run's verdicts"
 )
 def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int = Path(..., ge=1, le=s.MAX_ID)):
-    project, _ = project_for(request, slug)
+    project, membership = project_for(request, slug)
     run = _run(project, run_id)
-    page = run_listing.verdict_page(run_listing.verdicts(run, query.filter), query.after, size=query.limit)
+    page = run_listing.verdict_page(
+        run_listing.verdicts(run, membership, query.filter), membership, query.after, size=query.limit
+    )
     items = [
         {
             "sample_id": j.sample_id,
@@ -369,19 +408,23 @@ def run_cancel(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
 @router.get("/projects/{slug}/principles", response={200: list[s.PrincipleOut], **ERRORS}, summary="The principles")
 def principle_list(request, slug: str, retired: bool = False):
     """The semantic memory's active principles (with `retired=true`, the retired ones as well)."""
-    project, _ = project_for(request, slug)
-    qs = Principle.objects.filter(project=project).order_by("id")
-    return list(qs if retired else qs.filter(retired=False))
+    project, membership = project_for(request, slug)
+    qs = Principle.objects.filter(project=project).exclude(pk__in=blind.withheld_principle_ids(membership, project))
+    return list((qs if retired else qs.filter(retired=False)).order_by("id"))
 
 
 @router.get("/projects/{slug}/versions", response={200: s.VersionPage, **ERRORS}, summary="Memory versions")
 def version_list(request, slug: str, page: Query[s.PageQuery]):
     """The memory's versions, newest first; `after` continues below that version number."""
-    project, _ = project_for(request, slug)
+    project, membership = project_for(request, slug)
     qs = MemoryVersion.objects.filter(project=project).order_by("-number")
     if page.after is not None:
         qs = qs.filter(number__lt=page.after)
-    return _page(list(qs[: page.limit + 1]), lambda v: v.number, page.limit)
+    found = list(qs[: page.limit + 1])
+    withheld = blind.withheld_principle_ids(membership, project)
+    for version in found:  # the snapshot, as a blind reviewer may read it (not saved)
+        version.principles = [p for p in version.principles if p.get("id") not in withheld]
+    return _page(found, lambda v: v.number, page.limit)
 
 
 @router.get("/projects/{slug}/metrics", response={200: s.MetricsOut, **ERRORS}, summary="The latest agreement figures")

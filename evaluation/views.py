@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 
@@ -19,6 +18,7 @@ from evaluation.models import Evaluation
 from evaluation.tasks import run_evaluation
 from memory import versions
 from memory.locks import MemoryBusy
+from reviews import spreadsheets
 from reviews.models import Role
 from reviews.permissions import ProjectRequest, can, project_view
 
@@ -128,7 +128,7 @@ def evaluation_export(request: ProjectRequest, evaluation_id: int, fmt: str) -> 
         )
     else:
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = spreadsheets.writer(buffer)
         writer.writerow(EXPORT_FIELDS)
         for p in record.result["points"]:
             low, high = p.get("interval") or (None, None)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 
 from memory.dispatch import key, send
@@ -18,7 +20,7 @@ def request_queue_ranking(project_id: int) -> bool:
     return True
 
 
-def judge_chunks(run_id: int, chunks: int) -> None:
-    """Queue every chunk of a run: any worker may take any of them."""
-    for index in range(chunks):
+def judge_chunks(run_id: int, chunks: int | Iterable[int]) -> None:
+    """Queue a run's chunks (a count: every chunk; or their indexes): any worker may take any of them."""
+    for index in range(chunks) if isinstance(chunks, int) else chunks:
         send("judging.tasks.judge_chunk", run_id, index)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memory import budget, episodic, versions
+from memory import budget, episodic, examples, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
 from memory.llm.base import Example, Provider, Verdict, WorkingMemory
-from reviews.adjudication import team_feedback
-from reviews.models import Feedback, Project, Sample
+from reviews.models import Project, Sample
 
 
 @dataclass
@@ -35,28 +34,24 @@ def retrieve(
 
 
 def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: list[str]) -> list[list[Example]]:
-    """The retrieved examples of each query, each marked when it is the query's own item (same content)."""
-    wanted = {n.feedback_id for neighbours in neighbour_lists for n in neighbours}
-    by_id = Feedback.objects.select_related("sample").in_bulk(wanted)
-    disputes = _disputes({f.sample_id for f in by_id.values()})
+    """The retrieved examples of each query, one per sample (memory.examples: its final label, the other
+    reviews' critiques attached), each marked when it is the query's own item (same content)."""
+    found = examples.by_sample({n.sample_id for neighbours in neighbour_lists for n in neighbours})
     result = []
     for neighbours, query in zip(neighbour_lists, fingerprints):
-        # An entry whose feedback is already gone (deleted a moment ago) is skipped, never shown.
-        examples = [versions.example(by_id[n.feedback_id], n.similarity) for n in neighbours if n.feedback_id in by_id]
-        for example, feedback in zip(examples, (by_id[n.feedback_id] for n in neighbours if n.feedback_id in by_id)):
-            example.same_item = sample_vectors.sample_fingerprint(feedback.sample) == query
-            example.disputed = disputes.get(feedback.sample_id, [])
-        result.append(examples)
+        retrieved = []
+        # A sample whose feedback is already gone (deleted a moment ago) or left the memory is skipped.
+        for neighbour in neighbours:
+            if (reviewed := found.get(neighbour.sample_id)) is None:
+                continue
+            example = versions.example(reviewed.feedback, neighbour.similarity)
+            example.label = reviewed.label
+            example.other_critiques = reviewed.critiques
+            example.disputed = reviewed.disputed
+            example.same_item = sample_vectors.sample_fingerprint(reviewed.feedback.sample) == query
+            retrieved.append(example)
+        result.append(retrieved)
     return result
-
-
-def _disputes(sample_ids: set[int]) -> dict[int, list[str]]:
-    """The labels of each sample whose reviewers disagree and no one has decided yet (reviews.adjudication)."""
-    rows = team_feedback(Feedback.objects.filter(sample_id__in=sample_ids, sample__decision__isnull=True))
-    labels: dict[int, set[str]] = {}
-    for sample_id, label in rows.values_list("sample_id", "label"):
-        labels.setdefault(sample_id, set()).add(label)
-    return {s: sorted(found) for s, found in labels.items() if len(found) > 1}
 
 
 def working_memory(

@@ -98,7 +98,7 @@ def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
 def latest_verdict(context: Mapping[str, Any]) -> dict[str, Any]:
     """The latest aligned verdict on the review page's sample, with its explanation."""
     judgement = run_listing.latest_verdict(context["sample"])
-    return run_listing.explanation(judgement) if judgement else {"judgement": None}
+    return run_listing.explanation(judgement, context["membership"]) if judgement else {"judgement": None}
 
 
 def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from django.db.models import Count, Max
 
 from agreement import metrics
 from judging.models import JudgeRun
-from reviews.adjudication import learnable
+from reviews.adjudication import standing
 from reviews.models import Feedback, Project, Sample
 
 
@@ -43,8 +43,8 @@ class ExpertLabels:
 
 def expert_labels(project: Project, sample_ids=None) -> ExpertLabels:
     """Return the experts' label per sample, where they agree or a decision settled it (overruled feedback is
-    left out); samples with conflicting labels are left out."""
-    rows = learnable(Feedback.objects.filter(project=project)).order_by()
+    left out, feedback left out of the memory counts); samples with conflicting labels are left out."""
+    rows = standing(Feedback.objects.filter(project=project)).order_by()
     if sample_ids is not None:
         rows = rows.filter(sample_id__in=sample_ids)
     by_sample: dict[int, set[str]] = {}

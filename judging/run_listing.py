@@ -11,10 +11,12 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from judging.models import Judgement, JudgeRun
+from memory import blind
 from memory import vectors as sample_vectors
 from reviews import queue
 from reviews.adjudication import team_feedback
-from reviews.models import Decision, Feedback, Sample
+from reviews.models import Decision, Feedback, Membership, Sample
+from reviews.permissions import visible_feedback
 
 # A running run says why it sits still: no worker took it after UNCLAIMED_NOTICE, or no verdict for STALLED_NOTICE.
 UNCLAIMED_NOTICE = timedelta(seconds=15)
@@ -30,10 +32,13 @@ VERDICT_FILTERS = {
 PAGE_SIZE = 50
 
 
-def verdicts(run: JudgeRun, filter_name: str = "all", search: str = "") -> QuerySet[Judgement]:
-    """Return a run's verdicts matching a filter and a search over the sample, in sample order."""
+def verdicts(run: JudgeRun, membership: Membership, filter_name: str = "all", search: str = "") -> QuerySet[Judgement]:
+    """Return a run's verdicts matching a filter and a search over the sample, in sample order. The experts'
+    labels the filters read are those `membership` may see (blind review)."""
     qs = run.judgements.select_related("sample")
-    expert_disagrees = Feedback.objects.filter(sample=OuterRef("sample")).exclude(label=OuterRef("value"))
+    expert_disagrees = visible_feedback(membership, Feedback.objects.filter(sample=OuterRef("sample"))).exclude(
+        label=OuterRef("value")
+    )
     match filter_name:
         case "disagree_experts":
             qs = qs.filter(Exists(expert_disagrees)).exclude(value="")
@@ -55,8 +60,11 @@ class VerdictPage:
     next_after: int | None  # the sample id to continue after
 
 
-def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | None = None) -> VerdictPage:
-    """One page by keyset on the sample id (unique within a run): page 200 costs what page 1 costs."""
+def verdict_page(
+    qs: QuerySet[Judgement], membership: Membership, after: int | None = None, size: int | None = None
+) -> VerdictPage:
+    """One page by keyset on the sample id (unique within a run): page 200 costs what page 1 costs. Each verdict
+    carries the experts' labels `membership` may see (a blind reviewer: on samples they reviewed)."""
     size = size or PAGE_SIZE
     if after is not None:
         qs = qs.filter(sample_id__gt=after)
@@ -64,9 +72,8 @@ def verdict_page(qs: QuerySet[Judgement], after: int | None = None, size: int | 
     more = len(items) > size
     items = items[:size]
     expert: dict[int, list[str]] = {}
-    for sample_id, label in Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]).values_list(
-        "sample_id", "label"
-    ):
+    shown = visible_feedback(membership, Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]))
+    for sample_id, label in shown.values_list("sample_id", "label"):
         expert.setdefault(sample_id, []).append(label)
     for item in items:
         item.expert_labels = sorted(expert.get(item.sample_id, []))  # type: ignore[attr-defined]
@@ -93,18 +100,18 @@ EXPORT_FIELDS = [
 ]
 
 
-def export_rows(run: JudgeRun):
+def export_rows(run: JudgeRun, membership: Membership):
     """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports):
     with the experts' labels by reviewer, the final label (a decision's, or the one label the reviewers agree
-    on), and the retrieved examples as their samples' external ids."""
+    on), and the retrieved examples as their samples' external ids. A blind reviewer gets labels, final ones
+    included, only on samples they reviewed."""
     after = None
     while True:
-        page = verdict_page(verdicts(run), after, size=500)
+        page = verdict_page(verdicts(run, membership), membership, after, size=500)
         ids = [j.sample_id for j in page.items]
         experts: dict[int, dict[str, str]] = {}
-        for sample_id, name, label in team_feedback(Feedback.objects.filter(sample_id__in=ids)).values_list(
-            "sample_id", "author__username", "label"
-        ):
+        shown = visible_feedback(membership, team_feedback(Feedback.objects.filter(sample_id__in=ids)))
+        for sample_id, name, label in shown.values_list("sample_id", "author__username", "label"):
             experts.setdefault(sample_id, {})[name] = label
         decided = dict(Decision.objects.filter(sample_id__in=ids).values_list("sample_id", "label"))
         retrieved_ids = {f for j in page.items for f in j.retrieved or []}
@@ -118,7 +125,9 @@ def export_rows(run: JudgeRun):
                 "external_id": j.sample.external_id,
                 "aligned": j.value,
                 "imported": j.sample.judge_value,
-                "final_label": decided.get(j.sample_id) or (agreed.pop() if len(agreed) == 1 else ""),
+                "final_label": (decided.get(j.sample_id) or (agreed.pop() if len(agreed) == 1 else ""))
+                if labels
+                else "",
                 "experts": dict(sorted(labels.items())),
                 "rationale": j.rationale,
                 "error": j.error,
@@ -159,23 +168,36 @@ def notice(run: JudgeRun, now=None) -> str:
     return ""
 
 
-def explanation(judgement: Judgement) -> dict:
-    """Everything a verdict used, for its explanation: principles with sources, examples with their samples."""
+def explanation(judgement: Judgement, membership: Membership) -> dict:
+    """Everything a verdict used, for its explanation: principles with sources, examples with their samples.
+
+    For a blind reviewer, examples on samples they have not reviewed and principles citing such feedback are
+    withheld (counted, not shown), as on every other surface.
+    """
     from memory.models import Principle, PrincipleSource
 
-    principles = {p.pk: p for p in Principle.objects.filter(project=judgement.project, pk__in=judgement.principle_ids)}
+    withheld = blind.withheld_principle_ids(membership, judgement.project)
+    principles = {
+        p.pk: p
+        for p in Principle.objects.filter(project=judgement.project, pk__in=judgement.principle_ids).exclude(
+            pk__in=withheld
+        )
+    }
     sources: dict[int, list] = {}
     for link in PrincipleSource.objects.filter(principle_id__in=principles, feedback__isnull=False).select_related(
         "feedback__sample"
     ):
         sources.setdefault(link.principle_id, []).append(link.feedback)
-    feedback = Feedback.objects.select_related("sample", "author").in_bulk(judgement.retrieved)
+    retrieved = Feedback.objects.filter(pk__in=judgement.retrieved)
+    feedback = visible_feedback(membership, retrieved).select_related("sample", "author").in_bulk()
+    hidden = set(retrieved.values_list("pk", flat=True)) - set(feedback)
     similarities = judgement.similarities or [None] * len(judgement.retrieved)
     own = sample_vectors.sample_fingerprint(judgement.sample)
     examples = [
         {
             "feedback_id": fid,
             "feedback": feedback.get(fid),
+            "withheld": fid in hidden,
             "similarity": similarity,
             "same_item": fid in feedback and sample_vectors.sample_fingerprint(feedback[fid].sample) == own,
         }
@@ -183,7 +205,9 @@ def explanation(judgement: Judgement) -> dict:
     ]
     return {
         "judgement": judgement,
-        "principles": [(principles.get(pid), pid, sources.get(pid, [])) for pid in judgement.principle_ids],
+        "principles": [
+            (principles.get(pid), pid, sources.get(pid, []), pid in withheld) for pid in judgement.principle_ids
+        ],
         "examples": examples,
         "usage": judgement.usage or {},
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from itertools import chain
@@ -15,7 +14,7 @@ from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
 
 from judging import panels, run_agreement, run_listing, runs
 from judging.models import Judgement, JudgeRun
-from reviews import dataset, queue
+from reviews import dataset, queue, spreadsheets
 from reviews.models import Role
 from reviews.permissions import ProjectRequest, can, project_view
 
@@ -77,7 +76,11 @@ def judge_run(request: ProjectRequest, run_id: int) -> HttpResponse:
     chosen = request.GET.get("filter", "all")
     chosen = chosen if chosen in run_listing.VERDICT_FILTERS else "all"
     search = request.GET.get("q", "").replace("\x00", "").strip()[:200]
-    page = run_listing.verdict_page(run_listing.verdicts(run, chosen, search), _int(request.GET.get("after")))
+    page = run_listing.verdict_page(
+        run_listing.verdicts(run, request.membership, chosen, search),
+        request.membership,
+        _int(request.GET.get("after")),
+    )
     context = {
         **_status_context(request, run),
         "filters": run_listing.VERDICT_FILTERS,
@@ -109,7 +112,9 @@ def judge_run_verdict(request: ProjectRequest, run_id: int, judgement_id: int) -
         Judgement.objects.select_related("sample", "memory_version"), pk=judgement_id, run=run
     )
     return render(
-        request, "judging/_explanation.html", {"project": request.project, **run_listing.explanation(judgement)}
+        request,
+        "judging/_explanation.html",
+        {"project": request.project, **run_listing.explanation(judgement, request.membership)},
     )
 
 
@@ -131,15 +136,15 @@ def judge_run_export(request: ProjectRequest, run_id: int, fmt: str) -> Streamin
     filename = f"{request.project.slug}-run-{run.pk}.{fmt}"
     lines: Iterator[str]
     if fmt == "jsonl":
-        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in run_listing.export_rows(run))
+        lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in run_listing.export_rows(run, request.membership))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     else:
         names = dataset.reviewers(request.project)
-        writer = csv.writer(_Echo())
+        writer = spreadsheets.writer(_Echo())
         header = [*run_listing.EXPORT_FIELDS, *(f"expert:{name}" for name in names)]
         body = (
             [_csv_cell(r[k]) for k in run_listing.EXPORT_FIELDS] + [r["experts"].get(name, "") for name in names]
-            for r in run_listing.export_rows(run)
+            for r in run_listing.export_rows(run, request.membership)
         )
         lines = (writer.writerow(row) for row in chain([header], body))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")

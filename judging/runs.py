@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from judging import dispatch, judge
+from judging import dispatch, judge, run_repair
 from judging.models import Judgement, JudgeRun
 from judging.run_agreement import stored_agreement
 from memory import budget
@@ -173,13 +173,16 @@ def judge_chunk(run_id: int, index: int) -> str:
     run = JudgeRun.objects.select_related("project").filter(pk=run_id).first()
     if run is None or run.status != JudgeRun.Status.RUNNING:
         return "not running"
-    JudgeRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=timezone.now())
-    judged = set(run.judgements.filter(sample_id__in=run.chunk(index)).values_list("sample_id", flat=True))
-    todo = [i for i in run.chunk(index) if i not in judged]
-    found = Sample.objects.in_bulk(todo)
-    samples = [found[i] for i in todo if i in found]  # a sample deleted since the run began is skipped
-    if samples:
-        _judge(run, samples)
+    with run_repair.chunk_lease(run_id, index) as mine:
+        if not mine:
+            return "another worker is judging this chunk"  # a copy queued by the watch (judging/run_repair.py)
+        JudgeRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=timezone.now())
+        judged = set(run.judgements.filter(sample_id__in=run.chunk(index)).values_list("sample_id", flat=True))
+        todo = [i for i in run.chunk(index) if i not in judged]
+        found = Sample.objects.in_bulk(todo)
+        samples = [found[i] for i in todo if i in found]  # a sample deleted since the run began is skipped
+        if samples:
+            _judge(run, samples)
     return _after_chunk(run_id)
 
 

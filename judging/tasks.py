@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from judging import runs, teaching
+from judging import run_repair, runs, teaching
 from judging.dispatch import request_queue_ranking
 from memory.dispatch import key
 from memory.redis_client import get_redis
@@ -14,9 +14,10 @@ from memory.tasks import RETRY
 from reviews.models import Feedback, Project, Sample
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **RETRY)
 def judge_chunk(run_id: int, index: int) -> str:
-    """Judge one chunk of a run (any worker may take any chunk); safe to redeliver."""
+    """Judge one chunk of a run (any worker may take any chunk); safe to redeliver, and retried after a
+    transient error (what it judged stays: the retry skips it)."""
     return runs.judge_chunk(run_id, index)
 
 
@@ -41,9 +42,16 @@ def repair_rankings() -> dict[str, Any]:
     return {"ranking queued": queued}
 
 
+@shared_task(acks_late=True, **RETRY)
+def repair_runs() -> dict[str, Any]:
+    """Periodic (Celery beat, every MEMALIGN_RUN_WATCH_SECONDS) and when a worker connects: queue again the
+    chunks of runs nobody is working on (judging/run_repair.py)."""
+    return {"re-queued runs": run_repair.heal()}
+
+
 # Names these tasks had before they moved out of memory/tasks.py: messages already queued under them (a broker
 # that keeps its queue across the upgrade) still run.
-@shared_task(name="memory.tasks.judge_chunk", acks_late=True)
+@shared_task(name="memory.tasks.judge_chunk", acks_late=True, **RETRY)
 def judge_chunk_queued_before_the_move(run_id: int, index: int) -> str:
     return runs.judge_chunk(run_id, index)
 

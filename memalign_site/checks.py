@@ -5,6 +5,8 @@ memalign.E002  a variable that must be an integer is not   memalign.E007  MEMALI
 memalign.E003  production mode without SECRET_KEY          memalign.E008  CHROMA_URL is not an http(s) URL
 memalign.E004  production mode without ALLOWED_HOSTS       memalign.E009  time limits in the wrong order
 memalign.E005  MEMALIGN_PROVIDER names no provider         memalign.E010  a size or count that must be positive
+memalign.E011  a task may run past the visibility timeout
+memalign.E012  a model server URL that is not a plain http(s) base URL
 memalign.W001  the anthropic provider without ANTHROPIC_API_KEY
 
 The web server (wsgi.py) and the Celery worker call `refuse_to_start`, so a misconfigured production site does
@@ -13,14 +15,18 @@ not come up half-working.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 from urllib.parse import urlparse
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from ninja.throttling import SimpleRateThrottle
 
+from memalign_site.celery import app
 from memory.llm import PROVIDERS
 
 TAG = "memalign"
@@ -39,7 +45,7 @@ SETTING_OF = {"MEMALIGN_LOGIN_FAILURES": "AXES_FAILURE_LIMIT"}
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Return an Error for each bad value settings.py noted and for each inconsistent setting."""
     found: list[CheckMessage] = [Error(message, id=check_id) for check_id, message in _noted()]
-    found += _provider() + _rate() + _chroma() + _time_limits() + _positive()
+    found += _provider() + _model_servers() + _rate() + _chroma() + _time_limits() + _visibility() + _positive()
     return found
 
 
@@ -78,6 +84,26 @@ def _provider() -> list[CheckMessage]:
                 id="memalign.E006",
             )
         )
+    return found
+
+
+def _model_servers() -> list[CheckMessage]:
+    """Each server a project may call must be a plain base URL: the list is matched exactly, and a user name,
+    query or fragment in it would be sent to (or hide) the real host."""
+    found: list[CheckMessage] = []
+    named = [("OPENAI_COMPATIBLE_BASE_URL", settings.OPENAI_COMPATIBLE_BASE_URL)] * bool(
+        settings.OPENAI_COMPATIBLE_BASE_URL
+    )
+    named += [("OPENAI_COMPATIBLE_ALLOWED_BASE_URLS", url) for url in settings.OPENAI_COMPATIBLE_ALLOWED_BASE_URLS]
+    for name, value in named:
+        url = urlparse(value)
+        if url.scheme not in ("http", "https") or not url.hostname or url.username or url.query or url.fragment:
+            found.append(
+                Error(
+                    f"{name} holds {value!r}: give a model server's base URL, e.g. http://gpu-box:8000/v1.",
+                    id="memalign.E012",
+                )
+            )
     return found
 
 
@@ -129,6 +155,30 @@ def _time_limits() -> list[CheckMessage]:
             )
         )
     return found
+
+
+def _visibility() -> list[CheckMessage]:
+    """A late-acknowledged task still running when the broker's visibility timeout passes is delivered a second
+    time, to a second worker: every task's hard time limit must end it first."""
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    for config in apps.get_app_configs():  # every app's tasks.py, with their own limits
+        if importlib.util.find_spec(f"{config.name}.tasks"):
+            importlib.import_module(f"{config.name}.tasks")
+    too_long = sorted(
+        (limit, name)
+        for name, task in app.tasks.items()
+        if (limit := task.time_limit or settings.CELERY_TASK_TIME_LIMIT) >= visibility
+    )
+    if not too_long:
+        return []
+    limit, name = too_long[-1]
+    return [
+        Error(
+            f"CELERY_VISIBILITY_TIMEOUT ({visibility} s) must be longer than every task's time limit: {name} may "
+            f"run {limit} s, and a task still running at the timeout is delivered again to another worker.",
+            id="memalign.E011",
+        )
+    ]
 
 
 def _positive() -> list[CheckMessage]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -106,6 +107,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "memalign_site.middleware.NulGuardMiddleware",
     "reviews.middleware.BodyGuardMiddleware",  # before CSRF, which would read (and spool) the body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -170,7 +172,9 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env_int("MEMALIGN_LOGIN_FAILURES", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("MEMALIGN_LOGIN_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account, and per address
+# The account and the address together: failures from one address (a whole office behind one NAT) lock that
+# account there, not every account behind the address, nor the account everywhere (a stranger could lock it).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # else an attacker could keep an account locked for ever
 AXES_LOCKOUT_CALLABLE = "memalign_site.auth.locked_out"
@@ -265,12 +269,14 @@ def celery_url(redis_url: str) -> str:
 
 MEMALIGN_NAMESPACE = "memalign"  # prefix of Redis keys (locks, flags) and Chroma collection names
 # The API's per-token rate limit is counted in Redis, so every web worker shares one count per token.
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "api": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": MEMALIGN_NAMESPACE,
+        # Fail fast with Redis down: the rate limit then lets requests through (api.auth.TokenRateThrottle).
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     },
 }
 MEMALIGN_API_RATE = env_str("MEMALIGN_API_RATE", "120/min")  # requests per token, e.g. "120/min", "5000/hour"
@@ -287,9 +293,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A late-acked task whose worker died is redelivered after the visibility timeout.
+# A late-acked task whose worker died is redelivered after the visibility timeout, which must outlast every task's
+# time limit (an evaluation may take an hour), or a task still running is delivered twice (memalign.E011). Work a
+# dead worker held does not wait for it: beat's repairs queue runs' chunks again within a minute, and a worker that
+# connects queues the memory's repair at once.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3900),
     "socket_connect_timeout": 1,
 }
 # With Redis down, sending a task gives up within about a second instead of looping on reconnects (19 s a save
@@ -314,6 +323,8 @@ MEMALIGN_PROVIDER = env_str("MEMALIGN_PROVIDER") or ("anthropic" if ANTHROPIC_AP
 MEMALIGN_MODEL = env_str("MEMALIGN_MODEL")
 # The site default for projects on the openai_compatible provider (vLLM, Ollama, llama.cpp's server, ...).
 OPENAI_COMPATIBLE_BASE_URL = env_str("OPENAI_COMPATIBLE_BASE_URL")
+# Other servers a project may pick (comma-separated base URLs, matched exactly); only the default gets the key.
+OPENAI_COMPATIBLE_ALLOWED_BASE_URLS = env_list("OPENAI_COMPATIBLE_ALLOWED_BASE_URLS")
 OPENAI_COMPATIBLE_MODEL = env_str("OPENAI_COMPATIBLE_MODEL")
 OPENAI_COMPATIBLE_API_KEY = env_str("OPENAI_COMPATIBLE_API_KEY")
 OPENAI_COMPATIBLE_STRUCTURED = env_str("OPENAI_COMPATIBLE_STRUCTURED", "tools")  # or "json_schema"
@@ -342,14 +353,20 @@ MEMALIGN_REPAIR_INTERVAL_SECONDS = env_int("MEMALIGN_REPAIR_INTERVAL_SECONDS", 3
 MEMALIGN_REPAIR_ON_CONNECT = env_bool("MEMALIGN_REPAIR_ON_CONNECT", True)
 # Each app repairs what a lost message left undone; beat runs them all, and so does a worker (re)connecting.
 MEMALIGN_REPAIR_TASKS = [
+    "reviews.tasks.repair_imports",
     "memory.tasks.repair_all",
     "judging.tasks.repair_rankings",
+    "judging.tasks.repair_runs",
     "evaluation.tasks.repair_evaluations",
 ]
+# Beat looks at running runs this often; one with no chunk being judged and no sign of life for the stall time has
+# its unfinished chunks queued again (judging/run_repair.py): a lost message delays a run by well under a minute.
+MEMALIGN_RUN_WATCH_SECONDS = env_int("MEMALIGN_RUN_WATCH_SECONDS", 15)
+MEMALIGN_RUN_STALL_SECONDS = env_int("MEMALIGN_RUN_STALL_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
-    f"repair-{task.split('.')[0]}": {"task": task, "schedule": float(MEMALIGN_REPAIR_INTERVAL_SECONDS)}
-    for task in MEMALIGN_REPAIR_TASKS
+    task: {"task": task, "schedule": float(MEMALIGN_REPAIR_INTERVAL_SECONDS)} for task in MEMALIGN_REPAIR_TASKS
 }
+CELERY_BEAT_SCHEDULE["judging.tasks.repair_runs"]["schedule"] = float(MEMALIGN_RUN_WATCH_SECONDS)
 # The per-project regeneration lock expires by itself after this long, so a killed worker cannot hold it for
 # ever; it must outlast the task's hard time limit.
 MEMALIGN_LOCK_SECONDS = env_int("MEMALIGN_LOCK_SECONDS", CELERY_TASK_TIME_LIMIT + 30)

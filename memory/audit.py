@@ -11,8 +11,7 @@ from the difference between the two versions' snapshots.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 
@@ -23,6 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 
 from memory.models import MemoryVersion, Principle
+from reviews import spreadsheets
 from reviews.models import Project
 
 PRINCIPLE_FIELDS = ["text", "label", "origin", "pinned", "retired", "retired_reason"]
@@ -105,12 +105,16 @@ def entries(
     until: date | None = None,
     version: int | None = None,
     q: str = "",
+    withheld: Collection[int] = (),
 ) -> QuerySet[LogEntry]:
-    """The project's memory log entries, newest first, filtered as the audit page asks."""
+    """The project's memory log entries, newest first, filtered as the audit page asks, without the entries of
+    principles in `withheld` (memory.blind)."""
     kinds = {"principle": Principle, "version": MemoryVersion}
     types = ContentType.objects.get_for_models(*kinds.values())
     wanted = [types[kinds[kind]]] if kind in kinds else list(types.values())
     rows = LogEntry.objects.filter(content_type__in=wanted, additional_data__project=project.pk)
+    if withheld:
+        rows = rows.exclude(content_type=types[Principle], object_pk__in=[str(pk) for pk in withheld])
     if actor == "-":
         rows = rows.filter(actor__isnull=True)
     elif actor:
@@ -162,16 +166,10 @@ CSV_HEADER = ["id", "when", "actor", "kind", "object_id", "object", "action", "c
 
 def write_csv(out, rows: Iterable[LogEntry]) -> None:
     """Write entries as CSV (one row each; the changes as `field: before → after` joined by `; `)."""
-    writer = csv.writer(out)
+    writer = spreadsheets.writer(out)
     writer.writerow(CSV_HEADER)
     for entry in rows:
         row = describe(entry)
         row["when"] = row["when"].isoformat()
         row["changes"] = "; ".join(f"{field}: {before} → {after}" for field, before, after in row["changes"])
-        writer.writerow([_safe(row[key]) for key in CSV_HEADER])
-
-
-def _safe(value) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet: principle texts and critiques are untrusted.
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        writer.writerow([row[key] for key in CSV_HEADER])

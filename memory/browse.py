@@ -1,7 +1,9 @@
-"""Browsing the episodic memory: the stored examples (one per feedback), their label distribution, and conflicts.
+"""Browsing the episodic memory: the stored examples (one per learnable feedback), their label distribution, and
+conflicts.
 
 The database is the source of truth for what the episodic memory holds (Chroma is an index derived from it), so
-the examples are read from `Feedback`. Conflicts compare the samples' stored vectors (memory.vectors): nothing
+the examples are read from `Feedback`, through `reviews.adjudication.learnable` as retrieval reads them
+(memory.examples); overruled and left-out feedback is listed on request, marked as such. Conflicts compare the samples' stored vectors (memory.vectors): nothing
 is embedded for this page.
 """
 
@@ -18,6 +20,7 @@ from memory.models import SampleVector
 from reviews.models import Feedback, Project
 
 PAGE_SIZE = 50
+STATES = {"": "in the memory", "out": "left out (overruled or excluded)", "all": "all feedback"}
 DEFAULT_SIMILARITY = 0.90
 MIN_SIMILARITY = 0.50
 CONFLICTS_SHOWN = 200

@@ -53,9 +53,9 @@ def pending_feedback(project: Project) -> QuerySet[Feedback]:
 
 
 def broken_links(project: Project) -> QuerySet[PrincipleSource]:
-    """Source links whose feedback was deleted, edited since the principle learned from it, or overruled by a
-    decision (reviews.adjudication)."""
-    overruled = Feedback.objects.filter(pk=OuterRef("feedback_id")).filter(adjudication.overruled())
+    """Source links whose feedback was deleted, edited since the principle learned from it, overruled by a
+    decision or left out of the memory by an owner (reviews.adjudication)."""
+    overruled = Feedback.objects.filter(pk=OuterRef("feedback_id")).filter(adjudication.left_out())
     return PrincipleSource.objects.filter(principle__project=project).filter(
         Q(feedback__isnull=True) | ~Q(feedback_revision=F("feedback__revision")) | Q(Exists(overruled))
     )

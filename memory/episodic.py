@@ -151,9 +151,11 @@ def query(project_id: int, text: str, k: int, exclude_sample_id: int | None = No
 
 
 def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int | None]) -> list[list[Neighbour]]:
-    """Return, for each query vector, its k most similar reviewed examples, never its excluded sample's own.
+    """Return, for each query vector, its k most similar reviewed samples (the most similar entry of each: a
+    sample reviewed twice holds two entries, but fills one slot), never its excluded sample's own.
 
-    One Chroma request answers all the vectors (a judge run's chunk at once).
+    One Chroma request answers all the vectors (a judge run's chunk at once); a second, wider one only when
+    several reviews of one sample crowded the first answer below k samples.
     """
     if k <= 0 or len(vectors) == 0:
         return [[] for _ in range(len(vectors))]
@@ -166,18 +168,35 @@ def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int
         )
     )
     extra = max((own[i] for i in exclude_sample_ids if i), default=0)
-    result = store.query(
-        query_embeddings=[list(map(float, v)) for v in vectors], n_results=k + extra, include=["metadatas", "distances"]
-    )
-    found = []
-    for ids, metadatas, distances, excluded in zip(
-        result["ids"], result["metadatas"], result["distances"], exclude_sample_ids, strict=False
-    ):
-        neighbours = [
-            Neighbour(
-                int(entry_id), int(metadata["sample_id"]), str(metadata["label"]), round(1.0 - float(distance), 4)
-            )
-            for entry_id, metadata, distance in zip(ids, metadatas, distances)
-        ]
-        found.append([n for n in neighbours if n.sample_id != excluded][:k])
-    return found
+    wanted = 2 * k + extra  # room for two reviews per sample (overlap 2) in the first request
+    while True:
+        result = store.query(
+            query_embeddings=[list(map(float, v)) for v in vectors],
+            n_results=wanted,
+            include=["metadatas", "distances"],
+        )
+        found, crowded = [], False
+        for ids, metadatas, distances, excluded in zip(
+            result["ids"], result["metadatas"], result["distances"], exclude_sample_ids, strict=False
+        ):
+            neighbours = _distinct_samples(ids, metadatas, distances, excluded, k)
+            found.append(neighbours)
+            crowded = crowded or (len(neighbours) < k and len(ids) == wanted)
+        if not crowded:
+            return found
+        wanted *= 2  # more entries exist than were asked for: ask again, wider
+
+
+def _distinct_samples(ids, metadatas, distances, excluded: int | None, k: int) -> list[Neighbour]:
+    """The first k entries of distinct samples, never the excluded sample's, most similar first."""
+    seen: set[int] = set()
+    kept = []
+    for entry_id, metadata, distance in zip(ids, metadatas, distances):
+        sample_id = int(metadata["sample_id"])
+        if sample_id == excluded or sample_id in seen:
+            continue
+        seen.add(sample_id)
+        kept.append(Neighbour(int(entry_id), sample_id, str(metadata["label"]), round(1.0 - float(distance), 4)))
+        if len(kept) == k:
+            break
+    return kept

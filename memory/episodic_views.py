@@ -11,8 +11,9 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from memory import browse
+from memory import browse, examples
 from memory.models import EvaluationSettings
+from reviews.adjudication import learnable
 from reviews.models import Feedback, Role
 from reviews.permissions import (
     ProjectRequest,
@@ -37,11 +38,14 @@ def _reviewer(value: str) -> int | None:
 @project_view(Role.VIEWER)
 @require_GET
 def episodic(request: ProjectRequest) -> HttpResponse:
-    project, feedback = request.project, _visible(request)
+    project, everything = request.project, _visible(request)
+    feedback = learnable(everything)  # what the judge can retrieve (memory.examples)
     q, label = request.GET.get("q", "")[:200], request.GET.get("label", "")[:64]
     reviewer = _reviewer(request.GET.get("reviewer", ""))
-    query = {"q": q, "label": label, "reviewer": reviewer}
-    rows = browse.examples(feedback, q=q, label=label, reviewer=reviewer)
+    state = request.GET.get("state", "") if request.GET.get("state") in browse.STATES else ""
+    query = {"q": q, "label": label, "reviewer": reviewer, "state": state}
+    listed = {"": feedback, "out": everything.exclude(pk__in=feedback.values("pk")), "all": everything}[state]
+    rows = examples.with_status(browse.examples(listed, q=q, label=label, reviewer=reviewer))
     page = Paginator(rows, browse.PAGE_SIZE).get_page(request.GET.get("page"))
     params = {k: v for k, v in query.items() if v}
     context = {
@@ -49,14 +53,18 @@ def episodic(request: ProjectRequest) -> HttpResponse:
         "membership": request.membership,
         "blind": is_blind(request.membership),
         "page": page,
-        "rows": [(f, can_delete_feedback(request.membership, f)) for f in page.object_list],
+        "rows": [(f, examples.status(f), can_delete_feedback(request.membership, f)) for f in page.object_list],
         "query": query,
         "query_string": urlencode(params),
         "distribution": browse.label_distribution(feedback, project.label_choices),
         "total": feedback.count(),
+        "samples": feedback.values("sample_id").distinct().count(),
+        "left_out": everything.count() - feedback.count(),
+        "states": browse.STATES,
         "reviewers": browse.reviewers(project, feedback),
         "labels": project.label_choices,
         "can_unalign": can(request.membership, Role.REVIEWER),
+        "is_owner": can(request.membership, Role.OWNER),
     }
     return render(request, "memory/episodic.html", context)
 
@@ -98,7 +106,8 @@ def conflicts(request: ProjectRequest) -> HttpResponse:
         "saved": row.conflict_similarity,
         "min_similarity": browse.MIN_SIMILARITY,
         "error": error,
-        "found": browse.conflicts(_visible(request), threshold),
+        # Among what the judge can retrieve: a decided conflict's overruled feedback has left the memory.
+        "found": browse.conflicts(learnable(_visible(request)), threshold),
         "shown_max": browse.CONFLICTS_SHOWN,
         "compared_max": browse.CONFLICT_EXAMPLES,
     }

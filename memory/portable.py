@@ -27,6 +27,7 @@ from pydantic import ValidationError as ShapeError
 
 from memory import versions
 from memory.models import DistilledFeedback, MemoryVersion, Principle, PrincipleSource
+from reviews.import_reading import MAX_JSON_DEPTH, check_storable
 from reviews.labels import LabelKind, check_schema, label_choices, normalize_label
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Project, Role, Sample
 from reviews.projects import create_project
@@ -193,8 +194,11 @@ def parse(raw: bytes | str) -> JudgeDocument:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as error:
         raise Refused(f"The file is not JSON: {error}.") from None
+    except RecursionError:
+        raise Refused(f"The file is nested too deeply (a value may nest {MAX_JSON_DEPTH} levels).") from None
     if not isinstance(data, dict):
         raise Refused(f"A judge document is a JSON object; this file holds a JSON {type(data).__name__}.")
+    _check_storable(data)
     if "format" not in data:
         raise Refused(f"This is not a MemAlign judge document: it has no 'format' key (expected {FORMAT!r}).")
     if data["format"] != FORMAT:
@@ -205,6 +209,21 @@ def parse(raw: bytes | str) -> JudgeDocument:
         raise Refused(_reasons(_where(e["loc"]) + ": " + e["msg"] for e in error.errors())) from None
     _check(document)
     return document
+
+
+def _check_storable(data: dict[str, Any]) -> None:
+    """Refuse, before validation reads it, what the database cannot store or a reader cannot walk: JSON nested
+    too deeply, NUL characters, unpaired surrogates, NaN (the import's own rules, per example and principle)."""
+    problems: list[str] = []
+    for key, value in data.items():
+        if key in ("examples", "principles") and isinstance(value, list):
+            for n, item in enumerate(value):
+                for field, part in item.items() if isinstance(item, dict) else [("", item)]:
+                    check_storable(f"{key}[{n}]" + (f".{field}" if field else ""), part, problems)
+        else:
+            check_storable(str(key), value, problems)
+    if problems:
+        raise Refused(_reasons(problems))
 
 
 def _where(loc: tuple) -> str:

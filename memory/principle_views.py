@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from memory import audit, budget, principles
+from memory import audit, blind, budget, principles
 from memory.forms import PrincipleAddForm, PrincipleEditForm
 from memory.locks import MemoryBusy
 from memory.models import Contradiction, MemoryVersion, Principle, PrincipleSource
@@ -71,7 +71,11 @@ def principle_list(request: ProjectRequest) -> HttpResponse:
         "flag": request.GET.get("flag", ""),
         "author": request.GET.get("author", "").strip()[:150],
     }
-    rows = Principle.objects.filter(project=project).annotate(flagged=_flagged(project))
+    rows = (
+        Principle.objects.filter(project=project)
+        .exclude(pk__in=blind.withheld_principle_ids(request.membership, project))
+        .annotate(flagged=_flagged(project))
+    )
     if query["status"] == "active":
         rows = rows.filter(retired=False)
     elif query["status"] == "retired":
@@ -155,7 +159,9 @@ def _add(request: ProjectRequest) -> HttpResponse:
 def principle_page(request: ProjectRequest, principle_id: int) -> HttpResponse:
     project = request.project
     principle = get_object_or_404(
-        Principle.objects.select_related("created_in").annotate(flagged=_flagged(project)),
+        Principle.objects.select_related("created_in")
+        .exclude(pk__in=blind.withheld_principle_ids(request.membership, project))
+        .annotate(flagged=_flagged(project)),
         pk=principle_id,
         project=project,
     )
@@ -279,7 +285,10 @@ def version_compare(request: ProjectRequest) -> HttpResponse:
     if missing:
         context["error"] = f"This project has no version {missing[0]} (the versions go from 1 to {newest.number})."
         return render(request, "memory/compare.html", context, status=404)
-    context.update({"a": a, "b": b, "diff": principles.diff(found.get(a), found[b]), "latest": newest.number})
+    withheld = blind.withheld_principle_ids(request.membership, project)
+    listed = [p for p in found[b].principles if p["id"] not in withheld]
+    diff = principles.diff(found.get(a), found[b], withheld)
+    context.update({"a": a, "b": b, "diff": diff, "listed": listed, "latest": newest.number})
     return render(request, "memory/compare.html", context)
 
 
@@ -350,7 +359,8 @@ def audit_log(request: ProjectRequest) -> HttpResponse:
     }
     if error:
         return render(request, "memory/audit.html", context, status=400)
-    page = Paginator(audit.entries(project, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    withheld = blind.withheld_principle_ids(request.membership, project)
+    page = Paginator(audit.entries(project, **filters, withheld=withheld), PAGE_SIZE).get_page(request.GET.get("page"))
     context.update({"page": page, "rows": [audit.describe(e) for e in page.object_list]})
     return render(request, "memory/audit.html", context)
 
@@ -364,5 +374,6 @@ def audit_csv(request: ProjectRequest) -> HttpResponse:
         return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-memory-audit.csv"'
-    audit.write_csv(response, audit.entries(project, **filters).iterator(chunk_size=500))
+    withheld = blind.withheld_principle_ids(request.membership, project)
+    audit.write_csv(response, audit.entries(project, **filters, withheld=withheld).iterator(chunk_size=500))
     return response

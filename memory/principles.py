@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -188,12 +188,13 @@ class Diff:
         return not (self.added or self.removed or self.reworded or self.pinned)
 
 
-def diff(old: MemoryVersion | None, new: MemoryVersion) -> Diff:
+def diff(old: MemoryVersion | None, new: MemoryVersion, withheld: Collection[int] = ()) -> Diff:
     """What changed in the active principles from `old` to `new` (any two versions, either order): principles
     added, removed, reworded (with a word-level change) or re-labelled, and pins changed. `old` None: from nothing.
+    Principles in `withheld` (memory.blind) are left out.
     """
-    before = {entry["id"]: entry for entry in (old.principles if old else [])}
-    after = {entry["id"]: entry for entry in new.principles}
+    before = {entry["id"]: entry for entry in (old.principles if old else []) if entry["id"] not in withheld}
+    after = {entry["id"]: entry for entry in new.principles if entry["id"] not in withheld}
     result = Diff(old, new)
     result.added = [after[pk] for pk in after if pk not in before]
     result.removed = [before[pk] for pk in before if pk not in after]

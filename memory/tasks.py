@@ -23,7 +23,7 @@ from memory import consolidate, distil, episodic, events, semantic, sync, vector
 from memory.dispatch import key as _key
 from memory.dispatch import request_regeneration, request_sample_embedding
 from memory.llm.base import ProviderError
-from memory.locks import regeneration_lock, release
+from memory.locks import kept, regeneration_lock, release
 from memory.models import MemoryVersion
 from memory.redis_client import get_redis
 from reviews.adjudication import learnable
@@ -174,19 +174,30 @@ def regenerate_principles(self: Task[Any, Any], project_id: int) -> dict[str, An
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
 def repair_all() -> dict[str, Any]:
-    """Periodic (Celery beat): undo dead imports, repair drift between the database and Chroma, restart stalled
+    """Periodic (Celery beat), and whenever a worker connects: queue one repair task per project, so a slow
+    project never keeps the others from their repair (one task for all of them ran past its time limit)."""
+    project_ids = list(Project.objects.order_by("pk").values_list("pk", flat=True))
+    for project_id in project_ids:
+        repair_project.delay(project_id)
+    return {"projects": len(project_ids)}
+
+
+@shared_task(acks_late=True, **RETRY)
+def repair_project(project_id: int) -> dict[str, Any]:
+    """Undo the project's dead imports, repair drift between the database and Chroma, restart stalled
     distillation, and embed samples whose embedding was never dispatched (the broker was down)."""
-    repaired = {}
-    for project in Project.objects.all():
-        discard_unfinished(project)  # imports whose process died while writing: undo them
-        drift = sync.repair(project, limit=SYNC_CHUNK)
-        if drift:
-            repaired[project.slug] = drift.lines()
-        if distil.pending_feedback(project).exists() or distil.stale_principles(project).exists():
-            request_regeneration(project.pk)
-        if vectors.pending(project).exists():
-            request_sample_embedding(project.pk)
-    return repaired
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": "gone"}
+    discard_unfinished(project)  # imports whose process died while writing: undo them
+    drift = sync.repair(project, limit=SYNC_CHUNK)
+    if len(drift.missing) + len(drift.outdated) > SYNC_CHUNK:
+        sync_project.delay(project_id)  # the rest in runs of their own, each inside the time limit
+    if distil.pending_feedback(project).exists() or distil.stale_principles(project).exists():
+        request_regeneration(project.pk)
+    if vectors.pending(project).exists():
+        request_sample_embedding(project.pk)
+    return {"drift": drift.lines()} if drift else {}
 
 
 def _announce(project: Project, versions: list[MemoryVersion]) -> bool:
@@ -222,7 +233,8 @@ def _holding(task: Task[Any, Any], lock: Lock, project_id: int, work: Callable[[
     """Run `work` while holding the project's regeneration lock, then release it; a provider failure retries
     the task after 2, 4, 8 ... seconds (a minute at most)."""
     try:
-        return work()
+        with kept(lock):
+            return work()
     except ProviderError as error:
         log.warning("%s of project %s failed: %s", task.name, project_id, error)
         raise task.retry(exc=error, countdown=min(60, 2 ** (task.request.retries + 1))) from error

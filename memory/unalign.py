@@ -1,5 +1,8 @@
 """Unalign in bulk: remove one feedback, all of a reviewer's, or a date range, from both memories at once.
 
+Two ways: `apply` deletes the feedback (its label leaves every agreement figure too); `exclude` keeps it and its
+label, and leaves it out of both memories (`reviews.adjudication.learnable`), which `include` undoes.
+
 `preview` says beforehand what will change: the episodic entries removed, the principles retired (every live
 source is in the selection), the principles to re-derive (some sources remain) and the hand-written or pinned
 principles that stay (only their links go). `apply` deletes exactly the previewed feedback, removes its episodic
@@ -24,8 +27,9 @@ from django.utils import timezone
 from memory import dispatch, episodic, versions
 from memory.llm.base import Usage
 from memory.locks import memory_writer
-from memory.models import Contradiction, MemoryVersion, Principle, PrincipleSource
+from memory.models import Contradiction, DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from memory.signals import quiet_feedback_deletes
+from reviews.adjudication import learnable
 from reviews.models import Feedback, Project
 
 log = logging.getLogger(__name__)
@@ -92,6 +96,7 @@ class Preview:
     ids: list[int]
     feedback: list[Feedback]  # the first SHOWN, for the page
     in_store: int | None  # of the selection, entries the episodic store holds (None: the store is unreachable)
+    in_memory: int = 0  # of the selection, feedback the judge can retrieve (neither overruled nor left out)
     retire: list[Affected] = field(default_factory=list)
     rederive: list[Affected] = field(default_factory=list)
     keep: list[Affected] = field(default_factory=list)  # pinned or hand-written: kept, their links dropped
@@ -114,17 +119,19 @@ def preview(project: Project, selection: QuerySet[Feedback], store: bool = True)
             )
     except Exception as error:  # the page says the store is unreachable; the database is the truth
         log.warning("episodic store unreachable for project %s: %s", project.pk, error)
-    result = Preview(ids, shown, in_store)
+    in_memory = learnable(Feedback.objects.filter(pk__in=ids)).count() if ids else 0
+    result = Preview(ids, shown, in_store, in_memory)
     if not ids:
         return result
     chosen = set(ids)
     touched = PrincipleSource.objects.filter(feedback_id__in=chosen).values("principle_id")
     # Filtered by a subquery, not through `sources`: the counts below must see every link of the principle.
+    live = Q(sources__feedback__isnull=False, sources__feedback__excluded_from_memory=False)
     principles = (
         Principle.objects.filter(project=project, retired=False, pk__in=touched)
         .annotate(
-            live=Count("sources", filter=Q(sources__feedback__isnull=False), distinct=True),
-            hit=Count("sources", filter=Q(sources__feedback_id__in=chosen), distinct=True),
+            live=Count("sources", filter=live, distinct=True),
+            hit=Count("sources", filter=live & Q(sources__feedback_id__in=chosen), distinct=True),
         )
         .order_by("id")
     )
@@ -200,3 +207,66 @@ def _after_commit(project_id: int, ids: list[int], rederive: bool) -> None:
             dispatch.request_regeneration(project_id, delay=0)
         except Exception:  # the broker is down: the periodic repair re-derives stale principles
             log.exception("could not queue the re-derivation for project %s", project_id)
+
+
+def exclude(
+    project: Project, selection: QuerySet[Feedback], expected_token: str, actor_name: str, actor=None
+) -> Result:
+    """Leave the selection out of both memories and keep it, label and all (agreement figures still count it).
+
+    As `apply`, but nothing is deleted: the feedback is marked, its episodic entries go, the principles that
+    learned only from it retire and those that keep other sources are re-derived; `include` brings it back.
+    """
+    started = time.monotonic()
+    with memory_writer(project.pk, wait=versions.EDIT_WAIT_SECONDS), transaction.atomic():
+        versions.lock_project(project)
+        ids = list(selection.select_for_update().values_list("pk", flat=True))
+        if not ids or token(ids) != expected_token:
+            raise NothingSelected(
+                "The selection changed since its preview: look at the preview again."
+                if ids
+                else "Nothing to leave out: the selected feedback is gone."
+            )
+        plan = preview(project, Feedback.objects.filter(pk__in=ids), store=False)
+        previous = MemoryVersion.objects.filter(project=project).order_by("-number").first()
+        Feedback.objects.filter(pk__in=ids).update(
+            excluded_from_memory=True, excluded_at=timezone.now(), excluded_by=actor
+        )
+        DistilledFeedback.objects.filter(feedback_id__in=ids).delete()  # so that `include` distils it again
+        retired = [a.principle for a in plan.retire]
+        Principle.objects.filter(pk__in=[p.pk for p in retired]).update(
+            retired=True,
+            retired_reason=f"all of its sources were left out of the memory by {actor_name}"[:200],
+            updated_at=timezone.now(),
+        )
+        Contradiction.objects.filter(project=project, resolved=False).filter(
+            Q(first__in=retired) | Q(second__in=retired)
+        ).update(resolved=True)
+        summary = (
+            f"left {len(ids)} feedback out of the memory (labels kept) by {actor_name}: {len(retired)} "
+            f"principle{'s' if len(retired) != 1 else ''} retired, {len(plan.rederive)} to re-derive"
+        )
+        version = versions.new_version(
+            project, MemoryVersion.Trigger.UNALIGN, actor=actor, summary=summary, usage=Usage(), started=started
+        )
+        transaction.on_commit(lambda: _after_commit(project.pk, ids, bool(plan.rederive)))
+    return Result(version, previous, len(ids), retired, [a.principle for a in plan.rederive])
+
+
+def include(project: Project, selection: QuerySet[Feedback]) -> int:
+    """Put feedback left out of the memory back in: its entries are stored again and it is distilled again."""
+    with transaction.atomic():
+        count = selection.filter(excluded_from_memory=True).update(
+            excluded_from_memory=False, excluded_at=None, excluded_by=None
+        )
+        if count:
+            transaction.on_commit(lambda: _after_include(project.pk), robust=True)
+    return count
+
+
+def _after_include(project_id: int) -> None:
+    try:
+        dispatch.sync_project(project_id)  # stores the missing entries (memory.sync)
+        dispatch.request_regeneration(project_id, delay=0)
+    except Exception:  # the broker is down: the periodic repair stores and distils what is missing
+        log.exception("could not queue the return of left-out feedback of project %s", project_id)

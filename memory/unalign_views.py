@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
 from memory import unalign
 from memory.locks import MemoryBusy
@@ -14,6 +16,15 @@ from reviews.permissions import ProjectRequest, can, deletable_feedback, project
 
 
 class UnalignForm(forms.Form):
+    how = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("delete", "Delete the feedback (its label leaves agreement figures too)"),
+            ("exclude", "Leave it out of the memory, keep the label"),
+        ],
+        label="How",
+        initial="delete",
+    )
     feedback = forms.IntegerField(required=False, min_value=1, label="One feedback (its number)")
     reviewer = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="All of a reviewer's")
     since = forms.DateField(required=False, label="Given from", widget=forms.DateInput(attrs={"type": "date"}))
@@ -27,6 +38,7 @@ class UnalignForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        data["how"] = data.get("how") or "delete"
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             raise forms.ValidationError("The date range ends before it starts.")
         return data
@@ -49,6 +61,8 @@ def unalign_view(request: ProjectRequest) -> HttpResponse:
         reviewers = [(request.user.pk, request.user.username)]  # reviewers unalign their own feedback only
     data = request.POST if request.method == "POST" else (request.GET or None)
     form = UnalignForm(reviewers, data)
+    if not is_owner:
+        del form.fields["how"]  # leaving out while keeping the label is the owner's call
     context = {"project": project, "membership": membership, "form": form, "is_owner": is_owner}
     if data is None:
         return render(request, "memory/unalign_confirm.html", context)
@@ -58,11 +72,14 @@ def unalign_view(request: ProjectRequest) -> HttpResponse:
     if criteria.empty:
         context["error"] = "Choose a feedback, a reviewer or a date range."
         return render(request, "memory/unalign_confirm.html", context, status=400)
-    selection = unalign.select(mine, criteria)
-    context["criteria"] = criteria
+    excluding = form.cleaned_data.get("how") == "exclude"
+    # Feedback already left out is not left out again (its memory state would not change).
+    selection = unalign.select(mine.filter(excluded_from_memory=False) if excluding else mine, criteria)
+    context.update(criteria=criteria, excluding=excluding)
     if request.method == "POST":
+        act = unalign.exclude if excluding else unalign.apply
         try:
-            context["result"] = unalign.apply(
+            context["result"] = act(
                 project, selection, request.POST.get("token", ""), request.user.username, actor=request.user
             )
         except unalign.NothingSelected as error:
@@ -76,3 +93,15 @@ def unalign_view(request: ProjectRequest) -> HttpResponse:
         return render(request, "memory/unalign_confirm.html", context)
     context["preview"] = unalign.preview(project, selection)
     return render(request, "memory/unalign_confirm.html", context)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def include_view(request: ProjectRequest, feedback_id: int) -> HttpResponse:
+    """Put one feedback an owner left out of the memory back in."""
+    feedback = get_object_or_404(Feedback, pk=feedback_id, project=request.project)
+    if unalign.include(request.project, Feedback.objects.filter(pk=feedback.pk)):
+        messages.success(request, f"Feedback #{feedback.pk} is back in the memory; it is stored and distilled again.")
+    else:
+        messages.info(request, f"Feedback #{feedback.pk} was not left out; nothing changed.")
+    return redirect(reverse("memory-episodic", args=[request.project.slug]) + "?state=out")

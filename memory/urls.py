@@ -35,6 +35,7 @@ urlpatterns = [
     path("p/<slug:slug>/memory/episodic/", episodic_views.episodic, name="memory-episodic"),
     path("p/<slug:slug>/memory/episodic/conflicts/", episodic_views.conflicts, name="memory-conflicts"),
     path("p/<slug:slug>/memory/unalign/", unalign_views.unalign_view, name="memory-unalign"),
+    path("p/<slug:slug>/memory/include/<int:feedback_id>/", unalign_views.include_view, name="memory-include-feedback"),
     path("p/<slug:slug>/memory/export.json", portable_views.export_judge, name="judge-export"),
     path("judges/import/", portable_views.import_judge, name="judge-import"),
 ]

@@ -9,11 +9,12 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from memory import budget, dispatch, distil, episodic, semantic, versions
+from memory import blind, budget, dispatch, distil, episodic, semantic, versions
 from memory.forms import PrincipleAddForm
 from memory.llm import provider_name
 from memory.models import Contradiction, MemoryVersion, Principle
 from memory.principle_views import add_source_figures, visible_sources
+from reviews.adjudication import learnable as learnable_feedback
 from reviews.models import Feedback, Role
 from reviews.permissions import ProjectRequest, can, is_blind, project_view
 
@@ -34,11 +35,13 @@ def status(project) -> dict:
         "principle_tokens": budget.principle_set(project).tokens,
         "latest": MemoryVersion.objects.filter(project=project).order_by("-number").first(),
     }
-    # The dashboard polls this block only while work is pending: embedding, distillation, a queued run.
+    # The dashboard polls this block only while work is pending: embedding, distillation, a queued run. The
+    # episodic store holds the learnable feedback (overruled feedback stays in the database, not in the store).
+    learnable = learnable_feedback(Feedback.objects.filter(project=project)).count()
     figures["working"] = bool(
         figures["pending_count"]
         or figures["stale_count"]
-        or (stored is not None and stored != figures["feedback_count"])
+        or (stored is not None and stored != learnable)
         or dispatch.regeneration_pending(project.pk)
     )
     return figures
@@ -57,9 +60,9 @@ def dashboard(request: ProjectRequest) -> HttpResponse:
     # (a window-function prefetch); counted apart: the principle's page lists them all.
     first = visible_sources(request.membership)[:DASHBOARD_SOURCES]
     principles = list(
-        Principle.objects.filter(project=project).prefetch_related(
-            Prefetch("sources", queryset=first, to_attr="first_sources")
-        )
+        Principle.objects.filter(project=project)
+        .exclude(pk__in=blind.withheld_principle_ids(request.membership, project))
+        .prefetch_related(Prefetch("sources", queryset=first, to_attr="first_sources"))
     )
     add_source_figures(request.membership, principles)
     context = {

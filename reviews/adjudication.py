@@ -46,9 +46,20 @@ def overruled() -> Exists:
     return Exists(Decision.objects.filter(sample=OuterRef("sample_id")).exclude(label=OuterRef("label")))
 
 
-def learnable(qs: QuerySet[Feedback]) -> QuerySet[Feedback]:
-    """The feedback the memory learns from: everything but overruled feedback."""
+def standing(qs: QuerySet[Feedback]) -> QuerySet[Feedback]:
+    """The feedback whose label stands as the experts' final word: everything but overruled feedback (feedback
+    left out of the memory still counts here, as in every agreement figure)."""
     return qs.exclude(overruled())
+
+
+def learnable(qs: QuerySet[Feedback]) -> QuerySet[Feedback]:
+    """The feedback the memory learns from: everything but overruled feedback and feedback an owner left out."""
+    return standing(qs).filter(excluded_from_memory=False)
+
+
+def left_out() -> Q:
+    """A condition on Feedback: not in the memory (overruled, or left out), the negation of `learnable`."""
+    return Q(overruled()) | Q(excluded_from_memory=True)
 
 
 def conflicted(project: Project) -> QuerySet[Sample]:

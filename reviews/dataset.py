@@ -7,13 +7,13 @@ reviewed themselves, no reviews and no final label.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db.models import Prefetch
 
+from reviews import spreadsheets
 from reviews.adjudication import team_feedback
 from reviews.models import Decision, Feedback, Membership, Project, Sample
 from reviews.permissions import is_blind
@@ -136,7 +136,7 @@ class _Echo:
 def csv_lines(project: Project, membership: Membership) -> Iterator[str]:
     """The export as CSV text, line by line (for a streaming response)."""
     names = reviewers(project)
-    writer = csv.writer(_Echo())
+    writer = spreadsheets.writer(_Echo())  # critiques are untrusted: no cell may read as a formula
     yield writer.writerow(csv_header(names))
     for row in rows(project, membership):
         yield writer.writerow(csv_row(row, names))

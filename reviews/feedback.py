@@ -17,9 +17,17 @@ class StaleFeedback(Exception):
 
 
 def save_feedback(
-    sample: Sample, author: User, label: str, critique: str, loaded_revision: int = 0
+    sample: Sample,
+    author: User,
+    label: str,
+    critique: str,
+    loaded_revision: int = 0,
+    verdict_shown: bool | None = None,
 ) -> tuple[Feedback, bool]:
     """Create or update `author`'s feedback on `sample`; return it and whether it was created.
+
+    `verdict_shown`: whether the judge's verdict was on screen when the label was chosen (None: unknown); kept
+    on an edit that keeps the label.
 
     `loaded_revision` is the revision the reviewer saw: 0 for a new review. A resubmission of identical content
     (a double click, a retried request) returns the saved feedback unchanged.
@@ -38,14 +46,16 @@ def save_feedback(
             f"You chose {label}, the judge said {sample.judge_value}: say why in a critique, it is what teaches the judge."
         )
     try:
-        return _save(sample, author, label, critique, loaded_revision)
+        return _save(sample, author, label, critique, loaded_revision, verdict_shown)
     except IntegrityError:
         # Two identical requests raced past the existence check: the loser re-reads the winner's row.
-        return _save(sample, author, label, critique, loaded_revision)
+        return _save(sample, author, label, critique, loaded_revision, verdict_shown)
 
 
 @transaction.atomic
-def _save(sample: Sample, author: User, label: str, critique: str, loaded_revision: int) -> tuple[Feedback, bool]:
+def _save(
+    sample: Sample, author: User, label: str, critique: str, loaded_revision: int, verdict_shown: bool | None
+) -> tuple[Feedback, bool]:
     existing = Feedback.objects.select_for_update().filter(sample=sample, author=author).first()
     if existing is None:
         if loaded_revision:
@@ -58,6 +68,7 @@ def _save(sample: Sample, author: User, label: str, critique: str, loaded_revisi
                 label=label,
                 critique=critique,
                 agrees_with_judge=agreement(label, sample.judge_value),
+                verdict_shown=verdict_shown,
             )
         return feedback, True
     if existing.label == label and existing.critique == critique:
@@ -67,11 +78,13 @@ def _save(sample: Sample, author: User, label: str, critique: str, loaded_revisi
             "This feedback was changed elsewhere since you opened it (another tab or session); "
             "reload to see the saved version. Nothing was overwritten."
         )
+    if existing.label != label:
+        existing.verdict_shown = verdict_shown
     existing.label = label
     existing.critique = critique
     existing.agrees_with_judge = agreement(label, sample.judge_value)
     existing.revision += 1
-    existing.save(update_fields=["label", "critique", "agrees_with_judge", "revision", "updated_at"])
+    existing.save(update_fields=["label", "critique", "agrees_with_judge", "verdict_shown", "revision", "updated_at"])
     return existing, False
 
 

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import SetPasswordForm, UsernameField
 from django.core.exceptions import ValidationError
 
+from reviews import model_servers
 from reviews.labels import LabelKind, check_schema
 from reviews.models import MAX_REVIEWS_PER_SAMPLE, Project, Role
 
@@ -15,11 +16,12 @@ class ProjectForm(forms.ModelForm):
         required=False,
         help_text="For a category schema: the labels, comma-separated, in order (e.g. Bad, Acceptable, Excellent).",
     )
-    provider_base_url = forms.URLField(
-        label="Provider base URL",
+    # The site's list, not a free URL: see reviews.model_servers.
+    provider_base_url = forms.ChoiceField(
+        label="Model server",
         required=False,
-        assume_scheme="http",  # local model servers are mostly plain http
-        help_text=Project._meta.get_field("provider_base_url").help_text,
+        help_text="For an OpenAI-compatible server: one of the servers this site allows (the site's "
+        "OPENAI_COMPATIBLE_ALLOWED_BASE_URLS).",
     )
 
     class Meta:
@@ -38,6 +40,7 @@ class ProjectForm(forms.ModelForm):
             "max_principles",
             "principle_budget_tokens",
             "reviews_per_sample",
+            "judge_blind",
             "queue_order",
             "audit_percent",
         ]
@@ -54,6 +57,11 @@ class ProjectForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        default = model_servers.site_default()
+        self.fields["provider_base_url"].choices = [
+            ("", f"Site default ({default})" if default else "Site default (none set)"),
+            *((url, url) for url in model_servers.allowed_base_urls() if url != default),
+        ]
         if self.instance.pk:
             self.fields["categories_text"].initial = ", ".join(self.instance.categories)
             # Changing the schema under existing labels would orphan them.

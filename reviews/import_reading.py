@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -101,20 +101,7 @@ def decode(stream: IO[bytes]) -> str:
     raw = stream.read(limit + 1)
     if len(raw) > limit:
         raise ImportRejected([(None, too_large_message())])
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding, name = "utf-16", "UTF-16"
-    else:
-        encoding, name = "utf-8-sig", "UTF-8"
-        if b"\x00" in raw[:4096]:
-            raise ImportRejected(
-                [
-                    (
-                        None,
-                        "The file holds NUL bytes: it is UTF-16 without a byte-order mark, or not a text "
-                        "file at all (a spreadsheet, say); save it as CSV or JSONL in UTF-8.",
-                    )
-                ]
-            )
+    encoding, name = _encoding(raw)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
@@ -132,43 +119,120 @@ def decode(stream: IO[bytes]) -> str:
     return text
 
 
+Records = Iterator[tuple[int, dict | None, str | None]]  # (line, record, or why the line is unreadable)
+
+
+def reader_for(filename: str) -> tuple[Callable[[Iterable[str], str], Records], str]:
+    """Return the reader and delimiter for a file's type, told by its name; refuse a type we do not read."""
+    name = (filename or "").lower()
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return _jsonl_records, ""
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return _csv_records, "\t" if name.endswith(".tsv") else ","
+    raise ImportRejected([(None, f"Unknown file type {filename!r}: upload a .csv or .jsonl file.")])
+
+
 def read_records(stream: IO[bytes], filename: str) -> tuple[list[tuple[int, dict]], list[tuple[int | None, str]]]:
     """Return (line number, record) pairs from a CSV or JSONL file, and the lines that could not be read."""
-    name = (filename or "").lower()
-    reader: Callable[[str, str], Iterator[tuple[int, dict | None, str | None]]]
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        reader = _jsonl_records
-        delimiter = ""
-    elif name.endswith((".csv", ".tsv", ".txt")):
-        reader = _csv_records
-        delimiter = "\t" if name.endswith(".tsv") else ","
-    else:
-        raise ImportRejected([(None, f"Unknown file type {filename!r}: upload a .csv or .jsonl file.")])
+    reader, delimiter = reader_for(filename)
     text = decode(stream)
     records: list[tuple[int, dict]] = []
     errors: list[tuple[int | None, str]] = []
     limit = max_rows()
-    for line, record, error in reader(text, delimiter):
+    for line, record, error in reader(io.StringIO(text, newline=_newline(reader)), delimiter):
         if error or record is None:
             errors.append((line, error or "no record"))
         else:
             records.append((line, record))
         if len(records) + len(errors) > limit:
-            raise ImportRejected(
-                [(None, f"The file has more than {limit:,} rows, the limit per import; split it into smaller files.")]
-            )
+            raise ImportRejected([(None, _too_many_rows(limit))])
     if not records and not errors:
         raise ImportRejected([(None, "The file has no rows: only a header, or blank lines.")])
     return records, errors
 
 
+def _newline(reader: Callable[[Iterable[str], str], Records]) -> str:
+    # JSONL splits on newlines only: splitting on \r or U+2028 too could cut a JSON string. CSV lets the csv module
+    # see every line ending, as its documentation asks.
+    return "\n" if reader is _jsonl_records else ""
+
+
+def stream_records(stream: IO[bytes], filename: str) -> Records:
+    """Yield a stored file's records as it reads them, with the same checks and messages as `read_records`:
+    memory stays flat whatever the file's size. The stream must be seekable (its size and encoding are looked at
+    first)."""
+    reader, delimiter = reader_for(filename)
+    head = stream.read(4096)
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    if size > max_bytes():
+        raise ImportRejected([(None, too_large_message(size))])
+    if not size:
+        raise ImportRejected([(None, "The file is empty.")])
+    encoding, name = _encoding(head)
+    text = io.TextIOWrapper(stream, encoding=encoding, newline=_newline(reader)) if encoding == "utf-16" else None
+    rows, last, limit = 0, 0, max_rows()
+    try:
+        for line, record, error in reader(text or _utf8_lines(stream), delimiter):
+            rows, last = rows + 1, line
+            if rows > limit:
+                raise ImportRejected([(None, _too_many_rows(limit))])
+            yield line, record, error
+    except UnicodeDecodeError:  # UTF-16 is decoded ahead in blocks: the line is where reading stopped
+        raise ImportRejected(
+            [(last + 1, f"the file is not valid {name} text near here; save it as UTF-8 and import it again.")]
+        ) from None
+    finally:
+        if text is not None:
+            text.detach()  # the caller closes the file
+    if not rows:
+        raise ImportRejected([(None, "The file has no rows: only a header, or blank lines.")])
+
+
+def _utf8_lines(stream: IO[bytes]) -> Iterator[str]:
+    """The lines of a UTF-8 file, decoded one by one, so that a bad byte is named with its line."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield (raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ImportRejected(
+                [
+                    (
+                        number,
+                        f"the file is not valid UTF-8 text (byte {raw[error.start]:#04x}); save it as UTF-8 and "
+                        "import it again.",
+                    )
+                ]
+            ) from None
+
+
+def _too_many_rows(limit: int) -> str:
+    return f"The file has more than {limit:,} rows, the limit per import; split it into smaller files."
+
+
+def _encoding(head: bytes) -> tuple[str, str]:
+    """The file's encoding and its name for messages, told from its first bytes; refuse a file with NUL bytes."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", "UTF-16"
+    if b"\x00" in head[:4096]:
+        raise ImportRejected(
+            [
+                (
+                    None,
+                    "The file holds NUL bytes: it is UTF-16 without a byte-order mark, or not a text "
+                    "file at all (a spreadsheet, say); save it as CSV or JSONL in UTF-8.",
+                )
+            ]
+        )
+    return "utf-8-sig", "UTF-8"
+
+
 ONE_OBJECT_PER_LINE = " (a .jsonl file holds one JSON object per line, not one JSON document or array)"
 
 
-def _jsonl_records(text: str, _delimiter: str) -> Iterator[tuple[int, dict | None, str | None]]:
-    # Split on newlines only: str.splitlines() would also split inside a JSON string holding U+2028 and kin.
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
+def _jsonl_records(lines: Iterable[str], _delimiter: str) -> Records:
+    for number, line in enumerate(lines, start=1):
+        line = line.removesuffix("\n").rstrip("\r")
         if not line.strip():
             continue
         try:
@@ -194,8 +258,7 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a JSON value; write null or a number instead")
 
 
-def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, dict | None, str | None]]:
-    lines = io.StringIO(text, newline="")
+def _csv_records(lines: Iterable[str], delimiter: str) -> Records:
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -273,6 +336,42 @@ def validate(project: Project, records: list[tuple[int, dict]], importer) -> tup
     return rows, errors
 
 
+def validated(project: Project, records: Records, importer) -> Iterator[tuple[int, Row | None, list[str]]]:
+    """Validate records as they are read: yield (line, the row or None, its problems). Keeps only the external
+    ids seen (to refuse one given twice) and the reviewers looked up, never the rows."""
+    reviewers = _LazyReviewers(project)
+    seen: dict[str, int] = {}
+    for line, record, error in records:
+        if error or record is None:
+            yield line, None, [error or "no record"]
+            continue
+        try:
+            row = _validate_record(project, record, reviewers, importer)
+        except ValidationError as invalid:
+            yield line, None, invalid.messages
+            continue
+        row.line, external_id = line, row.sample.external_id
+        if external_id in seen:
+            yield line, None, [f"external_id {external_id!r} already appears on line {seen[external_id]}"]
+            continue
+        seen[external_id] = line
+        yield line, row, []
+
+
+class _LazyReviewers(dict):
+    """The project's members named as reviewers, looked up on first use (a streamed file is read once)."""
+
+    def __init__(self, project: Project) -> None:
+        super().__init__()
+        self.project = project
+
+    def get(self, name: str, default: object = None) -> tuple[int, str] | None:
+        if name not in self:
+            found = Membership.objects.filter(project=self.project, user__username=name).values_list("user_id", "role")
+            self[name] = found.first()
+        return super().get(name)
+
+
 def _reviewers(project: Project, records: list[tuple[int, dict]]) -> dict[str, tuple[int, str]]:
     """Map each username named in a `reviewer` column to (user id, role) for the project's members."""
     names = {r["reviewer"].strip() for _, r in records if isinstance(r.get("reviewer"), str) and r["reviewer"].strip()}
@@ -336,7 +435,7 @@ def _text(record: dict, key: str, problems: list[str], required: bool = False, l
         problems.append(f"{key} is blank")
     if len(text) > limit:
         problems.append(f"{key} is {len(text):,} characters long; the limit is {limit:,}")
-    _check_storable(key, text, problems)
+    check_storable(key, text, problems)
     return text
 
 
@@ -360,7 +459,7 @@ def _json_or_text(record: dict, key: str, problems: list[str], required: bool):
     size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
     if size > MAX_TEXT_CHARS:
         problems.append(f"{key} is {size:,} characters long; the limit is {MAX_TEXT_CHARS:,}")
-    _check_storable(key, value, problems)
+    check_storable(key, value, problems)
     return value
 
 
@@ -380,11 +479,11 @@ def _metadata(record: dict, problems: list[str]) -> dict:
     size = len(json.dumps(value, ensure_ascii=False))
     if size > MAX_TEXT_CHARS:
         problems.append(f"metadata is {size:,} characters long as JSON; the limit is {MAX_TEXT_CHARS:,}")
-    _check_storable("metadata", value, problems)
+    check_storable("metadata", value, problems)
     return value
 
 
-def _check_storable(key: str, value, problems: list[str]) -> None:
+def check_storable(key: str, value, problems: list[str]) -> None:
     """Refuse what no database stores: NUL characters, unpaired surrogates (from JSON escapes), NaN; and JSON
     nested deeper than anyone writes by hand (it would exhaust the stack of whoever reads it next)."""
     if _depth(value) > MAX_JSON_DEPTH:

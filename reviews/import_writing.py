@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -69,20 +69,44 @@ def _s(n: int) -> str:
 
 
 def write(
-    project: Project, rows: list[Row], report: Callable[[str], None], importer=None, filename: str = ""
+    project: Project,
+    rows: list[Row],
+    report: Callable[[str], None],
+    importer=None,
+    filename: str = "",
+    run: ImportRun | None = None,
+) -> ImportSummary:
+    """Write validated rows (see `write_batches`)."""
+    batches = (rows[start : start + WRITE_BATCH] for start in range(0, len(rows), WRITE_BATCH))
+    return write_batches(project, batches, len(rows), report, importer, filename, run)
+
+
+def write_batches(
+    project: Project,
+    batches: Iterable[list[Row]],
+    total: int,
+    report: Callable[[str], None],
+    importer=None,
+    filename: str = "",
+    run: ImportRun | None = None,
 ) -> ImportSummary:
     """Write new samples and their expert reviews in short transactions; skip rows the project already has.
 
     Each batch of WRITE_BATCH rows is its own transaction, so another user's save waits at most one batch (on
     SQLite, where writers queue for one lock) instead of the whole file. If anything goes wrong, what this run
-    wrote is removed again; a run whose process died is removed by the next import into the project.
+    wrote is removed again; a run whose process died is removed by the next import into the project. `batches`
+    (of WRITE_BATCH rows; `total` rows in all) may be read from the file as they go; `run` is the record of a
+    background import (reviews.import_jobs); without it, one is made.
     """
     discard_unfinished(project)
-    run = ImportRun.objects.create(project=project, created_by=importer, filename=(filename or "")[:255])
+    if run is None:
+        run = ImportRun.objects.create(project=project, created_by=importer, filename=(filename or "")[:255])
+    else:
+        ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.WRITING)
     try:
-        summary = _write(project, rows, report, importer, run)
+        summary = _write(project, batches, total, report, importer, run)
     except BaseException as error:
-        _undo(run, ImportRun.Status.FAILED)
+        undo(run, ImportRun.Status.FAILED)
         if isinstance(error, IntegrityError):
             # Only a concurrent import writing the same external_ids gets here.
             raise ImportRejected(
@@ -95,7 +119,12 @@ def write(
                 ]
             ) from None
         raise
-    ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.DONE, finished_at=timezone.now())
+    # The summary in the same update: a progress page that sees "done" sees what was imported.
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRun.Status.DONE,
+        finished_at=timezone.now(),
+        summary={**summary.__dict__, "message": summary.message()},
+    )
     return summary
 
 
@@ -106,11 +135,11 @@ def discard_unfinished(project: Project, older_than: timedelta = timedelta(minut
     )
     runs = list(stale)
     for run in runs:
-        _undo(run, ImportRun.Status.FAILED)
+        undo(run, ImportRun.Status.FAILED)
     return len(runs)
 
 
-def _undo(run: ImportRun, status: str) -> None:
+def undo(run: ImportRun, status: str) -> None:
     """Delete the samples `run` wrote, batch by batch, except those a reviewer has reviewed since."""
     reviewed = Feedback.objects.filter(sample=OuterRef("pk"), imported_by__isnull=True)
     while True:
@@ -124,37 +153,41 @@ def _undo(run: ImportRun, status: str) -> None:
     ImportRun.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now())
 
 
-def _write(project: Project, rows: list[Row], report: Callable[[str], None], importer, run: ImportRun) -> ImportSummary:
-    summary = ImportSummary(rows=len(rows))
-    existing = _existing(project, [row.sample.external_id for row in rows])
-    new_rows = []
-    for row in rows:
-        stored = existing.get(row.sample.external_id)
-        if stored is None:
-            new_rows.append(row)
-            continue
-        summary.unchanged += 1
-        if len(summary.unchanged_ids) < 20:
-            summary.unchanged_ids.append(row.sample.external_id)
-        if any(_normal(getattr(row.sample, f)) != _normal(stored[f]) for f in COMPARED_FIELDS):
-            summary.unchanged_differing += 1
-        if row.expert_label is not None:
-            summary.feedback_skipped += 1
+def _write(
+    project: Project, batches: Iterable[list[Row]], total: int, report: Callable[[str], None], importer, run: ImportRun
+) -> ImportSummary:
+    summary = ImportSummary()
+    ImportRun.objects.filter(pk=run.pk).update(total=total, written=0)
     now = timezone.now()
     since_pause = time.monotonic()
-    for start in range(0, len(new_rows), WRITE_BATCH):
-        batch = new_rows[start : start + WRITE_BATCH]
-        with transaction.atomic():
-            # PostgreSQL: imports into one project take turns batch by batch (SQLite has one writer anyway).
-            Project.objects.select_for_update().filter(pk=project.pk).exists()
-            summary.feedback_created += _write_batch(project, batch, importer, run, now)
-        report(f"wrote {min(start + WRITE_BATCH, len(new_rows)):,} of {len(new_rows):,} samples")
+    for batch in batches:
+        summary.rows += len(batch)
+        existing = _existing(project, [row.sample.external_id for row in batch])
+        new_rows = [row for row in batch if row.sample.external_id not in existing]
+        for row in batch:
+            stored = existing.get(row.sample.external_id)
+            if stored is None:
+                continue
+            summary.unchanged += 1
+            if len(summary.unchanged_ids) < 20:
+                summary.unchanged_ids.append(row.sample.external_id)
+            if any(_normal(getattr(row.sample, f)) != _normal(stored[f]) for f in COMPARED_FIELDS):
+                summary.unchanged_differing += 1
+            if row.expert_label is not None:
+                summary.feedback_skipped += 1
+        if new_rows:
+            with transaction.atomic():
+                # PostgreSQL: imports into one project take turns batch by batch (SQLite has one writer anyway).
+                Project.objects.select_for_update().filter(pk=project.pk).exists()
+                summary.feedback_created += _write_batch(project, new_rows, importer, run, now)
+            summary.created += len(new_rows)
+        ImportRun.objects.filter(pk=run.pk).update(written=summary.rows)  # the progress bar's figure
+        report(f"wrote {summary.rows:,} of {total:,} rows")
         if connection.vendor == "sqlite" and time.monotonic() - since_pause > SQLITE_WRITE_SECONDS:
             # SQLite's lock is not fair: a writer waiting in its busy handler polls every 100 ms and would keep
             # missing the moment between two batches. Leave the lock free for longer than that, now and then.
             time.sleep(SQLITE_PAUSE_SECONDS)
             since_pause = time.monotonic()
-    summary.created = len(new_rows)
     return summary
 
 

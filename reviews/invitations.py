@@ -133,14 +133,10 @@ def join_with_new_account(token: str, username: str, password: str):
 
 
 def suggested_username(invitation: Invitation) -> str:
-    """A free username to start from: the email's local part, or the identifier."""
-    base = invitation.identifier.split("@")[0][:140] or "reviewer"
-    users = get_user_model().objects
-    name, n = base, 1
-    while users.filter(username__iexact=name).exists():
-        n += 1
-        name = f"{base}{n}"
-    return name
+    """A username to start from: the email's local part, or the identifier. Never checked against the accounts:
+    the page would then read differently when one exists, and the owner holds the link (a taken name is said
+    when the form is sent, as on any sign-up form)."""
+    return invitation.identifier.split("@")[0][:140] or "reviewer"
 
 
 def invite_with_link(project, identifier: str, role, invited_by) -> tuple[Invitation, str]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
 from reviews.labels import LabelKind, label_choices
+from reviews.model_servers import validate_base_url
 
 MAX_TEXT_CHARS = 100_000  # one input, output or rationale
 MAX_CRITIQUE_CHARS = 5_000
@@ -126,6 +128,13 @@ class Project(models.Model):
         help_text="In the teaching order, this share of samples (0-100 %) is drawn at random as an audit slice, "
         "so agreement measured on it stays unbiased.",
     )
+    # On for new projects; the migration that added it left existing projects as they were (verdict shown).
+    judge_blind = models.BooleanField(
+        default=True,
+        verbose_name="Judge-blind first pass",
+        help_text="Reviewers see the judge's verdict and rationale only after choosing their own label, so the "
+        "labels are the experts' view, not the judge's influence.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -137,6 +146,12 @@ class Project(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("project-overview", args=[self.slug])
+
+    def clean(self) -> None:
+        try:
+            validate_base_url(self.provider_base_url)
+        except ValidationError as error:
+            raise ValidationError({"provider_base_url": error.messages}) from None
 
     @property
     def label_choices(self) -> list[str]:
@@ -209,14 +224,27 @@ class ImportRun(models.Model):
     """
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        READING = "reading", "Reading and checking the file"
         WRITING = "writing", "Writing"
         DONE = "done", "Done"
+        REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
+
+    FINISHED = (Status.DONE, Status.REJECTED, Status.FAILED)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_runs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     filename = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.WRITING)
+    upload = models.CharField(
+        max_length=100, blank=True, help_text="The stored upload under DATA_DIR/imports, until the import ends."
+    )
+    total = models.PositiveIntegerField(default=0, help_text="Rows in the file (known once it is checked).")
+    written = models.PositiveIntegerField(default=0, help_text="Rows written or found already present.")
+    summary = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True, help_text="[line or null, reason] pairs, the first few.")
+    total_errors = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -225,6 +253,14 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename or 'import'} into {self.project} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status == self.Status.DONE else (100 * self.written // self.total if self.total else 0)
 
 
 class SampleQuerySet(models.QuerySet):
@@ -330,6 +366,15 @@ class Feedback(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     imported_at = models.DateTimeField(null=True, blank=True)
+    # Whether the judge's verdict was on screen when the label was chosen (Project.judge_blind); None: not known
+    # (given before it was recorded, imported, or through the API).
+    verdict_shown = models.BooleanField(null=True, blank=True)
+    # Left out of both memories by an owner (memory.unalign.exclude): the label still counts in agreement figures.
+    excluded_from_memory = models.BooleanField(default=False)
+    excluded_at = models.DateTimeField(null=True, blank=True)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

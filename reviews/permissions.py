@@ -72,6 +72,12 @@ def is_blind(membership: Membership | None) -> bool:
     return membership is not None and membership.role == Role.REVIEWER
 
 
+def verdict_hidden(membership: Membership | None, project: Project, mine: Feedback | None, picked: bool) -> bool:
+    """The judge-blind first pass (Project.judge_blind): whoever reviews sees the judge's verdict and rationale on
+    a sample only once they have chosen a label (`picked`) or reviewed it (`mine`). Viewers see it."""
+    return project.judge_blind and can(membership, Role.REVIEWER) and mine is None and not picked
+
+
 def visible_feedback(membership: Membership, queryset: QuerySet[M], path: str = "") -> QuerySet[M]:
     """Restrict rows about feedback to what the member may see: for a blind reviewer, feedback on samples they
     reviewed themselves. `path` leads from the queryset's model to the Feedback ("" for Feedback itself)."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count, Max, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,16 +19,15 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, push_url, trigger_client_event
 
-from reviews import overlap, queue
+from reviews import import_jobs, overlap, queue
 from reviews.coaching import vague_reason
 from reviews.feedback import StaleFeedback, delete_feedback, save_feedback, undo_save
 from reviews.forms import FeedbackForm
 from reviews.import_reading import ImportRejected, human_size, max_bytes, max_rows, too_large_message
-from reviews.importers import import_samples
 from reviews.middleware import accepts_upload
-from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Role, Sample
+from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, ImportRun, Role, Sample
 from reviews.permissions import (
     ProjectRequest,
     can,
@@ -36,11 +37,15 @@ from reviews.permissions import (
     is_blind,
     project_view,
     require,
+    verdict_hidden,
 )
+from reviews.tasks import run_import
 
 PRELOAD_SECONDS = 60  # how long the browser may keep a preloaded item (its URL changes with any feedback anyway)
 UNDO_SECONDS = 15  # a save can be undone this long (the page offers it for the first 10)
 UNDO_KEY = "memalign-undo"
+PICKS_KEY = "memalign-blind-picks"  # sample id -> the label chosen before the judge's verdict was revealed
+PICKS_KEPT = 50
 
 
 def _query(request: ProjectRequest) -> queue.QueueQuery:
@@ -81,15 +86,30 @@ def sample_import(request: ProjectRequest) -> HttpResponse:
             status = 400
         else:
             try:
-                summary = import_samples(project, upload, upload.name or "upload", request.user)
+                record = import_jobs.receive(project, upload, upload.name or "upload", request.user)
             except ImportRejected as rejected:
                 context.update(errors=rejected.errors, total_errors=rejected.total_errors, filename=upload.name)
                 status = 400
             else:
-                messages.success(request, f"{upload.name}: {summary.message()}")
-                queue_url = reverse("sample-queue", args=[project.slug])
-                return HttpResponseClientRedirect(queue_url) if request.htmx else redirect(queue_url)
+                # robust: with the broker away the import waits, queued, for the repair (reviews.tasks)
+                transaction.on_commit(partial(run_import.delay, record.pk), robust=True)
+                status_url = reverse("sample-import-status", args=[project.slug, record.pk])
+                return HttpResponseClientRedirect(status_url) if request.htmx else redirect(status_url)
     return render(request, "reviews/import.html", context, status=status)
+
+
+@project_view(Role.OWNER)
+@require_http_methods(["GET"])
+def sample_import_status(request: ProjectRequest, import_id: int) -> HttpResponse:
+    """An import's progress (polled by the page while it runs), then its summary or the file's problems."""
+    record = get_object_or_404(ImportRun, project=request.project, pk=import_id)
+    context = {"project": request.project, "membership": request.membership, "record": record}
+    if not request.htmx:
+        return render(request, "reviews/import_status.html", context)
+    response = render(request, "reviews/import_status.html#progress", context)
+    if record.finished:
+        response.status_code = HTMX_STOP_POLLING  # the bar stops polling; the summary is in this reply
+    return response
 
 
 @project_view(Role.VIEWER)
@@ -113,6 +133,8 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
         ],
         "page": result,
         "labels": project.label_choices,
+        # A judge-blind first pass: a reviewer sees the judge's verdict only on samples they have labelled.
+        "judge_blind": project.judge_blind and can(request.membership, Role.REVIEWER),
         "orders": [(name, label, urlencode({**query.params(), "order": name})) for name, label in queue.ORDERS.items()],
     }
     return render(request, "reviews/queue.html", context)
@@ -151,11 +173,18 @@ def feedback_save(request: ProjectRequest, sample_id: int) -> HttpResponse:
             before = Feedback.objects.filter(sample=sample, author=request.user).values("label", "critique").first()
             try:
                 feedback, created = save_feedback(
-                    sample, request.user, label, critique, form.cleaned_data["revision"] or 0
+                    sample,
+                    request.user,
+                    label,
+                    critique,
+                    form.cleaned_data["revision"] or 0,
+                    verdict_shown=_verdict_shown(request, sample, label, first=before is None),
                 )
             except (ValidationError, StaleFeedback) as problem:
                 error = problem.messages[0] if isinstance(problem, ValidationError) else str(problem)
             else:
+                if str(sample.pk) in _picks(request):  # answered: the next pass on it is not a first one
+                    request.session[PICKS_KEY] = {k: v for k, v in _picks(request).items() if k != str(sample.pk)}
                 changed = created or before != {"label": feedback.label, "critique": feedback.critique}
                 if changed:
                     _remember_for_undo(request, feedback, None if created else before)
@@ -165,6 +194,35 @@ def feedback_save(request: ProjectRequest, sample_id: int) -> HttpResponse:
     context = _review_context(request, sample, error=error, nudge=nudge, posted=request.POST)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context, status=422)
+
+
+def _verdict_shown(request: ProjectRequest, sample: Sample, label: str, first: bool) -> bool:
+    """Whether the judge's verdict was on screen when this label was chosen: in a judge-blind first pass, not if
+    the label is the one picked before the reveal (or no reveal happened); otherwise it was shown."""
+    if not (first and request.project.judge_blind):
+        return True
+    picked = _picks(request).get(str(sample.pk))
+    return picked is not None and picked != label
+
+
+def _picks(request: ProjectRequest) -> dict[str, str]:
+    picks = request.session.get(PICKS_KEY)
+    return picks if isinstance(picks, dict) else {}
+
+
+@project_view(Role.REVIEWER)
+@require_POST
+def verdict_reveal(request: ProjectRequest, sample_id: int) -> HttpResponse:
+    """The judge-blind first pass: the reviewer chose a label; remember it, and show the judge's verdict."""
+    sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
+    label = request.POST.get("label", "")
+    if label not in request.project.label_choices:
+        return HttpResponse("Choose one of the project's labels first.", status=400, content_type="text/plain")
+    picks = _picks(request)
+    picks.setdefault(str(sample.pk), label)  # the first label chosen blind; later ones were chosen seeing it
+    request.session[PICKS_KEY] = dict(list(picks.items())[-PICKS_KEPT:])
+    context = {"project": request.project, "sample": sample, "verdict_hidden": False, "picked": picks[str(sample.pk)]}
+    return render(request, "reviews/review.html#verdict", context)
 
 
 def _after_save(
@@ -258,6 +316,8 @@ def _review_context(
     position, total = queue.position(project, request.user, query, sample.pk)
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine, others, hidden = feedback_shown(request.membership, all_feedback)
+    picked = _picks(request).get(str(sample.pk))
+    hide_verdict = verdict_hidden(request.membership, project, mine, picked is not None)
     suffix = "?" + urlencode(query.params())
     version = _feedback_version(project)
 
@@ -270,6 +330,10 @@ def _review_context(
         "sample": sample,
         "labels": project.label_choices,
         "mine": mine,
+        "verdict_hidden": hide_verdict,
+        # the judge's verdict sits beside the labels when reviewers choose theirs first
+        "blind_pass": project.judge_blind and can(request.membership, Role.REVIEWER) and mine is None,
+        "picked": picked if project.judge_blind and mine is None else None,
         "can_review": can(request.membership, Role.REVIEWER),
         "can_edit": mine is None or can_edit_feedback(request.membership, mine),
         "others": [(f, can_delete_feedback(request.membership, f)) for f in others],

@@ -8,6 +8,9 @@ with a seeded bootstrap over samples. Per reviewer: their count, pace, and agree
 adjudicated label where reviewers disagreed, the shared one where they all agreed).
 
 The team's feedback only: a decision's own feedback row (reviews.adjudication) is the final label, not a rater.
+
+Beside them, the experts' agreement with the imported judge on labels chosen blind and on labels chosen with the
+judge's verdict on screen (Project.judge_blind, Feedback.verdict_shown): whether showing it changes the labels.
 """
 
 from __future__ import annotations
@@ -203,3 +206,38 @@ def team_agreement(project: Project, with_pairs: bool = True) -> TeamAgreement:
         result.pairs = pairs(project, by_sample)
         result.reviewers = reviewers(project, by_sample, final_labels(project, by_sample))
     return result
+
+
+@dataclass
+class VerdictGroup:
+    name: str  # "blind", "shown" or "unknown"
+    description: str
+    figures: metrics.Figures | None  # the experts' labels against the imported judge's verdicts
+
+
+VERDICT_GROUPS = {
+    "blind": (False, "Chosen before the judge's verdict was shown (judge-blind first pass)"),
+    "shown": (True, "Chosen with the judge's verdict on screen"),
+    "unknown": (None, "Not recorded (reviews given before it was, imported or through the API)"),
+}
+
+
+def agreement_with_judge_by_visibility(project: Project) -> list[VerdictGroup]:
+    """The experts' agreement with the imported judge, separately for labels chosen blind and with the verdict
+    shown (groups without reviews are left out). Every review counts, in or out of the memory."""
+    rows = (
+        Feedback.objects.filter(project=project, decision__isnull=True)
+        .exclude(sample__judge_value="")
+        .values_list("verdict_shown", "label", "sample__judge_value")
+    )
+    grouped: dict[bool | None, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for shown, label, judge_value in rows.iterator():
+        grouped[shown][0].append(label)
+        grouped[shown][1].append(judge_value)
+    found = []
+    for name, (shown, description) in VERDICT_GROUPS.items():
+        if shown in grouped:
+            labels, verdicts = grouped[shown]
+            figures = metrics.agreement(labels, verdicts, project.label_kind, project.label_choices, resamples=200)
+            found.append(VerdictGroup(name, description, figures))
+    return found

@@ -19,6 +19,7 @@ def team_page(request: ProjectRequest) -> HttpResponse:
         "project": project,
         "membership": request.membership,
         "team": team.team_agreement(project),
+        "with_judge": team.agreement_with_judge_by_visibility(project),
         "reviews_per_sample": project.reviews_per_sample,
     }
     return render(request, "reviews/team.html", context)

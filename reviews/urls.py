@@ -35,9 +35,11 @@ urlpatterns = [
 
 urlpatterns += [
     path("p/<slug:slug>/import/", review_views.sample_import, name="sample-import"),
+    path("p/<slug:slug>/import/<int:import_id>/", review_views.sample_import_status, name="sample-import-status"),
     path("p/<slug:slug>/queue/", review_views.sample_queue, name="sample-queue"),
     path("p/<slug:slug>/samples/<int:sample_id>/", review_views.sample_review, name="sample-review"),
     path("p/<slug:slug>/samples/<int:sample_id>/feedback/", review_views.feedback_save, name="feedback-save"),
+    path("p/<slug:slug>/samples/<int:sample_id>/verdict/", review_views.verdict_reveal, name="verdict-reveal"),
     path("p/<slug:slug>/feedback/<int:feedback_id>/delete/", review_views.feedback_delete, name="feedback-delete"),
     path("p/<slug:slug>/feedback/<int:feedback_id>/undo/", review_views.feedback_undo, name="feedback-undo"),
 ]

@@ -1,5 +1,5 @@
-// The import page: upload progress for large files, then an indeterminate bar while the server checks every
-// row and writes the file.
+// The import page: upload progress for large files, then an indeterminate bar while the server
+// stores it; the import itself then runs in the background, on its own page.
 (() => {
   "use strict";
   let uploaded = false;
@@ -17,7 +17,7 @@
     } else {
       uploaded = true; // later progress events are the response downloading
       bar.removeAttribute("value");
-      status.textContent = "Uploaded. Checking every row and importing…";
+      status.textContent = "Uploaded. Storing the file…";
     }
   });
 })();

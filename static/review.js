@@ -14,10 +14,10 @@
     const radio = item()?.querySelector(`input[name="label"][data-key="${key}"]`);
     if (!radio) return;
     radio.checked = true;
-    // Disagreeing needs a critique: go straight to the box (Esc leaves it, Ctrl+Enter saves from it).
-    const critique = document.getElementById("critique");
-    const judge = item()?.dataset.judgeValue;
-    if (critique && judge && radio.value !== judge && !critique.value.trim()) critique.focus();
+    radio.dispatchEvent(new Event("change", { bubbles: true })); // a judge-blind item reveals the verdict on it
+    // Whatever the label, the next keys are the critique's: letters typed after a label key must never fire
+    // shortcuts (an "a" in "Fail" once saved the sample as agreed, and the next ones too).
+    document.getElementById("critique")?.focus();
   }
 
   function save() {
@@ -29,6 +29,14 @@
     const judge = item()?.dataset.judgeValue;
     const radio = judge && item().querySelector(`input[name="label"][value="${CSS.escape(judge)}"]`);
     if (!radio) return;
+    // Only a reviewer who has not begun this item agrees by key: a label picked or a critique written is theirs,
+    // and saving the judge's label over it would record a label nobody chose.
+    const picked = item().querySelector('input[name="label"]:checked');
+    const critique = document.getElementById("critique");
+    if ((picked && picked !== radio) || critique?.value.trim()) {
+      critique?.focus();
+      return;
+    }
     radio.checked = true;
     save();
   }
@@ -38,10 +46,21 @@
     if (help) help.hidden = !help.hidden;
   }
 
+  const TEXT_FIELDS =
+    "textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox]):not([type=button]):not([type=submit])";
+
+  // While focus is in a text field the single-key shortcuts are off, and the page says so.
+  function showTyping() {
+    const typing = Boolean(document.activeElement?.matches?.(TEXT_FIELDS));
+    document.documentElement.dataset.typing = typing ? "yes" : "no";
+    // visibility, not display: the cue keeps its room, so nothing under it moves as a click leaves the box
+    document.getElementById("typing-cue")?.classList.toggle("on", typing);
+  }
+  document.addEventListener("focusin", showTyping);
+  document.addEventListener("focusout", () => setTimeout(showTyping, 0)); // after the focus has landed
+
   document.addEventListener("keydown", (event) => {
-    const typing = event.target.matches(
-      "textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox]):not([type=button]):not([type=submit])"
-    );
+    const typing = event.target.matches(TEXT_FIELDS);
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
       event.preventDefault();
       save();
@@ -87,9 +106,21 @@
   // htmx gives the focus back to the element with the focused one's id (the critique box) after a swap: on a
   // new item (a 200; a refused save is a 422 and keeps it) the keys must work at once, so let go of it first.
   document.body.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.xhr.status === 200 && item()?.contains(document.activeElement)) document.activeElement.blur();
+    // Only a new item: the verdict revealed inside this one (judge-blind first pass) leaves the cursor where it is.
+    const newItem = event.detail.target?.id === "review-item";
+    if (newItem && event.detail.xhr.status === 200 && item()?.contains(document.activeElement)) {
+      document.activeElement.blur();
+    }
   });
+  // A region that stays in the page announces what the swapped item says: a save, an undo, a refusal.
+  function announce() {
+    const news = item()?.querySelector("#feedback-error, #saved-cue, #coaching");
+    const announcer = document.getElementById("announcer");
+    if (announcer) announcer.textContent = news ? news.textContent.replace(/\s+/g, " ").trim() : "";
+  }
   htmx.onLoad((element) => {
+    showTyping();
+    if (element.id === "review-item") announce();
     const heading = element.id === "review-item" && element.querySelector("h1")?.textContent;
     if (heading) document.title = `${heading} · MemAlign`;
   });

@@ -72,6 +72,10 @@ class FakeOpenAI:
         headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
         self._queue.append((status, {"error": {"message": message, "type": "error", "code": status}}, headers))
 
+    def push_raw(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Script the next reply byte for byte (an HTML error page, a redirect, ...)."""
+        self._queue.append((status, body, headers or {}))
+
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
         if path != "/v1/chat/completions":
             return 404, {}, json.dumps({"error": {"message": f"no route {path}"}}).encode()
@@ -80,6 +84,8 @@ class FakeOpenAI:
             self.requests.append(request)
             self.headers.append(headers)
             scripted = self._queue.pop(0) if self._queue else None
+        if scripted and isinstance(scripted[1], bytes):
+            return scripted[0], scripted[2], scripted[1]
         if scripted and scripted[0] != 200:
             status, body, extra = scripted
             return status, {"content-type": "application/json", **extra}, json.dumps(body).encode()

@@ -42,28 +42,38 @@ def wait_for_item(page, sample_id: int) -> None:
 
 
 def upload(page, live_server, project, path: Path) -> None:
+    """Upload on the import page, then wait on the import's own page until the worker has finished it."""
     page.goto(f"{live_server.url}/p/{project.slug}/import/")
     page.set_input_files("#id_file", str(path))
     page.click("#import-form button[type=submit]")
+    page.wait_for_url(re.compile(rf"/p/{project.slug}/import/\d+/$"))
+    ended = ", ".join(f'#import-run[data-status="{status}"]' for status in ("done", "rejected", "failed"))
+    page.wait_for_selector(ended, timeout=60_000)
 
 
 @pytest.fixture
 def team():
     owner, reviewer = make_user("olivia"), make_user("rafael")
+    # The verdict shown from the start (a project made before the judge-blind first pass): "a" agrees with it.
     project = create_project(
-        owner, name="Support tone", criterion="Is the reply's tone appropriate?", label_kind="pass_fail"
+        owner,
+        name="Support tone",
+        criterion="Is the reply's tone appropriate?",
+        label_kind="pass_fail",
+        judge_blind=False,
     )
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     return owner, reviewer, project
 
 
-def test_import_then_review_three_samples_with_the_keyboard_and_edit_one(page, live_server, team):
+def test_import_then_review_three_samples_with_the_keyboard_and_edit_one(page, live_server, team, celery_worker):
     owner, reviewer, project = team
     log_in(page, live_server, "olivia")
     upload(page, live_server, project, DEMO_FILE)
-    page.wait_for_url(re.compile(rf"/p/{project.slug}/queue/$"))
-    assert "customer_support_tone.jsonl: 30 new samples imported." in page.locator(".messages").inner_text()
+    assert "customer_support_tone.jsonl: 30 new samples imported." in page.locator("#import-run").inner_text()
     assert Sample.objects.filter(project=project).count() == 30
+    page.click("text=Go to the queue")
+    page.wait_for_url(re.compile(rf"/p/{project.slug}/queue/$"))
 
     page.context.clear_cookies()
     log_in(page, live_server, "rafael")
@@ -203,11 +213,10 @@ def assert_inert(page) -> None:
     assert page.locator("main img, main svg, main script").count() == 0
 
 
-def test_xss_payloads_stay_inert_and_show_as_text(page, live_server, team, tmp_path):
+def test_xss_payloads_stay_inert_and_show_as_text(page, live_server, team, tmp_path, celery_worker):
     owner, reviewer, project = team
     log_in(page, live_server, "olivia")
     upload(page, live_server, project, xss_file(tmp_path))
-    page.wait_for_url(re.compile(r"/queue/$"))
     assert_inert(page)
     page.goto(f"{live_server.url}/p/{project.slug}/queue/?filter=all")  # olivia reviewed it in the file
     assert page.get_by_text(f"x {PAYLOAD}").is_visible()  # the external id, in the queue, as text
@@ -251,7 +260,7 @@ def test_xss_payloads_stay_inert_and_show_as_text(page, live_server, team, tmp_p
     assert_inert(page)
 
 
-def test_a_bad_file_is_refused_in_the_page_with_its_lines(page, live_server, team, tmp_path):
+def test_a_bad_file_is_refused_in_the_page_with_its_lines(page, live_server, team, tmp_path, celery_worker):
     owner, reviewer, project = team
     path = tmp_path / "bad.csv"
     path.write_text("external_id,inputs,outputs,judge_value\na,hi,hello,pass\nb,hi,,maybe\na,hi,hello,fail\n")
@@ -264,11 +273,11 @@ def test_a_bad_file_is_refused_in_the_page_with_its_lines(page, live_server, tea
     assert "Line 3: judge_value: 'maybe' is not a label of this project; expected one of: pass, fail." in text
     assert "Line 4: external_id 'a' already appears on line 2" in text
     assert not Sample.objects.exists()
-    # The form is still there: fix the file and import again, without reloading.
+    # Fix the file and import it again.
     path.write_text("external_id,inputs,outputs,judge_value\na,hi,hello,pass\n")
-    page.set_input_files("#id_file", str(path))
-    page.click("#import-form button[type=submit]")
-    page.wait_for_url(re.compile(r"/queue/$"))
+    page.click("text=Import a file")
+    upload(page, live_server, project, path)
+    assert "bad.csv: 1 new sample imported." in page.locator("#import-run").inner_text()
     assert Sample.objects.count() == 1
 
 
@@ -294,8 +303,9 @@ def test_the_demo_project_with_the_keyboard_alone(page, live_server, settings):
             page.keyboard.press("2" if sample.judge_value == "pass" else "1")
             page.keyboard.type(f"Critique {index}: the tone does not fit.")
             page.keyboard.press("Control+Enter")
-        else:
-            page.keyboard.press("a")
+        else:  # the demo is a new project, judge-blind: choose the label first (the judge's, here), then save
+            page.keyboard.press("1" if sample.judge_value == "pass" else "2")
+            page.keyboard.press("Control+Enter")
         if index < len(samples) - 1:
             page.wait_for_function(f"() => document.getElementById('review-item').dataset.sampleId !== '{here}'")
             page.wait_for_selector("html[data-review-keys=ready]", state="attached")

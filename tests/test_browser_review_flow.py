@@ -27,6 +27,7 @@ def project():
         name="Support tone",
         criterion="Is the reply's tone appropriate for the customer's situation? " * 6,
         label_kind="pass_fail",
+        judge_blind=False,  # "a" agrees with the verdict shown from the start
     )
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     for n in range(4):

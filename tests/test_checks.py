@@ -52,3 +52,11 @@ def test_values_the_settings_noted_are_reported_and_stop_the_site(settings):
     assert ids() == ["memalign.E002"]
     with pytest.raises(Exception, match=r"misconfigured:\n.*memalign.E002.*MEMALIGN_LOCK_SECONDS"):
         refuse_to_start()
+
+
+def test_a_visibility_timeout_shorter_than_a_task_is_an_error(settings):
+    """An evaluation may run an hour: with a 10-minute visibility timeout a second worker would start it again."""
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": 600}
+    [error] = check_settings()
+    assert error.id == "memalign.E011"
+    assert "run_evaluation may run 3660 s" in error.msg

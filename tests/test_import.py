@@ -13,9 +13,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from reviews import import_jobs
 from reviews.import_reading import MAX_ERRORS_LISTED, ImportRejected, too_large_message
 from reviews.importers import import_samples
-from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Role, Sample
+from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, ImportRun, Membership, Role, Sample
 from reviews.projects import create_project
 from reviews.signals import feedback_imported
 from tests.conftest import add_feedback, add_sample, make_user, shared_dataset
@@ -80,7 +81,7 @@ def test_jsonl_import_stores_every_field(personas):
     assert a.metadata == {"tier": "gold"}
     b = Sample.objects.get(project=personas.project, external_id="b")
     assert (b.inputs, b.judge_value, b.expectations, b.metadata) == ("plain text input", "fail", None, {})
-    assert messages[0] == "read 3 rows" and messages[-1] == "wrote 3 of 3 samples"
+    assert messages[0] == "read 3 rows" and messages[-1] == "wrote 3 of 3 rows"
     assert list(Sample.objects.filter(project=personas.project).values_list("external_id", flat=True)) == [
         "a",
         "b",
@@ -711,7 +712,7 @@ def test_command_imports_and_reports(personas, tmp_path, capsys):
     call_command("import_samples", personas.project.slug, str(path))
     out = capsys.readouterr().out
     assert "batch.jsonl: 2 new samples imported." in out
-    assert "wrote 2 of 2 samples" in out
+    assert "wrote 2 of 2 rows" in out
     call_command("import_samples", personas.project.slug, str(path))
     assert (
         "batch.jsonl: 0 new samples imported, 2 already in the project and left unchanged." in capsys.readouterr().out
@@ -756,28 +757,59 @@ def upload(client, project, data: bytes, name: str, **extra):
     return client.post(f"/p/{project.slug}/import/", {"file": file}, **extra)
 
 
-def test_upload_imports_and_redirects_to_the_queue(client, personas):
+def test_upload_is_stored_and_queued_and_its_page_shows_the_outcome(
+    client, personas, django_capture_on_commit_callbacks
+):
+    """The page answers once the file is stored; the import itself (import_jobs.run, the task's body) comes after."""
     client.force_login(personas.owner)
-    response = upload(client, personas.project, jsonl(row("a"), row("b")), "first.jsonl")
-    assert response.status_code == 302 and response["Location"] == f"/p/{personas.project.slug}/queue/"
-    page = client.get(response["Location"]).content.decode()
-    assert "first.jsonl: 2 new samples imported." in page
+    with django_capture_on_commit_callbacks() as queued:
+        response = upload(client, personas.project, jsonl(row("a"), row("b")), "first.jsonl")
+    record = ImportRun.objects.get()
+    status_url = f"/p/{personas.project.slug}/import/{record.pk}/"
+    assert response.status_code == 302 and response["Location"] == status_url
+    assert (record.status, len(queued), Sample.objects.count()) == ("queued", 1, 0)  # the task, not yet run
+    polled = client.get(status_url, HTTP_HX_REQUEST="true")
+    assert polled.status_code == 200 and 'data-status="queued"' in polled.content.decode()
+
+    assert import_jobs.run(record.pk) == "done"
+    assert import_jobs.run(record.pk) == "done"  # a second delivery changes nothing
+    polled = client.get(status_url, HTTP_HX_REQUEST="true")
+    assert polled.status_code == 286  # the bar stops polling
+    assert "first.jsonl: 2 new samples imported." in polled.content.decode()
+    assert Sample.objects.count() == 2 and not (import_jobs.folder() / record.upload).exists()
+
     response = upload(client, personas.project, jsonl(row("c")), "second.jsonl", HTTP_HX_REQUEST="true")
-    assert response.status_code == 200 and response["HX-Redirect"] == f"/p/{personas.project.slug}/queue/"
-    assert Sample.objects.count() == 3
+    second = ImportRun.objects.exclude(pk=record.pk).get()
+    assert response.status_code == 200 and response["HX-Redirect"] == f"/p/{personas.project.slug}/import/{second.pk}/"
 
 
 def test_upload_of_a_bad_file_lists_the_problems_escaped(client, personas):
     client.force_login(personas.owner)
     data = jsonl(row("a"), row("<script>window.__xss=1</script>", judge_value="<img src=x onerror=alert(1)>"))
-    response = upload(client, personas.project, data, "bad<b>.jsonl")
-    assert response.status_code == 400
-    body = response.content.decode()
+    record = ImportRun.objects.get(pk=_location_id(upload(client, personas.project, data, "bad<b>.jsonl")))
+    assert import_jobs.run(record.pk) == "rejected"
+    body = client.get(f"/p/{personas.project.slug}/import/{record.pk}/").content.decode()
     assert "bad&lt;b&gt;.jsonl was not imported" in body
     assert "1 problem; fix them and import again. Nothing was written." in body
     assert "Line 2: judge_value: &#x27;&lt;img src=x onerror=alert(1)&gt;&#x27; is not a label of this project" in body
     assert "<img src=x" not in body
-    assert not Sample.objects.exists()
+    assert not Sample.objects.exists() and not (import_jobs.folder() / record.upload).exists()
+
+
+def test_an_import_status_is_the_owners_only(client, personas):
+    client.force_login(personas.owner)
+    record_id = _location_id(upload(client, personas.project, jsonl(row("a")), "a.jsonl"))
+    url = f"/p/{personas.project.slug}/import/{record_id}/"
+    for user, status in ((personas.reviewer, 403), (personas.viewer, 403), (personas.outsider, 404)):
+        client.force_login(user)
+        assert client.get(url).status_code == status, user
+    client.force_login(personas.owner)
+    assert client.get(f"/p/{personas.project.slug}/import/{record_id + 1}/").status_code == 404
+
+
+def _location_id(response) -> int:
+    assert response.status_code == 302, response.content[:500]
+    return int(response["Location"].rstrip("/").rsplit("/", 1)[1])
 
 
 def test_upload_without_a_file_or_too_large(client, personas, settings):

@@ -150,3 +150,26 @@ def test_two_submissions_of_one_link_make_one_account(client, personas):
     client.logout()
     assert client.post(f"/join/{token}/", {**data, "username": "twice-b"}).status_code == 404
     assert get_user_model().objects.filter(email="twice@example.com").count() == 1
+
+
+@pytest.mark.parametrize("identifier", ["nadia@example.com", "nadia"])
+def test_the_link_reads_the_same_whether_or_not_an_account_answers(client, personas, identifier):
+    """The owner holds the link (anyone can create a project): opening it must not tell them who has an account."""
+
+    def page(link: str) -> str:
+        client.logout()
+        text = client.get(link).content.decode()
+        text = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", text)
+        text = re.sub(r'"X-CSRFToken": "[^"]+"', "", text)  # the token in hx-headers
+        text = re.sub(r"/join/[^/\"]+/", "/join/LINK/", text)
+        return re.sub(r"until [0-9-]+ [0-9:]+ UTC", "until WHEN", text)
+
+    without = page(invite_on_page(client, personas, identifier))
+    Invitation.objects.all().delete()
+    nadia = make_user("nadia")
+    nadia.email = "nadia@example.com"
+    nadia.save()
+    with_account = page(invite_on_page(client, personas, identifier))
+    assert Invitation.objects.get().user_id == nadia.pk  # the invitation did find the account
+    assert [line for line in with_account.splitlines() if line not in without.splitlines()] == []
+    assert with_account == without

@@ -64,11 +64,13 @@ def test_a_principle_page_links_each_source_to_its_sample_and_author(client, per
     assert 'id="edit-form"' not in page  # a viewer reads, never edits
 
 
-def test_a_blind_reviewer_sees_only_sources_on_samples_they_reviewed(client, personas, memory):
+def test_a_blind_reviewer_sees_a_principle_only_once_they_reviewed_its_sources(client, personas, memory):
+    """A principle quotes or paraphrases its sources: one citing others' feedback on a sample the reviewer has
+    not reviewed is withheld (memory.blind), as a page they cannot open."""
     _, brief, _, f2 = memory
     client.force_login(personas.reviewer)
-    page = body(client.get(f"/p/{personas.project.slug}/memory/principles/{brief.pk}/"))
-    assert "Short and right." not in page and "No source you can see." in page
+    response = client.get(f"/p/{personas.project.slug}/memory/principles/{brief.pk}/")
+    assert response.status_code == 404 and "Short and right." not in body(response)
     add_feedback(f2.sample, personas.reviewer, "pass", "Mine too.")
     assert "Short and right." in body(client.get(f"/p/{personas.project.slug}/memory/principles/{brief.pk}/"))
 
@@ -198,4 +200,24 @@ def test_the_status_block_polls_only_while_work_is_pending(client, personas, mem
 
     sync.repair(personas.project)  # the episodic store holds both critiques: its count matches too
     done = client.get(url, headers={"HX-Request": "true", "HX-Target": "memory-status"})
+    assert 'data-working="false"' in body(done) and "hx-trigger" not in body(done)
+
+
+def test_the_status_block_stops_polling_once_a_decided_conflict_is_learned(client, personas, memory):
+    """Overruled feedback stays in the database but not in the episodic store: that is not work pending."""
+    from memory import distil, sync
+    from memory.models import DistilledFeedback
+    from reviews import adjudication
+
+    sample = add_sample(personas.project, "conflict")
+    add_feedback(sample, personas.reviewer, "fail", "Too curt.")
+    add_feedback(sample, personas.owner, "pass", "Fine.")
+    adjudication.decide(sample, "fail", "Curt replies to a complaint fail.", personas.owner)
+    for f in distil.pending_feedback(personas.project):
+        DistilledFeedback.objects.create(feedback=f, revision=f.revision)
+    sync.repair(personas.project)
+    client.force_login(personas.viewer)
+    done = client.get(
+        f"/p/{personas.project.slug}/memory/", headers={"HX-Request": "true", "HX-Target": "memory-status"}
+    )
     assert 'data-working="false"' in body(done) and "hx-trigger" not in body(done)

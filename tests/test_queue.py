@@ -211,8 +211,14 @@ def test_queue_page_shows_counts_rows_and_my_labels(client, personas, reviewed):
     assert body.index(f'data-sample-id="{reviewed[3].pk}"') < body.index(f'data-sample-id="{reviewed[7].pk}"')
     assert f'data-sample-id="{reviewed[1].pk}"' not in body
     body = client.get(f"/p/{personas.project.slug}/queue/?filter=mine").content.decode()
-    assert '<span class="badge agree">pass</span>' in body
-    assert '<span class="badge disagree">pass</span>' in body
+    # Not by colour alone: a sign and words say agree or disagree.
+    assert (
+        '<span class="badge agree"><span aria-hidden="true">✓ </span>pass<span class="visually-hidden"> (agrees' in body
+    )
+    assert (
+        '<span class="badge disagree"><span aria-hidden="true">≠ </span>pass<span class="visually-hidden"> (disag'
+        in body
+    )
     assert '<span class="badge">fail</span>' in body  # s8: no verdict, neither agreement nor disagreement
 
 

@@ -69,10 +69,17 @@ def test_whitespace_is_kept_and_json_pretty_printed(client, personas):
     )
 
 
+def show_verdict(project) -> None:
+    """Turn the judge-blind first pass off: the verdict shows from the start (projects made before it)."""
+    project.judge_blind = False
+    project.save(update_fields=["judge_blind"])
+
+
 def test_long_text_is_collapsible_with_a_short_preview(client, personas):
     long_text = "word " * (LONG_TEXT // 4)
     tall_text = "Rain.\n" * 40  # few characters, many lines
     sample = add_sample(personas.project, "long", outputs=long_text, judge_rationale=tall_text)
+    show_verdict(personas.project)
     body = review(client, sample, personas.reviewer)
     assert re.search(r'<div class="output" id="output"><h2>Output</h2>\s*<details class="long">\s*<summary>', body)
     assert (
@@ -100,6 +107,7 @@ def test_pairwise_shows_both_outputs_side_by_side(client, personas):
 
 def test_criterion_verdict_rationale_and_label_keys(client, personas):
     sample = add_sample(personas.project, "v1", judge_value="fail", judge_rationale="Too blunt.")
+    show_verdict(personas.project)
     body = review(client, sample, personas.reviewer)
     assert re.search(
         r'<details class="criterion" data-criterion open>.*Is the reply&#x27;s tone appropriate\?', body, re.S

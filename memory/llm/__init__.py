@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 
 from memory.llm.base import Provider, ProviderError
+from reviews import model_servers
 
 PROVIDERS = ("offline", "anthropic", "openai_compatible")
 
@@ -50,18 +51,23 @@ def get_provider(project, timeout: float | None = None, max_retries: int | None 
     if name == "openai_compatible":
         from memory.llm.openai_compatible import OpenAICompatibleProvider
 
-        base_url = project.provider_base_url or settings.OPENAI_COMPATIBLE_BASE_URL
+        base_url = model_servers.normalise(project.provider_base_url) or model_servers.site_default()
         model = project.model_name or settings.OPENAI_COMPATIBLE_MODEL
         if not base_url or not model:
             raise ProviderError(
                 "This project uses an OpenAI-compatible server but has no base URL or model: set them "
                 "in the project's settings, or OPENAI_COMPATIBLE_BASE_URL and OPENAI_COMPATIBLE_MODEL."
             )
+        if not model_servers.is_allowed(base_url):  # saved before the site's list existed, or the list shrank
+            raise ProviderError(
+                "This project's model server is not one this site allows: an owner picks another in the "
+                "project's settings (the site's list is OPENAI_COMPATIBLE_ALLOWED_BASE_URLS)."
+            )
         patience = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
         return OpenAICompatibleProvider(
             model=model,
             base_url=base_url,
-            api_key=settings.OPENAI_COMPATIBLE_API_KEY,
+            api_key=model_servers.api_key_for(base_url),
             structured=settings.OPENAI_COMPATIBLE_STRUCTURED,
             **patience,
         )

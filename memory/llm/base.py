@@ -58,7 +58,7 @@ class LabelSchema:
 
 @dataclass
 class Example:
-    """A reviewed example: one expert feedback on one sample."""
+    """A reviewed example: one reviewed sample, its final label and its reviews' critiques (memory.examples)."""
 
     feedback_id: int
     inputs: str
@@ -71,6 +71,7 @@ class Example:
     # The labels the experts gave this sample when they disagree and no one has decided yet (reviews.adjudication):
     # the example is shown as disputed, with every label, never as one of them.
     disputed: list[str] = field(default_factory=list)
+    other_critiques: list[str] = field(default_factory=list)  # the sample's other reviews, attached to this one
 
 
 @dataclass

@@ -53,6 +53,7 @@ class OpenAICompatibleProvider(AnthropicProvider):
             headers=headers,
             timeout=timeout,
             transport=httpx.HTTPTransport(retries=max_retries),
+            follow_redirects=False,  # a redirect would carry the request (and the key) to a host the site never allowed
         )
 
     def _call(self, system: str, user: str, tool) -> tuple[dict[str, Any], Usage]:
@@ -91,17 +92,22 @@ class OpenAICompatibleProvider(AnthropicProvider):
         except httpx.TimeoutException as exc:
             raise ProviderError(f"{name}: the model server timed out ({self.timeout}s)") from exc
         except httpx.HTTPError as exc:
-            raise ProviderError(f"{name}: cannot reach the model server at {self._client.base_url}: {exc}") from exc
-        if response.status_code >= 400:
             raise ProviderError(
-                f"{name}: the model server answered HTTP {response.status_code}: {_error_message(response)}",
+                f"{name}: cannot reach the model server at {self._client.base_url} ({type(exc).__name__})"
+            ) from exc
+        # The reply's body is never quoted: whatever the server says stays out of pages and the API.
+        if response.status_code >= 300:
+            raise ProviderError(
+                f"{name}: the model server answered HTTP {response.status_code}"
+                + (" (overloaded: retry later)" if response.status_code in (429, 503) else "")
+                + (" (a redirect, not followed)" if response.is_redirect else ""),
                 overloaded=response.status_code in (429, 503),
                 retry_after=_retry_after(response),
             )
         try:
             return expect_object(response.json(), f"{name} reply")
         except ValueError:
-            raise ProviderError(f"{name}: the model server's reply is not JSON: {response.text!r:.200}") from None
+            raise ProviderError(f"{name}: the model server's reply is not JSON") from None
 
 
 def _answer(reply: dict[str, Any], name: str, structured: str) -> dict[str, Any]:
@@ -116,9 +122,7 @@ def _answer(reply: dict[str, Any], name: str, structured: str) -> dict[str, Any]
     if structured == "tools":
         calls = message.get("tool_calls") or []
         if not calls:
-            raise ProviderError(
-                f"{name}: expected a tool call, got a text-only reply: {str(message.get('content'))!r:.200}"
-            )
+            raise ProviderError(f"{name}: expected a tool call, got a text-only reply")
         function = expect_object(expect_object(calls[0], f"{name} tool call").get("function"), f"{name} function")
         if function.get("name") != name:
             raise ProviderError(f"{name}: the model called tool {function.get('name')!r} instead")
@@ -130,7 +134,7 @@ def _answer(reply: dict[str, Any], name: str, structured: str) -> dict[str, Any]
     try:
         return expect_object(json.loads(text or ""), f"{name} input")
     except (TypeError, ValueError):
-        raise ProviderError(f"{name}: the answer is not a JSON object: {text!r:.200}") from None
+        raise ProviderError(f"{name}: the answer is not a JSON object") from None
 
 
 def _usage(reply: dict[str, Any]) -> Usage:
@@ -144,16 +148,6 @@ def _usage(reply: dict[str, Any]) -> Usage:
         output_tokens=int(usage.get("completion_tokens") or 0),
         cache_read_tokens=int(details.get("cached_tokens") or 0),
     )
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return response.text[:300]
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])[:300]
-    return str(error or response.text)[:300]
 
 
 def _retry_after(response: httpx.Response) -> float | None:

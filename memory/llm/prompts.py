@@ -73,6 +73,7 @@ def example_block(example: Example, with_similarity: bool = False) -> str:
     if example.judge_value:
         parts.append(tag("judge_label", example.judge_value))
     parts += [tag("expert_label", example.label), tag("critique", example.critique)]
+    parts += [tag("another_expert_critique", critique) for critique in example.other_critiques]
     if example.disputed:
         parts.append(tag("experts_disagree", " / ".join(example.disputed)))
     attrs: dict[str, object] = {"id": example.feedback_id}

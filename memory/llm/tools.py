@@ -250,8 +250,9 @@ def validate_input(name: str, model: type[M], data: Any) -> M:
 
 
 def expect_object(value: Any, where: str) -> dict[str, Any]:
+    """Return `value` if it is a JSON object; the error names its type, never quotes the reply."""
     if not isinstance(value, dict):
-        raise ProviderError(f"{where}: expected an object, got {type(value).__name__} {value!r:.80}")
+        raise ProviderError(f"{where}: expected an object, got {type(value).__name__}")
     return value
 
 
