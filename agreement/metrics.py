@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,18 @@ UNDEFINED = "undefined"
 
 
 @dataclass
+class LabelFigures:
+    """How one label fares: of the items the experts gave it, the share the judge found (recall); of the items
+    the judge gave it, the share the experts agree with (precision). None where there is nothing to divide by."""
+
+    label: str
+    experts: int  # items the experts gave this label
+    judge: int  # items the judge gave this label
+    recall: float | None
+    precision: float | None
+
+
+@dataclass
 class Figures:
     """How well `predictions` match `references` (the experts), on `n` pairs."""
 
@@ -55,6 +67,9 @@ class Figures:
     interval: tuple[float, float] | None  # 95% percentile bootstrap of the headline
     baseline_label: str  # the experts' most frequent label
     baseline_exact: float  # exact match of a judge that always says it (its kappa is 0)
+    # Recall and precision per label (for pass/fail: the true pass and true fail rates): kappa and exact match
+    # can look healthy while a rare label is mostly missed.
+    per_label: list[LabelFigures] = field(default_factory=list)
 
     @property
     def reading(self) -> str:
@@ -108,11 +123,12 @@ def agreement(
             guess = np.array([float(p) for p in predicted if p != ABSTAINED])
             ccc, mae = concordance(truth, guess), float(mean_absolute_error(truth, guess))
     majority, count = Counter(references).most_common(1)[0]
+    confusion = confusion_matrix(y_true, y_pred, labels=codes)
     return Figures(
         kind=kind,
         n=len(references),
         labels=labels,
-        confusion=confusion_matrix(y_true, y_pred, labels=codes).tolist(),
+        confusion=confusion.tolist(),
         exact=float(np.mean(y_true == y_pred)),
         kappa=_kappa(y_true, y_pred, codes),
         weighted_kappa=_weighted_kappa(y_true, y_pred, codes) if ordered else None,
@@ -124,7 +140,27 @@ def agreement(
         interval=kappa_interval(y_true, y_pred, len(labels), headline_of is _weighted_kappa, resamples, seed),
         baseline_label=majority,
         baseline_exact=count / len(references),
+        per_label=per_label(labels, confusion),
     )
+
+
+def per_label(labels: Sequence[str], confusion: np.ndarray) -> list[LabelFigures]:
+    """Recall and precision of every label but "abstained", from a confusion matrix (rows: experts)."""
+    result = []
+    for i, label in enumerate(labels):
+        if label == ABSTAINED:
+            continue
+        experts, judge, hits = int(confusion[i].sum()), int(confusion[:, i].sum()), int(confusion[i, i])
+        result.append(
+            LabelFigures(
+                label=label,
+                experts=experts,
+                judge=judge,
+                recall=hits / experts if experts else None,
+                precision=hits / judge if judge else None,
+            )
+        )
+    return result
 
 
 def _kappa(y_true: np.ndarray, y_pred: np.ndarray, codes: list[int]) -> float | None:

@@ -177,6 +177,11 @@ class JudgeOut(Schema):
     provider: str
     model: str
     usage: dict[str, int]
+    tier: str = Field("", description="Which tier decided: same_item, learned, vote or llm.")
+    probability: float | None = Field(None, description="The verdict's probability, when its tier has one.")
+    probabilities: dict[str, float] = Field(
+        default_factory=dict, description="The learned local judge's probability per label (empty: none used)."
+    )
 
 
 class RunIn(Schema):
@@ -200,6 +205,24 @@ class RunOut(Schema):
     percent: int
     memory_version: int | None
     figures: dict[str, Any] | None = Field(None, description="Agreement with the experts, once the run ended.")
+    tiers: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Verdicts per tier (same_item, learned, vote, llm) with their share, and the model calls and "
+        "tokens the cascade saved (tokens at the run's mean per model call, once it ended).",
+    )
+    guarantee: dict[str, Any] | None = Field(
+        None,
+        description="Selective judging, once the run ended: the confidence threshold, its coverage, the "
+        "guarantee in one `sentence` (or why there is none), the coverage curve and the calibration error.",
+    )
+    corrected_rates: dict[str, Any] | None = Field(
+        None,
+        description="Label rates over the unreviewed verdicts: raw, PPI++ corrected with the audit slice and "
+        "experts-only, each with a 95% interval; `reason` says when they cannot be computed.",
+    )
+    checks: dict[str, Any] | None = Field(
+        None, description="Order and stability checks: counts, `position_bias_rate`, `flip_rate`."
+    )
     error: str
     created_at: datetime
     finished_at: datetime | None
@@ -216,6 +239,16 @@ class VerdictOut(Schema):
     principle_ids: list[int]
     retrieved: list[int]
     usage: dict[str, int]
+    confidence: float | None = Field(..., description="Calibrated probability that the experts agree.")
+    escalated: bool = Field(
+        ..., description="Below the run's guaranteed threshold, abstained or flipped: an expert should see it."
+    )
+    position_consistent: bool | None = Field(
+        ..., description="Pairwise: whether the verdict held with the outputs swapped; null when not checked."
+    )
+    checks: dict[str, Any] = Field(
+        ..., description='The checks made, e.g. {"order": "missing"} when the second ask failed.'
+    )
 
 
 class VerdictPage(Schema):
@@ -228,7 +261,7 @@ class VerdictQuery(Schema):
         None, ge=0, le=MAX_ID, description="Continue after this sample id (the previous page's next_after)."
     )
     limit: int = Field(50, ge=1, le=MAX_PAGE)
-    filter: Literal["all", "disagree_experts", "disagree_imported", "abstained", "errors"] = "all"
+    filter: Literal["all", "disagree_experts", "disagree_imported", "abstained", "errors", "escalated"] = "all"
 
 
 class PrincipleOut(Schema):

@@ -14,7 +14,7 @@ from ninja import Body, File, Path, Query, Router, Status, UploadedFile
 from api import schemas as s
 from api.access import project_for
 from api.errors import ApiError, field_error
-from judging import run_agreement, run_listing, runs, tries
+from judging import run_agreement, run_listing, runs, tiers, tries
 from judging.models import JudgeRun
 from memory import blind
 from memory.models import MemoryVersion, Principle
@@ -307,6 +307,9 @@ def judge(request, slug: str, data: s.JudgeIn):
         "provider": result.provider,
         "model": result.model,
         "usage": result.verdict.usage.as_dict(),
+        "tier": result.verdict.tier,
+        "probability": result.verdict.probability,
+        "probabilities": result.memory.local.probabilities if result.memory.local else {},
     }
 
 
@@ -325,6 +328,10 @@ def _run_out(run: JudgeRun) -> dict:
         "percent": run.percent,
         "memory_version": run.memory_version.number if run.memory_version else None,
         "figures": run.figures,
+        "tiers": tiers.summary(run),
+        "guarantee": run.guarantee,
+        "corrected_rates": run.corrected_rates,
+        "checks": run.checks,
         "error": run.error,
         "created_at": run.created_at,
         "finished_at": run.finished_at,
@@ -387,6 +394,10 @@ def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int =
             "principle_ids": j.principle_ids,
             "retrieved": j.retrieved,
             "usage": j.usage or {},
+            "confidence": j.confidence,
+            "escalated": j.escalated,
+            "position_consistent": j.position_consistent,
+            "checks": j.checks or {},
         }
         for j in page.items
     ]

@@ -28,6 +28,7 @@ DEFAULT = (
     "import_50k",
     "working_memory_size",
     "background_embedding",
+    "learned_judge",
 )
 
 

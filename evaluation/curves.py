@@ -6,7 +6,9 @@ project's live memory (its collection, principles and versions) is only read, ne
 
 - held-out curve: a seeded split of the reviewed samples into train and test, whole groups on one side; train
   feedback is learned in growing shards, and after each shard the test items and the train items learned so far
-  ("seen") are judged, for each variant of the memory (none, semantic only, episodic only, both);
+  ("seen") are judged, for each variant of the memory (none, semantic only, episodic only, both, and the learned
+  local judge trained on the feedback learned so far; with the offline provider "both" reads the learned judge
+  too, as the offline provider does in production);
 - prequential curve: feedback learned in the order it was given; before each shard is learned, its samples are
   judged ("next"), so every point is the judge as it was then, scored on reviews that came later.
 """
@@ -26,18 +28,21 @@ from django.utils import timezone
 
 from agreement import metrics
 from evaluation.models import Evaluation
+from judging import learned
+from judging.learned_model import LearnedModel, fit_tuned
 from memory import budget, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction
 from memory.episodic import get_client
 from memory.llm import get_provider
-from memory.llm.base import Example, PrincipleText, Provider, Usage, WorkingMemory
+from memory.llm.base import Example, LocalPrediction, PrincipleText, Provider, Usage, WorkingMemory
+from memory.llm.offline import OfflineProvider
 from memory.locks import release
 from memory.redis_client import get_redis
 from reviews.adjudication import learnable
 from reviews.models import Feedback, Project
 
-VARIANTS = ("none", "semantic", "episodic", "both")
+VARIANTS = ("none", "semantic", "episodic", "both", "learned")
 MIN_REVIEWED = 10
 DEFAULT_TEST_FRACTION = 0.3
 INTERVAL_RESAMPLES = 200
@@ -109,8 +114,8 @@ def reviewed(project: Project, limit: int | None = None) -> list[Feedback]:
     """One feedback per reviewed sample (its latest the memory may learn: a decision, never overruled feedback),
     in the order the reviews were given."""
     latest: dict[int, Feedback] = {}
-    learned = learnable(Feedback.objects.filter(project=project))
-    for feedback in learned.select_related("sample").order_by("created_at", "id"):
+    learnable_feedback = learnable(Feedback.objects.filter(project=project))
+    for feedback in learnable_feedback.select_related("sample").order_by("created_at", "id"):
         latest.pop(feedback.sample_id, None)
         latest[feedback.sample_id] = feedback
     items = sorted(latest.values(), key=lambda f: (f.created_at, f.pk))
@@ -148,7 +153,7 @@ def estimated_calls(project: Project, options: Options) -> int:
     test = round(items * options.test_fraction)
     train = items - test
     shards = shard_sizes(options.shards, train)
-    judged = sum(test + size for size in shards) * len(options.variants)
+    judged = sum(test + size for size in shards) * len([v for v in options.variants if v != "learned"])
     return judged + (items if options.prequential else 0)
 
 
@@ -241,31 +246,81 @@ class Judged:
     retrieved: list[list[int]]  # feedback ids each item's working memory held
 
 
+def learned_model(project: Project, items: list[Feedback], parts: np.ndarray) -> LearnedModel | None:
+    """The learned judge trained on these items' labels (None below the learned judge's minimum)."""
+    labels = [f.label for f in items]
+    ready = learned.readiness(project.label_kind, project.label_choices, labels)
+    if not ready.ready:
+        return None
+    keep = [i for i, label in enumerate(labels) if label not in ready.left_out and label in project.label_choices]
+    return fit_tuned(project.label_kind, project.label_choices, parts[keep], [labels[i] for i in keep])[0]
+
+
+def local_predictions(model: LearnedModel | None, parts: np.ndarray) -> list[LocalPrediction]:
+    if model is None:
+        return [LocalPrediction({}, None, 0.0, "too few labels for the learned judge") for _ in range(len(parts))]
+    return learned.predict(model, parts)
+
+
 def judge_items(
-    memory: ScratchMemory, items: list[Feedback], vectors: np.ndarray, variant: str, retrieved: list[list[Example]]
+    memory: ScratchMemory,
+    items: list[Feedback],
+    vectors: np.ndarray,
+    variant: str,
+    retrieved: list[list[Example]],
+    local: list[LocalPrediction] | None = None,
 ) -> Judged:
+    """Judge the items with one variant of the memory. `learned`: the same-item rule, then the learned judge
+    (`local`); `both` with the offline provider also reads `local`, as the offline provider does in production."""
     project = memory.project
     schema = versions.schema(project)
     use_principles = variant in ("semantic", "both")
     use_examples = variant in ("episodic", "both")
+    if variant == "learned":
+        return _judge_learned(project, items, retrieved, local or [])
     # One set of principles for the batch, as a run's chunk gets: within the budget, all of them.
     shared = (
         budget.within_budget(project, budget.PrincipleSet(memory.principles, set()), vectors)
         if use_principles and memory.principles
         else []
     )
-    values, usage, ids = [], Usage(), []
+    values: list[str | None] = []
+    usage, ids = Usage(), []
     for item, examples in zip(items, retrieved, strict=True):
         principles = shared
         examples = examples if use_examples else []
+        prediction = local[len(values)] if local and variant == "both" and not memory.provider.remote else None
         working = WorkingMemory(
-            project.criterion, schema, principles, examples, item.sample.inputs_text(), item.sample.output_text()
+            project.criterion,
+            schema,
+            principles,
+            examples,
+            item.sample.inputs_text(),
+            item.sample.output_text(),
+            prediction,
         )
         verdict = memory.provider.judge(working)
         usage.add(verdict.usage)
         values.append(verdict.value)
         ids.append([e.feedback_id for e in examples])
     return Judged(values, usage, ids)
+
+
+def _judge_learned(
+    project: Project, items: list[Feedback], retrieved: list[list[Example]], local: list[LocalPrediction]
+) -> Judged:
+    schema = versions.schema(project)
+    offline = OfflineProvider()
+    values: list[str | None] = []
+    ids = []
+    for item, examples, prediction in zip(items, retrieved, local, strict=True):
+        same = [e for e in examples if e.same_item]  # only the same-item rule: no vote behind the learned judge
+        working = WorkingMemory(
+            project.criterion, schema, [], same, item.sample.inputs_text(), item.sample.output_text(), prediction
+        )
+        values.append(offline.judge(working).value)
+        ids.append([e.feedback_id for e in same])
+    return Judged(values, Usage(), ids)
 
 
 def point(
@@ -355,6 +410,12 @@ def evaluate(
     if not train or not test:
         raise EvaluationError("The split left one side empty: change the test fraction, or review more samples.")
     vector_of = dict(zip([f.pk for f in items], sample_vectors.for_samples([f.sample for f in items])))
+    wants_learned = "learned" in options.variants or (not provider.remote and "both" in options.variants)
+    parts_of = (
+        dict(zip([f.pk for f in items], sample_vectors.part_vectors([f.sample for f in items])))
+        if wants_learned or (options.prequential and not provider.remote)
+        else {}
+    )
     heldout_shards = shard_sizes(options.shards, len(train))
     prequential_shards = shard_sizes(options.shards, len(items)) if options.prequential else []
     steps, done = len(heldout_shards) + max(0, len(prequential_shards) - 1), 0
@@ -365,18 +426,20 @@ def evaluate(
     started = time.monotonic()
     try:
         memory = ScratchMemory(project, provider, scratch_name(evaluation.pk, "heldout"))
-        learned = 0
+        learned_count = 0
         for size in heldout_shards:
-            batch = train[learned:size]
+            batch = train[learned_count:size]
             memory.learn(batch, _vectors(vector_of, batch), semantic_needed)
-            learned = size
+            learned_count = size
+            model = learned_model(project, train[:size], _parts(parts_of, train[:size])) if parts_of else None
             for split_name, judged_items in (("test", test), ("seen", train[:size])):
                 if not judged_items:
                     continue
                 item_vectors = _vectors(vector_of, judged_items)
                 retrieved = memory.retrieve(judged_items, item_vectors)
+                local = local_predictions(model, _parts(parts_of, judged_items)) if parts_of else None
                 for variant in options.variants:
-                    result = judge_items(memory, judged_items, item_vectors, variant, retrieved)
+                    result = judge_items(memory, judged_items, item_vectors, variant, retrieved, local)
                     points.append(
                         point(project, "heldout", variant, split_name, size, judged_items, result, options.seed)
                     )
@@ -391,7 +454,9 @@ def evaluate(
                 upcoming = ordered[size:following]
                 upcoming_vectors = _vectors(vector_of, upcoming)
                 retrieved = memory.retrieve(upcoming, upcoming_vectors)
-                result = judge_items(memory, upcoming, upcoming_vectors, "both", retrieved)
+                model = learned_model(project, ordered[:size], _parts(parts_of, ordered[:size])) if parts_of else None
+                local = local_predictions(model, _parts(parts_of, upcoming)) if parts_of else None
+                result = judge_items(memory, upcoming, upcoming_vectors, "both", retrieved, local)
                 if trace is not None:
                     trace.retrieved += [("prequential", f.pk, ids) for f, ids in zip(upcoming, result.retrieved)]
                 points.append(point(project, "prequential", "both", "next", size, upcoming, result, options.seed))
@@ -423,6 +488,10 @@ def evaluate(
         "notes": notes,
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def _parts(parts_of: dict[int, np.ndarray], items: list[Feedback]) -> np.ndarray:
+    return np.array([parts_of[f.pk] for f in items])
 
 
 def _vectors(vector_of: dict[int, np.ndarray], items: list[Feedback]) -> np.ndarray:

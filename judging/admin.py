@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from judging.models import Judgement, JudgeRun
+from judging.models import Judgement, JudgeRun, JudgingSettings
 
 
 @admin.register(JudgeRun)
@@ -17,8 +17,14 @@ class JudgeRunAdmin(admin.ModelAdmin):
 
 @admin.register(Judgement)
 class JudgementAdmin(admin.ModelAdmin):
-    list_display = ["id", "sample", "value", "run", "provider", "model", "latency_ms", "created_at"]
-    list_filter = ["project", "provider", "value"]
+    list_display = ["id", "sample", "value", "confidence", "escalated", "run", "provider", "model", "created_at"]
+    list_filter = ["project", "provider", "value", "escalated"]
     search_fields = ["rationale", "sample__external_id"]
     raw_id_fields = ["sample", "run", "memory_version"]
     list_select_related = ["sample__project", "run"]
+
+
+@admin.register(JudgingSettings)
+class JudgingSettingsAdmin(admin.ModelAdmin):
+    list_display = ["project", "target_agreement", "risk", "asks", "both_orders", "stability_percent"]
+    list_select_related = ["project"]

@@ -20,6 +20,15 @@ def request_queue_ranking(project_id: int) -> bool:
     return True
 
 
+def request_training(project_id: int) -> bool:
+    """Queue a training of the project's learned judge unless one is already queued; return whether queued.
+    Delayed a little, so a burst of labels (or a label and the memory version it starts) costs one training."""
+    if not get_redis().set(key("learned-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
+        return False
+    send("judging.tasks.train_learned_judge", project_id, countdown=settings.MEMALIGN_LEARNED_TRAIN_DELAY_SECONDS)
+    return True
+
+
 def judge_chunks(run_id: int, chunks: int | Iterable[int]) -> None:
     """Queue a run's chunks (a count: every chunk; or their indexes): any worker may take any of them."""
     for index in range(chunks) if isinstance(chunks, int) else chunks:

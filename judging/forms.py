@@ -1,10 +1,12 @@
-"""The form to try the aligned judge on an item (the dashboard's try box and the playground)."""
+"""The judging app's forms: trying the aligned judge on an item (the dashboard's try box and the playground), and
+the project's judging settings (target agreement, risk, extra asks)."""
 
 import json
 from typing import Any
 
 from django import forms
 
+from judging.models import JudgingSettings
 from reviews.models import MAX_TEXT_CHARS, Project, Sample
 
 MAX_INPUT_FIELDS = 8
@@ -52,3 +54,11 @@ class TryJudgeForm(forms.Form):
         if self.pairwise:
             return {"inputs": inputs, "output_a": data["output_a"], "output_b": data["output_b"]}
         return {"inputs": inputs, "output": data["output"]}
+
+
+class JudgingSettingsForm(forms.ModelForm):  # type: ignore[type-arg]  # django-stubs' ModelForm generic
+    """What a run's verdicts must meet to be accepted, and which extra asks they get."""
+
+    class Meta:
+        model = JudgingSettings
+        fields = ["target_agreement", "risk", "asks", "both_orders", "stability_percent"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from judging import learned
 from memory import budget, episodic, examples, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import example_vectors, fingerprint, sample_parts
 from memory.llm import get_provider
-from memory.llm.base import Example, Provider, Verdict, WorkingMemory
+from memory.llm.base import TIER_LEARNED, TIER_LLM, Example, Provider, Verdict, WorkingMemory
 from reviews.models import Project, Sample
 
 
@@ -70,7 +71,9 @@ def working_memory(
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
     (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
     principles = budget.within_budget(project, budget.principle_set(project), vectors)
-    return WorkingMemory(project.criterion, versions.schema(project), principles, examples, inputs, shown)
+    parts = sample_vectors.embed_parts([sample_vectors.part_texts(inputs, output, output_a, output_b)])
+    (local,) = learned.predictions(project, parts)
+    return WorkingMemory(project.criterion, versions.schema(project), principles, examples, inputs, shown, local)
 
 
 def working_memories(
@@ -84,9 +87,10 @@ def working_memories(
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
     shared = budget.within_budget(project, principles or budget.principle_set(project), vectors)
     schema = versions.schema(project)
+    local = learned.predictions(project, sample_vectors.part_vectors(samples))
     return [
-        WorkingMemory(project.criterion, schema, shared, examples, inputs, output)
-        for (inputs, output), examples in zip(texts, retrieved)
+        WorkingMemory(project.criterion, schema, shared, examples, inputs, output, prediction)
+        for (inputs, output), examples, prediction in zip(texts, retrieved, local)
     ]
 
 
@@ -102,8 +106,37 @@ def judge(
     provider = provider or get_provider(project)
     memory = working_memory(project, inputs, output, output_a=output_a, output_b=output_b)
     latest = budget.latest_version(project)
-    verdict = provider.judge(memory)
+    verdict = decide(project, provider, memory)
     return AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
+
+
+def cascaded(project: Project, provider: Provider, memory: WorkingMemory) -> Verdict | None:
+    """The learned judge's verdict when the project's cascade lets it stand in front of an LLM provider (it is
+    at least `cascade_threshold` sure): no model call is made. None: the provider judges."""
+    threshold = project.cascade_threshold
+    local = memory.local
+    if threshold is None or not provider.remote or local is None or local.value is None:
+        return None
+    if local.probability < threshold:
+        return None
+    return Verdict(
+        local.value,
+        f"Learned local judge, {local.probability:.0%} sure (the cascade lets it decide at {threshold:.0%} or more): "
+        "no model call.",
+        tier=TIER_LEARNED,
+        probability=local.probability,
+    )
+
+
+def decide(project: Project, provider: Provider, memory: WorkingMemory) -> Verdict:
+    """The cascade's verdict when it has one, else the provider's (raises ProviderError when that fails)."""
+    return cascaded(project, provider, memory) or with_tier(provider.judge(memory))
+
+
+def with_tier(verdict: Verdict) -> Verdict:
+    """A provider that does not say which tier decided is a model."""
+    verdict.tier = verdict.tier or TIER_LLM
+    return verdict
 
 
 def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str = "") -> dict[str, Any]:
@@ -116,4 +149,7 @@ def judgement_fields(memory: WorkingMemory, verdict: Verdict | None, error: str 
         "retrieved": [e.feedback_id for e in memory.examples],
         "similarities": [e.similarity for e in memory.examples],
         "usage": verdict.usage.as_dict() if verdict else {},
+        "tier": verdict.tier if verdict else "",
+        "probability": verdict.probability if verdict else None,
+        "probabilities": memory.local.probabilities if memory.local else {},
     }

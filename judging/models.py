@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from memory.models import MemoryVersion
@@ -54,6 +55,15 @@ class JudgeRun(models.Model):
         MemoryVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     figures = models.JSONField(null=True, blank=True, help_text="Agreement with the experts, when the run ended.")
+    guarantee = models.JSONField(
+        null=True, blank=True, help_text="The selective-judging threshold and its guarantee (agreement.selective)."
+    )
+    corrected_rates = models.JSONField(
+        null=True, blank=True, help_text="Label rates over unreviewed verdicts, corrected by the audit slice (PPI++)."
+    )
+    checks = models.JSONField(
+        null=True, blank=True, help_text="Order and stability checks: position-bias rate, flip rate, counts."
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When its chunks were queued.")
@@ -106,6 +116,19 @@ class Judgement(models.Model):
     model = models.CharField(max_length=100)
     usage = models.JSONField(default=dict)
     latency_ms = models.PositiveIntegerField(default=0)
+    tier = models.CharField(
+        max_length=10, blank=True, help_text="Which tier decided: same item, learned, vote, or llm; empty before."
+    )
+    probability = models.FloatField(null=True, blank=True, help_text="The decided label's probability, when known.")
+    probabilities = models.JSONField(default=dict, blank=True, help_text="The learned judge's probability per label.")
+    signals = models.JSONField(default=dict, help_text="The named confidence signals (agreement.calibration).")
+    confidence = models.FloatField(
+        null=True, blank=True, help_text="Calibrated probability that the experts agree; set when the run ends."
+    )
+    escalated = models.BooleanField(default=False, help_text="Below the run's threshold: an expert should see it.")
+    checks = models.JSONField(
+        default=dict, help_text='Order and stability checks: {"order": "consistent"|"flipped"|"missing", ...}.'
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -113,3 +136,65 @@ class Judgement(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "sample"], name="one_judgement_per_run_and_sample")]
         indexes = [models.Index(fields=["sample", "-id"], name="judgement_latest_by_sample")]
         ordering = ["-id"]
+
+    @property
+    def position_consistent(self) -> bool | None:
+        """Whether the verdict held with the two outputs swapped; None when that was not checked (or failed)."""
+        order = (self.checks or {}).get("order")
+        return {"consistent": True, "flipped": False}.get(order) if order else None
+
+
+class JudgingSettings(models.Model):
+    """How a project's verdicts are checked and which of them an expert should see (one row per project)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="judging_settings")
+    target_agreement = models.FloatField(
+        default=0.9,
+        validators=[MinValueValidator(0.5), MaxValueValidator(0.999)],
+        help_text="Accepted verdicts must agree with the experts at least this often.",
+    )
+    risk = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.001), MaxValueValidator(0.5)],
+        help_text="The chance allowed that the guarantee does not hold.",
+    )
+    asks = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="Ask an LLM judge this many times per item; their agreement is a confidence signal.",
+    )
+    both_orders = models.BooleanField(
+        default=True, help_text="Pairwise, LLM judges: ask with the outputs swapped too; a flip is escalated."
+    )
+    stability_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="Re-ask this share of verdicts (LLM judges) and report how often the verdict flips.",
+    )
+
+    def __str__(self) -> str:
+        return f"judging settings of {self.project_id}"
+
+    @classmethod
+    def of(cls, project: Project) -> JudgingSettings:
+        """The project's settings, or the defaults (unsaved) when it has none."""
+        return cls.objects.filter(project=project).first() or cls(project=project)
+
+
+class LearnedJudge(models.Model):
+    """A project's learned local judge (judging/learned.py): the trained estimator, stored in the database so any
+    worker on any host loads the same one, with what it was trained for and how training went."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="learned_judge")
+    estimator = models.BinaryField(blank=True, help_text="The pickled judging.learned_model.LearnedModel; empty: none.")
+    schema = models.CharField(max_length=64, blank=True, help_text="Fingerprint of the label schema it answers in.")
+    memory_version = models.PositiveIntegerField(null=True, blank=True, help_text="The memory version it learned.")
+    labels = models.PositiveIntegerField(default=0, help_text="How many final labels it learned from.")
+    stats = models.JSONField(default=dict, help_text="Training figures: per-label counts, held-out accuracy, seconds.")
+    trained_at = models.DateTimeField(null=True, blank=True)
+    not_trained = models.TextField(blank=True, help_text="Why no model is in use (too few labels, …).")
+    failure = models.TextField(blank=True, help_text="The last training's error; the previous model stays in use.")
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"learned judge of {self.project_id} ({self.labels} labels)"

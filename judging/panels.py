@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from agreement import metrics
-from judging import run_agreement, run_listing, runs
-from judging.forms import TryJudgeForm
-from judging.models import JudgeRun
+from judging import learned, run_agreement, run_listing, runs
+from judging.forms import JudgingSettingsForm, TryJudgeForm
+from judging.models import JudgeRun, JudgingSettings, LearnedJudge
 from reviews import panels, team
 from reviews.models import Project, QueuePriority
 
@@ -109,7 +109,27 @@ def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
         .defer("sample_ids")
         .order_by("-id")[:20]
     )
-    return {"runs": runs_list, "scopes": run_scopes()}
+    return {
+        "runs": runs_list,
+        "settings_form": JudgingSettingsForm(instance=JudgingSettings.of(project)),
+        "scopes": run_scopes(),
+    }
+
+
+def learned_judge(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The learned judge's state: trained (on what, how well, set aside or not), or how many labels it still needs."""
+    project = context["project"]
+    row = LearnedJudge.objects.filter(project=project).defer("estimator").first()
+    ready = learned.project_readiness(project)
+    reason = (
+        f"No learned judge yet: {ready.reason} — {ready.more_needed} more final label"
+        f"{'s' if ready.more_needed != 1 else ''} needed."
+        if not ready.ready
+        else "Enough final labels: training is queued."
+    )
+    note = learned.usable(project, queue_retraining=False).note if row and row.trained_at else ""
+    thresholds = sorted(((row.stats or {}).get("thresholds") or {}).items()) if row else []
+    return {"learned": {"row": row, "reason": reason, "note": note, "thresholds": thresholds}}
 
 
 def try_box(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,4 +143,5 @@ def register() -> None:
     panels.register("queue-actions", "judging/_queue_run.html")
     panels.register("memory-links", "judging/_playground_link.html")
     panels.register("memory-dashboard", "judging/_dashboard_runs.html", dashboard, order=10)
+    panels.register("memory-dashboard", "judging/_dashboard_learned.html", learned_judge, order=20)
     panels.register("memory-dashboard", "judging/_dashboard_try.html", try_box, order=30)

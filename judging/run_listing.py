@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
+from judging import tiers
 from judging.models import Judgement, JudgeRun
 from memory import blind
 from memory import vectors as sample_vectors
@@ -28,6 +29,7 @@ VERDICT_FILTERS = {
     "disagree_imported": "Disagrees with the imported judge",
     "abstained": "Abstained",
     "errors": "Errors",
+    "escalated": "Escalated (needs an expert)",
 }
 PAGE_SIZE = 50
 
@@ -48,6 +50,8 @@ def verdicts(run: JudgeRun, membership: Membership, filter_name: str = "all", se
             qs = qs.filter(value="", error="")
         case "errors":
             qs = qs.exclude(error="")
+        case "escalated":
+            qs = qs.filter(escalated=True)
     if search:
         ids = queue.samples(run.project, None, queue.QueueQuery(filter="all", q=search)).values("id")
         qs = qs.filter(sample_id__in=ids)
@@ -85,6 +89,10 @@ EXPORT_FIELDS = [
     "sample_id",
     "external_id",
     "aligned",
+    "confidence",
+    "escalated",
+    "position_consistent",
+    "stability",
     "imported",
     "final_label",
     "rationale",
@@ -124,6 +132,10 @@ def export_rows(run: JudgeRun, membership: Membership):
                 "sample_id": j.sample_id,
                 "external_id": j.sample.external_id,
                 "aligned": j.value,
+                "confidence": j.confidence,
+                "escalated": j.escalated,
+                "position_consistent": j.position_consistent,
+                "stability": (j.checks or {}).get("stability", ""),
                 "imported": j.sample.judge_value,
                 "final_label": (decided.get(j.sample_id) or (agreed.pop() if len(agreed) == 1 else ""))
                 if labels
@@ -205,6 +217,8 @@ def explanation(judgement: Judgement, membership: Membership) -> dict:
     ]
     return {
         "judgement": judgement,
+        "tier": tiers.TIER_NAMES.get(judgement.tier, ""),
+        "probabilities": sorted((judgement.probabilities or {}).items(), key=lambda kv: -kv[1]),
         "principles": [
             (principles.get(pid), pid, sources.get(pid, []), pid in withheld) for pid in judgement.principle_ids
         ],

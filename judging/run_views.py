@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
 
-from judging import panels, run_agreement, run_listing, runs
+from judging import coverage_chart, panels, run_agreement, run_listing, runs, tiers
 from judging.models import Judgement, JudgeRun
 from reviews import dataset, queue, spreadsheets
 from reviews.models import Role
@@ -66,6 +66,7 @@ def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
         "notice": run_listing.notice(run),
         "is_owner": can(request.membership, Role.OWNER),
         "figures": run_agreement.current_figures(run),
+        "tiers": tiers.summary(run) if run.finished else None,
     }
 
 
@@ -102,6 +103,15 @@ def judge_run_progress(request: ProjectRequest, run_id: int) -> HttpResponse:
     if run.finished:
         response.status_code = HTMX_STOP_POLLING  # the progress bar stops polling; the summary is in this reply
     return response
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def judge_run_coverage_chart(request: ProjectRequest, run_id: int) -> HttpResponse:
+    run = _run(request, run_id)
+    if not run.guarantee or not run.guarantee.get("curve"):
+        return HttpResponse("This run has no coverage curve.", status=404, content_type="text/plain")
+    return HttpResponse(coverage_chart.coverage_chart(run.guarantee), content_type="image/svg+xml")
 
 
 @project_view(Role.VIEWER)

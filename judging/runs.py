@@ -20,8 +20,8 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from judging import dispatch, judge, run_repair
-from judging.models import Judgement, JudgeRun
+from judging import checks, confidence, dispatch, judge, run_repair
+from judging.models import Judgement, JudgeRun, JudgingSettings
 from judging.run_agreement import stored_agreement
 from memory import budget
 from memory.limiter import provider_slot
@@ -202,18 +202,28 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
     warm_up = principles.tokens > project.principle_budget_tokens
     cancelled = threading.Event()
     version_id = run.memory_version_id
+    plan = check_plan(run, provider.remote)
 
-    def call(memory: WorkingMemory) -> tuple[Verdict | None, str, int]:
+    def ask(memory: WorkingMemory) -> Verdict:
+        return _call_provider(provider, memory, project, cancelled)
+
+    def call(sample: Sample, memory: WorkingMemory) -> tuple[Verdict | None, str, int, checks.Checked]:
         started = time.monotonic()
         if cancelled.is_set():
-            return None, "", 0
+            return None, "", 0, checks.Checked()
         try:
-            verdict = _call_provider(provider, memory, project, cancelled)
+            local = judge.cascaded(project, provider, memory)
+            if local is not None:  # the learned judge was sure enough: no model call, so nothing to ask again
+                verdict, checked = local, checks.check(checks.Plan(), memory, local, ask, sample.pk)
+            else:
+                verdict = ask(memory)
+                pair = (sample.output_a, sample.output_b) if project.is_pairwise else None
+                checked = checks.check(plan, memory, verdict, ask, sample.pk, pair)
         except _Cancelled:
-            return None, "", 0  # cancelled while backing off: like a call never made, nothing written
+            return None, "", 0, checks.Checked()  # cancelled while backing off: like a call never made
         except ProviderError as error:
-            return None, str(error), int((time.monotonic() - started) * 1000)
-        return verdict, "", int((time.monotonic() - started) * 1000)
+            return None, str(error), int((time.monotonic() - started) * 1000), checks.Checked()
+        return verdict, "", int((time.monotonic() - started) * 1000), checked
 
     with ThreadPoolExecutor(
         max_workers=max(1, project.provider_concurrency), thread_name_prefix=f"judge-{run.pk}"
@@ -221,17 +231,17 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
         items = list(zip(samples, memories))
         first, waiting = (items[:1], items[1:]) if warm_up else (items, [])
         pending: dict[Future, tuple[Sample, WorkingMemory]] = {
-            pool.submit(call, memory): (sample, memory) for sample, memory in first
+            pool.submit(call, sample, memory): (sample, memory) for sample, memory in first
         }
         while pending:
             finished, _ = wait(pending, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
             if waiting and len(finished) == len(pending):  # the warm-up call is done: now the rest at once
-                pending.update({pool.submit(call, memory): (sample, memory) for sample, memory in waiting})
+                pending.update({pool.submit(call, sample, memory): (sample, memory) for sample, memory in waiting})
                 waiting = []
             rows = []
             for future in finished:
                 sample, memory = pending.pop(future)
-                verdict, failure, latency = future.result()
+                verdict, failure, latency, checked = future.result()
                 if verdict is None and not failure:
                     continue  # cancelled before the call: nothing written
                 rows.append(
@@ -243,6 +253,8 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
                         provider=provider.name,
                         model=provider.model,
                         latency_ms=latency,
+                        signals=checked.signals,
+                        checks=checked.checks,
                         **judge.judgement_fields(memory, verdict, failure),
                     )
                 )
@@ -257,12 +269,25 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
                 cancelled.set()  # cancelled (or failed) meanwhile: calls not yet started return at once
 
 
+def check_plan(run: JudgeRun, remote: bool) -> checks.Plan:
+    """The extra asks of a run's verdicts. The offline judge is deterministic: asking it again tells nothing."""
+    if not remote:
+        return checks.Plan()
+    setting = JudgingSettings.of(run.project)
+    return checks.Plan(
+        asks=setting.asks,
+        both_orders=setting.both_orders and run.project.is_pairwise,
+        stability_share=setting.stability_percent / 100,
+        salt=str(run.pk),
+    )
+
+
 def _call_provider(provider, memory: WorkingMemory, project: Project, cancelled: threading.Event) -> Verdict:
     """One provider call in one of the project's slots; a rate limit or overload waits and tries again."""
     for attempt in range(OVERLOAD_ATTEMPTS):
         with provider_slot(project.pk, project.provider_concurrency):
             try:
-                return provider.judge(memory)
+                return judge.with_tier(provider.judge(memory))
             except ProviderError as error:
                 if not error.overloaded or attempt == OVERLOAD_ATTEMPTS - 1:
                     raise
@@ -315,6 +340,7 @@ def _finish(run_id: int, status: str, error: str) -> None:
         "finished_at": timezone.now(),
         "usage": usage.as_dict(),
         "figures": stored_agreement(run),
+        **confidence.settle(run),
     }
     if error:
         updates["error"] = error[:2000]

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from judging import run_repair, runs, teaching
+from judging import learned, run_repair, runs, teaching
 from judging.dispatch import request_queue_ranking
 from memory.dispatch import key
 from memory.redis_client import get_redis
@@ -29,6 +29,17 @@ def rank_queue(project_id: int) -> dict[str, Any]:
     if project is None:
         return {"project": "gone"}
     return {"ranked": teaching.rank(project)}
+
+
+@shared_task(acks_late=True)
+def train_learned_judge(project_id: int) -> dict[str, Any]:
+    """Train the project's learned judge from its final labels (judging/learned.py); safe to run twice."""
+    get_redis().delete(key("learned-queued", project_id))  # labels saved from now on queue the next training
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": "gone"}
+    row = learned.train(project)
+    return {"labels": row.labels, "not_trained": row.not_trained, "failure": row.failure}
 
 
 @shared_task(acks_late=True, **RETRY)

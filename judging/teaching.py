@@ -8,6 +8,9 @@ the way the offline judge votes (memory/llm/offline.py), without Chroma or a pro
 - neighbours split: the share of the k nearest reviewed examples that do not carry the most common label;
 - disagreement: the vote, or the aligned judge's latest verdict, differs from the imported judge's verdict.
 
+Unreviewed samples whose latest verdict was escalated (judging.confidence: below the run's guaranteed threshold,
+an abstention, or a pairwise flip) come first, marked "Needs an expert", most uncertain first.
+
 A fixed share of samples (the project's `audit_percent`) is drawn at random (a hash of project and sample, so
 the draw is stable) and interleaved evenly through the order as the audit slice: agreement measured on those
 reviews is not biased toward hard samples. The result is stored in `reviews.QueuePriority`, which the queue
@@ -63,8 +66,11 @@ def rank(project: Project) -> int:
         return 0
     scores = score(project, samples, examples)
     share = min(max(project.audit_percent, 0), 100) / 100
-    audit = sorted((s for s in scores if audit_draw(project.pk, s.sample_id) < share), key=_draw(project))
-    teach = sorted((s for s in scores if audit_draw(project.pk, s.sample_id) >= share), key=lambda s: -s.value)
+    escalated = _escalated(project, {sample_id for sample_id, _ in examples})
+    first = sorted((s for s in scores if s.sample_id in escalated), key=lambda s: -s.value)
+    rest = [s for s in scores if s.sample_id not in escalated]
+    audit = sorted((s for s in rest if audit_draw(project.pk, s.sample_id) < share), key=_draw(project))
+    teach = sorted((s for s in rest if audit_draw(project.pk, s.sample_id) >= share), key=lambda s: -s.value)
     audit_ids = {s.sample_id for s in audit}
     rows = [
         QueuePriority(
@@ -73,14 +79,40 @@ def rank(project: Project) -> int:
             rank=position,
             score=round(s.value, 6),
             audit=s.sample_id in audit_ids,
-            reasons=["audit slice (drawn at random)"] if s.sample_id in audit_ids else s.reasons,
+            needs_expert=s.sample_id in escalated,
+            reasons=_reasons(s, audit_ids, escalated),
         )
-        for position, s in enumerate(interleave(teach, audit, share))
+        for position, s in enumerate(first + interleave(teach, audit, share))
     ]
     with transaction.atomic():
         QueuePriority.objects.filter(project=project).delete()
         QueuePriority.objects.bulk_create(rows, batch_size=2_000)
     return len(rows)
+
+
+def _reasons(s: Score, audit_ids: set[int], escalated: dict[int, str]) -> list[str]:
+    if s.sample_id in escalated:
+        return [f"needs an expert: {escalated[s.sample_id]}", *s.reasons]
+    return ["audit slice (drawn at random)"] if s.sample_id in audit_ids else s.reasons
+
+
+def _escalated(project: Project, reviewed: set[int]) -> dict[int, str]:
+    """Unreviewed samples whose latest verdict was escalated, with why in words."""
+    latest = Judgement.objects.filter(sample=OuterRef("sample_id"), error="").order_by("-id").values("id")[:1]
+    rows = Judgement.objects.filter(project=project, id=Subquery(latest), escalated=True).values_list(
+        "sample_id", "value", "confidence", "checks"
+    )
+    result = {}
+    for sample_id, value, confidence, checks in rows:
+        if sample_id in reviewed:
+            continue
+        if not value:
+            result[sample_id] = "the judge abstained"
+        elif (checks or {}).get("order") == "flipped":
+            result[sample_id] = "the verdict flipped when the outputs were swapped"
+        else:
+            result[sample_id] = f"the judge's confidence {confidence or 0:.2f} is below the guaranteed threshold"
+    return result
 
 
 def _draw(project: Project) -> Callable[[Any], float]:

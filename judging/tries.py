@@ -49,7 +49,7 @@ def judge_memory(project: Project, memory: WorkingMemory) -> aligned.AlignedVerd
     latest = budget.latest_version(project)  # the version whose principles the memory holds
     try:
         with provider_slot(project.pk, project.provider_concurrency, timeout=SLOT_WAIT_SECONDS):
-            verdict = provider.judge(memory)
+            verdict = aligned.decide(project, provider, memory)
     except SlotTimeout:
         raise Busy(
             "The project's provider calls are all in use (a judge run is going on): try again in a minute."

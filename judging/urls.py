@@ -4,12 +4,18 @@ from judging import playground, run_views, views
 
 urlpatterns = [
     path("p/<slug:slug>/memory/try/", views.try_judge, name="memory-try"),
+    path("p/<slug:slug>/memory/judging-settings/", views.judging_settings, name="judging-settings"),
     path("p/<slug:slug>/memory/judge-runs/", run_views.judge_run_start, name="judge-run-start"),
     path("p/<slug:slug>/memory/judge-runs/<int:run_id>/", run_views.judge_run, name="judge-run"),
     path(
         "p/<slug:slug>/memory/judge-runs/<int:run_id>/progress/",
         run_views.judge_run_progress,
         name="judge-run-progress",
+    ),
+    path(
+        "p/<slug:slug>/memory/judge-runs/<int:run_id>/coverage.svg",
+        run_views.judge_run_coverage_chart,
+        name="judge-run-coverage-chart",
     ),
     path(
         "p/<slug:slug>/memory/judge-runs/<int:run_id>/verdicts/<int:judgement_id>/",

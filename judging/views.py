@@ -1,13 +1,15 @@
-"""Trying the aligned judge on one item from the memory dashboard: what it retrieves and its verdict."""
+"""The memory dashboard's judging forms: trying the aligned judge on one item, and the judging settings."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from judging import tries
-from judging.forms import TryJudgeForm
+from judging.forms import JudgingSettingsForm, TryJudgeForm
+from judging.models import JudgingSettings
 from memory.llm.base import ProviderError
 from reviews.models import Role
 from reviews.permissions import ProjectRequest, is_blind, project_view
@@ -36,3 +38,19 @@ def try_judge(request: ProjectRequest) -> HttpResponse:
     except ProviderError as error:
         context["error"] = f"The judge could not answer: {error}"
     return render(request, "judging/_judgement.html", context)
+
+
+@project_view(Role.OWNER)
+@require_POST
+def judging_settings(request: ProjectRequest) -> HttpResponse:
+    """Save the project's target agreement, risk and extra asks; they apply to runs that end from now on."""
+    form = JudgingSettingsForm(request.POST, instance=JudgingSettings.of(request.project))
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Judging settings saved; they apply to the next run.")
+    else:
+        problems = "; ".join(
+            f"{form.fields[name].label}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()
+        )
+        messages.error(request, f"Judging settings not saved. {problems}")
+    return redirect("memory-dashboard", request.project.slug)

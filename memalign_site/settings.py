@@ -347,6 +347,8 @@ MEMALIGN_DISTILL_QUIET_SECONDS = float(env_int("MEMALIGN_DISTILL_QUIET_MS", 1500
 MEMALIGN_DISTILL_DELAY_SECONDS = float(env_int("MEMALIGN_DISTILL_DELAY_MS", 500)) / 1000
 # The review queue's teaching order is recomputed this long after a burst of saves (memory.tasks.rank_queue).
 MEMALIGN_QUEUE_RANK_DELAY_SECONDS = float(env_int("MEMALIGN_QUEUE_RANK_DELAY_MS", 2000)) / 1000
+# The learned local judge is retrained this long after a burst of labels, once for the whole burst (judging.learned).
+MEMALIGN_LEARNED_TRAIN_DELAY_SECONDS = float(env_int("MEMALIGN_LEARNED_TRAIN_DELAY_MS", 5000)) / 1000
 MEMALIGN_CONSOLIDATE_EVERY = env_int("MEMALIGN_CONSOLIDATE_EVERY", 5)
 MEMALIGN_REPAIR_INTERVAL_SECONDS = env_int("MEMALIGN_REPAIR_INTERVAL_SECONDS", 300)
 # A worker that (re)connects to the broker queues the repair at once (memalign_site.celery.RepairOnConnect).

@@ -158,6 +158,9 @@ class SampleVector(models.Model):
     )
     scheme = models.PositiveSmallIntegerField()
     vector = models.BinaryField()  # float32, little-endian, unit length
+    # Each part's own vector (input, then the output or outputs A and B; zeros for an empty part), float32: the
+    # learned judge's features. Empty until first needed (rows made before it existed).
+    parts = models.BinaryField(default=b"", blank=True)
 
 
 class EvaluationSettings(models.Model):

@@ -37,6 +37,7 @@ class ProjectForm(forms.ModelForm):
             "provider_base_url",
             "retrieval_k",
             "provider_concurrency",
+            "cascade_threshold",
             "max_principles",
             "principle_budget_tokens",
             "reviews_per_sample",
@@ -49,6 +50,7 @@ class ProjectForm(forms.ModelForm):
             "label_kind": "Label schema",
             "retrieval_k": "Retrieved examples (k)",
             "provider_concurrency": "Provider calls in flight",
+            "cascade_threshold": "Cascade threshold (learned judge first)",
             "max_principles": "Most principles",
             "audit_percent": "Audit slice (%)",
             "principle_budget_tokens": "Principle tokens per verdict",
@@ -70,6 +72,7 @@ class ProjectForm(forms.ModelForm):
                     self.fields[name].disabled = True
         self.fields["retrieval_k"].widget.attrs.update(min=0, max=50)
         self.fields["provider_concurrency"].widget.attrs.update(min=1, max=64)
+        self.fields["cascade_threshold"].widget.attrs.update(min=0.5, max=1, step=0.01)
         self.fields["max_principles"].widget.attrs.update(min=5, max=2000)
         self.fields["principle_budget_tokens"].widget.attrs.update(min=200, max=200_000)
         self.fields["reviews_per_sample"].widget.attrs.update(min=1, max=MAX_REVIEWS_PER_SAMPLE)

@@ -77,6 +77,16 @@ class Project(models.Model):
             MaxValueValidator(50, "Retrieve between 0 and 50 examples."),
         ],
     )
+    cascade_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(0.5, "The cascade's threshold is a probability from 0.5 to 1."),
+            MaxValueValidator(1.0, "The cascade's threshold is a probability from 0.5 to 1."),
+        ],
+        help_text="LLM providers: when the learned local judge is at least this sure, its verdict stands and no "
+        "model call is made. Blank: off (every verdict asks the model).",
+    )
     provider_concurrency = models.PositiveSmallIntegerField(
         default=8,
         validators=[
@@ -413,6 +423,9 @@ class QueuePriority(models.Model):
     rank = models.PositiveIntegerField()
     score = models.FloatField(default=0.0)
     audit = models.BooleanField(default=False)
+    needs_expert = models.BooleanField(
+        default=False, help_text="The judge's verdict on it was escalated: it is served before everything else."
+    )
     reasons = models.JSONField(default=list, blank=True, help_text="Why it ranks where it does, in words.")
     computed_at = models.DateTimeField(auto_now=True)
 

@@ -138,7 +138,7 @@ def test_manage_py_evaluate_json_prints_one_document_in_the_documented_shape(per
     assert isinstance(document["baselines"]["majority"], float)
     assert document["baselines"]["imported_judge"] is not None  # the samples carry imported verdicts
     variants = {p["variant"] for p in document["points"]}
-    assert variants == {"none", "semantic", "episodic", "both"}
+    assert variants == {"none", "semantic", "episodic", "both", "learned"}
     assert {(p["curve"], p["split"]) for p in document["points"]} == {
         ("heldout", "test"),
         ("heldout", "seen"),

@@ -89,3 +89,26 @@ def test_undefined_kappa_and_no_pairs():
 )
 def test_readings(kappa, text):
     assert metrics.reading(kappa) == text
+
+
+def test_per_label_recall_and_precision_show_a_missed_rare_failure():
+    """Exact match 85% and a fine-looking baseline hide that the judge found none of the two failures."""
+    experts = ["pass"] * 18 + ["fail"] * 2
+    judge = ["fail"] + ["pass"] * 19
+    f = metrics.agreement(experts, judge, "pass_fail", ["pass", "fail"])
+    by_label = {row.label: row for row in f.per_label}
+    # pass: 17 of the experts' 18 found (recall 17/18); 17 of the judge's 19 right (precision 17/19)
+    assert (by_label["pass"].experts, by_label["pass"].judge) == (18, 19)
+    assert by_label["pass"].recall == pytest.approx(17 / 18)
+    assert by_label["pass"].precision == pytest.approx(17 / 19)
+    # fail: none of the 2 found; the judge's one fail was wrong
+    assert by_label["fail"].recall == 0.0 and by_label["fail"].precision == 0.0
+    assert f.as_dict()["per_label"][1] == {"label": "fail", "experts": 2, "judge": 1, "recall": 0.0, "precision": 0.0}
+
+
+def test_per_label_leaves_undefined_rates_empty_and_skips_abstentions():
+    f = metrics.agreement(["pass", "pass"], ["pass", None], "pass_fail", ["pass", "fail"])
+    by_label = {row.label: row for row in f.per_label}
+    assert set(by_label) == {"pass", "fail"}
+    assert by_label["pass"].recall == pytest.approx(0.5) and by_label["pass"].precision == 1.0
+    assert by_label["fail"].recall is None and by_label["fail"].precision is None  # no item on either side

@@ -82,6 +82,16 @@ class PrincipleText:
 
 
 @dataclass
+class LocalPrediction:
+    """The learned local judge's answer for one item (judging/learned.py computes it; providers only read it)."""
+
+    probabilities: dict[str, float]  # per label; empty when no learned judge could be used
+    value: str | None  # the label it would give; None when there is no usable model
+    probability: float  # the probability of `value`
+    note: str  # why no model was used ("" when one was)
+
+
+@dataclass
 class WorkingMemory:
     """Everything the aligned judge sees for one new input."""
 
@@ -91,6 +101,15 @@ class WorkingMemory:
     examples: list[Example]  # the k most similar reviewed examples, most similar first
     inputs: str
     output: str
+    local: LocalPrediction | None = None  # the learned judge's answer, when the caller computed it
+
+
+# Which tier of the judge decided a verdict.
+TIER_SAME_ITEM = "same_item"  # an identical reviewed item: its experts' label
+TIER_LEARNED = "learned"  # the learned local judge
+TIER_VOTE = "vote"  # the similarity vote of the retrieved examples
+TIER_LLM = "llm"  # the model
+TIERS = (TIER_SAME_ITEM, TIER_LEARNED, TIER_VOTE, TIER_LLM)
 
 
 @dataclass
@@ -98,6 +117,8 @@ class Verdict:
     value: str | None  # None: the judge abstains (e.g. offline with an empty memory)
     rationale: str
     usage: Usage = field(default_factory=Usage)
+    tier: str = ""  # one of TIERS ("" when the provider did not say)
+    probability: float | None = None  # the decided label's probability, when the tier has one
 
 
 @dataclass

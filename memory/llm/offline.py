@@ -27,6 +27,9 @@ import numpy as np
 from memory.clustering import average_linkage
 from memory.embeddings import embed, embed_cached, example_text
 from memory.llm.base import (
+    TIER_LEARNED,
+    TIER_SAME_ITEM,
+    TIER_VOTE,
     Consolidation,
     Distillation,
     DistilledPrinciple,
@@ -78,16 +81,29 @@ class OfflineProvider:
     remote = False  # CPU-bound in this process: batches run one after another
 
     def judge(self, memory: WorkingMemory) -> Verdict:
-        """Similarity-weighted vote of `memory.examples` over `memory.schema.choices`; None when nothing to go on."""
+        """An identical reviewed item decides; else the learned judge's answer (`memory.local`) when it has one;
+        else the similarity-weighted vote of `memory.examples`. None when there is nothing to go on."""
         examples = [e for e in memory.examples if e.label in memory.schema.choices]
+        same = [e for e in examples if e.same_item and not e.disputed]
+        local = memory.local
+        if not same and local is not None and local.value is not None:
+            ranked = ", ".join(
+                f"{label} {p:.2f}" for label, p in sorted(local.probabilities.items(), key=lambda kv: -kv[1])
+            )
+            return Verdict(
+                value=local.value,
+                rationale=f"Offline learned judge (a calibrated model over the reviewed examples' vectors): {ranked}.",
+                tier=TIER_LEARNED,
+                probability=local.probability,
+            )
+        note = f" {local.note}" if local is not None and local.note else ""
         if not examples:
             reason = (
                 "the memory holds no reviewed examples"
                 if not memory.examples
                 else ("no retrieved example carries a label allowed by the schema")
             )
-            return Verdict(value=None, rationale=f"Offline judge abstains: {reason}.")
-        same = [e for e in examples if e.same_item and not e.disputed]
+            return Verdict(value=None, rationale=f"Offline judge abstains: {reason}.{note}")
         if same:
             # The item itself was reviewed: its experts decide, however many neighbours say otherwise (unless
             # they disagree among themselves and no one decided: then it is one disputed example among others).
@@ -107,7 +123,10 @@ class OfflineProvider:
                 value=None, rationale="Offline judge abstains: no retrieved example is similar to this input."
             )
         scores = vote(labels, weights, memory.schema.choices)
-        return Verdict(value=value, rationale=_judge_rationale(memory, examples, similarities, scores))
+        rationale = _judge_rationale(memory, examples, similarities, scores)
+        if same:
+            return Verdict(value, rationale, tier=TIER_SAME_ITEM, probability=scores[value] / sum(scores.values()))
+        return Verdict(value, rationale + note, tier=TIER_VOTE, probability=scores[value] / sum(scores.values()))
 
     def distill(
         self, criterion: str, schema: LabelSchema, existing: list[PrincipleText], feedback: list[Example]

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--variants",
             default=",".join(curves.VARIANTS),
-            help="memory variants, from none,semantic,episodic,both",
+            help="memory variants, from none,semantic,episodic,both,learned",
         )
         parser.add_argument("--no-prequential", action="store_true", help="skip the prequential curve")
         parser.add_argument("--limit", type=int, help="use the first N reviewed samples (in review order)")

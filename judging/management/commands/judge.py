@@ -60,6 +60,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"run #{run.pk} {run.status}: {run.done} judged, {run.failed} failed, {run.abstained} abstained{figure}"
             )
+            if run.guarantee:
+                self.stdout.write(run.guarantee["sentence"])
         if run.status == JudgeRun.Status.FAILED:
             raise CommandError(run.error)
 
@@ -71,7 +73,8 @@ class Command(BaseCommand):
 
 
 def summary(run: JudgeRun) -> dict:
-    """The run as one JSON document: counts, errors, abstentions, tokens, time, agreement."""
+    """The run as one JSON document: counts, errors, abstentions, tokens, time, agreement, the guarantee, the
+    corrected rates and the order and stability checks."""
     seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
     return {
         "run": run.pk,
@@ -86,4 +89,8 @@ def summary(run: JudgeRun) -> dict:
         "seconds": seconds,
         "memory_version": run.memory_version.number if run.memory_version else None,
         "agreement": run.figures,
+        "guarantee": run.guarantee,
+        "corrected_rates": run.corrected_rates,
+        "checks": run.checks,
+        "escalated": run.judgements.filter(escalated=True).count(),
     }

@@ -1,0 +1,216 @@
+"""The learned judge's estimator: features from a sample's part vectors, training, calibrated prediction.
+
+Plain numpy and scikit-learn (no Django), so benchmarks and tests can train it on any vectors. Parts are each
+sample's embedded input and outputs (memory.vectors.part_vectors): rows of shape (2, 384) for one output
+(input, output) and (3, 384) for pairwise (input, A, B).
+
+- Single output (pass/fail, categories): the input, the output, their product and their cosine, then a logistic
+  regression whose probabilities are calibrated by cross-validation (Platt scaling on held-out folds).
+- Pairwise: features of A minus features of B (the outputs' difference, its product with the input, the
+  difference of their cosines to the input): antisymmetric, so swapping the outputs negates them. The regression
+  has no intercept and learns each pair both ways round; the calibrated P(A) is averaged with 1 - P(A) of the
+  swapped pair, so a swap gives exactly the opposite verdict with the same probability.
+- Numeric scales: a ridge regressor (the order and distance of the steps count); the probability of each step is
+  the mass a normal distribution of the cross-validated residuals puts on it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
+
+# Inverse regularisation of the logistic regressions. Vectors are unit length and features few-hundred-wide; on
+# the shared datasets' group-disjoint splits C between 0.5 and 2 did about the same (bench/learned_judge.py).
+C = 1.0
+RIDGE_ALPHA = 10.0
+MAX_FOLDS = 3
+MAX_ITERATIONS = 300
+# One BLAS thread: workers run side by side on a few cores, and measured on this 2-core machine under load,
+# OpenBLAS's own threads made a fit 8x slower than one thread (bench/learned_judge.py).
+BLAS_THREADS = 1
+
+
+def single_features(parts: np.ndarray) -> np.ndarray:
+    """(n, 2, d) input and output vectors -> (n, 3d + 1): input, output, their product, their cosine."""
+    inputs, outputs = parts[:, 0, :], parts[:, 1, :]
+    cosine = np.sum(inputs * outputs, axis=1, keepdims=True)
+    return np.hstack([inputs, outputs, inputs * outputs, cosine]).astype(np.float32)
+
+
+def pairwise_features(parts: np.ndarray) -> np.ndarray:
+    """(n, 3, d) input, A and B vectors -> (n, 2d + 1): A's features minus B's, so a swap negates them."""
+    inputs, a, b = parts[:, 0, :], parts[:, 1, :], parts[:, 2, :]
+    difference = a - b
+    cosine = np.sum(inputs * difference, axis=1, keepdims=True)
+    return np.hstack([difference, inputs * difference, cosine]).astype(np.float32)
+
+
+@dataclass
+class LearnedModel:
+    """A trained judge as plain arrays (a linear decision plus its Platt calibration per class), so it loads in any
+    process whatever the scikit-learn version, and a verdict costs a few vector products, not an estimator call.
+    `probabilities` rows follow `choices`."""
+
+    kind: str
+    choices: list[str]
+    classes: list[str]  # the labels the decision columns stand for (binary: one column, for classes[1])
+    coef: np.ndarray  # (columns, features)
+    intercept: np.ndarray  # (columns,)
+    slope: np.ndarray = field(default_factory=lambda: np.zeros(0))  # Platt: p = 1 / (1 + exp(slope * d + offset))
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    residual_std: float = 0.0  # numeric scales: spread of the cross-validated residuals
+    # The decision divides each label's probability by its share of the training labels to this power: 0 is the
+    # most probable label (best exact match), 1 favours rare labels (best balanced accuracy); `choose_prior_power`
+    # picks it per project on held-out folds.
+    prior: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    prior_power: float = 0.0
+
+    def probabilities(self, parts: np.ndarray) -> np.ndarray:
+        """Return (n, len(choices)) calibrated probabilities for the samples' part vectors."""
+        if self.kind == "pairwise":
+            features = pairwise_features(parts)
+            a = (self._classified(features)[:, 0] + 1.0 - self._classified(-features)[:, 0]) / 2.0
+            return np.column_stack([a, 1.0 - a])
+        features = single_features(parts)
+        if self.kind == "numeric":
+            predicted = features @ self.coef[0] + self.intercept[0]
+            return _step_probabilities(predicted, self.choices, self.residual_std)
+        return self._classified(features)
+
+    def _classified(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities in `choices` order (as sklearn's CalibratedClassifierCV computes them)."""
+        decision = features @ self.coef.T + self.intercept
+        calibrated = 1.0 / (1.0 + np.exp(decision * self.slope + self.offset))
+        found = np.zeros((len(features), len(self.classes)))
+        if len(self.classes) == 2:
+            found[:, 1] = calibrated[:, 0]
+            found[:, 0] = 1.0 - calibrated[:, 0]
+        else:
+            total = calibrated.sum(axis=1, keepdims=True)
+            found = np.divide(calibrated, total, out=np.full_like(calibrated, 1 / len(self.classes)), where=total != 0)
+        result = np.zeros((len(features), len(self.choices)))
+        for column, label in enumerate(self.choices):
+            if label in self.classes:
+                result[:, column] = found[:, self.classes.index(label)]
+        return result
+
+    def decide(self, probabilities: np.ndarray, prior_power: float | None = None) -> list[str]:
+        """The label of each row: the most probable one after the prior correction (ties: schema order)."""
+        power = self.prior_power if prior_power is None else prior_power
+        scores = probabilities / np.maximum(self.prior, 1e-6) ** power if power and len(self.prior) else probabilities
+        return [self.choices[int(i)] for i in np.argmax(scores, axis=1)]
+
+
+def fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0) -> LearnedModel:
+    """Train on part vectors and their final labels; the caller has checked there are enough of each label."""
+    with threadpool_limits(BLAS_THREADS):
+        return _fit(kind, choices, parts, labels, seed)
+
+
+def _fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int) -> LearnedModel:
+    if kind == "pairwise":
+        features = pairwise_features(parts)
+        # Each pair both ways round: the regression cannot prefer a position, only a content.
+        flipped = ["B" if label == "A" else "A" for label in labels]
+        y = np.array(list(labels) + flipped)
+        estimator = _calibrated(LogisticRegression(C=C, fit_intercept=False, max_iter=MAX_ITERATIONS), y, seed)
+        estimator.fit(np.vstack([features, -features]), y)
+        return _linear(kind, choices, estimator)
+    features = single_features(parts)
+    if kind == "numeric":
+        y_numeric = np.array([float(label) for label in labels])
+        regressor = Ridge(alpha=RIDGE_ALPHA)
+        folds = KFold(min(MAX_FOLDS, len(labels)), shuffle=True, random_state=seed)
+        predicted = cross_val_predict(regressor, features, y_numeric, cv=folds)
+        residual = float(np.std(y_numeric - predicted)) or 0.5
+        regressor.fit(features, y_numeric)
+        coef = np.asarray(regressor.coef_, dtype=np.float64).reshape(1, -1)
+        return LearnedModel(
+            kind, list(choices), [], coef, np.array([float(regressor.intercept_)]), residual_std=residual
+        )
+    y = np.array(labels)
+    estimator = _calibrated(LogisticRegression(C=C, max_iter=MAX_ITERATIONS), y, seed)
+    estimator.fit(features, y)
+    model = _linear(kind, choices, estimator)
+    model.prior = np.array([float(np.mean(y == label)) for label in choices])
+    return model
+
+
+PRIOR_POWERS = (0.0, 0.5, 1.0)
+TUNE_AT_MOST = 3000  # labels; beyond this the refits cost more than the training, and the default power is kept
+
+
+def fit_tuned(
+    kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0
+) -> tuple[LearnedModel, np.ndarray | None]:
+    """`fit`, then the decision's prior power chosen on out-of-fold probabilities (returned too, for the
+    training report; None above TUNE_AT_MOST labels)."""
+    model = fit(kind, choices, parts, labels, seed)
+    if len(labels) > TUNE_AT_MOST:
+        return model, None
+    held_out = cross_validated(kind, choices, parts, labels, seed)
+    model.prior_power = choose_prior_power(model, held_out, labels)
+    return model, held_out
+
+
+def choose_prior_power(model: LearnedModel, held_out: np.ndarray, labels: list[str]) -> float:
+    """The prior power whose decisions on out-of-fold probabilities agree best with the labels (Cohen's kappa;
+    ties: the smallest). Pairwise and numeric judges keep 0 (no prior to correct)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if model.kind in ("pairwise", "numeric") or not len(model.prior):
+        return 0.0
+    scores = [
+        (float(cohen_kappa_score(labels, model.decide(held_out, power))) if len(set(labels)) > 1 else 0.0, -power)
+        for power in PRIOR_POWERS
+    ]
+    return -max(scores)[1]
+
+
+def _linear(kind: str, choices: list[str], estimator: CalibratedClassifierCV) -> LearnedModel:
+    """The fitted estimator's arrays: its regression's coefficients and each class's sigmoid calibration."""
+    calibrated = estimator.calibrated_classifiers_[0]
+    regression = calibrated.estimator
+    return LearnedModel(
+        kind,
+        list(choices),
+        [str(c) for c in estimator.classes_],
+        np.asarray(regression.coef_, dtype=np.float64),
+        np.asarray(regression.intercept_, dtype=np.float64).reshape(-1) * np.ones(len(regression.coef_)),
+        np.array([c.a_ for c in calibrated.calibrators], dtype=np.float64),
+        np.array([c.b_ for c in calibrated.calibrators], dtype=np.float64),
+    )
+
+
+def cross_validated(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0) -> np.ndarray:
+    """Out-of-fold probabilities of every labelled sample (for the training report and the cascade threshold)."""
+    y = np.array(labels)
+    folds = min(MAX_FOLDS, min(int(np.sum(y == label)) for label in set(labels)))
+    result = np.zeros((len(labels), len(choices)))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(parts, y):
+        model = fit(kind, choices, parts[train], [labels[i] for i in train], seed)
+        result[test] = model.probabilities(parts[test])
+    return result
+
+
+def _calibrated(classifier: LogisticRegression, y: np.ndarray, seed: int) -> CalibratedClassifierCV:
+    """Platt scaling fitted on held-out folds (as many as the rarest label allows, at most MAX_FOLDS)."""
+    rarest = min(int(np.sum(y == label)) for label in set(y.tolist()))
+    folds = StratifiedKFold(max(2, min(MAX_FOLDS, rarest)), shuffle=True, random_state=seed)
+    return CalibratedClassifierCV(classifier, method="sigmoid", cv=folds, ensemble=False)
+
+
+def _step_probabilities(predicted: np.ndarray, choices: list[str], spread: float) -> np.ndarray:
+    """Mass of N(predicted, spread) on each step of the scale (the ends take the tails)."""
+    steps = np.array([float(c) for c in choices])
+    edges = np.concatenate([[-np.inf], (steps[:-1] + steps[1:]) / 2, [np.inf]])
+    cdf = np.vectorize(lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))))
+    upper = cdf((edges[1:][None, :] - predicted[:, None]) / spread)
+    lower = cdf((edges[:-1][None, :] - predicted[:, None]) / spread)
+    return np.asarray(upper - lower)

@@ -1,0 +1,404 @@
+"""The learned local judge: training and prediction per label kind, antisymmetry, the cascade, coalesced
+retraining, one stored model shared by several processes, and the bad-input cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from judging import dispatch, learned, runs
+from judging import learned_model as lm
+from judging.judge import working_memories
+from judging.models import Judgement, LearnedJudge
+from memory import vectors as sample_vectors
+from memory.dispatch import key
+from memory.llm.offline import OfflineProvider, knn_label
+from memory.redis_client import get_redis
+from reviews.models import Feedback, Sample
+from tests.conftest import add_feedback, add_sample, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+DIM = 384
+
+
+# --- the estimator on synthetic vectors ---------------------------------------------------------------------
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def synthetic(n: int, parts: int, seed: int, strength: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items whose similarity is all topic (a strong shared input direction per group of 4) and whose label
+    is a quality direction in the output that no neighbour vote can see: (parts, quality score, group)."""
+    rng = np.random.default_rng(seed)
+    topics = unit(rng.normal(size=(n // 4 + 1, DIM)))
+    quality = unit(rng.normal(size=DIM))
+    group = np.arange(n) // 4
+    score = rng.normal(size=(n, parts - 1))
+    inputs = topics[group]
+    outputs = [
+        unit(3 * topics[group] + rng.normal(size=(n, DIM)) * 0.3 + strength * score[:, [k]] * quality)
+        for k in range(parts - 1)
+    ]
+    return np.stack([inputs, *outputs], axis=1), score, group
+
+
+def test_pass_fail_is_learned_and_beats_the_vote_on_unseen_groups():
+    """A deterministic fixture: similarity follows the topic, the label follows quality; the vote of the nearest
+    reviewed items (other topics: the test groups are unseen) is near chance, the learned judge is not."""
+    parts, score, group = synthetic(400, 2, seed=1, strength=0.7)
+    labels = np.where(score[:, 0] > 0, "pass", "fail")
+    train, test = group < 70, group >= 70
+    model = lm.fit("pass_fail", ["pass", "fail"], parts[train], labels[train].tolist())
+    probabilities = model.probabilities(parts[test])
+    learned_exact = np.mean(np.array(model.decide(probabilities)) == labels[test])
+
+    means = unit(parts.sum(axis=1))
+    similarity = means[test] @ means[train].T
+    voted = []
+    for row in similarity:
+        nearest = np.argsort(-row)[:5]
+        voted.append(knn_label(labels[train][nearest].tolist(), row[nearest].tolist(), ["pass", "fail"]))
+    vote_exact = np.mean(np.array(voted) == labels[test])
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert learned_exact >= 0.8, learned_exact
+    assert learned_exact > vote_exact + 0.15, (learned_exact, vote_exact)  # measured: 0.86 against 0.64
+
+
+def test_categories_are_learned_with_a_probability_per_label():
+    parts, score, _ = synthetic(300, 2, seed=2)
+    labels = np.select([score[:, 0] < -0.5, score[:, 0] > 0.5], ["bad", "good"], "fair").tolist()
+    model = lm.fit("categorical", ["good", "fair", "bad"], parts[:240], labels[:240])
+    probabilities = model.probabilities(parts[240:])
+    assert probabilities.shape == (60, 3)
+    assert np.mean(np.array(model.decide(probabilities)) == np.array(labels[240:])) >= 0.7
+
+
+def test_a_numeric_scale_is_a_regression_whose_probabilities_follow_the_order():
+    parts, score, _ = synthetic(300, 2, seed=3)
+    steps = np.clip(np.round(score[:, 0] * 1.5 + 3), 1, 5).astype(int)
+    choices = ["1", "2", "3", "4", "5"]
+    model = lm.fit("numeric", choices, parts[:240], [str(s) for s in steps[:240]])
+    probabilities = model.probabilities(parts[240:])
+    predicted = np.array([int(v) for v in model.decide(probabilities)])
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert np.mean(np.abs(predicted - steps[240:])) < 0.8
+    # One peak: the mass falls away on both sides of the most probable step (a distance, not unordered classes).
+    for row in probabilities:
+        top = int(np.argmax(row))
+        assert all(row[i] >= row[i - 1] for i in range(1, top + 1))
+        assert all(row[i] <= row[i - 1] for i in range(top + 1, len(row)))
+
+
+def test_pairwise_is_antisymmetric_swap_gives_the_opposite_verdict_with_the_same_probability():
+    parts, score, _ = synthetic(300, 3, seed=4)
+    labels = np.where(score[:, 0] > score[:, 1], "A", "B").tolist()
+    model = lm.fit("pairwise", ["A", "B"], parts[:240], labels[:240])
+    forward = model.probabilities(parts[240:])
+    swapped = model.probabilities(parts[240:][:, [0, 2, 1], :])
+    assert np.allclose(forward[:, 0], swapped[:, 1], atol=1e-9)
+    assert np.allclose(forward[:, 1], swapped[:, 0], atol=1e-9)
+    undecided = np.isclose(forward[:, 0], 0.5)
+    flipped = np.array(model.decide(forward)) != np.array(model.decide(swapped))
+    assert flipped[~undecided].all()
+    assert np.mean(np.array(model.decide(forward)) == np.array(labels[240:])) >= 0.8
+
+
+# --- the project's learned judge ----------------------------------------------------------------------------
+
+GOOD = "Open Settings, choose Security, press Reset password and follow the link we email you within {i} minutes."
+BAD = "I am not sure what you mean, maybe try asking someone else about that {i} thing later."
+
+
+def labelled(project, reviewer, count: int = 24, labels=("pass", "fail")) -> list[Sample]:
+    samples = []
+    for i in range(count):
+        label = labels[i % len(labels)]
+        output = (GOOD if label == labels[0] else BAD).format(i=i)
+        sample = add_sample(
+            project, f"l{i}", inputs={"question": f"How do I reset my password on device {i}?"}, outputs=output
+        )
+        Feedback.objects.create(project=project, sample=sample, author=reviewer, label=label, critique="")
+        samples.append(sample)
+    return samples
+
+
+@pytest.mark.django_db
+def test_training_stores_the_model_and_the_offline_judge_uses_it(personas):
+    labelled(personas.project, personas.reviewer)
+    row = learned.train(personas.project)
+    assert row.trained_at is not None and row.labels == 24 and row.estimator
+    assert row.schema == learned.schema_fingerprint(personas.project)
+    assert row.stats["counts"] == {"pass": 12, "fail": 12}
+    unseen = [
+        add_sample(
+            personas.project,
+            "u1",
+            inputs={"question": "How do I reset my password on my tablet?"},
+            outputs=GOOD.format(i=99),
+        ),
+        add_sample(
+            personas.project,
+            "u2",
+            inputs={"question": "How do I reset my password on my watch?"},
+            outputs=BAD.format(i=98),
+        ),
+    ]
+    memories = working_memories(personas.project, unseen)
+    verdicts = [OfflineProvider().judge(m) for m in memories]
+    assert [v.value for v in verdicts] == ["pass", "fail"]
+    assert {v.tier for v in verdicts} == {"learned"}
+    assert all(v.probability is not None and v.probability > 0.5 for v in verdicts)
+    assert set(memories[0].local.probabilities) == {"pass", "fail"}
+
+
+@pytest.mark.django_db
+def test_the_same_item_rule_comes_before_the_learned_judge(personas):
+    samples = labelled(personas.project, personas.reviewer)
+    learned.train(personas.project)
+    from memory import episodic
+
+    episodic.upsert(list(Feedback.objects.filter(project=personas.project)))
+    twin = add_sample(personas.project, "twin", inputs=samples[0].inputs, outputs=samples[0].outputs)
+    (memory,) = working_memories(personas.project, [twin])
+    verdict = OfflineProvider().judge(memory)
+    assert verdict.tier == "same_item" and verdict.value == "pass"
+
+
+@pytest.mark.django_db
+def test_too_few_labels_mean_no_model_the_reason_and_the_vote(personas, client):
+    labelled(personas.project, personas.reviewer, count=6)
+    row = learned.train(personas.project)
+    assert not row.estimator and row.trained_at is None
+    assert "needs at least 20" in row.not_trained and "(14 more)" in row.not_trained
+    sample = add_sample(personas.project, "q", outputs=GOOD.format(i=5))
+    (memory,) = working_memories(personas.project, [sample])
+    assert memory.local is not None and memory.local.value is None
+    verdict = OfflineProvider().judge(memory)
+    assert verdict.tier != "learned" and "needs at least 20" in verdict.rationale
+    client.force_login(personas.viewer)
+    page = client.get(f"/p/{personas.project.slug}/memory/").content.decode()
+    assert "14 more final labels needed" in page
+
+
+@pytest.mark.django_db
+def test_one_label_only_trains_nothing_and_says_which_label_is_missing(personas):
+    labelled(personas.project, personas.reviewer, count=24, labels=("pass",))
+    row = learned.train(personas.project)
+    assert not row.estimator
+    assert "“fail”" in row.not_trained and "(2 more)" in row.not_trained
+
+
+@pytest.mark.django_db
+def test_overruled_and_undecided_feedback_are_not_final_labels(personas):
+    samples = labelled(personas.project, personas.reviewer, count=4)
+    Feedback.objects.create(project=personas.project, sample=samples[0], author=personas.owner, label="fail")
+    assert samples[0].pk not in dict(learned.final_labels(personas.project))  # reviewers disagree, undecided
+    from reviews.adjudication import decide
+
+    decide(samples[0], "fail", "The owner decided.", personas.owner)
+    assert dict(learned.final_labels(personas.project))[samples[0].pk] == "fail"  # the decision, not the overruled
+
+
+@pytest.mark.django_db
+def test_a_label_removed_from_the_schema_sets_the_model_aside_and_retraining_drops_it(personas):
+    project = personas.project
+    project.label_kind, project.categories = "categorical", ["good", "meh", "bad"]
+    project.save()
+    labelled(project, personas.reviewer, count=30, labels=("good", "bad", "meh"))
+    assert learned.train(project).trained_at is not None
+    project.categories = ["good", "bad"]
+    project.save()
+    get_redis().delete(key("learned-queued", project.pk))
+    found = learned.usable(project)
+    assert found.model is None and "another label schema" in found.note
+    assert get_redis().get(key("learned-queued", project.pk))  # a retraining was queued, not a silent use
+    row = learned.train(project)
+    assert row.labels == 20 and row.stats["counts"] == {"good": 10, "bad": 10}
+    assert learned.usable(project).model is not None
+
+
+@pytest.mark.django_db
+def test_a_stored_model_from_another_schema_is_never_used(personas):
+    labelled(personas.project, personas.reviewer)
+    learned.train(personas.project)
+    LearnedJudge.objects.filter(project=personas.project).update(schema="0" * 64)
+    sample = add_sample(personas.project, "q", outputs=GOOD.format(i=5))
+    (memory,) = working_memories(personas.project, [sample])
+    assert memory.local.value is None and "another label schema" in memory.local.note
+    assert OfflineProvider().judge(memory).tier != "learned"
+
+
+@pytest.mark.django_db
+def test_a_model_of_an_older_memory_version_is_set_aside_until_retrained(personas):
+    from memory.models import MemoryVersion
+
+    labelled(personas.project, personas.reviewer)
+    assert learned.train(personas.project).memory_version is None
+    MemoryVersion.objects.create(project=personas.project, number=1, trigger="distill", provider="offline", model="m")
+    found = learned.usable(personas.project)
+    assert found.model is None and "no memory version yet" in found.note and "now at version 1" in found.note
+    assert learned.train(personas.project).memory_version == 1
+    assert learned.usable(personas.project).model is not None
+
+
+@pytest.mark.django_db
+def test_a_failed_training_keeps_the_previous_model_and_says_so(personas, monkeypatch, client):
+    labelled(personas.project, personas.reviewer)
+    before = learned.train(personas.project)
+
+    def broken(*args, **kwargs):
+        raise MemoryError("out of memory while fitting")
+
+    monkeypatch.setattr(learned, "fit_tuned", broken)
+    row = learned.train(personas.project)
+    assert "out of memory while fitting" in row.failure and row.failed_at is not None
+    assert bytes(row.estimator) == bytes(before.estimator) and row.trained_at == before.trained_at
+    assert learned.usable(personas.project).model is not None
+    client.force_login(personas.viewer)
+    page = client.get(f"/p/{personas.project.slug}/memory/").content.decode()
+    assert "The last training failed" in page and "The previous model stays in use." in page
+
+
+@pytest.mark.django_db
+def test_retraining_requests_are_coalesced_per_project(personas, monkeypatch):
+    sent = []
+    monkeypatch.setattr(dispatch, "send", lambda name, *args, **kw: sent.append((name, args)))
+    get_redis().delete(key("learned-queued", personas.project.pk), key("learned-queued", personas.other.pk))
+    results = [dispatch.request_training(personas.project.pk) for _ in range(10)]
+    results.append(dispatch.request_training(personas.other.pk))
+    assert results == [True] + [False] * 9 + [True]
+    assert sent == [
+        ("judging.tasks.train_learned_judge", (personas.project.pk,)),
+        ("judging.tasks.train_learned_judge", (personas.other.pk,)),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_labels_is_learned_by_a_real_worker_in_few_trainings(personas, celery_worker, settings, monkeypatch):
+    settings.MEMALIGN_LEARNED_TRAIN_DELAY_SECONDS = 1.0
+    real_send = dispatch.send
+    sent = []
+
+    def counting(name, *args, **kwargs):
+        if name == "judging.tasks.train_learned_judge":
+            sent.append(args)
+        real_send(name, *args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "send", counting)
+    for i in range(24):
+        label = ("pass", "fail")[i % 2]
+        sample = add_sample(
+            personas.project,
+            f"b{i}",
+            inputs={"question": f"Reset my password {i}?"},
+            outputs=(GOOD if label == "pass" else BAD).format(i=i),
+        )
+        add_feedback(sample, personas.reviewer, label, "Clear steps." if label == "pass" else "Does not help.")
+    wait_for(
+        lambda: LearnedJudge.objects.filter(project=personas.project, labels=24).exists(),
+        timeout=120,
+        message="the learned judge trained on all 24 labels",
+    )
+    # 24 saves; the burst costs one training (and one more per memory version the saves lead to).
+    assert 1 <= len(sent) <= 4, sent
+
+
+@pytest.mark.worker  # processes of its own, like the tests that start worker processes
+@pytest.mark.django_db(transaction=True)
+def test_one_stored_model_is_shared_by_two_other_processes(personas):
+    from tests.test_memory_faults import database_url
+
+    labelled(personas.project, personas.reviewer)
+    learned.train(personas.project)
+    sample = add_sample(personas.project, "shared", outputs=GOOD.format(i=7))
+    here = learned.predictions(personas.project, sample_vectors.part_vectors([sample]))[0]
+    script = (
+        "import django, json; django.setup();"
+        "from judging import learned; from memory.vectors import part_vectors; from reviews.models import Project, Sample;"
+        f"p = Project.objects.get(pk={personas.project.pk}); s = Sample.objects.get(pk={sample.pk});"
+        "found = learned.usable(p, queue_retraining=False);"
+        "print(json.dumps(learned.predict(found.model, part_vectors([s]))[0].probabilities))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test", "DATABASE_URL": database_url()}
+    outputs = [
+        subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        for _ in range(2)
+    ]
+    for done in outputs:
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == pytest.approx(here.probabilities, abs=1e-6)
+
+
+# --- the cascade in front of an LLM ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_cascade_decides_confident_items_locally_and_sends_the_rest_to_the_model(personas, fake_anthropic):
+    project = personas.project
+    labelled(project, personas.reviewer)
+    learned.train(project)
+    outputs = [GOOD.format(i=50), BAD.format(i=51), GOOD.format(i=52), BAD.format(i=53)] + [
+        "Security settings exist.",
+        "Maybe try the link, or not.",
+        "Password things are in a menu somewhere, I think.",
+    ]
+    judged = [
+        add_sample(project, f"c{i}", inputs={"question": f"How do I reset my password, take {i}?"}, outputs=text)
+        for i, text in enumerate(outputs)
+    ]
+    confidence = [p.probability for p in learned.predictions(project, sample_vectors.part_vectors(judged))]
+    threshold = float(np.clip(np.median(confidence), 0.5, 1.0))
+    local = sum(c >= threshold for c in confidence)
+    assert 0 < local < len(judged), confidence  # the fixture must leave work for both tiers
+    project.provider, project.cascade_threshold = "anthropic", threshold
+    project.save()
+    run = runs.start(project, personas.owner, "items", sample_ids=[s.pk for s in judged], in_process=True)
+    for index in range(run.chunk_count):
+        runs.judge_chunk(run.pk, index)
+    verdicts = {j.sample_id: j for j in Judgement.objects.filter(run=run)}
+    assert fake_anthropic.request_count == len(judged) - local  # counted at the server
+    for sample, sure in zip(judged, confidence):
+        assert verdicts[sample.pk].tier == ("learned" if sure >= threshold else "llm")
+    from judging import tiers
+
+    run.refresh_from_db()
+    summary = tiers.summary(run)
+    assert summary["tiers"]["learned"]["verdicts"] == local
+    assert summary["calls_saved"] == local and summary["tokens_saved"] > 0
+
+
+@pytest.mark.django_db
+def test_the_cascade_is_off_by_default_and_its_threshold_is_validated(personas):
+    from django.core.exceptions import ValidationError
+
+    assert personas.project.cascade_threshold is None
+    personas.project.cascade_threshold = 0.3
+    with pytest.raises(ValidationError, match="from 0.5 to 1"):
+        personas.project.full_clean()
+
+
+# --- evaluation --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_learned_variant_learns_and_both_uses_it_offline(personas):
+    from evaluation import curves
+
+    labelled(personas.project, personas.reviewer, count=40)
+    options = curves.Options(shards=[0, 10, 28], variants=["episodic", "both", "learned"], prequential=False)
+    result = curves.run(curves.start(personas.project, personas.owner, options)).result
+    points = {(p["variant"], p["split"], p["shard"]): p for p in result["points"]}
+    below, above = points[("learned", "test", 10)], points[("learned", "test", 28)]
+    assert below["abstained"] == below["n"]  # 10 labels: under the minimum, no model, no vote behind it
+    assert above["abstained"] == 0 and above["exact_match"] > 0.9
+    assert points[("learned", "seen", 28)]["exact_match"] == 1.0  # the same-item rule still decides seen items
+    assert points[("both", "test", 28)]["exact_match"] >= above["exact_match"]  # offline "both" reads the model
+    assert above["calls"] == 0
