@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('judging', '0001_initial'),
+        ('judging', '0003_verdict_confidence_and_checks'),
     ]
 
     operations = [
