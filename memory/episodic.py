@@ -94,6 +94,10 @@ def _forget(project_id: int) -> None:
         _collections.pop(collection_name(project_id), None)
 
 
+def _query(store: Any, queries: list[list[float]], asked: int) -> Any:
+    return store.query(query_embeddings=queries, n_results=asked, include=["metadatas", "distances"])
+
+
 def _on_collection(project_id: int, use: Callable[[Any], T]) -> T:
     """Run `use` on the project's collection; a handle whose collection another process dropped (a rebuild) is
     looked up again once."""
@@ -209,9 +213,7 @@ def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int
         asked = wanted
         result = _on_collection(
             project_id,
-            lambda store, asked=asked: store.query(  # called at once; the default binds this round's size
-                query_embeddings=queries, n_results=asked, include=["metadatas", "distances"]
-            ),
+            partial(_query, queries=queries, asked=asked),  # bound now: ruff B023, and mypy can type it
         )
         found, crowded = [], False
         for ids, metadatas, distances, excluded in zip(
