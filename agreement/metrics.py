@@ -23,9 +23,17 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix, mean_absolute_e
 ABSTAINED = "abstained"
 BOOTSTRAP_RESAMPLES = 500
 CONFIDENCE = 0.95
-# The plain reading of the headline figure (kappa or its weighted form).
-READINGS = ((0.7, "good enough to gate a release"), (0.4, "good enough to watch trends"))
-EXPLORATORY = "exploratory"
+# The plain reading of the headline figure (kappa or its weighted form), from the top. Kappa 0 is what a judge
+# guessing with the right label frequencies gets; within CHANCE_BAND of it the judge has learnt nothing.
+READINGS = (
+    (0.7, "good enough to gate a release"),
+    (0.4, "good enough to watch trends"),
+    (0.1, "weak: exploratory only"),
+)
+CHANCE_BAND = 0.1
+NO_BETTER = "no better than chance"
+WORSE = "worse than chance"
+UNDEFINED = "undefined"
 
 
 @dataclass
@@ -72,13 +80,14 @@ class Figures:
 
 
 def reading(kappa: float | None) -> str:
-    """Below 0.4 "exploratory", 0.4–0.7 "good enough to watch trends", 0.7 and above "good enough to gate"."""
+    """Read a kappa plainly: 0.7 and above "good enough to gate a release", 0.4–0.7 "good enough to watch
+    trends", 0.1–0.4 "weak", within 0.1 of zero "no better than chance", below that "worse than chance"."""
     if kappa is None:
-        return EXPLORATORY
+        return UNDEFINED
     for threshold, text in READINGS:
         if kappa >= threshold:
             return text
-    return EXPLORATORY
+    return NO_BETTER if kappa > -CHANCE_BAND else WORSE
 
 
 def agreement(

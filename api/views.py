@@ -19,6 +19,7 @@ from judging.models import JudgeRun
 from memory import blind
 from memory.models import MemoryVersion, Principle
 from reviews import import_jobs
+from reviews.export_views import dataset_response
 from reviews.feedback import StaleFeedback, save_feedback
 from reviews.importers import import_samples
 from reviews.labels import normalize_label
@@ -358,7 +359,9 @@ def run_start(request, slug: str, data: s.RunIn):
             Sample.objects.filter(project=project, external_id__in=external_ids).values_list("id", flat=True)
         )
     try:
-        run = runs.start(project, request.auth.user, data.scope, limit=data.limit, sample_ids=sample_ids)
+        run = runs.start(
+            project, request.auth.user, data.scope, limit=data.limit, sample_ids=sample_ids, origin=JudgeRun.Origin.API
+        )
     except runs.RunError as error:
         raise field_error("scope", str(error)) from None
     return Status(201, _run_out(_run(project, run.pk)))
@@ -450,3 +453,36 @@ def metrics(request, slug: str):
         "reviewed_samples": len(experts.labels),
         "latest_run": _run_out(latest) if latest else None,
     }
+
+
+# --- the dataset ---------------------------------------------------------------------------------------------
+
+
+def _file(content_type: str, description: str) -> dict:
+    """The OpenAPI description of a streamed file (the schema then allows its content type)."""
+    body = {"content": {content_type: {"schema": {"type": "string"}}}, "description": description}
+    return {"responses": {200: body}}
+
+
+@router.get(
+    "/projects/{slug}/export.jsonl",
+    response=ERRORS,
+    summary="The dataset as JSONL: samples, reviews, final labels",
+    openapi_extra=_file("application/x-ndjson", "One sample a line."),
+)
+def dataset_jsonl(request, slug: str):
+    """One sample a line, with every review and the final label (blind reviewers: on samples they reviewed)."""
+    project, membership = project_for(request, slug)
+    return dataset_response(project, membership, "jsonl")
+
+
+@router.get(
+    "/projects/{slug}/export.csv",
+    response=ERRORS,
+    summary="The dataset as CSV: samples, reviews, final labels",
+    openapi_extra=_file("text/csv", "One sample a row; each reviewer's label, critique and time in columns."),
+)
+def dataset_csv(request, slug: str):
+    """One sample a row; each reviewer's label, critique and time in columns of their own."""
+    project, membership = project_for(request, slug)
+    return dataset_response(project, membership, "csv")

@@ -11,6 +11,7 @@ matplotlib.use("svg")  # no display, no GUI toolkit: the SVG backend only
 matplotlib.rcParams["svg.fonttype"] = "none"  # text as <text>, not glyph outlines: a tenth of the size
 
 from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
+from matplotlib.lines import Line2D  # noqa: E402
 
 COLOURS = {"none": "#888888", "semantic": "#d95f02", "episodic": "#1b9e77", "both": "#386cb0"}
 SPLIT_STYLES = {"test": "-", "seen": "--", "next": "-"}
@@ -22,56 +23,107 @@ def _x(shard: int) -> float:
     return shard + 1
 
 
+VARIANT_NAMES = {
+    "none": "no memory",
+    "semantic": "principles only",
+    "episodic": "examples only",
+    "both": "principles + examples",
+}
+PANEL_WIDTH, HEIGHT = 2.7, 3.3  # inches per panel, and the figure's height with its legend below
+
+
+def point_area(n: int, largest: int) -> float:
+    """A point's area (points squared) grows with the items it rests on: 3 items small, 300 large."""
+    return 6 + 54 * n / max(1, largest)
+
+
+def _series(points: list[dict[str, Any]], variant: str, split: str) -> list[dict[str, Any]]:
+    return sorted((p for p in points if p["variant"] == variant and p["split"] == split), key=lambda p: p["shard"])
+
+
+def _baseline(axes: Any, value: float, text: str, colour: str, style: str) -> None:
+    """A horizontal baseline with its name written on it, at the right end (no legend entry to look up)."""
+    axes.axhline(value, color=colour, linestyle=style, linewidth=1)
+    axes.annotate(
+        text,
+        xy=(1, value),
+        xycoords=("axes fraction", "data"),
+        xytext=(-2, 2),
+        textcoords="offset points",
+        ha="right",
+        va="bottom",
+        fontsize=6.5,
+        color=colour,
+    )
+
+
 def learning_curve(result: dict[str, Any], curve: str) -> str:
-    """One chart of `curve` ("heldout" or "prequential"): exact match against critiques learned, one line per
-    variant and split, the 95% bootstrap interval shaded, the baselines as horizontal lines. Returns SVG text."""
-    figure = Figure(figsize=(6.4, 3.8))
-    axes = figure.subplots()
+    """The chart of `curve` ("heldout" or "prequential") as small multiples: one panel per variant, sharing the
+    axes, exact match against critiques learned with its 95% interval as a band, each point sized by the number
+    of items it rests on (and that number written beside the last one), the baselines named on their lines, the
+    legend below the panels. Returns SVG text."""
     points = [p for p in result["points"] if p["curve"] == curve and p["exact_match"] is not None]
-    lines = sorted({(p["variant"], p["split"]) for p in points})
-    for variant, split in lines:
-        series = sorted(
-            (p for p in points if p["variant"] == variant and p["split"] == split), key=lambda p: p["shard"]
-        )
-        xs = [_x(p["shard"]) for p in series]
-        colour = COLOURS.get(variant, "#000000")
-        label = f"{variant}, {SPLIT_NAMES[split]}" if curve == "heldout" else SPLIT_NAMES[split]
-        axes.plot(
-            xs,
-            [p["exact_match"] for p in series],
-            SPLIT_STYLES[split],
-            color=colour,
-            marker="o",
-            markersize=3,
-            label=label,
-        )
-        shaded = [(x, p["interval"]) for x, p in zip(xs, series) if p.get("interval")]
-        if shaded:
-            axes.fill_between(
-                [x for x, _ in shaded],
-                [i[0] for _, i in shaded],
-                [i[1] for _, i in shaded],
-                color=colour,
-                alpha=0.12,
-                linewidth=0,
-            )
-    base = result["baselines"]
-    axes.axhline(base["majority"], color="#555555", linestyle=":", linewidth=1, label="majority label (baseline)")
-    if base.get("imported_judge") is not None:
-        axes.axhline(
-            base["imported_judge"], color="#7570b3", linestyle="-.", linewidth=1, label="imported judge (baseline)"
-        )
-    axes.set_xscale("log")
+    variants = [v for v in VARIANT_NAMES if any(p["variant"] == v for p in points)] or ["both"]
+    figure = Figure(figsize=(max(4.2, PANEL_WIDTH * len(variants) + 0.6), HEIGHT))
+    panels = figure.subplots(1, len(variants), sharey=True, squeeze=False)[0]
     shards = sorted({p["shard"] for p in points})
-    axes.set_xticks([_x(s) for s in shards], [str(s) for s in shards], fontsize=7)
-    axes.minorticks_off()
-    axes.set_ylim(-0.02, 1.02)
-    axes.set_xlabel("critiques learned" if curve == "heldout" else "critiques learned before the shard was judged")
-    axes.set_ylabel("exact match with the experts")
-    axes.set_title("Held-out learning curve" if curve == "heldout" else "Prequential curve (cannot leak)", fontsize=10)
-    axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=6, loc="lower right")
-    figure.tight_layout()
+    largest = max((p["n"] for p in points), default=1) or 1
+    handles: dict[str, Any] = {}
+    base = result["baselines"]
+    for axes, variant in zip(panels, variants):
+        colour = COLOURS.get(variant, "#000000")
+        for split in SPLIT_NAMES:
+            series = _series(points, variant, split)
+            if not series:
+                continue
+            xs = [_x(p["shard"]) for p in series]
+            axes.plot(xs, [p["exact_match"] for p in series], SPLIT_STYLES[split], color=colour, linewidth=1.4)
+            sizes = [point_area(p["n"], largest) for p in series]
+            axes.scatter(xs, [p["exact_match"] for p in series], s=sizes, color=colour, zorder=3, linewidths=0)
+            handles.setdefault(SPLIT_NAMES[split], Line2D([], [], color="#333333", linestyle=SPLIT_STYLES[split]))
+            shaded = [(x, p["interval"]) for x, p in zip(xs, series) if p.get("interval")]
+            if shaded:
+                axes.fill_between(
+                    [x for x, _ in shaded],
+                    [i[0] for _, i in shaded],
+                    [i[1] for _, i in shaded],
+                    color=colour,
+                    alpha=0.15,
+                    linewidth=0,
+                )
+            if split != "seen":  # seen items are the same learned ones: one count per panel is enough
+                for x, point in {xs[0]: series[0], xs[-1]: series[-1]}.items():
+                    axes.annotate(
+                        f"n={point['n']}",
+                        xy=(x, point["exact_match"]),
+                        xytext=(0, -11),
+                        textcoords="offset points",
+                        ha="center",
+                        fontsize=6.5,
+                        color=colour,
+                    )
+        _baseline(axes, base["majority"], "majority label", "#555555", ":")
+        if base.get("imported_judge") is not None:
+            _baseline(axes, base["imported_judge"], "imported judge", "#7570b3", "-.")
+        axes.set_title(VARIANT_NAMES.get(variant, variant), fontsize=9, color=colour)
+        axes.set_xscale("log")
+        axes.set_xticks([_x(s) for s in shards], [str(s) for s in shards], fontsize=7)
+        axes.minorticks_off()
+        axes.set_ylim(-0.02, 1.02)
+        axes.tick_params(axis="y", labelsize=7)
+        axes.grid(True, alpha=0.3)
+    panels[0].set_ylabel("exact match with the experts", fontsize=8)
+    figure.supxlabel(
+        "critiques learned" if curve == "heldout" else "critiques learned before the shard was judged",
+        fontsize=8,
+        y=0.1,
+    )
+    figure.suptitle("Held-out learning curve" if curve == "heldout" else "Prequential curve (cannot leak)", fontsize=10)
+    handles["point area: items measured (n)"] = Line2D([], [], color="#333333", marker="o", linestyle="")
+    figure.legend(
+        list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=7, frameon=False
+    )
+    figure.tight_layout(rect=(0, 0.13, 1, 1))
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg")
     return buffer.getvalue()

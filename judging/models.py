@@ -31,11 +31,17 @@ class JudgeRun(models.Model):
         QUEUE = "queue", "The queue filter's samples"
         ITEMS = "items", "Items posted through the API"
 
+    class Origin(models.TextChoices):
+        SITE = "site", "the site"
+        API = "api", "the API"
+        COMMAND = "command", "the command line"
+
     FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.REVIEWED)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.SITE)
     scope_detail = models.CharField(max_length=300, blank=True, help_text="The queue filter, for that scope.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     sample_ids = models.JSONField(default=list)
@@ -77,6 +83,11 @@ class JudgeRun(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def scope_name(self) -> str:
+        """The scope without its explanation: "Reviewed samples"."""
+        return str(self.get_scope_display()).split(" (")[0]
 
     @property
     def chunk_count(self) -> int:

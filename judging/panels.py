@@ -1,17 +1,79 @@
-"""What the judging app adds to the pages of the apps below it (reviews/panels.py): the judge's agreement on
-the overview, the latest verdict on the review page, runs from the queue, and runs and the try box on the memory
-dashboard."""
+"""What the judging app adds to the pages of the apps below it (reviews/panels.py): the aligned judge's latest
+figures as the overview's headline, the imported judge's agreement on the overview, the latest verdict on the
+review page, runs from the queue, and runs and the try box on the memory dashboard."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from judging import learned, run_agreement, run_listing
+from agreement import metrics
+from judging import learned, run_agreement, run_listing, runs
 from judging.forms import JudgingSettingsForm, TryJudgeForm
 from judging.models import JudgeRun, JudgingSettings, LearnedJudge
 from reviews import panels, team
-from reviews.models import QueuePriority
+from reviews.models import Project, QueuePriority
+
+
+def latest_figures(project: Project) -> tuple[JudgeRun | None, dict[str, Any] | None]:
+    """The latest run that ended with figures, and those figures (recomputed if the experts' labels changed)."""
+    run = (
+        JudgeRun.objects.filter(project=project, status=JudgeRun.Status.DONE, figures__isnull=False)
+        .select_related("memory_version")
+        .defer("sample_ids")
+        .order_by("-id")
+        .first()
+    )
+    return (run, run_agreement.current_figures(run)) if run else (None, None)
+
+
+def recall_by_label(figures: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per expert label, how many of its samples the judge labelled the same (the confusion matrix's rows)."""
+    out = []
+    for i, label in enumerate(figures["labels"]):
+        row = figures["confusion"][i]
+        if label == metrics.ABSTAINED or not sum(row):
+            continue
+        out.append({"label": label, "hits": row[i], "n": sum(row), "recall": row[i] / sum(row)})
+    return out
+
+
+def overview_headline(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The aligned judge's latest figures (the product's), with the imported judge and the experts beside."""
+    return headline_context(context["project"], context.get("team"))
+
+
+def headline_context(project: Project, team_figures: team.TeamAgreement | None = None) -> dict[str, Any]:
+    """The headline's figures (the overview, and the page "Run the judge" opens); `team_figures` if computed."""
+    run, figures = latest_figures(project)
+    aligned = (figures or {}).get("aligned")
+    if aligned:
+        # Stored figures carry the reading of their day; read the number again with today's words.
+        aligned = {**aligned, "reading": metrics.reading(aligned["headline"]), "recall": recall_by_label(aligned)}
+    imported = (figures or {}).get("imported")
+    if imported:
+        imported = {**imported, "reading": metrics.reading(imported["headline"])}
+    else:
+        overall = run_agreement.imported_judge_agreement(project)[0]
+        imported = overall.as_dict() if overall else None
+    active = JudgeRun.objects.filter(project=project, status__in=runs.ACTIVE).defer("sample_ids").order_by("id").first()
+    return {
+        "headline": {
+            "run": run,
+            "aligned": aligned,
+            "imported": imported,
+            "imported_same_samples": bool((figures or {}).get("imported")),
+            "active": active,
+            "team": team_figures or team.team_agreement(project, with_pairs=False),
+            "scopes": run_scopes(),
+        }
+    }
+
+
+def run_scopes() -> list[tuple[str, str]]:
+    """The scopes an owner picks from the site (the queue's and the API's have their own ways in)."""
+    hidden = (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)
+    return [(value, str(label).split(" (")[0]) for value, label in JudgeRun.Scope.choices if value not in hidden]
 
 
 def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,7 +91,6 @@ def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
         "ranked": bool(audit_ids),
         "experts": experts,
         "runs": recent,
-        "team": context.get("team") or team.team_agreement(project, with_pairs=False),
     }
     return {"agreement": agreement}
 
@@ -51,9 +112,7 @@ def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "runs": runs_list,
         "settings_form": JudgingSettingsForm(instance=JudgingSettings.of(project)),
-        "scopes": [
-            (v, label) for v, label in JudgeRun.Scope.choices if v not in (JudgeRun.Scope.QUEUE, JudgeRun.Scope.ITEMS)
-        ],
+        "scopes": run_scopes(),
     }
 
 
@@ -78,7 +137,7 @@ def try_box(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def register() -> None:
-    panels.register("overview-stats", "judging/_overview_stat.html", overview_agreement, order=10)
+    panels.register("overview-headline", "judging/_overview_headline.html", overview_headline)
     panels.register("overview", "judging/_overview_agreement.html", overview_agreement, order=10)
     panels.register("review-aside", "judging/_latest_verdict.html", latest_verdict)
     panels.register("queue-actions", "judging/_queue_run.html")

@@ -15,7 +15,8 @@ from judging.models import Judgement, JudgeRun
 from memory import blind
 from memory import vectors as sample_vectors
 from reviews import queue
-from reviews.models import Feedback, Membership, Sample
+from reviews.adjudication import team_feedback
+from reviews.models import Decision, Feedback, Membership, Sample
 from reviews.permissions import visible_feedback
 
 # A running run says why it sits still: no worker took it after UNCLAIMED_NOTICE, or no verdict for STALLED_NOTICE.
@@ -83,6 +84,7 @@ def verdict_page(
     return VerdictPage(items, items[-1].sample_id if more else None)
 
 
+# The CSV's columns, then one "expert:<name>" column per reviewer; the JSONL has `experts` as {name: label}.
 EXPORT_FIELDS = [
     "sample_id",
     "external_id",
@@ -92,7 +94,7 @@ EXPORT_FIELDS = [
     "position_consistent",
     "stability",
     "imported",
-    "experts",
+    "final_label",
     "rationale",
     "error",
     "memory_version",
@@ -102,17 +104,30 @@ EXPORT_FIELDS = [
     "output_tokens",
     "cache_read_tokens",
     "latency_ms",
-    "retrieved",
+    "retrieved_samples",
 ]
 
 
 def export_rows(run: JudgeRun, membership: Membership):
-    """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports)."""
+    """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports):
+    with the experts' labels by reviewer, the final label (a decision's, or the one label the reviewers agree
+    on), and the retrieved examples as their samples' external ids. A blind reviewer gets labels, final ones
+    included, only on samples they reviewed."""
     after = None
     while True:
         page = verdict_page(verdicts(run, membership), membership, after, size=500)
+        ids = [j.sample_id for j in page.items]
+        experts: dict[int, dict[str, str]] = {}
+        shown = visible_feedback(membership, team_feedback(Feedback.objects.filter(sample_id__in=ids)))
+        for sample_id, name, label in shown.values_list("sample_id", "author__username", "label"):
+            experts.setdefault(sample_id, {})[name] = label
+        decided = dict(Decision.objects.filter(sample_id__in=ids).values_list("sample_id", "label"))
+        retrieved_ids = {f for j in page.items for f in j.retrieved or []}
+        examples = dict(Feedback.objects.filter(pk__in=retrieved_ids).values_list("pk", "sample__external_id"))
         for j in page.items:
             usage = j.usage or {}
+            labels = experts.get(j.sample_id, {})
+            agreed = set(labels.values())
             yield {
                 "sample_id": j.sample_id,
                 "external_id": j.sample.external_id,
@@ -122,7 +137,10 @@ def export_rows(run: JudgeRun, membership: Membership):
                 "position_consistent": j.position_consistent,
                 "stability": (j.checks or {}).get("stability", ""),
                 "imported": j.sample.judge_value,
-                "experts": j.expert_labels,  # type: ignore[attr-defined]  # set by verdicts_page
+                "final_label": (decided.get(j.sample_id) or (agreed.pop() if len(agreed) == 1 else ""))
+                if labels
+                else "",
+                "experts": dict(sorted(labels.items())),
                 "rationale": j.rationale,
                 "error": j.error,
                 "memory_version": run.memory_version.number if run.memory_version else None,
@@ -132,7 +150,8 @@ def export_rows(run: JudgeRun, membership: Membership):
                 "output_tokens": usage.get("output_tokens", 0),
                 "cache_read_tokens": usage.get("cache_read_tokens", 0),
                 "latency_ms": j.latency_ms,
-                "retrieved": j.retrieved,
+                # An example unaligned since the run has no sample any more: it keeps its place, blank.
+                "retrieved_samples": [examples.get(f, "") for f in j.retrieved or []],
             }
         if page.next_after is None:
             return

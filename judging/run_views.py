@@ -9,12 +9,12 @@ from itertools import chain
 from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HTMX_STOP_POLLING
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
 
-from judging import coverage_chart, run_agreement, run_listing, runs, tiers
+from judging import coverage_chart, panels, run_agreement, run_listing, runs, tiers
 from judging.models import Judgement, JudgeRun
-from reviews import queue, spreadsheets
+from reviews import dataset, queue, spreadsheets
 from reviews.models import Role
 from reviews.permissions import ProjectRequest, can, project_view
 
@@ -33,8 +33,17 @@ def _int(value: str | None) -> int | None:
 
 
 @project_view(Role.OWNER)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def judge_run_start(request: ProjectRequest) -> HttpResponse:
+    """GET: the page the navigation's "Run the judge" opens (the scopes, the latest runs); POST: start a run."""
+    if request.method == "GET":
+        context = {
+            "project": request.project,
+            "membership": request.membership,
+            **panels.headline_context(request.project),
+            "recent": JudgeRun.objects.filter(project=request.project).defer("sample_ids").order_by("-id")[:5],
+        }
+        return render(request, "judging/run_start.html", context)
     scope = request.POST.get("scope", JudgeRun.Scope.REVIEWED)
     query = queue.QueueQuery.from_params(request.POST, "all") if scope == JudgeRun.Scope.QUEUE else None
     try:
@@ -52,6 +61,7 @@ def judge_run_start(request: ProjectRequest) -> HttpResponse:
 def _status_context(request: ProjectRequest, run: JudgeRun) -> dict:
     return {
         "project": request.project,
+        "membership": request.membership,  # the navigation shows owners their links
         "run": run,
         "notice": run_listing.notice(run),
         "is_owner": can(request.membership, Role.OWNER),
@@ -88,6 +98,8 @@ def judge_run(request: ProjectRequest, run_id: int) -> HttpResponse:
 def judge_run_progress(request: ProjectRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     response = render(request, "judging/_judge_run.html", _status_context(request, run))
+    # The verdict table (static/run.js) reloads when this number moves, and a last time when the run ends.
+    trigger_client_event(response, "runProgress", {"judged": run.done + run.failed, "finished": run.finished})
     if run.finished:
         response.status_code = HTMX_STOP_POLLING  # the progress bar stops polling; the summary is in this reply
     return response
@@ -137,12 +149,14 @@ def judge_run_export(request: ProjectRequest, run_id: int, fmt: str) -> Streamin
         lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in run_listing.export_rows(run, request.membership))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
     else:
+        names = dataset.reviewers(request.project)
         writer = spreadsheets.writer(_Echo())
+        header = [*run_listing.EXPORT_FIELDS, *(f"expert:{name}" for name in names)]
         body = (
-            [_csv_cell(r[k]) for k in run_listing.EXPORT_FIELDS]
+            [_csv_cell(r[k]) for k in run_listing.EXPORT_FIELDS] + [r["experts"].get(name, "") for name in names]
             for r in run_listing.export_rows(run, request.membership)
         )
-        lines = (writer.writerow(row) for row in chain([list(run_listing.EXPORT_FIELDS)], body))
+        lines = (writer.writerow(row) for row in chain([header], body))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -81,6 +81,7 @@ def start(
     in_process: bool = False,
     chunk_size: int | None = None,
     sample_ids: list[int] | None = None,
+    origin: str = "site",
 ) -> JudgeRun:
     """Create a run over the scope's samples; it starts at once, or after the project's active run ends.
 
@@ -106,6 +107,7 @@ def start(
             project=project,
             created_by=user,
             scope=scope,
+            origin=JudgeRun.Origin.COMMAND if in_process else origin,
             sample_ids=sample_ids,
             total=len(sample_ids),
             chunk_size=chunk_size or CHUNK_SIZE,

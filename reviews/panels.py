@@ -4,7 +4,7 @@ An app registers a panel in its AppConfig.ready(): a slot name, the template tha
 function that adds to the page's context (it gets the page's context and returns what the template needs).
 A reviews template renders a slot with `{% panels "slot" %}` (review_tags); an empty slot renders nothing.
 
-Slots: "overview-stats" and "overview" (the project overview), "review-aside" (the review page, under the
+Slots: "overview-headline" (the top of the project overview) and "overview" (its foot), "review-aside" (the review page, under the
 sample), "queue-actions" (the queue, under its filters), "project-list-actions" (the project list's buttons),
 "memory-dashboard" (the memory dashboard, after the principles), "memory-links" (its links line) and
 "settings-actions" (the project settings page, under the form).

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from reviews import adjudication_views, invitation_views, review_views, team_views, views
+from reviews import adjudication_views, export_views, invitation_views, review_views, team_views, views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False)),
@@ -56,4 +56,8 @@ urlpatterns += [
 ]
 urlpatterns += [
     path("p/<slug:slug>/team/", team_views.team_page, name="team"),
+]
+urlpatterns += [
+    path("p/<slug:slug>/export.csv", export_views.dataset_export, {"fmt": "csv"}, name="dataset-csv"),
+    path("p/<slug:slug>/export.jsonl", export_views.dataset_export, {"fmt": "jsonl"}, name="dataset-jsonl"),
 ]

@@ -17,7 +17,7 @@ SLOT = re.compile(r"""\{%\s*panels\s+["']([\w-]+)["']\s*%\}""")
 def test_every_slot_a_page_renders_has_panels_and_their_templates_exist():
     used = {slot for path in TEMPLATES.rglob("*.html") for slot in SLOT.findall(path.read_text())}
     assert used == {
-        "overview-stats",
+        "overview-headline",
         "overview",
         "review-aside",
         "queue-actions",

@@ -88,7 +88,7 @@ MATRIX = {
         [302, 404, 403, 403, 405],
         [302, 404, 403, 403, 302],
     ),
-    "judge-run-start": ("/p/{slug}/memory/judge-runs/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    "judge-run-start": ("/p/{slug}/memory/judge-runs/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 302]),
     "judge-run": ("/p/{slug}/memory/judge-runs/{run}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "judge-run-progress": (
         "/p/{slug}/memory/judge-runs/{run}/progress/",
@@ -100,6 +100,8 @@ MATRIX = {
         [302, 404, 200, 200, 200],
         [302, 404, 405, 405, 405],
     ),
+    "dataset-csv": ("/p/{slug}/export.csv", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "dataset-jsonl": ("/p/{slug}/export.jsonl", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "judge-run-csv": (
         "/p/{slug}/memory/judge-runs/{run}/export.csv",
         [302, 404, 200, 200, 200],

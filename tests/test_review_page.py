@@ -215,10 +215,12 @@ def test_overview_counts_agreement_critiques_and_progress(client, personas):
     body = client.get(f"/p/{personas.project.slug}/").content.decode()
     figures = dict(re.findall(r'data-stat="(\w+)">([^<]+)<', body))
     # Agreement counts samples, each with its experts' one label: s1's two reviewers agree, so it counts once.
-    assert figures == {"samples": "5", "reviewed": "4", "feedback": "5", "disagreements": "2", "agreement": "67%"}
-    assert "judge–expert agreement (3 samples, kappa 0.00)" in body  # always "pass": no better than chance
+    assert figures == {"samples": "5", "reviewed": "4", "feedback": "5", "disagreements": "2"}
+    # The imported judge, beside the (not yet run) aligned judge: always "pass", no better than chance.
+    assert 'data-headline="imported">0.00<' in body and 'data-reading="imported">no better than chance<' in body
+    assert "on 3 reviewed samples" in body
     assert "from 2 reviewers (1 confirmed by several who agreed)" in body
-    assert 'data-baseline="overview">67%' in body and 'data-reading="overview">exploratory' in body
+    assert 'data-baseline="overview">67%' in body and 'data-reading="overview">no better than chance' in body
     critiques = re.findall(r'<blockquote class="pre">([^<]*)</blockquote>', body)
     assert critiques[0] == "No verdict here." and len(critiques) == 4  # newest first, empty critiques left out
     assert "Promises a refund it cannot &lt;guarantee&gt;." in critiques
@@ -230,7 +232,8 @@ def test_overview_counts_agreement_critiques_and_progress(client, personas):
 def test_overview_of_an_empty_project(client, personas):
     client.force_login(personas.owner)
     body = client.get(f"/p/{personas.project.slug}/").content.decode()
-    assert dict(re.findall(r'data-stat="(\w+)">([^<]+)<', body))["agreement"] == "–"
+    assert dict(re.findall(r'data-stat="(\w+)">([^<]+)<', body))["samples"] == "0"
+    assert "No reviewed sample with an imported verdict yet." in body
     assert "No critiques yet." in body
 
 

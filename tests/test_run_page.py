@@ -145,12 +145,73 @@ def test_exports(client, personas, judged):
     assert response["Content-Disposition"] == f'attachment; filename="{personas.project.slug}-run-{run.pk}.csv"'
     table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [r["external_id"] for r in table] == ["r0", "r1", "r2", "r3", "r4", "r5"]
-    assert (table[1]["aligned"], table[1]["imported"], table[1]["experts"]) == ("pass", "pass", "fail")
+    assert (table[1]["aligned"], table[1]["imported"], table[1]["expert:rafael"]) == ("pass", "pass", "fail")
+    assert table[1]["final_label"] == "fail" and table[4]["final_label"] == ""  # r4: nobody reviewed it
+    assert table[0]["retrieved_samples"] == "r1"  # the example's sample, not its feedback id
     assert table[5]["error"] == "HTTP 500 after 4 attempts" and table[0]["memory_version"] == "3"
     lines = b"".join(client.get(base + ".jsonl").streaming_content).decode().splitlines()
     records = [json.loads(line) for line in lines]
-    assert len(records) == 6 and records[2]["experts"] == ["fail"] and records[0]["cache_read_tokens"] == 900
+    assert len(records) == 6 and records[2]["experts"] == {"rafael": "fail"} and records[0]["cache_read_tokens"] == 900
+    assert records[0]["retrieved_samples"] == ["r1"] and records[2]["final_label"] == "fail"
     assert records[0]["rationale"] == "Because <i>r0</i>."  # data, not HTML: exported as written
+
+
+def test_a_decided_conflict_exports_the_decision_as_final_label(client, personas, judged):
+    from reviews import adjudication
+
+    run, samples = judged[0], judged[1]
+    add_feedback(samples[1], personas.owner, "pass", "The refund is answered in the second paragraph, clearly.")
+    adjudication.decide(samples[1], "pass", "The second paragraph answers the refund request plainly.", personas.owner)
+    client.force_login(personas.owner)
+
+    response = client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/export.csv")
+
+    table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert (table[1]["expert:rafael"], table[1]["expert:olivia"], table[1]["final_label"]) == ("fail", "pass", "pass")
+    assert "expert:(team decision)" not in table[1]
+
+
+def test_the_summary_reads_at_a_glance(client, personas, judged):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    run = judged[0]
+    now = timezone.now()
+    usage = {"input_tokens": 720, "output_tokens": 180, "cache_read_tokens": 5400}
+    JudgeRun.objects.filter(pk=run.pk).update(started_at=now - timedelta(seconds=41), finished_at=now, usage=usage)
+    client.force_login(personas.viewer)
+
+    body = client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/").content.decode()
+
+    assert '<dd data-summary="time">41 s</dd>' in body
+    assert '<dd data-summary="tokens">720 in · 180 out · 5,400 cached</dd>' in body
+    assert "Started by olivia on" in body
+
+
+def test_a_run_from_the_shell_says_so(client, personas, judged):
+    from judging import runs
+
+    run = runs.start(personas.project, None, JudgeRun.Scope.REVIEWED, in_process=True)  # as manage.py judge does
+    assert run.origin == JudgeRun.Origin.COMMAND
+    client.force_login(personas.viewer)
+
+    body = client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/").content.decode()
+
+    assert "Started from the command line on" in body and "deleted user" not in body
+
+
+@pytest.mark.parametrize(
+    "seconds, said",
+    [(0.4, "0.4 s"), (41, "41 s"), (60, "1 min"), (185, "3 min 5 s"), (3720, "1 h 2 min"), (7200, "2 h")],
+)
+def test_durations_read_the_way_people_say_them(seconds, said):
+    from datetime import datetime, timedelta
+
+    from judging.templatetags.run_tags import duration
+
+    start = datetime(2026, 1, 1)
+    assert duration(start, start + timedelta(seconds=seconds)) == said
 
 
 def test_a_stalled_run_says_so(personas):

@@ -28,8 +28,10 @@ class Command(BaseCommand):
             user, created = get_user_model().objects.get_or_create(
                 username="demo", defaults={"email": "demo@example.com"}
             )
-            user.set_password(password)
-            user.save()
+            # Setting even the same password again changes its hash, which logs the demo user out everywhere.
+            if created or not user.check_password(password):
+                user.set_password(password)
+                user.save(update_fields=["password"])
             if not Project.objects.filter(slug=DEMO_SLUG).exists():
                 self.create_project(user)
             elif not Membership.objects.filter(project__slug=DEMO_SLUG, user=user).exists():
