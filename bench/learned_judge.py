@@ -12,7 +12,9 @@ memory). Both judges learn the training side only:
   stored sample vector (the normalised mean of the parts); with unseen groups the same-item rule never fires;
 - the learned judge: judging.learned_model.fit_tuned on the training side (as a project's training: the fit, then
   the decision's prior power chosen by kappa on the training side's out-of-fold probabilities), its decision.
-Reported per file: Cohen's kappa, exact match and balanced accuracy of each, the majority-label baseline.
+Reported per file: Cohen's kappa, exact match and balanced accuracy of each, the learned judge's
+quadratic-weighted kappa where the categories are ordered (more than two, in the listed order), the majority-label
+baseline.
 
 Speed (synthetic unit vectors, labels from a linear rule): the time to train on 10,000 labelled samples per label
 kind (`fit`; above 3,000 labels a project's training does no out-of-fold tuning, so this is its whole cost), and a verdict's added cost — the learned judge's probabilities for one item (p50 of 300), and per item in a
@@ -97,6 +99,16 @@ def figures(truth: np.ndarray, guess: list[str]) -> str:
     )
 
 
+def weighted(truth: np.ndarray, guess: list[str], choices: list[str]) -> str:
+    """Quadratic-weighted kappa over the labels' positions in the listed order; "—" for two labels (no order)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(choices) <= 2:
+        return "—"
+    position = {label: i for i, label in enumerate(choices)}
+    return f"{cohen_kappa_score([position[t] for t in truth], [position[g] for g in guess], weights='quadratic'):.3f}"
+
+
 def agreement(name: str, limit: int, cache: Path | None) -> None:
     from judging.learned_model import fit_tuned
     from memory.llm.offline import knn_label
@@ -125,7 +137,8 @@ def agreement(name: str, limit: int, cache: Path | None) -> None:
     majority = values[np.argmax(counts)]
     print(
         f"| {name} | {len(rows)} ({int(train.sum())} / {int(test.sum())}) | {figures(labels[test], voted)} | "
-        f"{figures(labels[test], learned)} | {np.mean(labels[test] == majority):.3f} ({majority}) | "
+        f"{figures(labels[test], learned)} | {weighted(labels[test], learned, choices)} | "
+        f"{np.mean(labels[test] == majority):.3f} ({majority}) | "
         f"{training:.1f} s | {embedding:.0f} s |"
     )
     sys.stdout.flush()
@@ -192,9 +205,9 @@ def main() -> int:
         print("\n### Agreement on unseen groups (70/30 split of whole groups, seed 0)\n")
         print(
             "| file | records (train / test) | vote: kappa | exact | balanced acc. | learned: kappa | exact | "
-            "balanced acc. | majority baseline | training | embedding |"
+            "balanced acc. | weighted kappa | majority baseline | training | embedding |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name in filter(None, args.files.split(",")):
             agreement(name, args.limit, args.cache.resolve() if args.cache else None)
     else:

@@ -11,6 +11,8 @@ project's live memory (its collection, principles and versions) is only read, ne
   too, as the offline provider does in production);
 - prequential curve: feedback learned in the order it was given; before each shard is learned, its samples are
   judged ("next"), so every point is the judge as it was then, scored on reviews that came later.
+- order and stability checks (LLM providers, the project's judging settings, as a run makes them): every point
+  reports its position-bias and flip rates, and the document sums them over all the evaluation's verdicts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from django.utils import timezone
 
 from agreement import metrics
 from evaluation.models import Evaluation
-from judging import learned
+from judging import checks, learned
 from judging.learned_model import LearnedModel, fit_tuned
 from memory import budget, versions
 from memory import vectors as sample_vectors
@@ -154,7 +156,9 @@ def estimated_calls(project: Project, options: Options) -> int:
     train = items - test
     shards = shard_sizes(options.shards, train)
     judged = sum(test + size for size in shards) * len([v for v in options.variants if v != "learned"])
-    return judged + (items if options.prequential else 0)
+    plan = checks.project_plan(project, True, "", repeats=False)
+    per_item = 1 + plan.both_orders + plan.stability_share  # the order check asks again; so does a drawn re-ask
+    return round((judged + (items if options.prequential else 0)) * per_item)
 
 
 # --- scratch memory -----------------------------------------------------------------------------------------
@@ -244,6 +248,7 @@ class Judged:
     values: list[str | None]
     usage: Usage
     retrieved: list[list[int]]  # feedback ids each item's working memory held
+    checks: list[dict] = field(default_factory=list)  # each verdict's order and stability checks
 
 
 def learned_model(project: Project, items: list[Feedback], parts: np.ndarray) -> LearnedModel | None:
@@ -269,9 +274,11 @@ def judge_items(
     variant: str,
     retrieved: list[list[Example]],
     local: list[LocalPrediction] | None = None,
+    plan: checks.Plan | None = None,
 ) -> Judged:
     """Judge the items with one variant of the memory. `learned`: the same-item rule, then the learned judge
-    (`local`); `both` with the offline provider also reads `local`, as the offline provider does in production."""
+    (`local`); `both` with the offline provider also reads `local`, as the offline provider does in production.
+    `plan`: the order and stability checks each verdict gets (their extra asks count in the usage)."""
     project = memory.project
     schema = versions.schema(project)
     use_principles = variant in ("semantic", "both")
@@ -285,7 +292,7 @@ def judge_items(
         else []
     )
     values: list[str | None] = []
-    usage, ids = Usage(), []
+    usage, ids, found = Usage(), [], []
     for item, examples in zip(items, retrieved, strict=True):
         principles = shared
         examples = examples if use_examples else []
@@ -300,10 +307,14 @@ def judge_items(
             prediction,
         )
         verdict = memory.provider.judge(working)
+        if plan is not None:
+            sample = item.sample
+            pair = (sample.output_a, sample.output_b) if project.is_pairwise else None
+            found.append(checks.check(plan, working, verdict, memory.provider.judge, sample.pk, pair).checks)
         usage.add(verdict.usage)
         values.append(verdict.value)
         ids.append([e.feedback_id for e in examples])
-    return Judged(values, usage, ids)
+    return Judged(values, usage, ids, found)
 
 
 def _judge_learned(
@@ -353,6 +364,7 @@ def point(
         "interval": None,
         "tokens": judged.usage.input_tokens + judged.usage.output_tokens,
         "calls": judged.usage.calls,
+        **_rates(checks.summed(judged.checks)),
     }
     if figures is None:
         return result
@@ -373,6 +385,27 @@ def point(
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def _rates(summed: dict) -> dict:
+    return {"position_bias_rate": _round(summed["position_bias_rate"]), "flip_rate": _round(summed["flip_rate"])}
+
+
+def checks_document(plan: checks.Plan, remote: bool, found: list[dict]) -> dict:
+    """The order and stability checks of all the evaluation's verdicts; `not_checked` says which were not made."""
+    summed = checks.summed(found)
+    if not remote:
+        missing = [checks.NOT_CHECKED]
+    else:
+        missing = [] if plan.both_orders else ["order: not checked (pairwise projects with both orders on)"]
+        if not plan.stability_share:
+            missing.append("stability: not checked (the stability share is 0%)")
+    return {
+        **_rates(summed),
+        "order": summed["order"],
+        "stability": summed["stability"],
+        "not_checked": "; ".join(missing),
+    }
 
 
 # --- the evaluation -----------------------------------------------------------------------------------------
@@ -423,6 +456,8 @@ def evaluate(
     report(0, steps)
     points: list[dict] = []
     semantic_needed = any(v in ("semantic", "both") for v in options.variants)
+    plan = checks.project_plan(project, provider.remote, f"evaluation-{evaluation.pk}", repeats=False)
+    found: list[dict] = []
     started = time.monotonic()
     try:
         memory = ScratchMemory(project, provider, scratch_name(evaluation.pk, "heldout"))
@@ -439,7 +474,8 @@ def evaluate(
                 retrieved = memory.retrieve(judged_items, item_vectors)
                 local = local_predictions(model, _parts(parts_of, judged_items)) if parts_of else None
                 for variant in options.variants:
-                    result = judge_items(memory, judged_items, item_vectors, variant, retrieved, local)
+                    result = judge_items(memory, judged_items, item_vectors, variant, retrieved, local, plan)
+                    found += result.checks
                     points.append(
                         point(project, "heldout", variant, split_name, size, judged_items, result, options.seed)
                     )
@@ -456,7 +492,8 @@ def evaluate(
                 retrieved = memory.retrieve(upcoming, upcoming_vectors)
                 model = learned_model(project, ordered[:size], _parts(parts_of, ordered[:size])) if parts_of else None
                 local = local_predictions(model, _parts(parts_of, upcoming)) if parts_of else None
-                result = judge_items(memory, upcoming, upcoming_vectors, "both", retrieved, local)
+                result = judge_items(memory, upcoming, upcoming_vectors, "both", retrieved, local, plan)
+                found += result.checks
                 if trace is not None:
                     trace.retrieved += [("prequential", f.pk, ids) for f, ids in zip(upcoming, result.retrieved)]
                 points.append(point(project, "prequential", "both", "next", size, upcoming, result, options.seed))
@@ -485,6 +522,7 @@ def evaluate(
         "baselines": baselines(train, test),
         "points": points,
         "distill_usage": distill_usage.as_dict(),
+        "checks": checks_document(plan, provider.remote, found),
         "notes": notes,
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -616,6 +654,7 @@ def summary_text(result: dict) -> str:
         f"train {result['train']}, test {result['test']}",
         f"baselines on the test items: majority label {figure(base['majority'])}, imported judge {figure(base['imported_judge'])}",
         *result["notes"],
+        *_checks_lines(result.get("checks")),
         f"{'curve':<12}{'variant':<10}{'split':<6}{'shard':>6}{'n':>6}{'exact':>8}{'kappa':>8}{'abst.':>6}",
     ]
     for p in result["points"]:
@@ -624,3 +663,10 @@ def summary_text(result: dict) -> str:
             f"{figure(p['exact_match']):>8}{figure(p['kappa']):>8}{p['abstained']:>6}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _checks_lines(found: dict | None) -> list[str]:
+    if not found:
+        return []  # an evaluation recorded before the checks were reported
+    lines = [f"position-bias rate {figure(found['position_bias_rate'])}, flip rate {figure(found['flip_rate'])}"]
+    return lines + ([found["not_checked"]] if found["not_checked"] else [])

@@ -4,18 +4,21 @@ A guard set of reviewed samples, chosen at random once and then fixed, is judged
 principles and with a new version's. When agreement with the experts drops by more than the owner's threshold,
 the new version is held: it is not the active version (judging.judge reads the active one's principles while a
 version is held), and the dashboard shows the verdicts that flipped and the principles that changed, for the
-owner to activate or discard (memory.versions.discard_held).
+owner to activate or discard (memory.versions.discard_held). With an LLM provider the guard verdicts get the
+project's order and stability checks (judging.checks), and the check records both versions' position-bias and flip
+rates.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
 
 from evaluation.models import GateCheck
-from judging import judge
+from judging import checks, judge
 from memory import budget
 from memory.llm import get_provider
 from memory.llm.base import PrincipleText, Provider, Usage
@@ -54,19 +57,29 @@ def expert_labels(samples: list[Sample]) -> dict[int, str]:
 
 
 def verdicts(
-    project: Project, samples: list[Sample], version: MemoryVersion, provider: Provider, usage: Usage
+    project: Project,
+    samples: list[Sample],
+    version: MemoryVersion,
+    provider: Provider,
+    usage: Usage,
+    plan: checks.Plan | None = None,
+    found: list[dict[str, Any]] | None = None,
 ) -> list[str]:
-    """The aligned judge's verdicts on `samples` with `version`'s principles and the live episodic memory."""
+    """The aligned judge's verdicts on `samples` with `version`'s principles and the live episodic memory; each
+    verdict's order and stability checks (`plan`) are appended to `found`."""
     pinned = set(
         Principle.objects.filter(pk__in=[p["id"] for p in version.principles], pinned=True).values_list("pk", flat=True)
     )
     principles = budget.PrincipleSet([PrincipleText(p["id"], p["text"]) for p in version.principles], pinned)
-    found = []
-    for memory in judge.working_memories(project, samples, principles):
+    values = []
+    for sample, memory in zip(samples, judge.working_memories(project, samples, principles), strict=True):
         verdict = provider.judge(memory)
-        usage.add(verdict.usage)
-        found.append(verdict.value or "")
-    return found
+        if plan is not None and found is not None:
+            pair = (sample.output_a, sample.output_b) if project.is_pairwise else None
+            found.append(checks.check(plan, memory, verdict, provider.judge, sample.pk, pair).checks)
+        usage.add(verdict.usage)  # after the checks: their extra asks count too
+        values.append(verdict.value or "")
+    return values
 
 
 def last_good(project: Project, before: MemoryVersion) -> MemoryVersion | None:
@@ -91,8 +104,12 @@ def check(project: Project, versions: list[MemoryVersion], provider: Provider | 
         return None
     provider = provider or get_provider(project)
     usage = Usage()
-    before = verdicts(project, samples, good, provider, usage)
-    after = verdicts(project, samples, newest, provider, usage)
+    # One salt for both versions: the stability check re-asks the same guard samples.
+    plan = checks.project_plan(project, provider.remote, f"gate-{newest.pk}", repeats=False)
+    checks_before: list[dict[str, Any]] = []
+    checks_after: list[dict[str, Any]] = []
+    before = verdicts(project, samples, good, provider, usage, plan, checks_before)
+    after = verdicts(project, samples, newest, provider, usage, plan, checks_after)
     experts = expert_labels(samples)
     agreement_before = sum(b == experts.get(s.pk) for s, b in zip(samples, before)) / len(samples)
     agreement_after = sum(a == experts.get(s.pk) for s, a in zip(samples, after)) / len(samples)
@@ -126,7 +143,25 @@ def check(project: Project, versions: list[MemoryVersion], provider: Provider | 
             added=[{"id": i, "text": t} for i, t in new_texts.items() if good_texts.get(i) != t],
             removed=[{"id": i, "text": t} for i, t in good_texts.items() if new_texts.get(i) != t],
             usage=usage.as_dict(),
+            checks={
+                "checked": provider.remote,
+                "before": rates(checks_before),
+                "after": rates(checks_after),
+            },
         )
+
+
+def estimated_calls(project: Project, gate: EvaluationSettings) -> int:
+    """Model calls of one gate check with an LLM provider: the guard set judged twice, with the checks' extra asks."""
+    plan = checks.project_plan(project, True, "", repeats=False)
+    return round(2 * gate.guard_size * (1 + plan.both_orders + plan.stability_share))
+
+
+def rates(found: list[dict[str, Any]]) -> dict[str, float | None]:
+    summed = checks.summed(found)
+    return {
+        name: None if summed[name] is None else round(summed[name], 4) for name in ("position_bias_rate", "flip_rate")
+    }
 
 
 def held_versions(project: Project) -> QuerySet[MemoryVersion]:

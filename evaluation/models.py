@@ -23,6 +23,11 @@ class GateCheck(models.Model):
     added = models.JSONField(default=list, help_text="Principles in the new version only, as [{id, text}].")
     removed = models.JSONField(default=list, help_text="Principles in the good version only.")
     usage = models.JSONField(default=dict)
+    checks = models.JSONField(
+        default=dict,
+        help_text="Order and stability checks on the guard verdicts: {checked, before: {position_bias_rate, "
+        "flip_rate}, after: {...}}; rates are null when not checked (the offline judge, or the check is off).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

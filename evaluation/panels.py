@@ -44,7 +44,7 @@ def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
         "evaluations": listed,
         "evaluation_calls": curves.estimated_calls(project, curves.Options()),
         "gate_form": EvaluationSettingsForm(instance=settings_row),
-        "gate_calls": 2 * settings_row.guard_size,
+        "gate_calls": gate.estimated_calls(project, settings_row),
         "active_version": budget.latest_version(project),
         "held_check": GateCheck.objects.filter(version=held).select_related("version", "compared_with").first()
         if held

@@ -17,13 +17,16 @@ project's concurrency holds. A provider failure on an extra ask never touches th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from judging.models import JudgingSettings
 from memory.llm.base import ProviderError, Verdict, WorkingMemory
 from memory.llm.offline import vote
 from reviews.labels import PAIRWISE_CHOICES
+from reviews.models import Project
 
 SWAPPED = {PAIRWISE_CHOICES[0]: PAIRWISE_CHOICES[1], PAIRWISE_CHOICES[1]: PAIRWISE_CHOICES[0]}
 
@@ -42,6 +45,41 @@ class Plan:
 class Checked:
     signals: dict[str, float | None] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
+
+
+def project_plan(project: Project, remote: bool, salt: str, repeats: bool = True) -> Plan:
+    """The extra asks of a project's verdicts (its JudgingSettings). The offline judge is deterministic: asking
+    it again tells nothing. `repeats=False` leaves out the repeated asks: an evaluation and the regression gate
+    measure the judge's order and stability, not each verdict's confidence."""
+    if not remote:
+        return Plan()
+    setting = JudgingSettings.of(project)
+    return Plan(
+        asks=setting.asks if repeats else 1,
+        both_orders=setting.both_orders and project.is_pairwise,
+        stability_share=setting.stability_percent / 100,
+        salt=salt,
+    )
+
+
+NOT_CHECKED = "not checked: the offline judge is deterministic, asking it again tells nothing"
+
+
+def summed(found: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Verdicts' checks summed: counts, the position-bias rate and the flip rate (None when unchecked)."""
+    found = list(found)
+    order = Counter(c.get("order") for c in found)
+    stability = Counter(c.get("stability") for c in found)
+    asked_both = order["consistent"] + order["flipped"]
+    first_slot = sum(1 for c in found if c.get("first_slot"))
+    reasked = stability["same"] + stability["flipped"]
+    return {
+        "order": {"consistent": order["consistent"], "flipped": order["flipped"], "missing": order["missing"]},
+        "position_bias_rate": first_slot / asked_both if asked_both else None,
+        "stability": {"same": stability["same"], "flipped": stability["flipped"], "missing": stability["missing"]},
+        "flip_rate": stability["flipped"] / reasked if reasked else None,
+        "repeats_missing": sum(1 for c in found if c.get("repeats") == "missing"),
+    }
 
 
 def neighbour_vote(memory: WorkingMemory, value: str | None) -> float | None:

@@ -16,14 +16,13 @@ Everything is recomputed from stored rows, so settling a run twice writes the sa
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
 from django.db import transaction
 
 from agreement import calibration, ppi, selective
-from judging import dispatch
+from judging import checks, dispatch
 from judging.models import Judgement, JudgeRun, JudgingSettings
 from judging.run_agreement import expert_labels
 from reviews.models import QueuePriority
@@ -149,15 +148,4 @@ def _latest_values(run: JudgeRun, sample_ids: list[int]) -> dict[int, str]:
 
 def summed_checks(rows: list[Judgement]) -> dict[str, Any]:
     """The run's order and stability checks: counts, the position-bias rate and the flip rate (None when unchecked)."""
-    order = Counter((j.checks or {}).get("order") for j in rows)
-    stability = Counter((j.checks or {}).get("stability") for j in rows)
-    asked_both = order["consistent"] + order["flipped"]
-    first_slot = sum(1 for j in rows if (j.checks or {}).get("first_slot"))
-    reasked = stability["same"] + stability["flipped"]
-    return {
-        "order": {"consistent": order["consistent"], "flipped": order["flipped"], "missing": order["missing"]},
-        "position_bias_rate": first_slot / asked_both if asked_both else None,
-        "stability": {"same": stability["same"], "flipped": stability["flipped"], "missing": stability["missing"]},
-        "flip_rate": stability["flipped"] / reasked if reasked else None,
-        "repeats_missing": sum(1 for j in rows if (j.checks or {}).get("repeats") == "missing"),
-    }
+    return checks.summed(j.checks or {} for j in rows)

@@ -134,6 +134,7 @@ def train(project: Project) -> LearnedJudge:
             "left_out": ready.left_out,
             "seconds": round(time.monotonic() - started, 2),
             "prior_power": model.prior_power,
+            "ordinal_cost": model.ordinal_cost,
             **(held_out(model, out_of_fold, kept_labels) if out_of_fold is not None else {}),
         }
     except Exception as error:  # keep the model in use; say what went wrong

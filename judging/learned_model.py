@@ -12,6 +12,9 @@ sample's embedded input and outputs (memory.vectors.part_vectors): rows of shape
   swapped pair, so a swap gives exactly the opposite verdict with the same probability.
 - Numeric scales: a ridge regressor (the order and distance of the steps count); the probability of each step is
   the mass a normal distribution of the cross-validated residuals puts on it.
+- Categories of more than two labels are ordered as listed (reviews.labels): the decision is the label of least
+  expected distance under the calibrated probabilities (absolute or squared distance, whichever gives the better
+  quadratic-weighted kappa on held-out folds), so a verdict between two likely labels lands between them.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import cohen_kappa_score
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 # Inverse regularisation of the logistic regressions. Vectors are unit length and features few-hundred-wide; on
-# the shared datasets' group-disjoint splits C between 0.5 and 2 did about the same (bench/learned_judge.py).
+# the shared datasets' group-disjoint splits C between 0.5 and 2 did about the same, and a per-training choice by
+# input-grouped cross-validation did not help (docs/BENCHMARKS.md).
 C = 1.0
 RIDGE_ALPHA = 10.0
 MAX_FOLDS = 3
@@ -66,10 +71,13 @@ class LearnedModel:
     offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
     residual_std: float = 0.0  # numeric scales: spread of the cross-validated residuals
     # The decision divides each label's probability by its share of the training labels to this power: 0 is the
-    # most probable label (best exact match), 1 favours rare labels (best balanced accuracy); `choose_prior_power`
+    # most probable label (best exact match), 1 favours rare labels (best balanced accuracy); `choose_decision`
     # picks it per project on held-out folds.
     prior: np.ndarray = field(default_factory=lambda: np.zeros(0))
     prior_power: float = 0.0
+    # Ordered categories: "absolute" or "squared", the distance whose expected value the decision minimises; ""
+    # decides the most probable label. A plain default, so models stored before it existed load with "".
+    ordinal_cost: str = ""
 
     def probabilities(self, parts: np.ndarray) -> np.ndarray:
         """Return (n, len(choices)) calibrated probabilities for the samples' part vectors."""
@@ -100,11 +108,29 @@ class LearnedModel:
                 result[:, column] = found[:, self.classes.index(label)]
         return result
 
-    def decide(self, probabilities: np.ndarray, prior_power: float | None = None) -> list[str]:
-        """The label of each row: the most probable one after the prior correction (ties: schema order)."""
+    def decide(
+        self, probabilities: np.ndarray, prior_power: float | None = None, ordinal_cost: str | None = None
+    ) -> list[str]:
+        """The label of each row after the prior correction: the most probable one, or for ordered categories the
+        one of least expected distance among the labels it learned (ties: schema order)."""
         power = self.prior_power if prior_power is None else prior_power
+        cost = self.ordinal_cost if ordinal_cost is None else ordinal_cost
         scores = probabilities / np.maximum(self.prior, 1e-6) ** power if power and len(self.prior) else probabilities
-        return [self.choices[int(i)] for i in np.argmax(scores, axis=1)]
+        if not cost:
+            return [self.choices[int(i)] for i in np.argmax(scores, axis=1)]
+        steps = np.arange(len(self.choices))
+        distance = np.abs(steps[:, None] - steps[None, :]).astype(np.float64) ** ORDINAL_COSTS[cost]
+        expected = scores @ distance  # (rows, choices): the expected distance of deciding each label
+        expected[:, [label not in self.classes for label in self.choices]] = np.inf
+        return [self.choices[int(i)] for i in np.argmin(expected, axis=1)]
+
+
+ORDINAL_COSTS = {"absolute": 1, "squared": 2}  # the power of the distance between two labels' positions
+
+
+def ordered(kind: str, choices: list[str]) -> bool:
+    """Categories of more than two labels are ordered as listed (as agreement.metrics weighs them)."""
+    return kind == "categorical" and len(choices) > 2
 
 
 def fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0) -> LearnedModel:
@@ -115,12 +141,9 @@ def fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], see
 
 def _fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int) -> LearnedModel:
     if kind == "pairwise":
-        features = pairwise_features(parts)
-        # Each pair both ways round: the regression cannot prefer a position, only a content.
-        flipped = ["B" if label == "A" else "A" for label in labels]
-        y = np.array(list(labels) + flipped)
+        features, y = _both_ways(pairwise_features(parts), labels)
         estimator = _calibrated(LogisticRegression(C=C, fit_intercept=False, max_iter=MAX_ITERATIONS), y, seed)
-        estimator.fit(np.vstack([features, -features]), y)
+        estimator.fit(features, y)
         return _linear(kind, choices, estimator)
     features = single_features(parts)
     if kind == "numeric":
@@ -142,6 +165,12 @@ def _fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], se
     return model
 
 
+def _both_ways(features: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair both ways round: the regression cannot prefer a position, only a content."""
+    flipped = ["B" if label == "A" else "A" for label in labels]
+    return np.vstack([features, -features]), np.array(list(labels) + flipped)
+
+
 PRIOR_POWERS = (0.0, 0.5, 1.0)
 TUNE_AT_MOST = 3000  # labels; beyond this the refits cost more than the training, and the default power is kept
 
@@ -149,28 +178,43 @@ TUNE_AT_MOST = 3000  # labels; beyond this the refits cost more than the trainin
 def fit_tuned(
     kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0
 ) -> tuple[LearnedModel, np.ndarray | None]:
-    """`fit`, then the decision's prior power chosen on out-of-fold probabilities (returned too, for the
-    training report; None above TUNE_AT_MOST labels)."""
+    """`fit`, then the decision (prior power; for ordered categories the distance) chosen on out-of-fold
+    probabilities (returned too, for the training report; None above TUNE_AT_MOST labels)."""
     model = fit(kind, choices, parts, labels, seed)
     if len(labels) > TUNE_AT_MOST:
         return model, None
     held_out = cross_validated(kind, choices, parts, labels, seed)
-    model.prior_power = choose_prior_power(model, held_out, labels)
+    model.prior_power, model.ordinal_cost = choose_decision(model, held_out, labels)
     return model, held_out
 
 
-def choose_prior_power(model: LearnedModel, held_out: np.ndarray, labels: list[str]) -> float:
-    """The prior power whose decisions on out-of-fold probabilities agree best with the labels (Cohen's kappa;
-    ties: the smallest). Pairwise and numeric judges keep 0 (no prior to correct)."""
-    from sklearn.metrics import cohen_kappa_score
+def choose_decision(model: LearnedModel, held_out: np.ndarray, labels: list[str]) -> tuple[float, str]:
+    """The decision (prior power, distance) chosen on out-of-fold probabilities (ties: the smallest power).
 
-    if model.kind in ("pairwise", "numeric") or not len(model.prior):
-        return 0.0
-    scores = [
-        (float(cohen_kappa_score(labels, model.decide(held_out, power))) if len(set(labels)) > 1 else 0.0, -power)
-        for power in PRIOR_POWERS
-    ]
-    return -max(scores)[1]
+    First the most probable label's prior power, by Cohen's kappa. Ordered categories then take the expected-distance
+    decision (absolute or squared, any power) with the best quadratic-weighted kappa if it beats that one's and its
+    exact match is at least the most common label's share: a judge that matches less often than "always the most
+    common label" is not kept for a better weighted kappa. Pairwise and numeric judges keep 0 (no prior)."""
+    if model.kind in ("pairwise", "numeric") or not len(model.prior) or len(set(labels)) < 2:
+        return 0.0, model.ordinal_cost
+    positions = {label: i for i, label in enumerate(model.choices)}
+    truth = np.array([positions[label] for label in labels])
+
+    def decided(power: float, cost: str) -> np.ndarray:
+        return np.array([positions[label] for label in model.decide(held_out, power, cost)])
+
+    plain = max((float(cohen_kappa_score(truth, decided(p, ""))), -p) for p in PRIOR_POWERS)
+    best: tuple[float, float, str] = (-np.inf, -plain[1], "")
+    if ordered(model.kind, model.choices):
+        best = (float(cohen_kappa_score(truth, decided(best[1], ""), weights="quadratic")), best[1], "")
+        floor = max(np.mean(truth == i) for i in set(truth.tolist()))
+        for cost in ORDINAL_COSTS:
+            for power in PRIOR_POWERS:
+                guess = decided(power, cost)
+                weighted = float(cohen_kappa_score(truth, guess, weights="quadratic"))
+                if np.mean(guess == truth) >= floor and weighted > best[0]:
+                    best = (weighted, power, cost)
+    return best[1], best[2]
 
 
 def _linear(kind: str, choices: list[str], estimator: CalibratedClassifierCV) -> LearnedModel:

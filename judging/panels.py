@@ -86,3 +86,4 @@ def register() -> None:
     panels.register("memory-dashboard", "judging/_dashboard_runs.html", dashboard, order=10)
     panels.register("memory-dashboard", "judging/_dashboard_learned.html", learned_judge, order=20)
     panels.register("memory-dashboard", "judging/_dashboard_try.html", try_box, order=30)
+    panels.register("settings-actions", "judging/_backup_link.html")

@@ -21,7 +21,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from judging import checks, confidence, dispatch, judge, run_repair
-from judging.models import Judgement, JudgeRun, JudgingSettings
+from judging.models import Judgement, JudgeRun
 from judging.run_agreement import stored_agreement
 from memory import budget
 from memory.limiter import provider_slot
@@ -268,16 +268,8 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
 
 
 def check_plan(run: JudgeRun, remote: bool) -> checks.Plan:
-    """The extra asks of a run's verdicts. The offline judge is deterministic: asking it again tells nothing."""
-    if not remote:
-        return checks.Plan()
-    setting = JudgingSettings.of(run.project)
-    return checks.Plan(
-        asks=setting.asks,
-        both_orders=setting.both_orders and run.project.is_pairwise,
-        stability_share=setting.stability_percent / 100,
-        salt=str(run.pk),
-    )
+    """The extra asks of a run's verdicts; the run is the stability draw's salt."""
+    return checks.project_plan(run.project, remote, str(run.pk))
 
 
 def _call_provider(provider, memory: WorkingMemory, project: Project, cancelled: threading.Event) -> Verdict:

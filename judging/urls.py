@@ -1,6 +1,6 @@
 from django.urls import path
 
-from judging import playground, run_views, views
+from judging import backup_views, playground, run_views, views
 
 urlpatterns = [
     path("p/<slug:slug>/memory/try/", views.try_judge, name="memory-try"),
@@ -37,4 +37,7 @@ urlpatterns = [
     path("p/<slug:slug>/memory/judge-runs/<int:run_id>/cancel/", run_views.judge_run_cancel, name="judge-run-cancel"),
     path("p/<slug:slug>/memory/judge-runs/<int:run_id>/retry/", run_views.judge_run_retry, name="judge-run-retry"),
     path("p/<slug:slug>/memory/playground/", playground.playground, name="memory-playground"),
+    path("p/<slug:slug>/backup/", backup_views.backup_page, name="project-backup"),
+    path("p/<slug:slug>/backup/download/", backup_views.backup_download, name="project-backup-download"),
+    path("p/<slug:slug>/backup/restore/", backup_views.backup_restore, name="project-backup-restore"),
 ]

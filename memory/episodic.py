@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import chromadb
 from chromadb.api.client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 from django.conf import settings
 
 from memory import vectors as sample_vectors
@@ -22,6 +26,8 @@ from reviews.models import Feedback, Sample
 
 _client_lock = threading.Lock()
 _client = None
+_collections: dict[str, Any] = {}  # collection handles by name, for the process's client
+T = TypeVar("T")
 PAGE = 1_000  # Chroma reads are paged: a large collection is never fetched in one response
 VECTOR_SCHEME = sample_vectors.SCHEME  # in each entry's metadata: entries of an older scheme are re-embedded
 
@@ -58,6 +64,7 @@ def reset_client() -> None:
     global _client
     with _client_lock:
         _client = None
+        _collections.clear()
         # Chroma caches one system per store path; a deleted folder needs a fresh one.
         SharedSystemClient.clear_system_cache()
 
@@ -67,12 +74,34 @@ def collection_name(project_id: int) -> str:
 
 
 def collection(project_id: int):
-    # Always pass our embedding function: a collection without one gets Chroma's default, which downloads.
-    return get_client().get_or_create_collection(
-        collection_name(project_id),
-        embedding_function=MiniLMEmbeddingFunction(),
-        configuration={"hnsw": {"space": "cosine"}},
-    )
+    """Return the project's collection, creating it on first use. The handle is kept for the process: each
+    lookup would be one more request to the Chroma server before every query (issue 23)."""
+    name = collection_name(project_id)
+    with _client_lock:
+        found = _collections.get(name)
+    if found is None:
+        # Always pass our embedding function: a collection without one gets Chroma's default, which downloads.
+        found = get_client().get_or_create_collection(
+            name, embedding_function=MiniLMEmbeddingFunction(), configuration={"hnsw": {"space": "cosine"}}
+        )
+        with _client_lock:
+            _collections[name] = found
+    return found
+
+
+def _forget(project_id: int) -> None:
+    with _client_lock:
+        _collections.pop(collection_name(project_id), None)
+
+
+def _on_collection(project_id: int, use: Callable[[Any], T]) -> T:
+    """Run `use` on the project's collection; a handle whose collection another process dropped (a rebuild) is
+    looked up again once."""
+    try:
+        return use(collection(project_id))
+    except NotFoundError:
+        _forget(project_id)
+        return use(collection(project_id))
 
 
 def sample_text(sample: Sample) -> str:
@@ -86,31 +115,35 @@ def upsert(feedback: list[Feedback]) -> None:
         return
     texts = [sample_text(f.sample) for f in feedback]
     vectors = sample_vectors.for_samples([f.sample for f in feedback])  # stored at import: no embedding here
-    collection(feedback[0].project_id).upsert(
-        ids=[str(f.pk) for f in feedback],
-        embeddings=[v.tolist() for v in vectors],
-        documents=texts,
-        metadatas=[
-            {
-                "sample_id": f.sample_id,
-                "label": f.label,
-                "author_id": f.author_id,
-                "project_id": f.project_id,
-                "revision": f.revision,
-                "scheme": VECTOR_SCHEME,
-            }
-            for f in feedback
-        ],
+    _on_collection(
+        feedback[0].project_id,
+        lambda store: store.upsert(
+            ids=[str(f.pk) for f in feedback],
+            embeddings=[v.tolist() for v in vectors],
+            documents=texts,
+            metadatas=[
+                {
+                    "sample_id": f.sample_id,
+                    "label": f.label,
+                    "author_id": f.author_id,
+                    "project_id": f.project_id,
+                    "revision": f.revision,
+                    "scheme": VECTOR_SCHEME,
+                }
+                for f in feedback
+            ],
+        ),
     )
 
 
 def delete(project_id: int, feedback_ids: list[int]) -> None:
     if feedback_ids:
-        collection(project_id).delete(ids=[str(i) for i in feedback_ids])
+        _on_collection(project_id, lambda store: store.delete(ids=[str(i) for i in feedback_ids]))
 
 
 def drop(project_id: int) -> None:
     """Delete a project's whole collection (before a rebuild, or when the project is deleted)."""
+    _forget(project_id)
     try:
         get_client().delete_collection(collection_name(project_id))
     except Exception as error:  # Chroma raises different errors for "no such collection" by client kind
@@ -124,10 +157,9 @@ def entries(project_id: int) -> dict[int, int]:
     An entry embedded under an older vector scheme reports revision -1, so a repair re-embeds it.
     """
     found: dict[int, int] = {}
-    store = collection(project_id)
     offset = 0
     while True:
-        batch = store.get(include=["metadatas"], limit=PAGE, offset=offset)
+        batch = _on_collection(project_id, partial(_page, offset=offset))
         for entry_id, metadata in zip(batch["ids"], batch["metadatas"]):
             metadata = metadata or {}
             current = metadata.get("scheme") == VECTOR_SCHEME
@@ -135,6 +167,10 @@ def entries(project_id: int) -> dict[int, int]:
         if len(batch["ids"]) < PAGE:
             return found
         offset += PAGE
+
+
+def _page(store: Any, offset: int) -> Any:
+    return store.get(include=["metadatas"], limit=PAGE, offset=offset)
 
 
 @dataclass
@@ -159,7 +195,6 @@ def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int
     """
     if k <= 0 or len(vectors) == 0:
         return [[] for _ in range(len(vectors))]
-    store = collection(project_id)
     # Ask for as many extra neighbours as an excluded sample has entries and drop those here: a `where`
     # filter costs ~190 ms at 100k entries against ~2 ms for a plain query (docs/BENCHMARKS.md).
     own = Counter(
@@ -169,12 +204,9 @@ def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int
     )
     extra = max((own[i] for i in exclude_sample_ids if i), default=0)
     wanted = 2 * k + extra  # room for two reviews per sample (overlap 2) in the first request
+    queries = [list(map(float, v)) for v in vectors]
     while True:
-        result = store.query(
-            query_embeddings=[list(map(float, v)) for v in vectors],
-            n_results=wanted,
-            include=["metadatas", "distances"],
-        )
+        result = _on_collection(project_id, partial(_query, queries=queries, n_results=wanted))
         found, crowded = [], False
         for ids, metadatas, distances, excluded in zip(
             result["ids"], result["metadatas"], result["distances"], exclude_sample_ids, strict=False
@@ -185,6 +217,10 @@ def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int
         if not crowded:
             return found
         wanted *= 2  # more entries exist than were asked for: ask again, wider
+
+
+def _query(store: Any, queries: list[list[float]], n_results: int) -> Any:
+    return store.query(query_embeddings=queries, n_results=n_results, include=["metadatas", "distances"])
 
 
 def _distinct_samples(ids, metadatas, distances, excluded: int | None, k: int) -> list[Neighbour]:

@@ -6,7 +6,8 @@ A reviews template renders a slot with `{% panels "slot" %}` (review_tags); an e
 
 Slots: "overview-stats" and "overview" (the project overview), "review-aside" (the review page, under the
 sample), "queue-actions" (the queue, under its filters), "project-list-actions" (the project list's buttons),
-"memory-dashboard" (the memory dashboard, after the principles) and "memory-links" (its links line).
+"memory-dashboard" (the memory dashboard, after the principles), "memory-links" (its links line) and
+"settings-actions" (the project settings page, under the form).
 """
 
 from __future__ import annotations

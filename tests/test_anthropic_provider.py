@@ -548,3 +548,26 @@ def test_the_fake_runs_as_a_script() -> None:
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_providers_with_the_same_settings_share_one_client_per_process(
+    fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new SDK client costs a fresh SSL context and connection pool: a process builds one per settings."""
+    from memory.llm import clients
+
+    built: list[dict[str, Any]] = []
+
+    class CountingAnthropic(anthropic.Anthropic):
+        def __init__(self, **options: Any) -> None:
+            built.append(options)
+            super().__init__(**options)
+
+    monkeypatch.setattr(clients.anthropic, "Anthropic", CountingAnthropic)
+    monkeypatch.setattr(clients, "_anthropic", {})
+    for _ in range(3):
+        provider = AnthropicProvider(DEFAULT_MODEL, api_key="test-key", base_url=fake.url, max_retries=2, timeout=5)
+        assert provider.judge(memory()).value in ("pass", "fail")
+    assert len(built) == 1 and fake.tool_counts[JUDGE_TOOL] == 3
+    AnthropicProvider(DEFAULT_MODEL, api_key="test-key", base_url=fake.url, max_retries=0, timeout=5)  # other settings
+    assert len(built) == 2

@@ -11,7 +11,9 @@ from django.core.management import CommandError, call_command
 
 from evaluation import curves
 from evaluation.models import Evaluation
+from judging.models import JudgingSettings
 from memory import episodic, semantic
+from memory.llm.tools import JUDGE_TOOL
 from memory.models import EvaluationSettings, MemoryVersion, Principle, PrincipleSource
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample, make_user, shared_dataset
@@ -151,6 +153,38 @@ def test_manage_py_evaluate_json_prints_one_document_in_the_documented_shape(per
         for key in NULLABLE:
             assert p[key] is None or (isinstance(p[key], float) and math.isfinite(p[key])), key
     assert Evaluation.objects.get(project=project).result == document  # the saved record holds the same figures
+    # The offline judge is deterministic: no order or stability checks, and the document says so.
+    assert document["checks"]["position_bias_rate"] is None and document["checks"]["flip_rate"] is None
+    assert document["checks"]["not_checked"].startswith("not checked: the offline judge is deterministic")
+    assert {(p["position_bias_rate"], p["flip_rate"]) for p in document["points"]} == {(None, None)}
+
+
+def test_evaluate_json_reports_position_bias_and_flip_rates_from_the_fake_anthropic_server(personas, fake_anthropic):
+    """A pairwise project at an LLM judge that always answers "A": asked again with the outputs swapped it still
+    says "A", so every checked verdict followed the slot (position-bias rate 1.0); re-asked for stability it says
+    "A" again (flip rate 0.0). Three calls per judged item: the verdict, the swapped order, the re-ask."""
+    project = personas.project
+    project.label_kind, project.provider = "pairwise", "anthropic"
+    project.save()
+    JudgingSettings.objects.create(project=project, stability_percent=100, asks=3)  # asks: not the gate's business
+    for i in range(12):
+        sample = add_sample(project, f"p{i}", outputs="", output_a=f"first answer {i}", output_b=f"second {i}")
+        add_feedback(sample, personas.reviewer, "AB"[i % 2], f"Critique {i}.")
+    fake_anthropic.responder = lambda request: {"value": "A", "rationale": "The first one."}
+    out = io.StringIO()
+    call_command(
+        "evaluate", project.slug, "--json", "--shards", "0,4", "--variants", "none,episodic", "--no-prequential",
+        stdout=out,
+    )  # fmt: skip
+    document = json.loads(out.getvalue())
+    checks = document["checks"]
+    assert (checks["position_bias_rate"], checks["flip_rate"], checks["not_checked"]) == (1.0, 0.0, "")
+    judged = sum(p["n"] for p in document["points"])
+    assert checks["order"] == {"consistent": 0, "flipped": judged, "missing": 0}
+    assert checks["stability"] == {"same": judged, "flipped": 0, "missing": 0}
+    assert {(p["position_bias_rate"], p["flip_rate"]) for p in document["points"]} == {(1.0, 0.0)}
+    judge_calls = [r for r in fake_anthropic.requests if r.tool_name == JUDGE_TOOL]
+    assert len(judge_calls) == 3 * judged == sum(p["calls"] for p in document["points"])
 
 
 def test_options_no_prequential_variants_and_limit(personas):

@@ -81,6 +81,42 @@ def test_categories_are_learned_with_a_probability_per_label():
     assert np.mean(np.array(model.decide(probabilities)) == np.array(labels[240:])) >= 0.7
 
 
+def test_ordered_categories_decide_by_expected_distance_and_weighted_kappa_is_no_worse_than_argmax():
+    """Five ordered labels from a noisy score: the tuned decision (chosen on out-of-fold probabilities of the
+    training side) is an expected-distance one, and on unseen samples its quadratic-weighted kappa is at least the
+    most probable label's."""
+    from sklearn.metrics import cohen_kappa_score
+
+    parts, score, _ = synthetic(600, 2, seed=5, strength=0.5)
+    choices = ["awful", "poor", "fair", "good", "great"]
+    steps = np.clip(np.round(score[:, 0] * 1.2 + 2), 0, 4).astype(int)
+    labels = [choices[s] for s in steps]
+    model, _ = lm.fit_tuned("categorical", choices, parts[:450], labels[:450])
+    probabilities = model.probabilities(parts[450:])
+    position = {label: i for i, label in enumerate(choices)}
+
+    def weighted(decided: list[str]) -> float:
+        return cohen_kappa_score(steps[450:], [position[d] for d in decided], weights="quadratic")
+
+    assert model.ordinal_cost in lm.ORDINAL_COSTS
+    assert weighted(model.decide(probabilities)) >= weighted(model.decide(probabilities, ordinal_cost=""))
+
+
+def test_the_expected_distance_decision_respects_the_order():
+    model = lm.LearnedModel(
+        "categorical", ["low", "mid", "high"], ["high", "low", "mid"], np.zeros((3, 1)), np.zeros(3)
+    )
+    split_mass = np.array([[0.4, 0.3, 0.3], [0.45, 0.1, 0.45], [0.1, 0.2, 0.7]])
+    assert model.decide(split_mass) == ["low", "low", "high"]  # most probable label, ties in schema order
+    assert model.decide(split_mass, ordinal_cost="absolute") == ["mid", "mid", "high"]
+    assert model.decide(split_mass, ordinal_cost="squared") == ["mid", "mid", "high"]
+    # Moving mass up the scale never moves the decision down.
+    for cost in lm.ORDINAL_COSTS:
+        decided = [model.decide(np.array([[1 - t, 0.0, t]]), ordinal_cost=cost)[0] for t in np.linspace(0, 1, 21)]
+        ranks = [["low", "mid", "high"].index(d) for d in decided]
+        assert ranks == sorted(ranks) and ranks[0] == 0 and ranks[-1] == 2
+
+
 def test_a_numeric_scale_is_a_regression_whose_probabilities_follow_the_order():
     parts, score, _ = synthetic(300, 2, seed=3)
     steps = np.clip(np.round(score[:, 0] * 1.5 + 3), 1, 5).astype(int)

@@ -24,6 +24,7 @@ def test_every_slot_a_page_renders_has_panels_and_their_templates_exist():
         "project-list-actions",
         "memory-dashboard",
         "memory-links",
+        "settings-actions",
     }
     for slot in used:
         assert panels.panels(slot), f"nothing fills the slot {slot!r}"

@@ -160,6 +160,10 @@ MATRIX = {
     "memory-playground": ("/p/{slug}/memory/playground/", [302, 404, 200, 403, 200], [302, 404, 400, 403, 400]),
     "judge-export": ("/p/{slug}/memory/export.json", [302, 404, 403, 403, 200], [302, 404, 403, 403, 405]),
     "judge-import": ("/judges/import/", [302, 200, 200, 200, 200], [302, 400, 400, 400, 400]),
+    "project-backup": ("/p/{slug}/backup/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 405]),
+    "project-backup-download": ("/p/{slug}/backup/download/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 405]),
+    # An empty POST names no file: a 400 with the reason, nothing created.
+    "project-backup-restore": ("/p/{slug}/backup/restore/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 400]),
 }
 
 CASES = [(name, method, index) for name in MATRIX for method in ("GET", "POST") for index in range(len(PERSONAS))]

@@ -8,6 +8,7 @@ import pytest
 
 from evaluation import gate
 from evaluation.models import GateCheck
+from judging.models import JudgingSettings
 from memory import budget, episodic, semantic, versions
 from memory.models import EvaluationSettings, MemoryVersion
 from reviews.models import Feedback
@@ -103,6 +104,47 @@ def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client)
     client.post(f"/p/{project.slug}/memory/held/activate/")
     assert budget.latest_version(project) == written[-1]
     assert HARMFUL in [p.text for p in budget.principle_set(project).principles]
+
+
+def test_a_gate_check_stores_the_guard_verdicts_position_bias_and_flip_rates(personas, fake_anthropic, client):
+    """Pairwise at the fake server: the good version's judge always says "A" (whatever the order: it follows the
+    slot), the harmful version's always "B"; every guard verdict is re-asked for stability."""
+    project = personas.project
+    project.label_kind, project.provider = "pairwise", "anthropic"
+    project.save()
+    JudgingSettings.objects.create(project=project, stability_percent=100)
+    for i in range(6):
+        sample = add_sample(project, f"p{i}", outputs="", output_a=f"first answer {i}", output_b=f"second {i}")
+        add_feedback(sample, personas.reviewer, "A", f"The first answer {i} is better.")
+    EvaluationSettings.objects.create(project=project, gate_enabled=True, guard_size=6, gate_threshold=0.1)
+    fake_anthropic.responder = lambda request: {
+        "value": "B" if HARMFUL in " ".join(part for part, _ in prompt_parts(request)) else "A",
+        "rationale": "scripted",
+    }
+    versions.add_manual_principle(project, "Judge the reply, not the customer.", "olivia")
+    held = versions.add_manual_principle(project, HARMFUL, "olivia").created_in
+    checked = gate.check(project, [held])
+    assert checked.held
+    assert checked.checks == {
+        "checked": True,
+        "before": {"position_bias_rate": 1.0, "flip_rate": 0.0},
+        "after": {"position_bias_rate": 0.0, "flip_rate": 0.0},
+    }
+    assert checked.usage["calls"] == 2 * 6 * 3  # two versions, six guard samples, three asks each
+    client.force_login(personas.owner)
+    page = client.get(f"/p/{project.slug}/memory/").content.decode()
+    assert re.search(r"data-position-bias>1\.00<", page) and re.search(r"data-held-position-bias>0\.00<", page)
+
+
+def test_the_offline_gate_records_its_rates_as_not_checked(personas):
+    project = personas.project
+    for i in range(4):
+        add_feedback(add_sample(project, f"o{i}"), personas.reviewer, "pass", f"Fine {i}.")
+    EvaluationSettings.objects.create(project=project, gate_enabled=True, guard_size=4, gate_threshold=0.5)
+    versions.add_manual_principle(project, "Judge the reply.", "olivia")
+    newer = versions.add_manual_principle(project, "Judge the reply politely.", "olivia").created_in
+    unchecked = {"position_bias_rate": None, "flip_rate": None}
+    assert gate.check(project, [newer]).checks == {"checked": False, "before": unchecked, "after": unchecked}
 
 
 def test_the_gate_is_off_by_default_and_the_guard_set_is_fixed(personas, fake_anthropic):

@@ -25,6 +25,7 @@ from .base import (
     Verdict,
     WorkingMemory,
 )
+from .clients import anthropic_client
 from .prompts import (
     consolidate_system,
     distill_system,
@@ -88,7 +89,7 @@ class AnthropicProvider:
         self.timeout = timeout
         self.usage = Usage()
         self._lock = threading.Lock()
-        self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
+        self._client = anthropic_client(api_key, base_url, max_retries, timeout)  # shared: one per process
 
     # -- the contract -----------------------------------------------------------------------------------------
 
