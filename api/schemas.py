@@ -70,7 +70,9 @@ class FeedbackPage(Schema):
 
 
 class FeedbackQuery(PageQuery):
-    reviewer: str | None = Field(None, max_length=150, description="A reviewer's username.")
+    reviewer: str | None = Field(
+        None, max_length=150, description='A reviewer\'s username, or an imported "name (external)".'
+    )
     label: str | None = Field(None, max_length=64)
     since: datetime | None = Field(None, description="Last changed at or after this time (ISO 8601).")
     until: datetime | None = Field(None, description="Last changed before this time (ISO 8601).")

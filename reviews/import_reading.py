@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -24,8 +25,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from reviews.labels import normalize_label
-from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Membership, Project, Role, Sample
-from reviews.permissions import role_can
+from reviews.models import MAX_CRITIQUE_CHARS, MAX_EXTERNAL_REVIEWER, MAX_TEXT_CHARS, Project, Sample
 
 MAX_ERRORS_LISTED = 50
 MAX_EXTERNAL_ID = 200
@@ -67,7 +67,8 @@ class Row:
     sample: Sample
     expert_label: str | None = None
     expert_critique: str = ""
-    reviewer_id: int | None = None
+    reviewer_id: int | None = None  # the importer's own account: they gave the label
+    external_reviewer: str = ""  # a name given for someone else: stored under an external placeholder, never an account
 
 
 def max_bytes() -> int:
@@ -316,13 +317,12 @@ def _check_header(header: list[str]) -> None:
 
 def validate(project: Project, records: list[tuple[int, dict]], importer) -> tuple[list[Row], list[tuple[int, str]]]:
     """Return the rows to write and every problem found, each with its line number. Reads, never writes."""
-    reviewers = _reviewers(project, records)
     seen: dict[str, int] = {}
     rows: list[Row] = []
     errors: list[tuple[int, str]] = []
     for line, record in records:
         try:
-            row = _validate_record(project, record, reviewers, importer)
+            row = _validate_record(project, record, importer)
         except ValidationError as error:
             errors.extend((line, message) for message in error.messages)
             continue
@@ -338,15 +338,14 @@ def validate(project: Project, records: list[tuple[int, dict]], importer) -> tup
 
 def validated(project: Project, records: Records, importer) -> Iterator[tuple[int, Row | None, list[str]]]:
     """Validate records as they are read: yield (line, the row or None, its problems). Keeps only the external
-    ids seen (to refuse one given twice) and the reviewers looked up, never the rows."""
-    reviewers = _LazyReviewers(project)
+    ids seen (to refuse one given twice), never the rows."""
     seen: dict[str, int] = {}
     for line, record, error in records:
         if error or record is None:
             yield line, None, [error or "no record"]
             continue
         try:
-            row = _validate_record(project, record, reviewers, importer)
+            row = _validate_record(project, record, importer)
         except ValidationError as invalid:
             yield line, None, invalid.messages
             continue
@@ -358,31 +357,7 @@ def validated(project: Project, records: Records, importer) -> Iterator[tuple[in
         yield line, row, []
 
 
-class _LazyReviewers(dict):
-    """The project's members named as reviewers, looked up on first use (a streamed file is read once)."""
-
-    def __init__(self, project: Project) -> None:
-        super().__init__()
-        self.project = project
-
-    def get(self, name: str, default: object = None) -> tuple[int, str] | None:
-        if name not in self:
-            found = Membership.objects.filter(project=self.project, user__username=name).values_list("user_id", "role")
-            self[name] = found.first()
-        return super().get(name)
-
-
-def _reviewers(project: Project, records: list[tuple[int, dict]]) -> dict[str, tuple[int, str]]:
-    """Map each username named in a `reviewer` column to (user id, role) for the project's members."""
-    names = {r["reviewer"].strip() for _, r in records if isinstance(r.get("reviewer"), str) and r["reviewer"].strip()}
-    members = Membership.objects.filter(project=project, user__username__in=names)
-    return {
-        username: (user_id, role)
-        for username, user_id, role in members.values_list("user__username", "user_id", "role")
-    }
-
-
-def _validate_record(project: Project, record: dict, reviewers: dict, importer) -> Row:
+def _validate_record(project: Project, record: dict, importer) -> Row:
     problems: list[str] = []
     unknown = set(record) - KNOWN_COLUMNS
     if unknown:
@@ -408,7 +383,7 @@ def _validate_record(project: Project, record: dict, reviewers: dict, importer) 
     if _present(record, "expert_label"):
         row.expert_label = _label(project, record["expert_label"], "expert_label", problems)
         row.expert_critique = _text(record, "expert_critique", problems, limit=MAX_CRITIQUE_CHARS).strip()
-        row.reviewer_id = _reviewer(record, reviewers, importer, problems)
+        row.reviewer_id, row.external_reviewer = _reviewer(record, importer, problems)
     elif _present(record, "expert_critique") or _present(record, "reviewer"):
         problems.append("expert_critique and reviewer need an expert_label")
     if problems:
@@ -557,20 +532,21 @@ def _label(project: Project, value, key: str, problems: list[str]) -> str:
         return ""
 
 
-def _reviewer(record: dict, reviewers: dict, importer, problems: list[str]) -> int | None:
+def _reviewer(record: dict, importer, problems: list[str]) -> tuple[int | None, str]:
+    """(the importer's account id, "") when the row is the importer's own label (no reviewer, or their own
+    username); otherwise (None, the name): only a person's own token or session puts a label on their account."""
     value = record.get("reviewer")
     if value is None or (isinstance(value, str) and not value.strip()):
-        return importer.pk
+        return importer.pk, ""
     if not isinstance(value, str):
-        problems.append(f"reviewer must be a username, not {_kind(value)}")
-        return None
+        problems.append(f"reviewer must be a username or a name, not {_kind(value)}")
+        return None, ""
     name = value.strip()
-    found = reviewers.get(name)
-    if found is None:
-        problems.append(f"reviewer {name!r} is not a member of this project; add them as a reviewer first")
-        return None
-    user_id, role = found
-    if not role_can(role, Role.REVIEWER):
-        problems.append(f"reviewer {name!r} is a {role} of this project; only reviewers and owners give feedback")
-        return None
-    return user_id
+    if name == importer.get_username():
+        return importer.pk, ""
+    if len(name) > MAX_EXTERNAL_REVIEWER:
+        problems.append(f"reviewer is {len(name):,} characters long; the limit is {MAX_EXTERNAL_REVIEWER}")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        problems.append("reviewer contains a control character (a tab, a line break, ...); remove it")
+    check_storable("reviewer", name, problems)
+    return None, name

@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from reviews.import_reading import ImportRejected, Row
-from reviews.models import Feedback, ImportRun, Project, Sample, agreement
+from reviews.models import EXTERNAL_REVIEWER, Feedback, ImportRun, Project, Sample, agreement
 
 CHUNK = 2_000  # ids per lookup query (SQLite refuses more than 32,766 parameters)
 WRITE_BATCH = 500  # rows per write transaction: tens of milliseconds, so others' writes never wait long
@@ -200,13 +202,14 @@ def _write_batch(project: Project, batch: list[Row], importer, run: ImportRun, n
         return 0
     missing_pk = [row.sample.external_id for row in reviewed if row.sample.pk is None]
     ids = _sample_ids(project, missing_pk) if missing_pk else {}
+    externals = _external_accounts([row for row in reviewed if row.external_reviewer])
     Feedback.objects.bulk_create(
         [
             Feedback(
                 project=project,
                 sample_id=row.sample.pk or ids[row.sample.external_id],
-                author_id=row.reviewer_id,  # type: ignore[misc]  # set on every reviewed row
-                label=row.expert_label,
+                author_id=row.reviewer_id or externals[row.external_reviewer],
+                label=row.expert_label,  # type: ignore[misc]  # set on every reviewed row
                 critique=row.expert_critique,
                 agrees_with_judge=agreement(row.expert_label or "", row.sample.judge_value),
                 imported_by=importer,
@@ -216,6 +219,34 @@ def _write_batch(project: Project, batch: list[Row], importer, run: ImportRun, n
         ]
     )
     return len(reviewed)
+
+
+def _external_accounts(rows: list[Row]) -> dict[str, int]:
+    """The inactive placeholder account of each external reviewer named in `rows` (made on first use): a label
+    given in someone else's name is theirs, not an account's (reviews.models.EXTERNAL_REVIEWER)."""
+    if not rows:
+        return {}
+    users = get_user_model()
+    usernames = {row.external_reviewer: EXTERNAL_REVIEWER.format(row.external_reviewer) for row in rows}
+    users.objects.bulk_create(
+        [users(username=u, is_active=False, password=make_password(None)) for u in usernames.values()],
+        ignore_conflicts=True,
+    )
+    found = dict(users.objects.filter(username__in=usernames.values(), is_active=False).values_list("username", "id"))
+    taken = [row for row in rows if usernames[row.external_reviewer] not in found]
+    if taken:
+        # Only an account made outside the site (its usernames cannot hold parentheses) can be in the way.
+        raise ImportRejected(
+            [
+                (
+                    row.line,
+                    f"reviewer {row.external_reviewer!r}: the name {usernames[row.external_reviewer]!r} "
+                    "belongs to an active account, so the label cannot be kept apart from it; nothing was written",
+                )
+                for row in taken
+            ]
+        )
+    return {name: found[username] for name, username in usernames.items()}
 
 
 def _normal(value):

@@ -335,6 +335,10 @@ class Sample(models.Model):
 
 
 REMOVED_ACCOUNT = "(removed account {})"  # parentheses: Django's username validator lets no one register it
+# Imported feedback in the name of someone other than the importer is theirs, not an account's: it goes to an
+# inactive placeholder "<name> (external)" (unregistrable, as above), its own reviewer in the agreement figures.
+EXTERNAL_REVIEWER = "{} (external)"
+MAX_EXTERNAL_REVIEWER = 150 - len(EXTERNAL_REVIEWER.format(""))  # a username's length
 
 
 def keep_as_removed_account(collector, field, sub_objs, using) -> None:

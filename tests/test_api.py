@@ -15,7 +15,7 @@ from judging import runs
 from judging.models import Judgement, JudgeRun
 from memory.models import MemoryVersion
 from reviews import import_jobs
-from reviews.models import Feedback, ImportRun, Sample
+from reviews.models import Feedback, ImportRun, Membership, Sample
 from tests.conftest import add_feedback, add_sample
 
 SLUG = "support-tone"
@@ -329,8 +329,6 @@ def test_import_through_the_api_equals_import_through_the_page(api):
         return samples, feedback
 
     # The same rows through the page into the other project (its owner, with rafael as a member there too).
-    from reviews.models import Membership
-
     Membership.objects.create(project=api.other, user=api.reviewer, role="reviewer")
     client = Client()
     client.force_login(api.other_owner)
@@ -338,6 +336,27 @@ def test_import_through_the_api_equals_import_through_the_page(api):
     assert page.status_code == 302
     assert import_jobs.run(ImportRun.objects.latest("pk").pk) == "done"
     assert stored(api.project) == stored(api.other) and len(stored(api.project)[0]) == 4
+
+
+def test_imported_labels_go_on_an_account_only_through_that_accounts_own_token(api):
+    """Issue 22 item 5: the owner's token cannot put labels in rafael's name on his account; rafael's can."""
+    Membership.objects.filter(project=api.project, user=api.reviewer).update(role="owner")  # only owners import
+    url = f"/api/v1/projects/{api.slug}/samples"
+
+    def labelled(external_id: str, reviewer: str) -> dict:
+        return {"external_id": external_id, "inputs": "q", "outputs": "o", "expert_label": "fail", "reviewer": reviewer}
+
+    by_owner = call("post", url, api.tokens["owner"], [labelled("o1", "rafael"), labelled("o2", "olivia")])
+    by_rafael = call("post", url, api.tokens["reviewer"], [labelled("r1", "rafael"), labelled("r2", "olivia")])
+    assert by_owner.status_code == by_rafael.status_code == 200
+    authors = dict(
+        Feedback.objects.filter(sample__external_id__in=["o1", "o2", "r1", "r2"]).values_list(
+            "sample__external_id", "author__username"
+        )
+    )
+    assert authors == {"o1": "rafael (external)", "o2": "olivia", "r1": "rafael", "r2": "olivia (external)"}
+    listed = call("get", f"{url[:-8]}/feedback", api.tokens["owner"], {"reviewer": "rafael (external)"}).json()
+    assert [f["external_id"] for f in listed["items"]] == ["o1"]
 
 
 # --- judging -----------------------------------------------------------------------------------------------------

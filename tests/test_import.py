@@ -175,8 +175,8 @@ def test_expert_reviews_are_imported_with_their_reviewer(personas, django_captur
     assert (summary.created, summary.feedback_created) == (4, 3)
     assert summary.message() == "4 new samples imported, 3 expert reviews imported."
     e1 = Feedback.objects.get(sample__external_id="e1")
-    assert (e1.author, e1.label, e1.critique, e1.agrees_with_judge, e1.revision) == (
-        personas.reviewer,
+    assert (e1.author.username, e1.label, e1.critique, e1.agrees_with_judge, e1.revision) == (
+        "rafael (external)",  # the owner imported it: rafael's account never carries it
         "fail",
         "Too curt for a bereavement.",
         False,
@@ -190,18 +190,22 @@ def test_expert_reviews_are_imported_with_their_reviewer(personas, django_captur
 
 
 def test_imported_feedback_records_who_imported_it_and_the_review_page_says_so(client, personas):
-    """Finding 7: an owner importing rows in a reviewer's name is recorded, and the reviewer is told."""
+    """Finding 7: an owner importing rows in another's name is recorded, and the page says whose name it is."""
     run(
         personas.project,
-        jsonl(row("in-name", judge_value="pass", expert_label="fail", expert_critique="Curt.", reviewer="rafael")),
+        jsonl(
+            row("in-name", judge_value="pass", expert_label="fail", expert_critique="Curt.", reviewer="Dr <b>Ng</b>")
+        ),
         importer=personas.owner,
     )
     feedback = Feedback.objects.get(sample__external_id="in-name")
-    assert (feedback.author, feedback.imported_by) == (personas.reviewer, personas.owner)
+    assert (feedback.author.username, feedback.imported_by) == ("Dr <b>Ng</b> (external)", personas.owner)
     assert feedback.imported_at is not None
-    client.force_login(personas.reviewer)
+    client.force_login(personas.owner)
     body = client.get(f"/p/{personas.project.slug}/samples/{feedback.sample_id}/").content.decode()
-    assert f"Imported by olivia on {feedback.imported_at:%Y-%m-%d %H:%M}, in rafael’s name." in body
+    stamp = f"{feedback.imported_at:%Y-%m-%d %H:%M}"
+    assert f"Imported by olivia on {stamp}, in Dr &lt;b&gt;Ng&lt;/b&gt; (external)’s name." in body
+    assert "<b>Ng</b>" not in body  # a name from a file is untrusted text
     saved = add_feedback(add_sample(personas.project, "typed"), personas.reviewer, "pass")
     assert saved.imported_by is None  # feedback written on the review page is not imported
 
@@ -436,19 +440,65 @@ def test_the_error_list_is_capped_but_the_total_is_kept(personas):
     assert info.value.errors[0][0] == 1 and info.value.errors[-1][0] == MAX_ERRORS_LISTED
 
 
-def test_unknown_reviewer_viewer_reviewer_and_outsider(personas):
+def test_a_reviewer_named_by_someone_else_is_external_never_an_account(client, personas):
+    """Issue 22 item 5: an owner's file cannot put labels on a member's account; the names it gives (members'
+    usernames or not) become external reviewers, each counted as its own reviewer."""
+    own = add_feedback(add_sample(personas.project, "typed"), personas.reviewer, "pass")
+    run(
+        personas.project,
+        jsonl(
+            row("a", expert_label="pass", reviewer="rafael"),
+            row("b", expert_label="fail", reviewer="vera"),
+            row("c", expert_label="fail", reviewer="ghost"),
+            row("typed-too", expert_label="pass", reviewer="rafael"),
+            row("mine", expert_label="fail", reviewer="olivia"),  # the importer's own name: their account
+        ),
+        importer=personas.owner,
+    )
+    authors = dict(Feedback.objects.values_list("sample__external_id", "author__username"))
+    assert authors == {
+        "typed": "rafael",
+        "a": "rafael (external)",
+        "b": "vera (external)",
+        "c": "ghost (external)",
+        "typed-too": "rafael (external)",
+        "mine": "olivia",
+    }
+    assert list(personas.reviewer.feedback.all()) == [own] and not personas.viewer.feedback.exists()
+    external = Feedback.objects.get(sample__external_id="a").author
+    assert not external.is_active and not external.has_usable_password() and not external.memberships.exists()
+    # A second import naming rafael again adds to the same external reviewer.
+    run(personas.project, jsonl(row("d", expert_label="pass", reviewer="rafael")), importer=personas.owner)
+    assert Feedback.objects.get(sample__external_id="d").author == external
+    client.force_login(personas.owner)
+    page = client.get(f"/p/{personas.project.slug}/team/").content.decode()
+    assert 'data-reviewer="rafael (external)"' in page and 'data-reviewer="rafael"' in page
+
+
+def test_a_reviewer_that_is_not_a_usable_name(personas):
     data = jsonl(
-        row("a", expert_label="pass", reviewer="ghost"),
-        row("b", expert_label="pass", reviewer="vera"),
-        row("c", expert_label="pass", reviewer="otto"),
-        row("d", expert_label="pass", reviewer={"name": "rafael"}),
-        row("e", expert_label="pass", reviewer="rafael"),  # fine
+        row("a", expert_label="pass", reviewer={"name": "rafael"}),
+        row("b", expert_label="pass", reviewer="x" * 140),
+        row("c", expert_label="pass", reviewer="line\nbreak"),
+        row("d", expert_label="pass", reviewer="x" * 139),  # fine
     )
     assert rejected(personas.project, data) == [
-        (1, "reviewer 'ghost' is not a member of this project; add them as a reviewer first"),
-        (2, "reviewer 'vera' is a viewer of this project; only reviewers and owners give feedback"),
-        (3, "reviewer 'otto' is not a member of this project; add them as a reviewer first"),
-        (4, "reviewer must be a username, not a JSON object"),
+        (1, "reviewer must be a username or a name, not a JSON object"),
+        (2, "reviewer is 140 characters long; the limit is 139"),
+        (3, "reviewer contains a control character (a tab, a line break, ...); remove it"),
+    ]
+    assert not Feedback.objects.exists()
+
+
+def test_an_active_account_in_the_way_of_an_external_name_refuses_the_import(personas, django_user_model):
+    django_user_model.objects.create_user("ng (external)")  # only a script can make such a username
+    errors = rejected(personas.project, jsonl(row("a", expert_label="pass", reviewer="ng")))
+    assert errors == [
+        (
+            1,
+            "reviewer 'ng': the name 'ng (external)' belongs to an active account, so the label cannot be kept "
+            "apart from it; nothing was written",
+        )
     ]
     assert not Feedback.objects.exists()
 
@@ -746,6 +796,17 @@ def test_command_argument_errors(personas, tmp_path):
     Membership.objects.filter(project=personas.project, user=personas.reviewer).update(role=Role.OWNER)
     call_command("import_samples", personas.project.slug, str(path), "--as", "rafael")
     assert Sample.objects.get().external_id == "a"
+
+
+def test_command_puts_a_label_on_an_account_only_when_it_imports_as_that_account(personas, tmp_path):
+    Membership.objects.filter(project=personas.project, user=personas.reviewer).update(role=Role.OWNER)
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(jsonl(row("a", expert_label="pass", reviewer="rafael")))
+    call_command("import_samples", personas.project.slug, str(path))  # as the first owner, olivia
+    path.write_bytes(jsonl(row("b", expert_label="fail", reviewer="rafael")))
+    call_command("import_samples", personas.project.slug, str(path), "--as", "rafael")
+    authors = dict(Feedback.objects.values_list("sample__external_id", "author__username"))
+    assert authors == {"a": "rafael (external)", "b": "rafael"}
 
 
 # The upload page -------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ BAD_FILES = {
         "f.jsonl",
         rows(GOOD, GOOD, {**GOOD, "external_id": "b", "judge_value": "?"}),
     ),
-    "a reviewer who is no member": ("f.jsonl", rows({**GOOD, "expert_label": "pass", "reviewer": "ghost"})),
+    "a reviewer that is no name": ("f.jsonl", rows({**GOOD, "expert_label": "pass", "reviewer": ["ghost"]})),
     "a byte that is not UTF-8": ("f.jsonl", rows(GOOD) + b'\n{"external_id": "b\xff"}'),
     "UTF-16 without a byte-order mark": ("f.jsonl", rows(GOOD).decode().encode("utf-16-le")),
     "a CSV header without inputs": ("f.csv", b"external_id,outputs\na,x\n"),
@@ -147,4 +147,7 @@ def test_a_streamed_import_writes_what_the_whole_file_import_writes(personas, dj
     again.refresh_from_db()
     assert again.summary["unchanged"] == 3 and again.summary["created"] == 0
     assert Sample.objects.get(project=personas.project, external_id="b").judge_value == "fail"
-    assert Sample.objects.get(project=personas.project, external_id="c").feedback.get().author == personas.reviewer
+    assert (
+        Sample.objects.get(project=personas.project, external_id="c").feedback.get().author.username
+        == "rafael (external)"
+    )
