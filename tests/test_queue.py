@@ -248,9 +248,6 @@ def test_queue_page_survives_junk_parameters(client, personas, reviewed):
         "before=-1",
         "after=99999999999999999999999",
         "filter=<script>",
-        "label=%00",
-        "q=a%00b",
-        "judge=%00",
         "q=" + "%25" * 300,
         "judge=<b>",
     )
@@ -261,6 +258,9 @@ def test_queue_page_survives_junk_parameters(client, personas, reviewed):
         assert "<script>" not in response.content.decode().split("<main>")[1].split("</main>")[0].replace(
             "&lt;script&gt;", ""
         )
+    # A NUL byte in the query string is refused before any view (memalign_site.middleware.NulGuardMiddleware).
+    for params in ("label=%00", "q=a%00b", "judge=%00"):
+        assert client.get(f"/p/{personas.project.slug}/queue/?{params}").status_code == 400, params
 
 
 def test_queue_escapes_untrusted_text(client, personas):
