@@ -8,6 +8,8 @@ new parameter name fails the test until it gets a filler.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 
@@ -84,6 +86,7 @@ def planted(personas):
         "number": [version.number],
         "membership_id": [Membership.objects.get(project=project, user=rita).pk],
         "evaluation_id": [0],
+        "import_id": [0],
         "decision_id": [0],
         "invitation_id": [0],
         "token_id": [0],
@@ -140,10 +143,12 @@ def test_a_runs_verdicts_show_a_blind_reviewer_only_the_labels_they_may_see(pers
     client.force_login(personas.reviewer)
     base = f"/p/{slug}/memory/judge-runs/{run_id}"
     table = b"".join(client.get(f"{base}/export.csv").streaming_content).decode()
-    assert "contested" in table and all(
-        row.split(",")[4] == "" for row in table.splitlines() if ",contested," in row
+    rows = [row for row in csv.DictReader(io.StringIO(table)) if row["external_id"] == "contested"]
+    assert rows and all(
+        row["final_label"] == "" and all(value == "" for name, value in row.items() if name.startswith("expert"))
+        for row in rows
     ), table
     records = [json.loads(line) for line in b"".join(client.get(f"{base}/export.jsonl").streaming_content).splitlines()]
-    assert {r["external_id"]: r["experts"] for r in records} == {"contested": [], "mine": ["pass"]}
+    assert {r["external_id"]: r["experts"] for r in records} == {"contested": {}, "mine": {"rafael": "pass"}}
     api = client.get(f"/api/v1/projects/{slug}/runs/{run_id}/verdicts", HTTP_AUTHORIZATION=f"Bearer {raw}").json()
     assert {item["experts"] == [] for item in api["items"] if item["sample_id"] == planted["sample_id"][0]} == {True}

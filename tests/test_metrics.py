@@ -14,7 +14,7 @@ def test_a_skewed_set_has_high_raw_agreement_and_kappa_near_zero():
     assert f.exact == pytest.approx(0.85)
     assert f.kappa == pytest.approx(-0.01 / 0.14)
     assert f.headline_name == "kappa" and f.headline == f.kappa
-    assert f.reading == "exploratory"
+    assert f.reading == "no better than chance"  # kappa -0.07: within 0.1 of zero
     assert (f.baseline_label, f.baseline_exact) == ("pass", pytest.approx(0.9))  # the baseline beats the judge
     assert f.confusion == [[17, 1], [2, 0]]  # rows experts (pass, fail), columns judge
     assert f.n == 20 and f.abstained == 0
@@ -72,7 +72,7 @@ def test_the_interval_is_seeded_and_brackets_the_figure():
 def test_undefined_kappa_and_no_pairs():
     f = metrics.agreement(["pass"] * 5, ["pass"] * 5, "pass_fail", ["pass", "fail"])
     assert f.exact == 1.0 and f.kappa is None and f.interval is None  # one label on both sides: undefined
-    assert f.reading == "exploratory"
+    assert f.reading == "undefined"
     assert metrics.agreement([], [], "pass_fail", ["pass", "fail"]) is None
     with pytest.raises(ValueError):
         metrics.agreement(["pass"], [], "pass_fail", ["pass", "fail"])
@@ -81,7 +81,9 @@ def test_undefined_kappa_and_no_pairs():
 @pytest.mark.parametrize(
     "kappa, text",
     [
-        (0.39, "exploratory"),
+        (-0.2, "worse than chance"),
+        (0.05, "no better than chance"),
+        (0.39, "weak: exploratory only"),
         (0.4, "good enough to watch trends"),
         (0.69, "good enough to watch trends"),
         (0.7, "good enough to gate a release"),
