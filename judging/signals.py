@@ -35,9 +35,9 @@ def imported(sender: Any, project_id: int, **kwargs: Any) -> None:
         log.exception("could not queue the ranking of project %s after an import", project_id)
 
 
-def versions_written(sender: Project, **kwargs: Any) -> None:
+def versions_written(sender: type[Project], project: Project, **kwargs: Any) -> None:
     """A new memory version sets the learned judge aside (it learned the previous one): retrain it."""
-    project_id = sender.pk
+    project_id = project.pk  # the sender is the Project class; the project comes as an argument
     transaction.on_commit(lambda: dispatch.request_training(project_id), robust=True)
 
 

@@ -18,7 +18,9 @@ class RepairOnConnect(bootsteps.StartStopStep):
     """Queue the memory repair each time a worker (re)connects to the broker.
 
     During a broker outage saves keep working but their memory work is not dispatched; this runs the repair
-    as soon as the broker is back rather than at the next periodic run. Several workers coalesce on a flag.
+    as soon as the broker is back rather than at the next periodic run. Workers that connect together coalesce
+    on a flag, which the memory's repair clears when it starts: a worker replacing a killed one a few seconds
+    later queues a repair of its own.
     """
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
@@ -26,12 +28,13 @@ class RepairOnConnect(bootsteps.StartStopStep):
     def start(self, consumer) -> None:
         from django.conf import settings
 
+        from memory.dispatch import repair_queued_key
         from memory.redis_client import get_redis
 
         if not getattr(settings, "MEMALIGN_REPAIR_ON_CONNECT", True):
             return
         try:
-            if get_redis().set(f"{settings.MEMALIGN_NAMESPACE}:repair-on-connect", 1, nx=True, ex=30):
+            if get_redis().set(repair_queued_key(), 1, nx=True, ex=30):
                 for task in settings.MEMALIGN_REPAIR_TASKS:
                     consumer.app.send_task(task, retry=False, ignore_result=True)
         except Exception:  # the broker went away again: the next reconnect tries again

@@ -23,6 +23,16 @@ def key(kind: str, project_id: int) -> str:
     return f"{settings.MEMALIGN_NAMESPACE}:{kind}:{project_id}"
 
 
+def repair_queued_key() -> str:
+    """The flag of a repair queued by a worker that connected; memory.tasks.repair_all clears it when it starts."""
+    return f"{settings.MEMALIGN_NAMESPACE}:repair-on-connect"
+
+
+def _flag(name: str, force: bool) -> bool:
+    """Set a coalescing flag; whether the caller should queue its task (the flag was free, or `force`)."""
+    return bool(get_redis().set(name, 1, nx=not force, ex=settings.MEMALIGN_LOCK_SECONDS))
+
+
 def send(task: str, *args: Any, countdown: float | None = None) -> None:
     """Queue a task by its name."""
     current_app.send_task(task, args=args, countdown=countdown)
@@ -39,18 +49,21 @@ def request_episodic_update(project_id: int, feedback_id: int) -> bool:
     return True
 
 
-def request_sample_embedding(project_id: int) -> bool:
-    """Queue the embedding of the project's new samples unless it is already queued; return whether queued."""
-    if not get_redis().set(key("embed-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
+def request_sample_embedding(project_id: int, force: bool = False) -> bool:
+    """Queue the embedding of the project's new samples unless it is already queued; return whether queued.
+    `force` (the repair) queues it even then: the queued message may be held by a worker that died."""
+    if not _flag(key("embed-queued", project_id), force):
         return False
     send("memory.tasks.embed_samples", project_id)
     return True
 
 
-def request_regeneration(project_id: int, delay: float | None = None) -> bool:
-    """Queue a regeneration of the project's principles unless one is already queued; return whether queued."""
+def request_regeneration(project_id: int, delay: float | None = None, force: bool = False) -> bool:
+    """Queue a regeneration of the project's principles unless one is already queued; return whether queued.
+    `force` (the repair) queues it even then: the queued message may be held by a worker that died, and would
+    only come back after the broker's visibility timeout (an hour). A run too many finds nothing to do."""
     countdown = settings.MEMALIGN_DISTILL_DELAY_SECONDS if delay is None else delay
-    if not get_redis().set(key("regen-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
+    if not _flag(key("regen-queued", project_id), force):
         return False
     send("memory.tasks.regenerate_principles", project_id, countdown=countdown)
     return True

@@ -21,7 +21,7 @@ from redis.lock import Lock
 
 from memory import consolidate, distil, episodic, events, semantic, sync, vectors
 from memory.dispatch import key as _key
-from memory.dispatch import request_regeneration, request_sample_embedding
+from memory.dispatch import repair_queued_key, request_regeneration, request_sample_embedding
 from memory.llm.base import ProviderError
 from memory.locks import kept, regeneration_lock, release
 from memory.models import MemoryVersion
@@ -176,6 +176,7 @@ def regenerate_principles(self: Task[Any, Any], project_id: int) -> dict[str, An
 def repair_all() -> dict[str, Any]:
     """Periodic (Celery beat), and whenever a worker connects: queue one repair task per project, so a slow
     project never keeps the others from their repair (one task for all of them ran past its time limit)."""
+    get_redis().delete(repair_queued_key())  # a worker connecting from now on queues the next repair
     project_ids = list(Project.objects.order_by("pk").values_list("pk", flat=True))
     for project_id in project_ids:
         repair_project.delay(project_id)
@@ -193,10 +194,11 @@ def repair_project(project_id: int) -> dict[str, Any]:
     drift = sync.repair(project, limit=SYNC_CHUNK)
     if len(drift.missing) + len(drift.outdated) > SYNC_CHUNK:
         sync_project.delay(project_id)  # the rest in runs of their own, each inside the time limit
+    # Forced: a flag saying "queued" may belong to a message that a dead worker holds until the visibility timeout.
     if distil.pending_feedback(project).exists() or distil.stale_principles(project).exists():
-        request_regeneration(project.pk)
+        request_regeneration(project.pk, force=True)
     if vectors.pending(project).exists():
-        request_sample_embedding(project.pk)
+        request_sample_embedding(project.pk, force=True)
     return {"drift": drift.lines()} if drift else {}
 
 

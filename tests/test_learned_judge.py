@@ -16,11 +16,12 @@ from judging import dispatch, learned, runs
 from judging import learned_model as lm
 from judging.judge import working_memories
 from judging.models import Judgement, LearnedJudge
+from memory import events
 from memory import vectors as sample_vectors
 from memory.dispatch import key
 from memory.llm.offline import OfflineProvider, knn_label
 from memory.redis_client import get_redis
-from reviews.models import Feedback, Sample
+from reviews.models import Feedback, Project, Sample
 from tests.conftest import add_feedback, add_sample, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -315,6 +316,20 @@ def test_retraining_requests_are_coalesced_per_project(personas, monkeypatch):
         ("judging.tasks.train_learned_judge", (personas.project.pk,)),
         ("judging.tasks.train_learned_judge", (personas.other.pk,)),
     ]
+
+
+@pytest.mark.django_db
+def test_a_new_memory_version_queues_a_retraining_of_its_project(
+    personas, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The memory announces new versions with the Project class as sender and the project as an argument.
+    sent = []
+    monkeypatch.setattr(dispatch, "send", lambda name, *args, **kw: sent.append((name, args)))
+    get_redis().delete(key("learned-queued", personas.project.pk))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        events.versions_written.send(sender=Project, project=personas.project, versions=[])
+    assert callbacks, "the retraining is queued when the version's transaction commits"
+    assert ("judging.tasks.train_learned_judge", (personas.project.pk,)) in sent
 
 
 @pytest.mark.django_db(transaction=True)

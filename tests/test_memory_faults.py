@@ -86,12 +86,6 @@ def test_the_episodic_store_works_against_a_chroma_server(personas, chroma_serve
 
 
 @pytest.mark.worker  # starts `celery worker` processes of its own
-@pytest.mark.xfail(
-    reason="KNOWN REGRESSION, not diagnosed: since the merge of the renewed regeneration lease (issue 22, item 3) "
-    "with the other branches, distillation does not resume within 90 s after the killed worker's replacement "
-    "is ready (twice on PostgreSQL, 2026-12-07). Open; see the closing note of issue 22.",
-    strict=False,
-)
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, chroma_server, fake_anthropic, settings):
     queue = f"faults-{os.getpid()}-{time.monotonic_ns()}"
@@ -106,7 +100,8 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
         "ANTHROPIC_API_KEY": "test-key",
         "ANTHROPIC_BASE_URL": fake_anthropic.url,
         # No short visibility timeout: the new worker resumes at once because it queues the repair when it
-        # connects, and the killed worker's regeneration lease runs out within seconds (memory/locks.py).
+        # connects (even seconds after the first worker queued one: memory.tasks.repair_all clears the flag),
+        # and the killed worker's regeneration lease runs out within seconds (memory/locks.py).
         "MEMALIGN_REPAIR_ON_CONNECT": "1",
         "MEMALIGN_DISTILL_QUIET_MS": "200",
     }
