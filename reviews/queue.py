@@ -52,6 +52,9 @@ class QueueQuery:
     q: str = ""
     # A blind reviewer's experts' labels (the label filter, "disagree") count only on samples they reviewed.
     blind: bool = False
+    # The judge-blind first pass (Project.judge_blind): the reviewer may not filter or search by the judge's
+    # verdict or rationale, which would tell them the verdict of samples they have not labelled.
+    judge_hidden: bool = False
     # Unfinished imports, whose samples stay hidden (Sample.objects.writing_runs); usually none.
     hidden_runs: tuple[int, ...] = ()
     order: str = "plain"
@@ -64,6 +67,7 @@ class QueueQuery:
         params: Mapping[str, str],
         default_filter: str,
         blind: bool = False,
+        judge_hidden: bool = False,
         hidden_runs: Sequence[int] = (),
         default_order: str = "plain",
     ) -> QueueQuery:
@@ -76,9 +80,10 @@ class QueueQuery:
         return cls(
             filter=chosen if chosen in FILTERS else default_filter,
             label=text("label", 64),
-            judge=text("judge", 64),
+            judge="" if judge_hidden else text("judge", 64),
             q=text("q", 200),
             blind=blind,
+            judge_hidden=judge_hidden,
             hidden_runs=tuple(hidden_runs),
             order=order if order in ORDERS else default_order,
             order_chosen=order in ORDERS,
@@ -135,19 +140,19 @@ def _matching(
     if query.judge:
         qs = qs.filter(judge_value=query.judge)
     if query.q:
-        qs = qs.alias(inputs_search=Cast("inputs", TextField())).filter(_search(query.q))
+        qs = qs.alias(inputs_search=Cast("inputs", TextField())).filter(_search(query.q, query.judge_hidden))
     return qs
 
 
-def _search(text: str) -> Q:
-    return (
+def _search(text: str, judge_hidden: bool = False) -> Q:
+    found = (
         Q(external_id__icontains=text)
         | Q(inputs_search__icontains=text)
         | Q(outputs__icontains=text)
         | Q(output_a__icontains=text)
         | Q(output_b__icontains=text)
-        | Q(judge_rationale__icontains=text)
     )
+    return found if judge_hidden else found | Q(judge_rationale__icontains=text)
 
 
 def counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:

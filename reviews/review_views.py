@@ -57,6 +57,7 @@ def _query(request: ProjectRequest) -> queue.QueueQuery:
         request.GET,
         default,
         blind=is_blind(membership),
+        judge_hidden=request.project.judge_blind and can(membership, Role.REVIEWER),
         hidden_runs=hidden,
         default_order=queue.default_order(request.project),
     )

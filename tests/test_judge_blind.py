@@ -58,6 +58,21 @@ def test_the_queue_hides_the_verdict_of_unlabelled_samples_from_a_blind_reviewer
     assert '<span class="badge">fail</span>' in client.get(f"/p/{personas.project.slug}/queue/").content.decode()
 
 
+def test_a_blind_reviewer_cannot_filter_or_search_the_queue_by_the_judge(client, personas, sample):
+    # Typed into the URL, "judge said" and a search of the rationale would tell the verdict of unlabelled samples.
+    passing = add_sample(personas.project, "b2", judge_value="pass", judge_rationale="Warm and clear.")
+    queue = f"/p/{personas.project.slug}/queue/"
+    client.force_login(personas.reviewer)
+    body = client.get(queue, {"judge": "fail", "filter": "all"}).content.decode()
+    assert f"/samples/{passing.pk}/" in body  # "judge said" was not applied
+    body = client.get(queue, {"q": "curt", "filter": "all"}).content.decode()
+    assert f"/samples/{sample.pk}/" not in body  # only the rationale holds "curt": not searched
+    client.force_login(personas.viewer)
+    for params in ({"judge": "fail", "filter": "all"}, {"q": "curt", "filter": "all"}):
+        body = client.get(queue, params).content.decode()
+        assert f"/samples/{sample.pk}/" in body and f"/samples/{passing.pk}/" not in body, params
+
+
 def test_choosing_a_label_reveals_the_verdict_and_records_it_was_blind(client, personas, sample):
     url = f"/p/{personas.project.slug}/samples/{sample.pk}/verdict/"
     client.force_login(personas.reviewer)

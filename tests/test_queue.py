@@ -230,6 +230,8 @@ def test_viewers_start_with_everything(client, personas, reviewed):
 
 
 def test_queue_page_pagination_links_keep_the_filters(client, personas):
+    personas.project.judge_blind = False  # the "judge said" filter is for projects that show the verdict
+    personas.project.save(update_fields=["judge_blind"])
     for n in range(60):
         add_sample(personas.project, f"x{n:02d}", judge_value="fail")
     client.force_login(personas.owner)
