@@ -129,7 +129,15 @@ def _save(
         setattr(existing, name, value)
     existing.revision += 1
     existing.save(
-        update_fields=["label", "critique", "agrees_with_judge", "verdict_shown", "revision", "updated_at", *quote_fields]
+        update_fields=[
+            "label",
+            "critique",
+            "agrees_with_judge",
+            "verdict_shown",
+            "revision",
+            "updated_at",
+            *quote_fields,
+        ]
     )
     return existing, False
 

@@ -69,7 +69,11 @@ def markdown(text: str) -> SafeString:
     """Return Markdown rendered as sanitised HTML (the quote markers, if any, as highlight tags)."""
     html = _markdown.render(text).replace(OPEN, QUOTE_OPEN).replace(CLOSE, QUOTE_CLOSE)
     clean = nh3.clean(
-        html, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer"
+        html,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
     )
     return mark_safe(clean.replace(OPEN, "").replace(CLOSE, ""))  # nh3's output, markers left in attributes gone
 
@@ -87,7 +91,11 @@ def chat_messages(value: Any) -> list[dict] | None:
         value = _json(value)
     if isinstance(value, dict) and set(value) == {"messages"}:
         value = value["messages"]
-    if isinstance(value, list) and value and all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in value)
+    ):
         return value
     return None
 

@@ -23,7 +23,9 @@ FOCUSED = """() => {
 
 def test_tab_reaches_every_review_control_with_a_visible_focus(page, live_server):
     owner = make_user("olivia")
-    project = create_project(owner, name="Pairs", criterion="Which is kinder?", label_kind="pairwise", judge_blind=False)
+    project = create_project(
+        owner, name="Pairs", criterion="Which is kinder?", label_kind="pairwise", judge_blind=False
+    )
     first = add_sample(project, "p1", judge_value="A", outputs="", output_a="Yes, **today**.", output_b="No.")
     add_sample(project, "p2", judge_value="B", outputs="", output_a="One.", output_b="Two.")
     log_in(page, live_server, "olivia")

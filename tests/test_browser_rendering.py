@@ -28,7 +28,7 @@ MARKDOWN_XSS = "\n\n".join(
     ]
 )
 CHAT_XSS = [
-    {"role": "system", "content": "Be kind. <svg onload=\"window.__xss = 6\"></svg>"},
+    {"role": "system", "content": 'Be kind. <svg onload="window.__xss = 6"></svg>'},
     {"role": "user", "content": [{"type": "text", "text": "**Hi** <img src=x onerror=alert(7)>"}]},
     {"role": "<script>window.__xss = 8</script>", "content": {"x": "<iframe src=javascript:alert(9)>"}},
     {"role": "assistant", "content": "Sure: [here](javascript:alert(10)) and ![i](https://cdn.example/i.png)"},
@@ -50,8 +50,18 @@ def watch(page, live_server) -> tuple[list[str], list[str]]:
     """Record every dialog opened and every request to another host than the test server."""
     dialogs: list[str] = []
     remote: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.on("request", lambda request: None if request.url.startswith(live_server.url) else remote.append(request.url))
+
+    def on_dialog(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+
+    def on_request(request) -> None:
+        if not request.url.startswith(live_server.url):
+            remote.append(request.url)
+
+    page.on("request", on_request)
     return dialogs, remote
 
 
@@ -73,7 +83,9 @@ def test_xss_in_markdown_and_chat_content_executes_nothing(page, live_server, re
     # Rendered as it reads: a heading, bold text, chat bubbles with their roles, links made safe.
     assert page.locator("#output h1").inner_text() == "Answer with bold text"
     assert page.locator(".io .chat").first.locator(".bubble").count() == 4
-    assert page.locator(".bubble.role-unknown .role").first.text_content().startswith("<script>window.__xss = 8</script>")
+    assert (
+        page.locator(".bubble.role-unknown .role").first.text_content().startswith("<script>window.__xss = 8</script>")
+    )
     assert page.get_by_text('<img src=x onerror="window.__xss = 2; alert(2)">').first.is_visible()  # as text
     docs = page.locator('#output a[href="https://docs.example/page"]')
     assert docs.get_attribute("rel") == "noopener noreferrer"
@@ -172,7 +184,9 @@ def test_a_quote_whose_output_was_edited_shows_as_text_without_highlight(page, l
 
 def test_pairwise_outputs_side_by_side_with_a_word_diff(page, live_server):
     owner = make_user("olivia")
-    project = create_project(owner, name="Pairs", criterion="Which is kinder?", label_kind="pairwise", judge_blind=False)
+    project = create_project(
+        owner, name="Pairs", criterion="Which is kinder?", label_kind="pairwise", judge_blind=False
+    )
     chat = json.dumps([{"role": "user", "content": "Refund?"}, {"role": "assistant", "content": "Yes, **today**."}])
     sample = add_sample(project, "p1", judge_value="A", outputs="", output_a=chat, output_b="No refund <b>today</b>.")
     log_in(page, live_server, "olivia")

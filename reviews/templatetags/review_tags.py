@@ -15,6 +15,7 @@ from reviews.models import Feedback, Sample
 
 register = template.Library()
 
+
 @register.filter
 def fields(value) -> list[tuple[str, str, bool]]:
     """Return (name, text, is_json) for each part of an inputs/expectations value, JSON pretty-printed.
@@ -64,8 +65,9 @@ def output(sample: Sample, which: str = "", feedback: Feedback | None = None) ->
     """Show one of a sample's outputs ("" the only one, "a" or "b" for pairwise) as it reads, with the passage
     `feedback` quoted from it highlighted while it still reads the same."""
     raw = sample.output_by_name(which)
-    quoted = feedback is not None and feedback.quote_text and feedback.quote_output == which
-    span = (feedback.quote_start, feedback.quote_end) if quoted and feedback.quote_matches() else None
+    span = None
+    if feedback is not None and feedback.quote_output == which and feedback.quote_matches():
+        span = (feedback.quote_start or 0, feedback.quote_end or 0)  # quote_matches: both set
     return {"raw": raw, "html": rendering.render(raw, span), "which": which, "quoted": span is not None}
 
 
