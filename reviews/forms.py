@@ -153,6 +153,11 @@ class FeedbackForm(forms.Form):
     )
     # Its length limit (MAX_CRITIQUE_CHARS) is checked by reviews.feedback.save_feedback, with the message.
     critique = forms.CharField(required=False, strip=True)
+    # A passage of the output quoted in the critique (review.js, the q key); checked by reviews.feedback.quote.
+    quote_text = forms.CharField(required=False, strip=True)
+    quote_output = forms.CharField(
+        required=False, max_length=1, error_messages={"max_length": "Select the passage again."}
+    )
     # The revision the reviewer loaded; 0 for new feedback. A mismatch means someone changed it since.
     revision = forms.IntegerField(
         min_value=0,

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from reviews.labels import LabelKind, label_choices
 from reviews.model_servers import validate_base_url
+from reviews.rendering import span_matches
 
 MAX_TEXT_CHARS = 100_000  # one input, output or rationale
 MAX_CRITIQUE_CHARS = 5_000
@@ -327,6 +328,10 @@ class Sample(models.Model):
             return self.inputs
         return json.dumps(self.inputs, indent=2, ensure_ascii=False)
 
+    def output_by_name(self, which: str) -> str:
+        """Return the output named `which`: "" the only one, "a" or "b" one of a pair."""
+        return {"": self.outputs, "a": self.output_a, "b": self.output_b}[which]
+
     def output_text(self) -> str:
         """Return what the judge judged, as one text (both outputs, labelled, for pairwise)."""
         if self.output_a or self.output_b:
@@ -389,6 +394,13 @@ class Feedback(models.Model):
     excluded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A passage of the output the reviewer quoted into the critique (reviews.feedback.quote): the text as they
+    # selected it, which output ("" the only one, "a" or "b"), and its character span in that output's raw text
+    # (empty when it could not be found there). An edit of the sample can leave the span stale: quote_matches.
+    quote_text = models.TextField(blank=True)
+    quote_output = models.CharField(max_length=1, blank=True, choices=[("", "output"), ("a", "A"), ("b", "B")])
+    quote_start = models.PositiveIntegerField(null=True, blank=True)
+    quote_end = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -407,6 +419,11 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author} on {self.sample}: {self.label}"
+
+    def quote_matches(self) -> bool:
+        """Whether the quoted span of the output still reads as the quote (not once the sample was edited)."""
+        raw = self.sample.output_by_name(self.quote_output)
+        return bool(self.quote_text) and span_matches(raw, self.quote_start, self.quote_end, self.quote_text)
 
 
 def agreement(label: str, judge_value: str) -> bool | None:

@@ -23,7 +23,7 @@ from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, push
 
 from reviews import import_jobs, overlap, queue
 from reviews.coaching import vague_reason
-from reviews.feedback import StaleFeedback, delete_feedback, save_feedback, undo_save
+from reviews.feedback import StaleFeedback, delete_feedback, quote, save_feedback, undo_save
 from reviews.forms import FeedbackForm
 from reviews.import_reading import ImportRejected, human_size, max_bytes, max_rows, too_large_message
 from reviews.middleware import accepts_upload
@@ -171,7 +171,7 @@ def feedback_save(request: ProjectRequest, sample_id: int) -> HttpResponse:
         if not request.POST.get("coached"):
             nudge = vague_reason(critique, label, sample.judge_value, sample.judge_rationale)
         if nudge is None:
-            before = Feedback.objects.filter(sample=sample, author=request.user).values("label", "critique").first()
+            before = _saved_content(sample, request)
             try:
                 feedback, created = save_feedback(
                     sample,
@@ -180,13 +180,14 @@ def feedback_save(request: ProjectRequest, sample_id: int) -> HttpResponse:
                     critique,
                     form.cleaned_data["revision"] or 0,
                     verdict_shown=_verdict_shown(request, sample, label, first=before is None),
+                    quoted=quote(sample, form.cleaned_data["quote_output"], form.cleaned_data["quote_text"]),
                 )
             except (ValidationError, StaleFeedback) as problem:
                 error = problem.messages[0] if isinstance(problem, ValidationError) else str(problem)
             else:
                 if str(sample.pk) in _picks(request):  # answered: the next pass on it is not a first one
                     request.session[PICKS_KEY] = {k: v for k, v in _picks(request).items() if k != str(sample.pk)}
-                changed = created or before != {"label": feedback.label, "critique": feedback.critique}
+                changed = created or before != _saved_content(sample, request)
                 if changed:
                     _remember_for_undo(request, feedback, None if created else before)
                 return _after_save(request, sample, feedback, created, changed)
@@ -195,6 +196,15 @@ def feedback_save(request: ProjectRequest, sample_id: int) -> HttpResponse:
     context = _review_context(request, sample, error=error, nudge=nudge, posted=request.POST)
     template = "reviews/review.html#item" if request.htmx else "reviews/review.html"
     return render(request, template, context, status=422)
+
+
+def _saved_content(sample: Sample, request: ProjectRequest) -> dict[str, Any] | None:
+    """The reviewer's feedback on the sample as an undo puts it back: label, critique and quote."""
+    row = Feedback.objects.filter(sample=sample, author=request.user).first()
+    if row is None:
+        return None
+    quoted = {"text": row.quote_text, "output": row.quote_output, "start": row.quote_start, "end": row.quote_end}
+    return {"label": row.label, "critique": row.critique, "quote": quoted}
 
 
 def _verdict_shown(request: ProjectRequest, sample: Sample, label: str, first: bool) -> bool:
@@ -360,6 +370,8 @@ def _review_context(
         "nudge": nudge,
         "posted_label": (posted or {}).get("label", mine.label if mine else ""),
         "posted_critique": (posted or {}).get("critique", mine.critique if mine else ""),
+        "posted_quote": (posted or {}).get("quote_text", mine.quote_text if mine else ""),
+        "posted_quote_output": (posted or {}).get("quote_output", mine.quote_output if mine else ""),
     }
 
 

@@ -41,6 +41,54 @@
     save();
   }
 
+  // Quoting: the passage selected inside one output goes into the critique, and the form carries it (its text
+  // and which output) so the server can store where it sits in the raw output (reviews/feedback.py quote).
+  const sourceOf = (node) => (node?.nodeType === 1 ? node : node?.parentElement)?.closest("[data-quote-source]");
+
+  function quoteSelection() {
+    const selection = window.getSelection();
+    const text = selection?.toString().trim();
+    const source = text && sourceOf(selection.anchorNode);
+    const critique = document.getElementById("critique");
+    if (!critique) return;
+    if (!source || source !== sourceOf(selection.focusNode)) {
+      say("Select a passage inside one output first, then press q.");
+      return;
+    }
+    document.getElementById("quote-text").value = text;
+    document.getElementById("quote-output").value = source.dataset.quoteSource;
+    showQuote(text, source.dataset.quoteSource);
+    const quoted = `“${text.replace(/\s+/g, " ")}” `;
+    const at = critique.selectionStart ?? critique.value.length;
+    const before = critique.value.slice(0, at);
+    const gap = before && !/\s$/.test(before) ? " " : "";
+    critique.value = before + gap + quoted + critique.value.slice(critique.selectionEnd ?? at);
+    critique.focus();
+    critique.selectionStart = critique.selectionEnd = (before + gap + quoted).length;
+    say("Quoted in the critique.");
+  }
+
+  function showQuote(text, which) {
+    const cue = document.getElementById("quote-cue");
+    if (!cue) return;
+    cue.hidden = !text;
+    document.getElementById("quote-shown").textContent = text.length > 200 ? `${text.slice(0, 199)}…` : text;
+    const label = document.getElementById("quote-which");
+    if (label) label.textContent = which.toUpperCase();
+  }
+
+  function unquote() {
+    document.getElementById("quote-text").value = "";
+    document.getElementById("quote-output").value = "";
+    showQuote("", "");
+    say("The quote is removed (the critique's text stays as you wrote it).");
+  }
+
+  function say(news) {
+    const announcer = document.getElementById("announcer");
+    if (announcer) announcer.textContent = news;
+  }
+
   function toggleHelp() {
     const help = document.getElementById("key-help");
     if (help) help.hidden = !help.hidden;
@@ -75,6 +123,7 @@
     else if (event.key === "k") press("[data-action=previous]");
     else if (event.key === "u") press("[data-action=undo]");
     else if (event.key === "a") agree();
+    else if (event.key === "q") quoteSelection();
     else if (event.key === "c") {
       event.preventDefault();
       document.getElementById("critique")?.focus();
@@ -88,6 +137,7 @@
     const action = event.target.closest("[data-action]")?.dataset.action;
     if (action === "agree") agree();
     else if (action === "help") toggleHelp();
+    else if (action === "unquote") unquote();
   });
 
   // The criterion: folded or not, as the reviewer left it in this project. A cookie scoped to the project's

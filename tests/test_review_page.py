@@ -10,7 +10,7 @@ import pytest
 from reviews.feedback import save_feedback
 from reviews.models import Feedback, Membership, Role
 from reviews.projects import create_project
-from reviews.templatetags.review_tags import LONG_TEXT
+from reviews.rendering import LONG_TEXT
 from tests.conftest import add_sample, make_user
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'

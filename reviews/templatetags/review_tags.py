@@ -10,13 +10,10 @@ from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 
 from reviews import panels as registry
+from reviews import rendering
+from reviews.models import Feedback, Sample
 
 register = template.Library()
-
-LONG_TEXT = 1_500  # characters; a text longer than this, or taller than LONG_LINES, starts collapsed
-LONG_LINES = 30
-PREVIEW_CHARS = 400
-PREVIEW_LINES = 6
 
 
 @register.filter
@@ -49,18 +46,34 @@ def _text(value) -> tuple[str, bool]:
 
 @register.filter
 def is_long(text: str) -> bool:
-    text = text or ""
-    return len(text) > LONG_TEXT or text.count("\n") >= LONG_LINES
+    return rendering.is_long(text)
 
 
 @register.filter
 def preview(text: str) -> str:
-    """Return the start of a long text: at most PREVIEW_LINES lines and PREVIEW_CHARS characters, then "…"."""
-    lines = (text or "").split("\n")
-    shown = "\n".join(lines[:PREVIEW_LINES])
-    if len(shown) > PREVIEW_CHARS:
-        shown = shown[:PREVIEW_CHARS]
-    return shown + "…" if len(shown) < len(text or "") else shown
+    return rendering.preview(text)
+
+
+@register.filter
+def rendered(value: Any) -> SafeString:
+    """Show a judged value as it reads (reviews/rendering.py): a chat as a conversation, Markdown formatted."""
+    return rendering.render(value)
+
+
+@register.inclusion_tag("reviews/_output.html")
+def output(sample: Sample, which: str = "", feedback: Feedback | None = None) -> dict[str, Any]:
+    """Show one of a sample's outputs ("" the only one, "a" or "b" for pairwise) as it reads, with the passage
+    `feedback` quoted from it highlighted while it still reads the same."""
+    raw = sample.output_by_name(which)
+    span = None
+    if feedback is not None and feedback.quote_output == which and feedback.quote_matches():
+        span = (feedback.quote_start or 0, feedback.quote_end or 0)  # quote_matches: both set
+    return {"raw": raw, "html": rendering.render(raw, span), "which": which, "quoted": span is not None}
+
+
+@register.filter
+def word_diff(sample: Sample) -> SafeString:
+    return rendering.word_diff(sample.output_a, sample.output_b)
 
 
 @register.filter
@@ -88,7 +101,7 @@ def one_line(value, limit: int = 160) -> str:
 
 
 def _plain(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return rendering.plain_text(value)
 
 
 @register.simple_tag(takes_context=True)
