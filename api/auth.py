@@ -6,18 +6,29 @@ import logging
 import time
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.cache import BaseCache, caches
+from django.http import HttpRequest
 from ninja.security import HttpBearer
 from ninja.throttling import SimpleRateThrottle
 from redis import RedisError
 
 from api import tokens
+from api.models import ApiToken
+
+
+class TokenRequest(HttpRequest):
+    """A request TokenAuth let through (every API endpoint's): ninja sets `auth` to the token, and TokenAuth
+    `user` to the token's user."""
+
+    auth: ApiToken
+    user: User
 
 
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer mla_…`; the request then acts as the token's user, within the token's scope."""
 
-    def authenticate(self, request, token: str):
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
         found = tokens.authenticate(token.strip())
         if found is not None:
             request.user = found.user
@@ -47,7 +58,7 @@ class TokenRateThrottle(SimpleRateThrottle):
     def cache(self) -> BaseCache:  # type: ignore[override]  # looked up per request: settings may change
         return caches["api"]
 
-    def allow_request(self, request) -> bool:
+    def allow_request(self, request: HttpRequest) -> bool:
         self.rate = settings.MEMALIGN_API_RATE
         self.num_requests, self.duration = self.parse_rate(self.rate)
         try:
@@ -58,6 +69,6 @@ class TokenRateThrottle(SimpleRateThrottle):
                 logger.warning("Redis is unreachable (%s): the API rate limit is not enforced until it is back", error)
             return True
 
-    def get_cache_key(self, request) -> str | None:
+    def get_cache_key(self, request: HttpRequest) -> str | None:
         token = getattr(request, "auth", None)
         return f"api-rate:{token.digest}" if token is not None else None

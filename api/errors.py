@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
@@ -25,7 +27,7 @@ PARAMETERS = {"data", "items", "page", "query"}  # the views' names for a whole 
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str, errors: list[dict] | None = None) -> None:
+    def __init__(self, status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
         self.status, self.detail, self.errors = status, detail, errors or []
 
@@ -34,7 +36,7 @@ def field_error(field: str, message: str, status: int = 400) -> ApiError:
     return ApiError(status, message, [{"field": field, "message": message}])
 
 
-def _field(loc) -> str:
+def _field(loc: Iterable[object]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in SOURCES:
         parts = parts[1:]
@@ -46,21 +48,23 @@ def _field(loc) -> str:
 def install(api: NinjaAPI) -> None:
     """Register the handlers that turn every expected failure into the one error body."""
 
-    def body(request, status: int, detail: str, errors: list[dict] | None = None):
+    def body(
+        request: HttpRequest, status: int, detail: str, errors: list[dict[str, Any]] | None = None
+    ) -> HttpResponse:
         return api.create_response(request, {"detail": detail, "errors": errors or []}, status=status)
 
     @api.exception_handler(ApiError)
-    def api_error(request, exc: ApiError):
+    def api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
         return body(request, exc.status, exc.detail, exc.errors)
 
     @api.exception_handler(ValidationError)
-    def invalid(request, exc: ValidationError):
+    def invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         errors = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         return body(request, 400, f"{first['field']}: {first['message']}", errors)
 
     @api.exception_handler(AuthenticationError)
-    def unauthenticated(request, exc):
+    def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
         return body(
             request,
             401,
@@ -69,27 +73,27 @@ def install(api: NinjaAPI) -> None:
         )
 
     @api.exception_handler(Throttled)
-    def throttled(request, exc):
+    def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
         return body(request, 429, "Too many requests with this token: wait for the time in Retry-After.")
 
     @api.exception_handler(HttpError)
-    def http_error(request, exc: HttpError):
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return body(request, exc.status_code, str(exc))
 
     @api.exception_handler(Http404)
-    def not_found(request, exc):
+    def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
         return body(request, 404, str(exc) or "Not found.")
 
     @api.exception_handler(PermissionDenied)
-    def forbidden(request, exc):
+    def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
         return body(request, 403, str(exc) or "Forbidden.")
 
     @api.exception_handler(RequestDataTooBig)
-    def too_big(request, exc):
+    def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
         return body(request, 413, "The request body is larger than the limit; send fewer items per request.")
 
     @api.exception_handler(ImportRejected)
-    def rejected(request, exc: ImportRejected):
+    def rejected(request: HttpRequest, exc: ImportRejected) -> HttpResponse:
         errors = [{"line": line, "message": m} if line else {"field": "file", "message": m} for line, m in exc.errors]
         more = (
             f" (the first {len(exc.errors)} of {exc.total_errors} problems)"
@@ -99,11 +103,11 @@ def install(api: NinjaAPI) -> None:
         return body(request, 400, f"The import was refused whole; nothing was written{more}.", errors)
 
     @api.exception_handler(ProviderError)
-    def provider_failed(request, exc: ProviderError):
+    def provider_failed(request: HttpRequest, exc: ProviderError) -> HttpResponse:
         return body(request, 502, f"The model provider failed: {exc}")
 
     @api.exception_handler(Exception)
-    def unexpected(request, exc: Exception):
+    def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         request_id = uuid.uuid4().hex
         logger.error("API request %s failed: %s %s", request_id, request.method, request.path, exc_info=exc)
         response = api.create_response(

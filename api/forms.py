@@ -1,4 +1,7 @@
+from typing import Any, cast
+
 from django import forms
+from django.contrib.auth.models import User
 
 from reviews.models import Project
 
@@ -11,6 +14,7 @@ class TokenForm(forms.Form):
         required=False, min_value=1, max_value=3650, label="Expires after (days)", help_text="Blank: never."
     )
 
-    def __init__(self, user, *args, **kwargs):
+    def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = Project.objects.filter(memberships__user=user)
+        project = cast("forms.ModelChoiceField[Project]", self.fields["project"])
+        project.queryset = Project.objects.filter(memberships__user=user)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -21,7 +22,7 @@ def digest(raw: str) -> str:
 
 
 def create_token(
-    user, name: str, project: Project | None = None, read_only: bool = False, expires_days: int | None = None
+    user: User, name: str, project: Project | None = None, read_only: bool = False, expires_days: int | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token for `user`; return it and the secret, which is never stored and cannot be shown again."""
     name = (name or "").strip()

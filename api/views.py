@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
-from ninja import Body, File, Path, Query, Router, Status, UploadedFile
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import StreamingHttpResponse
+from ninja import Body, File, Query, Router, Status, UploadedFile
+from ninja.params.functions import Path  # the function ninja.Path calls: typed for a parameter's default
 
 from api import schemas as s
 from api.access import project_for
+from api.auth import TokenRequest
 from api.errors import ApiError, field_error
 from judging import run_agreement, run_listing, runs, tiers, tries
 from judging.models import JudgeRun
@@ -23,15 +28,16 @@ from reviews.export_views import dataset_response
 from reviews.feedback import StaleFeedback, save_feedback
 from reviews.importers import import_samples
 from reviews.labels import normalize_label
-from reviews.models import Feedback, ImportRun, Membership, Project, Role, Sample
+from reviews.models import MAX_TEXT_CHARS, Feedback, ImportRun, Membership, Project, Role, Sample
 from reviews.permissions import is_blind, visible_feedback
 from reviews.tasks import run_import
 
 router = Router()
 ERRORS = {code: s.ErrorOut for code in (400, 401, 403, 404, 409, 413, 429)}
+Row = TypeVar("Row")
 
 
-def _page(items: list, key, limit: int) -> dict:
+def _page(items: Sequence[Row], key: Callable[[Row], int], limit: int) -> dict[str, Any]:
     """A keyset page from `limit + 1` fetched rows: the rows, and the key to continue after (None at the end)."""
     more = len(items) > limit
     items = items[:limit]
@@ -41,7 +47,7 @@ def _page(items: list, key, limit: int) -> dict:
 # --- projects ------------------------------------------------------------------------------------------------
 
 
-def _project_out(project: Project, role: str) -> dict:
+def _project_out(project: Project, role: str) -> dict[str, Any]:
     return {
         "slug": project.slug,
         "name": project.name,
@@ -58,7 +64,7 @@ def _project_out(project: Project, role: str) -> dict:
 
 
 @router.get("/projects/", response={200: s.ProjectPage, **ERRORS}, summary="List my projects")
-def project_list(request, page: Query[s.PageQuery]):
+def project_list(request: TokenRequest, page: Query[s.PageQuery]) -> dict[str, Any]:
     memberships = Membership.objects.filter(user=request.auth.user).select_related("project").order_by("project_id")
     if request.auth.project_id is not None:
         memberships = memberships.filter(project_id=request.auth.project_id)
@@ -71,7 +77,7 @@ def project_list(request, page: Query[s.PageQuery]):
 
 
 @router.get("/projects/{slug}", response={200: s.ProjectOut, **ERRORS}, summary="Read a project")
-def project_read(request, slug: str):
+def project_read(request: TokenRequest, slug: str) -> dict[str, Any]:
     project, membership = project_for(request, slug)
     return _project_out(project, membership.role)
 
@@ -79,18 +85,18 @@ def project_read(request, slug: str):
 # --- samples -------------------------------------------------------------------------------------------------
 
 
-def _import(request, slug: str, data: bytes, filename: str) -> dict:
+def _import(request: TokenRequest, slug: str, data: bytes, filename: str) -> dict[str, Any]:
     project, _ = project_for(request, slug, Role.OWNER, write=True)
     summary = import_samples(project, io.BytesIO(data), filename, request.auth.user)
     return {**summary.__dict__, "message": summary.message()}
 
 
-def _as_jsonl(items: list) -> bytes:
+def _as_jsonl(items: Sequence[object]) -> bytes:
     """A JSON array's items as the lines of a JSONL file: the importer's line numbers are then item numbers."""
     return "\n".join(json.dumps(item, ensure_ascii=False) for item in items).encode()
 
 
-def _import_job_out(record: ImportRun) -> dict:
+def _import_job_out(record: ImportRun) -> dict[str, Any]:
     return {
         "id": record.pk,
         "status": record.status,
@@ -110,7 +116,7 @@ def _import_job_out(record: ImportRun) -> dict:
     response={202: s.ImportJobOut, **ERRORS},
     summary="Import a JSONL or CSV file in the background",
 )
-def sample_import_file(request, slug: str, file: File[UploadedFile]):
+def sample_import_file(request: TokenRequest, slug: str, file: File[UploadedFile]) -> Status[dict[str, Any]]:
     """The file is stored and the answer comes at once; a worker then checks every row (a bad file is refused
     whole, with line numbers, nothing written) and writes it. Follow `url` for its progress and outcome."""
     project, _ = project_for(request, slug, Role.OWNER, write=True)
@@ -123,7 +129,7 @@ def sample_import_file(request, slug: str, file: File[UploadedFile]):
 @router.get(
     "/projects/{slug}/imports/{import_id}", response={200: s.ImportJobOut, **ERRORS}, summary="An import's progress"
 )
-def import_read(request, slug: str, import_id: int = Path(..., ge=1, le=s.MAX_ID)):
+def import_read(request: TokenRequest, slug: str, import_id: int = Path(..., ge=1, le=s.MAX_ID)) -> dict[str, Any]:
     project, _ = project_for(request, slug, Role.OWNER)
     record = ImportRun.objects.select_related("project").filter(project=project, pk=import_id).first()
     if record is None:
@@ -134,19 +140,19 @@ def import_read(request, slug: str, import_id: int = Path(..., ge=1, le=s.MAX_ID
 @router.post(
     "/projects/{slug}/samples", response={200: s.ImportOut, **ERRORS}, summary="Import samples from a JSON array"
 )
-def sample_import_json(request, slug: str, items: Body[list[object]]):
+def sample_import_json(request: TokenRequest, slug: str, items: Body[list[object]]) -> dict[str, Any]:
     """Each item is one row as in a JSONL file; an error's `line` is the item's position, counted from 1."""
     if not items:
         raise field_error("body", "The array is empty: send at least one sample.")
     return _import(request, slug, _as_jsonl(items), "request.jsonl")
 
 
-def _sample_out(sample: Sample) -> dict:
+def _sample_out(sample: Sample) -> dict[str, Any]:
     return {f: getattr(sample, f) for f in s.SampleOut.model_fields}
 
 
 @router.get("/projects/{slug}/samples", response={200: s.SamplePage, **ERRORS}, summary="List samples")
-def sample_list(request, slug: str, query: Query[s.SampleQuery]):
+def sample_list(request: TokenRequest, slug: str, query: Query[s.SampleQuery]) -> dict[str, Any]:
     project, _ = project_for(request, slug)
     qs = Sample.objects.visible(project).order_by("id")
     if query.external_id is not None:
@@ -168,7 +174,7 @@ def sample_list(request, slug: str, query: Query[s.SampleQuery]):
     response={200: s.SampleDetail, **ERRORS},
     summary="Read a sample with its feedback",
 )
-def sample_read(request, slug: str, sample_id: int = Path(..., ge=1, le=s.MAX_ID)):
+def sample_read(request: TokenRequest, slug: str, sample_id: int = Path(..., ge=1, le=s.MAX_ID)) -> dict[str, Any]:
     project, membership = project_for(request, slug)
     sample = _sample(project, sample_id=sample_id)
     feedback = visible_feedback(membership, sample.feedback.select_related("author", "sample").order_by("id"))
@@ -176,7 +182,7 @@ def sample_read(request, slug: str, sample_id: int = Path(..., ge=1, le=s.MAX_ID
 
 
 def _sample(project: Project, sample_id: int | None = None, external_id: str | None = None) -> Sample:
-    found = (
+    found: QuerySet[Sample] = (
         Sample.objects.visible(project).filter(pk=sample_id)
         if sample_id
         else Sample.objects.visible(project).filter(external_id=external_id)
@@ -190,7 +196,7 @@ def _sample(project: Project, sample_id: int | None = None, external_id: str | N
 # --- feedback ------------------------------------------------------------------------------------------------
 
 
-def _feedback_out(f: Feedback) -> dict:
+def _feedback_out(f: Feedback) -> dict[str, Any]:
     return {
         "id": f.pk,
         "sample_id": f.sample_id,
@@ -206,7 +212,7 @@ def _feedback_out(f: Feedback) -> dict:
 
 
 @router.get("/projects/{slug}/feedback", response={200: s.FeedbackPage, **ERRORS}, summary="List feedback")
-def feedback_list(request, slug: str, query: Query[s.FeedbackQuery]):
+def feedback_list(request: TokenRequest, slug: str, query: Query[s.FeedbackQuery]) -> dict[str, Any]:
     """Reviewers review blind: they see feedback only on samples they reviewed themselves."""
     project, membership = project_for(request, slug)
     qs = (
@@ -235,7 +241,7 @@ def feedback_list(request, slug: str, query: Query[s.FeedbackQuery]):
     response={200: s.FeedbackOut, 201: s.FeedbackOut, **ERRORS},
     summary="Give feedback on a sample",
 )
-def feedback_create(request, slug: str, data: s.FeedbackIn):
+def feedback_create(request: TokenRequest, slug: str, data: s.FeedbackIn) -> Status[dict[str, Any]]:
     """The caller's own label and critique on a sample named by `sample_id` or `external_id`. Sending the same
     content again changes nothing (200); different content on a sample the caller already reviewed is a 409."""
     project, _ = project_for(request, slug, Role.REVIEWER, write=True)
@@ -258,12 +264,12 @@ def feedback_create(request, slug: str, data: s.FeedbackIn):
 # --- judging -------------------------------------------------------------------------------------------------
 
 
-def _judge_item(project: Project, data: s.JudgeIn) -> dict:
+def _judge_item(project: Project, data: s.JudgeIn) -> dict[str, str | None]:
     inputs = data.inputs if isinstance(data.inputs, str) else json.dumps(data.inputs, indent=2, ensure_ascii=False)
     if not inputs.strip() or inputs in ("{}", "[]"):
         raise field_error("inputs", "inputs is empty.")
-    if len(inputs) > s.MAX_TEXT_CHARS:
-        raise field_error("inputs", f"inputs is {len(inputs):,} characters long; the limit is {s.MAX_TEXT_CHARS:,}.")
+    if len(inputs) > MAX_TEXT_CHARS:
+        raise field_error("inputs", f"inputs is {len(inputs):,} characters long; the limit is {MAX_TEXT_CHARS:,}.")
     if project.is_pairwise:
         if data.outputs is not None:
             raise field_error("outputs", "A pairwise project takes output_a and output_b, not outputs.")
@@ -283,7 +289,7 @@ def _judge_item(project: Project, data: s.JudgeIn) -> dict:
     response={200: s.JudgeOut, 502: s.ErrorOut, 503: s.ErrorOut, **ERRORS},
     summary="Judge one item",
 )
-def judge(request, slug: str, data: s.JudgeIn):
+def judge(request: TokenRequest, slug: str, data: s.JudgeIn) -> dict[str, Any]:
     """Judge one item with the aligned judge, synchronously. Stores nothing. A provider failure is a 502 with
     the provider's message."""
     project, membership = project_for(request, slug)
@@ -316,7 +322,7 @@ def judge(request, slug: str, data: s.JudgeIn):
 # --- runs ----------------------------------------------------------------------------------------------------
 
 
-def _run_out(run: JudgeRun) -> dict:
+def _run_out(run: JudgeRun) -> dict[str, Any]:
     return {
         "id": run.pk,
         "status": run.status,
@@ -346,10 +352,10 @@ def _run(project: Project, run_id: int) -> JudgeRun:
 
 
 @router.post("/projects/{slug}/runs", response={201: s.RunOut, **ERRORS}, summary="Start a judge run")
-def run_start(request, slug: str, data: s.RunIn):
+def run_start(request: TokenRequest, slug: str, data: s.RunIn) -> Status[dict[str, Any]]:
     """Judge the scope's samples in the background; it starts at once, or after the project's active run."""
     project, _ = project_for(request, slug, Role.OWNER, write=True)
-    if (data.scope == JudgeRun.Scope.ITEMS) != bool(data.items):
+    if (data.scope == JudgeRun.Scope.ITEMS.value) != bool(data.items):
         raise field_error("items", "Send items with the scope items (and only with it), at least one.")
     sample_ids = None
     if data.items:
@@ -368,7 +374,7 @@ def run_start(request, slug: str, data: s.RunIn):
 
 
 @router.get("/projects/{slug}/runs/{run_id}", response={200: s.RunOut, **ERRORS}, summary="A run's status")
-def run_read(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
+def run_read(request: TokenRequest, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)) -> dict[str, Any]:
     project, _ = project_for(request, slug)
     return _run_out(_run(project, run_id))
 
@@ -376,7 +382,9 @@ def run_read(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
 @router.get(
     "/projects/{slug}/runs/{run_id}/verdicts", response={200: s.VerdictPage, **ERRORS}, summary="A run's verdicts"
 )
-def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int = Path(..., ge=1, le=s.MAX_ID)):
+def run_verdicts(
+    request: TokenRequest, slug: str, query: Query[s.VerdictQuery], run_id: int = Path(..., ge=1, le=s.MAX_ID)
+) -> dict[str, Any]:
     project, membership = project_for(request, slug)
     run = _run(project, run_id)
     page = run_listing.verdict_page(
@@ -405,7 +413,7 @@ def run_verdicts(request, slug: str, query: Query[s.VerdictQuery], run_id: int =
 
 
 @router.post("/projects/{slug}/runs/{run_id}/cancel", response={200: s.RunOut, **ERRORS}, summary="Cancel a run")
-def run_cancel(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
+def run_cancel(request: TokenRequest, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)) -> dict[str, Any]:
     """Stop a run; what it judged stays. Cancelling a finished run changes nothing."""
     project, _ = project_for(request, slug, Role.OWNER, write=True)
     run = _run(project, run_id)
@@ -417,7 +425,7 @@ def run_cancel(request, slug: str, run_id: int = Path(..., ge=1, le=s.MAX_ID)):
 
 
 @router.get("/projects/{slug}/principles", response={200: list[s.PrincipleOut], **ERRORS}, summary="The principles")
-def principle_list(request, slug: str, retired: bool = False):
+def principle_list(request: TokenRequest, slug: str, retired: bool = False) -> list[Principle]:
     """The semantic memory's active principles (with `retired=true`, the retired ones as well)."""
     project, membership = project_for(request, slug)
     qs = Principle.objects.filter(project=project).exclude(pk__in=blind.withheld_principle_ids(membership, project))
@@ -425,7 +433,7 @@ def principle_list(request, slug: str, retired: bool = False):
 
 
 @router.get("/projects/{slug}/versions", response={200: s.VersionPage, **ERRORS}, summary="Memory versions")
-def version_list(request, slug: str, page: Query[s.PageQuery]):
+def version_list(request: TokenRequest, slug: str, page: Query[s.PageQuery]) -> dict[str, Any]:
     """The memory's versions, newest first; `after` continues below that version number."""
     project, membership = project_for(request, slug)
     qs = MemoryVersion.objects.filter(project=project).order_by("-number")
@@ -439,7 +447,7 @@ def version_list(request, slug: str, page: Query[s.PageQuery]):
 
 
 @router.get("/projects/{slug}/metrics", response={200: s.MetricsOut, **ERRORS}, summary="The latest agreement figures")
-def metrics(request, slug: str):
+def metrics(request: TokenRequest, slug: str) -> dict[str, Any]:
     project, _ = project_for(request, slug)
     figures, experts = run_agreement.imported_judge_agreement(project)
     latest = (
@@ -458,7 +466,7 @@ def metrics(request, slug: str):
 # --- the dataset ---------------------------------------------------------------------------------------------
 
 
-def _file(content_type: str, description: str) -> dict:
+def _file(content_type: str, description: str) -> dict[str, Any]:
     """The OpenAPI description of a streamed file (the schema then allows its content type)."""
     body = {"content": {content_type: {"schema": {"type": "string"}}}, "description": description}
     return {"responses": {200: body}}
@@ -470,7 +478,7 @@ def _file(content_type: str, description: str) -> dict:
     summary="The dataset as JSONL: samples, reviews, final labels",
     openapi_extra=_file("application/x-ndjson", "One sample a line."),
 )
-def dataset_jsonl(request, slug: str):
+def dataset_jsonl(request: TokenRequest, slug: str) -> StreamingHttpResponse:
     """One sample a line, with every review and the final label (blind reviewers: on samples they reviewed)."""
     project, membership = project_for(request, slug)
     return dataset_response(project, membership, "jsonl")
@@ -482,7 +490,7 @@ def dataset_jsonl(request, slug: str):
     summary="The dataset as CSV: samples, reviews, final labels",
     openapi_extra=_file("text/csv", "One sample a row; each reviewer's label, critique and time in columns."),
 )
-def dataset_csv(request, slug: str):
+def dataset_csv(request: TokenRequest, slug: str) -> StreamingHttpResponse:
     """One sample a row; each reviewer's label, critique and time in columns of their own."""
     project, membership = project_for(request, slug)
     return dataset_response(project, membership, "csv")

@@ -20,13 +20,17 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, TypedDict
 
 import numpy as np
+from chromadb.api import ClientAPI
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.utils import timezone
+from redis.lock import Lock
 
 from agreement import metrics
 from evaluation.models import Evaluation
@@ -94,7 +98,7 @@ class Options:
         if self.limit is not None and self.limit < 1:
             raise EvaluationError("The limit must be a positive number of reviewed samples.")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
             "test_fraction": self.test_fraction,
@@ -105,8 +109,12 @@ class Options:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Options:
+    def from_dict(cls, data: Mapping[str, Any]) -> Options:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+# memory.episodic leaves get_client unannotated (that module is being reworked): the client it returns.
+chroma_client: Callable[[], ClientAPI] = get_client
 
 
 # --- what is evaluated --------------------------------------------------------------------------------------
@@ -176,8 +184,11 @@ class ScratchMemory:
     def __init__(self, project: Project, provider: Provider, name: str) -> None:
         self.project, self.provider, self.name = project, provider, name
         drop_collection(name)
-        self.store = get_client().create_collection(
-            name, embedding_function=MiniLMEmbeddingFunction(), configuration={"hnsw": {"space": "cosine"}}
+        self.store = chroma_client().create_collection(
+            name,
+            # Text only: chroma's EmbeddingFunction type also takes images, which no collection here holds.
+            embedding_function=MiniLMEmbeddingFunction(),  # type: ignore[arg-type]
+            configuration={"hnsw": {"space": "cosine"}},
         )
         self.learned: dict[int, Feedback] = {}
         self.principles: list[PrincipleText] = []
@@ -211,6 +222,7 @@ class ScratchMemory:
             return [[] for _ in items]
         found = self.store.query(query_embeddings=[v.tolist() for v in vectors], n_results=k, include=["distances"])
         result = []
+        assert found["distances"] is not None  # asked for with include=["distances"]
         for item, ids, distances in zip(items, found["ids"], found["distances"]):
             own = sample_vectors.sample_fingerprint(item.sample)
             examples = []
@@ -228,7 +240,7 @@ class ScratchMemory:
 
 def drop_collection(name: str) -> None:
     try:
-        get_client().delete_collection(name)
+        chroma_client().delete_collection(name)
     except Exception as error:  # Chroma raises different errors for "no such collection" by client kind
         if "does not exist" not in str(error).lower() and "not found" not in str(error).lower():
             raise
@@ -236,7 +248,7 @@ def drop_collection(name: str) -> None:
 
 def scratch_collections() -> list[str]:
     prefix = f"{settings.MEMALIGN_NAMESPACE}-{SCRATCH_PREFIX}-"
-    names = [c if isinstance(c, str) else c.name for c in get_client().list_collections()]
+    names = [c if isinstance(c, str) else c.name for c in chroma_client().list_collections()]
     return [n for n in names if n.startswith(prefix)]
 
 
@@ -248,7 +260,7 @@ class Judged:
     values: list[str | None]
     usage: Usage
     retrieved: list[list[int]]  # feedback ids each item's working memory held
-    checks: list[dict] = field(default_factory=list)  # each verdict's order and stability checks
+    checks: list[dict[str, Any]] = field(default_factory=list)  # each verdict's order and stability checks
 
 
 def learned_model(project: Project, items: list[Feedback], parts: np.ndarray) -> LearnedModel | None:
@@ -343,13 +355,13 @@ def point(
     items: list[Feedback],
     judged: Judged,
     seed: int,
-) -> dict:
+) -> dict[str, Any]:
     """One point of a curve: the metrics module's figures, plus an interval of exact match for the chart."""
     references = [f.label for f in items]
     figures = metrics.agreement(
         references, judged.values, project.label_kind, project.label_choices, resamples=0, seed=seed
     )
-    result = {
+    result: dict[str, Any] = {
         "curve": curve,
         "variant": variant,
         "split": split_name,
@@ -387,11 +399,16 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _rates(summed: dict) -> dict:
+class Rates(TypedDict):
+    position_bias_rate: float | None
+    flip_rate: float | None
+
+
+def _rates(summed: Mapping[str, Any]) -> Rates:
     return {"position_bias_rate": _round(summed["position_bias_rate"]), "flip_rate": _round(summed["flip_rate"])}
 
 
-def checks_document(plan: checks.Plan, remote: bool, found: list[dict]) -> dict:
+def checks_document(plan: checks.Plan, remote: bool, found: list[dict[str, Any]]) -> dict[str, Any]:
     """The order and stability checks of all the evaluation's verdicts; `not_checked` says which were not made."""
     summed = checks.summed(found)
     if not remote:
@@ -425,7 +442,7 @@ def evaluate(
     provider: Provider | None = None,
     progress: Progress | None = None,
     trace: Trace | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Run the evaluation the record describes on scratch memory and return its document (see the module doc).
 
     The scratch collections are dropped whatever happens.
@@ -454,10 +471,10 @@ def evaluate(
     steps, done = len(heldout_shards) + max(0, len(prequential_shards) - 1), 0
     report = progress or (lambda done, total: None)
     report(0, steps)
-    points: list[dict] = []
+    points: list[dict[str, Any]] = []
     semantic_needed = any(v in ("semantic", "both") for v in options.variants)
     plan = checks.project_plan(project, provider.remote, f"evaluation-{evaluation.pk}", repeats=False)
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
         memory = ScratchMemory(project, provider, scratch_name(evaluation.pk, "heldout"))
@@ -536,7 +553,13 @@ def _vectors(vector_of: dict[int, np.ndarray], items: list[Feedback]) -> np.ndar
     return np.array([vector_of[f.pk] for f in items]) if items else np.zeros((0, 384), dtype=np.float32)
 
 
-def baselines(train: list[Feedback], test: list[Feedback]) -> dict:
+class Baselines(TypedDict):
+    majority: float
+    majority_label: str
+    imported_judge: float | None
+
+
+def baselines(train: list[Feedback], test: list[Feedback]) -> Baselines:
     """Exact match on the test items of always saying the train's majority label, and of the imported judge."""
     majority = Counter(f.label for f in train).most_common(1)[0][0]
     judged = [f for f in test if f.sample.judge_value]
@@ -551,7 +574,7 @@ def baselines(train: list[Feedback], test: list[Feedback]) -> dict:
 # --- the record ---------------------------------------------------------------------------------------------
 
 
-def start(project: Project, user, options: Options) -> Evaluation:
+def start(project: Project, user: User | None, options: Options) -> Evaluation:
     """Create a queued evaluation record after checking it can run; the caller dispatches it."""
     options.check()
     count = len(reviewed(project, options.limit))
@@ -573,9 +596,12 @@ class EvaluationBusy(Exception):
     """Another evaluation of the project is running: this one waits its turn."""
 
 
-def evaluation_lock(project_id: int):
+def evaluation_lock(project_id: int) -> Lock:
     # Expires like a stale run (evaluation.curves.repair), and is renewed at every step of a live one.
-    return get_redis().lock(f"{settings.MEMALIGN_NAMESPACE}:evaluation-lock:{project_id}", timeout=STALE_AFTER_SECONDS)
+    lock: Lock = get_redis().lock(
+        f"{settings.MEMALIGN_NAMESPACE}:evaluation-lock:{project_id}", timeout=STALE_AFTER_SECONDS
+    )
+    return lock
 
 
 def run(
@@ -646,7 +672,7 @@ def figure(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def summary_text(result: dict) -> str:
+def summary_text(result: Mapping[str, Any]) -> str:
     """The evaluation as a plain table, one line per point, with the baselines and any notes."""
     base = result["baselines"]
     lines = [
@@ -665,7 +691,7 @@ def summary_text(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _checks_lines(found: dict | None) -> list[str]:
+def _checks_lines(found: Mapping[str, Any] | None) -> list[str]:
     if not found:
         return []  # an evaluation recorded before the checks were reported
     lines = [f"position-bias rate {figure(found['position_bias_rate'])}, flip rate {figure(found['flip_rate'])}"]

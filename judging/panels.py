@@ -15,7 +15,7 @@ from reviews import panels, team
 from reviews.models import Project, QueuePriority
 
 
-def latest_figures(project: Project) -> tuple[JudgeRun | None, dict[str, Any] | None]:
+def latest_figures(project: Project) -> tuple[JudgeRun | None, run_agreement.StoredFigures | None]:
     """The latest run that ended with figures, and those figures (recomputed if the experts' labels changed)."""
     run = (
         JudgeRun.objects.filter(project=project, status=JudgeRun.Status.DONE, figures__isnull=False)
@@ -46,11 +46,11 @@ def overview_headline(context: Mapping[str, Any]) -> dict[str, Any]:
 def headline_context(project: Project, team_figures: team.TeamAgreement | None = None) -> dict[str, Any]:
     """The headline's figures (the overview, and the page "Run the judge" opens); `team_figures` if computed."""
     run, figures = latest_figures(project)
-    aligned = (figures or {}).get("aligned")
+    aligned = figures.get("aligned") if figures else None
     if aligned:
         # Stored figures carry the reading of their day; read the number again with today's words.
         aligned = {**aligned, "reading": metrics.reading(aligned["headline"]), "recall": recall_by_label(aligned)}
-    imported = (figures or {}).get("imported")
+    imported = figures.get("imported") if figures else None
     if imported:
         imported = {**imported, "reading": metrics.reading(imported["headline"])}
     else:
@@ -62,7 +62,7 @@ def headline_context(project: Project, team_figures: team.TeamAgreement | None =
             "run": run,
             "aligned": aligned,
             "imported": imported,
-            "imported_same_samples": bool((figures or {}).get("imported")),
+            "imported_same_samples": bool(figures.get("imported") if figures else None),
             "active": active,
             "team": team_figures or team.team_agreement(project, with_pairs=False),
             "scopes": run_scopes(),

@@ -4,6 +4,7 @@ and optionally run the judge on it (judging.tries: rate-limited, a provider slot
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import forms
 from django.http import HttpResponse
@@ -24,9 +25,9 @@ class PlaygroundForm(TryJudgeForm):
     sample = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 
-def prefill(form: TryJudgeForm, sample: Sample) -> dict:
+def prefill(form: TryJudgeForm, sample: Sample) -> dict[str, Any]:
     """The form's initial values for a stored sample: its input fields (or text) and its output(s)."""
-    initial: dict = {"sample": sample.pk}
+    initial: dict[str, Any] = {"sample": sample.pk}
     if form.input_names and isinstance(sample.inputs, dict):
         initial.update({f"input__{name}": _text(sample.inputs.get(name, "")) for name in form.input_names})
     else:
@@ -38,7 +39,7 @@ def prefill(form: TryJudgeForm, sample: Sample) -> dict:
     return initial
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any, TypedDict
 
 from django.core.cache import cache
 from django.db.models import Count, Max
@@ -11,6 +13,23 @@ from agreement import metrics
 from judging.models import JudgeRun
 from reviews.adjudication import standing
 from reviews.models import Feedback, Project, Sample
+
+
+class AgreementFigures(TypedDict):
+    """RunAgreement as JSON (the run's stored figures, the API): `aligned` and `imported` are Figures.as_dict()."""
+
+    aligned: dict[str, Any] | None
+    imported: dict[str, Any] | None
+    samples: int
+    reviewers: int
+    corroborated: int
+    conflicted: int
+
+
+class StoredFigures(AgreementFigures):
+    """The figures stored on a run, with the state of the experts' labels they were computed on."""
+
+    experts_state: list[int | str | None]
 
 
 @dataclass
@@ -22,7 +41,7 @@ class RunAgreement:
     corroborated: int  # samples where two or more experts gave the same label
     conflicted: int  # judged samples left out because their experts disagree
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> AgreementFigures:
         return {
             "aligned": self.aligned.as_dict() if self.aligned else None,
             "imported": self.imported.as_dict() if self.imported else None,
@@ -41,7 +60,7 @@ class ExpertLabels:
     conflicted: int
 
 
-def expert_labels(project: Project, sample_ids=None) -> ExpertLabels:
+def expert_labels(project: Project, sample_ids: Collection[int] | None = None) -> ExpertLabels:
     """Return the experts' label per sample, where they agree or a decision settled it (overruled feedback is
     left out, feedback left out of the memory counts); samples with conflicting labels are left out."""
     rows = standing(Feedback.objects.filter(project=project)).order_by()
@@ -87,18 +106,18 @@ def agreement(run: JudgeRun) -> RunAgreement:
     return RunAgreement(aligned, imported, len(ids), experts.reviewers, experts.corroborated, experts.conflicted)
 
 
-def _experts_state(project: Project) -> list:
+def _experts_state(project: Project) -> list[int | str | None]:
     """What the figures depend on besides the verdicts: how many expert labels, and the latest change to one."""
     state = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), latest=Max("updated_at"))
     return [state["n"], state["latest"].isoformat() if state["latest"] else None]
 
 
-def stored_agreement(run: JudgeRun) -> dict:
+def stored_agreement(run: JudgeRun) -> StoredFigures:
     """The run's agreement as stored on it, with the state of the experts' labels it was computed on."""
     return {**agreement(run).as_dict(), "experts_state": _experts_state(run.project)}
 
 
-def current_figures(run: JudgeRun) -> dict | None:
+def current_figures(run: JudgeRun) -> StoredFigures | None:
     """A finished run's figures, recomputed (and stored again) when the experts' labels changed since."""
     if run.status != JudgeRun.Status.DONE or run.figures is None:
         return run.figures
@@ -123,7 +142,7 @@ def imported_judge_agreement(
     key = f"imported-agreement:{project.pk}:{feedback['n']}:{last_edit}:{samples['n']}:{samples['last']}"
     if within is not None:
         key += f":within:{len(within)}:{hash(frozenset(within))}"  # ints hash the same in every process
-    cached = cache.get(key)
+    cached: tuple[metrics.Figures | None, ExpertLabels] | None = cache.get(key)
     if cached is None:
         cached = _imported_judge_agreement(project, within)
         cache.set(key, cached, timeout=3600)

@@ -4,8 +4,10 @@ notice when a run sits still, and what a verdict used (its explanation).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
@@ -108,11 +110,12 @@ EXPORT_FIELDS = [
 ]
 
 
-def export_rows(run: JudgeRun, membership: Membership):
+def export_rows(run: JudgeRun, membership: Membership) -> Iterator[dict[str, Any]]:
     """Yield a run's verdicts as flat records, in sample order, 500 per query (for the CSV and JSONL exports):
     with the experts' labels by reviewer, the final label (a decision's, or the one label the reviewers agree
     on), and the retrieved examples as their samples' external ids. A blind reviewer gets labels, final ones
-    included, only on samples they reviewed."""
+    included, only on samples they reviewed. A record has the keys of EXPORT_FIELDS, and `experts`
+    ({reviewer: label})."""
     after = None
     while True:
         page = verdict_page(verdicts(run, membership), membership, after, size=500)
@@ -158,7 +161,7 @@ def export_rows(run: JudgeRun, membership: Membership):
         after = page.next_after
 
 
-def notice(run: JudgeRun, now=None) -> str:
+def notice(run: JudgeRun, now: datetime | None = None) -> str:
     """A plain sentence when a run sits still: no worker took it, or it stopped making progress."""
     now = now or timezone.now()
     if run.status == JudgeRun.Status.QUEUED:
@@ -180,7 +183,7 @@ def notice(run: JudgeRun, now=None) -> str:
     return ""
 
 
-def explanation(judgement: Judgement, membership: Membership) -> dict:
+def explanation(judgement: Judgement, membership: Membership) -> dict[str, Any]:
     """Everything a verdict used, for its explanation: principles with sources, examples with their samples.
 
     For a blind reviewer, examples on samples they have not reviewed and principles citing such feedback are
@@ -195,11 +198,12 @@ def explanation(judgement: Judgement, membership: Membership) -> dict:
             pk__in=withheld
         )
     }
-    sources: dict[int, list] = {}
+    sources: dict[int, list[Feedback]] = {}
     for link in PrincipleSource.objects.filter(principle_id__in=principles, feedback__isnull=False).select_related(
         "feedback__sample"
     ):
-        sources.setdefault(link.principle_id, []).append(link.feedback)
+        if link.feedback is not None:  # always (feedback__isnull=False): narrows the nullable link for mypy
+            sources.setdefault(link.principle_id, []).append(link.feedback)
     retrieved = Feedback.objects.filter(pk__in=judgement.retrieved)
     feedback = visible_feedback(membership, retrieved).select_related("sample", "author").in_bulk()
     hidden = set(retrieved.values_list("pk", flat=True)) - set(feedback)

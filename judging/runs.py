@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -26,7 +27,7 @@ from judging.run_agreement import stored_agreement
 from memory import budget
 from memory.limiter import provider_slot
 from memory.llm import get_provider
-from memory.llm.base import ProviderError, Usage, Verdict, WorkingMemory
+from memory.llm.base import Provider, ProviderError, Usage, Verdict, WorkingMemory
 from reviews import queue
 from reviews.models import Feedback, Project, Sample
 
@@ -46,7 +47,7 @@ class RunError(Exception):
 
 
 def scope_samples(
-    project: Project, scope: str, user=None, queue_query: queue.QueueQuery | None = None
+    project: Project, scope: str, user: User | None = None, queue_query: queue.QueueQuery | None = None
 ) -> QuerySet[Sample]:
     """Return the samples a scope covers, in id order."""
     samples = Sample.objects.filter(project=project).order_by("id")
@@ -74,7 +75,7 @@ def describe(query: queue.QueueQuery) -> str:
 
 def start(
     project: Project,
-    user,
+    user: User | None,
     scope: str,
     queue_query: queue.QueueQuery | None = None,
     limit: int | None = None,
@@ -230,7 +231,7 @@ def _judge(run: JudgeRun, samples: list[Sample]) -> None:
     ) as pool:
         items = list(zip(samples, memories))
         first, waiting = (items[:1], items[1:]) if warm_up else (items, [])
-        pending: dict[Future, tuple[Sample, WorkingMemory]] = {
+        pending: dict[Future[tuple[Verdict | None, str, int, checks.Checked]], tuple[Sample, WorkingMemory]] = {
             pool.submit(call, sample, memory): (sample, memory) for sample, memory in first
         }
         while pending:
@@ -274,7 +275,7 @@ def check_plan(run: JudgeRun, remote: bool) -> checks.Plan:
     return checks.project_plan(run.project, remote, str(run.pk))
 
 
-def _call_provider(provider, memory: WorkingMemory, project: Project, cancelled: threading.Event) -> Verdict:
+def _call_provider(provider: Provider, memory: WorkingMemory, project: Project, cancelled: threading.Event) -> Verdict:
     """One provider call in one of the project's slots; a rate limit or overload waits and tries again."""
     for attempt in range(OVERLOAD_ATTEMPTS):
         with provider_slot(project.pk, project.provider_concurrency):

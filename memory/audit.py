@@ -11,19 +11,24 @@ from the difference between the two versions' snapshots.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
+from typing import TYPE_CHECKING, TypedDict
 
 from auditlog.context import auditlog_value, set_actor
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 
 from memory.models import MemoryVersion, Principle
 from reviews import spreadsheets
 from reviews.models import Project
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 PRINCIPLE_FIELDS = ["text", "label", "origin", "pinned", "retired", "retired_reason"]
 VERSION_FIELDS = ["number", "trigger", "status", "summary"]
@@ -39,7 +44,7 @@ def register() -> None:
 
 
 @contextmanager
-def acting_as(user) -> Iterator[None]:
+def acting_as(user: User | None) -> Iterator[None]:
     """Attribute the log entries written in the block to `user` (None: leave them to whatever the request set).
 
     auditlog's own `set_actor` does not restore an outer context (the request's), so this restores it."""
@@ -80,7 +85,9 @@ def record_version(project: Project, version: MemoryVersion) -> None:
             )
 
 
-def _snapshot_changes(old: dict | None, new: dict | None, principle: Principle) -> dict:
+def _snapshot_changes(
+    old: Mapping[str, object] | None, new: Mapping[str, object] | None, principle: Principle
+) -> dict[str, list[str]]:
     """auditlog's {field: [before, after]} for a principle between two snapshots (None: not active there)."""
     if new is None:
         changes = {"retired": ["False", "True"]}
@@ -112,7 +119,7 @@ def entries(
     kinds = {"principle": Principle, "version": MemoryVersion}
     types = ContentType.objects.get_for_models(*kinds.values())
     wanted = [types[kinds[kind]]] if kind in kinds else list(types.values())
-    rows = LogEntry.objects.filter(content_type__in=wanted, additional_data__project=project.pk)
+    rows: QuerySet[LogEntry] = LogEntry.objects.filter(content_type__in=wanted, additional_data__project=project.pk)
     if withheld:
         rows = rows.exclude(content_type=types[Principle], object_pk__in=[str(pk) for pk in withheld])
     if actor == "-":
@@ -133,7 +140,22 @@ def entries(
     return rows.select_related("actor", "content_type").order_by("-timestamp", "-id")
 
 
-def describe(entry: LogEntry) -> dict:
+class AuditRow(TypedDict):
+    """One log entry as the audit page and its CSV show it; `changes` holds (field, before, after)."""
+
+    id: int
+    when: datetime
+    actor: str
+    kind: str
+    object_id: int | None
+    object: str
+    action: str
+    changes: list[tuple[str, str, str]]
+    from_version: int | None
+    to_version: int | None
+
+
+def describe(entry: LogEntry) -> AuditRow:
     """One entry as the audit page and its CSV show it."""
     data = entry.additional_data or {}
     changes = entry.changes_dict if isinstance(entry.changes_dict, dict) else {}
@@ -156,7 +178,7 @@ def describe(entry: LogEntry) -> dict:
     }
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     text = "" if value in (None, "None") else str(value)
     return text if len(text) <= 500 else text[:499] + "…"
 
@@ -164,12 +186,15 @@ def _short(value) -> str:
 CSV_HEADER = ["id", "when", "actor", "kind", "object_id", "object", "action", "changes", "from_version", "to_version"]
 
 
-def write_csv(out, rows: Iterable[LogEntry]) -> None:
+def write_csv(out: SupportsWrite[str], rows: Iterable[LogEntry]) -> None:
     """Write entries as CSV (one row each; the changes as `field: before → after` joined by `; `)."""
     writer = spreadsheets.writer(out)
     writer.writerow(CSV_HEADER)
     for entry in rows:
         row = describe(entry)
-        row["when"] = row["when"].isoformat()
-        row["changes"] = "; ".join(f"{field}: {before} → {after}" for field, before, after in row["changes"])
-        writer.writerow([row[key] for key in CSV_HEADER])
+        cells: dict[str, object] = {
+            **row,
+            "when": row["when"].isoformat(),
+            "changes": "; ".join(f"{field}: {before} → {after}" for field, before, after in row["changes"]),
+        }
+        writer.writerow([cells[key] for key in CSV_HEADER])

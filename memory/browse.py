@@ -28,7 +28,9 @@ CONFLICT_EXAMPLES = 5_000  # conflicts are looked for among the most recent exam
 BLOCK = 1_024  # rows of the similarity matrix computed at a time
 
 
-def examples(feedback: QuerySet[Feedback], q: str = "", label: str = "", reviewer: int | None = None) -> QuerySet:
+def examples(
+    feedback: QuerySet[Feedback], q: str = "", label: str = "", reviewer: int | None = None
+) -> QuerySet[Feedback]:
     """Return the examples (feedback rows, newest first) matching a text search, a label and a reviewer."""
     rows = feedback.select_related("sample", "author").order_by("-created_at", "-id")
     if label:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from memory.embeddings import embed_cached
 from memory.limiter import provider_slot
-from memory.llm.base import Distillation, Example, PrincipleText, Provider, ProviderError, Usage
+from memory.llm.base import Distillation, DistilledPrinciple, Example, PrincipleText, Provider, ProviderError, Usage
 from memory.models import DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from memory.versions import (
     EXAMPLE_INPUT_CHARS,
@@ -163,7 +163,11 @@ def _distill_concurrently(
 
 
 def _add_principles(
-    project: Project, proposals, learned: dict[int, int], labels: dict[int, str], vectors: dict[str, np.ndarray]
+    project: Project,
+    proposals: list[DistilledPrinciple],
+    learned: dict[int, int],
+    labels: dict[int, str],
+    vectors: dict[str, np.ndarray],
 ) -> list[Principle]:
     """Create principles from proposals; each keeps only sources of its label (all for a principle naming none).
 
@@ -194,7 +198,7 @@ def _add_principles(
     return added
 
 
-def _principle_vectors(project: Project, proposals) -> dict[str, np.ndarray]:
+def _principle_vectors(project: Project, proposals: list[DistilledPrinciple]) -> dict[str, np.ndarray]:
     """Embed existing and proposed principle texts, before any transaction opens (embedding takes CPU time)."""
     texts = list(
         dict.fromkeys(

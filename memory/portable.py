@@ -15,9 +15,11 @@ so that who taught the judge what stays visible and two experts' labels on one s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -226,17 +228,17 @@ def _check_storable(data: dict[str, Any]) -> None:
         raise Refused(_reasons(problems))
 
 
-def _where(loc: tuple) -> str:
+def _where(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _reasons(reasons) -> str:
-    reasons = [reason.rstrip(".") for reason in reasons]
-    shown = "; ".join(reasons[:MAX_ERRORS])
-    more = f" (and {len(reasons) - MAX_ERRORS} more)" if len(reasons) > MAX_ERRORS else ""
+def _reasons(reasons: Iterable[str]) -> str:
+    listed = [reason.rstrip(".") for reason in reasons]
+    shown = "; ".join(listed[:MAX_ERRORS])
+    more = f" (and {len(listed) - MAX_ERRORS} more)" if len(listed) > MAX_ERRORS else ""
     return f"The judge document is invalid: {shown}{more}."
 
 
@@ -249,7 +251,7 @@ def _check(document: JudgeDocument) -> None:
         raise Refused(_reasons(f"label_schema: {m}" for m in error.messages)) from None
     choices = label_choices(schema.kind, schema.categories, schema.scale_min, schema.scale_max)
     problems = []
-    seen: dict[str, tuple[int, dict]] = {}
+    seen: dict[str, tuple[int, dict[str, Any]]] = {}
     authors: set[tuple[str, str]] = set()
     for n, example in enumerate(document.examples):
         for field in ("label", "judge_value"):
@@ -259,7 +261,7 @@ def _check(document: JudgeDocument) -> None:
                     setattr(example, field, normalize_label(value, choices, schema.kind))
                 except ValidationError as error:
                     problems.append(f"examples[{n}].{field}: {error.messages[0]}")
-        pairwise = schema.kind == LabelKind.PAIRWISE
+        pairwise = schema.kind == LabelKind.PAIRWISE.value
         has_pair = bool(example.output_a and example.output_b)
         if (pairwise and not has_pair) or (not pairwise and (example.output_a or example.output_b)):
             problems.append(
@@ -291,7 +293,7 @@ def _check(document: JudgeDocument) -> None:
         raise Refused(_reasons(problems))
 
 
-def import_judge(raw: bytes | str, owner, name: str = "") -> Project:
+def import_judge(raw: bytes | str, owner: User, name: str = "") -> Project:
     """Create a project from a judge document, owned by `owner`; raise Refused (creating nothing) when it is
     malformed or foreign. Episodic entries and sample vectors are made by the workers after commit."""
     document = parse(raw)
@@ -323,7 +325,7 @@ def import_judge(raw: bytes | str, owner, name: str = "") -> Project:
     return project
 
 
-def _write(project: Project, document: JudgeDocument, owner) -> None:
+def _write(project: Project, document: JudgeDocument, owner: User) -> None:
     now = timezone.now()
     authors = {e.author for e in document.examples}
     accounts = {name: owner if name == owner.get_username() else _placeholder(project, name) for name in authors}
@@ -384,7 +386,7 @@ def _write(project: Project, document: JudgeDocument, owner) -> None:
     version.save(update_fields=["principles"])
 
 
-def _placeholder(project: Project, author: str):
+def _placeholder(project: Project, author: str) -> User:
     """An inactive account standing for an author of another site, a reviewer of the new project."""
     users = get_user_model()
     base = f"imported-{slugify(author)[:100] or 'author'}"

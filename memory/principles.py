@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 
@@ -24,6 +25,7 @@ from memory import versions
 from memory.audit import acting_as
 from memory.locks import memory_writer
 from memory.models import Contradiction, MemoryVersion, Principle
+from memory.versions import PrincipleSnapshot
 from reviews.models import Project
 
 Trigger = MemoryVersion.Trigger
@@ -34,7 +36,9 @@ class NothingToChange(ValueError):
 
 
 @contextmanager
-def changing(project: Project, actor=None, wait: float | None = versions.EDIT_WAIT_SECONDS) -> Iterator[None]:
+def changing(
+    project: Project, actor: User | None = None, wait: float | None = versions.EDIT_WAIT_SECONDS
+) -> Iterator[None]:
     """Hold the project's writer lock (waiting up to `wait` seconds, then raising memory.locks.MemoryBusy), open
     a transaction with the project row locked, and attribute audit-log entries to `actor`."""
     with memory_writer(project.pk, wait=wait), transaction.atomic(), acting_as(actor):
@@ -42,7 +46,7 @@ def changing(project: Project, actor=None, wait: float | None = versions.EDIT_WA
         yield
 
 
-def _name(actor) -> str:
+def _name(actor: User | None) -> str:
     return getattr(actor, "username", "") or "someone"
 
 
@@ -51,7 +55,7 @@ def _locked(project: Project, principle: Principle) -> Principle:
     return Principle.objects.get(pk=principle.pk, project=project)
 
 
-def edit_text(project: Project, principle: Principle, text: str, actor) -> MemoryVersion:
+def edit_text(project: Project, principle: Principle, text: str, actor: User | None) -> MemoryVersion:
     """Reword a principle; raise NothingToChange when the text is the same."""
     text = versions.clean_text(text)
     if not text:
@@ -67,7 +71,7 @@ def edit_text(project: Project, principle: Principle, text: str, actor) -> Memor
         )
 
 
-def set_pinned(project: Project, principle: Principle, pinned: bool, actor) -> MemoryVersion:
+def set_pinned(project: Project, principle: Principle, pinned: bool, actor: User | None) -> MemoryVersion:
     """Pin a principle (consolidation, re-derivation and realignment then never merge, rewrite or retire it) or
     unpin it."""
     with changing(project, actor):
@@ -82,21 +86,21 @@ def set_pinned(project: Project, principle: Principle, pinned: bool, actor) -> M
         )
 
 
-def set_retired(project: Project, principle: Principle, retired: bool, actor) -> MemoryVersion:
+def set_retired(project: Project, principle: Principle, retired: bool, actor: User | None) -> MemoryVersion:
     """Retire a principle (the judge stops using it) or restore it."""
     if _locked(project, principle).retired == retired:
         raise NothingToChange(f"Principle {principle.pk} is already {'retired' if retired else 'active'}.")
     return versions.set_retired(project, principle, retired, _name(actor), actor=actor)
 
 
-def add(project: Project, text: str, actor, label: str = "", pinned: bool = True) -> Principle:
+def add(project: Project, text: str, actor: User | None, label: str = "", pinned: bool = True) -> Principle:
     """Add a hand-written principle (pinned unless told otherwise); its `created_in` is the new version."""
     if label and label not in project.label_choices:
         raise NothingToChange(f"“{label}” is not one of this project's labels.")
     return versions.add_manual_principle(project, text, _name(actor), actor=actor, label=label, pinned=pinned)
 
 
-def rollback(project: Project, target: MemoryVersion, actor) -> MemoryVersion:
+def rollback(project: Project, target: MemoryVersion, actor: User | None) -> MemoryVersion:
     """Make `target`'s principles the active ones again, as a new version: principles active now but not in it
     are retired, its principles restored with its wording (and label and pin, where it recorded them). Versions
     the regression gate holds are discarded: the new version is the active one.
@@ -177,10 +181,12 @@ class Reworded:
 class Diff:
     old: MemoryVersion | None
     new: MemoryVersion
-    added: list[dict] = field(default_factory=list)
-    removed: list[dict] = field(default_factory=list)
+    added: list[PrincipleSnapshot] = field(default_factory=list)
+    removed: list[PrincipleSnapshot] = field(default_factory=list)
     reworded: list[Reworded] = field(default_factory=list)
-    pinned: list[dict] = field(default_factory=list)  # same text, pin changed (where both versions recorded it)
+    pinned: list[PrincipleSnapshot] = field(
+        default_factory=list
+    )  # same text, pin changed (where both versions recorded it)
     unchanged: int = 0
 
     @property
@@ -193,8 +199,12 @@ def diff(old: MemoryVersion | None, new: MemoryVersion, withheld: Collection[int
     added, removed, reworded (with a word-level change) or re-labelled, and pins changed. `old` None: from nothing.
     Principles in `withheld` (memory.blind) are left out.
     """
-    before = {entry["id"]: entry for entry in (old.principles if old else []) if entry["id"] not in withheld}
-    after = {entry["id"]: entry for entry in new.principles if entry["id"] not in withheld}
+    before: dict[int, PrincipleSnapshot] = {
+        entry["id"]: entry for entry in (old.principles if old else []) if entry["id"] not in withheld
+    }
+    after: dict[int, PrincipleSnapshot] = {
+        entry["id"]: entry for entry in new.principles if entry["id"] not in withheld
+    }
     result = Diff(old, new)
     result.added = [after[pk] for pk in after if pk not in before]
     result.removed = [before[pk] for pk in before if pk not in after]

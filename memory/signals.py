@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -40,13 +41,13 @@ def deletes_are_quiet() -> bool:
     return _quiet_deletes.get()
 
 
-def feedback_saved(sender, instance: Feedback, **kwargs) -> None:
+def feedback_saved(sender: type[Feedback], instance: Feedback, **kwargs: Any) -> None:
     feedback_id, project_id = instance.pk, instance.project_id
     transaction.on_commit(lambda: dispatch.request_episodic_update(project_id, feedback_id), robust=True)
     transaction.on_commit(lambda: dispatch.request_regeneration(project_id), robust=True)
 
 
-def feedback_deleted(sender, instance: Feedback, **kwargs) -> None:
+def feedback_deleted(sender: type[Feedback], instance: Feedback, **kwargs: Any) -> None:
     if _quiet_deletes.get():
         return
     feedback_id, project_id = instance.pk, instance.project_id
@@ -54,7 +55,7 @@ def feedback_deleted(sender, instance: Feedback, **kwargs) -> None:
     transaction.on_commit(lambda: dispatch.request_regeneration(project_id), robust=True)
 
 
-def feedback_bulk_imported(sender, project_id: int, **kwargs) -> None:
+def feedback_bulk_imported(sender: object, project_id: int, **kwargs: Any) -> None:
     try:
         dispatch.sync_project(project_id)
         dispatch.request_regeneration(project_id, delay=0)  # the whole import is there: no burst to wait for
@@ -62,20 +63,20 @@ def feedback_bulk_imported(sender, project_id: int, **kwargs) -> None:
         log.exception("could not dispatch memory updates for imported feedback of project %s", project_id)
 
 
-def sample_saved(sender, instance: Sample, created: bool, **kwargs) -> None:
+def sample_saved(sender: type[Sample], instance: Sample, created: bool, **kwargs: Any) -> None:
     if created:
         project_id = instance.project_id
         transaction.on_commit(lambda: dispatch.request_sample_embedding(project_id), robust=True)
 
 
-def samples_bulk_imported(sender, project_id: int, **kwargs) -> None:
+def samples_bulk_imported(sender: object, project_id: int, **kwargs: Any) -> None:
     try:
         dispatch.request_sample_embedding(project_id)
     except Exception:  # the broker is down: the periodic repair catches up, and judging embeds what it needs
         log.exception("could not dispatch the embedding of imported samples of project %s", project_id)
 
 
-def decision_changed(sender, instance: Decision, **kwargs) -> None:
+def decision_changed(sender: type[Decision], instance: Decision, **kwargs: Any) -> None:
     """A decision made or undone: the sample's overruled feedback leaves the memory, or comes back.
 
     Made: the overruled feedback's distillation markers go (in the deciding transaction), so that an undo later
@@ -90,7 +91,7 @@ def decision_changed(sender, instance: Decision, **kwargs) -> None:
     transaction.on_commit(lambda: dispatch.request_regeneration(project_id), robust=True)
 
 
-def project_deleted(sender, instance: Project, **kwargs) -> None:
+def project_deleted(sender: type[Project], instance: Project, **kwargs: Any) -> None:
     project_id = instance.pk
     transaction.on_commit(
         lambda: dispatch.sync_project(project_id), robust=True

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -155,7 +156,9 @@ class Result:
     rederive: list[Principle]
 
 
-def apply(project: Project, selection: QuerySet[Feedback], expected_token: str, actor_name: str, actor=None) -> Result:
+def apply(
+    project: Project, selection: QuerySet[Feedback], expected_token: str, actor_name: str, actor: User | None = None
+) -> Result:
     """Unalign the selection, which must still be the one previewed (`expected_token`); raise NothingSelected
     otherwise, and MemoryBusy when a regeneration holds the memory for longer than an edit waits."""
     started = time.monotonic()
@@ -210,7 +213,7 @@ def _after_commit(project_id: int, ids: list[int], rederive: bool) -> None:
 
 
 def exclude(
-    project: Project, selection: QuerySet[Feedback], expected_token: str, actor_name: str, actor=None
+    project: Project, selection: QuerySet[Feedback], expected_token: str, actor_name: str, actor: User | None = None
 ) -> Result:
     """Leave the selection out of both memories and keep it, label and all (agreement figures still count it).
 

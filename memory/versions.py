@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from typing import NotRequired, TypedDict
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
@@ -20,6 +22,15 @@ from reviews.models import Feedback, Project
 
 EXAMPLE_INPUT_CHARS = 1_500
 EXAMPLE_OUTPUT_CHARS = 2_000
+
+
+class PrincipleSnapshot(TypedDict):
+    """An active principle as a version records it (MemoryVersion.principles); older versions lack label and pin."""
+
+    id: int
+    text: str
+    label: NotRequired[str]
+    pinned: NotRequired[bool]
 
 
 def schema(project: Project) -> LabelSchema:
@@ -58,7 +69,7 @@ def new_version(
     project: Project,
     trigger: str,
     *,
-    actor=None,
+    actor: User | None = None,
     summary: str = "",
     provider: Provider | _Manual | None = None,
     usage: Usage | None = None,
@@ -97,7 +108,15 @@ def new_version(
     return version
 
 
-def _new_version(project, trigger, provider, usage: Usage, started: float, summary: str, actor=None) -> MemoryVersion:
+def _new_version(
+    project: Project,
+    trigger: str,
+    provider: Provider | _Manual,
+    usage: Usage,
+    started: float,
+    summary: str,
+    actor: User | None = None,
+) -> MemoryVersion:
     return new_version(project, trigger, actor=actor, summary=summary, provider=provider, usage=usage, started=started)
 
 
@@ -118,7 +137,7 @@ EDIT_WAIT_SECONDS = 10  # an edit from the dashboard waits this long for a runni
 
 
 def add_manual_principle(
-    project: Project, text: str, author_name: str, actor=None, label: str = "", pinned: bool = True
+    project: Project, text: str, author_name: str, actor: User | None = None, label: str = "", pinned: bool = True
 ) -> Principle:
     """Add a hand-written principle (kept through unalign and consolidation) and record a version."""
     from memory.audit import acting_as
@@ -142,7 +161,9 @@ def add_manual_principle(
         return principle
 
 
-def set_retired(project: Project, principle: Principle, retired: bool, author_name: str, actor=None) -> MemoryVersion:
+def set_retired(
+    project: Project, principle: Principle, retired: bool, author_name: str, actor: User | None = None
+) -> MemoryVersion:
     """Retire or restore a principle by hand, and record a version."""
     from memory.audit import acting_as
 
