@@ -64,8 +64,11 @@ def test_the_project_concurrency_holds_across_two_worker_processes(personas, fak
     queue, env = worker_env
     judged_project(personas, samples=32, concurrency=4)
     fake_anthropic.latency = 0.3
-    workers = [start_worker_process(queue, env), start_worker_process(queue, env)]
+    names = [f"one-{queue}", f"two-{queue}"]
+    workers = [start_worker_process(queue, env, name=name) for name in names]
     try:
+        for name in names:
+            wait_until_ready(name)  # start-up takes long on a busy machine: not what is measured
         # Chunks of 8: each worker process runs up to 4 calls of a chunk at once, 8 together without the limiter.
         run = runs.start(personas.project, personas.owner, JudgeRun.Scope.ALL, chunk_size=8)
         wait_for(lambda: JudgeRun.objects.get(pk=run.pk).finished, timeout=120, message="the run to end")

@@ -16,7 +16,7 @@ from judging.models import Judgement, JudgeRun
 from judging.tasks import repair_runs
 from memalign_site.celery import app
 from tests.conftest import add_sample, wait_for
-from tests.test_memory_faults import database_url, start_beat_process, start_worker_process
+from tests.test_memory_faults import database_url, start_beat_process, start_worker_process, wait_until_ready
 from tests.test_redis_outage import own_redis  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,8 +86,9 @@ def test_a_run_survives_a_20_second_redis_outage(personas, own_redis, chroma_ser
         "ANTHROPIC_BASE_URL": fake_anthropic.url,
         "MEMALIGN_REPAIR_ON_CONNECT": "1",  # what production does
     }
-    worker, beat = start_worker_process(queue, env), start_beat_process(env)
+    worker, beat = start_worker_process(queue, env, name=f"heal-{queue}"), start_beat_process(env)
     try:
+        wait_until_ready(f"heal-{queue}")  # start-up takes long on a busy machine: not what is measured
         run = runs.start(personas.project, personas.owner, JudgeRun.Scope.ALL, chunk_size=8)
         wait_for(lambda: Judgement.objects.filter(run=run).count() >= 16, timeout=120, message="the first verdicts")
         own_redis.stop()
