@@ -252,8 +252,10 @@ def main() -> int:
         )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         print("\n".join(summaries))
-    else:
+    elif args.files:
         print(f"skipped the agreement part: {SHARED_DATASETS} is absent (it exists only on the team's machines)")
+    else:
+        print("skipped the agreement part: no --files")
     speed(args.size)
     footer()
     return 0

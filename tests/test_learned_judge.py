@@ -133,7 +133,6 @@ def test_a_numeric_scale_is_a_regression_whose_probabilities_follow_the_order():
         assert all(row[i] <= row[i - 1] for i in range(top + 1, len(row)))
 
 
-
 @pytest.mark.parametrize(
     "kind, choices, counts",
     [
@@ -154,6 +153,7 @@ def test_the_minimum_the_readiness_allows_trains_and_predicts(kind, choices, cou
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert set(model.decide(probabilities)) <= set(choices)
     assert held_out is None or held_out.shape == (len(labels), len(choices))
+
 
 def test_pairwise_is_antisymmetric_swap_gives_the_opposite_verdict_with_the_same_probability():
     parts, score, _ = synthetic(300, 3, seed=4)
