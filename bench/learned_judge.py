@@ -217,7 +217,7 @@ def speed(size: int) -> None:
             started = time.perf_counter()
             model.probabilities(parts[i : i + 1])
             one.append(time.perf_counter() - started)
-        for i in range(30):
+        for i in range(min(30, size // 32)):
             started = time.perf_counter()
             model.decide(model.probabilities(parts[i * 32 : (i + 1) * 32]))
             chunk.append((time.perf_counter() - started) / 32)

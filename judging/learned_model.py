@@ -259,7 +259,7 @@ def _step_probabilities(predicted: np.ndarray, choices: list[str], spread: float
     """Mass of N(predicted, spread) on each step of the scale (the ends take the tails)."""
     steps = np.array([float(c) for c in choices])
     edges = np.concatenate([[-np.inf], (steps[:-1] + steps[1:]) / 2, [np.inf]])
-    cdf = np.vectorize(lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))))
+    cdf = np.vectorize(lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))), otypes=[float])  # 0 items too
     upper = cdf((edges[1:][None, :] - predicted[:, None]) / spread)
     lower = cdf((edges[:-1][None, :] - predicted[:, None]) / spread)
     return np.asarray(upper - lower)

@@ -144,7 +144,8 @@ def test_a_numeric_scale_is_a_regression_whose_probabilities_follow_the_order():
 )
 def test_the_minimum_the_readiness_allows_trains_and_predicts(kind, choices, counts):
     """20 labels with only 2 of one label (a numeric step: 1) is enough to train (learned.readiness): the tuned
-    training must not need more of a label than that (its out-of-fold tuning is skipped below 3 of each)."""
+    training must not need more of a label than that (its out-of-fold tuning is skipped below 3 of each), and
+    a prediction for no items is empty."""
     labels = [label for label, count in counts.items() for _ in range(count)]
     assert learned.readiness(kind, choices, labels).ready
     parts, _, _ = synthetic(len(labels), 3 if kind == "pairwise" else 2, seed=7)
@@ -153,6 +154,7 @@ def test_the_minimum_the_readiness_allows_trains_and_predicts(kind, choices, cou
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert set(model.decide(probabilities)) <= set(choices)
     assert held_out is None or held_out.shape == (len(labels), len(choices))
+    assert model.probabilities(parts[:0]).shape == (0, len(choices))  # no items: no rows, no error
 
 
 def test_pairwise_is_antisymmetric_swap_gives_the_opposite_verdict_with_the_same_probability():
