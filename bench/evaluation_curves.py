@@ -4,12 +4,14 @@
     .venv/bin/python bench/evaluation_curves.py --files llmbar --limit 0 --svg-dir docs/evaluation
 
 For each file of ../shared/datasets a fresh project gets one feedback per record (tests/datasets.py writes the
-critique where the file has no rationale), its samples are embedded (as the background embedding does after an
-import, timed apart), then `evaluation.curves.run` evaluates it exactly as `manage.py evaluate PROJECT --json`
-does (seed 0, test fraction 0.3, default shards, the four variants, the prequential curve). Reported: the
-evaluation's wall time, the baselines, and the curves' points for the episodic and both variants (none and
-semantic abstain offline: the offline judge reads examples only). With --svg-dir the two charts the project page
-draws are written there as SVG.
+critique where the file has no rationale), each sample's input text as its metadata "group" and the project's
+evaluation group key set to it (so the test items' questions are never in memory: the datasets' groups), its
+samples are embedded (as the background embedding does after an import, timed apart), then
+`evaluation.curves.run` evaluates it exactly as `manage.py evaluate PROJECT --json` does (seed 0, test fraction
+0.3, default shards, all variants, the prequential curve). Reported: the evaluation's wall time, the baselines,
+and the curves' points for the episodic, both and learned variants (none and semantic abstain offline: the
+offline judge reads examples only). With --svg-dir the two charts the project page draws are written there as
+SVG.
 """
 
 from __future__ import annotations
@@ -31,9 +33,16 @@ def fmt(value) -> str:
 def measure(name: str, limit: int, owner, reviewer, svg_dir: Path | None) -> float:
     from evaluation import charts, curves
     from memory import vectors
+    from memory.models import EvaluationSettings
+    from reviews.models import Sample
     from tests.datasets import load_project
 
     project, rows = load_project(name, owner, reviewer, limit=limit or None)
+    samples = list(Sample.objects.filter(project=project))
+    for sample in samples:
+        sample.metadata = {"group": sample.inputs_text()}
+    Sample.objects.bulk_update(samples, ["metadata"])
+    EvaluationSettings.objects.update_or_create(project=project, defaults={"group_key": "group"})
     started = time.monotonic()
     while vectors.embed_pending(project):
         pass
@@ -49,19 +58,21 @@ def measure(name: str, limit: int, owner, reviewer, svg_dir: Path | None) -> flo
         f"{len(result['points'])} points. Baselines on the test items: majority label ({base['majority_label']}) "
         f"{fmt(base['majority'])}, imported judge {fmt(base['imported_judge'])}.{' ' + ' '.join(result['notes']) if result['notes'] else ''}\n"
     )
-    print("| critiques learned | test, episodic | test, both | seen, episodic | seen, both | test kappa (both) |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| critiques learned | test, episodic | test, both | test, learned | seen, episodic | seen, both | "
+        "seen, learned | test kappa (both) | test kappa (learned) |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     by = {(p["curve"], p["variant"], p["split"], p["shard"]): p for p in result["points"]}
     for shard in sorted({p["shard"] for p in result["points"] if p["curve"] == "heldout"}):
-        cells = [
-            by.get(("heldout", v, s, shard))
-            for s, v in (("test", "episodic"), ("test", "both"), ("seen", "episodic"), ("seen", "both"))
-        ]
-        kappa = by.get(("heldout", "both", "test", shard))
+        cells = [by.get(("heldout", v, s, shard)) for s in ("test", "seen") for v in ("episodic", "both", "learned")]
+        kappas = [by.get(("heldout", v, "test", shard)) for v in ("both", "learned")]
         print(
             f"| {shard} | "
             + " | ".join(fmt(c["exact_match"]) if c else "—" for c in cells)
-            + f" | {fmt(kappa['kappa'] if kappa else None)} |"
+            + " | "
+            + " | ".join(fmt(k["kappa"]) if k else "—" for k in kappas)
+            + " |"
         )
     print("\nPrequential (each shard judged before it is learned):\n")
     print("| learned before | judged (n) | exact match | kappa |")

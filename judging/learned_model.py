@@ -173,15 +173,20 @@ def _both_ways(features: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.
 
 PRIOR_POWERS = (0.0, 0.5, 1.0)
 TUNE_AT_MOST = 3000  # labels; beyond this the refits cost more than the training, and the default power is kept
+# Out-of-fold probabilities need this many of each label: every fold's training then keeps the 2 of each that the
+# calibration's own folds need (a label of 2 leaves 1 in some fold's training, which cannot be calibrated).
+TUNE_AT_LEAST_PER_LABEL = 3
 
 
 def fit_tuned(
     kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0
 ) -> tuple[LearnedModel, np.ndarray | None]:
     """`fit`, then the decision (prior power; for ordered categories the distance) chosen on out-of-fold
-    probabilities (returned too, for the training report; None above TUNE_AT_MOST labels)."""
+    probabilities (returned too, for the training report; None above TUNE_AT_MOST labels, or when a label has
+    fewer than TUNE_AT_LEAST_PER_LABEL: the default decision is kept)."""
     model = fit(kind, choices, parts, labels, seed)
-    if len(labels) > TUNE_AT_MOST:
+    rarest = min(labels.count(label) for label in set(labels))
+    if len(labels) > TUNE_AT_MOST or (kind != "pairwise" and rarest < TUNE_AT_LEAST_PER_LABEL):
         return model, None
     held_out = cross_validated(kind, choices, parts, labels, seed)
     model.prior_power, model.ordinal_cost = choose_decision(model, held_out, labels)
@@ -254,7 +259,7 @@ def _step_probabilities(predicted: np.ndarray, choices: list[str], spread: float
     """Mass of N(predicted, spread) on each step of the scale (the ends take the tails)."""
     steps = np.array([float(c) for c in choices])
     edges = np.concatenate([[-np.inf], (steps[:-1] + steps[1:]) / 2, [np.inf]])
-    cdf = np.vectorize(lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))))
+    cdf = np.vectorize(lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))), otypes=[float])  # 0 items too
     upper = cdf((edges[1:][None, :] - predicted[:, None]) / spread)
     lower = cdf((edges[:-1][None, :] - predicted[:, None]) / spread)
     return np.asarray(upper - lower)

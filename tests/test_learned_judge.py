@@ -134,6 +134,30 @@ def test_a_numeric_scale_is_a_regression_whose_probabilities_follow_the_order():
         assert all(row[i] <= row[i - 1] for i in range(top + 1, len(row)))
 
 
+@pytest.mark.parametrize(
+    "kind, choices, counts",
+    [
+        ("pass_fail", ["pass", "fail"], {"pass": 18, "fail": 2}),
+        ("categorical", ["bad", "fair", "good"], {"bad": 16, "fair": 2, "good": 2}),
+        ("numeric", ["1", "2", "3"], {"1": 10, "2": 9, "3": 1}),
+        ("pairwise", ["A", "B"], {"A": 18, "B": 2}),
+    ],
+)
+def test_the_minimum_the_readiness_allows_trains_and_predicts(kind, choices, counts):
+    """20 labels with only 2 of one label (a numeric step: 1) is enough to train (learned.readiness): the tuned
+    training must not need more of a label than that (its out-of-fold tuning is skipped below 3 of each), and
+    a prediction for no items is empty."""
+    labels = [label for label, count in counts.items() for _ in range(count)]
+    assert learned.readiness(kind, choices, labels).ready
+    parts, _, _ = synthetic(len(labels), 3 if kind == "pairwise" else 2, seed=7)
+    model, held_out = lm.fit_tuned(kind, choices, parts, labels)
+    probabilities = model.probabilities(parts)
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert set(model.decide(probabilities)) <= set(choices)
+    assert held_out is None or held_out.shape == (len(labels), len(choices))
+    assert model.probabilities(parts[:0]).shape == (0, len(choices))  # no items: no rows, no error
+
+
 def test_pairwise_is_antisymmetric_swap_gives_the_opposite_verdict_with_the_same_probability():
     parts, score, _ = synthetic(300, 3, seed=4)
     labels = np.where(score[:, 0] > score[:, 1], "A", "B").tolist()
