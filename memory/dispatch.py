@@ -47,6 +47,15 @@ def request_sample_embedding(project_id: int) -> bool:
     return True
 
 
+def request_principle_embedding(project_id: int) -> bool:
+    """Queue storing the vectors of the project's new principle texts unless it is already queued; return
+    whether queued."""
+    if not get_redis().set(key("principle-embed-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
+        return False
+    send("memory.tasks.embed_principles", project_id)
+    return True
+
+
 def request_regeneration(project_id: int, delay: float | None = None) -> bool:
     """Queue a regeneration of the project's principles unless one is already queued; return whether queued."""
     countdown = settings.MEMALIGN_DISTILL_DELAY_SECONDS if delay is None else delay
