@@ -11,8 +11,8 @@ choice runs), whose vectors are computed as the background task does after a ver
 Messages API (tests/fake_anthropic.py) answers at once, in this process; it times how long it takes with each
 request, and "our own time" is a call's time at the client minus that.
 
-1. gunicorn (`memalign_site.wsgi`, --workers 2) is started; the first judgment after it answers is timed: the
-   cost of a restart.
+1. gunicorn (`memalign_site.wsgi`, --workers 2) is started; once a worker answers a cheap request, the first two
+   judgments are timed: the cost of a restart (a judgment that lands on a worker still booting waits for it).
 2. --requests judge calls, one at a time, each a different item (`POST /api/v1/projects/{slug}/judge`),
    after one warm-up call per gunicorn worker: p50 and p95 of the total and of our own time.
 3. The run path: a run over --judged unreviewed samples judged in this process chunk by chunk
@@ -34,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import ROOT, Environment, footer, header, percentile, wait_for  # noqa: E402
-from judge_runs import make_project, users  # noqa: E402
 
+from bench.judge_runs import make_project, users  # noqa: E402
 from tests.fake_anthropic import FakeAnthropic  # noqa: E402
 
 
@@ -173,8 +173,12 @@ def main() -> int:
             url = f"/api/v1/projects/{project.slug}/judge"
             headers = {"Authorization": f"Bearer {token}"}
 
+            started = time.monotonic()
             gunicorn = start_gunicorn(env, port, model_env)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600) as client:
+                # A worker answers once it has booted (Django and the apps imported): a cheap request, refused.
+                client.get("/api/v1/projects", headers={"Authorization": "Bearer none"})
+                print(f"  gunicorn started, a worker answering after {time.monotonic() - started:.1f} s")
                 firsts = []
                 for i in range(2):  # one per gunicorn worker, most likely: each is a fresh process
                     t = time.perf_counter()
