@@ -45,9 +45,8 @@ def _examples(neighbour_lists: list[list[episodic.Neighbour]], fingerprints: lis
         for neighbour in neighbours:
             if (reviewed := found.get(neighbour.sample_id)) is None:
                 continue
-            example = versions.example(reviewed.feedback, neighbour.similarity)
+            example = versions.example(reviewed.feedback, neighbour.similarity, reviewed.critiques)
             example.label = reviewed.label
-            example.other_critiques = reviewed.critiques
             example.disputed = reviewed.disputed
             example.same_item = sample_vectors.sample_fingerprint(reviewed.feedback.sample) == query
             retrieved.append(example)

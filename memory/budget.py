@@ -2,28 +2,49 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
+from django.db.models import Count, Max, Q
 
-from memory import versions
-from memory.embeddings import embed
+from memory import principle_vectors, versions
 from memory.llm.base import PrincipleText
 from memory.models import MemoryVersion
 from reviews.models import Project
 
 CHARS_PER_TOKEN = 4  # a rough average for English text: the budget bounds the prompt, it does not bill it
-_principle_vectors: dict[tuple[int, str], np.ndarray] = {}  # per process; principles change rarely
+# Per process: each project's principle set with the state of the memory it was read at. Every judgment reads
+# the state (two small queries) instead of 1,200 principles, their vectors and their token counts (issue 23).
+_sets: dict[int, tuple[tuple[Any, ...], PrincipleSet]] = {}
+_sets_lock = threading.Lock()
 
 
 @dataclass
 class PrincipleSet:
+    """Principles a verdict may see; what the budget choice needs of them is computed once per set."""
+
     principles: list[PrincipleText]  # every active principle, in id order
     pinned: set[int]
 
-    @property
+    @cached_property
+    def token_counts(self) -> np.ndarray:
+        return np.array([principle_tokens(p) for p in self.principles], dtype=np.int64)
+
+    @cached_property
     def tokens(self) -> int:
-        return sum(principle_tokens(p) for p in self.principles)
+        return int(self.token_counts.sum())
+
+    @cached_property
+    def pinned_mask(self) -> np.ndarray:
+        return np.array([p.id in self.pinned for p in self.principles], dtype=bool)
+
+    @cached_property
+    def matrix(self) -> np.ndarray:
+        """The principles' vectors, one row each: stored once per text (memory.principle_vectors)."""
+        return principle_vectors.vectors_of([p.text for p in self.principles])
 
 
 def principle_tokens(principle: PrincipleText) -> int:
@@ -32,8 +53,32 @@ def principle_tokens(principle: PrincipleText) -> int:
 
 def principle_set(project: Project) -> PrincipleSet:
     """The principles of the active version: the live set, unless the regression gate holds a newer version,
-    in which case the last good version's (evaluation.gate)."""
-    if MemoryVersion.objects.filter(project=project, status=MemoryVersion.Status.HELD).exists():
+    in which case the last good version's (evaluation.gate). Kept per process until the memory changes."""
+    state = _memory_state(project)
+    with _sets_lock:
+        cached = _sets.get(project.pk)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    principles = _read_principle_set(project, held=bool(state[1]))
+    with _sets_lock:
+        _sets[project.pk] = (state, principles)
+    return principles
+
+
+def _memory_state(project: Project) -> tuple[Any, ...]:
+    """What changes whenever the principles a verdict sees may change: a version written, held or released, and
+    the active principles added, retired or edited (with or without a version)."""
+    versions_now = MemoryVersion.objects.filter(project=project).aggregate(
+        number=Max("number"), held=Count("pk", filter=Q(status=MemoryVersion.Status.HELD))
+    )
+    principles_now = versions.active_principles(project).aggregate(
+        count=Count("pk"), last=Max("pk"), changed=Max("updated_at")
+    )
+    return (versions_now["number"], versions_now["held"], *principles_now.values())
+
+
+def _read_principle_set(project: Project, held: bool) -> PrincipleSet:
+    if held:
         good = latest_version(project)
         snapshot = good.principles if good else []
         pinned = set(versions.active_principles(project).filter(pinned=True).values_list("pk", flat=True))
@@ -58,29 +103,22 @@ def within_budget(project: Project, principles: PrincipleSet, vectors: np.ndarra
     budget = project.principle_budget_tokens
     if principles.tokens <= budget:
         return principles.principles
-    listed = principles.principles
-    matrix = _vectors_of(listed)
+    listed, matrix = principles.principles, principles.matrix
     similarity = np.asarray(vectors, dtype=np.float32).reshape(-1, matrix.shape[1]) @ matrix.T
-    picked = [i for i, p in enumerate(listed) if p.id in principles.pinned]
-    used = sum(principle_tokens(listed[i]) for i in picked)
+    picked = principles.pinned_mask.copy()
+    tokens = principles.token_counts
+    used = int(tokens[picked].sum())
     if len(similarity):
         ranks = np.argsort(np.argsort(-similarity, axis=1, kind="stable"), axis=1, kind="stable")
-        for i in np.lexsort((-similarity.max(axis=0), ranks.min(axis=0))):
-            i = int(i)
-            if listed[i].id not in principles.pinned and used + principle_tokens(listed[i]) <= budget:
-                picked.append(i)
-                used += principle_tokens(listed[i])
-    return [listed[i] for i in sorted(picked)]
-
-
-def _vectors_of(principles: list[PrincipleText]) -> np.ndarray:
-    missing = [p for p in principles if (p.id, p.text) not in _principle_vectors]
-    if missing:
-        if len(_principle_vectors) > 50_000:
-            _principle_vectors.clear()
-        for p, vector in zip(missing, embed([p.text for p in missing])):
-            _principle_vectors[(p.id, p.text)] = vector
-    return np.array([_principle_vectors[(p.id, p.text)] for p in principles])
+        order = np.lexsort((-similarity.max(axis=0), ranks.min(axis=0)))
+        smallest = int(tokens.min())
+        for i, cost in zip(order.tolist(), tokens[order].tolist()):
+            if budget - used < smallest:
+                break  # nothing more fits
+            if not picked[i] and used + cost <= budget:
+                picked[i] = True
+                used += cost
+    return [listed[i] for i in np.flatnonzero(picked).tolist()]
 
 
 def latest_version(project: Project) -> MemoryVersion | None:

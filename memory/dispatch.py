@@ -58,6 +58,15 @@ def request_sample_embedding(project_id: int, force: bool = False) -> bool:
     return True
 
 
+def request_principle_embedding(project_id: int, force: bool = False) -> bool:
+    """Queue storing the vectors of the project's new principle texts unless it is already queued; return
+    whether queued. `force`: as for the others."""
+    if not _flag(key("principle-embed-queued", project_id), force):
+        return False
+    send("memory.tasks.embed_principles", project_id)
+    return True
+
+
 def request_regeneration(project_id: int, delay: float | None = None, force: bool = False) -> bool:
     """Queue a regeneration of the project's principles unless one is already queued; return whether queued.
     `force` (the repair) queues it even then: the queued message may be held by a worker that died, and would

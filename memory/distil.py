@@ -16,13 +16,11 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from memory.embeddings import embed_cached
+from memory import principle_vectors
 from memory.limiter import provider_slot
 from memory.llm.base import Distillation, DistilledPrinciple, Example, PrincipleText, Provider, ProviderError, Usage
 from memory.models import DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from memory.versions import (
-    EXAMPLE_INPUT_CHARS,
-    EXAMPLE_OUTPUT_CHARS,
     active_principles,
     clean_text,
     example,
@@ -67,9 +65,8 @@ def stale_principles(project: Project) -> QuerySet[Principle]:
 
 
 def estimated_tokens(feedback: Feedback) -> int:
-    sample = feedback.sample
-    chars = min(len(sample.inputs_text()), EXAMPLE_INPUT_CHARS) + min(len(sample.output_text()), EXAMPLE_OUTPUT_CHARS)
-    return (chars + len(feedback.critique)) // 4 + 20
+    shown = example(feedback)
+    return (len(shown.inputs) + len(shown.output) + len(shown.critique)) // 4 + 20
 
 
 def next_batch(pending: list[Feedback]) -> list[Feedback]:
@@ -199,13 +196,15 @@ def _add_principles(
 
 
 def _principle_vectors(project: Project, proposals: list[DistilledPrinciple]) -> dict[str, np.ndarray]:
-    """Embed existing and proposed principle texts, before any transaction opens (embedding takes CPU time)."""
+    """The vectors of existing and proposed principle texts, before any transaction opens (embedding takes CPU
+    time): stored ones read, the others embedded and stored (memory.principle_vectors), so a proposal that
+    becomes a principle is never embedded again."""
     texts = list(
         dict.fromkeys(
             [p.text for p in active_principles(project)] + [t for t in (clean_text(p.text) for p in proposals) if t]
         )
     )
-    return dict(zip(texts, embed_cached(texts))) if texts else {}
+    return dict(zip(texts, principle_vectors.vectors_of(texts))) if texts else {}
 
 
 def _nearest(existing: list[Principle], vectors: np.ndarray, vector: np.ndarray, label: str) -> Principle | None:

@@ -163,6 +163,16 @@ class SampleVector(models.Model):
     parts = models.BinaryField(default=b"", blank=True)
 
 
+class PrincipleVector(models.Model):
+    """A principle text's embedding, made once (in the background after a version is written) and read by every
+    process after: keyed by the text's SHA-256, so an unchanged text keeps its vector across versions and
+    restarts. Derived data: made again when missing (memory.principle_vectors)."""
+
+    text_hash = models.CharField(max_length=64, primary_key=True)
+    vector = models.BinaryField()  # float32, little-endian, unit length
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
 class EvaluationSettings(models.Model):
     """A project's evaluation settings: the split's group key, and the regression gate for memory versions."""
 

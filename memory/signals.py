@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from memory import dispatch
-from memory.models import DistilledFeedback
+from memory.models import DistilledFeedback, MemoryVersion
 from reviews.models import Decision, Feedback, Project, Sample
 from reviews.signals import feedback_imported, samples_imported
 
@@ -76,6 +76,13 @@ def samples_bulk_imported(sender: object, project_id: int, **kwargs: Any) -> Non
         log.exception("could not dispatch the embedding of imported samples of project %s", project_id)
 
 
+def version_saved(sender: type[MemoryVersion], instance: MemoryVersion, created: bool, **kwargs: Any) -> None:
+    """A version written: its principles' vectors are stored in the background (memory.principle_vectors)."""
+    if created and instance.status != MemoryVersion.Status.FAILED:
+        project_id = instance.project_id
+        transaction.on_commit(lambda: dispatch.request_principle_embedding(project_id), robust=True)
+
+
 def decision_changed(sender: type[Decision], instance: Decision, **kwargs: Any) -> None:
     """A decision made or undone: the sample's overruled feedback leaves the memory, or comes back.
 
@@ -107,3 +114,4 @@ def connect() -> None:
     feedback_imported.connect(feedback_bulk_imported, dispatch_uid="memory.feedback_imported")
     post_save.connect(sample_saved, sender=Sample, dispatch_uid="memory.sample_saved")
     samples_imported.connect(samples_bulk_imported, dispatch_uid="memory.samples_imported")
+    post_save.connect(version_saved, sender=MemoryVersion, dispatch_uid="memory.version_saved")

@@ -19,9 +19,14 @@ from django.db import InterfaceError, OperationalError
 from redis import exceptions as redis_errors
 from redis.lock import Lock
 
-from memory import consolidate, distil, episodic, events, semantic, sync, vectors
+from memory import consolidate, distil, episodic, events, principle_vectors, semantic, sync, vectors
 from memory.dispatch import key as _key
-from memory.dispatch import repair_queued_key, request_regeneration, request_sample_embedding
+from memory.dispatch import (
+    repair_queued_key,
+    request_principle_embedding,
+    request_regeneration,
+    request_sample_embedding,
+)
 from memory.llm.base import ProviderError
 from memory.locks import kept, regeneration_lock, release
 from memory.models import MemoryVersion
@@ -143,6 +148,17 @@ def embed_samples(project_id: int) -> dict[str, Any]:
     return {"embedded": embedded, "continued": True}
 
 
+@shared_task(acks_late=True, **RETRY)
+def embed_principles(project_id: int) -> dict[str, Any]:
+    """Store the vectors of the project's active principle texts that have none (after a version was written),
+    so that no process embeds them while a verdict waits."""
+    get_redis().delete(_key("principle-embed-queued", project_id))  # a version written from now on queues the next
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": "gone"}
+    return {"embedded": principle_vectors.embed_missing(project)}
+
+
 @shared_task(
     bind=True, acks_late=True, max_retries=8, autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True
 )
@@ -186,7 +202,7 @@ def repair_all() -> dict[str, Any]:
 @shared_task(acks_late=True, **RETRY)
 def repair_project(project_id: int) -> dict[str, Any]:
     """Undo the project's dead imports, repair drift between the database and Chroma, restart stalled
-    distillation, and embed samples whose embedding was never dispatched (the broker was down)."""
+    distillation, and embed samples and principles whose embedding was never dispatched (the broker was down)."""
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return {"project": "gone"}
@@ -199,6 +215,8 @@ def repair_project(project_id: int) -> dict[str, Any]:
         request_regeneration(project.pk, force=True)
     if vectors.pending(project).exists():
         request_sample_embedding(project.pk, force=True)
+    if principle_vectors.missing_texts(project):
+        request_principle_embedding(project.pk, force=True)
     return {"drift": drift.lines()} if drift else {}
 
 

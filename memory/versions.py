@@ -15,13 +15,15 @@ from django.db import transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
+from memory import shortening
 from memory.llm.base import Example, LabelSchema, Provider, Usage
 from memory.locks import memory_writer
 from memory.models import Contradiction, MemoryVersion, Principle
 from reviews.models import Feedback, Project
 
-EXAMPLE_INPUT_CHARS = 1_500
-EXAMPLE_OUTPUT_CHARS = 2_000
+# An example's input, outputs and critiques together; a longer example is shortened part by part
+# (memory.shortening), so no part is lost.
+EXAMPLE_CHARS = 6_000
 
 
 class PrincipleSnapshot(TypedDict):
@@ -37,17 +39,26 @@ def schema(project: Project) -> LabelSchema:
     return LabelSchema(kind=project.label_kind, choices=project.label_choices)
 
 
-def example(feedback: Feedback, similarity: float = 0.0) -> Example:
-    """Return the provider's view of a feedback: the sample (trimmed), the expert's label and critique."""
+def example(feedback: Feedback, similarity: float = 0.0, other_critiques: list[str] | None = None) -> Example:
+    """Return the provider's view of a feedback: the sample, the expert's label and critique, and the other
+    reviews' critiques, shortened together to EXAMPLE_CHARS (each part keeps its share, both outputs of a pair)."""
     sample = feedback.sample
+    pairwise = bool(sample.output_a or sample.output_b)  # as Sample.output_text tells them apart
+    outputs = [sample.output_a, sample.output_b] if pairwise else [sample.outputs]
+    others = other_critiques or []
+    inputs, *rest = shortening.shorten_parts(
+        [sample.inputs_text(), *outputs, feedback.critique, *others], EXAMPLE_CHARS
+    )
+    shown, critique, others = rest[: len(outputs)], rest[len(outputs)], rest[len(outputs) + 1 :]
     return Example(
         feedback_id=feedback.pk,
-        inputs=sample.inputs_text()[:EXAMPLE_INPUT_CHARS],
-        output=sample.output_text()[:EXAMPLE_OUTPUT_CHARS],
+        inputs=inputs,
+        output=f"Output A:\n{shown[0]}\n\nOutput B:\n{shown[1]}" if pairwise else shown[0],
         label=feedback.label,
-        critique=feedback.critique,
+        critique=critique,
         judge_value=sample.judge_value,
         similarity=similarity,
+        other_critiques=others,
     )
 
 

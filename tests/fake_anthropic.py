@@ -258,6 +258,7 @@ class FakeAnthropic:
         self._ids = itertools.count(1)
         self._in_flight = 0
         self.max_in_flight = 0  # the most requests the server was answering at once (concurrency limits)
+        self.connections: set[tuple[str, int]] = set()  # the client addresses seen: one per TCP connection
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -343,6 +344,7 @@ class FakeAnthropic:
             self._requests.clear()
             self._tool_counts.clear()
             self._cache.clear()
+            self.connections.clear()
             self.max_in_flight = self._in_flight
 
     # -- inspection --------------------------------------------------------------------------------------------
@@ -503,6 +505,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         fake: FakeAnthropic = self.server.fake  # type: ignore[attr-defined]
+        with fake._lock:
+            fake.connections.add(self.client_address)
         status, reply_headers, body = fake.handle(self.command, self.path, headers, raw)
         try:
             self.send_response(status)

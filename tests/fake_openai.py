@@ -43,6 +43,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._queue: list[tuple[int, Any, dict[str, str]]] = []
+        self.connections: set[tuple[str, int]] = set()  # the client addresses seen: one per TCP connection
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -123,7 +124,11 @@ class FakeOpenAI:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a client's connection pool expects
+    timeout = 30  # an idle keep-alive connection frees its thread after this
+
     def do_POST(self) -> None:
+        self.server.fake.connections.add(self.client_address)  # type: ignore[attr-defined]
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         status, headers, body = self.server.fake.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)  # type: ignore[attr-defined]
         self.send_response(status)

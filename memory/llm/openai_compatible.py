@@ -17,6 +17,7 @@ import httpx
 
 from .anthropic import AnthropicProvider
 from .base import ProviderError, Usage
+from .clients import openai_compatible_client
 from .tools import MAX_TOKENS, expect_object
 
 STRUCTURED_MODES = ("tools", "json_schema")
@@ -47,14 +48,8 @@ class OpenAICompatibleProvider(AnthropicProvider):
         self.max_retries, self.timeout = max_retries, timeout
         self.usage = Usage()
         self._lock = threading.Lock()
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(  # type: ignore[assignment]  # the Anthropic SDK's client is not used here
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=timeout,
-            transport=httpx.HTTPTransport(retries=max_retries),
-            follow_redirects=False,  # a redirect would carry the request (and the key) to a host the site never allowed
-        )
+        # Shared: one per process and settings, its connections kept open across calls (memory.llm.clients).
+        self._client = openai_compatible_client(base_url, api_key, max_retries, timeout)  # type: ignore[assignment]
 
     def _call(self, system: str, user: str, tool) -> tuple[dict[str, Any], Usage]:
         name = tool["name"]
