@@ -19,7 +19,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 OBSERVED, BOUND, TARGET, THRESHOLD = "#386cb0", "#1b9e77", "#b42318", "#555555"
 WIDTH, HEIGHT = 6.4, 3.8  # inches: the run page's width, with room for the legend below the plot
-LEGEND_BAND = 0.16  # the figure's bottom share kept for the legend
+LEGEND_BAND = 0.1  # the figure's bottom share kept for the legend
 
 
 def point_area(n: int, largest: int) -> float:
@@ -50,9 +50,10 @@ def coverage_figure(guarantee: dict[str, Any]) -> Figure:
     axes.plot(coverage, observed, "-", color=OBSERVED, linewidth=1.4)
     largest = max(counts, default=1)
     axes.scatter(coverage, observed, s=[point_area(n, largest) for n in counts], color=OBSERVED, zorder=3, linewidths=0)
-    for i in sorted({0, len(curve) - 1}) if curve else []:
+    ends = {0: (4, 6, "left"), len(curve) - 1: (-4, 6, "right")} if curve else {}  # written inwards, inside the plot
+    for i, (dx, dy, side) in ends.items():
         _on_line(
-            axes, f"n={counts[i]}", (coverage[i], observed[i]), ("data", "data"), OBSERVED, xytext=(0, 6), ha="center"
+            axes, f"n={counts[i]}", (coverage[i], observed[i]), ("data", "data"), OBSERVED, xytext=(dx, dy), ha=side
         )
     axes.axhline(guarantee["target"], color=TARGET, linestyle=":", linewidth=1)
     _on_line(
@@ -89,7 +90,11 @@ def coverage_figure(guarantee: dict[str, Any]) -> Figure:
         Line2D([], [], color=BOUND, linestyle="--", linewidth=1.2),
         Patch(color=OBSERVED, alpha=0.15, linewidth=0),
     ]
-    names = ["observed agreement (point area: verdicts accepted)", f"lower bound ({confidence} confidence)", "margin"]
+    names = [
+        "observed agreement (point area: verdicts accepted)",
+        f"lower bound ({confidence} confidence)",
+        "the bound's margin",
+    ]
     legend = figure.legend(handles, names, loc="lower center", ncol=3, fontsize=7, frameon=False)
     legend.set_gid("coverage-legend")
     figure.tight_layout(rect=(0, LEGEND_BAND, 1, 1))

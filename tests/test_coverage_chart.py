@@ -31,6 +31,7 @@ def test_the_target_and_the_threshold_are_named_on_their_lines_and_the_ends_coun
     first = chosen["curve"][0][1]  # the most confident threshold accepts 24 of the 40
     assert f"n={round(first * 40)}" in words and "n=40" in words  # the first point, and the last: every verdict
     assert "lower bound (95% confidence)" in words and "observed agreement (point area: verdicts accepted)" in words
+    assert "the bound's margin" in words
 
 
 def test_the_bound_is_a_band_and_the_chart_is_self_contained():
@@ -46,7 +47,8 @@ def test_the_legend_sits_below_the_plot_not_over_it():
     (axes,) = figure.axes
     legend = figure.legends[0].get_window_extent()
     plot = axes.get_tightbbox()  # the plot with its tick labels and axis titles
-    assert legend.y1 <= plot.y0 and legend.width <= figure.bbox.width
+    assert legend.y1 <= plot.y0  # under the plot, its axis title included
+    assert legend.x0 >= 0 and legend.x1 <= figure.bbox.width  # and whole, at the page's width
 
 
 def test_no_threshold_draws_no_threshold_line():
