@@ -101,7 +101,9 @@ def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client)
     client.force_login(personas.owner)
     assert 'id="held-notice"' in client.get(f"/p/{project.slug}/memory/").content.decode()  # the overview says so
     page = client.get(f"/p/{project.slug}/memory/evaluations/").content.decode()
-    assert "Held by the regression gate" in page and HARMFUL in page and "g0" in page
+    flipped = GateCheck.objects.get(version=written[-1]).flipped  # the guard set: random reviewed samples
+    assert "Held by the regression gate" in page and HARMFUL in page
+    assert flipped and all(f">{f['external_id']}</a>" in page for f in flipped)
     client.post(f"/p/{project.slug}/memory/held/activate/")
     assert budget.latest_version(project) == written[-1]
     assert HARMFUL in [p.text for p in budget.principle_set(project).principles]
