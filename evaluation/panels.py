@@ -1,5 +1,6 @@
 """What the evaluation app adds to the pages of the apps below it (reviews/panels.py): the latest learning
-curves on the overview, and evaluations and the regression gate on the memory dashboard."""
+curves on the overview, the memory's "Evaluations" tab (and the held version's notice on its overview), and the
+regression gate's settings on the memory's settings page."""
 
 from __future__ import annotations
 
@@ -35,16 +36,14 @@ def overview_evaluations(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
+def evaluations_tab(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The "Evaluations" page: the latest 20, the estimated cost of another, and the version the gate holds."""
     project = context["project"]
     listed = list(Evaluation.objects.filter(project=project).select_related("created_by").order_by("-id")[:20])
     held = gate.held_versions(project).last()
-    settings_row = gate.gate_settings(project)
     return {
         "evaluations": listed,
         "evaluation_calls": curves.estimated_calls(project, curves.Options()),
-        "gate_form": EvaluationSettingsForm(instance=settings_row),
-        "gate_calls": gate.estimated_calls(project, settings_row),
         "active_version": budget.latest_version(project),
         "held_check": GateCheck.objects.filter(version=held).select_related("version", "compared_with").first()
         if held
@@ -52,6 +51,20 @@ def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def held_notice(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {"held": gate.held_versions(context["project"]).last()}
+
+
+def memory_settings(context: Mapping[str, Any]) -> dict[str, Any]:
+    settings_row = gate.gate_settings(context["project"])
+    return {
+        "gate_form": EvaluationSettingsForm(instance=settings_row),
+        "gate_calls": gate.estimated_calls(context["project"], settings_row),
+    }
+
+
 def register() -> None:
     panels.register("overview", "evaluation/_overview_evaluations.html", overview_evaluations, order=20)
-    panels.register("memory-dashboard", "evaluation/_dashboard_evaluations.html", dashboard, order=20)
+    panels.register("memory-tabs", "evaluation/_memory_tab.html", order=20)
+    panels.register("memory-overview", "evaluation/_memory_overview.html", held_notice, order=20)
+    panels.register("memory-settings", "evaluation/_memory_settings.html", memory_settings, order=20)

@@ -3,7 +3,7 @@ from django.urls import path
 from evaluation import views
 
 urlpatterns = [
-    path("p/<slug:slug>/memory/evaluations/", views.evaluation_start, name="evaluation-start"),
+    path("p/<slug:slug>/memory/evaluations/", views.evaluations, name="evaluations"),
     path("p/<slug:slug>/memory/evaluations/<int:evaluation_id>/", views.evaluation_page, name="evaluation"),
     path(
         "p/<slug:slug>/memory/evaluations/<int:evaluation_id>/progress/",

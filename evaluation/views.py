@@ -1,4 +1,5 @@
-"""Evaluation pages: start one (owners), its progress, its learning curves as SVG charts, CSV and JSON export."""
+"""Evaluation pages: the memory's "Evaluations" tab (the list, the held version; owners start one), an
+evaluation's progress, its learning curves as SVG charts, CSV and JSON export."""
 
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ from csp.decorators import csp_replace
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from evaluation import charts, curves, gate
+from evaluation import charts, curves, gate, panels
 from evaluation.forms import EvaluationSettingsForm
 from evaluation.models import Evaluation
 from evaluation.tasks import run_evaluation
 from memory import versions
+from memory.llm import provider_name
 from memory.locks import MemoryBusy
 from reviews import spreadsheets
 from reviews.models import Role
-from reviews.permissions import ProjectRequest, can, project_view
+from reviews.permissions import ProjectRequest, can, is_blind, project_view, require
 
 CURVES = ("heldout", "prequential")
 EXPORT_FIELDS = (
@@ -54,9 +56,24 @@ def _float(value: str | None, default: float) -> float:
         return default
 
 
-@project_view(Role.OWNER)
-@require_POST
-def evaluation_start(request: ProjectRequest) -> HttpResponse:
+@project_view(Role.VIEWER)
+@require_http_methods(["GET", "POST"])
+def evaluations(request: ProjectRequest) -> HttpResponse:
+    """GET: the evaluations and the version the regression gate holds; POST (owners): start an evaluation."""
+    if request.method == "POST":
+        require(request.membership, Role.OWNER)
+        return _start(request)
+    page = {
+        "project": request.project,
+        "membership": request.membership,
+        "is_owner": can(request.membership, Role.OWNER),
+        "blind": is_blind(request.membership),  # the held version's flipped samples show the experts' labels
+        "provider": provider_name(request.project),
+    }
+    return render(request, "evaluation/evaluations.html", {**page, **panels.evaluations_tab(page)})
+
+
+def _start(request: ProjectRequest) -> HttpResponse:
     variants = request.POST.getlist("variants") or list(curves.VARIANTS)
     options = curves.Options(
         seed=int(_float(request.POST.get("seed"), 0)),
@@ -68,7 +85,7 @@ def evaluation_start(request: ProjectRequest) -> HttpResponse:
         record = curves.start(request.project, request.user, options)
     except curves.EvaluationError as error:
         messages.error(request, str(error))
-        return redirect("memory-dashboard", request.project.slug)
+        return redirect("evaluations", request.project.slug)
     run_evaluation.delay_on_commit(record.pk)  # type: ignore[attr-defined]  # Celery adds it under Django
     messages.success(
         request, f"Evaluation #{record.pk} queued; it runs on scratch memory and leaves the project's memory as it is."
@@ -147,7 +164,7 @@ def evaluation_settings(request: ProjectRequest) -> HttpResponse:
         messages.success(request, "Evaluation settings saved.")
     else:
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
-    return redirect("memory-dashboard", request.project.slug)
+    return redirect("memory-settings", request.project.slug)
 
 
 @project_view(Role.OWNER)
@@ -155,7 +172,7 @@ def evaluation_settings(request: ProjectRequest) -> HttpResponse:
 def held_activate(request: ProjectRequest) -> HttpResponse:
     count = gate.activate_held(request.project)
     messages.success(request, "The held version is now active." if count else "No version is held.")
-    return redirect("memory-dashboard", request.project.slug)
+    return redirect("evaluations", request.project.slug)
 
 
 @project_view(Role.OWNER)
@@ -172,4 +189,4 @@ def held_discard(request: ProjectRequest) -> HttpResponse:
             if version
             else "No version is held.",
         )
-    return redirect("memory-dashboard", request.project.slug)
+    return redirect("evaluations", request.project.slug)

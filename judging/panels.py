@@ -1,6 +1,6 @@
 """What the judging app adds to the pages of the apps below it (reviews/panels.py): the aligned judge's latest
 figures as the overview's headline, the imported judge's agreement on the overview, the latest verdict on the
-review page, runs from the queue, and runs and the try box on the memory dashboard."""
+review page, runs from the queue, the memory's "Runs" tab and its judging settings."""
 
 from __future__ import annotations
 
@@ -101,19 +101,19 @@ def latest_verdict(context: Mapping[str, Any]) -> dict[str, Any]:
     return run_listing.explanation(judgement, context["membership"]) if judgement else {"judgement": None}
 
 
-def dashboard(context: Mapping[str, Any]) -> dict[str, Any]:
-    project = context["project"]
+def latest_runs(project: Project) -> dict[str, Any]:
+    """The runs page's table: the latest 20 runs, and the scopes an owner may start one on."""
     runs_list = list(
         JudgeRun.objects.filter(project=project)
         .select_related("created_by", "memory_version")
         .defer("sample_ids")
         .order_by("-id")[:20]
     )
-    return {
-        "runs": runs_list,
-        "settings_form": JudgingSettingsForm(instance=JudgingSettings.of(project)),
-        "scopes": run_scopes(),
-    }
+    return {"runs": runs_list, "scopes": run_scopes()}
+
+
+def memory_settings(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {"judging_settings_form": JudgingSettingsForm(instance=JudgingSettings.of(context["project"]))}
 
 
 def learned_judge(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -142,7 +142,6 @@ def register() -> None:
     panels.register("review-aside", "judging/_latest_verdict.html", latest_verdict)
     panels.register("queue-actions", "judging/_queue_run.html")
     panels.register("memory-links", "judging/_playground_link.html")
-    panels.register("memory-dashboard", "judging/_dashboard_runs.html", dashboard, order=10)
-    panels.register("memory-dashboard", "judging/_dashboard_learned.html", learned_judge, order=20)
-    panels.register("memory-dashboard", "judging/_dashboard_try.html", try_box, order=30)
+    panels.register("memory-tabs", "judging/_memory_tab.html", order=10)
+    panels.register("memory-settings", "judging/_memory_settings.html", memory_settings, order=10)
     panels.register("settings-actions", "judging/_backup_link.html")

@@ -50,7 +50,7 @@ def judge_run_start(request: ProjectRequest) -> HttpResponse:
         run = runs.start(request.project, request.user, scope, query, limit=_int(request.POST.get("limit")))
     except runs.RunError as error:
         messages.error(request, str(error))
-        return redirect("memory-dashboard", request.project.slug)
+        return redirect("memory-runs", request.project.slug)
     waiting = " It starts when the project's current run has finished." if run.status == JudgeRun.Status.QUEUED else ""
     messages.success(
         request, f"Judging {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge.{waiting}"

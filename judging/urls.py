@@ -3,6 +3,7 @@ from django.urls import path
 from judging import backup_views, playground, run_views, views
 
 urlpatterns = [
+    path("p/<slug:slug>/memory/runs/", views.runs_page, name="memory-runs"),
     path("p/<slug:slug>/memory/try/", views.try_judge, name="memory-try"),
     path("p/<slug:slug>/memory/judging-settings/", views.judging_settings, name="judging-settings"),
     path("p/<slug:slug>/memory/judge-runs/", run_views.judge_run_start, name="judge-run-start"),

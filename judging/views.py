@@ -1,18 +1,38 @@
-"""The memory dashboard's judging forms: trying the aligned judge on one item, and the judging settings."""
+"""The memory's "Runs" tab (the runs, the learned judge, the try box), trying the judge on one item, and the judging
+settings."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from judging import tries
+from judging import panels, tries
 from judging.forms import JudgingSettingsForm, TryJudgeForm
 from judging.models import JudgingSettings
 from memory.llm.base import ProviderError
 from reviews.models import Role
-from reviews.permissions import ProjectRequest, is_blind, project_view
+from reviews.permissions import ProjectRequest, can, is_blind, project_view
+
+
+@project_view(Role.VIEWER)
+@require_GET
+def runs_page(request: ProjectRequest) -> HttpResponse:
+    """The aligned judge's runs, the learned local judge's state, and the box to try the judge on one item."""
+    page = {
+        "project": request.project,
+        "membership": request.membership,
+        "is_owner": can(request.membership, Role.OWNER),
+        "blind": is_blind(request.membership),
+    }
+    context = {
+        **page,
+        **panels.latest_runs(request.project),
+        **panels.learned_judge(page),
+        **panels.try_box(page),
+    }
+    return render(request, "judging/runs.html", context)
 
 
 @project_view(Role.VIEWER)
@@ -53,4 +73,4 @@ def judging_settings(request: ProjectRequest) -> HttpResponse:
             f"{form.fields[name].label}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()
         )
         messages.error(request, f"Judging settings not saved. {problems}")
-    return redirect("memory-dashboard", request.project.slug)
+    return redirect("memory-settings", request.project.slug)

@@ -226,7 +226,7 @@ def principle_pin(request: ProjectRequest, principle_id: int) -> HttpResponse:
 @require_POST
 def principle_retire(request: ProjectRequest, principle_id: int) -> HttpResponse:
     retire = request.POST.get("action") != "restore"
-    response = _change(
+    return _change(
         request,
         principle_id,
         lambda p: (
@@ -234,9 +234,6 @@ def principle_retire(request: ProjectRequest, principle_id: int) -> HttpResponse
             "retired" if retire else "restored",
         ),
     )
-    if request.POST.get("next") == "dashboard":
-        return redirect("memory-dashboard", request.project.slug)
-    return response
 
 
 @project_view(Role.VIEWER)

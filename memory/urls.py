@@ -4,6 +4,7 @@ from memory import episodic_views, portable_views, principle_views, unalign_view
 
 urlpatterns = [
     path("p/<slug:slug>/memory/", views.dashboard, name="memory-dashboard"),
+    path("p/<slug:slug>/memory/settings/", views.memory_settings, name="memory-settings"),
     path("p/<slug:slug>/memory/regenerate/", views.regenerate, name="memory-regenerate"),
     path("p/<slug:slug>/memory/consolidate/", views.consolidate, name="memory-consolidate"),
     # Principles, versions and the audit log (memory/principle_views.py)

@@ -1,19 +1,17 @@
-"""The memory dashboard: what the project's memory holds, where each principle came from, and its versions."""
+"""The memory's overview (the dashboard) and its settings page; principles, versions and the episodic store have
+their own pages (principle_views, episodic_views), runs and evaluations theirs in the apps above."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from memory import blind, budget, dispatch, distil, episodic, semantic, versions
-from memory.forms import PrincipleAddForm
 from memory.llm import provider_name
 from memory.models import Contradiction, MemoryVersion, Principle
-from memory.principle_views import add_source_figures, visible_sources
 from reviews.adjudication import learnable as learnable_feedback
 from reviews.models import Feedback, Role
 from reviews.permissions import ProjectRequest, can, is_blind, project_view
@@ -47,42 +45,53 @@ def status(project) -> dict:
     return figures
 
 
-DASHBOARD_SOURCES = 5  # source critiques shown per principle on the dashboard
+OVERVIEW_PRINCIPLES = 8  # the overview lists the first few; the principles page lists them all
+OVERVIEW_VERSIONS = 5
 
 
 @project_view(Role.VIEWER)
 @require_GET
 def dashboard(request: ProjectRequest) -> HttpResponse:
+    """The memory's overview: its live figures (polled while work is pending), what needs a decision, the first
+    principles and the latest versions. Each has its own page in the sub-navigation."""
     project = request.project
     if request.htmx and request.htmx.target == "memory-status":
         return render(request, "memory/dashboard.html#status", {"project": project, **status(project)})
-    # A blind reviewer sees a principle's sources only on samples they reviewed themselves. The first few of each
-    # (a window-function prefetch); counted apart: the principle's page lists them all.
-    first = visible_sources(request.membership)[:DASHBOARD_SOURCES]
-    principles = list(
-        Principle.objects.filter(project=project)
+    principles = (
+        Principle.objects.filter(project=project, retired=False)
         .exclude(pk__in=blind.withheld_principle_ids(request.membership, project))
-        .prefetch_related(Prefetch("sources", queryset=first, to_attr="first_sources"))
+        .order_by("-pinned", "id")
     )
-    add_source_figures(request.membership, principles)
     context = {
         "project": project,
         "membership": request.membership,
         "is_owner": can(request.membership, Role.OWNER),
-        "blind": is_blind(request.membership),  # the held version's flipped samples show the experts' labels
+        "blind": is_blind(request.membership),
         "provider": provider_name(project),
         "anthropic_configured": bool(settings.ANTHROPIC_API_KEY),
-        "active": [p for p in principles if not p.retired],
-        "retired": [p for p in principles if p.retired],
+        "first_principles": principles[:OVERVIEW_PRINCIPLES],
         "contradictions": Contradiction.objects.filter(project=project, resolved=False).select_related(
             "first", "second"
         ),
-        "versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:30],
+        "recent_versions": MemoryVersion.objects.filter(project=project).order_by("-number")[:OVERVIEW_VERSIONS],
         "active_version": budget.latest_version(project),
-        "principle_form": PrincipleAddForm(project),
         **status(project),
     }
     return render(request, "memory/dashboard.html", context)
+
+
+@project_view(Role.OWNER)
+@require_GET
+def memory_settings(request: ProjectRequest) -> HttpResponse:
+    """The memory's settings: the project's memory limits (set on the project's settings page), and what the apps
+    above add through the "memory-settings" slot (which verdicts to accept, the regression gate)."""
+    context = {
+        "project": request.project,
+        "membership": request.membership,
+        "is_owner": True,
+        "provider": provider_name(request.project),
+    }
+    return render(request, "memory/settings.html", context)
 
 
 @project_view(Role.OWNER)

@@ -39,6 +39,7 @@ def filter_count(client, slug: str, name: str, **params) -> int:
 def leaks(client, personas, sample) -> dict[str, bool]:
     """For each page that lists feedback: does it show Rita's label or critique on the contested sample?"""
     slug = personas.project.slug
+    principle_id = Principle.objects.get(project=personas.project, text="Apologise first.").pk
     return {
         "overview": SECRET in client.get(f"/p/{slug}/").content.decode(),
         "review page": SECRET in client.get(f"/p/{slug}/samples/{sample.pk}/").content.decode(),
@@ -47,7 +48,8 @@ def leaks(client, personas, sample) -> dict[str, bool]:
         "queue disagree filter": sample.pk in queue_ids(client, slug, filter="disagree"),
         "queue disagree count": filter_count(client, slug, "disagree") > 0,
         "queue disagree count with a search": filter_count(client, slug, "disagree", q="contested") > 0,
-        "memory dashboard sources": SECRET in client.get(f"/p/{slug}/memory/").content.decode(),
+        "memory principle sources": SECRET
+        in client.get(f"/p/{slug}/memory/principles/{principle_id}/").content.decode(),
         "memory try": client.post(
             f"/p/{slug}/memory/try/", {"input__question": "question contested", "output": "answer contested"}
         ).status_code

@@ -14,6 +14,8 @@ def test_an_owner_starts_an_evaluation_and_sees_its_progress_and_charts(page, li
     reviewed_project(personas, 40)
     log_in(page, live_server, "olivia")
     page.goto(f"{live_server.url}/p/{personas.project.slug}/memory/")
+    page.locator(".memory-nav").get_by_role("link", name="Evaluations").click()
+    expect(page.locator(".memory-nav [aria-current=page]")).to_have_text("Evaluations")
     expect(page.locator("[data-estimated-calls]")).to_contain_text("judge calls")
     # Another evaluation of the project holds it: this one is seen waiting, then running to the end.
     running = curves.evaluation_lock(personas.project.pk)
@@ -38,5 +40,5 @@ def test_an_owner_starts_an_evaluation_and_sees_its_progress_and_charts(page, li
         # The SVG loaded and decoded (a CSP or server error would leave it broken, with no natural size).
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
     expect(page.locator("#evaluation-points tbody tr").first).to_be_visible()
-    page.goto(f"{live_server.url}/p/{personas.project.slug}/memory/")
+    page.goto(f"{live_server.url}/p/{personas.project.slug}/memory/evaluations/")
     expect(page.locator("#evaluations tr[data-evaluation-id]")).to_have_count(1)

@@ -36,6 +36,7 @@ def test_an_owner_runs_the_judge_and_explains_a_disagreement(
     fake_anthropic.latency = 0.4  # about two seconds for the run: long enough to watch it progress
     log_in(page, live_server, "olivia")
     page.goto(f"{live_server.url}/p/{personas.project.slug}/memory/")
+    page.locator(".memory-nav").get_by_role("link", name="Runs").click()
     page.select_option("#scope", "reviewed")
     page.get_by_role("button", name="Run the aligned judge").click()
     expect(page.locator("h1")).to_contain_text("Aligned judge run")

@@ -53,8 +53,8 @@ def test_a_critique_reaches_episodic_memory_and_a_principle_linking_back(
         page.reload()
     principle = page.locator("#principles .principle").first
     expect(principle).to_contain_text("emotional context")
-    principle.locator("summary").click()
-    link = principle.locator(f"[data-source-feedback='{feedback.pk}'] a")
+    principle.locator("a").click()  # the overview lists it; its page shows its sources
+    link = page.locator(f"#sources [data-source-feedback='{feedback.pk}'] a.source-sample")
     expect(link).to_have_attribute("href", re.compile(rf"/samples/{sample.pk}/$"))
     link.click()
     expect(page.locator("#review-item")).to_have_attribute("data-sample-id", str(sample.pk))

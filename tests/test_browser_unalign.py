@@ -30,7 +30,7 @@ def test_unalign_a_reviewers_feedback_after_the_preview(page, live_server, perso
 
     log_in(page, live_server, "olivia")
     page.goto(f"{live_server.url}/p/{project.slug}/memory/")
-    page.click("#memory-links >> text=Episodic memory")
+    page.locator(".memory-nav").get_by_role("link", name="Episodic").click()
     expect(page.locator("#examples [data-feedback-id]")).to_have_count(3)
     page.click("#unalign-link")
     page.select_option("#id_reviewer", label="rafael")

@@ -80,8 +80,8 @@ def test_a_run_judges_every_reviewed_sample_in_chunks_and_measures_agreement(
     assert client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/progress/").status_code == 286
     page = client.get(f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/").content.decode()
     assert 'data-exact="imported">50%' in page and 'data-baseline="imported">50%' in page
-    dashboard = client.get(f"/p/{personas.project.slug}/memory/").content.decode()
-    assert f'data-run-id="{run.pk}"' in dashboard
+    runs_page = client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
+    assert f'data-run-id="{run.pk}"' in runs_page
 
 
 def test_the_requests_of_a_run_force_the_tool_and_share_one_cached_prefix(celery_worker, personas, fake_anthropic):

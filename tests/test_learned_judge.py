@@ -245,7 +245,7 @@ def test_too_few_labels_mean_no_model_the_reason_and_the_vote(personas, client):
     verdict = OfflineProvider().judge(memory)
     assert verdict.tier != "learned" and "needs at least 20" in verdict.rationale
     client.force_login(personas.viewer)
-    page = client.get(f"/p/{personas.project.slug}/memory/").content.decode()
+    page = client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
     assert "14 more final labels needed" in page
 
 
@@ -324,7 +324,7 @@ def test_a_failed_training_keeps_the_previous_model_and_says_so(personas, monkey
     assert bytes(row.estimator) == bytes(before.estimator) and row.trained_at == before.trained_at
     assert learned.usable(personas.project).model is not None
     client.force_login(personas.viewer)
-    page = client.get(f"/p/{personas.project.slug}/memory/").content.decode()
+    page = client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
     assert "The last training failed" in page and "The previous model stays in use." in page
 
 

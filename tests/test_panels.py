@@ -22,7 +22,9 @@ def test_every_slot_a_page_renders_has_panels_and_their_templates_exist():
         "review-aside",
         "queue-actions",
         "project-list-actions",
-        "memory-dashboard",
+        "memory-tabs",
+        "memory-overview",
+        "memory-settings",
         "memory-links",
         "settings-actions",
     }

@@ -55,6 +55,8 @@ MATRIX = {
         [302, 404, 403, 403, 302],
     ),
     "memory": ("/p/{slug}/memory/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "memory-runs": ("/p/{slug}/memory/runs/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
+    "memory-settings": ("/p/{slug}/memory/settings/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 405]),
     "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 400, 403, 400]),
     "memory-regenerate": ("/p/{slug}/memory/regenerate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "memory-consolidate": ("/p/{slug}/memory/consolidate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
@@ -129,7 +131,8 @@ MATRIX = {
     ),
     "held-activate": ("/p/{slug}/memory/held/activate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "held-discard": ("/p/{slug}/memory/held/discard/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
-    "evaluation-start": ("/p/{slug}/memory/evaluations/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
+    # GET lists them (with the held version); POST starts one (owners; an empty form takes the defaults).
+    "evaluations": ("/p/{slug}/memory/evaluations/", [302, 404, 200, 200, 200], [302, 404, 403, 403, 302]),
     "evaluation": ("/p/{slug}/memory/evaluations/{evaluation}/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "evaluation-progress": (
         "/p/{slug}/memory/evaluations/{evaluation}/progress/",

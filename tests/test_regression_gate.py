@@ -99,8 +99,11 @@ def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client)
     written = semantic.regenerate(project, force=True).versions
     assert gate.check(project, written).held
     client.force_login(personas.owner)
-    page = client.get(f"/p/{project.slug}/memory/").content.decode()
-    assert "Held by the regression gate" in page and HARMFUL in page and "g0" in page
+    assert 'id="held-notice"' in client.get(f"/p/{project.slug}/memory/").content.decode()  # the overview says so
+    page = client.get(f"/p/{project.slug}/memory/evaluations/").content.decode()
+    flipped = GateCheck.objects.get(version=written[-1]).flipped  # the guard set: random reviewed samples
+    assert "Held by the regression gate" in page and HARMFUL in page
+    assert flipped and all(f">{f['external_id']}</a>" in page for f in flipped)
     client.post(f"/p/{project.slug}/memory/held/activate/")
     assert budget.latest_version(project) == written[-1]
     assert HARMFUL in [p.text for p in budget.principle_set(project).principles]
@@ -132,7 +135,7 @@ def test_a_gate_check_stores_the_guard_verdicts_position_bias_and_flip_rates(per
     }
     assert checked.usage["calls"] == 2 * 6 * 3  # two versions, six guard samples, three asks each
     client.force_login(personas.owner)
-    page = client.get(f"/p/{project.slug}/memory/").content.decode()
+    page = client.get(f"/p/{project.slug}/memory/evaluations/").content.decode()
     assert re.search(r"data-position-bias>1\.00<", page) and re.search(r"data-held-position-bias>0\.00<", page)
 
 
@@ -165,9 +168,9 @@ def test_a_blind_reviewer_does_not_see_the_flipped_samples_labels(personas, fake
     new_critique(personas, project, "x1")
     assert gate.check(project, semantic.regenerate(project, force=True).versions).held
     client.force_login(personas.reviewer)
-    assert "held-flipped" not in client.get(f"/p/{project.slug}/memory/").content.decode()
+    assert "held-flipped" not in client.get(f"/p/{project.slug}/memory/evaluations/").content.decode()
     client.force_login(personas.viewer)
-    assert "held-flipped" in client.get(f"/p/{project.slug}/memory/").content.decode()
+    assert "held-flipped" in client.get(f"/p/{project.slug}/memory/evaluations/").content.decode()
 
 
 def test_the_regeneration_task_runs_the_gate(personas, fake_anthropic, settings):

@@ -108,7 +108,7 @@ def test_a_verdicts_explanation(client, personas, judged):
     ).content.decode()
     assert "Because &lt;i&gt;r2&lt;/i&gt;." in body
     assert (
-        f'href="/p/{personas.project.slug}/memory/#principle-{principle.pk}">Answer the &lt;refund&gt; request first.</a>'
+        f'href="/p/{personas.project.slug}/memory/principles/{principle.pk}/">Answer the &lt;refund&gt; request first.</a>'
         in body
     )
     assert (

@@ -37,7 +37,7 @@ def test_the_boxes_follow_the_samples_inputs(client, personas):
     client.force_login(personas.viewer)
 
     def page():
-        return client.get(f"/p/{personas.project.slug}/memory/").content.decode()
+        return client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
 
     assert 'name="inputs"' in page() and 'name="output"' in page()  # no samples yet: free text
     add_sample(personas.project, "s", inputs={"customer_message": "Hi", "order": "42"})
@@ -46,7 +46,7 @@ def test_the_boxes_follow_the_samples_inputs(client, personas):
     personas.other.label_kind = "pairwise"
     personas.other.save()
     client.force_login(personas.other_owner)
-    body = client.get(f"/p/{personas.other.slug}/memory/").content.decode()
+    body = client.get(f"/p/{personas.other.slug}/memory/runs/").content.decode()
     assert 'name="output_a"' in body and 'name="output_b"' in body and 'name="output"' not in body
 
 
