@@ -49,6 +49,12 @@ def _count(qs: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
+def live_claims(project: Project) -> int:
+    """How many claims in the project are live now. Taking or releasing one changes the project's state token
+    (reviews.figures); one running out does not, so figures that depend on claims are cached under this too."""
+    return ReviewClaim.objects.filter(sample__project=project, expires_at__gt=timezone.now()).count()
+
+
 def claim(sample: Sample, user) -> bool:
     """Take one of the sample's open slots for `user` for CLAIM_SECONDS; return whether they have one.
 
