@@ -29,6 +29,7 @@ DEFAULT = (
     "working_memory_size",
     "background_embedding",
     "learned_judge",
+    "pages_at_scale",
 )
 
 

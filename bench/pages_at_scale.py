@@ -28,10 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Environment, command_line, footer, load_average, machine, percentile  # noqa: E402
 
-WORDS = (
-    "refund order delivery account password invoice shipping broken late charge cancel upgrade support apologise "
-    "sorry thanks please weekend tomorrow confirm reference escalate manager policy"
-).split()
+WORDS = ["refund", "order", "delivery", "account", "password", "invoice", "shipping", "broken", "late", "charge", "cancel", "upgrade", "support", "apologise", "sorry", "thanks", "please", "weekend", "tomorrow", "confirm", "reference", "escalate", "manager", "policy"]
 
 
 def build(samples: int, reviews: int, seed: int = 5):

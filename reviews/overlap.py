@@ -49,10 +49,12 @@ def _count(qs: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def live_claims(project: Project) -> int:
-    """How many claims in the project are live now. Taking or releasing one changes the project's state token
-    (reviews.figures); one running out does not, so figures that depend on claims are cached under this too."""
-    return ReviewClaim.objects.filter(sample__project=project, expires_at__gt=timezone.now()).count()
+def live_claims(project: Project) -> tuple[int, ...]:
+    """The ids of the project's live claims: figures that depend on claims are cached under them as well as
+    the project's state token (reviews.figures), which claims do not change. A claim's row only ever changes
+    its expiry, so these ids say exactly which (sample, reviewer) slots are held now."""
+    live = ReviewClaim.objects.filter(expires_at__gt=timezone.now()).values_list("id", "sample__project_id")
+    return tuple(sorted(claim_id for claim_id, project_id in live if project_id == project.pk))
 
 
 def claim(sample: Sample, user) -> bool:
