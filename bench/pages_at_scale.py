@@ -28,7 +28,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Environment, command_line, footer, load_average, machine, percentile  # noqa: E402
 
-WORDS = ["refund", "order", "delivery", "account", "password", "invoice", "shipping", "broken", "late", "charge", "cancel", "upgrade", "support", "apologise", "sorry", "thanks", "please", "weekend", "tomorrow", "confirm", "reference", "escalate", "manager", "policy"]
+WORDS = [
+    "refund",
+    "order",
+    "delivery",
+    "account",
+    "password",
+    "invoice",
+    "shipping",
+    "broken",
+    "late",
+    "charge",
+    "cancel",
+    "upgrade",
+    "support",
+    "apologise",
+    "sorry",
+    "thanks",
+    "please",
+    "weekend",
+    "tomorrow",
+    "confirm",
+    "reference",
+    "escalate",
+    "manager",
+    "policy",
+]
 
 
 def build(samples: int, reviews: int, seed: int = 5):
@@ -165,11 +190,21 @@ def main() -> None:
             ("overview (owner)", as_owner, reverse("project-overview", args=[slug])),
             ("queue, needs my review, teaching order", as_reviewer, reverse("sample-queue", args=[slug])),
             ("queue, all, import order", as_reviewer, reverse("sample-queue", args=[slug]) + "?filter=all&order=plain"),
-            ("queue, deep page (keyset)", as_reviewer, reverse("sample-queue", args=[slug]) + f"?after={ids[-500]}&order=plain&filter=all"),
+            (
+                "queue, deep page (keyset)",
+                as_reviewer,
+                reverse("sample-queue", args=[slug]) + f"?after={ids[-500]}&order=plain&filter=all",
+            ),
             ("review page (needs my review)", as_reviewer, reverse("sample-review", args=[slug, middle])),
-            ("review page (all, import order)", as_reviewer, reverse("sample-review", args=[slug, middle]) + "?filter=all&order=plain"),
+            (
+                "review page (all, import order)",
+                as_reviewer,
+                reverse("sample-review", args=[slug, middle]) + "?filter=all&order=plain",
+            ),
         ]
-        print(f"\nserver time per page at {args.samples:,} samples ({connection.vendor}), {args.requests} requests each:")
+        print(
+            f"\nserver time per page at {args.samples:,} samples ({connection.vendor}), {args.requests} requests each:"
+        )
         for name, client, url in pages:
             print(line(name, timed_gets(client, url, args.requests)), flush=True)
 

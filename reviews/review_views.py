@@ -120,7 +120,9 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
     qs = queue.samples(project, request.user, query)
     mine = Feedback.objects.filter(author=request.user)
     qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback")).select_related("priority")
-    result = queue.page_of(project, request.user, query, qs, _int(request.GET.get("after")), _int(request.GET.get("before")))
+    result = queue.page_of(
+        project, request.user, query, qs, _int(request.GET.get("after")), _int(request.GET.get("before"))
+    )
     context = {
         "project": project,
         "membership": request.membership,
