@@ -8,8 +8,8 @@ It builds a project of its own (bulk_create, not timed): `--samples` samples wit
 order over all of them (as the memory task stores it, 20% audit slice), `--reviews` reviews by three reviewers
 (one busy, one halfway, one starting) with overlap 2, so that some samples have two reviews that disagree, and a
 few of those conflicts decided. Then it requests each page with Django's test Client, logged in as the reviewer
-in the middle (the overview also as the owner), and prints the server time p50 / p95 per page, after two
-warm-up requests each: the first request of a page compiles its templates, and the figures a page caches per
+in the middle (the overview also as the owner), and prints the server time p50 / p95 per page (and the CPU time
+of this process: on a shared machine the wall time also counts waiting for a core), after two warm-up requests each: the first request of a page compiles its templates, and the figures a page caches per
 project state are computed there once, as the first visitor after a write would compute them.
 
 After the reads, `--writes` reviews are saved through the site (POST, as a reviewer does) and the overview and
@@ -135,22 +135,27 @@ def build(samples: int, reviews: int, seed: int = 5):
     return project, owner, team[1], [i for i, _ in ids]
 
 
-def timed_gets(client, url: str, requests: int) -> list[float]:
+def timed_gets(client, url: str, requests: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of this process (the view, the template, SQLite's work; not PostgreSQL's) per GET."""
     for _ in range(2):  # warm-up: templates compiled, per-project figures computed once
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
-    times = []
+    wall, cpu = [], []
     for _ in range(requests):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         response = client.get(url)
-        times.append(time.perf_counter() - started)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
         assert response.status_code == 200, (url, response.status_code)
-    return times
+    return wall, cpu
 
 
-def line(name: str, times: list[float]) -> str:
+def line(name: str, times: list[float], cpu: list[float] | None = None) -> str:
     ms = [t * 1000 for t in times]
-    return f"  {name:44s} p50 {percentile(ms, 50):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms   (n={len(ms)})"
+    text = f"  {name:44s} p50 {percentile(ms, 50):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms"
+    if cpu is not None:
+        text += f"   CPU p50 {percentile([c * 1000 for c in cpu], 50):6.1f} ms"
+    return text + f"   (n={len(ms)})"
 
 
 def main() -> None:
@@ -206,7 +211,7 @@ def main() -> None:
             f"\nserver time per page at {args.samples:,} samples ({connection.vendor}), {args.requests} requests each:"
         )
         for name, client, url in pages:
-            print(line(name, timed_gets(client, url, args.requests)), flush=True)
+            print(line(name, *timed_gets(client, url, args.requests)), flush=True)
 
         if args.writes:
             overview_after, queue_after = [], []
