@@ -37,8 +37,9 @@ def cached(project: Project, name: str, parts: tuple[Hashable, ...], compute: Ca
     digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
     key = f"figures:{project.pk}:{token(project)}:{name}:{digest}"
     store = caches["figures"]
-    value = store.get(key, MISSING)
-    if value is MISSING:
-        value = compute()
-        store.set(key, value, timeout=None)
-    return value  # type: ignore[return-value]
+    found = store.get(key, MISSING)
+    if found is not MISSING:
+        return found
+    value = compute()
+    store.set(key, value, timeout=None)
+    return value

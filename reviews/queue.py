@@ -163,7 +163,7 @@ def counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
     return figures.cached(project, "queue-counts", parts, lambda: _counts(project, user, query))
 
 
-def _cache_parts(query: QueueQuery) -> tuple:
+def _cache_parts(query: QueueQuery) -> tuple[object, ...]:
     return astuple(replace(query, order_chosen=False))
 
 
@@ -231,8 +231,8 @@ class Page:
 class Order:
     """A query's samples in queue order: their keyset keys (ascending) and ids, as compact arrays."""
 
-    keys: array
-    ids: array
+    keys: array[int]
+    ids: array[int]
 
     def index_of(self, key: int) -> int | None:
         found = bisect_left(self.keys, key)
