@@ -30,6 +30,7 @@ DEFAULT = (
     "background_embedding",
     "learned_judge",
     "judge_api",
+    "pages_at_scale",
 )
 
 
