@@ -261,6 +261,8 @@ def test_saving_without_htmx_redirects_to_the_next_sample_keeping_the_filters(cl
     first = add_sample(personas.project, "s1", judge_value="pass")
     add_sample(personas.project, "s2", judge_value="pass")
     third = add_sample(personas.project, "s3", judge_value="fail")
+    personas.project.judge_blind = False  # "judge said" filters only where the verdict is shown from the start
+    personas.project.save(update_fields=["judge_blind"])
     client.force_login(personas.reviewer)
     response = client.post(save_url(first) + "?judge=fail&filter=todo", {"label": "pass"})
     assert response.status_code == 302
