@@ -30,7 +30,6 @@ DEFAULT = (
     "background_embedding",
     "learned_judge",
     "judge_api",
-    "pages_at_scale",
 )
 
 

@@ -11,7 +11,6 @@ from agreement import metrics
 from judging import learned, run_agreement, run_listing, runs
 from judging.forms import JudgingSettingsForm, TryJudgeForm
 from judging.models import JudgeRun, JudgingSettings, LearnedJudge
-from reviews import figures as reviews_figures
 from reviews import panels, team
 from reviews.models import Project, QueuePriority
 
@@ -84,22 +83,16 @@ def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
     recent = JudgeRun.objects.filter(project=project).defer("sample_ids").order_by("-id")[:5]
     # The teaching order serves hard samples first, so agreement over all reviews leans pessimistic; the audit
     # slice, drawn at random, is the unbiased one.
-    # The slice's figures read every audit sample's id (a fifth of the project): once per project state.
-    ranked, audit = reviews_figures.cached(project, "audit-agreement", (), lambda: _audit_agreement(project))
+    audit_ids = set(QueuePriority.objects.filter(project=project, audit=True).values_list("sample_id", flat=True))
+    audit = run_agreement.imported_judge_agreement(project, within=audit_ids)[0] if audit_ids else None
     agreement = {
         "f": figures.as_dict() if figures else None,
-        "audit": audit,
-        "ranked": ranked,
+        "audit": audit.as_dict() if audit else None,
+        "ranked": bool(audit_ids),
         "experts": experts,
         "runs": recent,
     }
     return {"agreement": agreement}
-
-
-def _audit_agreement(project: Project) -> tuple[bool, dict[str, Any] | None]:
-    audit_ids = set(QueuePriority.objects.filter(project=project, audit=True).values_list("sample_id", flat=True))
-    audit = run_agreement.imported_judge_agreement(project, within=audit_ids)[0] if audit_ids else None
-    return bool(audit_ids), audit.as_dict() if audit else None
 
 
 def latest_verdict(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from django.db.models import Count, Max
 
 from agreement import metrics
 from judging.models import JudgeRun
-from reviews import figures
 from reviews.adjudication import standing
 from reviews.models import Feedback, Project, Sample
 
@@ -135,10 +134,12 @@ def imported_judge_agreement(
     over the reviewed samples among `within` (the queue's audit slice).
 
     The bootstrap interval costs up to a second on a large project, so the figures are kept in the cache under
-    the project's state token (reviews.figures: it changes with any write to the feedback or the samples) and
-    the slice, and recomputed only when that changes.
+    a signature of what they rest on (the feedback, the samples, the slice) and recomputed only when that changes.
     """
-    key = f"imported-agreement:{project.pk}:{figures.token(project)}"
+    feedback = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
+    samples = Sample.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("id"))
+    last_edit = feedback["last"].timestamp() if feedback["last"] else 0
+    key = f"imported-agreement:{project.pk}:{feedback['n']}:{last_edit}:{samples['n']}:{samples['last']}"
     if within is not None:
         key += f":within:{len(within)}:{hash(frozenset(within))}"  # ints hash the same in every process
     cached: tuple[metrics.Figures | None, ExpertLabels] | None = cache.get(key)

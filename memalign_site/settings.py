@@ -271,12 +271,6 @@ MEMALIGN_NAMESPACE = "memalign"  # prefix of Redis keys (locks, flags) and Chrom
 # The API's per-token rate limit is counted in Redis, so every web worker shares one count per token.
 CACHES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # reviews.figures: counts and queue orders per project state (a queue's order at 100k samples is ~0.8 MB).
-    "figures": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "figures",
-        "OPTIONS": {"MAX_ENTRIES": 200},
-    },
     "api": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,

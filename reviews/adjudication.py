@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from reviews import figures
 from reviews.labels import normalize_label
 from reviews.models import MAX_CRITIQUE_CHARS, Decision, Feedback, Membership, Project, Sample, agreement
 from reviews.permissions import can_adjudicate, is_blind
@@ -78,9 +77,7 @@ def open_conflicts(project: Project, membership: Membership) -> QuerySet[Sample]
 
 
 def open_conflict_count(project: Project, membership: Membership) -> int:
-    """How many open conflicts the member sees (a pass over the project's feedback: cached per project state)."""
-    parts = (membership.user_id, membership.role, membership.adjudicator)
-    return figures.cached(project, "open-conflicts", parts, lambda: open_conflicts(project, membership).count())
+    return open_conflicts(project, membership).count()
 
 
 def decide(sample: Sample, label: str, reason: str, by) -> Decision:

@@ -469,7 +469,6 @@ class ReviewClaim(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["sample", "user"], name="one_claim_per_reviewer")]
-        indexes = [models.Index(fields=["expires_at"], name="claim_expiry")]  # the live ones (overlap.live_claims)
 
 
 class Decision(models.Model):
@@ -495,21 +494,3 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sample}: {self.label}"
-
-
-class ProjectState(models.Model):
-    """A token of the state of a project's data, changed by database triggers (migration 0016) in the same
-    transaction as every write to its samples, feedback, decisions, queue ranking, imports, memberships and
-    settings (review claims are keyed apart, see reviews.overlap.live_claims): figures cached under it (reviews.figures) are never stale, whichever code path
-    wrote, bulk inserts and queryset updates included.
-
-    The token is drawn at random on each change rather than counted up, so a rolled-back transaction or a
-    restored backup never brings back a token that once named other data. No foreign key: the triggers of a
-    project's cascade delete write here while the project row goes.
-    """
-
-    project_id = models.BigIntegerField(primary_key=True)
-    token = models.BigIntegerField()
-
-    def __str__(self) -> str:
-        return f"project {self.project_id}: {self.token}"

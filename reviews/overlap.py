@@ -49,14 +49,6 @@ def _count(qs: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def live_claims(project: Project) -> tuple[int, ...]:
-    """The ids of the project's live claims: figures that depend on claims are cached under them as well as
-    the project's state token (reviews.figures), which claims do not change. A claim's row only ever changes
-    its expiry, so these ids say exactly which (sample, reviewer) slots are held now."""
-    live = ReviewClaim.objects.filter(expires_at__gt=timezone.now()).values_list("id", "sample__project_id")
-    return tuple(sorted(claim_id for claim_id, project_id in live if project_id == project.pk))
-
-
 def claim(sample: Sample, user) -> bool:
     """Take one of the sample's open slots for `user` for CLAIM_SECONDS; return whether they have one.
 

@@ -2,24 +2,18 @@
 
 Two orders: import order (sample id), and "what teaches most first" (the rank a memory task stores in
 `QueuePriority`; samples it has not ranked yet follow, in id order). Both page by keyset on one unique key.
-
-At 100k samples a filter such as "needs my review" with overlap costs a pass over every sample, so the pages read
-the counts and each query's order (keys and ids, compact arrays) from reviews.figures, cached per project state:
-a page then costs a few index lookups, and the first page after a write recomputes them.
 """
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast, Coalesce
 
-from reviews import figures, overlap
+from reviews import overlap
 from reviews.models import Feedback, Project, QueueOrder, QueuePriority, Sample
 
 PAGE_SIZE = 50
@@ -162,18 +156,7 @@ def _search(text: str, judge_hidden: bool = False) -> Q:
 
 
 def counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
-    """Return how many samples each filter holds, with the query's label, judge verdict and search applied
-    (cached per project state: see reviews.figures)."""
-    parts = ("counts", user.pk, _cache_parts(replace(query, filter="all")), overlap.live_claims(project))
-    return figures.cached(project, "queue-counts", parts, lambda: _counts(project, user, query))
-
-
-def _cache_parts(query: QueueQuery) -> tuple[object, ...]:
-    return astuple(replace(query, order_chosen=False))
-
-
-def _counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
-    """Count each filter's samples.
+    """Return how many samples each filter holds, with the query's label, judge verdict and search applied.
 
     Without a label or text filter the counts come from the feedback side, where indexes answer them (at 100k
     samples: a few index scans instead of six passes over the samples); todo and unreviewed are differences,
@@ -232,64 +215,6 @@ class Page:
     prev_before: int | None
 
 
-@dataclass(frozen=True)
-class Order:
-    """A query's samples in queue order: their keyset keys (ascending) and ids, as compact arrays."""
-
-    keys: array[int]
-    ids: array[int]
-
-    def index_of(self, key: int) -> int | None:
-        found = bisect_left(self.keys, key)
-        return found if found < len(self.keys) and self.keys[found] == key else None
-
-
-def order(project: Project, user: User, query: QueueQuery) -> Order:
-    """Return the query's samples in order (cached per project state and live review claims)."""
-    parts = (user.pk, _cache_parts(query), overlap.live_claims(project))
-    return figures.cached(project, "queue-order", parts, lambda: _order(project, user, query))
-
-
-def _order(project: Project, user: User, query: QueueQuery) -> Order:
-    qs = samples(project, user, query)
-    if query.key == "id":
-        ids = array("q", qs.values_list("id", flat=True).iterator(chunk_size=5_000))
-        return Order(ids, ids)
-    keys, ids = array("q"), array("q")
-    for key, sample_id in qs.values_list(query.key, "id").iterator(chunk_size=5_000):
-        keys.append(key)
-        ids.append(sample_id)
-    return Order(keys, ids)
-
-
-def page_of(
-    project: Project,
-    user: User,
-    query: QueueQuery,
-    qs: QuerySet[Sample],
-    after: int | None = None,
-    before: int | None = None,
-    size: int = PAGE_SIZE,
-) -> Page:
-    """Return one page of the query's samples by keyset on its key, reading the cached order; the page's rows
-    come from `qs` (the caller's select_related and prefetch)."""
-    found = order(project, user, query)
-    keys = found.keys
-    if before is not None:
-        end = bisect_left(keys, before)
-        start = max(0, end - size)
-        prev_before = keys[start] if start > 0 else None
-        next_after = keys[end - 1] if end > start else None
-    else:
-        start = bisect_right(keys, after) if after is not None else 0
-        end = min(len(keys), start + size)
-        prev_before = keys[start] if after is not None and end > start else None
-        next_after = keys[end - 1] if end < len(keys) else None
-    ids = list(found.ids[start:end])
-    rows = qs.order_by().in_bulk(ids) if ids else {}
-    return Page([rows[i] for i in ids if i in rows], next_after, prev_before)
-
-
 def page(
     qs: QuerySet[Sample], after: int | None = None, before: int | None = None, size: int = PAGE_SIZE, key: str = "id"
 ) -> Page:
@@ -333,9 +258,17 @@ def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) 
 def position(project: Project, user: User, query: QueueQuery, sample_id: int) -> tuple[int | None, int]:
     """Return the sample's 1-based position in the queue (None when it is not in it, e.g. just reviewed in
     "needs my review") and how many samples the queue holds."""
-    found = order(project, user, query)
-    index = found.index_of(_key_of(query, sample_id))
-    return (None if index is None else index + 1), len(found.ids)
+    qs = _matching(project, user, query)
+    total = qs.count()
+    if not qs.filter(pk=sample_id).exists():
+        return None, total
+    here = _key_of(query, sample_id)
+    if query.order != "teach":
+        return qs.filter(id__lt=here).count() + 1, total
+    before = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED)).count()
+    if here >= UNRANKED:
+        before += qs.filter(priority__isnull=True, id__lt=here - UNRANKED).count()
+    return before + 1, total
 
 
 # The teaching order's keyset steps go through the ranked samples by their stored rank (the (project, rank)

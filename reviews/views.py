@@ -9,7 +9,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from reviews import figures, invitation_views, invitations, projects, stats, team
+from reviews import invitation_views, invitations, projects, stats, team
 from reviews.forms import InviteForm, ProjectForm, RoleForm
 from reviews.models import Invitation, Membership, Project, Role
 from reviews.permissions import (
@@ -63,10 +63,7 @@ def project_overview(request: ProjectRequest) -> HttpResponse:
         "project": request.project,
         "membership": request.membership,
         **stats.overview(request.project, request.membership),
-        # Krippendorff's alpha reads every review: computed once per project state.
-        "team": figures.cached(
-            request.project, "team-alpha", (), lambda: team.team_agreement(request.project, with_pairs=False)
-        ),
+        "team": team.team_agreement(request.project, with_pairs=False),
     }
     return render(request, "reviews/project_overview.html", context)
 
