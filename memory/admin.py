@@ -7,6 +7,7 @@ from memory.models import (
     MemoryVersion,
     Principle,
     PrincipleSource,
+    PrincipleVector,
     SampleVector,
 )
 
@@ -80,6 +81,23 @@ class SampleVectorAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("vector")
+
+
+@admin.register(PrincipleVector)
+class PrincipleVectorAdmin(admin.ModelAdmin):
+    """Derived data (memory.principle_vectors), shared by every principle with the same text: listed, not edited."""
+
+    list_display = ["text_hash", "created_at"]
+    exclude = ["vector"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("vector")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(EvaluationSettings)

@@ -74,7 +74,8 @@ def test_a_reviewers_feedback_leaves_both_memories_and_nothing_else(
     assert set(episodic.entries(personas.project.pk)) == {f.pk for f in memory["rafael"] + memory["sofia"]}
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post(url(personas), {"reviewer": personas.reviewer.pk, "token": token})
-    assert len(callbacks) == 1  # one store removal and one regeneration, not a task per feedback
+    # One store removal and one regeneration, not a task per feedback (and the new version's principle vectors).
+    assert [c.__qualname__.split(".")[0] for c in callbacks] == ["version_saved", "apply"]
     assert response.status_code == 200
     assert 'data-removed="3"' in response.content.decode()
 
