@@ -176,19 +176,11 @@ def apply(
         previous = MemoryVersion.objects.filter(project=project).order_by("-number").first()
         with quiet_feedback_deletes():  # one store removal and one regeneration below, not one task per row
             Feedback.objects.filter(pk__in=ids).delete()
-        retired = [a.principle for a in plan.retire]
-        Principle.objects.filter(pk__in=[p.pk for p in retired]).update(
-            retired=True,
-            retired_reason=f"all of its sources were unaligned by {actor_name}"[:200],
-            updated_at=timezone.now(),
-        )
+        retired = _retire(project, plan, f"all of its sources were unaligned by {actor_name}")
         # Kept by a human's decision: their links to the removed feedback go, the text stays.
         PrincipleSource.objects.filter(
             principle__in=[a.principle for a in plan.keep + plan.retire], feedback__isnull=True
         ).delete()
-        Contradiction.objects.filter(project=project, resolved=False).filter(
-            Q(first__in=retired) | Q(second__in=retired)
-        ).update(resolved=True)
         summary = (
             f"unaligned {len(ids)} feedback by {actor_name}: {len(retired)} principle{'s' if len(retired) != 1 else ''}"
             f" retired, {len(plan.rederive)} to re-derive"
@@ -198,6 +190,18 @@ def apply(
         )
         transaction.on_commit(lambda: _after_commit(project.pk, ids, bool(plan.rederive)))
     return Result(version, previous, len(ids), retired, [a.principle for a in plan.rederive])
+
+
+def _retire(project: Project, plan: Preview, reason: str) -> list[Principle]:
+    """Retire the principles that learned only from the removed feedback, and resolve their contradictions."""
+    retired = [a.principle for a in plan.retire]
+    Principle.objects.filter(pk__in=[p.pk for p in retired]).update(
+        retired=True, retired_reason=reason[:200], updated_at=timezone.now()
+    )
+    Contradiction.objects.filter(project=project, resolved=False).filter(
+        Q(first__in=retired) | Q(second__in=retired)
+    ).update(resolved=True)
+    return retired
 
 
 def _after_commit(project_id: int, ids: list[int], rederive: bool) -> None:
@@ -236,15 +240,7 @@ def exclude(
             excluded_from_memory=True, excluded_at=timezone.now(), excluded_by=actor
         )
         DistilledFeedback.objects.filter(feedback_id__in=ids).delete()  # so that `include` distils it again
-        retired = [a.principle for a in plan.retire]
-        Principle.objects.filter(pk__in=[p.pk for p in retired]).update(
-            retired=True,
-            retired_reason=f"all of its sources were left out of the memory by {actor_name}"[:200],
-            updated_at=timezone.now(),
-        )
-        Contradiction.objects.filter(project=project, resolved=False).filter(
-            Q(first__in=retired) | Q(second__in=retired)
-        ).update(resolved=True)
+        retired = _retire(project, plan, f"all of its sources were left out of the memory by {actor_name}")
         summary = (
             f"left {len(ids)} feedback out of the memory (labels kept) by {actor_name}: {len(retired)} "
             f"principle{'s' if len(retired) != 1 else ''} retired, {len(plan.rederive)} to re-derive"

@@ -21,7 +21,7 @@ from api import tokens
 from judging.models import Judgement, JudgeRun
 from memory import principles, versions
 from memory.models import MemoryVersion, Principle, PrincipleSource
-from reviews.models import Membership, Role
+from reviews.models import Feedback, Membership, Role
 from tests.conftest import add_feedback, add_sample, make_user
 
 MARKER = "Zq7-blind-marker"
@@ -45,6 +45,8 @@ def planted(personas):
     Membership.objects.create(project=project, user=rita, role=Role.REVIEWER)
     contested = add_sample(project, "contested", judge_value="pass")
     secret = add_feedback(contested, rita, "fail", f"{MARKER}: the apology is missing")
+    # A quoted passage travels with the critique (reviews/_quote.html): it must be withheld alike.
+    Feedback.objects.filter(pk=secret.pk).update(quote_text=f"{MARKER} quoted passage")
     mine = add_sample(project, "mine", judge_value="pass")
     add_feedback(mine, personas.reviewer, "pass", "Fine by me.")
     # An offline principle quotes its source word for word, as the offline provider's do.
