@@ -1,10 +1,9 @@
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from judging import backup
+from memory.management.owners import new_project_owner
 
 
 class Command(BaseCommand):
@@ -18,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--owner", help="the username owning the new project (default: the only superuser)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        owner = self._owner(options["owner"])
+        owner = new_project_owner(options["owner"])
         try:
             with open(options["file"], "rb") as source:
                 raw = source.read()
@@ -33,15 +32,3 @@ class Command(BaseCommand):
             f"Restored into the new project {project.slug} ({project.name}), owned by {owner.get_username()}. "
             f"People: {restored.accounts_summary()}."
         )
-
-    def _owner(self, username: str | None) -> User:
-        users = get_user_model()
-        if username:
-            owner = users.objects.filter(username=username, is_active=True).first()
-            if owner is None:
-                raise CommandError(f"No active user named {username!r}.")
-            return owner
-        superusers = list(users.objects.filter(is_superuser=True, is_active=True)[:2])
-        if len(superusers) != 1:
-            raise CommandError("Name the new project's owner with --owner USERNAME.")
-        return superusers[0]

@@ -1,7 +1,7 @@
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from memory import portable
+from memory.management.owners import new_project_owner
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="the new project's name (default: the document's)")
 
     def handle(self, *args, **options):
-        owner = self._owner(options["owner"])
+        owner = new_project_owner(options["owner"])
         try:
             with open(options["file"], "rb") as source:
                 raw = source.read()
@@ -24,15 +24,3 @@ class Command(BaseCommand):
         except portable.Refused as refused:
             raise CommandError(f"Nothing was imported. {refused}") from None
         self.stdout.write(f"Created project {project.slug} ({project.name}), owned by {owner.get_username()}.")
-
-    def _owner(self, username: str | None):
-        users = get_user_model()
-        if username:
-            owner = users.objects.filter(username=username, is_active=True).first()
-            if owner is None:
-                raise CommandError(f"No active user named {username!r}.")
-            return owner
-        superusers = list(users.objects.filter(is_superuser=True, is_active=True)[:2])
-        if len(superusers) != 1:
-            raise CommandError("Name the new project's owner with --owner USERNAME.")
-        return superusers[0]
