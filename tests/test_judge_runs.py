@@ -44,9 +44,10 @@ def reviewed_project(personas, provider="offline", concurrency=8):
             )
         )
     expected = Feedback.objects.filter(project=personas.project).count()
-    wait_for(lambda: len(episodic.entries(personas.project.pk)) == expected, message="the episodic entries")
+    # Set-up, not what is measured: the session worker may still be busy with an earlier module's embedding.
+    wait_for(lambda: len(episodic.entries(personas.project.pk)) == expected, timeout=90, message="the episodic entries")
     # Distilled (offline) before the provider changes, so no distillation call meets the fake server's script.
-    wait_for(lambda: not distil.pending_feedback(personas.project).exists(), message="the distillation")
+    wait_for(lambda: not distil.pending_feedback(personas.project).exists(), timeout=90, message="the distillation")
     personas.project.provider, personas.project.provider_concurrency = provider, concurrency
     personas.project.save()
     return feedback
