@@ -150,7 +150,8 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request
 
     with TimedFake() as fake:
-        model_env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.url}
+        # The token's rate limit is lifted: at 0 ms per model call 200 calls come faster than the default 120/min.
+        model_env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.url, "MEMALIGN_API_RATE": "100000/min"}
         with Environment("judge-api", env=model_env, keep=args.keep) as env:
             from api.tokens import create_token
             from judging import runs
