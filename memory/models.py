@@ -166,7 +166,8 @@ class SampleVector(models.Model):
 class PrincipleVector(models.Model):
     """A principle text's embedding, made once (in the background after a version is written) and read by every
     process after: keyed by the text's SHA-256, so an unchanged text keeps its vector across versions and
-    restarts. Derived data: made again when missing (memory.principle_vectors)."""
+    restarts. The hash covers the embedding model's name too. Derived data: made again when missing
+    (memory.principle_vectors)."""
 
     text_hash = models.CharField(max_length=64, primary_key=True)
     vector = models.BinaryField()  # float32, little-endian, unit length

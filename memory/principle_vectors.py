@@ -12,7 +12,7 @@ import hashlib
 import numpy as np
 
 from memory import versions
-from memory.embeddings import DIMENSIONS, embed
+from memory.embeddings import DIMENSIONS, MODEL_ID, embed
 from memory.models import PrincipleVector
 from reviews.models import Project
 
@@ -20,7 +20,8 @@ READ_CHUNK = 500  # hashes per query: SQLite limits the parameters of one statem
 
 
 def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The key of a text's vector: the embedding model is part of it, so another model never reads these vectors."""
+    return hashlib.sha256(f"{MODEL_ID}\n{text}".encode()).hexdigest()
 
 
 def stored(hashes: list[str]) -> dict[str, np.ndarray]:

@@ -132,6 +132,18 @@ def test_principle_vectors_are_stored_once_per_text_and_read_after_a_restart(ove
     assert len(embedded) == len(active)  # nothing embedded again, in either "process"
 
 
+def test_stored_principle_vectors_are_not_read_under_another_embedding_model(over_budget, embedded, monkeypatch):
+    project = over_budget
+    active = list(versions.active_principles(project).values_list("text", flat=True))
+    assert principle_vectors.embed_missing(project) == len(active)
+
+    monkeypatch.setattr(principle_vectors, "MODEL_ID", "another-model")
+    embedded.clear()
+    assert sorted(principle_vectors.missing_texts(project)) == sorted(active)
+    assert principle_vectors.embed_missing(project) == len(active)
+    assert sorted(embedded) == sorted(active)
+
+
 def test_a_new_principle_is_seen_at_once_and_only_its_text_is_embedded(over_budget, embedded):
     project = over_budget
     principle_vectors.embed_missing(project)
