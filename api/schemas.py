@@ -51,6 +51,19 @@ class ProjectPage(Schema):
     next_after: int | None
 
 
+class QuoteOut(Schema):
+    text: str = Field(description="The passage of the output the reviewer quoted into the critique.")
+    output: Literal["", "a", "b"] = Field(description='Which output: "" the only one, "a" or "b" (pairwise).')
+    start: int | None = Field(description="Where the passage starts in the raw output (null: not found there).")
+    end: int | None
+    matches: bool = Field(description="Whether the span still reads as the passage (false once the sample changed).")
+
+
+class QuoteIn(Schema):
+    text: str = Field(..., max_length=MAX_CRITIQUE_CHARS, description="A passage of the output, as selected.")
+    output: Literal["", "a", "b"] = Field("", description='Which output: "" the only one, "a" or "b" (pairwise).')
+
+
 class FeedbackOut(Schema):
     id: int
     sample_id: int
@@ -58,6 +71,7 @@ class FeedbackOut(Schema):
     reviewer: str
     label: str
     critique: str
+    quote: QuoteOut | None
     agrees_with_judge: bool | None
     revision: int
     created_at: datetime
@@ -92,6 +106,7 @@ class FeedbackIn(Schema):
     external_id: str | None = Field(None, max_length=200)
     label: str = Field(..., max_length=64)
     critique: str = Field("", max_length=MAX_CRITIQUE_CHARS)
+    quote: QuoteIn | None = Field(None, description="The passage of the output the critique is about.")
 
 
 class SampleOut(Schema):

@@ -25,7 +25,7 @@ from memory import blind
 from memory.models import MemoryVersion, Principle
 from reviews import import_jobs
 from reviews.export_views import dataset_response
-from reviews.feedback import StaleFeedback, save_feedback
+from reviews.feedback import StaleFeedback, quote, save_feedback, saved_quote
 from reviews.importers import import_samples
 from reviews.labels import normalize_label
 from reviews.models import MAX_TEXT_CHARS, Feedback, ImportRun, Membership, Project, Role, Sample
@@ -204,6 +204,7 @@ def _feedback_out(f: Feedback) -> dict[str, Any]:
         "reviewer": f.author.username,
         "label": f.label,
         "critique": f.critique,
+        "quote": saved_quote(f),
         "agrees_with_judge": f.agrees_with_judge,
         "revision": f.revision,
         "created_at": f.created_at,
@@ -252,8 +253,14 @@ def feedback_create(request: TokenRequest, slug: str, data: s.FeedbackIn) -> Sta
         normalize_label(data.label, project.label_choices, project.label_kind)
     except ValidationError as error:
         raise field_error("label", error.messages[0]) from None
+    quoted = None
+    if data.quote is not None:
+        try:
+            quoted = quote(sample, data.quote.output, data.quote.text)
+        except ValidationError as error:
+            raise field_error("quote", error.messages[0]) from None
     try:
-        feedback, created = save_feedback(sample, request.auth.user, data.label, data.critique)
+        feedback, created = save_feedback(sample, request.auth.user, data.label, data.critique, quoted=quoted)
     except ValidationError as error:
         raise field_error("critique", error.messages[0]) from None
     except StaleFeedback:

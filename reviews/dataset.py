@@ -15,6 +15,7 @@ from django.db.models import Prefetch
 
 from reviews import spreadsheets
 from reviews.adjudication import team_feedback
+from reviews.feedback import saved_quote
 from reviews.models import Decision, Feedback, Membership, Project, Sample
 from reviews.permissions import is_blind
 
@@ -93,6 +94,7 @@ def rows(project: Project, membership: Membership) -> Iterator[dict[str, Any]]:
                 "reviewer": f.author.username,
                 "label": f.label,
                 "critique": f.critique,
+                "quote": saved_quote(f),
                 "reviewed_at": f.updated_at.isoformat(),
                 "overruled": decision is not None and f.label != decision.label,
             }
@@ -109,7 +111,7 @@ def reviewers(project: Project) -> list[str]:
 
 
 def csv_header(names: Iterable[str]) -> list[str]:
-    per_reviewer = [f"{what}:{name}" for name in names for what in ("label", "critique", "reviewed_at")]
+    per_reviewer = [f"{what}:{name}" for name in names for what in ("label", "critique", "quote", "reviewed_at")]
     return [*SAMPLE_FIELDS, *FINAL_FIELDS, *per_reviewer]
 
 
@@ -124,7 +126,13 @@ def csv_row(row: dict[str, Any], names: Iterable[str]) -> list[Any]:
     cells = [_cell(row[field]) for field in (*SAMPLE_FIELDS, *FINAL_FIELDS)]
     for name in names:
         review = by_reviewer.get(name, {})
-        cells += [review.get("label", ""), review.get("critique", ""), review.get("reviewed_at", "")]
+        quoted = review.get("quote") or {}
+        cells += [
+            review.get("label", ""),
+            review.get("critique", ""),
+            quoted.get("text", ""),
+            review.get("reviewed_at", ""),
+        ]
     return cells
 
 

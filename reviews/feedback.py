@@ -31,6 +31,20 @@ class Quote:
         return {"quote_text": self.text, "quote_output": self.output, "quote_start": self.start, "quote_end": self.end}
 
 
+def saved_quote(feedback: Feedback) -> dict[str, Any] | None:
+    """The passage a review quoted, as the export and the API give it (None: no quote). `matches` says whether the
+    span still reads as the quote in the sample's output (not once the sample was edited)."""
+    if not feedback.quote_text:
+        return None
+    return {
+        "text": feedback.quote_text,
+        "output": feedback.quote_output,
+        "start": feedback.quote_start,
+        "end": feedback.quote_end,
+        "matches": feedback.quote_matches(),
+    }
+
+
 def quote(sample: Sample, output: str, text: str) -> Quote:
     """Return the quote of `text` from the sample's output `output` ("" the only one, "a" or "b"), with its span
     in the raw output text (none when the passage is not found there: it is kept as text). No text, no quote."""

@@ -262,6 +262,21 @@ def test_feedback_create_is_idempotent_and_refuses_overwrites(api):
     assert Feedback.objects.get(pk=first.json()["id"]).label == "fail"
 
 
+def test_feedback_carries_its_quoted_passage_both_ways(api):
+    url = f"/api/v1/projects/{api.slug}/feedback"
+    body = {"external_id": "s2", "label": "fail", "critique": "Wrong.", "quote": {"text": "answer"}}
+    created = call("post", url, api.tokens["reviewer"], body)
+    assert created.status_code == 201, created.json()
+    assert created.json()["quote"] == {"text": "answer", "output": "", "start": 0, "end": 6, "matches": True}
+    listed = call("get", f"{url}?reviewer=rafael&label=fail", api.tokens["reviewer"]).json()["items"]
+    assert [f["quote"]["text"] for f in listed] == ["answer"]
+
+    wrong_output = {**body, "external_id": "s1", "quote": {"text": "answer", "output": "a"}}
+    refused = call("post", url, api.tokens["owner"], wrong_output)
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "quote"
+    assert not Feedback.objects.filter(sample=api.s1, author=api.owner).exists()
+
+
 # --- import ------------------------------------------------------------------------------------------------------
 
 BAD_ROWS = [

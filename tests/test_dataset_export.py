@@ -11,6 +11,7 @@ import pytest
 
 from api import tokens
 from reviews import adjudication
+from reviews.feedback import quote, save_feedback
 from reviews.models import Membership, Role
 from tests.conftest import add_feedback, add_sample, make_user
 
@@ -110,3 +111,25 @@ def test_the_api_gives_the_same_export(client, decided):
     assert rows[0]["final_label"] == "fail" and rows[0]["decided_by"] == "olivia"
     other = client.get("/api/v1/projects/other-team/export.csv", headers={"Authorization": f"Bearer {raw}"})
     assert other.status_code == 404
+
+
+def test_a_quoted_passage_travels_with_its_review(client, personas):
+    sample = add_sample(personas.project, "q1", judge_value="pass", outputs="Your parcel left on Monday. Sorry!")
+    quoted = quote(sample, "", "left on Monday")
+    save_feedback(sample, personas.reviewer, "fail", "It never says when it arrives.", quoted=quoted)
+
+    row = json.loads(download(client, personas.owner, "/p/support-tone/export.jsonl").splitlines()[0])
+    assert row["reviews"][0]["quote"] == {
+        "text": "left on Monday",
+        "output": "",
+        "start": 12,
+        "end": 26,
+        "matches": True,
+    }
+    table = list(csv.DictReader(io.StringIO(download(client, personas.owner, "/p/support-tone/export.csv"))))
+    assert table[0]["quote:rafael"] == "left on Monday"
+
+    sample.outputs = "Edited since."
+    sample.save()
+    row = json.loads(download(client, personas.owner, "/p/support-tone/export.jsonl").splitlines()[0])
+    assert row["reviews"][0]["quote"]["matches"] is False  # the span no longer reads as the quote
