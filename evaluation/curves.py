@@ -40,6 +40,7 @@ from memory import budget, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import MiniLMEmbeddingFunction
 from memory.episodic import get_client
+from memory.limiter import in_slots
 from memory.llm import get_provider
 from memory.llm.base import Example, LocalPrediction, PrincipleText, Provider, Usage, WorkingMemory
 from memory.llm.offline import OfflineProvider
@@ -305,6 +306,8 @@ def judge_items(
     )
     values: list[str | None] = []
     usage, ids, found = Usage(), [], []
+    provider = memory.provider
+    ask = in_slots(project.pk, project.provider_concurrency, provider.judge) if provider.remote else provider.judge
     for item, examples in zip(items, retrieved, strict=True):
         principles = shared
         examples = examples if use_examples else []
@@ -318,11 +321,11 @@ def judge_items(
             item.sample.output_text(),
             prediction,
         )
-        verdict = memory.provider.judge(working)
+        verdict = ask(working)
         if plan is not None:
             sample = item.sample
             pair = (sample.output_a, sample.output_b) if project.is_pairwise else None
-            found.append(checks.check(plan, working, verdict, memory.provider.judge, sample.pk, pair).checks)
+            found.append(checks.check(plan, working, verdict, ask, sample.pk, pair).checks)
         usage.add(verdict.usage)
         values.append(verdict.value)
         ids.append([e.feedback_id for e in examples])

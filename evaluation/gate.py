@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 from evaluation.models import GateCheck
 from judging import checks, judge
 from memory import budget
+from memory.limiter import in_slots
 from memory.llm import get_provider
 from memory.llm.base import PrincipleText, Provider, Usage
 from memory.models import EvaluationSettings, MemoryVersion, Principle
@@ -72,11 +73,12 @@ def verdicts(
     )
     principles = budget.PrincipleSet([PrincipleText(p["id"], p["text"]) for p in version.principles], pinned)
     values = []
+    ask = in_slots(project.pk, project.provider_concurrency, provider.judge) if provider.remote else provider.judge
     for sample, memory in zip(samples, judge.working_memories(project, samples, principles), strict=True):
-        verdict = provider.judge(memory)
+        verdict = ask(memory)
         if plan is not None and found is not None:
             pair = (sample.output_a, sample.output_b) if project.is_pairwise else None
-            found.append(checks.check(plan, memory, verdict, provider.judge, sample.pk, pair).checks)
+            found.append(checks.check(plan, memory, verdict, ask, sample.pk, pair).checks)
         usage.add(verdict.usage)  # after the checks: their extra asks count too
         values.append(verdict.value or "")
     return values

@@ -13,8 +13,9 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from django.conf import settings
 from redis import Redis
@@ -68,6 +69,21 @@ def provider_slot(project_id: int, limit: int, timeout: float | None = None) -> 
     finally:
         stop.set()
         redis.zrem(key, token)
+
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def in_slots(project_id: int, limit: int, call: Callable[[A], R]) -> Callable[[A], R]:
+    """`call`, each time in one of the project's provider slots: for callers that ask the provider one item at a
+    time (evaluations, the regression gate) and must share the owner's limit with the runs."""
+
+    def slotted(argument: A) -> R:
+        with provider_slot(project_id, limit):
+            return call(argument)
+
+    return slotted
 
 
 def _renew(redis: Redis, key: str, token: str, stop: threading.Event) -> None:

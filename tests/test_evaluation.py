@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -13,6 +14,7 @@ from evaluation import curves
 from evaluation.models import Evaluation
 from judging.models import JudgingSettings
 from memory import episodic, semantic
+from memory.limiter import provider_slot
 from memory.llm.tools import JUDGE_TOOL
 from memory.models import EvaluationSettings, MemoryVersion, Principle, PrincipleSource
 from reviews.models import Feedback
@@ -185,6 +187,39 @@ def test_evaluate_json_reports_position_bias_and_flip_rates_from_the_fake_anthro
     assert {(p["position_bias_rate"], p["flip_rate"]) for p in document["points"]} == {(1.0, 0.0)}
     judge_calls = [r for r in fake_anthropic.requests if r.tool_name == JUDGE_TOOL]
     assert len(judge_calls) == 3 * judged == sum(p["calls"] for p in document["points"])
+
+
+def test_an_evaluation_asks_the_model_only_in_the_projects_provider_slots(personas, fake_anthropic):
+    """The owner's limit on calls in flight holds for evaluations too: while a run holds the project's only slot,
+    the evaluation asks nothing, and it goes on once the slot is free."""
+    project = reviewed_project(personas, 12)
+    project.provider, project.provider_concurrency = "anthropic", 1
+    project.save()
+    held, released = threading.Event(), threading.Event()
+
+    def hold_the_slot() -> None:
+        with provider_slot(project.pk, 1):
+            held.set()
+            released.wait(1.5)  # what a run's call would hold
+        released.set()
+
+    asked_while_held: list[bool] = []
+
+    def responder(request):
+        asked_while_held.append(not released.is_set())
+        return {"value": "pass", "rationale": "Fine."}
+
+    fake_anthropic.responder = responder
+    holder = threading.Thread(target=hold_the_slot)
+    holder.start()
+    assert held.wait(10)
+    out = io.StringIO()
+    call_command(
+        "evaluate", project.slug, "--json", "--shards", "0", "--variants", "none", "--no-prequential", stdout=out
+    )
+    holder.join()
+    assert asked_while_held and not any(asked_while_held)
+    assert sum(p["calls"] for p in json.loads(out.getvalue())["points"]) == len(asked_while_held)
 
 
 def test_options_no_prequential_variants_and_limit(personas):
