@@ -112,7 +112,7 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argpa
         action="store_true",
         help=f"issue 23's figures at smaller sizes, under 5 minutes ({', '.join(QUICK)})",
     )
-    return parser, parser.parse_args(argv)
+    return parser, parser.parse_intermixed_args(argv)  # names before and after --quick
 
 
 def available() -> list[str]:
