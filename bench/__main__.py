@@ -65,7 +65,7 @@ FIGURES: dict[str, str] = {
     "pages_at_scale": r"^built |server time per page|p50 .*\(n=\d+\)|after each of",
     "working_memory_size": r"principles, .* in the prompt|cut|shorten",
 }
-COMMON = r"^command: |load average"
+COMMON = r"^command: |load average|ready in|Database: "
 
 
 @dataclass
