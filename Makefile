@@ -1,5 +1,5 @@
 # MemAlign: `make run` starts the whole site locally; `make lint` runs the linters and type checks; `make test`
-# runs the whole suite.
+# runs the whole suite; `make bench` the benchmarks (QUICK=1: a quick set, under 5 minutes).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -41,8 +41,10 @@ PYTEST_WORKERS ?= $(if $(DATABASE_URL),2,0)
 test: venv chromium
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+# `make bench QUICK=1`: issue 23's figures at smaller sizes, under 5 minutes; `make bench BENCH_ARGS="judge_api"`:
+# some benchmarks by name (or any other argument of `python -m bench`).
 bench: venv
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(filter 1 yes true,$(QUICK)),--quick) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data

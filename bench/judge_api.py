@@ -108,10 +108,11 @@ def stop_gunicorn(env: Environment, process: subprocess.Popen) -> None:
 
 def write_version_and_vectors(project) -> None:
     """What distillation leaves behind: a memory version, then (in the background) the principles' vectors."""
-    from memory import principle_vectors, versions
+    from memory import principle_vectors, principles, versions
     from memory.models import MemoryVersion
 
-    versions.new_version(project, MemoryVersion.Trigger.MANUAL, summary="bench")
+    with principles.changing(project):  # a version is written inside the writer lock and a transaction
+        versions.new_version(project, MemoryVersion.Trigger.MANUAL, summary="bench")
     started = time.monotonic()
     count = principle_vectors.embed_missing(project)
     print(f"  principle vectors stored in the background: {count:,} in {time.monotonic() - started:.1f} s")

@@ -48,8 +48,8 @@ def main() -> int:
     import django
 
     django.setup()  # the prompt builders live beside Django models; no database is opened
-    from judging.judge import CHARS_PER_TOKEN, principle_tokens
     from judging.runs import CHUNK_SIZE
+    from memory.budget import CHARS_PER_TOKEN, principle_tokens
     from memory.llm.base import Example, LabelSchema, PrincipleText, WorkingMemory
     from memory.llm.prompts import judge_system, judge_user
 
