@@ -15,7 +15,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
+from chromadb.api import ClientAPI
 from chromadb.api.client import SharedSystemClient
+from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 from django.conf import settings
@@ -25,8 +28,8 @@ from memory.embeddings import MiniLMEmbeddingFunction, embed, example_text
 from reviews.models import Feedback, Sample
 
 _client_lock = threading.Lock()
-_client = None
-_collections: dict[str, Any] = {}  # collection handles by name, for the process's client
+_client: ClientAPI | None = None
+_collections: dict[str, Collection] = {}  # collection handles by name, for the process's client
 T = TypeVar("T")
 PAGE = 1_000  # Chroma reads are paged: a large collection is never fetched in one response
 VECTOR_SCHEME = sample_vectors.SCHEME  # in each entry's metadata: entries of an older scheme are re-embedded
@@ -36,7 +39,7 @@ class StoreUnavailable(ConnectionError):
     """The Chroma server at CHROMA_URL did not answer (Chroma itself says so with a bare ValueError)."""
 
 
-def get_client():
+def get_client() -> ClientAPI:
     """Return the process's Chroma client: a server at CHROMA_URL, else a folder under DATA_DIR."""
     global _client
     with _client_lock:
@@ -73,7 +76,7 @@ def collection_name(project_id: int) -> str:
     return f"{settings.MEMALIGN_NAMESPACE}-project-{project_id}"
 
 
-def collection(project_id: int):
+def collection(project_id: int) -> Collection:
     """Return the project's collection, creating it on first use. The handle is kept for the process: each
     lookup would be one more request to the Chroma server before every query (issue 23)."""
     name = collection_name(project_id)
@@ -81,8 +84,11 @@ def collection(project_id: int):
         found = _collections.get(name)
     if found is None:
         # Always pass our embedding function: a collection without one gets Chroma's default, which downloads.
+        # (Chroma types the argument as a function of documents or images; ours embeds documents only.)
         found = get_client().get_or_create_collection(
-            name, embedding_function=MiniLMEmbeddingFunction(), configuration={"hnsw": {"space": "cosine"}}
+            name,
+            embedding_function=MiniLMEmbeddingFunction(),  # type: ignore[arg-type]
+            configuration={"hnsw": {"space": "cosine"}},
         )
         with _client_lock:
             _collections[name] = found
@@ -186,7 +192,9 @@ def query(project_id: int, text: str, k: int, exclude_sample_id: int | None = No
     return query_vectors(project_id, embed([text]), k, [exclude_sample_id])[0]
 
 
-def query_vectors(project_id: int, vectors, k: int, exclude_sample_ids: list[int | None]) -> list[list[Neighbour]]:
+def query_vectors(
+    project_id: int, vectors: np.ndarray, k: int, exclude_sample_ids: list[int | None]
+) -> list[list[Neighbour]]:
     """Return, for each query vector, its k most similar reviewed samples (the most similar entry of each: a
     sample reviewed twice holds two entries, but fills one slot), never its excluded sample's own.
 
@@ -223,7 +231,9 @@ def _query(store: Any, queries: list[list[float]], n_results: int) -> Any:
     return store.query(query_embeddings=queries, n_results=n_results, include=["metadatas", "distances"])
 
 
-def _distinct_samples(ids, metadatas, distances, excluded: int | None, k: int) -> list[Neighbour]:
+def _distinct_samples(
+    ids: list[str], metadatas: list[Any], distances: list[float], excluded: int | None, k: int
+) -> list[Neighbour]:
     """The first k entries of distinct samples, never the excluded sample's, most similar first."""
     seen: set[int] = set()
     kept = []
