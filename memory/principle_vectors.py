@@ -13,7 +13,7 @@ import numpy as np
 
 from memory import versions
 from memory.embeddings import DIMENSIONS, MODEL_ID, embed
-from memory.models import PrincipleVector
+from memory.models import Principle, PrincipleVector
 from reviews.models import Project
 
 READ_CHUNK = 500  # hashes per query: SQLite limits the parameters of one statement
@@ -66,6 +66,20 @@ def missing_texts(project: Project) -> list[str]:
         for key in chunk.values_list("text_hash", flat=True):
             del by_hash[key]
     return list(by_hash.values())
+
+
+def prune() -> int:
+    """Delete the vectors no project's active principle has (retired or rewritten texts); return how many.
+
+    A vector pruned while its text is being made active again is embedded again when first needed."""
+    active = {text_hash(t) for t in Principle.objects.filter(retired=False).values_list("text", flat=True).iterator()}
+    unused: list[str] = []
+    for key in PrincipleVector.objects.values_list("text_hash", flat=True).iterator(chunk_size=READ_CHUNK):
+        if key not in active:
+            unused.append(key)
+    for start in range(0, len(unused), READ_CHUNK):
+        PrincipleVector.objects.filter(text_hash__in=unused[start : start + READ_CHUNK]).delete()
+    return len(unused)
 
 
 def embed_missing(project: Project) -> int:

@@ -196,7 +196,7 @@ def repair_all() -> dict[str, Any]:
     project_ids = list(Project.objects.order_by("pk").values_list("pk", flat=True))
     for project_id in project_ids:
         repair_project.delay(project_id)
-    return {"projects": len(project_ids)}
+    return {"projects": len(project_ids), "principle_vectors_pruned": principle_vectors.prune()}
 
 
 @shared_task(acks_late=True, **RETRY)

@@ -144,6 +144,19 @@ def test_stored_principle_vectors_are_not_read_under_another_embedding_model(ove
     assert sorted(embedded) == sorted(active)
 
 
+def test_the_repair_prunes_vectors_that_no_active_principle_has(over_budget, embedded):
+    project = over_budget
+    active = list(versions.active_principles(project))
+    principle_vectors.embed_missing(project)
+    Principle.objects.filter(pk=active[0].pk).update(retired=True)
+
+    assert principle_vectors.prune() == 1
+    kept = set(PrincipleVector.objects.values_list("text_hash", flat=True))
+    assert principle_vectors.text_hash(active[0].text) not in kept
+    assert {principle_vectors.text_hash(p.text) for p in active[1:]} <= kept
+    assert principle_vectors.prune() == 0
+
+
 def test_a_new_principle_is_seen_at_once_and_only_its_text_is_embedded(over_budget, embedded):
     project = over_budget
     principle_vectors.embed_missing(project)

@@ -57,7 +57,7 @@ def test_the_periodic_repair_embeds_what_an_outage_missed(personas, celery_worke
             )
         ]
     )
-    assert repair_all.delay().get(timeout=30) == {"projects": Project.objects.count()}  # one repair task per project
+    assert repair_all.delay().get(timeout=30)["projects"] == Project.objects.count()  # one repair task per project
     wait_for(lambda: feedback.pk in episodic.entries(personas.project.pk), message="the repaired episodic entry")
 
 
