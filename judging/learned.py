@@ -91,7 +91,7 @@ def readiness(kind: str, choices: list[str], labels: list[str]) -> Readiness:
     if more <= 0:
         return Readiness(True, "", 0, shown, left_out)
     if total < MIN_LABELS:
-        reason = f"{total} final label(s); the learned judge needs at least {MIN_LABELS}"
+        reason = f"the learned judge needs at least {MIN_LABELS} final labels and has {total}"
     elif kind in ("pass_fail", "pairwise"):
         missing = ", ".join(f"“{label}”" for label in choices if counts.get(label, 0) < MIN_PER_LABEL)
         reason = f"it needs at least {MIN_PER_LABEL} final labels of each label; too few of {missing}"

@@ -122,8 +122,7 @@ def learned_judge(context: Mapping[str, Any]) -> dict[str, Any]:
     row = LearnedJudge.objects.filter(project=project).defer("estimator").first()
     ready = learned.project_readiness(project)
     reason = (
-        f"No learned judge yet: {ready.reason} — {ready.more_needed} more final label"
-        f"{'s' if ready.more_needed != 1 else ''} needed."
+        f"No learned judge yet: {ready.reason} ({ready.more_needed} more needed)."
         if not ready.ready
         else "Enough final labels: training is queued."
     )

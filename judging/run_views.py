@@ -51,9 +51,10 @@ def judge_run_start(request: ProjectRequest) -> HttpResponse:
     except runs.RunError as error:
         messages.error(request, str(error))
         return redirect("memory-runs", request.project.slug)
-    waiting = " It starts when the project's current run has finished." if run.status == JudgeRun.Status.QUEUED else ""
+    queued = run.status == JudgeRun.Status.QUEUED
+    state = "queued: it starts when the project's current run has finished" if queued else "started"
     messages.success(
-        request, f"Judging {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge.{waiting}"
+        request, f"A run of {run.total} sample{'s' if run.total != 1 else ''} with the aligned judge {state}."
     )
     return redirect("judge-run", request.project.slug, run.pk)
 

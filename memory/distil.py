@@ -126,9 +126,10 @@ def distill_batches(project: Project, batches: list[list[Feedback]], provider: P
         version = None
         with_critique = sum(map(len, calls))
         if added or with_critique:
+            unit = "call" if provider.remote else "batch"  # the offline provider makes no model call
             summary = (
                 f"distilled {with_critique} critique{'s' if with_critique != 1 else ''} in {len(calls)} "
-                f"call{'s' if len(calls) != 1 else ''}: {len(added)} new principle{'s' if len(added) != 1 else ''}"
+                f"{unit}{'s' if len(calls) != 1 else ''}: {len(added)} new principle{'s' if len(added) != 1 else ''}"
             )
             version = new_version(
                 project, MemoryVersion.Trigger.DISTILL, summary=summary, provider=provider, usage=usage, started=started

@@ -345,6 +345,10 @@ def test_through_the_worker_a_second_evaluation_waits_for_the_first(personas, ce
     assert client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/export.json").json() == record.result
     page = client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/").content.decode()
     assert "does not generalise to new questions" in page
+    assert "· Viewer" in page  # the site's navigation knows the member, as on every project page
+    client.force_login(personas.owner)
+    page = client.get(f"/p/{project.slug}/memory/evaluations/{record.pk}/").content.decode()
+    assert "· Owner" in page and f'href="/p/{project.slug}/settings/"' in page
 
 
 def test_a_redelivered_evaluation_whose_worker_died_is_marked_failed(personas):

@@ -246,7 +246,7 @@ def test_too_few_labels_mean_no_model_the_reason_and_the_vote(personas, client):
     assert verdict.tier != "learned" and "needs at least 20" in verdict.rationale
     client.force_login(personas.viewer)
     page = client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
-    assert "14 more final labels needed" in page
+    assert "the learned judge needs at least 20 final labels and has 6 (14 more needed)." in page
 
 
 @pytest.mark.django_db
