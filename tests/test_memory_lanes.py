@@ -47,6 +47,7 @@ def counted_embedding(monkeypatch):
         return real(texts)
 
     monkeypatch.setattr(embeddings, "embed", slow_counting_embed)
+    monkeypatch.setattr(embeddings, "_CACHE", {})
     monkeypatch.setattr(embeddings, "_CACHE_LIMIT", 0)
     return embedded
 
