@@ -333,7 +333,8 @@ class Environment:
         self.workers.append(process)
         self.worker_logs.append(log)
         started = time.monotonic()
-        for queue in queues or [None]:
+        waits: list[str | None] = list(queues) if queues else [None]  # None: the default queue
+        for queue in waits:
             self._wait_for_worker(process, timeout, queue)
         served = f" -Q {','.join(queues)}" if queues else " (every queue)"
         self.notes.append(
