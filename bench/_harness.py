@@ -1,7 +1,8 @@
 """Shared set-up for the benchmarks: a throwaway MemAlign environment with real services, torn down on exit.
 
     with Environment("retrievable") as env:       # temp DATA_DIR, settings_test, Redis, Chroma server, migrated DB
-        env.start_worker(concurrency=2)            # a real `celery -A memalign_site worker` subprocess
+        env.start_worker(concurrency=2)            # a real `celery -A memalign_site worker` subprocess (every queue)
+        env.start_site_workers()                   # or those `make run` starts: one process per queue
         ...
 
 - DATA_DIR: a new temporary folder (removed afterwards unless --keep / keep=True).
@@ -293,7 +294,7 @@ class Environment:
 
     # -- workers -----------------------------------------------------------------------------------------------
 
-    def worker_command(self, concurrency: int, pool: str) -> list[str]:
+    def worker_command(self, concurrency: int, pool: str, queues: list[str] | None = None) -> list[str]:
         return [
             sys.executable,
             "-m",
@@ -305,20 +306,24 @@ class Environment:
             pool,
             "--concurrency",
             str(concurrency),
+            *(["-Q", ",".join(queues)] if queues else []),  # none named: every queue (settings.CELERY_TASK_QUEUES)
             "--loglevel",
             os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
             "-n",
             f"bench{len(self.workers)}@%h",
         ]
 
-    def start_worker(self, concurrency: int = 2, pool: str = "prefork", timeout: float = 120) -> subprocess.Popen:
-        """Start a `celery worker` subprocess with this environment; return once it answers pings."""
+    def start_worker(
+        self, concurrency: int = 2, pool: str = "prefork", timeout: float = 120, queues: list[str] | None = None
+    ) -> subprocess.Popen:
+        """Start a `celery worker` subprocess with this environment, serving `queues` (default: all of them);
+        return once it answers pings on each."""
         assert self.data_dir is not None
         log = self.data_dir / f"worker{len(self.workers)}.log"
         env = {**os.environ, "DATABASE_URL": self.database_url} if self.database_url else dict(os.environ)
         with log.open("wb") as handle:
             process = subprocess.Popen(
-                self.worker_command(concurrency, pool),
+                self.worker_command(concurrency, pool, queues),
                 cwd=ROOT,
                 env=env,
                 stdout=handle,
@@ -328,14 +333,28 @@ class Environment:
         self.workers.append(process)
         self.worker_logs.append(log)
         started = time.monotonic()
-        self._wait_for_worker(process, timeout)
+        waits: list[str | None] = list(queues) if queues else [None]  # None: the default queue
+        for queue in waits:
+            self._wait_for_worker(process, timeout, queue)
+        served = f" -Q {','.join(queues)}" if queues else " (every queue)"
         self.notes.append(
-            f"Worker: `celery -A memalign_site worker --pool {pool} --concurrency {concurrency}` subprocess "
+            f"Worker: `celery -A memalign_site worker --pool {pool} --concurrency {concurrency}{served}` subprocess "
             f"(ready in {time.monotonic() - started:.1f} s)"
         )
         return process
 
-    def _wait_for_worker(self, process: subprocess.Popen, timeout: float) -> None:
+    def start_site_workers(self, timeout: float = 120) -> None:
+        """Start the workers `make run` starts (memalign_site.launcher.worker_commands): one process per queue,
+        on this run's own queue names."""
+        from django.conf import settings
+
+        from memalign_site.launcher import WORKER_QUEUES
+
+        own = {"celery": settings.CELERY_TASK_DEFAULT_QUEUE, "embed": settings.MEMALIGN_EMBED_QUEUE}
+        for queue in WORKER_QUEUES.values():
+            self.start_worker(concurrency=1, timeout=timeout, queues=[own[queue]])
+
+    def _wait_for_worker(self, process: subprocess.Popen, timeout: float, queue: str | None = None) -> None:
         from memalign_site.celery import ping
 
         deadline = time.monotonic() + timeout
@@ -343,7 +362,7 @@ class Environment:
             if process.poll() is not None:
                 raise RuntimeError(f"the worker exited with {process.returncode}:\n{self.worker_log_tail()}")
             try:
-                ping.apply_async().get(timeout=5)
+                ping.apply_async(queue=queue).get(timeout=5)
                 break
             except Exception:
                 if time.monotonic() > deadline:
@@ -352,7 +371,7 @@ class Environment:
                     ) from None
         # Prefork children load the embedding model as they start (worker_process_init); a few more round trips
         # (concurrent, so every child gets one) make sure none is still loading when the measurement starts.
-        results = [ping.apply_async() for _ in range(8)]
+        results = [ping.apply_async(queue=queue) for _ in range(8)]
         for result in results:
             result.get(timeout=max(5.0, deadline - time.monotonic()))
         time.sleep(1.0)

@@ -5,7 +5,8 @@
 
 For each burst size (default 10, 100, 300) a fresh project with provider "anthropic" gets that many critiques
 saved as fast as reviews.feedback.save_feedback returns (FeedbackQA samples and rationales). The memory
-signals dispatch the work on commit; a real `celery worker` subprocess distils it, calling the fake Messages
+signals dispatch the work on commit; real `celery worker` subprocesses (by default those `make run` starts: one
+process for the embedding queue, one for the rest) embed the samples and distil the critiques, calling the fake Messages
 API (tests/fake_anthropic.py, run in this process on 127.0.0.1 with `--latency` seconds per request) through
 the real SDK: ANTHROPIC_API_KEY=test-key and ANTHROPIC_BASE_URL=<fake url> are in the worker's environment.
 
@@ -182,7 +183,14 @@ def main() -> int:
     parser.add_argument(
         "--offline", action=argparse.BooleanOptionalAction, default=True, help="also a 100-burst, offline provider"
     )
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2, as `make run`)")
+    parser.add_argument(
+        "--workers",
+        choices=["site", "one"],
+        default="site",
+        help="site: what `make run` starts, a worker process per queue (default); one: one worker serving every "
+        "queue with --concurrency processes (the layout before the queues were split)",
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="processes of the single worker (--workers one)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per burst")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     args = parser.parse_args()
@@ -196,7 +204,10 @@ def main() -> int:
     with FakeAnthropic(latency=args.latency) as fake:
         env_vars = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.url}
         with Environment("distill", env=env_vars, keep=args.keep) as env:
-            env.start_worker(concurrency=args.concurrency)
+            if args.workers == "site":
+                env.start_site_workers()
+            else:
+                env.start_worker(concurrency=args.concurrency)
             from django.conf import settings
             from django.contrib.auth import get_user_model
 

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from typing import Any
 
 from celery import Celery, bootsteps
 from celery.signals import worker_init, worker_process_init
@@ -42,6 +43,13 @@ class RepairOnConnect(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(RepairOnConnect)
+
+
+def route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str] | None:
+    """Send the CPU-bound tasks to the embedding queue (settings.MEMALIGN_EMBED_TASKS); the rest to the default."""
+    from django.conf import settings
+
+    return {"queue": settings.MEMALIGN_EMBED_QUEUE} if name in settings.MEMALIGN_EMBED_TASKS else None
 
 
 @app.task(name="memalign.ping", acks_late=False)

@@ -1,9 +1,10 @@
 """`make run`: one command for the whole local site.
 
 Starts an embedded Redis (unless REDIS_URL is set; its queue is kept in an append-only file in DATA_DIR, so a
-restart loses no queued task), migrates, seeds the demo project, then runs the web server, a Celery worker and
-Celery beat side by side. A crashed worker or beat is restarted (a few times at most); everything stops on
-Ctrl-C (or SIGTERM) or when the web server itself dies, Redis last.
+restart loses no queued task), migrates, seeds the demo project, then runs the web server, two Celery workers (a
+process each: one serves the embedding queue, one the rest) and Celery beat side by side. A crashed worker or
+beat is restarted (a few times at most); everything stops on Ctrl-C (or SIGTERM) or when the web server itself
+dies, Redis last.
 """
 
 from __future__ import annotations
@@ -183,6 +184,19 @@ class Supervisor:
         stop(list(self.processes.values()))
 
 
+# One worker process per queue (settings: CELERY_TASK_DEFAULT_QUEUE, MEMALIGN_EMBED_QUEUE), two in all for two
+# cores: embedding an import (CPU-bound) never holds up a distillation or a judge run (waiting on the model).
+WORKER_QUEUES = {"worker": "celery", "embedder": "embed"}
+
+
+def worker_commands(celery: list[str]) -> dict[str, list[str]]:
+    """The `celery worker` commands of the local site, by process name: each serves one queue."""
+    return {
+        name: [*celery, "worker", "-Q", queue, "--concurrency", "1", "-n", f"{queue}@%h", "--loglevel", "INFO"]
+        for name, queue in WORKER_QUEUES.items()
+    }
+
+
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True)
 
@@ -213,7 +227,7 @@ def main() -> int:
         celery = [sys.executable, "-m", "celery", "-A", "memalign_site"]
         supervisor = Supervisor(
             {
-                "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
+                **worker_commands(celery),
                 "beat": [*celery, "beat", "--loglevel", "WARNING", "--schedule", str(data_dir / "celerybeat-schedule")],
                 "web": [sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"],
             },

@@ -13,6 +13,7 @@ from typing import Any
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -311,6 +312,28 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 1,
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Queues by kind of work, so that a CPU-bound backlog (embedding an import) never delays a model-bound task (a
+# distillation, a judge run's chunk): `make run` gives each queue a worker process of its own, and every worker
+# host names the queues it serves (README: Running at scale); a worker that names none serves them all.
+CELERY_TASK_DEFAULT_QUEUE = "celery"  # everything not routed: distillation, episodic updates, runs, evaluations
+MEMALIGN_EMBED_QUEUE = "embed"
+# The CPU-bound tasks: embedding, and what embeds samples or fits a model on their vectors.
+MEMALIGN_EMBED_TASKS = {
+    "memory.tasks.embed_samples",
+    "memory.tasks.embed_principles",
+    "memory.tasks.sync_project",
+    "judging.tasks.rank_queue",
+    "memory.tasks.rank_queue",
+    "judging.tasks.train_learned_judge",
+}
+
+
+def celery_queues(*names: str) -> list[Queue]:
+    return [Queue(name, Exchange(name), routing_key=name) for name in names]
+
+
+CELERY_TASK_QUEUES = celery_queues(CELERY_TASK_DEFAULT_QUEUE, MEMALIGN_EMBED_QUEUE)
+CELERY_TASK_ROUTES = ("memalign_site.celery.route",)  # reads MEMALIGN_EMBED_QUEUE when a task is sent
 CELERY_TASK_ALWAYS_EAGER = False
 
 # Chroma: a folder under DATA_DIR, or a Chroma server.

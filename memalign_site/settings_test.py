@@ -39,6 +39,8 @@ os.environ.setdefault("MEMALIGN_QUEUE_RANK_DELAY_MS", "100")
 from memalign_site.settings import *  # noqa: E402,F403
 
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MEMALIGN_TEST_QUEUE") or f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
+MEMALIGN_EMBED_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-embed"  # routed queues are the run's own too
+CELERY_TASK_QUEUES = celery_queues(CELERY_TASK_DEFAULT_QUEUE, MEMALIGN_EMBED_QUEUE)  # noqa: F405
 MEMALIGN_NAMESPACE = f"memalign-test-{os.environ['MEMALIGN_TEST_RUN']}"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -41,12 +41,26 @@ def send(task: str, *args: Any, countdown: float | None = None) -> None:
 def request_episodic_update(project_id: int, feedback_id: int) -> bool:
     """Note a saved feedback (new or edited) for its project's episodic store, and queue the task that stores
     the project's noted feedback unless it is already queued; return whether queued."""
-    redis = get_redis()
-    redis.sadd(key("episodic-pending", project_id), feedback_id)
-    if not redis.set(key("episodic-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
+    get_redis().sadd(key("episodic-pending", project_id), feedback_id)
+    return request_episodic_run(project_id)
+
+
+def request_episodic_run(project_id: int) -> bool:
+    """Queue the task that stores the project's noted feedback unless it is already queued (the embedding run
+    calls this when it stored vectors that noted feedback waits for); return whether queued."""
+    if not get_redis().set(key("episodic-queued", project_id), 1, nx=True, ex=settings.MEMALIGN_LOCK_SECONDS):
         return False
     send("memory.tasks.update_episodic", project_id)
     return True
+
+
+def sample_embedding_underway(project_id: int) -> bool:
+    """Whether a run embedding the project's samples is queued or running (memory.tasks.embed_samples): it will
+    store the vectors, so nobody else needs to compute them. False when Redis cannot say."""
+    try:
+        return bool(get_redis().exists(key("embed-queued", project_id), key("embed-running", project_id)))
+    except RedisError:
+        return False
 
 
 def request_sample_embedding(project_id: int, force: bool = False) -> bool:

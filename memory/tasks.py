@@ -23,9 +23,11 @@ from memory import consolidate, distil, episodic, events, principle_vectors, sem
 from memory.dispatch import key as _key
 from memory.dispatch import (
     repair_queued_key,
+    request_episodic_run,
     request_principle_embedding,
     request_regeneration,
     request_sample_embedding,
+    sample_embedding_underway,
 )
 from memory.llm.base import ProviderError
 from memory.locks import kept, regeneration_lock, release
@@ -64,25 +66,44 @@ RETRY: dict[str, Any] = {
 def update_episodic(project_id: int) -> dict[str, Any]:
     """Store every feedback noted for the project since the last run, EPISODIC_BATCH per Chroma upsert, with
     the samples' stored vectors: a burst of saves costs a few tasks, not one each. Notes taken but not stored
-    (an error) are put back for the retry; a note lost with its process is caught by the periodic repair."""
+    (an error) are put back for the retry; a note lost with its process is caught by the periodic repair.
+
+    Feedback whose sample the embedding run has yet to embed waits for it (its note is put back, and the run
+    queues this task again as it stores vectors): the vectors are computed once, there, and this task, which
+    shares its queue with the distillations, stays free of CPU-bound work. With no run queued or going (it was
+    lost), this task embeds what is missing itself."""
     redis = get_redis()
     redis.delete(_key("episodic-queued", project_id))  # feedback saved from now on queues the next run
     key = _key("episodic-pending", project_id)
     stored = gone = 0
+    waiting: list[int] = []
     while ids := [int(i) for i in redis.spop(key, EPISODIC_BATCH) or []]:
         try:
             # Overruled feedback (reviews.adjudication) is left out, as if deleted.
             feedback = list(
                 learnable(Feedback.objects.select_related("sample").filter(pk__in=ids, project_id=project_id))
             )
+            unembedded = {s.pk for s in vectors.without_vector([f.sample for f in feedback])}
+            if unembedded and sample_embedding_underway(project_id):
+                later = [f.pk for f in feedback if f.sample_id in unembedded]
+                feedback = [f for f in feedback if f.sample_id not in unembedded]
+            else:
+                later = []
             episodic.upsert(feedback)
             kept = set(learnable(Feedback.objects.filter(pk__in=[f.pk for f in feedback])).values_list("pk", flat=True))
-            episodic.delete(project_id, [i for i in ids if i not in kept])  # deleted or overruled meanwhile
+            # deleted or overruled meanwhile
+            episodic.delete(project_id, [i for i in ids if i not in kept and i not in later])
         except Exception:
             redis.sadd(key, *ids)
             raise
-        stored, gone = stored + len(kept), gone + len(ids) - len(kept)
-    return {"stored": stored, "gone": gone}
+        stored, gone, waiting = stored + len(kept), gone + len(ids) - len(kept) - len(later), waiting + later
+    if waiting:
+        redis.sadd(key, *waiting)
+        # Checked after the notes are back: a run that ended meanwhile no longer queues this task (it looks for
+        # notes only after letting go of its lock), so queue it here; it finds the vectors stored.
+        if not sample_embedding_underway(project_id):
+            request_episodic_run(project_id)
+    return {"stored": stored, "gone": gone, "waiting for their vectors": len(waiting)}
 
 
 @shared_task(acks_late=True, **RETRY)
@@ -131,6 +152,7 @@ def embed_samples(project_id: int) -> dict[str, Any]:
     if not running.acquire(blocking=False):
         embed_samples.apply_async((project_id,), countdown=EMBED_WAIT_SECONDS)
         return {"skipped": "another run is embedding this project"}
+    finished = False
     try:
         redis.delete(_key("embed-queued", project_id))  # samples created from now on queue the next run
         project = Project.objects.filter(pk=project_id).first()
@@ -141,11 +163,23 @@ def embed_samples(project_id: int) -> dict[str, Any]:
             count = vectors.embed_pending(project)
             embedded += count
             if count < vectors.BATCH:
-                return {"embedded": embedded}
+                finished = True
+                break
+            _episodic_waits(project_id)  # feedback on this batch's samples becomes retrievable now
     finally:
         release(running)
+        # After letting go: feedback that update_episodic put back while it saw this run going is stored now.
+        _episodic_waits(project_id)
+    if finished:
+        return {"embedded": embedded}
     request_sample_embedding(project_id)  # the rest in the next run: each stays inside the time limit
     return {"embedded": embedded, "continued": True}
+
+
+def _episodic_waits(project_id: int) -> None:
+    """Queue the episodic update if feedback is noted for the project: some may have waited for the vectors."""
+    if get_redis().scard(_key("episodic-pending", project_id)):
+        request_episodic_run(project_id)
 
 
 @shared_task(acks_late=True, **RETRY)

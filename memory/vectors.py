@@ -2,22 +2,32 @@
 
 A stored vector is used only while it matches the sample's content (its fingerprint) and the current vector
 scheme; anything else is embedded on the spot (in one batch with the rest) and stored, so callers always get
-the right vector and never wait on the background work.
+the right vector. Each sample is embedded once: embedding holds the project's embedding lock, so a caller that
+meets the background run embedding its samples waits for that batch and reads the vectors it stored.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from django.db.models import QuerySet
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
-from memory.embeddings import DIMENSIONS, embed_cached, example_vectors, fingerprint, sample_parts
+import numpy as np
+from django.conf import settings
+from django.db.models import QuerySet
+from redis.exceptions import LockError, RedisError
+
+from memory.embeddings import DIMENSIONS, embed_cached, fingerprint, sample_parts
 from memory.models import SampleVector
+from memory.redis_client import get_redis
 from reviews.models import Project, Sample
 
 # How vectors are made. 2: the mean of the sample's parts (input, each output), each embedded whole up to 256
 # tokens; 1 (episodic entries without a "scheme"): input and output as one text, cut at 256 tokens.
 SCHEME = 2
 BATCH = 256  # samples per background embedding batch: all their parts go through one embed() call
+LOCK_SECONDS = 120  # a project's embedding lock: longer than a batch takes on a loaded machine
+log = logging.getLogger(__name__)
 
 
 def sample_fingerprint(sample: Sample) -> str:
@@ -30,38 +40,99 @@ def sample_vector_parts(sample: Sample) -> list[str]:
 
 
 def for_samples(samples: list[Sample]) -> np.ndarray:
-    """Return the samples' vectors (rows in their order), embedding and storing those not stored yet."""
+    """Return the samples' vectors (rows in their order), embedding and storing those not stored yet.
+
+    Embedding is done under the project's embedding lock, and what is missing is looked up again once it is
+    held: a caller that meets the background run (or another caller) embedding the same samples waits for it
+    and reads its vectors instead of computing them a second time."""
     result = np.empty((len(samples), DIMENSIONS), dtype=np.float32)
-    stored = SampleVector.objects.in_bulk([s.pk for s in samples])
-    prints = [sample_fingerprint(s) for s in samples]
+    missing = _fill_stored(samples, result)
+    if missing:
+        with embedding_lock(samples[missing[0]].project_id):
+            missing = [missing[i] for i in _fill_stored([samples[row] for row in missing], result, missing)]
+            if missing:
+                result[missing] = _embed_and_store([samples[row] for row in missing])
+    return result
+
+
+def without_vector(samples: list[Sample]) -> list[Sample]:
+    """The samples that have no current stored vector: for_samples would embed them."""
+    rows = _fill_stored(samples, np.empty((len(samples), DIMENSIONS), dtype=np.float32))
+    return [samples[row] for row in rows]
+
+
+def _fill_stored(samples: list[Sample], result: np.ndarray, rows: list[int] | None = None) -> list[int]:
+    """Copy the samples' current stored vectors into `result` (at `rows`, default 0..n-1); return the indexes
+    (into `samples`) of those with none."""
+    rows = rows if rows is not None else list(range(len(samples)))
+    stored = SampleVector.objects.only("fingerprint", "scheme", "vector").in_bulk([s.pk for s in samples])
     missing = []
-    for row, (sample, print_) in enumerate(zip(samples, prints)):
+    for index, (row, sample) in enumerate(zip(rows, samples)):
         found = stored.get(sample.pk)
-        if found is not None and found.scheme == SCHEME and found.fingerprint == print_:
+        if found is not None and found.scheme == SCHEME and found.fingerprint == sample_fingerprint(sample):
             result[row] = np.frombuffer(bytes(found.vector), dtype="<f4")
         else:
-            missing.append(row)
-    if missing:
-        vectors = example_vectors([sample_vector_parts(samples[row]) for row in missing])
-        result[missing] = vectors
-        SampleVector.objects.bulk_create(
-            [
-                SampleVector(
-                    sample_id=samples[row].pk,
-                    project_id=samples[row].project_id,
-                    fingerprint=prints[row],
-                    scheme=SCHEME,
-                    vector=vector.astype("<f4").tobytes(),
-                )
-                # one row per sample: a sample may come twice (two reviewers' feedback on it), and PostgreSQL
-                # refuses an upsert that touches a row twice
-                for row, vector in {samples[row].pk: (row, vector) for row, vector in zip(missing, vectors)}.values()
-            ],
-            update_conflicts=True,
-            unique_fields=["sample"],
-            update_fields=["fingerprint", "scheme", "vector"],
+            missing.append(index)
+    return missing
+
+
+def _embed_and_store(samples: list[Sample]) -> np.ndarray:
+    """Embed the samples' parts (each distinct text once) and store each sample's vector, the normalised mean of
+    its non-empty parts, with the part vectors themselves (the learned judge's features): nothing is embedded
+    again for either."""
+    texts = [sample_part_texts(s) for s in samples]
+    flat = [text or " " for parts in texts for text in parts]
+    embedded = embed_cached(flat)
+    means = np.empty((len(samples), DIMENSIONS), dtype=np.float32)
+    rows: dict[int, SampleVector] = {}  # one per sample: a sample may come twice (two reviewers' feedback on it)
+    start = 0
+    for index, (sample, parts) in enumerate(zip(samples, texts)):
+        block = embedded[start : start + len(parts)].copy()
+        start += len(parts)
+        filled = [bool(text) for text in parts]
+        mean = block[filled].mean(axis=0) if any(filled) else block.mean(axis=0)
+        means[index] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        block[[not f for f in filled]] = 0.0
+        rows[sample.pk] = SampleVector(
+            sample_id=sample.pk,
+            project_id=sample.project_id,
+            fingerprint=sample_fingerprint(sample),
+            scheme=SCHEME,
+            vector=means[index].astype("<f4").tobytes(),
+            parts=block.astype("<f4").tobytes(),
         )
-    return result
+    # PostgreSQL refuses an upsert that touches a row twice: one row per sample
+    SampleVector.objects.bulk_create(
+        list(rows.values()),
+        update_conflicts=True,
+        unique_fields=["sample"],
+        update_fields=["fingerprint", "scheme", "vector", "parts"],
+    )
+    return means
+
+
+def embedding_lock_key(project_id: int) -> str:
+    return f"{settings.MEMALIGN_NAMESPACE}:embedding:{project_id}"
+
+
+@contextmanager
+def embedding_lock(project_id: int) -> Iterator[None]:
+    """Hold the project's embedding lock for the block: one process embeds a project's samples at a time, and the
+    next finds their vectors stored. A holder that died lets go after LOCK_SECONDS; without Redis (down) the
+    block runs unlocked, as it did before the lock existed: the worst is a text embedded twice."""
+    lock = get_redis().lock(embedding_lock_key(project_id), timeout=LOCK_SECONDS)
+    try:
+        held = lock.acquire(blocking=True, blocking_timeout=LOCK_SECONDS)
+    except RedisError:
+        held = False
+    if not held:
+        log.warning("embedding project %s without its embedding lock", project_id)
+    try:
+        yield
+    finally:
+        if held:
+            with suppress(LockError, RedisError):  # it expired meanwhile: the vectors are stored all the same
+                lock.release()
 
 
 def part_texts(inputs: str, output: str = "", output_a: str = "", output_b: str = "") -> list[str]:
@@ -92,26 +163,21 @@ def part_vectors(samples: list[Sample]) -> np.ndarray:
     a zero vector."""
     if not samples:
         return np.zeros((0, 2, DIMENSIONS), dtype=np.float32)
+    for_samples(samples)  # stores the parts with the vector of a sample not embedded yet
     width = len(sample_part_texts(samples[0]))
     result = np.zeros((len(samples), width, DIMENSIONS), dtype=np.float32)
-    stored = SampleVector.objects.only("fingerprint", "scheme", "parts").in_bulk([s.pk for s in samples])
-    missing = []
+    stored = SampleVector.objects.only("parts").in_bulk([s.pk for s in samples])
+    legacy = []  # rows stored before the parts were: their parts are embedded now, once
     for row, sample in enumerate(samples):
-        found = stored.get(sample.pk)
-        blob = bytes(found.parts) if found is not None else b""
-        if (
-            found is not None
-            and found.fingerprint == sample_fingerprint(sample)
-            and len(blob) == width * DIMENSIONS * 4
-        ):
+        blob = bytes(stored[sample.pk].parts) if sample.pk in stored else b""
+        if len(blob) == width * DIMENSIONS * 4:
             result[row] = np.frombuffer(blob, dtype="<f4").reshape(width, DIMENSIONS)
         else:
-            missing.append(row)
-    if missing:
-        vectors = embed_parts([sample_part_texts(samples[row]) for row in missing])
-        result[missing] = vectors
-        for_samples([samples[row] for row in missing])  # the row must exist, with the current content
-        for row, vector in {samples[row].pk: (row, vector) for row, vector in zip(missing, vectors)}.values():
+            legacy.append(row)
+    if legacy:
+        vectors = embed_parts([sample_part_texts(samples[row]) for row in legacy])
+        result[legacy] = vectors
+        for row, vector in {samples[row].pk: (row, vector) for row, vector in zip(legacy, vectors)}.values():
             SampleVector.objects.filter(sample_id=samples[row].pk).update(parts=vector.astype("<f4").tobytes())
     return result
 

@@ -14,7 +14,13 @@ from judging import runs
 from judging.models import Judgement, JudgeRun
 from memalign_site.celery import app
 from tests.conftest import add_sample, wait_for
-from tests.test_memory_faults import database_url, start_beat_process, start_worker_process, wait_until_ready
+from tests.test_memory_faults import (
+    database_url,
+    embed_queue,
+    start_beat_process,
+    start_worker_process,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,6 +31,7 @@ def worker_env(chroma_server, fake_anthropic, settings):  # noqa: F811
     queue = f"scale-{os.getpid()}-{time.monotonic_ns()}"
     saved = app.conf.task_default_queue
     app.conf.task_default_queue = queue
+    settings.MEMALIGN_EMBED_QUEUE = embed_queue(queue)
     yield (
         queue,
         {

@@ -89,3 +89,17 @@ def test_the_embedded_redis_keeps_its_queue_across_a_crash_and_restart():
         stop([server])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_local_workers_serve_every_queue_each_in_a_process_of_its_own():
+    """`make run` starts a worker process per queue: an embedding backlog never holds up a distillation, and no
+    queue is left without a worker (its tasks would never run)."""
+    import memalign_site.settings as production
+    from memalign_site.launcher import worker_commands
+
+    commands = worker_commands(["celery"])
+    served = [command[command.index("-Q") + 1] for command in commands.values()]
+    assert sorted(served) == sorted(queue.name for queue in production.CELERY_TASK_QUEUES)
+    assert sorted(served) == sorted([production.CELERY_TASK_DEFAULT_QUEUE, production.MEMALIGN_EMBED_QUEUE])
+    assert all(command[command.index("--concurrency") + 1] == "1" for command in commands.values())  # two in all
+    assert len({command[command.index("-n") + 1] for command in commands.values()}) == len(commands)

@@ -34,7 +34,16 @@ def database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def start_worker_process(queue: str, env: dict[str, str], name: str | None = None) -> subprocess.Popen:
+def embed_queue(queue: str) -> str:
+    """The embedding queue that goes with a test's own default queue (memalign_site/settings_test.py)."""
+    return f"{queue}-embed"
+
+
+def start_worker_process(
+    queue: str, env: dict[str, str], name: str | None = None, serves: list[str] | None = None
+) -> subprocess.Popen:
+    """A `celery worker` process serving the test's queue and its embedding queue (the tasks routed there would
+    never run otherwise), or only the queues in `serves`; `env` must give it MEMALIGN_TEST_QUEUE=queue."""
     command = [
         sys.executable,
         "-m",
@@ -45,7 +54,7 @@ def start_worker_process(queue: str, env: dict[str, str], name: str | None = Non
         "--pool",
         "solo",
         "-Q",
-        queue,
+        ",".join(serves or [queue, embed_queue(queue)]),
         "--loglevel",
         "WARNING",
         *(["-n", f"{name}@%h"] if name else []),
@@ -91,6 +100,7 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
     queue = f"faults-{os.getpid()}-{time.monotonic_ns()}"
     saved_queue = app.conf.task_default_queue
     app.conf.task_default_queue = queue  # only this test's worker processes consume it
+    settings.MEMALIGN_EMBED_QUEUE = embed_queue(queue)
     settings.MEMALIGN_DISTILL_DELAY_SECONDS = 0.05
     env = {
         "DATABASE_URL": database_url(),

@@ -97,7 +97,7 @@ def test_an_outage_is_recorded_then_retried_until_it_succeeds(celery_worker, per
 
 
 def test_noted_feedback_is_stored_in_one_batch_and_put_back_when_storing_fails(personas, monkeypatch):
-    from memory import tasks
+    from memory import tasks, vectors
     from memory.redis_client import get_redis
     from reviews.models import Feedback
 
@@ -119,6 +119,7 @@ def test_noted_feedback_is_stored_in_one_batch_and_put_back_when_storing_fails(p
             for i, s in enumerate(samples)
         ]
     )
+    vectors.embed_pending(project)  # the embedding run's work: the update stores the vectors it made
     key = tasks._key("episodic-pending", project.pk)
     redis = get_redis()
     redis.sadd(key, *[f.pk for f in feedback])
@@ -128,7 +129,7 @@ def test_noted_feedback_is_stored_in_one_batch_and_put_back_when_storing_fails(p
 
     gone = feedback.pop()
     gone.delete()  # deleted after it was noted: counted as gone, never stored
-    assert tasks.update_episodic.run(project.pk) == {"stored": 11, "gone": 1}
+    assert tasks.update_episodic.run(project.pk) == {"stored": 11, "gone": 1, "waiting for their vectors": 0}
     assert upserts == [11]  # one Chroma upsert for the whole burst
     assert set(episodic.entries(project.pk)) == {f.pk for f in feedback}
     assert redis.scard(key) == 0

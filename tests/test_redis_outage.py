@@ -144,7 +144,7 @@ def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, chro
     """A real worker process on the test's Redis: a critique saved while Redis is stopped is embedded once it
     restarts. A process of its own, so the suite's in-process worker never follows the test's broker."""
     from memory import episodic
-    from tests.test_memory_faults import ROOT, database_url
+    from tests.test_memory_faults import ROOT, database_url, embed_queue
 
     queue = f"outage-{os.getpid()}-{time.monotonic_ns()}"
     env = {
@@ -166,7 +166,7 @@ def test_the_repair_runs_as_soon_as_the_broker_is_back(personas, own_redis, chro
         "--pool",
         "solo",
         "-Q",
-        queue,
+        f"{queue},{embed_queue(queue)}",
         "--loglevel",
         "INFO",
     ]

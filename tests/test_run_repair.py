@@ -16,7 +16,13 @@ from judging.models import Judgement, JudgeRun
 from judging.tasks import repair_runs
 from memalign_site.celery import app
 from tests.conftest import add_sample, wait_for
-from tests.test_memory_faults import database_url, start_beat_process, start_worker_process, wait_until_ready
+from tests.test_memory_faults import (
+    database_url,
+    embed_queue,
+    start_beat_process,
+    start_worker_process,
+    wait_until_ready,
+)
 from tests.test_redis_outage import own_redis  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,6 +82,7 @@ def test_a_run_survives_a_20_second_redis_outage(personas, own_redis, chroma_ser
     fake_anthropic.latency = 0.25
     queue = f"heal-{os.getpid()}-{time.monotonic_ns()}"
     saved_queue, app.conf.task_default_queue = app.conf.task_default_queue, queue
+    settings.MEMALIGN_EMBED_QUEUE = embed_queue(queue)
     env = {
         "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",

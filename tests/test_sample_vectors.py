@@ -29,7 +29,7 @@ def test_a_stored_vector_is_reused_for_the_episodic_entry_and_for_judging(person
     stored = vectors.for_samples(samples)
     fresh = example_vectors([vectors.sample_vector_parts(s) for s in samples])
     assert np.all(np.sum(stored * fresh, axis=1) > 0.999)  # the vector of the whole sample, as stored
-    monkeypatch.setattr(vectors, "example_vectors", no_embedding)
+    monkeypatch.setattr(vectors, "embed_cached", no_embedding)
     feedback = add_feedback(samples[0], personas.reviewer, "fail", "Curt.")
     episodic.upsert([feedback])  # what update_episodic does when a critique is saved: no embedding work
     memory = judge.working_memories(personas.project, samples[1:])
