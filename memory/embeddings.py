@@ -129,7 +129,8 @@ class _Encoder:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        unit: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)  # onnxruntime's output is untyped
+        return unit
 
 
 _lock = threading.Lock()
@@ -193,7 +194,8 @@ def token_counts(texts: Sequence[str]) -> list[int]:
 
 def embed_one(text: str) -> list[float]:
     """Embed one text: a list of 384 floats with unit L2 norm."""
-    return embed([text])[0].tolist()
+    vector: list[float] = embed([text])[0].tolist()
+    return vector
 
 
 _CACHE: dict[str, np.ndarray] = {}
