@@ -106,12 +106,19 @@ def build(samples: int, seed: int = 7):
                     agrees_with_judge=label == judge,
                 )
             )
-    Feedback.objects.bulk_create(feedback, batch_size=5_000)
-    # Spread the review times over a month, as a team's pace would (auto_now wrote them all as now).
+    # Review times spread over a month, as a team's pace would: auto_now is held off while they are written.
     rng.shuffle(feedback)
     for k, row in enumerate(feedback):
         row.created_at = row.updated_at = now - timedelta(seconds=30 * k)
-    Feedback.objects.bulk_update(feedback, ["created_at", "updated_at"], batch_size=500)
+    fields = [Feedback._meta.get_field("created_at"), Feedback._meta.get_field("updated_at")]
+    saved = [(f.auto_now, f.auto_now_add) for f in fields]
+    for f in fields:
+        f.auto_now = f.auto_now_add = False  # type: ignore[attr-defined]
+    try:
+        Feedback.objects.bulk_create(feedback, batch_size=5_000)
+    finally:
+        for f, (auto_now, auto_now_add) in zip(fields, saved):
+            f.auto_now, f.auto_now_add = auto_now, auto_now_add  # type: ignore[attr-defined]
 
     ranked = [sample_id for sample_id, _ in ids]
     rng.shuffle(ranked)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max, Prefetch
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, push_url, trigger_client_event
 
-from reviews import import_jobs, overlap, queue
+from reviews import figures, import_jobs, overlap, queue
 from reviews.coaching import vague_reason
 from reviews.feedback import StaleFeedback, delete_feedback, quote, save_feedback, undo_save
 from reviews.forms import FeedbackForm
@@ -121,7 +121,8 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
     qs = queue.samples(project, request.user, query)
     mine = Feedback.objects.filter(author=request.user)
     qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback")).select_related("priority")
-    result = queue.page(qs, _int(request.GET.get("after")), _int(request.GET.get("before")), key=query.key)
+    after, before = _int(request.GET.get("after")), _int(request.GET.get("before"))
+    result = queue.page(qs, after, before, key=query.key, project=project)
     context = {
         "project": project,
         "membership": request.membership,
@@ -330,7 +331,7 @@ def _review_context(
     picked = _picks(request).get(str(sample.pk))
     hide_verdict = verdict_hidden(request.membership, project, mine, picked is not None)
     suffix = "?" + urlencode(query.params())
-    version = _feedback_version(project)
+    version = figures.token(project.pk)  # changes whenever any feedback in the project is saved or deleted
 
     def url(sample_id: int | None) -> str:
         return reverse("sample-review", args=[project.slug, sample_id]) + suffix if sample_id else ""
@@ -373,12 +374,6 @@ def _review_context(
         "posted_quote": (posted or {}).get("quote_text", mine.quote_text if mine else ""),
         "posted_quote_output": (posted or {}).get("quote_output", mine.quote_output if mine else ""),
     }
-
-
-def _feedback_version(project) -> str:
-    """A short token that changes whenever any feedback in the project is saved, edited or deleted."""
-    state = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
-    return f"{state['n']}.{int(state['last'].timestamp() * 1000) if state['last'] else 0}"
 
 
 def _next_url(request: ProjectRequest, sample: Sample) -> str:
