@@ -278,14 +278,6 @@ CACHES: dict[str, dict[str, Any]] = {
         # Fail fast with Redis down: the rate limit then lets requests through (api.auth.TokenRateThrottle).
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     },
-    # Per-project figures of the overview, queue and review page (reviews.figures), shared by every process.
-    "figures": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": MEMALIGN_NAMESPACE,
-        # Fail fast with Redis down: the figures are then computed (reviews.figures.DOWN_SECONDS).
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    },
 }
 MEMALIGN_API_RATE = env_str("MEMALIGN_API_RATE", "120/min")  # requests per token, e.g. "120/min", "5000/hour"
 CELERY_BROKER_URL = celery_url(REDIS_URL)

@@ -45,4 +45,3 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 # The suite's shared worker must not repair projects behind the tests' backs; the outage test's worker process turns it on.
 MEMALIGN_REPAIR_ON_CONNECT = os.environ.get("MEMALIGN_REPAIR_ON_CONNECT") == "1"
 CACHES["api"]["KEY_PREFIX"] = MEMALIGN_NAMESPACE  # noqa: F405
-CACHES["figures"]["KEY_PREFIX"] = MEMALIGN_NAMESPACE  # noqa: F405

@@ -1,53 +1,71 @@
-"""Per-project figures kept in the shared cache, so the overview, queue and review page need not count 100k rows.
+"""Per-project figures kept in Redis, so the overview, queue and review page need not count 100k rows per request.
 
-Each project has a version token in the "figures" cache (Redis, shared by the web and worker processes). A
-figure is stored under the token current when its computation began; every write path that changes what the
-figures count calls `changed(project_id)`, which replaces the token once the transaction commits, so a figure
-computed before the write is never read after it, and the writer's own next page shows the write. Nothing is written to the database: the token lives in the cache
-only, so concurrent writers never contend for a row (a per-project counter updated inside every write
-transaction deadlocked a feedback save against a background import on PostgreSQL).
+Each project has one Redis hash (shared by the web and worker processes) holding a token and its figures. A
+figure is stored only if the hash still holds the token read when its computation began. Every write path that
+changes what the figures count calls `changed(project_id)`, which deletes the hash once the transaction commits:
+a figure computed before the write is never read after it, and the writer's own next page shows the write.
+Nothing is written to the database, so concurrent writers never contend for a row (a per-project counter updated
+inside every write transaction deadlocked a feedback save against a background import on PostgreSQL).
 
-Writes reach `changed` through signals (`connect`: Feedback, Decision, Sample saves, Project saves, ImportRun
-saves and deletes, and the bulk imports' `feedback_imported` / `samples_imported`) and explicit calls where
-bulk writes send no signal (import batches and their undo, the teaching order's rows, unalign, the admin's
-sample deletes).
+Writes reach `changed` through signals (`connect`: Feedback and Decision saves and deletes, Sample, Project and
+ImportRun saves, ImportRun deletes, and the bulk imports' `feedback_imported` / `samples_imported`) and explicit
+calls where bulk writes send no signal (import batches, their undo and end, the teaching order's rows, the
+admin's sample deletes).
 
 Inside a transaction (an atomic block) figures are computed and not cached: what an open transaction sees may
 yet be rolled back. With Redis unreachable, figures are computed every time for a while (`DOWN_SECONDS`), and
-tokens this process failed to replace are replaced as soon as Redis answers again.
+the figures this process failed to forget are forgotten before it next reads any.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import cache
+from typing import TypeVar
 
-from django.core.cache import caches
+import redis
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from reviews.signals import feedback_imported, samples_imported
 
 T = TypeVar("T")
 
-TIMEOUT = 600  # a figure is kept this long at most (a bound on what a write lost in a Redis outage can leave)
-DOWN_SECONDS = 10  # after a cache error, figures are computed without the cache for this long
-_MISSING = object()
+TIMEOUT = 600  # a project's figures are kept this long at most (a bound on what a write lost in an outage leaves)
+DOWN_SECONDS = 10  # after a Redis error, figures are computed without the cache for this long
+TOKEN = "token"
+
+# Store a figure only if the hash still holds the token its computation began under (a write meanwhile deleted it).
+_STORE = """
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+"""
 
 _lock = threading.Lock()
 _down_until = 0.0
-_unbumped: set[int] = set()  # projects whose token a failed cache write left in place
+_unbumped: set[int] = set()  # projects whose figures a failed delete left in place
 
 
-def _cache():
-    return caches["figures"]
+@cache
+def _client() -> redis.Redis:
+    # One client per process (its pool survives between requests); fail fast when Redis is down.
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
 
 
-def _token_key(project_id: int) -> str:
-    return f"figures:{project_id}:token"
+def _key(project_id: int) -> str:
+    return f"{settings.MEMALIGN_NAMESPACE}:figures:{project_id}"
 
 
 def _available() -> bool:
@@ -59,10 +77,10 @@ def _failed() -> None:
     _down_until = time.monotonic() + DOWN_SECONDS
 
 
-def _replace_token(project_id: int) -> None:
+def _forget(project_id: int) -> None:
     try:
-        _cache().set(_token_key(project_id), uuid.uuid4().hex, timeout=None)
-    except Exception:
+        _client().delete(_key(project_id))
+    except redis.RedisError:
         with _lock:
             _unbumped.add(project_id)
         _failed()
@@ -71,80 +89,85 @@ def _replace_token(project_id: int) -> None:
             _unbumped.discard(project_id)
 
 
-def _flush_unbumped() -> bool:
-    """Replace the tokens a cache outage left in place; return whether the cache answers."""
+def _usable() -> bool:
+    """Whether to use the cache now: outside any transaction, Redis answering, and what an outage left undone
+    (figures this process could not forget) done first."""
+    if connection.in_atomic_block or not _available():
+        return False
     with _lock:
         pending = list(_unbumped)
     for project_id in pending:
-        _replace_token(project_id)
+        _forget(project_id)
     with _lock:
         return not _unbumped
 
 
-class _Replace:
-    """The after-commit replacement of a project's token (one per project and transaction: see `changed`)."""
+class _Forget:
+    """The after-commit deletion of a project's figures (one per project and transaction: see `changed`)."""
 
     def __init__(self, project_id: int) -> None:
         self.project_id = project_id
 
     def __call__(self) -> None:
-        _replace_token(self.project_id)
+        _forget(self.project_id)
 
 
 def changed(project_id: int | None) -> None:
     """The project's figures changed (or will, when the current transaction commits): forget the cached ones."""
     if project_id is None:
         return
-    # A transaction writing many rows (an unalign, a restore) replaces the token once: a replacement already
-    # waiting for this commit covers this write too (one inside a savepoint rolled back is gone by now).
+    # A transaction writing many rows (an unalign, a restore) forgets once: a deletion already waiting for this
+    # commit covers this write too (one inside a savepoint rolled back is gone by now).
     pending = connection.run_on_commit if connection.in_atomic_block else []
-    if any(isinstance(job, _Replace) and job.project_id == project_id for _, job, _ in pending):
+    if any(isinstance(job, _Forget) and job.project_id == project_id for _, job, _ in pending):
         return
-    # After the commit: a figure computed from what was there before is stored under the old token. (Readers
-    # inside the writing transaction do not use the cache at all.)
-    transaction.on_commit(_Replace(project_id))
+    # After the commit: a figure computed from what was there before is stored under the old token, which is
+    # gone by then. (Readers inside the writing transaction do not use the cache at all.)
+    transaction.on_commit(_Forget(project_id))
 
 
 def cached(project_id: int, name: str, compute: Callable[[], T], timeout: int = TIMEOUT) -> T:
-    """The figure `name` of the project: from the cache under its current token, else computed and stored."""
-    if connection.in_atomic_block or not _available() or not _flush_unbumped():
+    """The figure `name` of the project: from the cache, else computed (and kept at most `timeout` seconds)."""
+    if not _usable():
         return compute()
-    cache = _cache()
     try:
-        key = f"figures:{project_id}:{_current_token(project_id)}:{name}"
-        value: Any = cache.get(key, _MISSING)
-    except Exception:
+        token, stored = _client().hmget(_key(project_id), [TOKEN, name])
+        if token is None:
+            token = _new_token(project_id)
+        if stored is not None:
+            expires, value = pickle.loads(stored)
+            if expires > time.time():
+                return value
+    except redis.RedisError:
         _failed()
         return compute()
-    if value is not _MISSING:
-        return value
     value = compute()
     try:
-        cache.set(key, value, timeout=timeout)
-    except Exception:
+        _client().eval(_STORE, 1, _key(project_id), token, name, pickle.dumps((time.time() + timeout, value)))
+    except redis.RedisError:
         _failed()
     return value
 
 
+def _new_token(project_id: int) -> bytes:
+    """Start the project's hash (the first of two concurrent starters wins); it expires with its figures."""
+    key, client = _key(project_id), _client()
+    if client.hsetnx(key, TOKEN, uuid.uuid4().hex):
+        client.expire(key, TIMEOUT)
+    return client.hget(key, TOKEN) or b""
+
+
 def token(project_id: int) -> str:
     """The project's current token: changes whenever its figures do (the review page's preload links carry it).
-    Inside a transaction or without the cache, a token of its own, so nothing is taken for unchanged."""
-    if connection.in_atomic_block or not _available() or not _flush_unbumped():
+    Inside a transaction or without Redis, a token of its own, so nothing is taken for unchanged."""
+    if not _usable():
         return uuid.uuid4().hex
     try:
-        return _current_token(project_id)
-    except Exception:
+        value = _client().hget(_key(project_id), TOKEN) or _new_token(project_id)
+    except redis.RedisError:
         _failed()
         return uuid.uuid4().hex
-
-
-def _current_token(project_id: int) -> str:
-    cache, key = _cache(), _token_key(project_id)
-    value = cache.get(key)
-    if value is None:  # never set, or Redis lost it: a new one (add: the first of two concurrent makers wins)
-        cache.add(key, uuid.uuid4().hex, timeout=None)
-        value = cache.get(key)
-    return value or uuid.uuid4().hex
+    return value.decode() if value else uuid.uuid4().hex
 
 
 def _project_of(sender, instance, **kwargs) -> None:

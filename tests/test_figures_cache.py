@@ -68,12 +68,31 @@ def test_a_change_counts_only_once_committed(people):
     before = figures.token(pid)
     with transaction.atomic():
         figures.changed(pid)
-        figures.changed(pid)  # one replacement per transaction and project
-        assert sum(isinstance(job, figures._Replace) for _, job, _ in transaction.get_connection().run_on_commit) == 1
+        figures.changed(pid)  # one deletion per transaction and project
+        assert sum(isinstance(job, figures._Forget) for _, job, _ in transaction.get_connection().run_on_commit) == 1
         # Until the commit, others still read the figure of what they can see.
-        assert figures._cache().get(figures._token_key(pid)) == before
+        assert figures._client().hget(figures._key(pid), figures.TOKEN).decode() == before
     assert figures.token(pid) != before
     assert figures.cached(pid, "probe", lambda: calls.append(1) or len(calls)) == 2
+
+
+def test_a_figure_computed_before_a_write_is_not_stored_after_it(people):
+    """The race the token is for: a page began counting, a write committed, then the page stored its count."""
+    pid = people.project.pk
+
+    def compute_while_someone_writes():
+        figures.changed(pid)  # committed at once (no transaction): the hash is gone
+        figures.token(pid)  # and another reader started a new one
+        return "counted before the write"
+
+    assert figures.cached(pid, "probe", compute_while_someone_writes) == "counted before the write"
+    assert figures.cached(pid, "probe", lambda: "counted after") == "counted after"
+
+
+def test_a_figure_expires(people):
+    pid = people.project.pk
+    assert figures.cached(pid, "probe", lambda: 1, timeout=0) == 1
+    assert figures.cached(pid, "probe", lambda: 2) == 2
 
 
 def test_the_overview_shows_a_saved_label_at_once(client, people):
@@ -147,20 +166,20 @@ def test_bulk_writes_that_send_no_signal_still_change_the_figures(client, people
     assert stat(client, people.project, "feedback") == 1
 
 
-def test_with_the_cache_unreachable_figures_are_computed(people, settings):
+def test_with_redis_unreachable_figures_are_computed(people, settings):
     sample = add_sample(people.project, "s1")
-    reachable = settings.CACHES["figures"]["LOCATION"]
-    settings.CACHES = {
-        **settings.CACHES,
-        "figures": {**settings.CACHES["figures"], "LOCATION": "redis://127.0.0.1:1/0"},  # nothing listens there
-    }
+    reachable = settings.REDIS_URL
+    assert figures.cached(people.project.pk, "probe", lambda: "kept") == "kept"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    figures._client.cache_clear()
     try:
         assert figures.cached(people.project.pk, "probe", lambda: "computed") == "computed"
-        figures.changed(people.project.pk)  # the replacement fails: remembered for when the cache is back
-        add_feedback(sample, people.reviewer, "pass")
+        figures._down_until = 0.0
+        add_feedback(sample, people.reviewer, "pass")  # forgetting fails: remembered for when Redis is back
         assert people.project.pk in figures._unbumped
     finally:
+        settings.REDIS_URL = reachable
+        figures._client.cache_clear()
         figures._down_until = 0.0
-    settings.CACHES = {**settings.CACHES, "figures": {**settings.CACHES["figures"], "LOCATION": reachable}}
     assert figures.cached(people.project.pk, "probe", lambda: "fresh") == "fresh"
     assert not figures._unbumped
