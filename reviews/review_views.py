@@ -49,7 +49,15 @@ PICKS_KEPT = 50
 
 
 def _query(request: ProjectRequest) -> queue.QueueQuery:
-    """The queue query in the URL; its filters travel in the query string only (a POST body holds a label)."""
+    """The queue query in the URL; its filters travel in the query string only (a POST body holds a label).
+    Read once per request (it asks the database which imports are unfinished and which order is the default)."""
+    found = getattr(request, "_queue_query", None)
+    if found is None:
+        found = request._queue_query = _read_query(request)  # type: ignore[attr-defined]
+    return found
+
+
+def _read_query(request: ProjectRequest) -> queue.QueueQuery:
     membership = request.membership
     default = "todo" if can(membership, Role.REVIEWER) else "all"
     hidden = Sample.objects.writing_runs(request.project)
