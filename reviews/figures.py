@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from functools import cache
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import redis
 from django.conf import settings
@@ -119,7 +119,7 @@ def changed(project_id: int | None) -> None:
     # A transaction writing many rows (an unalign, a restore) forgets once: a deletion already waiting for this
     # commit covers this write too (one inside a savepoint rolled back is gone by now).
     pending = connection.run_on_commit if connection.in_atomic_block else []
-    if any(isinstance(job, _Forget) and job.project_id == project_id for _, job, _ in pending):
+    if any(isinstance(entry[1], _Forget) and entry[1].project_id == project_id for entry in pending):
         return
     # After the commit: a figure computed from what was there before is stored under the old token, which is
     # gone by then. (Readers inside the writing transaction do not use the cache at all.)
@@ -135,7 +135,7 @@ def cached(project_id: int, name: str, compute: Callable[[], T], timeout: int = 
         if token is None:
             token = _new_token(project_id)
         if stored is not None:
-            expires, value = pickle.loads(stored)
+            expires, value = pickle.loads(cast(bytes, stored))
             if expires > time.time():
                 return value
     except redis.RedisError:
@@ -154,7 +154,7 @@ def _new_token(project_id: int) -> bytes:
     key, client = _key(project_id), _client()
     if client.hsetnx(key, TOKEN, uuid.uuid4().hex):
         client.expire(key, TIMEOUT)
-    return client.hget(key, TOKEN) or b""
+    return cast(bytes, client.hget(key, TOKEN) or b"")
 
 
 def token(project_id: int) -> str:
@@ -163,7 +163,7 @@ def token(project_id: int) -> str:
     if not _usable():
         return uuid.uuid4().hex
     try:
-        value = _client().hget(_key(project_id), TOKEN) or _new_token(project_id)
+        value = cast(bytes, _client().hget(_key(project_id), TOKEN) or _new_token(project_id))
     except redis.RedisError:
         _failed()
         return uuid.uuid4().hex
