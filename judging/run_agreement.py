@@ -131,18 +131,34 @@ def current_figures(run: JudgeRun) -> StoredFigures | None:
     return run.figures
 
 
+@dataclass(frozen=True)
+class ExpertSummary:
+    """ExpertLabels without the labels: what the overview and the API show (small enough to cache)."""
+
+    samples: int  # samples with a label the experts agree on
+    reviewers: int
+    corroborated: int
+    conflicted: int
+
+
 def imported_judge_agreement(
     project: Project, within: set[int] | None = None
-) -> tuple[metrics.Figures | None, ExpertLabels]:
+) -> tuple[metrics.Figures | None, ExpertSummary]:
     """Agreement of the imported judge with the experts over every reviewed sample (the project overview), or
     over the reviewed samples among `within`.
 
     The bootstrap interval costs up to a second on a large project: over every sample, the figures are kept in
     the figures cache (reviews.figures) until the project's reviews or samples change.
     """
+
+    def compute() -> tuple[metrics.Figures | None, ExpertSummary]:
+        found, experts = _imported_judge_agreement(project, within)
+        summary = ExpertSummary(len(experts.labels), experts.reviewers, experts.corroborated, experts.conflicted)
+        return found, summary
+
     if within is not None:
-        return _imported_judge_agreement(project, within)
-    return figures.cached(project.pk, "imported-agreement", lambda: _imported_judge_agreement(project, None))
+        return compute()
+    return figures.cached(project.pk, "imported-agreement", compute)
 
 
 def imported_judge_agreement_on_audit(project: Project) -> tuple[metrics.Figures | None, bool]:
