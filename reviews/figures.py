@@ -23,7 +23,9 @@ import pickle
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import TypeVar, cast
 
@@ -50,6 +52,9 @@ if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
 end
 return 0
 """
+
+# Within a page (`snapshot`): each project's hash as read at its first figure, so a page costs one round trip.
+_pages: ContextVar[dict[int, dict[bytes, bytes]] | None] = ContextVar("figures_snapshot", default=None)
 
 _lock = threading.Lock()
 _down_until = 0.0
@@ -78,6 +83,9 @@ def _failed() -> None:
 
 
 def _forget(project_id: int) -> None:
+    page = _pages.get()
+    if page is not None:
+        page.pop(project_id, None)  # the writer's own page reads its write
     try:
         _client().delete(_key(project_id))
     except redis.RedisError:
@@ -131,22 +139,48 @@ def cached(project_id: int, name: str, compute: Callable[[], T], timeout: int = 
     if not _usable():
         return compute()
     try:
-        token, stored = _client().hmget(_key(project_id), [TOKEN, name])
+        token, stored = _read(project_id, name)
         if token is None:
             token = _new_token(project_id)
         if stored is not None:
-            expires, value = pickle.loads(cast(bytes, stored))
+            expires, value = pickle.loads(stored)
             if expires > time.time():
                 return value
     except redis.RedisError:
         _failed()
         return compute()
     value = compute()
+    stored = pickle.dumps((time.time() + timeout, value))
     try:
-        _client().eval(_STORE, 1, _key(project_id), token, name, pickle.dumps((time.time() + timeout, value)))
+        kept = _client().eval(_STORE, 1, _key(project_id), token, name, stored)
     except redis.RedisError:
         _failed()
+        return value
+    page = _pages.get()
+    if page is not None and kept:
+        page.setdefault(project_id, {}).update({TOKEN.encode(): token, name.encode(): stored})
     return value
+
+
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """Read each project's figures once in the block (a page): the first figure fetches the whole hash."""
+    reset = _pages.set({})
+    try:
+        yield
+    finally:
+        _pages.reset(reset)
+
+
+def _read(project_id: int, name: str) -> tuple[bytes | None, bytes | None]:
+    page = _pages.get()
+    if page is None:
+        token, stored = _client().hmget(_key(project_id), [TOKEN, name])
+        return cast(bytes | None, token), cast(bytes | None, stored)
+    fields = page.get(project_id)
+    if fields is None:
+        fields = page[project_id] = cast(dict[bytes, bytes], _client().hgetall(_key(project_id)))
+    return fields.get(TOKEN.encode()), fields.get(name.encode())
 
 
 def _new_token(project_id: int) -> bytes:
@@ -163,7 +197,7 @@ def token(project_id: int) -> str:
     if not _usable():
         return uuid.uuid4().hex
     try:
-        value = cast(bytes, _client().hget(_key(project_id), TOKEN) or _new_token(project_id))
+        value = _read(project_id, TOKEN)[0] or _new_token(project_id)
     except redis.RedisError:
         _failed()
         return uuid.uuid4().hex

@@ -183,3 +183,13 @@ def test_with_redis_unreachable_figures_are_computed(people, settings):
         figures._down_until = 0.0
     assert figures.cached(people.project.pk, "probe", lambda: "fresh") == "fresh"
     assert not figures._unbumped
+
+
+def test_a_page_reads_the_hash_once_and_sees_its_own_writes(people):
+    pid = people.project.pk
+    figures.cached(pid, "probe", lambda: "before")
+    with figures.snapshot():
+        assert figures.cached(pid, "probe", lambda: "computed") == "before"
+        figures.changed(pid)  # a save on this page, committed at once
+        assert figures.cached(pid, "probe", lambda: "after") == "after"
+        assert figures.cached(pid, "probe", lambda: "again") == "after"
