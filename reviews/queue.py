@@ -298,7 +298,9 @@ def _teaching_page(project: Project, qs: QuerySet[Sample], after: int | None, be
     )
 
 
-def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) -> tuple[int | None, int | None]:
+def neighbours(
+    project: Project, user: User, query: QueueQuery, sample_id: int, here: int | None = None
+) -> tuple[int | None, int | None]:
     """Return the ids of the samples before and after `sample_id` in the queue.
 
     In a shrinking filter (needs my review, not reviewed yet) "next" wraps around to the first sample still
@@ -306,7 +308,7 @@ def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) 
     whole project, since what was just reviewed has left the filter.
     """
     qs = _matching(project, user, query)
-    here = _key_of(query, sample_id)
+    here = _key_of(query, sample_id) if here is None else here
     following = _first_after(project, qs, query, here)
     if following is None and query.filter in SHRINKING:
         following = _first_after(project, qs, query, -1)
@@ -315,14 +317,16 @@ def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) 
     return _last_before(project, back, query, here), following
 
 
-def position(project: Project, user: User, query: QueueQuery, sample_id: int) -> tuple[int | None, int]:
+def position(
+    project: Project, user: User, query: QueueQuery, sample_id: int, here: int | None = None
+) -> tuple[int | None, int]:
     """Return the sample's 1-based position in the queue (None when it is not in it, e.g. just reviewed in
     "needs my review") and how many samples the queue holds."""
     qs = _matching(project, user, query)
     total = counts(project, user, query)[query.filter]  # the queue's own count, from the figures cache
     if not qs.filter(pk=sample_id).exists():
         return None, total
-    here = _key_of(query, sample_id)
+    here = _key_of(query, sample_id) if here is None else here
     if query.order != "teach":
         return qs.filter(id__lt=here).count() + 1, total
     before = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED)).count()
@@ -370,6 +374,12 @@ def _last_before(project: Project, qs: QuerySet[Sample], query: QueueQuery, here
             return found
     ranked = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED))
     return ranked.order_by("-priority__rank").values_list("id", flat=True).first()
+
+
+def key_of(query: QueueQuery, sample_id: int) -> int:
+    """The sample's place in the query's order (its id, or the teaching order's key): `neighbours` and `position`
+    take it, read once."""
+    return _key_of(query, sample_id)
 
 
 def _key_of(query: QueueQuery, sample_id: int) -> int:

@@ -154,7 +154,10 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the preload, the item alone
 def sample_review(request: ProjectRequest, sample_id: int) -> HttpResponse:
-    sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
+    # Sample.objects.visible, with the unfinished imports the query already read
+    samples = Sample.objects.filter(project=request.project)
+    hidden = _query(request).hidden_runs
+    sample = get_object_or_404(samples.exclude(import_run__in=hidden) if hidden else samples, pk=sample_id)
     # Served from "needs my review": take one of its review slots (overlap), unless others hold them all.
     served = _query(request).filter == "todo" and can(request.membership, Role.REVIEWER)
     if served and not overlap.claim(sample, request.user) and not request.htmx:
@@ -332,8 +335,9 @@ def _review_context(
     project = request.project
     # The order the reviewer walks is fixed when they start, so a ranking stored meanwhile does not reshuffle it.
     query = replace(_query(request), order_chosen=True)
-    previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
-    position, total = queue.position(project, request.user, query, sample.pk)
+    here = queue.key_of(query, sample.pk)
+    previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk, here)
+    position, total = queue.position(project, request.user, query, sample.pk, here)
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine, others, hidden = feedback_shown(request.membership, all_feedback)
     picked = _picks(request).get(str(sample.pk))
