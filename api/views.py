@@ -465,7 +465,7 @@ def metrics(request: TokenRequest, slug: str) -> dict[str, Any]:
     )
     return {
         "imported_judge": figures.as_dict() if figures else None,
-        "reviewed_samples": len(experts.labels),
+        "reviewed_samples": experts.samples,
         "latest_run": _run_out(latest) if latest else None,
     }
 

@@ -46,6 +46,7 @@ from memory.llm.base import Example, LocalPrediction, PrincipleText, Provider, U
 from memory.llm.offline import OfflineProvider
 from memory.locks import release
 from memory.redis_client import get_redis
+from reviews import figures
 from reviews.adjudication import learnable
 from reviews.models import Feedback, Project
 
@@ -159,7 +160,11 @@ def split(
 
 def estimated_calls(project: Project, options: Options) -> int:
     """Model calls an evaluation makes with an LLM provider: judging dominates (one call per item per point)."""
-    items = Feedback.objects.filter(project=project).values("sample_id").distinct().count()
+    items = figures.cached(
+        project.pk,
+        "reviewed-samples",
+        lambda: Feedback.objects.filter(project=project).values("sample_id").distinct().count(),
+    )
     items = min(items, options.limit) if options.limit else items
     test = round(items * options.test_fraction)
     train = items - test

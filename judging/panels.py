@@ -12,7 +12,7 @@ from judging import learned, run_agreement, run_listing, runs
 from judging.forms import JudgingSettingsForm, TryJudgeForm
 from judging.models import JudgeRun, JudgingSettings, LearnedJudge
 from reviews import panels, team
-from reviews.models import Project, QueuePriority
+from reviews.models import Project
 
 
 def latest_figures(project: Project) -> tuple[JudgeRun | None, run_agreement.StoredFigures | None]:
@@ -64,7 +64,7 @@ def headline_context(project: Project, team_figures: team.TeamAgreement | None =
             "imported": imported,
             "imported_same_samples": bool(figures.get("imported") if figures else None),
             "active": active,
-            "team": team_figures or team.team_agreement(project, with_pairs=False),
+            "team": team_figures or team.overview_agreement(project),
             "scopes": run_scopes(),
         }
     }
@@ -83,12 +83,11 @@ def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
     recent = JudgeRun.objects.filter(project=project).defer("sample_ids").order_by("-id")[:5]
     # The teaching order serves hard samples first, so agreement over all reviews leans pessimistic; the audit
     # slice, drawn at random, is the unbiased one.
-    audit_ids = set(QueuePriority.objects.filter(project=project, audit=True).values_list("sample_id", flat=True))
-    audit = run_agreement.imported_judge_agreement(project, within=audit_ids)[0] if audit_ids else None
+    audit, ranked = run_agreement.imported_judge_agreement_on_audit(project)
     agreement = {
         "f": figures.as_dict() if figures else None,
         "audit": audit.as_dict() if audit else None,
-        "ranked": bool(audit_ids),
+        "ranked": ranked,
         "experts": experts,
         "runs": recent,
     }

@@ -6,13 +6,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from django.core.cache import cache
 from django.db.models import Count, Max
 
 from agreement import metrics
 from judging.models import JudgeRun
+from reviews import figures
 from reviews.adjudication import standing
-from reviews.models import Feedback, Project, Sample
+from reviews.models import Feedback, Project, QueuePriority, Sample
 
 
 class AgreementFigures(TypedDict):
@@ -108,6 +108,10 @@ def agreement(run: JudgeRun) -> RunAgreement:
 
 def _experts_state(project: Project) -> list[int | str | None]:
     """What the figures depend on besides the verdicts: how many expert labels, and the latest change to one."""
+    return figures.cached(project.pk, "experts-state", lambda: _count_experts_state(project))
+
+
+def _count_experts_state(project: Project) -> list[int | str | None]:
     state = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), latest=Max("updated_at"))
     return [state["n"], state["latest"].isoformat() if state["latest"] else None]
 
@@ -127,26 +131,45 @@ def current_figures(run: JudgeRun) -> StoredFigures | None:
     return run.figures
 
 
+@dataclass(frozen=True)
+class ExpertSummary:
+    """ExpertLabels without the labels: what the overview and the API show (small enough to cache)."""
+
+    samples: int  # samples with a label the experts agree on
+    reviewers: int
+    corroborated: int
+    conflicted: int
+
+
 def imported_judge_agreement(
     project: Project, within: set[int] | None = None
-) -> tuple[metrics.Figures | None, ExpertLabels]:
+) -> tuple[metrics.Figures | None, ExpertSummary]:
     """Agreement of the imported judge with the experts over every reviewed sample (the project overview), or
-    over the reviewed samples among `within` (the queue's audit slice).
+    over the reviewed samples among `within`.
 
-    The bootstrap interval costs up to a second on a large project, so the figures are kept in the cache under
-    a signature of what they rest on (the feedback, the samples, the slice) and recomputed only when that changes.
+    The bootstrap interval costs up to a second on a large project: over every sample, the figures are kept in
+    the figures cache (reviews.figures) until the project's reviews or samples change.
     """
-    feedback = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
-    samples = Sample.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("id"))
-    last_edit = feedback["last"].timestamp() if feedback["last"] else 0
-    key = f"imported-agreement:{project.pk}:{feedback['n']}:{last_edit}:{samples['n']}:{samples['last']}"
+
+    def compute() -> tuple[metrics.Figures | None, ExpertSummary]:
+        found, experts = _imported_judge_agreement(project, within)
+        summary = ExpertSummary(len(experts.labels), experts.reviewers, experts.corroborated, experts.conflicted)
+        return found, summary
+
     if within is not None:
-        key += f":within:{len(within)}:{hash(frozenset(within))}"  # ints hash the same in every process
-    cached: tuple[metrics.Figures | None, ExpertLabels] | None = cache.get(key)
-    if cached is None:
-        cached = _imported_judge_agreement(project, within)
-        cache.set(key, cached, timeout=3600)
-    return cached
+        return compute()
+    return figures.cached(project.pk, "imported-agreement", compute)
+
+
+def imported_judge_agreement_on_audit(project: Project) -> tuple[metrics.Figures | None, bool]:
+    """The imported judge's agreement over the reviewed samples of the teaching order's audit slice, and whether
+    the order is stored at all (kept in the figures cache: teaching.rank replaces the order's rows)."""
+
+    def compute() -> tuple[metrics.Figures | None, bool]:
+        audit = set(QueuePriority.objects.filter(project=project, audit=True).values_list("sample_id", flat=True))
+        return (_imported_judge_agreement(project, audit)[0] if audit else None), bool(audit)
+
+    return figures.cached(project.pk, "imported-agreement-audit", compute)
 
 
 def _imported_judge_agreement(project: Project, within: set[int] | None) -> tuple[metrics.Figures | None, ExpertLabels]:

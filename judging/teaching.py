@@ -32,6 +32,7 @@ from django.db.models import OuterRef, Subquery
 from judging.models import Judgement
 from memory import vectors
 from memory.llm.offline import vote
+from reviews import figures
 from reviews.models import Feedback, Project, QueuePriority, Sample
 
 T = TypeVar("T")
@@ -63,6 +64,7 @@ def rank(project: Project) -> int:
     examples = list(Feedback.objects.filter(project=project).order_by("id").values_list("sample_id", "label"))
     if not samples or not examples:
         QueuePriority.objects.filter(project=project).delete()
+        figures.changed(project.pk)  # the overview's audit slice
         return 0
     scores = score(project, samples, examples)
     share = min(max(project.audit_percent, 0), 100) / 100
@@ -87,6 +89,7 @@ def rank(project: Project) -> int:
     with transaction.atomic():
         QueuePriority.objects.filter(project=project).delete()
         QueuePriority.objects.bulk_create(rows, batch_size=2_000)
+        figures.changed(project.pk)  # the overview's audit slice
     return len(rows)
 
 

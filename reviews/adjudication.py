@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from reviews import figures
 from reviews.labels import normalize_label
 from reviews.models import MAX_CRITIQUE_CHARS, Decision, Feedback, Membership, Project, Sample, agreement
 from reviews.permissions import can_adjudicate, is_blind
@@ -77,7 +78,11 @@ def open_conflicts(project: Project, membership: Membership) -> QuerySet[Sample]
 
 
 def open_conflict_count(project: Project, membership: Membership) -> int:
-    return open_conflicts(project, membership).count()
+    """How many open conflicts the member sees (the overview, the queue), kept in the figures cache."""
+    blind = is_blind(membership) and not can_adjudicate(membership)
+    # Only a blind reviewer's count is their own; everyone else sees the same one.
+    who = f"user{membership.user_id}" if blind else "all"
+    return figures.cached(project.pk, f"open-conflicts:{who}", lambda: open_conflicts(project, membership).count())
 
 
 def decide(sample: Sample, label: str, reason: str, by) -> Decision:

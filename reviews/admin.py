@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from reviews import figures
 from reviews.models import (
     Decision,
     Feedback,
@@ -61,6 +62,17 @@ class SampleAdmin(admin.ModelAdmin):
     search_fields = ["external_id", "outputs", "judge_rationale"]
     list_select_related = ["project"]
     show_full_result_count = False  # fast at 100k rows
+
+    # Sample deletes send no signal to reviews.figures (a receiver would slow every bulk delete): say it here.
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        figures.changed(obj.project_id)
+
+    def delete_queryset(self, request, queryset):
+        projects = set(queryset.values_list("project_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for project_id in projects:
+            figures.changed(project_id)
 
 
 @admin.register(Feedback)

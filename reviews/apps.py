@@ -6,6 +6,7 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews"
 
     def ready(self) -> None:
-        from reviews import overlap
+        from reviews import figures, overlap
 
         overlap.connect()
+        figures.connect()

@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from reviews import figures
 from reviews.import_reading import ImportRejected, Row
 from reviews.models import EXTERNAL_REVIEWER, Feedback, ImportRun, Project, Sample, agreement
 
@@ -127,6 +128,7 @@ def write_batches(
         finished_at=timezone.now(),
         summary={**summary.__dict__, "message": summary.message()},
     )
+    figures.changed(project.pk)  # its samples are shown from now on
     return summary
 
 
@@ -152,7 +154,9 @@ def undo(run: ImportRun, status: str) -> None:
             break
         with transaction.atomic():
             Sample.objects.filter(pk__in=ids).delete()
+            figures.changed(run.project_id)
     ImportRun.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now())
+    figures.changed(run.project_id)
 
 
 def _write(
@@ -182,6 +186,7 @@ def _write(
                 # PostgreSQL: imports into one project take turns batch by batch (SQLite has one writer anyway).
                 Project.objects.select_for_update().filter(pk=project.pk).exists()
                 summary.feedback_created += _write_batch(project, new_rows, importer, run, now)
+                figures.changed(project.pk)  # bulk writes send no signal
             summary.created += len(new_rows)
         ImportRun.objects.filter(pk=run.pk).update(written=summary.rows)  # the progress bar's figure
         report(f"wrote {summary.rows:,} of {total:,} rows")

@@ -71,9 +71,11 @@ def claim(sample: Sample, user) -> bool:
         held = live.filter(user=user).exists()  # mine already: renewed, even if the setting was lowered since
         if not held and reviews_of(locked).count() + live.count() >= locked.project.reviews_per_sample:
             return False
-        ReviewClaim.objects.update_or_create(
-            sample=locked, user=user, defaults={"expires_at": now + timedelta(seconds=CLAIM_SECONDS)}
-        )
+        until = now + timedelta(seconds=CLAIM_SECONDS)
+        if held:
+            live.filter(user=user).update(expires_at=until)
+        else:  # none of mine left: an expired one was deleted above, and the lock keeps others off this sample
+            ReviewClaim.objects.create(sample=locked, user=user, expires_at=until)
         return True
 
 

@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django_htmx.middleware import HtmxDetails
 
+from reviews import figures
 from reviews.models import Feedback, Invitation, Membership, Project, Role
 
 M = TypeVar("M", bound=Model)
@@ -161,7 +162,8 @@ def project_view(min_role: Role = Role.VIEWER) -> Callable[[View], View]:
         def wrapped(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponseBase:
             typed = cast(ProjectRequest, request)
             typed.project, typed.membership = get_project_for_user(request.user, slug, min_role)
-            return view(typed, *args, **kwargs)
+            with figures.snapshot():  # the page's figures in one Redis round trip
+                return view(typed, *args, **kwargs)
 
         return wrapped
 

@@ -6,6 +6,7 @@ Two orders: import order (sample id), and "what teaches most first" (the rank a 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from django.contrib.auth.models import User
 from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast, Coalesce
 
-from reviews import overlap
+from reviews import figures, overlap
 from reviews.models import Feedback, Project, QueueOrder, QueuePriority, Sample
 
 PAGE_SIZE = 50
@@ -155,8 +156,31 @@ def _search(text: str, judge_hidden: bool = False) -> Q:
     return found if judge_hidden else found | Q(judge_rationale__icontains=text)
 
 
+TODO_SECONDS = 30  # others' review claims (reviews.overlap) change "needs my review" without a write: kept this long
+
+
 def counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
     """Return how many samples each filter holds, with the query's label, judge verdict and search applied.
+
+    Kept in the figures cache (reviews.figures) per reviewer and query until the project's reviews or samples
+    change; "needs my review" also moves with others' claims and their expiry, so it is kept TODO_SECONDS at most.
+    """
+    key = _cache_key(user, query)
+    todo = figures.cached(
+        project.pk, f"queue-todo:{key}", lambda: samples(project, user, query, "todo").count(), timeout=TODO_SECONDS
+    )
+    rest = figures.cached(project.pk, f"queue-counts:{key}", lambda: _counts(project, user, query))
+    return {name: todo if name == "todo" else rest[name] for name in FILTERS}
+
+
+def _cache_key(user: User, query: QueueQuery) -> str:
+    """What the counts depend on besides the project: the reviewer and the query (the order does not matter)."""
+    parts = (user.pk, query.label, query.judge, query.q, query.blind, query.judge_hidden, query.hidden_runs)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def _counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
+    """How many samples each filter but "needs my review" holds.
 
     Without a label or text filter the counts come from the feedback side, where indexes answer them (at 100k
     samples: a few index scans instead of six passes over the samples); todo and unreviewed are differences,
@@ -181,14 +205,13 @@ def counts(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
         disagreeing = disagreeing.filter(sample_id__in=mine_samples)
     disagree = disagreeing.aggregate(n=Count("sample_id", distinct=True))["n"]
     result = {
-        "todo": samples(project, user, query, "todo").count(),  # overlap: not simply every - mine
         "unreviewed": every - reviewed,
         "mine": mine,
         "reviewed": reviewed,
         "disagree": disagree,
         "all": every,
     }
-    return {name: result[name] for name in FILTERS}
+    return result
 
 
 def _counts_in_one_pass(project: Project, user: User, query: QueueQuery) -> dict[str, int]:
@@ -203,9 +226,8 @@ def _counts_in_one_pass(project: Project, user: User, query: QueueQuery) -> dict
         reviewed=Count("id", filter=Q(anyone)),
         disagree=Count("id", filter=disagree),
     )
-    result["todo"] = samples(project, user, query, "todo").count()
     result["unreviewed"] = result["all"] - result["reviewed"]
-    return {name: result[name] for name in FILTERS}
+    return result
 
 
 @dataclass
@@ -216,10 +238,17 @@ class Page:
 
 
 def page(
-    qs: QuerySet[Sample], after: int | None = None, before: int | None = None, size: int = PAGE_SIZE, key: str = "id"
+    qs: QuerySet[Sample],
+    after: int | None = None,
+    before: int | None = None,
+    size: int = PAGE_SIZE,
+    key: str = "id",
+    project: Project | None = None,
 ) -> Page:
     """Return one page by keyset on `key` (id, or the teaching order's key): no OFFSET, so page 2,000 costs what
-    page 1 costs."""
+    page 1 costs. The teaching order's page needs the `project`."""
+    if key == "order_key" and project is not None:
+        return _teaching_page(project, qs, after, before, size)
     if before is not None:
         items = list(qs.filter(**{f"{key}__lt": before}).order_by(f"-{key}")[: size + 1])
         has_more_before = len(items) > size
@@ -238,7 +267,40 @@ def page(
     )
 
 
-def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) -> tuple[int | None, int | None]:
+def _teaching_page(project: Project, qs: QuerySet[Sample], after: int | None, before: int | None, size: int) -> Page:
+    """A page of the teaching order read as its two parts: the ranked samples by their stored rank (the (project,
+    rank) index), then the unranked ones by id. Sorting by the computed key would sort every matching sample."""
+    ranked, unranked = _ranked(project, qs), qs.filter(priority__isnull=True)
+    if before is not None:
+        items: list[Sample] = []
+        if before > UNRANKED:
+            items = list(unranked.filter(id__lt=before - UNRANKED).order_by("-id")[: size + 1])
+        if len(items) <= size:
+            below = ranked.filter(priority__rank__lt=min(before, UNRANKED))
+            items += list(below.order_by("-priority__rank")[: size + 1 - len(items)])
+        has_more_before = len(items) > size
+        items = list(reversed(items[:size]))
+        first = items[0].order_key if has_more_before and items else None  # type: ignore[attr-defined]
+        return Page(items, items[-1].order_key if items else None, first)  # type: ignore[attr-defined]
+    items = []
+    if after is None or after < UNRANKED:
+        above = ranked.filter(priority__rank__gt=after) if after is not None else ranked
+        items = list(above.order_by("priority__rank")[: size + 1])
+    if len(items) <= size:
+        from_id = after - UNRANKED if after is not None and after >= UNRANKED else -1
+        items += list(unranked.filter(id__gt=from_id).order_by("id")[: size + 1 - len(items)])
+    has_more = len(items) > size
+    items = items[:size]
+    return Page(
+        items,
+        items[-1].order_key if has_more else None,  # type: ignore[attr-defined]
+        items[0].order_key if after is not None and items else None,  # type: ignore[attr-defined]
+    )
+
+
+def neighbours(
+    project: Project, user: User, query: QueueQuery, sample_id: int, here: int | None = None
+) -> tuple[int | None, int | None]:
     """Return the ids of the samples before and after `sample_id` in the queue.
 
     In a shrinking filter (needs my review, not reviewed yet) "next" wraps around to the first sample still
@@ -246,7 +308,7 @@ def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) 
     whole project, since what was just reviewed has left the filter.
     """
     qs = _matching(project, user, query)
-    here = _key_of(query, sample_id)
+    here = _key_of(query, sample_id) if here is None else here
     following = _first_after(project, qs, query, here)
     if following is None and query.filter in SHRINKING:
         following = _first_after(project, qs, query, -1)
@@ -255,14 +317,16 @@ def neighbours(project: Project, user: User, query: QueueQuery, sample_id: int) 
     return _last_before(project, back, query, here), following
 
 
-def position(project: Project, user: User, query: QueueQuery, sample_id: int) -> tuple[int | None, int]:
+def position(
+    project: Project, user: User, query: QueueQuery, sample_id: int, here: int | None = None
+) -> tuple[int | None, int]:
     """Return the sample's 1-based position in the queue (None when it is not in it, e.g. just reviewed in
     "needs my review") and how many samples the queue holds."""
     qs = _matching(project, user, query)
-    total = qs.count()
+    total = counts(project, user, query)[query.filter]  # the queue's own count, from the figures cache
     if not qs.filter(pk=sample_id).exists():
         return None, total
-    here = _key_of(query, sample_id)
+    here = _key_of(query, sample_id) if here is None else here
     if query.order != "teach":
         return qs.filter(id__lt=here).count() + 1, total
     before = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED)).count()
@@ -310,6 +374,12 @@ def _last_before(project: Project, qs: QuerySet[Sample], query: QueueQuery, here
             return found
     ranked = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED))
     return ranked.order_by("-priority__rank").values_list("id", flat=True).first()
+
+
+def key_of(query: QueueQuery, sample_id: int) -> int:
+    """The sample's place in the query's order (its id, or the teaching order's key): `neighbours` and `position`
+    take it, read once."""
+    return _key_of(query, sample_id)
 
 
 def _key_of(query: QueueQuery, sample_id: int) -> int:

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max, Prefetch
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, push_url, trigger_client_event
 
-from reviews import import_jobs, overlap, queue
+from reviews import figures, import_jobs, overlap, queue
 from reviews.coaching import vague_reason
 from reviews.feedback import StaleFeedback, delete_feedback, quote, save_feedback, undo_save
 from reviews.forms import FeedbackForm
@@ -49,7 +49,15 @@ PICKS_KEPT = 50
 
 
 def _query(request: ProjectRequest) -> queue.QueueQuery:
-    """The queue query in the URL; its filters travel in the query string only (a POST body holds a label)."""
+    """The queue query in the URL; its filters travel in the query string only (a POST body holds a label).
+    Read once per request (it asks the database which imports are unfinished and which order is the default)."""
+    found = getattr(request, "_queue_query", None)
+    if found is None:
+        found = request._queue_query = _read_query(request)  # type: ignore[attr-defined]
+    return found
+
+
+def _read_query(request: ProjectRequest) -> queue.QueueQuery:
     membership = request.membership
     default = "todo" if can(membership, Role.REVIEWER) else "all"
     hidden = Sample.objects.writing_runs(request.project)
@@ -121,7 +129,8 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
     qs = queue.samples(project, request.user, query)
     mine = Feedback.objects.filter(author=request.user)
     qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback")).select_related("priority")
-    result = queue.page(qs, _int(request.GET.get("after")), _int(request.GET.get("before")), key=query.key)
+    after, before = _int(request.GET.get("after")), _int(request.GET.get("before"))
+    result = queue.page(qs, after, before, key=query.key, project=project)
     context = {
         "project": project,
         "membership": request.membership,
@@ -145,7 +154,10 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the preload, the item alone
 def sample_review(request: ProjectRequest, sample_id: int) -> HttpResponse:
-    sample = get_object_or_404(Sample.objects.visible(request.project), pk=sample_id)
+    # Sample.objects.visible, with the unfinished imports the query already read
+    samples = Sample.objects.filter(project=request.project)
+    hidden = _query(request).hidden_runs
+    sample = get_object_or_404(samples.exclude(import_run__in=hidden) if hidden else samples, pk=sample_id)
     # Served from "needs my review": take one of its review slots (overlap), unless others hold them all.
     served = _query(request).filter == "todo" and can(request.membership, Role.REVIEWER)
     if served and not overlap.claim(sample, request.user) and not request.htmx:
@@ -323,14 +335,15 @@ def _review_context(
     project = request.project
     # The order the reviewer walks is fixed when they start, so a ranking stored meanwhile does not reshuffle it.
     query = replace(_query(request), order_chosen=True)
-    previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk)
-    position, total = queue.position(project, request.user, query, sample.pk)
+    here = queue.key_of(query, sample.pk)
+    previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk, here)
+    position, total = queue.position(project, request.user, query, sample.pk, here)
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine, others, hidden = feedback_shown(request.membership, all_feedback)
     picked = _picks(request).get(str(sample.pk))
     hide_verdict = verdict_hidden(request.membership, project, mine, picked is not None)
     suffix = "?" + urlencode(query.params())
-    version = _feedback_version(project)
+    version = figures.token(project.pk)  # changes whenever any feedback in the project is saved or deleted
 
     def url(sample_id: int | None) -> str:
         return reverse("sample-review", args=[project.slug, sample_id]) + suffix if sample_id else ""
@@ -373,12 +386,6 @@ def _review_context(
         "posted_quote": (posted or {}).get("quote_text", mine.quote_text if mine else ""),
         "posted_quote_output": (posted or {}).get("quote_output", mine.quote_output if mine else ""),
     }
-
-
-def _feedback_version(project) -> str:
-    """A short token that changes whenever any feedback in the project is saved, edited or deleted."""
-    state = Feedback.objects.filter(project=project).order_by().aggregate(n=Count("id"), last=Max("updated_at"))
-    return f"{state['n']}.{int(state['last'].timestamp() * 1000) if state['last'] else 0}"
 
 
 def _next_url(request: ProjectRequest, sample: Sample) -> str:

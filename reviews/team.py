@@ -25,6 +25,7 @@ import krippendorff
 import numpy as np
 
 from agreement import metrics
+from reviews import figures
 from reviews.labels import LabelKind
 from reviews.models import Decision, Feedback, Project
 
@@ -206,6 +207,11 @@ def team_agreement(project: Project, with_pairs: bool = True) -> TeamAgreement:
         result.pairs = pairs(project, by_sample)
         result.reviewers = reviewers(project, by_sample, final_labels(project, by_sample))
     return result
+
+
+def overview_agreement(project: Project) -> TeamAgreement:
+    """The overview's alpha, without its interval, kept in the figures cache until the reviews change."""
+    return figures.cached(project.pk, "team-alpha", lambda: team_agreement(project, with_pairs=False))
 
 
 @dataclass

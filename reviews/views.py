@@ -63,7 +63,7 @@ def project_overview(request: ProjectRequest) -> HttpResponse:
         "project": request.project,
         "membership": request.membership,
         **stats.overview(request.project, request.membership),
-        "team": team.team_agreement(request.project, with_pairs=False),
+        "team": team.overview_agreement(request.project),
     }
     return render(request, "reviews/project_overview.html", context)
 

@@ -287,7 +287,7 @@ def test_a_sample_with_empty_text_is_judged_without_failing_the_run(celery_worke
     assert judgement.error == "" and len(judgement.retrieved) == personas.project.retrieval_k
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # committed: inside a transaction the figures cache is not used
 def test_the_imported_judges_figures_are_recomputed_only_when_feedback_or_samples_change(personas, monkeypatch):
     computed = []
     real_agreement = run_agreement.metrics.agreement
