@@ -52,7 +52,7 @@ QUICK: dict[str, list[tuple[str, str | None]]] = {
     # 1,000 stored examples, 200 principles (over the budget), 30 calls, 64 run verdicts (10,000 / 1,200 / 200 / 200).
     "judge_api": [("--stored", "1000"), ("--principles", "200"), ("--requests", "30"), ("--judged", "64")],
     # 10,000 samples instead of 100,000; present only where another change added the script.
-    "pages_at_scale": [("--samples", "10000"), ("--reviews", "2000"), ("--requests", "15"), ("--writes", "3")],
+    "pages_at_scale": [("--samples", "10000"), ("--requests", "15")],
     # Its own sizes: a few seconds, no services.
     "working_memory_size": [],
 }
