@@ -39,7 +39,7 @@ lint: venv
 PYTEST_WORKERS ?= $(if $(DATABASE_URL),2,0)
 
 test: venv chromium
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python -m bench
