@@ -34,12 +34,14 @@ lint: venv
 	$(BIN)/djlint --lint templates
 
 # Two test processes (pytest-xdist) against PostgreSQL and Redis (DATABASE_URL set, as in CI), a module to each at a
-# time, each with its own data folder, queue and test database: 10.5 minutes instead of 13 on 2 cores. On SQLite and
-# the embedded Redis one process: there, with two, a wait on the session's worker timed out (not yet diagnosed).
+# time, each with its own data folder, queue and test database: 10.5 minutes instead of 13 on 2 cores. The longest
+# modules go first (tests/conftest.py LONG_FIRST; --no-loadscope-reorder keeps that order, where xdist would order
+# modules by their number of tests), so no long module is left running alone at the end. On SQLite and the
+# embedded Redis one process: there, with two, a wait on the session's worker timed out (not yet diagnosed).
 PYTEST_WORKERS ?= $(if $(DATABASE_URL),2,0)
 
 test: venv chromium
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # `make bench QUICK=1`: issue 23's figures at smaller sizes, under 5 minutes; `make bench BENCH_ARGS="judge_api"`:
 # some benchmarks by name (or any other argument of `python -m bench`).

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
 
 SIGNALS = ("neighbour_vote", "repeat_agreement", "order_consistent", "learned_probability")
 FOLDS = 5
@@ -35,6 +34,8 @@ def fit(scores: Sequence[float], agreed: Sequence[bool]) -> Calibrator:
     if len(x) < MIN_FIT or len(set(y.tolist())) < 2:
         constant = (y.sum() + 1) / (len(y) + 2)  # Laplace: never a certain 0 or 1 from a handful of items
         return lambda values: np.full(len(values), constant)
+    from sklearn.isotonic import IsotonicRegression  # here: seconds to import, needed by few processes
+
     model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
     return lambda values: np.asarray(model.predict(np.asarray(values, dtype=float)), dtype=float)
 

@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, mean_absolute_error
 
 ABSTAINED = "abstained"
 BOOTSTRAP_RESAMPLES = 500
@@ -114,6 +112,8 @@ def agreement(
     headline_name, headline_of = (
         ("quadratic-weighted kappa", _weighted_kappa) if kind == "numeric" else ("kappa", _kappa)
     )
+    from sklearn.metrics import confusion_matrix, mean_absolute_error  # here: seconds to import, used by few
+
     codes = list(range(len(labels)))
     ccc = mae = None
     if kind == "numeric":
@@ -174,6 +174,9 @@ def _weighted_kappa(y_true: np.ndarray, y_pred: np.ndarray, codes: list[int]) ->
 
 
 def _defined(y_true: np.ndarray, y_pred: np.ndarray, codes: list[int], weights: str | None) -> float | None:
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import cohen_kappa_score
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)  # undefined is reported as None, not warned
         value = cohen_kappa_score(y_true, y_pred, labels=codes, weights=weights, replace_undefined_by=np.nan)

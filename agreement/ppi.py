@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm  # type: ignore[import-untyped]  # scipy ships no types
 
 CONFIDENCE = 0.95
 # Below this many expert labels on the audit slice the intervals are not worth printing.
@@ -70,6 +69,8 @@ def corrected_rates(
     """The rate of every label over the unreviewed items: the judge's raw rate, PPI++ corrected, experts-only."""
     if len(experts) != len(judge_on_labelled):
         raise ValueError("the experts' labels and the judge's must pair up one to one")
+    from scipy.stats import norm  # type: ignore[import-untyped]  # no types; here: seconds to import
+
     z = norm.ppf(0.5 + CONFIDENCE / 2)
     rates = []
     for label in choices:

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scipy.stats import beta  # type: ignore[import-untyped]  # scipy ships no types; scipy-stubs is not installed
-
 # Below this many reviewed items no threshold can be trusted, whatever the bound says: the sentence says so.
 MIN_REVIEWED = 10
 MAX_REVIEWS_TO_SUGGEST = 100_000
@@ -25,6 +23,8 @@ def clopper_pearson_lower(agreed: int, n: int, risk: float) -> float:
     """The exact one-sided lower confidence bound (level 1 - risk) of a success rate seen as agreed / n."""
     if n <= 0 or agreed <= 0:
         return 0.0
+    from scipy.stats import beta  # type: ignore[import-untyped]  # no types; here: seconds to import
+
     return float(beta.ppf(risk, agreed, n - agreed + 1))
 
 

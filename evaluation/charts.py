@@ -5,14 +5,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("svg")  # no display, no GUI toolkit: the SVG backend only
-matplotlib.rcParams["svg.fonttype"] = "none"  # text as <text>, not glyph outlines: a tenth of the size
-
-from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
-from matplotlib.lines import Line2D  # noqa: E402
-
 COLOURS = {"none": "#888888", "semantic": "#d95f02", "episodic": "#1b9e77", "both": "#386cb0"}
 SPLIT_STYLES = {"test": "-", "seen": "--", "next": "-"}
 SPLIT_NAMES = {"test": "held-out test", "seen": "seen (learned) items", "next": "next shard, judged before learned"}
@@ -62,6 +54,13 @@ def learning_curve(result: dict[str, Any], curve: str) -> str:
     axes, exact match against critiques learned with its 95% interval as a band, each point sized by the number
     of items it rests on (and that number written beside the last one), the baselines named on their lines, the
     legend below the panels. Returns SVG text."""
+    import matplotlib  # here: a second to import, and most processes draw no chart
+
+    matplotlib.use("svg")  # no display, no GUI toolkit: the SVG backend only
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text as <text>, not glyph outlines: a tenth of the size
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
     points = [p for p in result["points"] if p["curve"] == curve and p["exact_match"] is not None]
     variants = [v for v in VARIANT_NAMES if any(p["variant"] == v for p in points)] or ["both"]
     figure = Figure(figsize=(max(4.2, PANEL_WIDTH * len(variants) + 0.6), HEIGHT))

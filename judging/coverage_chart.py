@@ -6,16 +6,10 @@ named on their lines, the legend below the plot."""
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("svg")  # no display, no GUI toolkit: the SVG backend only
-matplotlib.rcParams["svg.fonttype"] = "none"  # text as <text>, not glyph outlines
-
-from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+if TYPE_CHECKING:  # matplotlib takes a second to import: a process that draws no chart does not pay for it
+    from matplotlib.figure import Figure
 
 OBSERVED, BOUND, TARGET, THRESHOLD = "#386cb0", "#1b9e77", "#b42318", "#555555"
 WIDTH, HEIGHT = 6.4, 3.8  # inches: the run page's width, with room for the legend below the plot
@@ -36,6 +30,14 @@ def coverage_figure(guarantee: dict[str, Any]) -> Figure:
     """The chart as a matplotlib figure: observed agreement against coverage, one point per candidate threshold
     (its area the verdicts accepted there, the first and last counted), the one-sided lower bound below it as a
     band, the target and the chosen threshold named on their lines, the legend under the plot."""
+    import matplotlib
+
+    matplotlib.use("svg")  # no display, no GUI toolkit: the SVG backend only
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text as <text>, not glyph outlines
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     figure = Figure(figsize=(WIDTH, HEIGHT))
     axes = figure.subplots()
     curve = guarantee.get("curve") or []

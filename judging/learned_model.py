@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import cohen_kappa_score
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:  # scikit-learn takes seconds to import: only a process that trains a judge pays for it
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
 
 # Inverse regularisation of the logistic regressions. Vectors are unit length and features few-hundred-wide; on
 # the shared datasets' group-disjoint splits C between 0.5 and 2 did about the same, and a per-training choice by
@@ -140,6 +141,9 @@ def fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], see
 
 
 def _fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int) -> LearnedModel:
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import KFold, cross_val_predict
+
     if kind == "pairwise":
         features, y = _both_ways(pairwise_features(parts), labels)
         estimator = _calibrated(LogisticRegression(C=C, fit_intercept=False, max_iter=MAX_ITERATIONS), y, seed)
@@ -205,6 +209,8 @@ def choose_decision(model: LearnedModel, held_out: np.ndarray, labels: list[str]
     positions = {label: i for i, label in enumerate(model.choices)}
     truth = np.array([positions[label] for label in labels])
 
+    from sklearn.metrics import cohen_kappa_score
+
     def decided(power: float, cost: str) -> np.ndarray:
         return np.array([positions[label] for label in model.decide(held_out, power, cost)])
 
@@ -239,6 +245,8 @@ def _linear(kind: str, choices: list[str], estimator: CalibratedClassifierCV) ->
 
 def cross_validated(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0) -> np.ndarray:
     """Out-of-fold probabilities of every labelled sample (for the training report and the cascade threshold)."""
+    from sklearn.model_selection import StratifiedKFold
+
     y = np.array(labels)
     folds = min(MAX_FOLDS, min(int(np.sum(y == label)) for label in set(labels)))
     result = np.zeros((len(labels), len(choices)))
@@ -250,6 +258,9 @@ def cross_validated(kind: str, choices: list[str], parts: np.ndarray, labels: li
 
 def _calibrated(classifier: LogisticRegression, y: np.ndarray, seed: int) -> CalibratedClassifierCV:
     """Platt scaling fitted on held-out folds (as many as the rarest label allows, at most MAX_FOLDS)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import StratifiedKFold
+
     rarest = min(int(np.sum(y == label)) for label in set(y.tolist()))
     folds = StratifiedKFold(max(2, min(MAX_FOLDS, rarest)), shuffle=True, random_state=seed)
     return CalibratedClassifierCV(classifier, method="sigmoid", cv=folds, ensemble=False)

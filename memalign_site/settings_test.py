@@ -35,6 +35,8 @@ os.environ.setdefault("MEMALIGN_TEST_RUN", uuid.uuid4().hex[:8])
 os.environ.setdefault("MEMALIGN_DISTILL_DELAY_MS", "50")
 os.environ.setdefault("MEMALIGN_DISTILL_QUIET_MS", "300")
 os.environ.setdefault("MEMALIGN_QUEUE_RANK_DELAY_MS", "100")
+# One thread per embedding (memory/embeddings.py): the suite runs two processes on two cores.
+os.environ.setdefault("MEMALIGN_EMBED_THREADS", "1")
 
 from memalign_site.settings import *  # noqa: E402,F403
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,10 +25,33 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+# The modules that take longest (measured with --durations), longest first. `make test` runs them first
+# (--no-loadscope-reorder keeps this order; xdist would order modules by their number of tests): a module of
+# two minutes started last would leave the other process idle meanwhile.
+LONG_FIRST = (
+    "test_seen_items.py",
+    "test_import_background.py",
+    "test_semantic_memory.py",
+    "test_judge_scale.py",
+    "test_run_repair.py",
+    "test_settings.py",
+    "test_api_live.py",
+    "test_browser_review.py",
+    "test_memory_faults.py",
+    "test_evaluation.py",
+)
+
+
 def pytest_collection_modifyitems(items):
     """Mark what a test needs, so that `-m "not browser and not worker"` is the quick loop while editing:
     `browser` for a test that drives Chromium (the `page` fixture), `worker` for one that needs a Celery worker,
-    the session's (the `celery_worker` fixture); tests that start worker processes of their own carry the mark."""
+    the session's (the `celery_worker` fixture); tests that start worker processes of their own carry the mark.
+    Under pytest-xdist, order the modules: LONG_FIRST, then the others by their number of tests, most first (in
+    one process pytest-django's order stays: each module's tests keep it under xdist too, the sort is stable)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        counts = Counter(str(item.path) for item in items)
+        rank = {name: i for i, name in enumerate(LONG_FIRST)}
+        items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -counts[str(item.path)], str(item.path)))
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "page" in fixtures:

@@ -563,7 +563,7 @@ def test_providers_with_the_same_settings_share_one_client_per_process(
             built.append(options)
             super().__init__(**options)
 
-    monkeypatch.setattr(clients.anthropic, "Anthropic", CountingAnthropic)
+    monkeypatch.setattr(anthropic, "Anthropic", CountingAnthropic)  # clients imports the SDK when it builds one
     monkeypatch.setattr(clients, "_anthropic", {})
     for _ in range(3):
         provider = AnthropicProvider(DEFAULT_MODEL, api_key="test-key", base_url=fake.url, max_retries=2, timeout=5)

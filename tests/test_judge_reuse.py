@@ -44,7 +44,7 @@ def test_the_judge_api_builds_one_anthropic_client_and_keeps_its_connection(
             built.append(options)
             super().__init__(**options)
 
-    monkeypatch.setattr(clients.anthropic, "Anthropic", CountingAnthropic)
+    monkeypatch.setattr(anthropic, "Anthropic", CountingAnthropic)  # clients imports the SDK when it builds one
     monkeypatch.setattr(clients, "_anthropic", {})
     personas.project.provider = "anthropic"
     personas.project.save(update_fields=["provider"])

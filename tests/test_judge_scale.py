@@ -89,8 +89,11 @@ def test_the_project_concurrency_holds_across_two_worker_processes(personas, fak
 @pytest.mark.worker  # starts `celery worker` processes of its own
 def test_a_worker_killed_mid_chunk_is_replaced_without_doubling(personas, fake_anthropic, worker_env):
     """The killed worker's chunk stays unacknowledged for the broker's visibility timeout (an hour): beat's watch
-    (judging/run_repair.py, production settings) queues it again once its lease has run out."""
+    (judging/run_repair.py) queues it again once its lease (15 s) has run out. The watch looks every 2 s and calls
+    a run stalled after 5 s without a verdict (production: 15 s and 30 s; test_run_repair.py keeps those), so the
+    test waits for the lease and not for production's pauses."""
     queue, env = worker_env
+    env = {**env, "MEMALIGN_RUN_WATCH_SECONDS": "2", "MEMALIGN_RUN_STALL_SECONDS": "5"}
     judged_project(personas, samples=8, concurrency=2)
     fake_anthropic.latency = 1.5
     first, beat = start_worker_process(queue, env, name=f"first-{queue}"), start_beat_process(env)

@@ -8,10 +8,7 @@ is marked `cache_control: ephemeral`, so the part of a prompt that is stable acr
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-import anthropic
-from anthropic.types import Message, ToolParam
+from typing import TYPE_CHECKING, Any
 
 from .base import (
     Consolidation,
@@ -53,6 +50,10 @@ from .tools import (
     usage_of,
     verdict_tool,
 )
+
+if TYPE_CHECKING:  # the SDK takes seconds to import: it is imported when a provider first calls it
+    import anthropic
+    from anthropic.types import Message, ToolParam
 
 # A current model from the SDK's model list (claude-sonnet-4-5 is deprecated there).
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -154,6 +155,8 @@ class AnthropicProvider:
         """Return the SDK's Message, turning every SDK failure (after its retries) into ProviderError."""
         if self._client.api_key is None and self._client.auth_token is None:
             raise ProviderError("no Anthropic API key: pass api_key or set ANTHROPIC_API_KEY")
+        import anthropic  # loaded by now: the client was built through it
+
         name, attempts = tool["name"], self.max_retries + 1
         try:
             return self._client.messages.create(**request_params(self.model, system, user, tool))

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
-import anthropic
 import httpx
+
+if TYPE_CHECKING:  # imported on first use: the SDK takes seconds to import, and most processes never call it
+    import anthropic
 
 _lock = threading.Lock()
 _anthropic: dict[tuple[int, str | None, str | None, int, float], anthropic.Anthropic] = {}
@@ -27,6 +30,8 @@ def anthropic_client(
     with _lock:
         client = _anthropic.get(key)
         if client is None:
+            import anthropic
+
             client = _anthropic[key] = anthropic.Anthropic(
                 api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
             )

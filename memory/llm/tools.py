@@ -15,14 +15,16 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-from typing import Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
-from anthropic.types import Message, MessageParam, TextBlockParam, ToolChoiceToolParam, ToolParam, ToolUseBlock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 from pydantic_core import CoreSchema, ErrorDetails, core_schema
 
 from .base import DistilledPrinciple, Merge, ProviderError, Usage
+
+if TYPE_CHECKING:  # the SDK takes seconds to import: a process that never calls Anthropic does not pay for it
+    from anthropic.types import Message, MessageParam, TextBlockParam, ToolChoiceToolParam, ToolParam
 
 log = logging.getLogger(__name__)
 JUDGE_TOOL = "record_verdict"
@@ -337,6 +339,8 @@ def tool_input(response: Message, name: str) -> dict[str, Any]:
     """Return the input of the `name` tool call in `response`; raise ProviderError if there is none."""
     if response.stop_reason == "max_tokens":
         raise ProviderError(f"{name}: reply cut off at max_tokens before the tool input was complete")
+    from anthropic.types import ToolUseBlock  # imported by now: the response came through the SDK
+
     calls = [b for b in response.content if isinstance(b, ToolUseBlock)]
     if not calls:
         text = " ".join(getattr(b, "text", "") for b in response.content).strip()
