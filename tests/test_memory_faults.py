@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,11 +38,16 @@ def embed_queue(queue: str) -> str:
     return f"{queue}-embed"
 
 
+def worker_log(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"memalign-worker-{name}.log"
+
+
 def start_worker_process(
     queue: str, env: dict[str, str], name: str | None = None, serves: list[str] | None = None
 ) -> subprocess.Popen:
     """A `celery worker` process serving the test's queue and its embedding queue (the tasks routed there would
-    never run otherwise), or only the queues in `serves`; `env` must give it MEMALIGN_TEST_QUEUE=queue."""
+    never run otherwise), or only the queues in `serves`; `env` must give it MEMALIGN_TEST_QUEUE=queue. A named
+    worker logs to worker_log(name), where wait_until_ready looks for Celery's start-up line."""
     command = [
         sys.executable,
         "-m",
@@ -56,18 +60,23 @@ def start_worker_process(
         "-Q",
         ",".join(serves or [queue, embed_queue(queue)]),
         "--loglevel",
-        "WARNING",
+        "INFO" if name else "WARNING",
         *(["-n", f"{name}@%h"] if name else []),
     ]
-    return subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    if not name:
+        return subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+    with worker_log(name).open("wb") as output:  # the child keeps its own copy of the file
+        return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
 
 
 def wait_until_ready(name: str, timeout: float = 180) -> None:
-    """Wait until the worker process started with `name` answers a ping: connected and consuming."""
-    destination = [f"{name}@{socket.gethostname()}"]
-    wait_for(lambda: app.control.ping(destination=destination, timeout=0.5), timeout=timeout, message=f"{name} ready")
+    """Wait until the worker process started with `name` is connected and consuming: Celery's " ready." line in
+    its log. (Not a broadcast ping: a ping publishes through this process's producer pool, and a publish to a
+    broker that refuses retries without end, so one broken connection would hang the test instead of failing it.)"""
+    log = worker_log(name)
+    wait_for(lambda: b" ready." in log.read_bytes(), timeout=timeout, message=f"{name} ready")
 
 
 def start_beat_process(env: dict[str, str]) -> subprocess.Popen:
