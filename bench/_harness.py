@@ -252,6 +252,9 @@ class Environment:
         self.data_dir = Path(tempfile.mkdtemp(prefix=f"mab-{self.name[:12]}-"))
         os.environ["DATA_DIR"] = str(self.data_dir)
         os.environ["DJANGO_SETTINGS_MODULE"] = "memalign_site.settings_test"
+        # Embedding threads as in production (2), not the test suite's 1, which settings_test sets only by default:
+        # this process, the workers and gunicorn it starts all embed as `make run` does.
+        os.environ.setdefault("MEMALIGN_EMBED_THREADS", "2")
         os.environ["DEBUG"] = "1"
         os.environ["MEMALIGN_TEST_RUN"] = f"bench{uuid.uuid4().hex[:8]}"  # own queue and key prefix (shared Redis)
         os.environ.update(self.extra_env)
