@@ -15,34 +15,24 @@ from judging.models import Judgement, JudgeRun
 from memalign_site.celery import app
 from tests.conftest import add_sample, wait_for
 from tests.test_memory_faults import (
-    database_url,
     embed_queue,
     start_beat_process,
     start_worker_process,
     wait_until_ready,
+    worker_process_env,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def worker_env(chroma_server, fake_anthropic, settings):  # noqa: F811
+def worker_env(chroma_server, fake_anthropic, settings):
     """A queue only this test's worker processes consume, and their environment."""
     queue = f"scale-{os.getpid()}-{time.monotonic_ns()}"
     saved = app.conf.task_default_queue
     app.conf.task_default_queue = queue
     settings.MEMALIGN_EMBED_QUEUE = embed_queue(queue)
-    yield (
-        queue,
-        {
-            "DATABASE_URL": database_url(),
-            "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
-            "MEMALIGN_TEST_QUEUE": queue,
-            "CHROMA_URL": chroma_server,
-            "ANTHROPIC_API_KEY": "test-key",
-            "ANTHROPIC_BASE_URL": fake_anthropic.url,
-        },
-    )
+    yield queue, worker_process_env(queue, chroma_server, fake_anthropic.url)
     app.conf.task_default_queue = saved
 
 

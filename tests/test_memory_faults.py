@@ -38,6 +38,18 @@ def embed_queue(queue: str) -> str:
     return f"{queue}-embed"
 
 
+def worker_process_env(queue: str, chroma_url: str, model_url: str) -> dict[str, str]:
+    """The environment of a worker process on this test's queue, database, Chroma server and fake model."""
+    return {
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
+        "MEMALIGN_TEST_QUEUE": queue,
+        "CHROMA_URL": chroma_url,
+        "ANTHROPIC_API_KEY": "test-key",
+        "ANTHROPIC_BASE_URL": model_url,
+    }
+
+
 def worker_log(name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"memalign-worker-{name}.log"
 
@@ -112,12 +124,7 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
     settings.MEMALIGN_EMBED_QUEUE = embed_queue(queue)
     settings.MEMALIGN_DISTILL_DELAY_SECONDS = 0.05
     env = {
-        "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
-        "MEMALIGN_TEST_QUEUE": queue,
-        "CHROMA_URL": chroma_server,
-        "ANTHROPIC_API_KEY": "test-key",
-        "ANTHROPIC_BASE_URL": fake_anthropic.url,
+        **worker_process_env(queue, chroma_server, fake_anthropic.url),
         # No short visibility timeout: the new worker resumes at once because it queues the repair when it
         # connects (even seconds after the first worker queued one: memory.tasks.repair_all clears the flag),
         # and the killed worker's regeneration lease runs out within seconds (memory/locks.py).

@@ -17,7 +17,7 @@ from memory import distil, embeddings, episodic, tasks, vectors
 from memory.redis_client import get_redis
 from reviews.projects import create_project
 from tests.conftest import add_feedback, add_sample, wait_for
-from tests.test_memory_faults import database_url, embed_queue, start_worker_process, wait_until_ready
+from tests.test_memory_faults import embed_queue, start_worker_process, wait_until_ready, worker_process_env
 
 
 @pytest.fixture
@@ -72,14 +72,7 @@ def distinct_parts(samples) -> set[str]:
 @pytest.mark.django_db(transaction=True)
 def test_an_embedding_backlog_does_not_delay_a_distillation(personas, chroma_server, fake_anthropic, own_queues):
     queue = own_queues
-    env = {
-        "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test",
-        "MEMALIGN_TEST_QUEUE": queue,
-        "CHROMA_URL": chroma_server,
-        "ANTHROPIC_API_KEY": "test-key",
-        "ANTHROPIC_BASE_URL": fake_anthropic.url,
-    }
+    env = worker_process_env(queue, chroma_server, fake_anthropic.url)
     names = {f"embed-{queue}": [embed_queue(queue)], f"memory-{queue}": [queue]}
     workers = [start_worker_process(queue, env, name=name, serves=serves) for name, serves in names.items()]
     backlog = [
