@@ -21,6 +21,7 @@ Every subprocess is stopped on exit, also after an exception, Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import shlex
@@ -201,6 +202,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
         pass
+
+
+def add_worker_options(parser: argparse.ArgumentParser) -> None:
+    """--workers and --concurrency: the worker layout a bench starts (Environment.start_site_workers or start_worker)."""
+    parser.add_argument(
+        "--workers",
+        choices=["site", "one"],
+        default="site",
+        help="site: what `make run` starts, a worker process per queue (default); one: one worker serving every "
+        "queue with --concurrency processes (the layout before the queues were split)",
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="processes of the single worker (--workers one)")
 
 
 class Environment:

@@ -27,20 +27,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Environment, footer, header, review_records  # noqa: E402
+from _harness import Environment, add_worker_options, footer, header, review_records  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=1_000, help="samples imported (default 1,000)")
-    parser.add_argument(
-        "--workers",
-        choices=["site", "one"],
-        default="site",
-        help="site: what `make run` starts, a worker process per queue (default); one: one worker serving every "
-        "queue with --concurrency processes",
-    )
-    parser.add_argument("--concurrency", type=int, default=2, help="processes of the single worker (--workers one)")
+    add_worker_options(parser)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the in-process comparison")
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()

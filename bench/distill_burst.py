@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Environment, footer, header, review_records, wait_for  # noqa: E402
+from _harness import Environment, add_worker_options, footer, header, review_records, wait_for  # noqa: E402
 
 DISTILL = "record_principles"
 
@@ -183,14 +183,7 @@ def main() -> int:
     parser.add_argument(
         "--offline", action=argparse.BooleanOptionalAction, default=True, help="also a 100-burst, offline provider"
     )
-    parser.add_argument(
-        "--workers",
-        choices=["site", "one"],
-        default="site",
-        help="site: what `make run` starts, a worker process per queue (default); one: one worker serving every "
-        "queue with --concurrency processes (the layout before the queues were split)",
-    )
-    parser.add_argument("--concurrency", type=int, default=2, help="processes of the single worker (--workers one)")
+    add_worker_options(parser)
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per burst")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     args = parser.parse_args()
