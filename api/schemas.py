@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import field_validator
+from pydantic import AfterValidator, field_validator
 
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS
 
 MAX_PAGE = 500
 MAX_ID = 2**63 - 1  # the largest id the database holds: larger ones are refused, not sent to it
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL refuses a NUL character in any text, stored or compared: a 400 here, not a 500 from the database.
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\u0000), which no text here may hold; remove it")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""A string a request's JSON body sends (the path and query are checked by memalign_site.middleware)."""
 
 
 class ErrorItem(Schema):
@@ -60,7 +71,7 @@ class QuoteOut(Schema):
 
 
 class QuoteIn(Schema):
-    text: str = Field(..., max_length=MAX_CRITIQUE_CHARS, description="A passage of the output, as selected.")
+    text: Text = Field(..., max_length=MAX_CRITIQUE_CHARS, description="A passage of the output, as selected.")
     output: Literal["", "a", "b"] = Field("", description='Which output: "" the only one, "a" or "b" (pairwise).')
 
 
@@ -103,9 +114,9 @@ class FeedbackQuery(PageQuery):
 
 class FeedbackIn(Schema):
     sample_id: int | None = Field(None, ge=1, le=MAX_ID)
-    external_id: str | None = Field(None, max_length=200)
-    label: str = Field(..., max_length=64)
-    critique: str = Field("", max_length=MAX_CRITIQUE_CHARS)
+    external_id: Text | None = Field(None, max_length=200)
+    label: Text = Field(..., max_length=64)
+    critique: Text = Field("", max_length=MAX_CRITIQUE_CHARS)
     quote: QuoteIn | None = Field(None, description="The passage of the output the critique is about.")
 
 

@@ -107,15 +107,35 @@ def test_a_nul_byte_in_the_path_or_query_is_a_400(personas, path):
     assert "NUL" in body["detail"]
 
 
-def test_a_nul_byte_in_a_json_body_is_a_400(personas):
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"label": "fail", "critique": "bad\u0000byte"},
+        {"label": "fa\u0000il"},
+        {"label": "fail", "quote": {"text": "a\u0000b"}},
+        # Found by schemathesis on PostgreSQL: the sample looked up by an external id holding NUL was a 500.
+        {"external_id": "s\u0000", "label": "/"},
+    ],
+)
+def test_a_nul_byte_in_a_json_body_is_a_400(personas, body):
     sample = add_sample(personas.project, "s1")
+    body = {"sample_id": sample.pk, **body} if "external_id" not in body else body
     response = token_client(personas.reviewer).post(
-        f"/api/v1/projects/{personas.project.slug}/feedback",
-        json.dumps({"sample_id": sample.pk, "label": "fail", "critique": "bad\u0000byte"}),
+        f"/api/v1/projects/{personas.project.slug}/feedback", json.dumps(body), content_type="application/json"
+    )
+    error = assert_error_body(response, 400)
+    assert "NUL" in error["detail"]
+    assert not Feedback.objects.filter(sample=sample).exists()
+
+
+def test_a_nul_byte_in_what_the_judge_api_is_given_is_answered_without_a_500(personas):
+    add_sample(personas.project, "s1")
+    response = token_client(personas.owner).post(
+        f"/api/v1/projects/{personas.project.slug}/judge",
+        json.dumps({"inputs": {"q\u0000": "a\u0000"}, "outputs": "b\u0000c"}),
         content_type="application/json",
     )
-    assert_error_body(response, 400)
-    assert not Feedback.objects.filter(sample=sample).exists()
+    assert response.status_code == 200, response.content
 
 
 def test_a_deeply_nested_json_body_is_a_400(personas):
