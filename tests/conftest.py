@@ -92,7 +92,7 @@ def celery_worker(django_db_setup, django_db_blocker):
 
     with (
         django_db_blocker.unblock(),
-        start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=30, loglevel="WARNING") as worker,
+        start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=120, loglevel="WARNING") as worker,
     ):
         yield worker
 

@@ -97,11 +97,12 @@ def test_one_embedding_run_per_project_and_a_run_that_meets_another_comes_back_a
     for i in range(3):
         add_sample(personas.project, f"wait{i}", inputs={"q": f"Question {i}?"}, outputs=f"Answer {i}.")
     wait_for(lambda: not vectors.pending(personas.project).exists(), timeout=90, message="the first vectors")
-    SampleVector.objects.filter(project=personas.project).delete()  # as if new samples had just arrived
     running = get_redis().lock(tasks._key("embed-running", personas.project.pk), timeout=60)
-    # Another worker's run; the session worker's last run (queued by a later sample) may still hold the lock.
+    # Another worker's run; the session worker's last run (queued by a later sample) may still hold the lock, or
+    # still be queued: the vectors are deleted only once the lock is held, so that no such run embeds them again.
     wait_for(lambda: running.acquire(blocking=False), timeout=30, message="the session worker's runs to end")
     try:
+        SampleVector.objects.filter(project=personas.project).delete()  # as if new samples had just arrived
         assert tasks.embed_samples(personas.project.pk) == {"skipped": "another run is embedding this project"}
         assert vectors.pending(personas.project).count() == 3  # nothing embedded twice meanwhile
     finally:
