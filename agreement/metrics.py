@@ -203,6 +203,10 @@ def kappa_interval(
     n = len(first)
     if n < 2 or resamples <= 0:
         return None
+    # The pairs in one canonical order, so that the same pairs give the same interval whichever page listed them
+    # (the overview by sample, the Team page by review): the seeded resamples pick by position.
+    canonical = np.lexsort((second, first))
+    first, second = first[canonical], second[canonical]
     picked = np.random.default_rng(seed).integers(0, n, (resamples, n))
     cells = first[picked] * k + second[picked] + np.arange(resamples)[:, None] * k * k
     observed = np.bincount(cells.ravel(), minlength=resamples * k * k).reshape(resamples, k, k).astype(float)

@@ -244,6 +244,6 @@ def agreement_with_judge_by_visibility(project: Project) -> list[VerdictGroup]:
     for name, (shown, description) in VERDICT_GROUPS.items():
         if shown in grouped:
             labels, verdicts = grouped[shown]
-            figures = metrics.agreement(labels, verdicts, project.label_kind, project.label_choices, resamples=200)
+            figures = metrics.agreement(labels, verdicts, project.label_kind, project.label_choices)
             found.append(VerdictGroup(name, description, figures))
     return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from reviews import team
@@ -104,6 +106,32 @@ def test_the_vectorised_kappa_interval_equals_the_bootstrap_one_resample_at_a_ti
         second = np.where(rng.random(137) < 0.7, first, rng.integers(0, k, 137))
         codes = list(range(k))
         kappa = metrics._weighted_kappa if quadratic else metrics._kappa
-        expected = metrics.bootstrap(first, second, lambda t, p, kappa=kappa, codes=codes: kappa(t, p, codes), 300, 0)
+        canonical = np.lexsort((second, first))  # kappa_interval resamples the pairs in this order
+        expected = metrics.bootstrap(
+            first[canonical], second[canonical], lambda t, p, kappa=kappa, codes=codes: kappa(t, p, codes), 300, 0
+        )
         assert metrics.kappa_interval(first, second, k, quadratic, 300, 0) == pytest.approx(expected, abs=1e-12)
+        shuffled = rng.permutation(len(first))  # the same pairs listed in another order: the same interval
+        assert metrics.kappa_interval(first[shuffled], second[shuffled], k, quadratic, 300, 0) == pytest.approx(
+            expected, abs=1e-12
+        )
     assert metrics.kappa_interval(np.zeros(5, int), np.zeros(5, int), 2, False) is None  # undefined throughout
+
+
+def test_the_imported_judge_shows_one_interval_on_the_overview_and_the_team_page(personas):
+    """The same pairs give the same interval on both pages (they listed them in different orders and resampled a
+    different number of times: -0.50 to 0.47 on one, -0.52 to 0.48 on the other)."""
+    from judging import run_agreement
+
+    rng = random.Random(3)
+    for i in range(16):
+        verdict = rng.choice(["pass", "fail"])
+        sample = add_sample(personas.project, f"j{i}", judge_value=verdict)
+        other = "fail" if verdict == "pass" else "pass"
+        label = verdict if rng.random() < 0.6 else other
+        add_feedback(sample, personas.reviewer, label, "" if label == verdict else "The judge missed the point.")
+    overview, _ = run_agreement.imported_judge_agreement(personas.project)
+    (group,) = team.agreement_with_judge_by_visibility(personas.project)
+    assert group.figures.n == overview.n == 16
+    assert group.figures.kappa == pytest.approx(overview.kappa)
+    assert overview.interval is not None and group.figures.interval == pytest.approx(overview.interval)
