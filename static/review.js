@@ -107,11 +107,38 @@
   document.addEventListener("focusin", showTyping);
   document.addEventListener("focusout", () => setTimeout(showTyping, 0)); // after the focus has landed
 
+  // A label key pressed while a save is on its way is meant for the next item (the reviewer has moved on); it
+  // used to land in the critique box being sent, and was lost. It is held, and picked once the next item is in.
+  let saving = null; // the sample id of the item whose save is on its way
+  let heldKey = null;
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt?.id !== "feedback-form") return;
+    saving = item()?.dataset.sampleId ?? null;
+    heldKey = null;
+  });
+  const dropHeld = () => {
+    saving = heldKey = null;
+  };
+  document.body.addEventListener("htmx:sendError", dropHeld);
+  document.body.addEventListener("htmx:responseError", dropHeld);
+
+  function pickHeldLabel(element) {
+    // Only on another item: a refused save (422) shows the same item again, and its error comes first.
+    if (heldKey && saving && element.dataset.sampleId !== saving) pickLabel(heldKey);
+    dropHeld();
+  }
+
   document.addEventListener("keydown", (event) => {
     const typing = event.target.matches(TEXT_FIELDS);
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
       event.preventDefault();
       save();
+      return;
+    }
+    if (saving && /^[0-9]$/.test(event.key) && !(event.ctrlKey || event.metaKey || event.altKey)) {
+      event.preventDefault();
+      heldKey = event.key;
+      say(`Label key ${event.key}: picked on the next item once it is shown.`);
       return;
     }
     if (typing) {
@@ -170,7 +197,10 @@
   }
   htmx.onLoad((element) => {
     showTyping();
-    if (element.id === "review-item") announce();
+    if (element.id === "review-item") {
+      announce();
+      pickHeldLabel(element);
+    }
     const heading = element.id === "review-item" && element.querySelector("h1")?.textContent;
     if (heading) document.title = `${heading} · MemAlign`;
   });

@@ -7,6 +7,7 @@ sample as agreed without the critique, and the letters after it reviewed the nex
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from reviews.models import Feedback, Membership, Role, Sample
 from reviews.projects import create_project
@@ -107,3 +108,26 @@ def test_saves_and_refusals_are_announced_in_a_live_region(page, live_server, re
     page.keyboard.press("Control+Enter")
     wait_for_item(page, samples[1].pk)
     assert "Saved your review of s1" in page.locator("#announcer").text_content()
+
+
+def test_a_label_key_pressed_while_the_save_is_on_its_way_labels_the_next_item(page, live_server, reviewing):
+    """After Ctrl+Enter, a digit pressed before the next item has arrived was typed into the critique being sent,
+    and lost: the next save was then refused ("pick a label first"). It now labels the next item."""
+    reviewer, project, samples = reviewing
+    log_in(page, live_server, "rafael")
+    page.goto(f"{live_server.url}/p/{project.slug}/samples/{samples[0].pk}/?filter=todo&order=plain")
+    wait_for_item(page, samples[0].pk)
+    held = []  # the save's request, held until the key has been pressed: the key lands while it is on its way
+    page.route("**/feedback/**", lambda route: held.append(route))
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    while not held:  # the request reaches the route handler
+        page.wait_for_timeout(20)
+    page.keyboard.press("2")
+    assert page.locator('input[name="label"]:checked').get_attribute("data-key") == "1"  # not on the item saved
+    held[0].continue_()
+    page.unroute("**/feedback/**")
+    wait_for_item(page, samples[1].pk)
+    expect(page.locator('input[name="label"]:checked')).to_have_attribute("data-key", "2")
+    assert page.evaluate("document.activeElement.id") == "critique"  # the critique's turn, as after a label key
+    assert list(Feedback.objects.filter(author=reviewer).values_list("sample_id", "label")) == [(samples[0].pk, "pass")]
