@@ -46,6 +46,9 @@ def test_the_review_flow_works_under_the_policy(page, live_server, team, celery_
     page.keyboard.press("Control+Enter")
     page.wait_for_function(f"() => document.getElementById('review-item').dataset.sampleId !== '{second.pk}'")
     assert Feedback.objects.filter(author=reviewer).count() == 2
+    page.keyboard.press("Control+Enter")  # no label: refused with a 422 that shows the same item and says why
+    page.wait_for_selector("#feedback-error")
+    assert Feedback.objects.filter(author=reviewer).count() == 2
 
     # Deleting asks first (data-confirm, handled by memalign.js): dismissed keeps it, accepted deletes it.
     page.goto(f"{live_server.url}/p/{project.slug}/samples/{first.pk}/")
