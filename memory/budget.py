@@ -17,7 +17,7 @@ from reviews.models import Project
 
 CHARS_PER_TOKEN = 4  # a rough average for English text: the budget bounds the prompt, it does not bill it
 # Per process: each project's principle set with the state of the memory it was read at. Every judgment reads
-# the state (two small queries) instead of 1,200 principles, their vectors and their token counts (issue 23).
+# the state (one small query) instead of 1,200 principles, their vectors and their token counts (issue 23).
 _sets: dict[int, tuple[tuple[Any, ...], PrincipleSet]] = {}
 _sets_lock = threading.Lock()
 
