@@ -61,18 +61,21 @@ def working_memory(
     exclude_sample_id: int | None = None,
     output_a: str = "",
     output_b: str = "",
+    principles: budget.PrincipleSet | None = None,
 ) -> WorkingMemory:
-    """The working memory for an item given as text (not stored), embedded now: the "try the judge" box."""
+    """The working memory for an item given as text (not stored), embedded now: the "try the judge" box.
+    `principles`: the project's principle set when the caller read it already."""
     shown = (
         f"Output A:\n{output_a}\n\nOutput B:\n{output_b}" if (output_a or output_b) else output
     )  # as Sample shows it
     vectors = example_vectors([sample_parts(inputs, output, output_a, output_b)])
     neighbours = episodic.query_vectors(project.pk, vectors, project.retrieval_k, [exclude_sample_id])
     (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
-    principles = budget.within_budget(project, budget.principle_set(project), vectors)
+    principles = principles or budget.principle_set(project)
+    chosen = budget.within_budget(project, principles, vectors)
     parts = sample_vectors.embed_parts([sample_vectors.part_texts(inputs, output, output_a, output_b)])
-    (local,) = learned.predictions(project, parts)
-    return WorkingMemory(project.criterion, versions.schema(project), principles, examples, inputs, shown, local)
+    (local,) = learned.predictions(project, parts, learned.usable(project, version=principles.version))
+    return WorkingMemory(project.criterion, versions.schema(project), chosen, examples, inputs, shown, local)
 
 
 def working_memories(
@@ -103,10 +106,16 @@ def judge(
 ) -> AlignedVerdict:
     """Judge one item given as text with the project's aligned judge; raise ProviderError when the provider fails."""
     provider = provider or get_provider(project)
-    memory = working_memory(project, inputs, output, output_a=output_a, output_b=output_b)
-    latest = budget.latest_version(project)
+    principles = budget.principle_set(project)
+    memory = working_memory(project, inputs, output, output_a=output_a, output_b=output_b, principles=principles)
     verdict = decide(project, provider, memory)
-    return AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
+    return AlignedVerdict(verdict, memory, principles.version, provider.name, provider.model)
+
+
+def version_number(project: Project) -> int | None:
+    """The number of the active memory version (the one whose principles a verdict uses), None before any."""
+    latest = budget.latest_version(project)
+    return latest.number if latest else None
 
 
 def cascaded(project: Project, provider: Provider, memory: WorkingMemory) -> Verdict | None:

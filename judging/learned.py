@@ -178,8 +178,12 @@ class Usable:
     note: str  # why no model is used, "" when one is
 
 
-def usable(project: Project, queue_retraining: bool = True) -> Usable:
-    """The project's model when it may be used now: trained, for this schema and memory version."""
+UNREAD = -1  # usable()'s version when the caller has not read it
+
+
+def usable(project: Project, queue_retraining: bool = True, version: int | None = UNREAD) -> Usable:
+    """The project's model when it may be used now: trained, for this schema and memory version. `version`: the
+    active version's number, when the caller knows it (budget.PrincipleSet.version), saving a query."""
     row = LearnedJudge.objects.filter(project=project).defer("estimator").first()
     if row is None:
         # Its training stores the row, with the reason when there are too few labels: reading every final
@@ -189,13 +193,15 @@ def usable(project: Project, queue_retraining: bool = True) -> Usable:
         return Usable(None, "No learned judge yet: its first training is queued.")
     if not row.trained_at:
         return Usable(None, row.not_trained or "No learned judge yet.")
-    version = budget.latest_version(project)
+    if version == UNREAD:
+        latest = budget.latest_version(project)
+        version = latest.number if latest else None
     reason = ""
     if row.schema != schema_fingerprint(project):
         reason = "The learned judge was trained for another label schema; it is set aside until retrained."
-    elif row.memory_version != (version.number if version else None):
+    elif row.memory_version != version:
         trained_at = f"memory version {row.memory_version}" if row.memory_version else "no memory version yet"
-        now = f"version {version.number}" if version else "no version"
+        now = f"version {version}" if version else "no version"
         reason = f"The learned judge was trained at {trained_at}, the memory is now at {now}; it is set aside until retrained."
     if reason:
         if queue_retraining:

@@ -40,13 +40,18 @@ def allowed(project_id: int, user_id: int) -> bool:
 
 def judge(project: Project, item: dict[str, Any], exclude_sample_id: int | None = None) -> aligned.AlignedVerdict:
     """Judge an item (inputs, output or output_a/output_b) within a provider slot and a short timeout."""
-    return judge_memory(project, aligned.working_memory(project, exclude_sample_id=exclude_sample_id, **item))
+    principles = budget.principle_set(project)
+    memory = aligned.working_memory(project, exclude_sample_id=exclude_sample_id, principles=principles, **item)
+    return judge_memory(project, memory, principles)
 
 
-def judge_memory(project: Project, memory: WorkingMemory) -> aligned.AlignedVerdict:
-    """Judge a working memory already built, within a provider slot and a short timeout."""
+def judge_memory(
+    project: Project, memory: WorkingMemory, principles: budget.PrincipleSet | None = None
+) -> aligned.AlignedVerdict:
+    """Judge a working memory already built, within a provider slot and a short timeout. `principles`: the set
+    the memory was built from, which names its version (else it is read)."""
     provider = get_provider(project, timeout=PROVIDER_TIMEOUT_SECONDS, max_retries=PROVIDER_RETRIES)
-    latest = budget.latest_version(project)  # the version whose principles the memory holds
+    version = principles.version if principles else aligned.version_number(project)
     try:
         with provider_slot(project.pk, project.provider_concurrency, timeout=SLOT_WAIT_SECONDS):
             verdict = aligned.decide(project, provider, memory)
@@ -54,7 +59,7 @@ def judge_memory(project: Project, memory: WorkingMemory) -> aligned.AlignedVerd
         raise Busy(
             "The project's provider calls are all in use (a judge run is going on): try again in a minute."
         ) from None
-    return aligned.AlignedVerdict(verdict, memory, latest.number if latest else None, provider.name, provider.model)
+    return aligned.AlignedVerdict(verdict, memory, version, provider.name, provider.model)
 
 
 @dataclass

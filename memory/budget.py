@@ -8,16 +8,16 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Max, Q
+from django.db import connection
 
 from memory import principle_vectors, versions
 from memory.llm.base import PrincipleText
-from memory.models import MemoryVersion
+from memory.models import MemoryVersion, Principle
 from reviews.models import Project
 
 CHARS_PER_TOKEN = 4  # a rough average for English text: the budget bounds the prompt, it does not bill it
 # Per process: each project's principle set with the state of the memory it was read at. Every judgment reads
-# the state (two small queries) instead of 1,200 principles, their vectors and their token counts (issue 23).
+# the state (one small query) instead of 1,200 principles, their vectors and their token counts (issue 23).
 _sets: dict[int, tuple[tuple[Any, ...], PrincipleSet]] = {}
 _sets_lock = threading.Lock()
 
@@ -28,6 +28,9 @@ class PrincipleSet:
 
     principles: list[PrincipleText]  # every active principle, in id order
     pinned: set[int]
+    # The active version's number (latest_version's) in the memory state the set was read at: a verdict names
+    # it without one more query.
+    version: int | None = None
 
     @cached_property
     def token_counts(self) -> np.ndarray:
@@ -60,6 +63,7 @@ def principle_set(project: Project) -> PrincipleSet:
     if cached is not None and cached[0] == state:
         return cached[1]
     principles = _read_principle_set(project, held=bool(state[1]))
+    principles.version = state[2]
     with _sets_lock:
         _sets[project.pk] = (state, principles)
     return principles
@@ -67,14 +71,21 @@ def principle_set(project: Project) -> PrincipleSet:
 
 def _memory_state(project: Project) -> tuple[Any, ...]:
     """What changes whenever the principles a verdict sees may change: a version written, held or released, and
-    the active principles added, retired or edited (with or without a version)."""
-    versions_now = MemoryVersion.objects.filter(project=project).aggregate(
-        number=Max("number"), held=Count("pk", filter=Q(status=MemoryVersion.Status.HELD))
+    the active principles added, retired or edited (with or without a version); and the active version's number.
+
+    Read on every judgment, so in one plain SQL query: the ORM took 1.5 ms per query here only to build the SQL
+    (three queries: 4.5 ms; this one 0.4 ms, at load 3 on 2 cores)."""
+    sql = (
+        "SELECT v.number, v.held, v.active, p.count, p.last, p.changed FROM "
+        "(SELECT MAX(number) AS number, SUM(CASE WHEN status = %s THEN 1 ELSE 0 END) AS held, "
+        f"MAX(CASE WHEN status = %s THEN number END) AS active FROM {MemoryVersion._meta.db_table} "
+        "WHERE project_id = %s) v, "
+        "(SELECT COUNT(*) AS count, MAX(id) AS last, MAX(updated_at) AS changed "
+        f"FROM {Principle._meta.db_table} WHERE project_id = %s AND NOT retired) p"
     )
-    principles_now = versions.active_principles(project).aggregate(
-        count=Count("pk"), last=Max("pk"), changed=Max("updated_at")
-    )
-    return (versions_now["number"], versions_now["held"], *principles_now.values())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [MemoryVersion.Status.HELD, MemoryVersion.Status.OK, project.pk, project.pk])
+        return tuple(cursor.fetchone())
 
 
 def _read_principle_set(project: Project, held: bool) -> PrincipleSet:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from reviews.adjudication import learnable, overruled
-from reviews.models import Decision, Feedback
+from reviews.models import Feedback
 
 
 class Status:
@@ -46,12 +46,18 @@ def by_sample(sample_ids: Iterable[int]) -> dict[int, SampleExample]:
     """Return the example of each of these samples that has learnable feedback (the others are not in memory)."""
     wanted = set(sample_ids)
     rows = (
-        learnable(Feedback.objects.filter(sample_id__in=wanted)).select_related("sample").order_by("created_at", "id")
+        learnable(Feedback.objects.filter(sample_id__in=wanted))
+        .select_related("sample")
+        # A sample has one decision at most (its feedback may be gone): joined, it adds no rows
+        .annotate(sample_decision=F("sample__decision__id"), decided=F("sample__decision__feedback"))
+        .order_by("created_at", "id")
     )
     grouped: dict[int, list[Feedback]] = {}
+    decided: dict[int, int | None] = {}
     for feedback in rows:
         grouped.setdefault(feedback.sample_id, []).append(feedback)
-    decided = dict(Decision.objects.filter(sample_id__in=grouped).values_list("sample_id", "feedback_id"))
+        if feedback.sample_decision is not None:
+            decided[feedback.sample_id] = feedback.decided
     result = {}
     for sample_id, reviews in grouped.items():
         speaker = next((f for f in reviews if f.pk == decided.get(sample_id)), reviews[0])

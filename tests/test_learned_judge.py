@@ -311,6 +311,27 @@ def test_a_model_of_an_older_memory_version_is_set_aside_until_retrained(persona
 
 
 @pytest.mark.django_db
+def test_a_judgment_sees_a_new_memory_version_at_once_though_the_principle_set_is_kept(personas):
+    """The try-the-judge and API path takes the version from the principle set kept per process (no query of
+    its own): a version written after the set was kept sets the model aside on the very next judgment."""
+    from judging.judge import working_memory
+    from memory.models import MemoryVersion
+
+    labelled(personas.project, personas.reviewer)
+    learned.train(personas.project)
+
+    def local():
+        return working_memory(personas.project, "How do I reset my password on my tablet?", GOOD.format(i=99)).local
+
+    assert local().value is not None  # the set is kept now, read before any version
+    MemoryVersion.objects.create(project=personas.project, number=1, trigger="distill", provider="offline", model="m")
+    aside = local()
+    assert aside.value is None and "now at version 1" in aside.note
+    learned.train(personas.project)
+    assert local().value is not None
+
+
+@pytest.mark.django_db
 def test_a_failed_training_keeps_the_previous_model_and_says_so(personas, monkeypatch, client):
     labelled(personas.project, personas.reviewer)
     before = learned.train(personas.project)

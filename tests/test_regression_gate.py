@@ -79,9 +79,11 @@ def test_a_version_that_flips_guard_verdicts_is_held_and_the_judge_keeps_the_goo
     assert written[-1].status == MemoryVersion.Status.HELD
     assert budget.latest_version(project) == good  # the active version
     assert HARMFUL not in [p.text for p in budget.principle_set(project).principles]
+    assert budget.principle_set(project).version == good.number  # what a verdict names as its version
     # The owner discards it: the principles are back to the good version's, and the judge uses them.
     restored = versions.discard_held(project, "olivia")
     assert restored.principles == good.principles and budget.latest_version(project) == restored
+    assert budget.principle_set(project).version == restored.number
     assert HARMFUL not in [p.text for p in versions.active_principles(project)]
 
     model.next_principle = HARMLESS
@@ -91,6 +93,7 @@ def test_a_version_that_flips_guard_verdicts_is_held_and_the_judge_keeps_the_goo
     assert not checked.held and checked.flipped == [] and checked.agreement_after == 1.0
     assert budget.latest_version(project) == written[-1]
     assert HARMLESS in [p.text for p in budget.principle_set(project).principles]
+    assert budget.principle_set(project).version == written[-1].number
 
 
 def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client):
@@ -107,6 +110,7 @@ def test_the_owner_can_activate_a_held_version(personas, fake_anthropic, client)
     client.post(f"/p/{project.slug}/memory/held/activate/")
     assert budget.latest_version(project) == written[-1]
     assert HARMFUL in [p.text for p in budget.principle_set(project).principles]
+    assert budget.principle_set(project).version == written[-1].number  # released: the set is read again
 
 
 def test_a_gate_check_stores_the_guard_verdicts_position_bias_and_flip_rates(personas, fake_anthropic, client):
