@@ -39,7 +39,9 @@ def default_order(project: Project) -> str:
     """Return the project's queue order: its setting, where "auto" teaches once a ranking has been stored
     (the memory task stores one as soon as the judge has reviewed examples to learn from)."""
     if project.queue_order == QueueOrder.AUTO:
-        return "teach" if QueuePriority.objects.filter(project=project).exists() else "plain"
+        # From the figures cache: every queue and review page asks; storing a ranking forgets the figures.
+        ranked = figures.cached(project.pk, "ranked", QueuePriority.objects.filter(project=project).exists)
+        return "teach" if ranked else "plain"
     return "teach" if project.queue_order == QueueOrder.TEACH else "plain"
 
 
