@@ -30,6 +30,7 @@ FILTERS = {
     "all": "All",
 }
 # Filters whose samples leave the filter once reviewed: moving back goes through the whole project instead.
+# None of their samples has the reviewer's own feedback, so the queue need not look it up.
 SHRINKING = {"todo", "unreviewed"}
 ORDERS = {"teach": "What teaches most first", "plain": "Import order"}
 UNRANKED = 10**12  # the teaching order's key of a sample not ranked yet: after every ranked one, in id order

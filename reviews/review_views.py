@@ -126,11 +126,15 @@ def sample_import_status(request: ProjectRequest, import_id: int) -> HttpRespons
 def sample_queue(request: ProjectRequest) -> HttpResponse:
     project = request.project
     query = _query(request)
-    qs = queue.samples(project, request.user, query)
-    mine = Feedback.objects.filter(author=request.user)
-    qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback")).select_related("priority")
+    qs = queue.samples(project, request.user, query).select_related("priority")
+    if query.filter not in queue.SHRINKING:  # those hold no sample the reviewer reviewed
+        mine = Feedback.objects.filter(author=request.user)
+        qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback"))
     after, before = _int(request.GET.get("after")), _int(request.GET.get("before"))
     result = queue.page(qs, after, before, key=query.key, project=project)
+    if query.filter in queue.SHRINKING:
+        for item in result.items:
+            item.my_feedback = []  # type: ignore[attr-defined]
     context = {
         "project": project,
         "membership": request.membership,
