@@ -14,7 +14,6 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import (
     BigIntegerField,
-    Case,
     Count,
     Exists,
     F,
@@ -24,7 +23,6 @@ from django.db.models import (
     QuerySet,
     Subquery,
     TextField,
-    When,
 )
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Coalesce
@@ -136,26 +134,32 @@ def _matching(
     qs: QuerySet[Sample] = Sample.objects.filter(project=project)
     if query.hidden_runs:
         qs = qs.exclude(import_run__in=query.hidden_runs)
-    mine = Feedback.objects.filter(sample=OuterRef("pk"), author=user)
-    anyone = Feedback.objects.filter(sample=OuterRef("pk"))
+
+    # Built only where used: each subquery costs its building on every page.
+    def mine() -> Exists:
+        return Exists(Feedback.objects.filter(sample=OuterRef("pk"), author=user))
+
+    def anyone(**more: object) -> Exists:
+        return Exists(Feedback.objects.filter(sample=OuterRef("pk"), **more))
+
     match filter_name or query.filter:
         case "todo":
             qs = overlap.needing_review(qs, project, user)
         case "unreviewed":
-            qs = qs.filter(~Exists(anyone))
+            qs = qs.filter(~anyone())
         case "mine":
-            qs = qs.filter(Exists(mine))
+            qs = qs.filter(mine())
         case "reviewed":
-            qs = qs.filter(Exists(anyone))
+            qs = qs.filter(anyone())
         case "disagree":
             # agrees_with_judge is NULL, not False, where the sample has no verdict to disagree with.
-            qs = qs.filter(Exists(anyone.filter(**DISAGREES)))
+            qs = qs.filter(anyone(**DISAGREES))
             if query.blind:
-                qs = qs.filter(Exists(mine))
+                qs = qs.filter(mine())
     if query.label:
-        qs = qs.filter(Exists(anyone.filter(label=query.label)))
+        qs = qs.filter(anyone(label=query.label))
         if query.blind:
-            qs = qs.filter(Exists(mine))
+            qs = qs.filter(mine())
     if query.judge:
         qs = qs.filter(judge_value=query.judge)
     if query.q:
@@ -331,10 +335,7 @@ def place(project: Project, user: User, query: QueueQuery, sample_id: int, here:
     """Return the sample's neighbours (`neighbours`) and position in the queue, read together (`_read`)."""
     qs = _matching(project, user, query)
     here = _key_of(query, sample_id) if here is None else here
-    counted = _count_before(project, qs, query, here) + 1
-    row = _read(
-        project, user, query, sample_id, here, position=Case(When(Exists(qs.filter(pk=sample_id)), then=counted))
-    )
+    row = _read(project, user, query, qs, sample_id, here, position=_position(project, qs, query, sample_id, here))
     total = counts(project, user, query)[query.filter]  # the queue's own count, from the figures cache
     return Place(row["previous"], row["next"], row["position"], total)
 
@@ -349,7 +350,7 @@ def neighbours(
     whole project, since what was just reviewed has left the filter.
     """
     here = _key_of(query, sample_id) if here is None else here
-    row = _read(project, user, query, sample_id, here)
+    row = _read(project, user, query, _matching(project, user, query), sample_id, here)
     return row["previous"], row["next"]
 
 
@@ -363,9 +364,16 @@ def position(
 
 
 def _read(
-    project: Project, user: User, query: QueueQuery, sample_id: int, here: int, **more: Combinable
+    project: Project,
+    user: User,
+    query: QueueQuery,
+    qs: QuerySet[Sample],
+    sample_id: int,
+    here: int,
+    **more: Combinable,
 ) -> dict[str, Any]:
-    """The neighbours of the sample at `here` (and the `more` asked for) in one round trip, usually.
+    """The neighbours of the sample at `here` in the queue `qs` (and the `more` asked for) in one round trip,
+    usually.
 
     Each neighbour is a chain of steps, the first that finds a sample giving it: the teaching order's next
     sample is the next ranked one, else the first unranked one, else (in a shrinking filter) the first ranked
@@ -374,7 +382,6 @@ def _read(
     the queue). The later steps are not in the first query: PostgreSQL would plan them anyway, and the plan's
     cost estimate with them (a scan for the unranked samples, thought to be few) makes it compile the query.
     """
-    qs = _matching(project, user, query)
     following = _after(query, here)
     if query.filter in SHRINKING:
         following += [step for step in _after(query, -1) if step not in following]
@@ -440,15 +447,27 @@ def _ranked(project: Project, qs: QuerySet[Sample]) -> QuerySet[Sample]:
     return qs.filter(priority__project=project)
 
 
-def _count_before(project: Project, qs: QuerySet[Sample], query: QueueQuery, here: int) -> Combinable:
-    if query.order != "teach":
-        return _Count(qs.filter(id__lt=here).order_by().values("id"))
-    before: Combinable = _Count(
-        _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED)).order_by().values("id")
+class _Position(Subquery):
+    """How many rows a queryset of ids holds if the sample `sample_id` is among them, else NULL: over the queue up
+    to and including the sample, its position, and whether it is in the queue, in one subquery."""
+
+    template = (
+        "(SELECT CASE WHEN MAX(CASE WHEN counted.id = %(sample_id)d THEN 1 ELSE 0 END) = 1 THEN COUNT(*) END"
+        " FROM (%(subquery)s) counted)"
     )
-    if here >= UNRANKED:
-        before = before + _Count(qs.filter(priority__isnull=True, id__lt=here - UNRANKED).order_by().values("id"))
-    return before
+    output_field = IntegerField()
+
+
+def _position(project: Project, qs: QuerySet[Sample], query: QueueQuery, sample_id: int, here: int) -> Combinable:
+    def through(qs: QuerySet[Sample]) -> _Position:
+        return _Position(qs.order_by().values("id"), sample_id=int(sample_id))
+
+    if query.order != "teach":
+        return through(qs.filter(id__lte=here))
+    if here < UNRANKED:
+        return through(_ranked(project, qs).filter(priority__rank__lte=here))
+    ranked = _Count(_ranked(project, qs).order_by().values("id"))  # every ranked sample comes before it
+    return ranked + through(qs.filter(priority__isnull=True, id__lte=here - UNRANKED))
 
 
 def key_of(query: QueueQuery, sample: Sample) -> int:
