@@ -106,6 +106,7 @@ def write_batches(
         run = ImportRun.objects.create(project=project, created_by=importer, filename=(filename or "")[:255])
     else:
         ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.WRITING)
+        figures.changed(project.pk)  # the cached list of runs still writing (Sample.objects.writing_runs)
     try:
         summary = _write(project, batches, total, report, importer, run)
     except BaseException as error:

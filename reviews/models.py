@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from reviews import figures
 from reviews.labels import LabelKind, label_choices
 from reviews.model_servers import validate_base_url
 from reviews.rendering import span_matches
@@ -274,11 +275,15 @@ class ImportRun(models.Model):
         return 100 if self.status == self.Status.DONE else (100 * self.written // self.total if self.total else 0)
 
 
+def _writing_runs(project: Project) -> list[int]:
+    return list(ImportRun.objects.filter(project=project, status=ImportRun.Status.WRITING).values_list("id", flat=True))
+
+
 class SampleQuerySet(models.QuerySet):
     def writing_runs(self, project: Project) -> list[int]:
-        return list(
-            ImportRun.objects.filter(project=project, status=ImportRun.Status.WRITING).values_list("id", flat=True)
-        )
+        """The project's imports still writing, from the figures cache: every page asks, and a run starting or
+        ending writing forgets the project's figures (reviews.import_writing)."""
+        return figures.cached(project.pk, "writing-runs", lambda: _writing_runs(project))
 
     def visible(self, project: Project) -> models.QuerySet:
         """The project's samples, without those an unfinished import is still writing (it may yet be undone).

@@ -10,6 +10,7 @@ are in flight only closes slots: a reviewer who already has the page can still s
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
@@ -61,22 +62,51 @@ def claim(sample: Sample, user) -> bool:
         locked = Sample.objects.select_for_update(of=("self",)).filter(pk=sample.pk).select_related("project").first()
         if locked is None:
             return False
-        if Feedback.objects.filter(sample=locked, author=user).exists():
-            return True
         now = timezone.now()
-        if Decision.objects.filter(sample=locked).exists():
+        # What decides, read in one query once the lock is held (on PostgreSQL a statement that waited for the
+        # lock would still see the claims as they were when it began: hence not in the locking statement).
+        state = _claim_state(locked, user, now)
+        if state["reviewed"]:
+            return True
+        if state["decided"]:
             return False
-        ReviewClaim.objects.filter(sample=locked, expires_at__lte=now).delete()  # abandoned: their slots are free
-        live = ReviewClaim.objects.filter(sample=locked, expires_at__gt=now)
-        held = live.filter(user=user).exists()  # mine already: renewed, even if the setting was lowered since
-        if not held and reviews_of(locked).count() + live.count() >= locked.project.reviews_per_sample:
+        if state["expired"]:
+            ReviewClaim.objects.filter(sample=locked, expires_at__lte=now).delete()  # abandoned: slots are free
+        held = state["held"]  # mine already: renewed, even if the setting was lowered since
+        if not held and state["taken"] >= locked.project.reviews_per_sample:
             return False
         until = now + timedelta(seconds=CLAIM_SECONDS)
         if held:
-            live.filter(user=user).update(expires_at=until)
+            ReviewClaim.objects.filter(sample=locked, user=user, expires_at__gt=now).update(expires_at=until)
         else:  # none of mine left: an expired one was deleted above, and the lock keeps others off this sample
             ReviewClaim.objects.create(sample=locked, user=user, expires_at=until)
         return True
+
+
+def _claim_state(sample: Sample, user, now) -> dict[str, Any]:
+    """Whether `user` reviewed the sample, whether it is decided, whether claims on it expired, whether `user`
+    holds a live one, and how many slots reviews and live claims take."""
+    claims = ReviewClaim.objects.filter(sample_id=sample.pk)
+    live = claims.filter(expires_at__gt=now)
+    # Subqueries on the sample's id (no OuterRef): cheaper to build than correlated ones, each on its index.
+    return (
+        Sample.objects.filter(pk=sample.pk)
+        .values(
+            reviewed=Exists(Feedback.objects.filter(sample_id=sample.pk, author=user)),
+            decided=Exists(Decision.objects.filter(sample_id=sample.pk)),
+            expired=Exists(claims.filter(expires_at__lte=now)),
+            held=Exists(live.filter(user=user)),
+            taken=Counted(reviews_of(sample.pk).values("id")) + Counted(live.values("id")),
+        )
+        .get()
+    )
+
+
+class Counted(Subquery):
+    """How many rows a queryset of ids holds, as a subquery."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) counted)"
+    output_field = IntegerField()
 
 
 def release(sender, instance: Feedback, created: bool, **kwargs) -> None:

@@ -9,9 +9,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, TextField
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+)
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Coalesce
 
 from reviews import figures, overlap
@@ -30,6 +43,7 @@ FILTERS = {
     "all": "All",
 }
 # Filters whose samples leave the filter once reviewed: moving back goes through the whole project instead.
+# None of their samples has the reviewer's own feedback, so the queue need not look it up.
 SHRINKING = {"todo", "unreviewed"}
 ORDERS = {"teach": "What teaches most first", "plain": "Import order"}
 UNRANKED = 10**12  # the teaching order's key of a sample not ranked yet: after every ranked one, in id order
@@ -39,7 +53,9 @@ def default_order(project: Project) -> str:
     """Return the project's queue order: its setting, where "auto" teaches once a ranking has been stored
     (the memory task stores one as soon as the judge has reviewed examples to learn from)."""
     if project.queue_order == QueueOrder.AUTO:
-        return "teach" if QueuePriority.objects.filter(project=project).exists() else "plain"
+        # From the figures cache: every queue and review page asks; storing a ranking forgets the figures.
+        ranked = figures.cached(project.pk, "ranked", QueuePriority.objects.filter(project=project).exists)
+        return "teach" if ranked else "plain"
     return "teach" if project.queue_order == QueueOrder.TEACH else "plain"
 
 
@@ -118,26 +134,32 @@ def _matching(
     qs: QuerySet[Sample] = Sample.objects.filter(project=project)
     if query.hidden_runs:
         qs = qs.exclude(import_run__in=query.hidden_runs)
-    mine = Feedback.objects.filter(sample=OuterRef("pk"), author=user)
-    anyone = Feedback.objects.filter(sample=OuterRef("pk"))
+
+    # Built only where used: each subquery costs its building on every page.
+    def mine() -> Exists:
+        return Exists(Feedback.objects.filter(sample=OuterRef("pk"), author=user))
+
+    def anyone(**more: object) -> Exists:
+        return Exists(Feedback.objects.filter(sample=OuterRef("pk"), **more))
+
     match filter_name or query.filter:
         case "todo":
             qs = overlap.needing_review(qs, project, user)
         case "unreviewed":
-            qs = qs.filter(~Exists(anyone))
+            qs = qs.filter(~anyone())
         case "mine":
-            qs = qs.filter(Exists(mine))
+            qs = qs.filter(mine())
         case "reviewed":
-            qs = qs.filter(Exists(anyone))
+            qs = qs.filter(anyone())
         case "disagree":
             # agrees_with_judge is NULL, not False, where the sample has no verdict to disagree with.
-            qs = qs.filter(Exists(anyone.filter(**DISAGREES)))
+            qs = qs.filter(anyone(**DISAGREES))
             if query.blind:
-                qs = qs.filter(Exists(mine))
+                qs = qs.filter(mine())
     if query.label:
-        qs = qs.filter(Exists(anyone.filter(label=query.label)))
+        qs = qs.filter(anyone(label=query.label))
         if query.blind:
-            qs = qs.filter(Exists(mine))
+            qs = qs.filter(mine())
     if query.judge:
         qs = qs.filter(judge_value=query.judge)
     if query.q:
@@ -298,6 +320,26 @@ def _teaching_page(project: Project, qs: QuerySet[Sample], after: int | None, be
     )
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a sample stands in a queue: the samples before and after it, its 1-based position (None when it
+    is not in the queue, e.g. just reviewed in "needs my review") and how many samples the queue holds."""
+
+    previous: int | None
+    next: int | None
+    position: int | None
+    total: int
+
+
+def place(project: Project, user: User, query: QueueQuery, sample_id: int, here: int | None = None) -> Place:
+    """Return the sample's neighbours (`neighbours`) and position in the queue, read together (`_read`)."""
+    qs = _matching(project, user, query)
+    here = _key_of(query, sample_id) if here is None else here
+    row = _read(project, user, query, qs, sample_id, here, position=_position(project, qs, query, sample_id, here))
+    total = counts(project, user, query)[query.filter]  # the queue's own count, from the figures cache
+    return Place(row["previous"], row["next"], row["position"], total)
+
+
 def neighbours(
     project: Project, user: User, query: QueueQuery, sample_id: int, here: int | None = None
 ) -> tuple[int | None, int | None]:
@@ -307,14 +349,9 @@ def neighbours(
     waiting before this one, so samples skipped with j come back once the end is reached; "previous" walks the
     whole project, since what was just reviewed has left the filter.
     """
-    qs = _matching(project, user, query)
     here = _key_of(query, sample_id) if here is None else here
-    following = _first_after(project, qs, query, here)
-    if following is None and query.filter in SHRINKING:
-        following = _first_after(project, qs, query, -1)
-        following = None if following == sample_id else following
-    back = _matching(project, user, query, "all") if query.filter in SHRINKING else qs
-    return _last_before(project, back, query, here), following
+    row = _read(project, user, query, _matching(project, user, query), sample_id, here)
+    return row["previous"], row["next"]
 
 
 def position(
@@ -322,64 +359,130 @@ def position(
 ) -> tuple[int | None, int]:
     """Return the sample's 1-based position in the queue (None when it is not in it, e.g. just reviewed in
     "needs my review") and how many samples the queue holds."""
-    qs = _matching(project, user, query)
-    total = counts(project, user, query)[query.filter]  # the queue's own count, from the figures cache
-    if not qs.filter(pk=sample_id).exists():
-        return None, total
-    here = _key_of(query, sample_id) if here is None else here
-    if query.order != "teach":
-        return qs.filter(id__lt=here).count() + 1, total
-    before = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED)).count()
-    if here >= UNRANKED:
-        before += qs.filter(priority__isnull=True, id__lt=here - UNRANKED).count()
-    return before + 1, total
+    found = place(project, user, query, sample_id, here)
+    return found.position, found.total
+
+
+def _read(
+    project: Project,
+    user: User,
+    query: QueueQuery,
+    qs: QuerySet[Sample],
+    sample_id: int,
+    here: int,
+    **more: Combinable,
+) -> dict[str, Any]:
+    """The neighbours of the sample at `here` in the queue `qs` (and the `more` asked for) in one round trip,
+    usually.
+
+    Each neighbour is a chain of steps, the first that finds a sample giving it: the teaching order's next
+    sample is the next ranked one, else the first unranked one, else (in a shrinking filter) the first ranked
+    one again. One query asks every chain's first step, each a subquery that keeps the plan it has as a query
+    of its own; a second asks the rest of the chains that found nothing (the end of the ranked samples, or of
+    the queue). The later steps are not in the first query: PostgreSQL would plan them anyway, and the plan's
+    cost estimate with them (a scan for the unranked samples, thought to be few) makes it compile the query.
+    """
+    following = _after(query, here)
+    if query.filter in SHRINKING:
+        following += [step for step in _after(query, -1) if step not in following]
+    back = _matching(project, user, query, "all") if query.filter in SHRINKING else qs
+    chains = {
+        "next": [_step(project, qs, s) for s in following],
+        "previous": [_step(project, back, s) for s in _before(query, here)],
+    }
+    first = {name: chain[0] for name, chain in chains.items()}
+    row: dict[str, Any] = dict(_one_row(project, {**first, **more}))
+    rest = {name: chain[1:] for name, chain in chains.items() if row[name] is None and len(chain) > 1}
+    if rest:
+        row.update(_one_row(project, {name: Coalesce(*c) if len(c) > 1 else c[0] for name, c in rest.items()}))
+    if row["next"] == sample_id:  # wrapped round to itself: nothing else is waiting
+        row["next"] = None
+    return row
+
+
+def _one_row(project: Project, parts: Mapping[str, Combinable]) -> Mapping[str, Any]:
+    """Ask several subqueries in one statement (a single row: the project's)."""
+    return Project.objects.filter(pk=project.pk).order_by().values(**parts).get()
 
 
 # The teaching order's keyset steps go through the ranked samples by their stored rank (the (project, rank)
 # index), then the unranked ones by id, rather than comparing a computed key on every row.
+
+Step = tuple[str, bool, int]  # which samples ("ranked", "unranked" or "any"), after (or before), from where
+
+
+def _after(query: QueueQuery, here: int) -> list[Step]:
+    if query.order != "teach":
+        return [("any", True, here)]
+    unranked = ("unranked", True, max(here - UNRANKED, -1))
+    return [unranked] if here >= UNRANKED else [("ranked", True, here), unranked]
+
+
+def _before(query: QueueQuery, here: int) -> list[Step]:
+    if query.order != "teach":
+        return [("any", False, here)]
+    ranked = ("ranked", False, min(here, UNRANKED))
+    return [ranked] if here < UNRANKED else [("unranked", False, here - UNRANKED), ranked]
+
+
+def _step(project: Project, qs: QuerySet[Sample], step: Step) -> Subquery:
+    """The first sample of `qs` after (or the last before) a place in the order, among the samples of `step`."""
+    which, after, bound = step
+    if which == "ranked":
+        key, qs = "priority__rank", _ranked(project, qs)
+    else:
+        key, qs = "id", qs.filter(priority__isnull=True) if which == "unranked" else qs
+    found = qs.filter(**{f"{key}__{'gt' if after else 'lt'}": bound}).order_by(key if after else f"-{key}")
+    return Subquery(found.values("id")[:1], output_field=BigIntegerField())
+
+
+class _Count(Subquery):
+    """How many rows a queryset of ids holds, as a subquery."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) counted)"
+    output_field = IntegerField()
 
 
 def _ranked(project: Project, qs: QuerySet[Sample]) -> QuerySet[Sample]:
     return qs.filter(priority__project=project)
 
 
-def _first_after(project: Project, qs: QuerySet[Sample], query: QueueQuery, here: int) -> int | None:
+class _Position(Subquery):
+    """How many rows a queryset of ids holds if the sample `sample_id` is among them, else NULL: over the queue up
+    to and including the sample, its position, and whether it is in the queue, in one subquery."""
+
+    template = (
+        "(SELECT CASE WHEN MAX(CASE WHEN counted.id = %(sample_id)d THEN 1 ELSE 0 END) = 1 THEN COUNT(*) END"
+        " FROM (%(subquery)s) counted)"
+    )
+    output_field = IntegerField()
+
+
+def _position(project: Project, qs: QuerySet[Sample], query: QueueQuery, sample_id: int, here: int) -> Combinable:
+    def through(qs: QuerySet[Sample]) -> _Position:
+        return _Position(qs.order_by().values("id"), sample_id=int(sample_id))
+
     if query.order != "teach":
-        return qs.filter(id__gt=here).order_by("id").values_list("id", flat=True).first()
+        return through(qs.filter(id__lte=here))
     if here < UNRANKED:
-        found = (
-            _ranked(project, qs)
-            .filter(priority__rank__gt=here)
-            .order_by("priority__rank")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if found is not None:
-            return found
-    after_id = max(here - UNRANKED, -1)
-    return qs.filter(priority__isnull=True, id__gt=after_id).order_by("id").values_list("id", flat=True).first()
+        return through(_ranked(project, qs).filter(priority__rank__lte=here))
+    ranked = _Count(_ranked(project, qs).order_by().values("id"))  # every ranked sample comes before it
+    return ranked + through(qs.filter(priority__isnull=True, id__lte=here - UNRANKED))
 
 
-def _last_before(project: Project, qs: QuerySet[Sample], query: QueueQuery, here: int) -> int | None:
-    if query.order != "teach":
-        return qs.filter(id__lt=here).order_by("-id").values_list("id", flat=True).first()
-    if here >= UNRANKED:
-        found = (
-            qs.filter(priority__isnull=True, id__lt=here - UNRANKED)
-            .order_by("-id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if found is not None:
-            return found
-    ranked = _ranked(project, qs).filter(priority__rank__lt=min(here, UNRANKED))
-    return ranked.order_by("-priority__rank").values_list("id", flat=True).first()
+def key_of(query: QueueQuery, sample: Sample) -> int:
+    """The sample's place in the query's order (its id, or the teaching order's key), for `place`: its rank
+    comes with it when it was read through `with_rank`."""
+    if query.key == "id":
+        return sample.pk
+    if not hasattr(sample, "queue_rank"):
+        return _key_of(query, sample.pk)
+    return UNRANKED + sample.pk if sample.queue_rank is None else sample.queue_rank
 
 
-def key_of(query: QueueQuery, sample_id: int) -> int:
-    """The sample's place in the query's order (its id, or the teaching order's key): `neighbours` and `position`
-    take it, read once."""
-    return _key_of(query, sample_id)
+def with_rank(qs: QuerySet[Sample]) -> QuerySet[Sample]:
+    """Read the samples with their stored rank in the teaching order (`queue_rank`, None if not ranked yet)."""
+    return qs.annotate(queue_rank=F("priority__rank"))
 
 
 def _key_of(query: QueueQuery, sample_id: int) -> int:

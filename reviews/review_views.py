@@ -126,11 +126,15 @@ def sample_import_status(request: ProjectRequest, import_id: int) -> HttpRespons
 def sample_queue(request: ProjectRequest) -> HttpResponse:
     project = request.project
     query = _query(request)
-    qs = queue.samples(project, request.user, query)
-    mine = Feedback.objects.filter(author=request.user)
-    qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback")).select_related("priority")
+    qs = queue.samples(project, request.user, query).select_related("priority")
+    if query.filter not in queue.SHRINKING:  # those hold no sample the reviewer reviewed
+        mine = Feedback.objects.filter(author=request.user)
+        qs = qs.prefetch_related(Prefetch("feedback", queryset=mine, to_attr="my_feedback"))
     after, before = _int(request.GET.get("after")), _int(request.GET.get("before"))
     result = queue.page(qs, after, before, key=query.key, project=project)
+    if query.filter in queue.SHRINKING:
+        for item in result.items:
+            item.my_feedback = []  # type: ignore[attr-defined]
     context = {
         "project": project,
         "membership": request.membership,
@@ -155,7 +159,7 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")  # the same URL answers a whole page or, for htmx and the preload, the item alone
 def sample_review(request: ProjectRequest, sample_id: int) -> HttpResponse:
     # Sample.objects.visible, with the unfinished imports the query already read
-    samples = Sample.objects.filter(project=request.project)
+    samples = queue.with_rank(Sample.objects.filter(project=request.project))  # its rank: its place in the queue
     hidden = _query(request).hidden_runs
     sample = get_object_or_404(samples.exclude(import_run__in=hidden) if hidden else samples, pk=sample_id)
     # Served from "needs my review": take one of its review slots (overlap), unless others hold them all.
@@ -335,9 +339,8 @@ def _review_context(
     project = request.project
     # The order the reviewer walks is fixed when they start, so a ranking stored meanwhile does not reshuffle it.
     query = replace(_query(request), order_chosen=True)
-    here = queue.key_of(query, sample.pk)
-    previous_id, next_id = queue.neighbours(project, request.user, query, sample.pk, here)
-    position, total = queue.position(project, request.user, query, sample.pk, here)
+    place = queue.place(project, request.user, query, sample.pk, queue.key_of(query, sample))
+    previous_id, next_id = place.previous, place.next
     all_feedback = list(sample.feedback.select_related("author", "imported_by").order_by("created_at"))
     mine, others, hidden = feedback_shown(request.membership, all_feedback)
     picked = _picks(request).get(str(sample.pk))
@@ -365,8 +368,8 @@ def _review_context(
         "query": query,
         "query_suffix": suffix,
         "filter_label": queue.FILTERS[query.filter],
-        "position": position,
-        "total": total,
+        "position": place.position,
+        "total": place.total,
         "self_url": url(sample.pk),
         "previous_url": url(previous_id),
         "next_url": url(next_id),
