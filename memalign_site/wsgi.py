@@ -13,3 +13,16 @@ application = get_wsgi_application()
 from memalign_site.checks import refuse_to_start  # noqa: E402  (after setup: the checks read the settings)
 
 refuse_to_start()
+
+
+def _warm_up() -> None:
+    """Pay at boot what each web worker's first judgment paid: importing the Anthropic SDK (about 2 s here) and
+    loading the embedding model (0.4 s). A worker accepts requests once it is warm, so none of them waits."""
+    import anthropic  # noqa: F401
+
+    from memory import embeddings
+
+    embeddings.load()
+
+
+_warm_up()

@@ -153,6 +153,11 @@ def _get_encoder() -> _Encoder:
         return _encoder
 
 
+def load() -> None:
+    """Load the model now (a web worker at boot), so that no request waits for it."""
+    _get_encoder()
+
+
 def embed(texts: Sequence[str]) -> np.ndarray:
     """Embed `texts`: float32 array (len(texts), 384), rows L2-normalised, in the order given.
 
