@@ -20,7 +20,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def people():
+def people(settings):
+    # The tests store their own teaching order: a background ranking (queued by each new sample or label, run by
+    # the session worker when an earlier test of this process started it) must not replace it meanwhile.
+    settings.MEMALIGN_QUEUE_RANK_DELAY_SECONDS = 3600
     return build_personas()
 
 
