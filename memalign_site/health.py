@@ -1,5 +1,4 @@
-"""/health/: is each part of the site up? Database, broker, a round trip through a worker, a worker on the
-embedding queue, the Chroma store.
+"""/health/: is each part of the site up? Database, broker, a round trip through a worker, the Chroma store.
 
 The checks run side by side under one deadline, so the page answers within about two seconds whatever is down
 (a hung part is reported as not answering in time).
@@ -23,7 +22,6 @@ from memalign_site.celery import ping
 from memory.redis_client import get_redis
 
 WORKER_TIMEOUT_SECONDS = 1.5
-EMBEDDER_TIMEOUT_SECONDS = 1.0  # the workers' replies are collected for this long (how many will answer is unknown)
 DEADLINE_SECONDS = 1.8
 
 
@@ -51,19 +49,6 @@ def check_worker(queue: str | None = None, timeout: float = WORKER_TIMEOUT_SECON
     return "a worker answered"
 
 
-def check_embedder(timeout: float = EMBEDDER_TIMEOUT_SECONDS) -> str:
-    """A worker consumes the embedding queue (asked through the workers' control channel: a ping sent through the
-    queue itself would wait behind a long embedding backlog). Without one, new samples are never retrievable."""
-    from memalign_site.celery import app
-
-    queue = settings.MEMALIGN_EMBED_QUEUE
-    answers = app.control.inspect(timeout=timeout).active_queues() or {}
-    serving = sorted(worker for worker, queues in answers.items() if any(q["name"] == queue for q in queues))
-    if not serving:
-        raise RuntimeError(f"no worker consumes the {queue!r} queue: start one with `-Q {queue}` (README)")
-    return f"{len(serving)} worker{'s' if len(serving) > 1 else ''} on the {queue!r} queue"
-
-
 def check_chroma() -> str:
     from memory.episodic import get_client
 
@@ -75,7 +60,6 @@ CHECKS: dict[str, Callable[[], str]] = {
     "database": check_database,
     "broker": check_broker,
     "worker": check_worker,
-    "embedder": check_embedder,
     "chroma": check_chroma,
 }
 

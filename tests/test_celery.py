@@ -3,7 +3,7 @@
 import pytest
 
 from memalign_site.celery import ping
-from memalign_site.health import check_embedder, check_worker
+from memalign_site.health import check_worker
 
 
 @pytest.mark.django_db(transaction=True)
@@ -18,14 +18,8 @@ def test_health_reports_every_part_ok_with_a_worker(celery_worker, client):
     response = client.get("/health/")
     body = response.content.decode()
     assert response.status_code == 200, body
-    for part in ("database", "broker", "worker", "embedder", "chroma"):
+    for part in ("database", "broker", "worker", "chroma"):
         assert f'data-check="{part}" data-ok="true"' in body
-
-
-def test_embedder_check_fails_with_its_reason_when_no_worker_serves_the_queue(db, settings):
-    settings.MEMALIGN_EMBED_QUEUE = "memalign-test-nobody-embeds"
-    with pytest.raises(RuntimeError, match="no worker consumes the 'memalign-test-nobody-embeds' queue"):
-        check_embedder(timeout=0.5)
 
 
 def test_worker_check_fails_with_its_reason_when_no_worker_listens(db):
