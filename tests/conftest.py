@@ -113,6 +113,13 @@ def no_work_left_for_the_next_test(request):
     # Set up the database fixture first, so that this teardown runs before its flush.
     request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "_django_db_helper")
     yield
+    quiesce_session_worker()
+
+
+def quiesce_session_worker() -> None:
+    """The session worker (when this process runs one) finishes the task it is running, and what is queued or held
+    for later is dropped. Also before a test points Celery at another broker: a task the worker ran meanwhile would
+    send and store through the process's settings, so at a server the test then stops, retrying without end."""
     from celery.worker import state
 
     from memalign_site.celery import app

@@ -9,13 +9,14 @@ from memory import dispatch, distil, episodic
 from memory.redis_client import get_redis
 from memory.tasks import repair_all, repair_project
 from reviews.models import Feedback, Project
-from tests.conftest import add_feedback, add_sample, wait_for
+from tests.conftest import add_feedback, add_sample, quiesce_session_worker, wait_for
 
 DEAD = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
 @pytest.fixture
 def broker_down(settings):
+    quiesce_session_worker()
     saved = app.conf.broker_url, app.conf.broker_connection_max_retries
     app.conf.broker_url, app.conf.broker_connection_max_retries = DEAD, 0
     reset_connections()

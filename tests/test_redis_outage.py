@@ -23,7 +23,7 @@ from memalign_site.launcher import start_embedded_redis, stop
 from memalign_site.settings import celery_url
 from memory.redis_client import get_redis
 from reviews.models import Feedback
-from tests.conftest import add_feedback, add_sample
+from tests.conftest import add_feedback, add_sample, quiesce_session_worker
 
 
 def point_celery_at(url: str) -> None:
@@ -44,6 +44,7 @@ def own_redis(settings):
     assert not hasattr(test_settings, "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS") or (
         test_settings.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS == production.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS
     ), "the suite must run with the production reconnect policy, or this test proves nothing"
+    quiesce_session_worker()  # the fixtures before this one (personas) queued memory work: not to run meanwhile
     server = {"process": start_embedded_redis(socket)}
     settings.REDIS_URL = f"unix://{socket}"
     get_redis.cache_clear()
