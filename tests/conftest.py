@@ -90,6 +90,10 @@ def celery_worker(django_db_setup, django_db_blocker):
 
     from memalign_site.celery import app
 
+    # No remote control: the worker would answer other workers' broadcasts (a starting worker's "hello") through
+    # this process's producer pool, which a test may have pointed at a broker it has stopped, and retry that
+    # answer without end (a whole run hung so, in the worker's thread). Held tasks are revoked in process instead.
+    app.conf.worker_enable_remote_control = False
     with (
         django_db_blocker.unblock(),
         start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=120, loglevel="WARNING") as worker,
@@ -128,7 +132,7 @@ def quiesce_session_worker() -> None:
     while state.active_requests and time.monotonic() < deadline:
         time.sleep(0.05)
     for held in list(state.reserved_requests):  # countdown tasks the worker holds until their time
-        app.control.revoke(held.id)
+        state.revoked.add(held.id)  # this process's worker: it checks this set before it runs a task
     app.control.purge()
 
 
