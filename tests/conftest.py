@@ -196,17 +196,22 @@ def build_personas() -> SimpleNamespace:
 def forget_reused_ids(*project_ids: int) -> None:
     """Start with empty episodic stores for these projects, where that is not already certain.
 
-    SQLite may reuse a rolled-back test's ids, and with them a Chroma collection that test filled: drop those.
-    PostgreSQL never hands out an id twice in a run (rollbacks and flushes keep its sequences) and each run has
-    its own Chroma namespace, so a new project's collection cannot exist yet there: no Chroma call is needed."""
+    SQLite may reuse a rolled-back test's ids, and with them a Chroma collection that test filled, and the Redis
+    flags of work that test queued (a "training queued" flag would hold back this project's first training):
+    drop those. PostgreSQL never hands out an id twice in a run (rollbacks and flushes keep its sequences) and
+    each run has its own Chroma namespace, so a new project's collection cannot exist yet there."""
     from django.db import connection
 
     if connection.vendor == "postgresql":
         return
     from memory import episodic
+    from memory.redis_client import get_redis
 
     for project_id in project_ids:
         episodic.drop(project_id)
+        flags = list(get_redis().scan_iter(match=f"{settings.MEMALIGN_NAMESPACE}:*:{project_id}"))
+        if flags:
+            get_redis().delete(*flags)
 
 
 @pytest.fixture
