@@ -55,12 +55,8 @@ def inputs_text(inputs: object) -> str:
     return inputs if isinstance(inputs, str) else json.dumps(inputs, indent=2, ensure_ascii=False)
 
 
-def part_vectors(name: str, rows: list[dict], cache: Path | None) -> np.ndarray:
-    from memory.embeddings import embed_cached
-
-    stored = cache / f"{name}-{len(rows)}.npy" if cache else None
-    if stored and stored.exists():
-        return np.load(stored)
+def part_texts(rows: list[dict]) -> list[list[str]]:
+    """Each record's part texts, laid out as memory.vectors.part_texts lays out a sample's (no Django here)."""
     texts = []
     for row in rows:
         inputs = inputs_text(row["inputs"]).strip()
@@ -68,6 +64,16 @@ def part_vectors(name: str, rows: list[dict], cache: Path | None) -> np.ndarray:
             texts.append([inputs, f"Output A:\n{row['output_a'].strip()}", f"Output B:\n{row['output_b'].strip()}"])
         else:
             texts.append([inputs, (row.get("outputs") or "").strip()])
+    return texts
+
+
+def part_vectors(name: str, rows: list[dict], cache: Path | None) -> np.ndarray:
+    from memory.embeddings import embed_cached
+
+    stored = cache / f"{name}-{len(rows)}.npy" if cache else None
+    if stored and stored.exists():
+        return np.load(stored)
+    texts = part_texts(rows)
     flat = [text or " " for parts in texts for text in parts]
     vectors = embed_cached(flat).reshape(len(rows), len(texts[0]), -1)
     if stored:
@@ -112,7 +118,7 @@ def weighted(truth: np.ndarray, guess: list[str], choices: list[str]) -> str:
 
 
 def judged(
-    kind: str, choices: list[str], parts: np.ndarray, labels: np.ndarray, test: np.ndarray
+    kind: str, choices: list[str], parts: np.ndarray, lengths: np.ndarray, labels: np.ndarray, test: np.ndarray
 ) -> tuple[list[str], list[str], float]:
     """The vote's and the learned judge's verdicts on the test side, both learning the rest; the training time."""
     from judging.learned_model import fit_tuned
@@ -127,14 +133,16 @@ def judged(
         nearest = np.argsort(-row, kind="stable")[:K]
         voted.append(knn_label(labels[train][nearest].tolist(), row[nearest].tolist(), choices) or "")
     started = time.monotonic()
-    model, _ = fit_tuned(kind, choices, parts[train], labels[train].tolist())
+    model, _ = fit_tuned(kind, choices, parts[train], labels[train].tolist(), lengths=lengths[train])
     training = time.monotonic() - started
-    return voted, model.decide(model.probabilities(parts[test])), training
+    return voted, model.decide(model.probabilities(parts[test], lengths[test])), training
 
 
 def agreement(name: str, limit: int, cache: Path | None, splits: int) -> str:
     """Print the file's seed-0 row; return its row of the figures over `splits` seeds."""
     from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score
+
+    from judging.learned_model import part_lengths
 
     rows = records(name, limit)
     kind = "pairwise" if rows[0]["label_type"] == "pairwise" else "categorical"
@@ -142,11 +150,12 @@ def agreement(name: str, limit: int, cache: Path | None, splits: int) -> str:
     started = time.monotonic()
     parts = part_vectors(name, rows, cache)
     embedding = time.monotonic() - started
+    lengths = part_lengths(part_texts(rows))
     labels = np.array([r["label"] for r in rows])
     groups = [inputs_text(r["inputs"]) for r in rows]
     test = split(groups)
     train = ~test
-    voted, learned, training = judged(kind, choices, parts, labels, test)
+    voted, learned, training = judged(kind, choices, parts, lengths, labels, test)
     values, counts = np.unique(labels[train], return_counts=True)
     majority = values[np.argmax(counts)]
     print(
@@ -160,7 +169,7 @@ def agreement(name: str, limit: int, cache: Path | None, splits: int) -> str:
     for seed in range(splits):
         if seed:
             test = split(groups, seed)
-            voted, learned, _ = judged(kind, choices, parts, labels, test)
+            voted, learned, _ = judged(kind, choices, parts, lengths, labels, test)
         truth = labels[test]
         figures_by_split.append(
             [
@@ -209,17 +218,18 @@ def speed(size: int) -> None:
         kind = name.split(" ")[0]
         parts, score = synthetic(size, width)
         labels = [str(v) for v in rule(score)]
+        lengths = np.random.default_rng(1).integers(50, 3000, size=(size, width)).astype(np.float64)
         started, cpu = time.monotonic(), time.process_time()
-        model = fit(kind, choices, parts, labels)
+        model = fit(kind, choices, parts, labels, lengths=lengths)
         training, training_cpu = time.monotonic() - started, time.process_time() - cpu
         one, chunk = [], []
         for i in range(300):
             started = time.perf_counter()
-            model.probabilities(parts[i : i + 1])
+            model.probabilities(parts[i : i + 1], lengths[i : i + 1])
             one.append(time.perf_counter() - started)
         for i in range(min(30, size // 32)):
             started = time.perf_counter()
-            model.decide(model.probabilities(parts[i * 32 : (i + 1) * 32]))
+            model.decide(model.probabilities(parts[i * 32 : (i + 1) * 32], lengths[i * 32 : (i + 1) * 32]))
             chunk.append((time.perf_counter() - started) / 32)
         print(f"| {name} | {training:.2f} s | {training_cpu:.2f} s | {microseconds(one)} | {microseconds(chunk)} |")
         sys.stdout.flush()

@@ -276,13 +276,15 @@ def learned_model(project: Project, items: list[Feedback], parts: np.ndarray) ->
     if not ready.ready:
         return None
     keep = [i for i, label in enumerate(labels) if label not in ready.left_out and label in project.label_choices]
-    return fit_tuned(project.label_kind, project.label_choices, parts[keep], [labels[i] for i in keep])[0]
+    lengths = learned.sample_lengths([items[i].sample for i in keep])
+    labelled = [labels[i] for i in keep]
+    return fit_tuned(project.label_kind, project.label_choices, parts[keep], labelled, lengths=lengths)[0]
 
 
-def local_predictions(model: LearnedModel | None, parts: np.ndarray) -> list[LocalPrediction]:
+def local_predictions(model: LearnedModel | None, items: list[Feedback], parts: np.ndarray) -> list[LocalPrediction]:
     if model is None:
         return [LocalPrediction({}, None, 0.0, "too few labels for the learned judge") for _ in range(len(parts))]
-    return learned.predict(model, parts)
+    return learned.predict(model, parts, learned.sample_lengths([f.sample for f in items]))
 
 
 def judge_items(
@@ -497,7 +499,7 @@ def evaluate(
                     continue
                 item_vectors = _vectors(vector_of, judged_items)
                 retrieved = memory.retrieve(judged_items, item_vectors)
-                local = local_predictions(model, _parts(parts_of, judged_items)) if parts_of else None
+                local = local_predictions(model, judged_items, _parts(parts_of, judged_items)) if parts_of else None
                 for variant in options.variants:
                     result = judge_items(memory, judged_items, item_vectors, variant, retrieved, local, plan)
                     found += result.checks
@@ -516,7 +518,7 @@ def evaluate(
                 upcoming_vectors = _vectors(vector_of, upcoming)
                 retrieved = memory.retrieve(upcoming, upcoming_vectors)
                 model = learned_model(project, ordered[:size], _parts(parts_of, ordered[:size])) if parts_of else None
-                local = local_predictions(model, _parts(parts_of, upcoming)) if parts_of else None
+                local = local_predictions(model, upcoming, _parts(parts_of, upcoming)) if parts_of else None
                 result = judge_items(memory, upcoming, upcoming_vectors, "both", retrieved, local, plan)
                 found += result.checks
                 if trace is not None:

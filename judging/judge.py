@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from judging import learned
+from judging.learned_model import part_lengths
 from memory import budget, episodic, examples, versions
 from memory import vectors as sample_vectors
 from memory.embeddings import example_vectors, fingerprint, sample_parts
@@ -73,8 +74,9 @@ def working_memory(
     (examples,) = _examples(neighbours, [fingerprint(inputs, shown)])
     principles = principles or budget.principle_set(project)
     chosen = budget.within_budget(project, principles, vectors)
-    parts = sample_vectors.embed_parts([sample_vectors.part_texts(inputs, output, output_a, output_b)])
-    (local,) = learned.predictions(project, parts, learned.usable(project, version=principles.version))
+    texts = [sample_vectors.part_texts(inputs, output, output_a, output_b)]
+    parts, lengths = sample_vectors.embed_parts(texts), part_lengths(texts)
+    (local,) = learned.predictions(project, parts, lengths, learned.usable(project, version=principles.version))
     return WorkingMemory(project.criterion, versions.schema(project), chosen, examples, inputs, shown, local)
 
 
@@ -89,7 +91,7 @@ def working_memories(
     retrieved = _examples(neighbours, [fingerprint(inputs, output) for inputs, output in texts])
     shared = budget.within_budget(project, principles or budget.principle_set(project), vectors)
     schema = versions.schema(project)
-    local = learned.predictions(project, sample_vectors.part_vectors(samples))
+    local = learned.predictions(project, sample_vectors.part_vectors(samples), learned.sample_lengths(samples))
     return [
         WorkingMemory(project.criterion, schema, shared, examples, inputs, output, prediction)
         for (inputs, output), examples, prediction in zip(texts, retrieved, local)

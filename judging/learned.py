@@ -24,7 +24,7 @@ import numpy as np
 from django.utils import timezone
 
 from judging import dispatch
-from judging.learned_model import LearnedModel, fit_tuned
+from judging.learned_model import LearnedModel, fit_tuned, part_lengths
 from judging.models import LearnedJudge
 from memory import budget
 from memory import vectors as sample_vectors
@@ -126,9 +126,10 @@ def train(project: Project) -> LearnedJudge:
     started = time.monotonic()
     try:
         samples = Sample.objects.in_bulk([labelled[i][0] for i in keep])
-        parts = sample_vectors.part_vectors([samples[labelled[i][0]] for i in keep])
+        kept = [samples[labelled[i][0]] for i in keep]
+        parts, lengths = sample_vectors.part_vectors(kept), sample_lengths(kept)
         kept_labels = [labels[i] for i in keep]
-        model, out_of_fold = fit_tuned(project.label_kind, project.label_choices, parts, kept_labels)
+        model, out_of_fold = fit_tuned(project.label_kind, project.label_choices, parts, kept_labels, lengths=lengths)
         stats = {
             "counts": ready.counts,
             "left_out": ready.left_out,
@@ -230,16 +231,24 @@ def _load(row: LearnedJudge) -> LearnedModel:
     return model
 
 
-def predictions(project: Project, parts: np.ndarray, found: Usable | None = None) -> list[LocalPrediction]:
-    """The learned judge's prediction for each sample's part vectors (none usable: each says why)."""
+def sample_lengths(samples: list[Sample]) -> np.ndarray:
+    """The samples' part lengths, as the learned judge's features take them."""
+    return part_lengths([sample_vectors.sample_part_texts(sample) for sample in samples])
+
+
+def predictions(
+    project: Project, parts: np.ndarray, lengths: np.ndarray, found: Usable | None = None
+) -> list[LocalPrediction]:
+    """The learned judge's prediction for each item's part vectors and part lengths (none usable: each says
+    why)."""
     found = found or usable(project)
     if found.model is None:
         return [LocalPrediction({}, None, 0.0, found.note) for _ in range(len(parts))]
-    return predict(found.model, parts)
+    return predict(found.model, parts, lengths)
 
 
-def predict(model: LearnedModel, parts: np.ndarray) -> list[LocalPrediction]:
-    probabilities = model.probabilities(parts)
+def predict(model: LearnedModel, parts: np.ndarray, lengths: np.ndarray) -> list[LocalPrediction]:
+    probabilities = model.probabilities(parts, lengths)
     values = model.decide(probabilities)
     result = []
     for row, value in zip(probabilities, values):

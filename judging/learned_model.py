@@ -7,7 +7,9 @@ sample's embedded input and outputs (memory.vectors.part_vectors): rows of shape
 - Single output (pass/fail, categories): the input, the output, their product and their cosine, then a logistic
   regression whose probabilities are calibrated by cross-validation (Platt scaling on held-out folds).
 - Pairwise: features of A minus features of B (the outputs' difference, its product with the input, the
-  difference of their cosines to the input): antisymmetric, so swapping the outputs negates them. The regression
+  difference of their cosines to the input, and of their log lengths): antisymmetric, so swapping the outputs
+  negates them. The length is there because people's preferences between two answers lean on it (the MT-Bench
+  paper's verbosity bias), in either direction: each project's regression learns its own weight and sign. The regression
   has no intercept and learns each pair both ways round; the calibrated P(A) is averaged with 1 - P(A) of the
   swapped pair, so a swap gives exactly the opposite verdict with the same probability.
 - Numeric scales: a ridge regressor (the order and distance of the steps count); the probability of each step is
@@ -49,12 +51,22 @@ def single_features(parts: np.ndarray) -> np.ndarray:
     return np.hstack([inputs, outputs, inputs * outputs, cosine]).astype(np.float32)
 
 
-def pairwise_features(parts: np.ndarray) -> np.ndarray:
-    """(n, 3, d) input, A and B vectors -> (n, 2d + 1): A's features minus B's, so a swap negates them."""
+def pairwise_features(parts: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """(n, 3, d) input, A and B vectors -> (n, 2d + 1): A's features minus B's, so a swap negates them; with
+    the parts' `lengths` (n, 3) one more column, A's log length minus B's."""
     inputs, a, b = parts[:, 0, :], parts[:, 1, :], parts[:, 2, :]
     difference = a - b
     cosine = np.sum(inputs * difference, axis=1, keepdims=True)
-    return np.hstack([difference, inputs * difference, cosine]).astype(np.float32)
+    columns = [difference, inputs * difference, cosine]
+    if lengths is not None:
+        columns.append((np.log1p(lengths[:, 1]) - np.log1p(lengths[:, 2])).reshape(-1, 1))
+    return np.hstack(columns).astype(np.float32)
+
+
+def part_lengths(texts: list[list[str]]) -> np.ndarray:
+    """(n, parts) character counts of items' part texts (memory.vectors.part_texts), as the features take them."""
+    width = len(texts[0]) if texts else 2
+    return np.array([[len(text) for text in parts] for parts in texts], dtype=np.float64).reshape(-1, width)
 
 
 @dataclass
@@ -79,11 +91,16 @@ class LearnedModel:
     # Ordered categories: "absolute" or "squared", the distance whose expected value the decision minimises; ""
     # decides the most probable label. A plain default, so models stored before it existed load with "".
     ordinal_cost: str = ""
+    # Pairwise: whether the outputs' lengths are among the features (False: a model stored before they were).
+    with_lengths: bool = False
 
-    def probabilities(self, parts: np.ndarray) -> np.ndarray:
-        """Return (n, len(choices)) calibrated probabilities for the samples' part vectors."""
+    def probabilities(self, parts: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """Return (n, len(choices)) calibrated probabilities for the samples' part vectors; `lengths`: the parts'
+        character counts (part_lengths), which a pairwise model trained with them needs."""
         if self.kind == "pairwise":
-            features = pairwise_features(parts)
+            if self.with_lengths and lengths is None:
+                raise ValueError("this pairwise judge was trained on the outputs' lengths: pass them")
+            features = pairwise_features(parts, lengths if self.with_lengths else None)
             a = (self._classified(features)[:, 0] + 1.0 - self._classified(-features)[:, 0]) / 2.0
             return np.column_stack([a, 1.0 - a])
         features = single_features(parts)
@@ -134,21 +151,33 @@ def ordered(kind: str, choices: list[str]) -> bool:
     return kind == "categorical" and len(choices) > 2
 
 
-def fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0) -> LearnedModel:
-    """Train on part vectors and their final labels; the caller has checked there are enough of each label."""
+def fit(
+    kind: str,
+    choices: list[str],
+    parts: np.ndarray,
+    labels: list[str],
+    seed: int = 0,
+    lengths: np.ndarray | None = None,
+) -> LearnedModel:
+    """Train on part vectors and their final labels; the caller has checked there are enough of each label.
+    `lengths` (part_lengths): pairwise judges learn from the outputs' lengths too; other kinds ignore them."""
     with threadpool_limits(BLAS_THREADS):
-        return _fit(kind, choices, parts, labels, seed)
+        return _fit(kind, choices, parts, labels, seed, lengths)
 
 
-def _fit(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int) -> LearnedModel:
+def _fit(
+    kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int, lengths: np.ndarray | None
+) -> LearnedModel:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.model_selection import KFold, cross_val_predict
 
     if kind == "pairwise":
-        features, y = _both_ways(pairwise_features(parts), labels)
+        features, y = _both_ways(pairwise_features(parts, lengths), labels)
         estimator = _calibrated(LogisticRegression(C=C, fit_intercept=False, max_iter=MAX_ITERATIONS), y, seed)
         estimator.fit(features, y)
-        return _linear(kind, choices, estimator)
+        model = _linear(kind, choices, estimator)
+        model.with_lengths = lengths is not None
+        return model
     features = single_features(parts)
     if kind == "numeric":
         y_numeric = np.array([float(label) for label in labels])
@@ -183,16 +212,21 @@ TUNE_AT_LEAST_PER_LABEL = 3
 
 
 def fit_tuned(
-    kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0
+    kind: str,
+    choices: list[str],
+    parts: np.ndarray,
+    labels: list[str],
+    seed: int = 0,
+    lengths: np.ndarray | None = None,
 ) -> tuple[LearnedModel, np.ndarray | None]:
     """`fit`, then the decision (prior power; for ordered categories the distance) chosen on out-of-fold
     probabilities (returned too, for the training report; None above TUNE_AT_MOST labels, or when a label has
     fewer than TUNE_AT_LEAST_PER_LABEL: the default decision is kept)."""
-    model = fit(kind, choices, parts, labels, seed)
+    model = fit(kind, choices, parts, labels, seed, lengths)
     rarest = min(labels.count(label) for label in set(labels))
     if len(labels) > TUNE_AT_MOST or (kind != "pairwise" and rarest < TUNE_AT_LEAST_PER_LABEL):
         return model, None
-    held_out = cross_validated(kind, choices, parts, labels, seed)
+    held_out = cross_validated(kind, choices, parts, labels, seed, lengths)
     model.prior_power, model.ordinal_cost = choose_decision(model, held_out, labels)
     return model, held_out
 
@@ -243,7 +277,14 @@ def _linear(kind: str, choices: list[str], estimator: CalibratedClassifierCV) ->
     )
 
 
-def cross_validated(kind: str, choices: list[str], parts: np.ndarray, labels: list[str], seed: int = 0) -> np.ndarray:
+def cross_validated(
+    kind: str,
+    choices: list[str],
+    parts: np.ndarray,
+    labels: list[str],
+    seed: int = 0,
+    lengths: np.ndarray | None = None,
+) -> np.ndarray:
     """Out-of-fold probabilities of every labelled sample (for the training report and the cascade threshold)."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -251,8 +292,9 @@ def cross_validated(kind: str, choices: list[str], parts: np.ndarray, labels: li
     folds = min(MAX_FOLDS, min(int(np.sum(y == label)) for label in set(labels)))
     result = np.zeros((len(labels), len(choices)))
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(parts, y):
-        model = fit(kind, choices, parts[train], [labels[i] for i in train], seed)
-        result[test] = model.probabilities(parts[test])
+        train_lengths, test_lengths = (lengths[train], lengths[test]) if lengths is not None else (None, None)
+        model = fit(kind, choices, parts[train], [labels[i] for i in train], seed, train_lengths)
+        result[test] = model.probabilities(parts[test], test_lengths)
     return result
 
 

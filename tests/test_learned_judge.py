@@ -150,26 +150,66 @@ def test_the_minimum_the_readiness_allows_trains_and_predicts(kind, choices, cou
     labels = [label for label, count in counts.items() for _ in range(count)]
     assert learned.readiness(kind, choices, labels).ready
     parts, _, _ = synthetic(len(labels), 3 if kind == "pairwise" else 2, seed=7)
-    model, held_out = lm.fit_tuned(kind, choices, parts, labels)
-    probabilities = model.probabilities(parts)
+    lengths = np.random.default_rng(7).integers(20, 900, size=parts.shape[:2]).astype(np.float64)
+    model, held_out = lm.fit_tuned(kind, choices, parts, labels, lengths=lengths)
+    probabilities = model.probabilities(parts, lengths)
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert set(model.decide(probabilities)) <= set(choices)
     assert held_out is None or held_out.shape == (len(labels), len(choices))
-    assert model.probabilities(parts[:0]).shape == (0, len(choices))  # no items: no rows, no error
+    assert model.probabilities(parts[:0], lengths[:0]).shape == (0, len(choices))  # no items: no rows, no error
 
 
 def test_pairwise_is_antisymmetric_swap_gives_the_opposite_verdict_with_the_same_probability():
     parts, score, _ = synthetic(300, 3, seed=4)
     labels = np.where(score[:, 0] > score[:, 1], "A", "B").tolist()
-    model = lm.fit("pairwise", ["A", "B"], parts[:240], labels[:240])
-    forward = model.probabilities(parts[240:])
-    swapped = model.probabilities(parts[240:][:, [0, 2, 1], :])
+    lengths = np.random.default_rng(4).integers(20, 900, size=(300, 3)).astype(np.float64)
+    model = lm.fit("pairwise", ["A", "B"], parts[:240], labels[:240], lengths=lengths[:240])
+    assert model.with_lengths
+    forward = model.probabilities(parts[240:], lengths[240:])
+    swapped = model.probabilities(parts[240:][:, [0, 2, 1], :], lengths[240:][:, [0, 2, 1]])
     assert np.allclose(forward[:, 0], swapped[:, 1], atol=1e-9)
     assert np.allclose(forward[:, 1], swapped[:, 0], atol=1e-9)
     undecided = np.isclose(forward[:, 0], 0.5)
     flipped = np.array(model.decide(forward)) != np.array(model.decide(swapped))
     assert flipped[~undecided].all()
     assert np.mean(np.array(model.decide(forward)) == np.array(labels[240:])) >= 0.8
+
+
+def test_pairwise_learns_a_preference_for_length_that_the_vectors_do_not_show():
+    """People often prefer the longer answer (or the shorter): with outputs whose vectors carry nothing about the
+    label, the length difference alone is learned, in whichever direction the labels go."""
+    rng = np.random.default_rng(5)
+    parts = unit(rng.normal(size=(400, 3, DIM)))
+    lengths = rng.integers(50, 3000, size=(400, 3)).astype(np.float64)
+    longer = np.where(lengths[:, 1] > lengths[:, 2], "A", "B")
+    for labels in (longer, np.where(longer == "A", "B", "A")):
+        model = lm.fit("pairwise", ["A", "B"], parts[:300], labels[:300].tolist(), lengths=lengths[:300])
+        decided = np.array(model.decide(model.probabilities(parts[300:], lengths[300:])))
+        assert np.mean(decided == labels[300:]) >= 0.9
+    blind = lm.fit("pairwise", ["A", "B"], parts[:300], longer[:300].tolist())  # the vectors alone: chance
+    assert np.mean(np.array(blind.decide(blind.probabilities(parts[300:]))) == longer[300:]) < 0.7
+
+
+def test_a_pairwise_model_trained_on_lengths_refuses_to_judge_without_them():
+    parts, score, _ = synthetic(60, 3, seed=6)
+    labels = np.where(score[:, 0] > score[:, 1], "A", "B").tolist()
+    lengths = np.full((60, 3), 100.0)
+    model = lm.fit("pairwise", ["A", "B"], parts, labels, lengths=lengths)
+    with pytest.raises(ValueError, match="lengths"):
+        model.probabilities(parts)
+
+
+def test_a_pairwise_model_stored_before_lengths_were_features_still_judges():
+    """A model pickled before `with_lengths` existed unpickles with it False and judges on its vectors."""
+    parts, score, _ = synthetic(120, 3, seed=8)
+    labels = np.where(score[:, 0] > score[:, 1], "A", "B").tolist()
+    model = lm.fit("pairwise", ["A", "B"], parts, labels)
+    state = dict(model.__dict__)
+    del state["with_lengths"]
+    old = lm.LearnedModel.__new__(lm.LearnedModel)
+    old.__dict__.update(state)
+    assert not old.with_lengths
+    assert np.allclose(old.probabilities(parts, np.full((120, 3), 10.0)), model.probabilities(parts))
 
 
 # --- the project's learned judge ----------------------------------------------------------------------------
@@ -218,6 +258,51 @@ def test_training_stores_the_model_and_the_offline_judge_uses_it(personas):
     assert {v.tier for v in verdicts} == {"learned"}
     assert all(v.probability is not None and v.probability > 0.5 for v in verdicts)
     assert set(memories[0].local.probabilities) == {"pass", "fail"}
+
+
+DETAILED = (
+    "Open Settings, then Security, and press Reset password. We email you a link within {i} minutes; follow it, "
+    "choose a new password of at least twelve characters, and sign in again on each of your devices."
+)
+CURT = "Use the reset {i} link."
+
+
+@pytest.mark.django_db
+def test_a_pairwise_project_learns_from_its_outputs_and_their_lengths_and_judges_a_swap_the_other_way(personas):
+    """The project's own path (training from stored samples, a run's working memories, the "try the judge" box)
+    hands the learned judge the outputs' lengths: a pairwise model is trained with them and judges with them."""
+    from judging.judge import working_memory
+    from reviews.projects import create_project
+
+    project = create_project(
+        personas.owner, name="Which reply", criterion="Which reply helps more?", label_kind="pairwise"
+    )
+    for i in range(24):
+        detailed_first = i % 2 == 0
+        a, b = (DETAILED, CURT) if detailed_first else (CURT, DETAILED)
+        sample = add_sample(
+            project,
+            f"p{i}",
+            inputs={"question": f"How do I reset my password on device {i}?"},
+            outputs="",
+            output_a=a.format(i=i),
+            output_b=b.format(i=i),
+        )
+        Feedback.objects.create(
+            project=project, sample=sample, author=personas.owner, label="A" if detailed_first else "B", critique=""
+        )
+    row = learned.train(project)
+    assert row.trained_at is not None and row.labels == 24
+    assert learned.usable(project, queue_retraining=False).model.with_lengths
+    question = {"question": "How do I reset my password on my tablet?"}
+    forward = add_sample(project, "f", inputs=question, outputs="", output_a=DETAILED.format(i=99), output_b=CURT)
+    swapped = add_sample(project, "s", inputs=question, outputs="", output_a=CURT, output_b=DETAILED.format(i=99))
+    memories = working_memories(project, [forward, swapped])
+    assert [m.local.value for m in memories] == ["A", "B"]
+    # Nearly the same: each output's part text starts "Output A:"/"Output B:", so a swap moves its vector a little.
+    assert memories[0].local.probability == pytest.approx(memories[1].local.probability, abs=0.02)
+    tried = working_memory(project, forward.inputs_text(), output_a=DETAILED.format(i=99), output_b=CURT.format(i=99))
+    assert tried.local.value == "A" and tried.local.probability > 0.5
 
 
 @pytest.mark.django_db
@@ -415,13 +500,15 @@ def test_one_stored_model_is_shared_by_two_other_processes(personas):
     labelled(personas.project, personas.reviewer)
     learned.train(personas.project)
     sample = add_sample(personas.project, "shared", outputs=GOOD.format(i=7))
-    here = learned.predictions(personas.project, sample_vectors.part_vectors([sample]))[0]
+    here = learned.predictions(
+        personas.project, sample_vectors.part_vectors([sample]), learned.sample_lengths([sample])
+    )[0]
     script = (
         "import django, json; django.setup();"
         "from judging import learned; from memory.vectors import part_vectors; from reviews.models import Project, Sample;"
         f"p = Project.objects.get(pk={personas.project.pk}); s = Sample.objects.get(pk={sample.pk});"
         "found = learned.usable(p, queue_retraining=False);"
-        "print(json.dumps(learned.predict(found.model, part_vectors([s]))[0].probabilities))"
+        "print(json.dumps(learned.predict(found.model, part_vectors([s]), learned.sample_lengths([s]))[0].probabilities))"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "memalign_site.settings_test", "DATABASE_URL": database_url()}
     outputs = [
@@ -450,7 +537,8 @@ def test_the_cascade_decides_confident_items_locally_and_sends_the_rest_to_the_m
         add_sample(project, f"c{i}", inputs={"question": f"How do I reset my password, take {i}?"}, outputs=text)
         for i, text in enumerate(outputs)
     ]
-    confidence = [p.probability for p in learned.predictions(project, sample_vectors.part_vectors(judged))]
+    found = learned.predictions(project, sample_vectors.part_vectors(judged), learned.sample_lengths(judged))
+    confidence = [p.probability for p in found]
     threshold = float(np.clip(np.median(confidence), 0.5, 1.0))
     local = sum(c >= threshold for c in confidence)
     assert 0 < local < len(judged), confidence  # the fixture must leave work for both tiers
