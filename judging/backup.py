@@ -36,6 +36,7 @@ from pydantic import ValidationError as ShapeError
 
 from judging.models import Judgement, JudgeRun, JudgingSettings
 from memory.models import DistilledFeedback, EvaluationSettings, MemoryVersion, Principle, PrincipleSource
+from memory.portable import invalid, location
 from reviews.adjudication import DECISIONS_USERNAME, decisions_account
 from reviews.labels import normalize_label
 from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Decision, Feedback, Membership, Project, Sample
@@ -44,7 +45,6 @@ from reviews.signals import feedback_imported, samples_imported
 
 FORMAT = "memalign-project"
 VERSION = 1
-MAX_ERRORS = 10  # reasons listed when a document is refused
 Json = Any  # a value as JSON holds it
 
 # Every Project field a backup carries: all but ids, the slug and who created it.
@@ -487,7 +487,7 @@ def parse(raw: bytes | str) -> BackupDocument:
     try:
         document = BackupDocument.model_validate(data)
     except ShapeError as error:
-        raise Refused(_reasons(_where(e["loc"]) + ": " + e["msg"] for e in error.errors())) from None
+        raise Refused(_reasons(location(e["loc"]) + ": " + e["msg"] for e in error.errors())) from None
     _check(document)
     return document
 
@@ -498,29 +498,19 @@ def _first_nul(data: Json) -> str | None:
     while stack:
         loc, value = stack.pop()
         if isinstance(value, str) and "\x00" in value:
-            return _where(loc)
+            return location(loc)
         if isinstance(value, dict):
             for key, item in value.items():
                 if "\x00" in key:
-                    return _where(loc)
+                    return location(loc)
                 stack.append(([*loc, key], item))
         elif isinstance(value, list):
             stack.extend(([*loc, n], item) for n, item in enumerate(value))
     return None
 
 
-def _where(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _reasons(reasons: Iterable[str]) -> str:
-    found = [reason.rstrip(".") for reason in reasons]
-    shown = "; ".join(found[:MAX_ERRORS])
-    more = f" (and {len(found) - MAX_ERRORS} more)" if len(found) > MAX_ERRORS else ""
-    return f"The project backup is invalid: {shown}{more}."
+    return invalid("the project backup", reasons)
 
 
 def _check(document: BackupDocument) -> None:

@@ -15,7 +15,7 @@ so that who taught the judge what stays visible and two experts' labels on one s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
@@ -31,7 +31,16 @@ from memory import versions
 from memory.models import DistilledFeedback, MemoryVersion, Principle, PrincipleSource
 from reviews.import_reading import MAX_JSON_DEPTH, check_storable
 from reviews.labels import LabelKind, check_schema, label_choices, normalize_label
-from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, Membership, Project, Role, Sample
+from reviews.models import (
+    MAX_CRITIQUE_CHARS,
+    MAX_TEXT_CHARS,
+    SAMPLE_CONTENT_FIELDS,
+    Feedback,
+    Membership,
+    Project,
+    Role,
+    Sample,
+)
 from reviews.projects import create_project
 from reviews.signals import feedback_imported, samples_imported
 
@@ -80,18 +89,7 @@ class ExampleDoc(_Strict):
     distilled: StrictBool = False  # its critique was already distilled into the principles
 
     def sample_fields(self) -> dict[str, Any]:
-        return self.model_dump(
-            include={
-                "inputs",
-                "outputs",
-                "output_a",
-                "output_b",
-                "expectations",
-                "metadata",
-                "judge_value",
-                "judge_rationale",
-            }
-        )
+        return self.model_dump(include=set(SAMPLE_CONTENT_FIELDS))
 
 
 class PrincipleDoc(_Strict):
@@ -208,7 +206,7 @@ def parse(raw: bytes | str) -> JudgeDocument:
     try:
         document = JudgeDocument.model_validate(data)
     except ShapeError as error:
-        raise Refused(_reasons(_where(e["loc"]) + ": " + e["msg"] for e in error.errors())) from None
+        raise Refused(_reasons(location(e["loc"]) + ": " + e["msg"] for e in error.errors())) from None
     _check(document)
     return document
 
@@ -228,18 +226,24 @@ def _check_storable(data: dict[str, Any]) -> None:
         raise Refused(_reasons(problems))
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
+def location(loc: Sequence[int | str]) -> str:
+    """A place in a JSON document as its reader would write it: `examples[3].label`."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _reasons(reasons: Iterable[str]) -> str:
+def invalid(document: str, reasons: Iterable[str]) -> str:
+    """One message for a refused document ("the judge document", "the project backup"): up to MAX_ERRORS reasons."""
     listed = [reason.rstrip(".") for reason in reasons]
     shown = "; ".join(listed[:MAX_ERRORS])
     more = f" (and {len(listed) - MAX_ERRORS} more)" if len(listed) > MAX_ERRORS else ""
-    return f"The judge document is invalid: {shown}{more}."
+    return f"{document[0].upper()}{document[1:]} is invalid: {shown}{more}."
+
+
+def _reasons(reasons: Iterable[str]) -> str:
+    return invalid("the judge document", reasons)
 
 
 def _check(document: JudgeDocument) -> None:

@@ -16,7 +16,7 @@ from django.db.models import Prefetch
 from reviews import spreadsheets
 from reviews.adjudication import team_feedback
 from reviews.feedback import saved_quote
-from reviews.models import Decision, Feedback, Membership, Project, Sample
+from reviews.models import SAMPLE_CONTENT_FIELDS, Decision, Feedback, Membership, Project, Sample
 from reviews.permissions import is_blind
 
 CHUNK = 500  # samples read (with their reviews) per query
@@ -33,17 +33,7 @@ class Reached:
     HIDDEN = "hidden until you review it"  # a blind reviewer's export, on a sample they did not review
 
 
-SAMPLE_FIELDS = (
-    "external_id",
-    "inputs",
-    "outputs",
-    "output_a",
-    "output_b",
-    "expectations",
-    "metadata",
-    "judge_value",
-    "judge_rationale",
-)
+SAMPLE_FIELDS = ("external_id", *SAMPLE_CONTENT_FIELDS)
 FINAL_FIELDS = ("final_label", "reached_by", "decided_by", "decision_reason")
 
 

@@ -19,23 +19,14 @@ from django.utils import timezone
 
 from reviews import figures
 from reviews.import_reading import ImportRejected, Row
-from reviews.models import EXTERNAL_REVIEWER, Feedback, ImportRun, Project, Sample, agreement
+from reviews.models import EXTERNAL_REVIEWER, SAMPLE_CONTENT_FIELDS, Feedback, ImportRun, Project, Sample, agreement
 
 CHUNK = 2_000  # ids per lookup query (SQLite refuses more than 32,766 parameters)
 WRITE_BATCH = 500  # rows per write transaction: tens of milliseconds, so others' writes never wait long
 SQLITE_WRITE_SECONDS = 0.4  # on SQLite, after writing this long ...
 SQLITE_PAUSE_SECONDS = 0.12  # ... leave the lock free this long (longer than SQLite's 100 ms busy-handler sleep)
 # Fields compared to tell the summary whether a re-imported row differs from what the project holds.
-COMPARED_FIELDS = [
-    "inputs",
-    "outputs",
-    "output_a",
-    "output_b",
-    "expectations",
-    "metadata",
-    "judge_value",
-    "judge_rationale",
-]
+COMPARED_FIELDS = SAMPLE_CONTENT_FIELDS
 
 
 @dataclass

@@ -295,6 +295,20 @@ class SampleQuerySet(models.QuerySet):
         return qs.exclude(import_run__in=writing) if writing else qs
 
 
+# A sample's content as imported, exported and moved between projects (everything but its id, external id and
+# bookkeeping): one list for the import's comparison, the dataset export and the portable judge document.
+SAMPLE_CONTENT_FIELDS = (
+    "inputs",
+    "outputs",
+    "output_a",
+    "output_b",
+    "expectations",
+    "metadata",
+    "judge_value",
+    "judge_rationale",
+)
+
+
 class Sample(models.Model):
     """One judge output to review, with the base judge's verdict as imported."""
 
