@@ -54,7 +54,7 @@ PROJECT_FIELDS = [
 
 
 class Refused(Exception):
-    """The document cannot be restored; the message says why (every reason found, up to MAX_ERRORS)."""
+    """The document cannot be restored; the message says why (every reason found, up to memory.portable.MAX_ERRORS)."""
 
 
 class _Strict(BaseModel):
@@ -469,7 +469,7 @@ def dumps(document: dict[str, Json]) -> str:
 
 
 def parse(raw: bytes | str) -> BackupDocument:
-    """Return the validated document, or raise Refused with every reason found (up to MAX_ERRORS)."""
+    """Return the validated document, or raise Refused with every reason found (up to memory.portable.MAX_ERRORS)."""
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
