@@ -11,7 +11,8 @@ disagreeing with the judge and carrying a critique — and the teaching order st
 times each page through Django's test Client, logged in as the reviewer who is halfway (settings.DEBUG off, as
 in production): `--warmup` requests, then `--requests` timed ones, p50 / p95. The review page is timed over
 distinct samples of that reviewer's "needs my review" queue (opening one from there claims it, a write, as in
-use). `--profile` prints, per page, the number of SQL queries and the slowest ones of one request.
+use). `--profile` prints, per page, the number of SQL queries and the slowest ones of one request; `--cprofile N`
+prints, per page, the N functions with the most cumulative time (cProfile) over a second pass of its timed requests.
 """
 
 from __future__ import annotations
@@ -162,12 +163,29 @@ def profile(client, url: str, top: int) -> None:
         print(f"      {float(q['time']) * 1000:6.1f} ms  {q['sql'][:220]}")
 
 
+def python_profile(client, urls, requests: int, top: int) -> None:
+    """cProfile over `requests` GETs of the urls: where a page's time goes in Python (the ORM, templates, ...)."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for n in range(requests):
+        client.get(urls[n % len(urls)])
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+    print(out.getvalue())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--profile", action="store_true", help="print each page's queries (one request)")
+    parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="print each page's N costliest functions")
     args = parser.parse_args()
 
     with Environment("pages", chroma=False) as env:
@@ -206,6 +224,10 @@ def main() -> None:
             print("\nqueries of one request per page:")
             for name, urls in pages:
                 profile(client, urls[0] if name != "review page" else f"{base}/samples/{to_review[-1]}/", 8)
+        if args.cprofile:
+            for name, urls in pages:
+                print(f"\ncProfile of {name}, {args.requests} requests, by cumulative time:")
+                python_profile(client, urls, args.requests, args.cprofile)
         footer()
 
 
