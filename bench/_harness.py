@@ -463,3 +463,32 @@ def header(title: str, env: Environment | None = None) -> None:
         for note in env.notes:
             print(f"  {note}")
     sys.stdout.flush()
+
+
+# A support desk's vocabulary: the synthetic samples of the scale benchmarks are drawn from it.
+WORDS = (
+    "refund",
+    "order",
+    "delivery",
+    "account",
+    "password",
+    "invoice",
+    "shipping",
+    "broken",
+    "late",
+    "charge",
+    "cancel",
+    "upgrade",
+    "support",
+    "apologise",
+    "sorry",
+    "thanks",
+    "please",
+    "weekend",
+    "tomorrow",
+    "confirm",
+    "reference",
+    "escalate",
+    "manager",
+    "policy",
+)

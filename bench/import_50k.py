@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _harness import WORDS  # noqa: E402
 
 
 def setup_django(keep: bool):
@@ -56,42 +59,16 @@ def rss_mb() -> float:
 def generate(rows: int, start: int = 0, seed: int = 7) -> bytes:
     """Return a JSONL file of `rows` realistic judge outputs (about 0.9 KB each)."""
     rng = random.Random(seed + start)
-    words = [
-        "refund",
-        "order",
-        "delivery",
-        "account",
-        "password",
-        "invoice",
-        "shipping",
-        "broken",
-        "late",
-        "charge",
-        "cancel",
-        "upgrade",
-        "support",
-        "apologise",
-        "sorry",
-        "thanks",
-        "please",
-        "weekend",
-        "tomorrow",
-        "confirm",
-        "reference",
-        "escalate",
-        "manager",
-        "policy",
-    ]
     out = io.StringIO()
     for n in range(start, start + rows):
-        question = " ".join(rng.choice(words) for _ in range(rng.randint(10, 30)))
-        answer = " ".join(rng.choice(words) for _ in range(rng.randint(30, 90)))
+        question = " ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 30)))
+        answer = " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 90)))
         record = {
             "external_id": f"bench-{n:07d}",
             "inputs": {"customer_message": question.capitalize() + "?", "channel": rng.choice(["email", "chat"])},
             "outputs": answer.capitalize() + ".",
             "judge_value": rng.choice(["pass", "fail"]),
-            "judge_rationale": " ".join(rng.choice(words) for _ in range(14)),
+            "judge_rationale": " ".join(rng.choice(WORDS) for _ in range(14)),
             "metadata": {"batch": n // 1000, "priority": rng.choice(["low", "normal", "high"])},
         }
         out.write(json.dumps(record) + "\n")

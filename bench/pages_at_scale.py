@@ -25,34 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Environment, footer, header, percentile  # noqa: E402
-
-WORDS = [
-    "refund",
-    "order",
-    "delivery",
-    "account",
-    "password",
-    "invoice",
-    "shipping",
-    "broken",
-    "late",
-    "charge",
-    "cancel",
-    "upgrade",
-    "support",
-    "apologise",
-    "sorry",
-    "thanks",
-    "please",
-    "weekend",
-    "tomorrow",
-    "confirm",
-    "reference",
-    "escalate",
-    "manager",
-    "policy",
-]
+from _harness import WORDS, Environment, footer, header, percentile  # noqa: E402
 
 
 def build(samples: int, seed: int = 7):
