@@ -19,7 +19,9 @@ from django.db import connection
 
 from memalign_site.celery import app
 from memory import distil, episodic
+from memory.dispatch import repair_queued_key
 from memory.models import DistilledFeedback, MemoryVersion, Principle
+from memory.redis_client import get_redis
 from tests.conftest import add_feedback, add_sample, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +136,9 @@ def test_a_worker_killed_mid_distillation_leaves_a_consistent_memory(personas, c
     personas.project.provider = "anthropic"
     personas.project.save()
     fake_anthropic.latency = 5.0
+    # A worker an earlier test stopped may have left the "repair queued" flag (30 s) without running its repair:
+    # this test's workers would then queue none, and the killed worker's work would wait for its lease.
+    get_redis().delete(repair_queued_key())
     first = start_worker_process(queue, env, name=f"first-{queue}")
     second = None
     try:
