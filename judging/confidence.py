@@ -100,7 +100,8 @@ def _calibrated(
         if j.pk not in scores:
             continue
         fitted = folds[calibration.fold_of(j.sample_id)] if j.sample_id in experts else everything
-        result[j.pk] = round(float(fitted(np.array([scores[j.pk]]))[0]), 4)
+        # Unrounded: the threshold is one of these values, and a verdict at it must not fall below it.
+        result[j.pk] = float(fitted(np.array([scores[j.pk]]))[0])
     return result
 
 

@@ -224,3 +224,23 @@ def test_owners_set_the_target_and_risk_others_cannot(personas):
     csrf = Client(enforce_csrf_checks=True)
     csrf.force_login(personas.owner)
     assert csrf.post(url, data).status_code == 403
+
+
+@pytest.mark.django_db
+def test_verdicts_at_the_threshold_are_not_escalated(personas):
+    """Every reviewed verdict agrees, with one score: the calibrated confidence is one value below 1 (the fit is
+    smoothed), the threshold is that value, and no verdict is escalated; the stored confidence is the one the
+    threshold was compared with (a walk-through found all 30 escalated: 0.9615 stored against 0.961538…)."""
+    project = personas.project
+    run = JudgeRun.objects.create(project=project, status=JudgeRun.Status.RUNNING, total=30)
+    for i in range(30):
+        sample = add_sample(project, f"a{i}", judge_value="pass")
+        add_feedback(sample, personas.reviewer, "pass", "")
+        Judgement.objects.create(
+            project=project, sample=sample, run=run, value="pass", provider="offline", model="m",
+            signals={"neighbour_vote": 0.9},
+        )  # fmt: skip
+    guarantee = confidence.settle(run)["guarantee"]
+    stored = {j.confidence for j in run.judgements.all()}
+    assert guarantee["coverage"] == 1.0 and stored == {guarantee["threshold"]}, (guarantee, stored)
+    assert not run.judgements.filter(escalated=True).exists()
