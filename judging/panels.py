@@ -13,6 +13,7 @@ from judging.forms import JudgingSettingsForm, TryJudgeForm
 from judging.models import JudgeRun, JudgingSettings, LearnedJudge
 from reviews import panels, team
 from reviews.models import Project
+from reviews.permissions import is_blind
 
 
 def latest_figures(project: Project) -> tuple[JudgeRun | None, run_agreement.StoredFigures | None]:
@@ -95,7 +96,18 @@ def overview_agreement(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def latest_verdict(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The latest aligned verdict on the review page's sample, with its explanation."""
+    """The latest aligned verdict on the review page's sample, with its explanation. Withheld during a
+    judge-blind first pass (the review page's `verdict_hidden`), like the imported judge's; and from a blind
+    reviewer until they reviewed the sample: the aligned judge learned from the other experts' labels, on this
+    sample too (an identical reviewed item decides by its label)."""
+    if context.get("verdict_hidden"):
+        return {"judgement": None, "aligned_hidden": "Its verdict is shown once you choose a label, like the judge's."}
+    if is_blind(context["membership"]) and not context.get("mine"):
+        return {
+            "judgement": None,
+            "aligned_hidden": "Its verdict is shown once you have given your review: it learned from the other "
+            "experts' labels.",
+        }
     judgement = run_listing.latest_verdict(context["sample"])
     return run_listing.explanation(judgement, context["membership"]) if judgement else {"judgement": None}
 

@@ -248,7 +248,14 @@ def verdict_reveal(request: ProjectRequest, sample_id: int) -> HttpResponse:
     picks = _picks(request)
     picks.setdefault(str(sample.pk), label)  # the first label chosen blind; later ones were chosen seeing it
     request.session[PICKS_KEY] = dict(list(picks.items())[-PICKS_KEPT:])
-    context = {"project": request.project, "sample": sample, "verdict_hidden": False, "picked": picks[str(sample.pk)]}
+    context = {
+        "project": request.project,
+        "membership": request.membership,
+        "sample": sample,
+        "verdict_hidden": False,
+        "picked": picks[str(sample.pk)],
+        "aside_oob": True,  # the aligned judge's verdict too, out of band (withheld until now as well)
+    }
     return render(request, "reviews/review.html#verdict", context)
 
 

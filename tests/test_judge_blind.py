@@ -127,3 +127,61 @@ def test_the_team_page_compares_blind_and_shown_labels(client, personas):
     shown = body[body.index('data-verdict-group="shown"') :]
     assert "<td data-n>4</td>" in blind[:400] and "<td data-exact>50%</td>" in blind[:400]
     assert "<td data-n>4</td>" in shown[:400] and "<td data-exact>100%</td>" in shown[:400]
+
+
+ALIGNED_RATIONALE = "Aligned-only rationale: another expert said fail here."
+
+
+def aligned_verdict(sample, value: str = "fail"):
+    from judging.models import Judgement
+
+    return Judgement.objects.create(
+        project=sample.project, sample=sample, value=value, rationale=ALIGNED_RATIONALE, provider="offline",
+        model="m", tier="same_item",
+    )  # fmt: skip
+
+
+def test_the_aligned_verdict_is_withheld_like_the_judges_and_from_a_blind_reviewer_until_they_review(
+    client, personas, sample
+):
+    """The aligned judge learned from the other experts' labels (an identical reviewed item decides by its label):
+    on the review page it is withheld during the judge-blind first pass, and from a blind reviewer until they
+    reviewed the sample. A walk-through found it shown ("Verdict: A … probability 0.97") before any choice."""
+    aligned_verdict(sample)
+    cases = [
+        ("reviewer, blind project", personas.reviewer, True, False),
+        ("reviewer, verdict shown (others' labels still hidden)", personas.reviewer, False, False),
+        ("owner, blind project", personas.owner, True, False),
+        ("owner, verdict shown", personas.owner, False, True),
+        ("viewer", personas.viewer, True, True),
+    ]
+    for name, user, blind, expected in cases:
+        personas.project.judge_blind = blind
+        personas.project.save(update_fields=["judge_blind"])
+        body = page(client, user, sample)
+        assert (ALIGNED_RATIONALE in body) is expected, name
+        assert ('id="aligned-verdict-hidden"' in body) is not expected, name
+
+
+def test_choosing_a_label_reveals_the_aligned_verdict_to_an_owner_and_a_review_to_a_reviewer(client, personas, sample):
+    aligned_verdict(sample)
+    url = f"/p/{personas.project.slug}/samples/{sample.pk}/verdict/"
+    client.force_login(personas.owner)
+    body = client.post(url, {"label": "pass"}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="latest-verdict" hx-swap-oob="true"' in body and ALIGNED_RATIONALE in body
+    client.force_login(personas.reviewer)
+    body = client.post(url, {"label": "pass"}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="aligned-verdict-hidden"' in body and ALIGNED_RATIONALE not in body  # others' labels: once reviewed
+    save = f"/p/{personas.project.slug}/samples/{sample.pk}/feedback/"
+    assert (
+        client.post(
+            save,
+            {
+                "label": "pass",
+                "critique": "Perfectly polite and it answers the question the customer asked in full.",
+                "revision": 0,
+            },
+        ).status_code
+        == 302
+    )
+    assert ALIGNED_RATIONALE in page(client, personas.reviewer, sample)
