@@ -277,6 +277,11 @@ class VerdictOut(Schema):
     checks: dict[str, Any] = Field(
         ..., description='The checks made, e.g. {"order": "missing"} when the second ask failed.'
     )
+    withheld: bool = Field(
+        ...,
+        description="A blind reviewer's token, on a sample they have not reviewed: the verdict is withheld (empty "
+        "fields), as the aligned judge learned from the other experts' labels.",
+    )
 
 
 class VerdictPage(Schema):

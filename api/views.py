@@ -413,6 +413,7 @@ def run_verdicts(
             "escalated": j.escalated,
             "position_consistent": j.position_consistent,
             "checks": j.checks or {},
+            "withheld": j.withheld,  # type: ignore[attr-defined]  # set by run_listing.verdict_page
         }
         for j in page.items
     ]

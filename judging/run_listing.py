@@ -18,8 +18,8 @@ from memory import blind
 from memory import vectors as sample_vectors
 from reviews import queue
 from reviews.adjudication import team_feedback
-from reviews.models import Decision, Feedback, Membership, Sample
-from reviews.permissions import visible_feedback
+from reviews.models import Decision, Feedback, Membership, Project, Sample
+from reviews.permissions import is_blind, visible_feedback
 
 # A running run says why it sits still: no worker took it after UNCLAIMED_NOTICE, or no verdict for STALLED_NOTICE.
 UNCLAIMED_NOTICE = timedelta(seconds=15)
@@ -43,6 +43,9 @@ def verdicts(run: JudgeRun, membership: Membership, filter_name: str = "all", se
     expert_disagrees = visible_feedback(membership, Feedback.objects.filter(sample=OuterRef("sample"))).exclude(
         label=OuterRef("value")
     )
+    if is_blind(membership) and filter_name in ("disagree_imported", "abstained", "escalated"):
+        # Filters on what a verdict says: over the samples whose verdicts the reviewer may see (withhold).
+        qs = qs.filter(Exists(Feedback.objects.filter(sample=OuterRef("sample"), author_id=membership.user_id)))
     match filter_name:
         case "disagree_experts":
             qs = qs.filter(Exists(expert_disagrees)).exclude(value="")
@@ -81,9 +84,37 @@ def verdict_page(
     shown = visible_feedback(membership, Feedback.objects.filter(sample_id__in=[j.sample_id for j in items]))
     for sample_id, label in shown.values_list("sample_id", "label"):
         expert.setdefault(sample_id, []).append(label)
+    withheld = withheld_samples(membership, [j.sample_id for j in items])
+    judge_blind = bool(withheld) and Project.objects.filter(pk=items[0].project_id, judge_blind=True).exists()
     for item in items:
         item.expert_labels = sorted(expert.get(item.sample_id, []))  # type: ignore[attr-defined]
+        item.withheld = item.sample_id in withheld  # type: ignore[attr-defined]
+        if item.withheld:  # type: ignore[attr-defined]
+            withhold(item, judge_blind)
     return VerdictPage(items, items[-1].sample_id if more else None)
+
+
+def withheld_samples(membership: Membership, sample_ids: list[int]) -> set[int]:
+    """The samples whose aligned verdicts a blind reviewer may not see yet: those they have not reviewed. The
+    aligned judge learned from the other experts' labels, on these samples too (an identical reviewed item
+    decides by its label), so its verdict would show them before the reviewer's own."""
+    if not is_blind(membership) or not sample_ids:
+        return set()
+    reviewed = Feedback.objects.filter(author_id=membership.user_id, sample_id__in=sample_ids)
+    return set(sample_ids) - set(reviewed.values_list("sample_id", flat=True))
+
+
+def withhold(judgement: Judgement, judge_blind: bool) -> None:
+    """Blank what a withheld verdict says, in this read's objects only (they are never saved): the page, the
+    exports and the API then all show the same nothing. The imported judge's verdict goes too where the project
+    hides it until a label is chosen (`judge_blind`: the judge-blind first pass)."""
+    judgement.value, judgement.rationale, judgement.tier = "", "", ""
+    judgement.confidence, judgement.probability = None, None
+    judgement.escalated = False
+    judgement.probabilities, judgement.checks = {}, {}
+    judgement.principle_ids, judgement.retrieved, judgement.similarities = [], [], []
+    if judge_blind:
+        judgement.sample.judge_value, judgement.sample.judge_rationale = "", ""
 
 
 # The CSV's columns, then one "expert:<name>" column per reviewer; the JSONL has `experts` as {name: label}.
@@ -107,6 +138,7 @@ EXPORT_FIELDS = [
     "cache_read_tokens",
     "latency_ms",
     "retrieved_samples",
+    "withheld",
 ]
 
 
@@ -155,6 +187,7 @@ def export_rows(run: JudgeRun, membership: Membership) -> Iterator[dict[str, Any
                 "latency_ms": j.latency_ms,
                 # An example unaligned since the run has no sample any more: it keeps its place, blank.
                 "retrieved_samples": [examples.get(f, "") for f in j.retrieved or []],
+                "withheld": j.withheld,  # type: ignore[attr-defined]  # set by verdict_page
             }
         if page.next_after is None:
             return

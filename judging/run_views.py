@@ -122,6 +122,11 @@ def judge_run_verdict(request: ProjectRequest, run_id: int, judgement_id: int) -
     judgement = get_object_or_404(
         Judgement.objects.select_related("sample", "memory_version"), pk=judgement_id, run=run
     )
+    if run_listing.withheld_samples(request.membership, [judgement.sample_id]):
+        return HttpResponse(
+            '<p class="muted" data-withheld>Hidden until you review this sample: the aligned judge learned from the '
+            "other experts' labels.</p>"
+        )
     return render(
         request,
         "judging/_explanation.html",

@@ -131,10 +131,47 @@ def test_the_review_page_shows_the_latest_verdict(client, personas, judged):
     assert f'from <a href="/p/{personas.project.slug}/memory/judge-runs/{run.pk}/">run #{run.pk}</a>' in body
     assert "Because &lt;i&gt;r2&lt;/i&gt;." in body
     unjudged = add_sample(personas.project, "fresh")
+    client.force_login(personas.viewer)
     assert (
         "has not judged this sample yet"
         in client.get(f"/p/{personas.project.slug}/samples/{unjudged.pk}/").content.decode()
     )
+
+
+def test_a_blind_reviewer_sees_verdicts_only_on_samples_they_reviewed(client, personas, judged):
+    """The aligned judge learned from the other experts' labels (an identical reviewed item decides by its label):
+    on samples the blind reviewer has not reviewed (r3, r4, r5), its verdicts are withheld on the run page, its
+    filters, the explanation, the exports and the API; the imported judge's too in a judge-blind project. A
+    walk-through found them all shown."""
+    from django.test import Client
+
+    from api import tokens
+
+    run, samples, _, _ = judged
+    url = f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/"
+    client.force_login(personas.reviewer)
+    body = client.get(url).content.decode()
+    assert rows(body) == ["r0", "r1", "r2", "r3", "r4", "r5"] and body.count("data-withheld") == 3
+    assert body.count('data-action="explain"') == 3
+    assert rows(client.get(url, {"filter": "disagree_imported"}).content.decode()) == ["r2"]  # r3 withheld
+    assert rows(client.get(url, {"filter": "abstained"}).content.decode()) == []  # r4 withheld
+    hidden = Judgement.objects.get(run=run, sample=samples[3])
+    explained = client.get(f"{url}verdicts/{hidden.pk}/").content.decode()
+    assert "data-withheld" in explained and "Because" not in explained
+    table = list(csv.DictReader(io.StringIO(b"".join(client.get(url + "export.csv").streaming_content).decode())))
+    assert [(r["aligned"], r["imported"], r["rationale"], r["withheld"]) for r in table[2:4]] == [
+        ("fail", "pass", "Because <i>r2</i>.", "False"),
+        ("", "", "", "True"),
+    ]
+    token = tokens.create_token(personas.reviewer, "ci")[1]
+    api = Client().get(
+        f"/api/v1/projects/{personas.project.slug}/runs/{run.pk}/verdicts", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    items = {item["external_id"]: item for item in api.json()["items"]}
+    assert items["r3"]["withheld"] and items["r3"]["verdict"] is None and items["r3"]["retrieved"] == []
+    assert not items["r2"]["withheld"] and items["r2"]["verdict"] == "fail"
+    client.force_login(personas.viewer)  # viewers and owners see every verdict
+    assert "data-withheld" not in client.get(url).content.decode()
 
 
 def test_exports(client, personas, judged):
