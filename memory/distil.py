@@ -125,7 +125,10 @@ def distill_batches(project: Project, batches: list[list[Feedback]], provider: P
         added = _add_principles(project, proposals, learned, labels, vectors)
         version = None
         with_critique = sum(map(len, calls))
-        if added or with_critique:
+        # A version when the principles changed, or when a model was paid to read critiques (its usage is the
+        # version's): the offline provider's batches that add nothing change nothing, and a version for each would
+        # bury the ones that did (and set the learned judge aside until retrained) under "0 new principles".
+        if added or (with_critique and provider.remote):
             unit = "call" if provider.remote else "batch"  # the offline provider makes no model call
             summary = (
                 f"distilled {with_critique} critique{'s' if with_critique != 1 else ''} in {len(calls)} "

@@ -97,6 +97,22 @@ def test_a_partial_batch_waits_for_the_burst_to_go_quiet(personas, fake_anthropi
     assert distil.pending_feedback(personas.project).count() == 1
 
 
+def test_a_distillation_that_adds_nothing_is_a_version_only_when_a_model_was_paid(personas, fake_anthropic):
+    """Offline, critiques that form no principle are marked distilled and make no version (a walk-through saw
+    v1 to v36 for 30 critiques, nearly all "0 new principles"); a model's call that adds nothing is still one,
+    since its usage is the version's."""
+    feedback = add_feedback(add_sample(personas.project, "lone"), personas.reviewer, "fail", "Too curt.")
+    assert semantic.regenerate(personas.project, force=True).versions == []
+    assert not MemoryVersion.objects.filter(project=personas.project).exists()
+    assert DistilledFeedback.objects.filter(feedback=feedback, version=None).exists()
+    assert distil.pending_feedback(personas.project).count() == 0
+    use_anthropic(personas.project)
+    add_feedback(add_sample(personas.project, "paid"), personas.reviewer, "fail", "Too curt as well.")
+    fake_anthropic.push_tool({"principles": []}, name=DISTILL)
+    (version,) = semantic.regenerate(personas.project, force=True).versions
+    assert "0 new principles" in version.summary and version.usage.get("input_tokens", 0) > 0
+
+
 def test_provider_failure_changes_nothing_and_is_recorded(personas, fake_anthropic):
     use_anthropic(personas.project)
     three_critiques(personas)
