@@ -141,6 +141,11 @@ def test_the_page_says_what_was_wrong_and_keeps_the_reason(client, personas, con
     )
     body = response.content.decode()
     assert response.status_code == 400 and "not a label" in body and "&lt;b&gt;x&lt;/b&gt;" in body
+    # No label is chosen for the owner: a decision overrules experts, so it is never one click on a default.
+    page = client.get(f"/p/{personas.project.slug}/conflicts/").content.decode()
+    assert f'<select name="label" id="label-{s1.pk}" required>\n            <option value="">' in page
+    response = client.post(f"/p/{personas.project.slug}/samples/{s1.pk}/decide/", {"label": "", "reason": REASON})
+    assert response.status_code == 400 and not Decision.objects.exists()
 
 
 def test_conflicts_are_counted_on_the_overview_and_queue(client, personas, conflict):
