@@ -105,7 +105,8 @@ def why_not(labelled: int, unlabelled: int) -> str:
         return "No unreviewed verdicts to correct."
     if labelled < MIN_LABELLED:
         return (
-            f"Only {labelled} expert label{'s' if labelled != 1 else ''} on the audit slice have a verdict of this "
+            f"Only {labelled} expert label{'s' if labelled != 1 else ''} on the audit slice "
+            f"{'have' if labelled != 1 else 'has'} a verdict of this "
             f"judge; the correction needs {MIN_LABELLED} or more."
         )
     return ""

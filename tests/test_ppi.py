@@ -76,6 +76,7 @@ def test_a_judge_no_better_than_chance_gets_no_weight():
 
 def test_too_few_labels_say_why():
     assert "Only 3 expert labels" in ppi.why_not(3, 100)
+    assert "Only 1 expert label on the audit slice has a verdict" in ppi.why_not(1, 100)
     assert ppi.why_not(50, 0) == "No unreviewed verdicts to correct."
     assert ppi.why_not(50, 100) == ""
     with pytest.raises(ValueError):
