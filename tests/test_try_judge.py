@@ -76,6 +76,16 @@ def test_a_box_of_only_spaces_is_refused_with_a_status_htmx_swaps_into_the_resul
 
 
 @pytest.mark.django_db
+def test_a_reviewer_is_not_offered_a_box_that_would_refuse_them(client, personas):
+    client.force_login(personas.reviewer)
+    body = client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
+    assert 'id="try-blind"' in body and "/memory/try/" not in body
+    client.force_login(personas.viewer)
+    body = client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
+    assert 'id="try-blind"' not in body and 'hx-post="/p/support-tone/memory/try/"' in body
+
+
+@pytest.mark.django_db
 def test_a_try_lists_the_principles_its_heading_counts(client, personas, url):
     reviewed(personas)
     Principle.objects.create(project=personas.project, text="Answer the <b>refund</b> question.", label="fail")
