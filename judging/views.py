@@ -47,7 +47,9 @@ def try_judge(request: ProjectRequest) -> HttpResponse:
         context["error"] = "Reviewers review blind, so trying the judge is for owners and viewers."
         return render(request, "judging/_judgement.html", context, status=403)
     if not form.is_valid():
-        return render(request, "judging/_judgement.html", context, status=400)
+        # 422, as the review page's refused saves: htmx swaps it into the result area with the form kept, where
+        # django-htmx's DEBUG handler would put a 400 in place of the whole page.
+        return render(request, "judging/_judgement.html", context, status=422)
     if not tries.allowed(project.pk, request.user.pk):
         context["error"] = f"You tried the judge {tries.PER_MINUTE} times in the last minute: wait a moment."
         return render(request, "judging/_judgement.html", context, status=429)

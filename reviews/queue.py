@@ -45,6 +45,8 @@ FILTERS = {
 # Filters whose samples leave the filter once reviewed: moving back goes through the whole project instead.
 # None of their samples has the reviewer's own feedback, so the queue need not look it up.
 SHRINKING = {"todo", "unreviewed"}
+# Filters about one's own reviews: a viewer, who cannot review, is not offered them.
+REVIEWER_FILTERS = {"todo", "mine"}
 ORDERS = {"teach": "What teaches most first", "plain": "Import order"}
 UNRANKED = 10**12  # the teaching order's key of a sample not ranked yet: after every ranked one, in id order
 
@@ -87,15 +89,17 @@ class QueueQuery:
         judge_hidden: bool = False,
         hidden_runs: Sequence[int] = (),
         default_order: str = "plain",
+        reviewer: bool = True,
     ) -> QueueQuery:
         def text(name: str, limit: int) -> str:
             # No NUL: PostgreSQL refuses it in a query parameter, and no stored text contains one.
             return str(params.get(name, "")).replace("\x00", "").strip()[:limit]
 
         chosen = params.get("filter", default_filter)
+        offered = chosen in FILTERS and (reviewer or chosen not in REVIEWER_FILTERS)
         order = params.get("order", "")
         return cls(
-            filter=chosen if chosen in FILTERS else default_filter,
+            filter=chosen if offered else default_filter,
             label=text("label", 64),
             judge="" if judge_hidden else text("judge", 64),
             q=text("q", 200),

@@ -27,7 +27,7 @@ from reviews.feedback import StaleFeedback, delete_feedback, quote, save_feedbac
 from reviews.forms import FeedbackForm
 from reviews.import_reading import ImportRejected, human_size, max_bytes, max_rows, too_large_message
 from reviews.middleware import accepts_upload
-from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, ImportRun, Role, Sample
+from reviews.models import MAX_CRITIQUE_CHARS, MAX_TEXT_CHARS, Feedback, ImportRun, Project, Role, Sample
 from reviews.permissions import (
     ProjectRequest,
     can,
@@ -59,7 +59,8 @@ def _query(request: ProjectRequest) -> queue.QueueQuery:
 
 def _read_query(request: ProjectRequest) -> queue.QueueQuery:
     membership = request.membership
-    default = "todo" if can(membership, Role.REVIEWER) else "all"
+    reviewer = can(membership, Role.REVIEWER)
+    default = "todo" if reviewer else "all"
     hidden = Sample.objects.writing_runs(request.project)
     return queue.QueueQuery.from_params(
         request.GET,
@@ -68,6 +69,7 @@ def _read_query(request: ProjectRequest) -> queue.QueueQuery:
         judge_hidden=request.project.judge_blind and can(membership, Role.REVIEWER),
         hidden_runs=hidden,
         default_order=queue.default_order(request.project),
+        reviewer=reviewer,
     )
 
 
@@ -121,6 +123,16 @@ def sample_import_status(request: ProjectRequest, import_id: int) -> HttpRespons
     return response
 
 
+def _empty_queue(project: Project, query: queue.QueueQuery, counts: Mapping[str, int]) -> str:
+    """Why the queue shows nothing: no samples yet, the reviewer reviewed every sample, or the others' reviews
+    cover what the reviewer has not reviewed (each sample wants the project's reviews per sample, no more)."""
+    if not Sample.objects.filter(project=project).exists():
+        return "no-samples"
+    if query.filter != "todo":
+        return "nothing"
+    return "all-mine" if counts["mine"] >= counts["all"] else "covered"
+
+
 @project_view(Role.VIEWER)
 @require_http_methods(["GET"])
 def sample_queue(request: ProjectRequest) -> HttpResponse:
@@ -135,6 +147,8 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
     if query.filter in queue.SHRINKING:
         for item in result.items:
             item.my_feedback = []  # type: ignore[attr-defined]
+    counts = queue.counts(project, request.user, query)
+    reviewer = can(request.membership, Role.REVIEWER)
     context = {
         "project": project,
         "membership": request.membership,
@@ -142,9 +156,11 @@ def sample_queue(request: ProjectRequest) -> HttpResponse:
         # Review links and pages carry the order shown here, so walking the queue follows what the reviewer saw.
         "query_string": urlencode(replace(query, order_chosen=True).params()),
         "filters": [
-            (name, label, n)
-            for (name, label), n in zip(queue.FILTERS.items(), queue.counts(project, request.user, query).values())
+            (name, label, counts[name])
+            for name, label in queue.FILTERS.items()
+            if reviewer or name not in queue.REVIEWER_FILTERS
         ],
+        "empty": _empty_queue(project, query, counts) if not result.items else "",
         "page": result,
         "labels": project.label_choices,
         # A judge-blind first pass: a reviewer sees the judge's verdict only on samples they have labelled.

@@ -26,7 +26,15 @@
   }
 
   function agree() {
+    if (item()?.hasAttribute("data-verdict-hidden")) {
+      note("Agree with the judge is off here: in a judge-blind first pass its verdict is hidden until you choose a label. Pick one (1, 2…), then save with Ctrl+Enter.");
+      return;
+    }
     const judge = item()?.dataset.judgeValue;
+    if (!judge && item()) {
+      note("This sample has no judge's verdict to agree with: pick a label (1, 2…), then save with Ctrl+Enter.");
+      return;
+    }
     const radio = judge && item().querySelector(`input[name="label"][value="${CSS.escape(judge)}"]`);
     if (!radio) return;
     // Only a reviewer who has not begun this item agrees by key: a label picked or a critique written is theirs,
@@ -52,7 +60,7 @@
     const critique = document.getElementById("critique");
     if (!critique) return;
     if (!source || source !== sourceOf(selection.focusNode)) {
-      say("Select a passage inside one output first, then press q.");
+      note("Select a passage inside one output first, then press q.");
       return;
     }
     document.getElementById("quote-text").value = text;
@@ -87,6 +95,16 @@
   function say(news) {
     const announcer = document.getElementById("announcer");
     if (announcer) announcer.textContent = news;
+  }
+
+  // A key that cannot do what it says shows why beside the form (and tells screen readers); the next item clears it.
+  function note(news) {
+    const shown = document.getElementById("key-note");
+    if (shown) {
+      shown.textContent = news;
+      shown.hidden = false;
+    }
+    say(news);
   }
 
   function toggleHelp() {

@@ -94,6 +94,31 @@ def test_a_blind_first_pass_reveals_the_verdict_beside_the_chosen_label(page, li
     assert (saved.label, saved.critique, saved.verdict_shown) == ("fail", CRITIQUE, False)
 
 
+def test_the_agree_key_says_why_it_is_off_in_a_blind_first_pass(page, live_server, reviewing):
+    reviewer, project, samples = reviewing
+    if not project.judge_blind:
+        pytest.skip("the agree key works from the start")
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    log_in(page, live_server, "rafael")
+    page.goto(f"{live_server.url}/p/{project.slug}/samples/{samples[0].pk}/?filter=todo&order=plain")
+    wait_for_item(page, samples[0].pk)
+    page.keyboard.press("?")
+    expect(page.locator("#key-help")).to_contain_text("hidden until you choose a label")
+    page.keyboard.press("a")
+    expect(page.locator("#key-note")).to_be_visible()
+    expect(page.locator("#key-note")).to_contain_text("its verdict is hidden until you choose a label")
+    assert "hidden until you choose a label" in page.locator("#announcer").text_content()
+    assert Feedback.objects.filter(author=reviewer).count() == 0
+    page.keyboard.press("1")  # pass, as the judge: revealed, then saved
+    page.wait_for_selector("#judge-value")
+    page.keyboard.press("Control+Enter")
+    wait_for_item(page, samples[1].pk)
+    expect(page.locator("#key-note")).to_be_hidden()  # the next item starts without it
+    assert Feedback.objects.filter(author=reviewer).count() == 1
+    assert violations == []
+
+
 def test_saves_and_refusals_are_announced_in_a_live_region(page, live_server, reviewing):
     reviewer, project, samples = reviewing
     log_in(page, live_server, "rafael")

@@ -57,7 +57,7 @@ MATRIX = {
     "memory": ("/p/{slug}/memory/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "memory-runs": ("/p/{slug}/memory/runs/", [302, 404, 200, 200, 200], [302, 404, 405, 405, 405]),
     "memory-settings": ("/p/{slug}/memory/settings/", [302, 404, 403, 403, 200], [302, 404, 403, 403, 405]),
-    "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 400, 403, 400]),
+    "memory-try": ("/p/{slug}/memory/try/", [302, 404, 405, 405, 405], [302, 404, 422, 403, 422]),
     "memory-regenerate": ("/p/{slug}/memory/regenerate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "memory-consolidate": ("/p/{slug}/memory/consolidate/", [302, 404, 403, 403, 405], [302, 404, 403, 403, 302]),
     "principles": ("/p/{slug}/memory/principles/", [302, 404, 200, 200, 200], [302, 404, 403, 403, 302]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from django.db import connection
@@ -279,3 +280,38 @@ def test_feedback_of_a_removed_sample_leaves_counts_consistent(personas, reviewe
     assert not Feedback.objects.filter(sample_id=reviewed[2].pk).exists()
     counts = queue.counts(personas.project, personas.reviewer, QueueQuery())
     assert counts == {"todo": 5, "unreviewed": 4, "mine": 2, "reviewed": 3, "disagree": 1, "all": 7}
+
+
+def empty_queue(client, personas, **params) -> str:
+    """The queue page's sentence for an empty list, and which filters it offers."""
+    body = client.get(f"/p/{personas.project.slug}/queue/", params).content.decode()
+    found = re.search(r'<p class="muted empty"[^>]*>(.*?)</p>', body, re.S)
+    return found.group(1) if found else ""
+
+
+def test_an_empty_queue_says_why(client, personas):
+    client.force_login(personas.reviewer)
+    said = empty_queue(client, personas)
+    assert "No samples yet." in said and "reviewed every sample" not in said and "/import/" not in said
+    client.force_login(personas.owner)
+    assert "/import/" in empty_queue(client, personas)  # who can import is shown where
+    client.force_login(personas.reviewer)
+    a, b = (add_sample(personas.project, name) for name in "ab")
+    save_feedback(a, personas.owner, "pass", "")  # one review per sample: the others covered a and b
+    save_feedback(b, personas.owner, "pass", "")
+    said = empty_queue(client, personas)
+    assert "reviewed every sample" not in said and "the other reviewers have reviewed" in said
+    save_feedback(a, personas.reviewer, "pass", "")
+    save_feedback(b, personas.reviewer, "pass", "")
+    assert "You have reviewed every sample." in empty_queue(client, personas)
+
+
+def test_a_viewer_is_not_offered_the_reviewers_filters(client, personas):
+    add_sample(personas.project, "a")
+    client.force_login(personas.viewer)
+    body = client.get(f"/p/{personas.project.slug}/queue/", {"filter": "todo"}).content.decode()
+    assert 'data-filter="todo"' not in body and 'data-filter="mine"' not in body and "Needs my review" not in body
+    assert 'data-sample-id="' in body  # "todo" is not theirs: they get every sample
+    client.force_login(personas.reviewer)
+    body = client.get(f"/p/{personas.project.slug}/queue/").content.decode()
+    assert 'data-filter="todo"' in body and 'data-filter="mine"' in body

@@ -119,6 +119,18 @@ def test_criterion_verdict_rationale_and_label_keys(client, personas):
     assert 'data-action="agree"' in body and 'id="key-help"' in body
 
 
+def test_a_blind_first_pass_does_not_offer_the_agree_key(client, personas):
+    sample = add_sample(personas.project, "v1", judge_value="fail")  # new projects are judge-blind
+    body = review(client, sample, personas.reviewer)
+    assert 'data-action="agree"' not in body and "data-verdict-hidden" in body and 'id="key-note"' in body
+    agree_help = re.search(r"<dt><kbd>a</kbd></dt><dd[^>]*>(.*?)</dd>", body).group(1)
+    assert "hidden until you choose a label" in agree_help
+    show_verdict(personas.project)
+    body = review(client, sample, personas.reviewer)
+    assert 'data-action="agree"' in body and "data-verdict-hidden" not in body
+    assert "hidden until you choose a label" not in body
+
+
 def test_ten_categories_use_keys_1_to_9_and_0(client, personas):
     categories = [f"c{n}" for n in range(1, 11)]
     project = create_project(personas.owner, name="Ten", criterion="c", label_kind="categorical", categories=categories)

@@ -8,6 +8,7 @@ import pytest
 
 from judging import tries
 from memory import episodic, limiter
+from memory.models import Principle
 from memory.redis_client import get_redis
 from reviews.models import Feedback
 from tests.conftest import add_feedback, add_sample
@@ -62,7 +63,38 @@ def test_a_try_shows_examples_with_their_outputs_and_that_no_tokens_were_used(cl
     assert "We value &lt;your&gt; feedback." in body  # the example's output, escaped
     assert "data-same-item" in body  # the very item, reviewed before
     assert "No LLM call: no tokens used." in body
-    assert client.post(url, {"input__customer_message": "Where is my refund?"}).status_code == 400  # output missing
+    assert client.post(url, {"input__customer_message": "Where is my refund?"}).status_code == 422  # output missing
+
+
+@pytest.mark.django_db
+def test_a_box_of_only_spaces_is_refused_with_a_status_htmx_swaps_into_the_result_area(client, personas, url):
+    # htmx swaps 422 (base.html's responseHandling); in DEBUG, django-htmx's handler puts a 400 in place of the page.
+    client.force_login(personas.viewer)
+    response = client.post(url, {"inputs": "   ", "output": "Fine."}, headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert '<p class="error">Fill in every box' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_reviewer_is_not_offered_a_box_that_would_refuse_them(client, personas):
+    client.force_login(personas.reviewer)
+    body = client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
+    assert 'id="try-blind"' in body and "/memory/try/" not in body
+    client.force_login(personas.viewer)
+    body = client.get(f"/p/{personas.project.slug}/memory/runs/").content.decode()
+    assert 'id="try-blind"' not in body and 'hx-post="/p/support-tone/memory/try/"' in body
+
+
+@pytest.mark.django_db
+def test_a_try_lists_the_principles_its_heading_counts(client, personas, url):
+    reviewed(personas)
+    Principle.objects.create(project=personas.project, text="Answer the <b>refund</b> question.", label="fail")
+    Principle.objects.create(project=personas.project, text="Be kind.")
+    client.force_login(personas.viewer)
+    body = client.post(url, {"input__customer_message": "Refund?", "output": "No."}).content.decode()
+    assert "2 principles and 1 retrieved example" in body
+    listed = re.findall(r'<li data-principle-id="\d+">(.*?)</li>', body)
+    assert listed == ["Answer the &lt;b&gt;refund&lt;/b&gt; question.", "Be kind."]
 
 
 @pytest.mark.django_db
