@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # "saved 30 seconds ago", not "saved 0 minutes ago"
     "django_htmx",
     "template_partials",
     "axes",

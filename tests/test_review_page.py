@@ -264,3 +264,12 @@ def test_overview_progress_counts_only_this_projects_feedback(client, personas):
 def test_overview_access(client, personas, who, status):
     client.force_login(getattr(personas, who))
     assert client.get(f"/p/{personas.project.slug}/").status_code == status
+
+
+@pytest.mark.django_db
+def test_a_fresh_save_reads_now_not_0_minutes_ago(client, personas):
+    sample = add_sample(personas.project, "fresh")
+    Feedback.objects.create(project=personas.project, sample=sample, author=personas.reviewer, label="pass")
+    client.force_login(personas.reviewer)
+    body = client.get(f"/p/{personas.project.slug}/samples/{sample.pk}/").content.decode()
+    assert "0 minutes" not in body and re.search(r"saved (now|\d+ seconds? ago)\)", body), body[:0]
