@@ -49,10 +49,14 @@ def headline_context(project: Project, team_figures: team.TeamAgreement | None =
     aligned = figures.get("aligned") if figures else None
     if aligned:
         # Stored figures carry the reading of their day; read the number again with today's words.
-        aligned = {**aligned, "reading": metrics.reading(aligned["headline"]), "recall": recall_by_label(aligned)}
+        aligned = {
+            **aligned,
+            "reading": metrics.reading(aligned["headline"], aligned["n"]),
+            "recall": recall_by_label(aligned),
+        }
     imported = figures.get("imported") if figures else None
     if imported:
-        imported = {**imported, "reading": metrics.reading(imported["headline"])}
+        imported = {**imported, "reading": metrics.reading(imported["headline"], imported["n"])}
     else:
         overall = run_agreement.imported_judge_agreement(project)[0]
         imported = overall.as_dict() if overall else None
