@@ -146,7 +146,7 @@ def test_a_stored_run_is_read_again_with_the_number_of_samples(client, personas)
 
     for url in (
         f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/",
-        f"/p/{personas.project.slug}/memory/judge-runs/",
+        f"/p/{personas.project.slug}/memory/runs/",
     ):
         page = client.get(url).content.decode()
         assert "too few samples to judge (3 of 10 needed)" in page and "gate a release<" not in page
