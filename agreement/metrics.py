@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from agreement.selective import clopper_pearson_lower
+
 ABSTAINED = "abstained"
 BOOTSTRAP_RESAMPLES = 500
 CONFIDENCE = 0.95
@@ -32,6 +34,10 @@ CHANCE_BAND = 0.1
 NO_BETTER = "no better than chance"
 WORSE = "worse than chance"
 UNDEFINED = "undefined"
+# Below this many paired items a figure is shown but not graded: one disagreement among 5 moves kappa by about
+# 0.4, across two readings. 10 is the floor the rest of the code already keeps for a figure to mean something
+# (calibration.MIN_FIT, selective.MIN_REVIEWED, ppi.MIN_LABELLED, the evaluation's MIN_REVIEWED).
+MIN_ITEMS = 10
 
 
 @dataclass
@@ -71,17 +77,31 @@ class Figures:
 
     @property
     def reading(self) -> str:
-        return reading(self.headline)
+        return reading(self.headline, self.n)
+
+    @property
+    def interval_words(self) -> str:
+        return interval_words(self.interval, self.n, self.exact)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reading": self.reading}
 
 
-def reading(kappa: float | None) -> str:
+def too_few(n: int | None) -> str:
+    """ "too few samples to judge (3 of 10 needed)" below MIN_ITEMS paired items, else ""."""
+    if n is None or n >= MIN_ITEMS:
+        return ""
+    return f"too few samples to judge ({n} of {MIN_ITEMS} needed)"
+
+
+def reading(kappa: float | None, n: int | None = None) -> str:
     """Read a kappa plainly: 0.7 and above "good enough to gate a release", 0.4–0.7 "good enough to watch
-    trends", 0.1–0.4 "weak", within 0.1 of zero "no better than chance", below that "worse than chance"."""
+    trends", 0.1–0.4 "weak", within 0.1 of zero "no better than chance", below that "worse than chance";
+    on fewer than MIN_ITEMS items (`n`), "too few samples to judge" whatever the figure."""
     if kappa is None:
         return UNDEFINED
+    if too_few(n):
+        return too_few(n)
     for threshold, text in READINGS:
         if kappa >= threshold:
             return text
@@ -142,6 +162,37 @@ def agreement(
         baseline_exact=count / len(references),
         per_label=per_label(labels, confusion),
     )
+
+
+def exact_interval(hits: int, n: int) -> tuple[float, float]:
+    """The 95% Clopper–Pearson interval of a share (`hits` of `n`): exact, and never zero-width, even at n of n
+    (30 of 30 agreeing bounds the agreement from below at 88%, not at 100%)."""
+    tail = (1 - CONFIDENCE) / 2
+    return clopper_pearson_lower(hits, n, tail), 1 - clopper_pearson_lower(n - hits, n, tail)
+
+
+def collapsed(interval: Sequence[float] | None) -> bool:
+    """True when a bootstrap interval prints as one value ("1.00 to 1.00"): every resample gave (about) the
+    same figure, which says the sample is too small or too uniform to bound it, not that the figure is certain."""
+    return interval is not None and round(interval[0], 2) == round(interval[1], 2)
+
+
+def interval_words(interval: Sequence[float] | None, n: int, exact: float | None = None) -> str:
+    """The interval as the pages print it: "95% interval 0.41 to 0.77"; when the bootstrap collapses to one value,
+    say so, with the Clopper–Pearson interval of exact agreement (`exact`, a share of `n`) when there is one."""
+    if interval is None:
+        return ""
+    low, high = interval
+    if not collapsed(interval):
+        return f"95% interval {low:.2f} to {high:.2f}"
+    if exact is None:
+        return f"every resample of the {n} gives {low:.2f}: too few, or too uniform, to bound it"
+    hits = round(exact * n)
+    share_low, share_high = exact_interval(hits, n)
+    share = f"exact agreement {hits} of {n}, 95% interval {share_low:.0%} to {share_high:.0%}"
+    if hits == n:
+        return f"all {n} agree, so the bootstrap interval collapses and cannot bound it; {share}"
+    return f"every resample of the {n} gives {low:.2f}, so the bootstrap cannot bound it; {share}"
 
 
 def per_label(labels: Sequence[str], confusion: np.ndarray) -> list[LabelFigures]:

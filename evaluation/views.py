@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from evaluation import charts, curves, gate, panels
+from evaluation import charts, curves, gate, panels, summary
 from evaluation.forms import EvaluationSettingsForm
 from evaluation.models import Evaluation
 from evaluation.tasks import run_evaluation
@@ -99,6 +99,7 @@ def _context(request: ProjectRequest, record: Evaluation) -> dict:
         "evaluation": record,
         "is_owner": can(request.membership, Role.OWNER),
         "result": record.result,
+        "held_out": summary.held_out_reading(record.result) if record.result else [],
         "curves": CURVES
         if record.result and any(p["curve"] == "prequential" for p in record.result["points"])
         else CURVES[:1],

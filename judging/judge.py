@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from judging import learned
+from judging import learned, tiers
 from judging.learned_model import part_lengths
 from memory import budget, episodic, examples, versions
 from memory import vectors as sample_vectors
@@ -22,6 +22,10 @@ class AlignedVerdict:
     version: int | None  # the memory version whose principles were used
     provider: str
     model: str
+
+    @property
+    def decided_by(self) -> str:
+        return tiers.decided_by(self.provider, self.model, self.verdict.tier)
 
 
 def retrieve(

@@ -194,21 +194,26 @@ def usable(project: Project, queue_retraining: bool = True, version: int | None 
         return Usable(None, "No learned judge yet: its first training is queued.")
     if not row.trained_at:
         return Usable(None, row.not_trained or "No learned judge yet.")
-    if version == UNREAD:
-        latest = budget.latest_version(project)
-        version = latest.number if latest else None
-    reason = ""
-    if row.schema != schema_fingerprint(project):
-        reason = "The learned judge was trained for another label schema; it is set aside until retrained."
-    elif row.memory_version != version:
-        trained_at = f"memory version {row.memory_version}" if row.memory_version else "no memory version yet"
-        now = f"version {version}" if version else "no version"
-        reason = f"The learned judge was trained at {trained_at}, the memory is now at {now}; it is set aside until retrained."
+    reason = set_aside(project, row, version)
     if reason:
         if queue_retraining:
             _queue_training(project)
         return Usable(None, reason)
     return Usable(_load(row), "")
+
+
+def set_aside(project: Project, row: LearnedJudge, version: int | None = UNREAD) -> str:
+    """Why a trained model is not used now (another label schema, another memory version); "" when it is."""
+    if version == UNREAD:
+        latest = budget.latest_version(project)
+        version = latest.number if latest else None
+    if row.schema != schema_fingerprint(project):
+        return "The learned judge was trained for another label schema; it is set aside until retrained."
+    if row.memory_version != version:
+        trained_at = f"memory version {row.memory_version}" if row.memory_version else "no memory version yet"
+        now = f"version {version}" if version else "no version"
+        return f"The learned judge was trained at {trained_at}, the memory is now at {now}; it is set aside until retrained."
+    return ""
 
 
 def _queue_training(project: Project) -> None:

@@ -50,10 +50,14 @@ def headline_context(project: Project, team_figures: team.TeamAgreement | None =
     aligned = figures.get("aligned") if figures else None
     if aligned:
         # Stored figures carry the reading of their day; read the number again with today's words.
-        aligned = {**aligned, "reading": metrics.reading(aligned["headline"]), "recall": recall_by_label(aligned)}
+        aligned = {
+            **aligned,
+            "reading": metrics.reading(aligned["headline"], aligned["n"]),
+            "recall": recall_by_label(aligned),
+        }
     imported = figures.get("imported") if figures else None
     if imported:
-        imported = {**imported, "reading": metrics.reading(imported["headline"])}
+        imported = {**imported, "reading": metrics.reading(imported["headline"], imported["n"])}
     else:
         overall = run_agreement.imported_judge_agreement(project)[0]
         imported = overall.as_dict() if overall else None
@@ -142,6 +146,28 @@ def learned_judge(context: Mapping[str, Any]) -> dict[str, Any]:
     return {"learned": {"row": row, "reason": reason, "note": note, "thresholds": thresholds}}
 
 
+def offline_judge(context: Mapping[str, Any]) -> dict[str, Any]:
+    """How the offline judge decides, and whether its learned tier is in use now (without loading the model)."""
+    project = context["project"]
+    row = LearnedJudge.objects.filter(project=project).defer("estimator").first()
+    trained = bool(row and row.trained_at)
+    if row is None or not row.trained_at:
+        why = (row.not_trained if row else "").removeprefix(
+            "No learned judge yet: "
+        ) or "its first training has not run"
+    else:
+        why = learned.set_aside(project, row)
+    why = why[:1].lower() + why[1:].rstrip(".")  # within a sentence
+    return {
+        "offline_learned": {
+            "trained": trained,
+            "in_use": trained and not why,
+            "why": why,
+            "labels": row.labels if row else 0,
+        }
+    }
+
+
 def try_box(context: Mapping[str, Any]) -> dict[str, Any]:
     return {"try_form": TryJudgeForm(context["project"])}
 
@@ -152,6 +178,7 @@ def register() -> None:
     panels.register("review-aside", "judging/_latest_verdict.html", latest_verdict)
     panels.register("queue-actions", "judging/_queue_run.html")
     panels.register("memory-links", "judging/_playground_link.html")
+    panels.register("memory-offline-judge", "judging/_offline_judge.html", offline_judge)
     panels.register("memory-tabs", "judging/_memory_tab.html", order=10)
     panels.register("memory-settings", "judging/_memory_settings.html", memory_settings, order=10)
     panels.register("settings-actions", "judging/_backup_link.html")

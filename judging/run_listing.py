@@ -255,6 +255,7 @@ def explanation(judgement: Judgement, membership: Membership) -> dict[str, Any]:
     return {
         "judgement": judgement,
         "tier": tiers.TIER_NAMES.get(judgement.tier, ""),
+        "decided_by": tiers.decided_by(judgement.provider, judgement.model, judgement.tier),
         "probabilities": sorted((judgement.probabilities or {}).items(), key=lambda kv: -kv[1]),
         "principles": [
             (principles.get(pid), pid, sources.get(pid, []), pid in withheld) for pid in judgement.principle_ids

@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Count
 
 from judging.models import Judgement, JudgeRun
-from memory.llm.base import TIER_LEARNED, TIER_LLM, TIERS
+from memory.llm.base import TIER_LEARNED, TIER_LLM, TIER_SAME_ITEM, TIER_VOTE, TIERS
 
 TIER_NAMES = {
     "same_item": "the same item, reviewed before",
@@ -15,6 +15,18 @@ TIER_NAMES = {
     "vote": "the vote of the nearest reviewed examples",
     "llm": "the model",
 }
+
+
+def decided_by(provider: str, model: str, tier: str) -> str:
+    """What produced a verdict: the provider's model only when the model decided, the tier that decided otherwise
+    (a verdict carries the run's provider and model whichever tier decided)."""
+    if tier == TIER_LEARNED:
+        return f"{provider}: learned local judge" + (f" (no {model} call)" if provider != "offline" else "")
+    if tier == TIER_SAME_ITEM:
+        return f"{provider}: the same item, reviewed before"
+    if tier == TIER_VOTE:
+        return f"{provider}: similarity vote ({model})"
+    return f"{provider} {model}".strip()
 
 
 def summary(run: JudgeRun) -> dict[str, Any]:

@@ -7,7 +7,7 @@ A reviews template renders a slot with `{% panels "slot" %}` (review_tags); an e
 Slots: "overview-headline" (the top of the project overview) and "overview" (its foot), "review-aside" (the review page, under the
 sample), "queue-actions" (the queue, under its filters), "project-list-actions" (the project list's buttons),
 "memory-tabs" (the memory pages' sub-navigation: the upper apps' own pages under /memory/), "memory-overview"
-(the memory's overview, under its figures), "memory-links" (its links line), "memory-settings" (the memory's
+(the memory's overview, under its figures), "memory-links" (its links line), "memory-offline-judge" (its offline-mode banner: how the aligned judge decides), "memory-settings" (the memory's
 settings page) and "settings-actions" (the project settings page, under the form).
 """
 

@@ -71,7 +71,11 @@ class TeamAgreement:
 
     @property
     def reading(self) -> str:
-        return metrics.reading(self.alpha)
+        return metrics.reading(self.alpha, self.overlapping)
+
+    @property
+    def interval_words(self) -> str:
+        return metrics.interval_words(self.alpha_interval, self.overlapping)
 
 
 def level(project: Project) -> Level:

@@ -59,3 +59,57 @@ def test_the_chart_is_self_contained():
 
     assert "<script" not in svg and not re.search(r'(href|src)="https?:', svg)  # nothing fetched
     assert "Prequential curve (cannot leak)" in texts(svg)
+
+
+def abstaining_result() -> dict:
+    """Offline, "no memory" abstained on every item (exact match 0.0 in the table, 9 of 9 abstained); the learned
+    judge abstained until it had labels enough, then agreed on every item."""
+    points = []
+    for shard in (0, 2, 5, 10, 20, 21):
+        points.append(
+            {
+                "curve": "heldout",
+                "variant": "none",
+                "split": "test",
+                "shard": shard,
+                "n": 9,
+                "exact_match": 0.0,
+                "abstained": 9,
+                "interval": [0.0, 0.0],
+            }
+        )
+        learned_yet = shard >= 20
+        points.append(
+            {
+                "curve": "heldout",
+                "variant": "learned",
+                "split": "test",
+                "shard": shard,
+                "n": 9,
+                "exact_match": 1.0 if learned_yet else 0.0,
+                "abstained": 0 if learned_yet else 9,
+                "interval": [1.0, 1.0] if learned_yet else [0.0, 0.0],
+            }
+        )
+    return {"points": points, "baselines": {"majority": 0.444, "imported_judge": 0.667}}
+
+
+def test_a_variant_that_abstained_on_every_item_is_not_drawn_at_zero():
+    words = texts(charts.learning_curve(abstaining_result(), "heldout"))
+
+    assert "no memory" in words and "abstained on every item" in words
+    assert "abstained at 0, 2, 5, 10" in words  # the learned judge's shards before it had labels enough
+    # n is written beside the first and last point of each series drawn: only the learned judge's, at 20 and 21,
+    # once, since the two would overprint each other
+    assert words.count("n=9") == 1
+
+
+def test_the_learned_variant_has_its_panel():
+    assert "learned judge only" in texts(charts.learning_curve(abstaining_result(), "heldout"))
+
+
+def test_shard_labels_too_close_on_the_log_axis_are_left_out():
+    assert charts.tick_labels([0, 2, 5, 10, 20, 21]) == ["0", "2", "5", "10", "", "21"]  # "20" and "21" read "221"
+    assert charts.tick_labels([0, 2, 5, 10, 20, 50, 100]) == ["0", "2", "5", "10", "20", "50", "100"]
+    words = texts(charts.learning_curve(abstaining_result(), "heldout"))
+    assert "21" in words and "20" not in words

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -218,9 +219,9 @@ GOOD = "Open Settings, choose Security, press Reset password and follow the link
 BAD = "I am not sure what you mean, maybe try asking someone else about that {i} thing later."
 
 
-def labelled(project, reviewer, count: int = 24, labels=("pass", "fail")) -> list[Sample]:
+def labelled(project, reviewer, count: int = 24, labels=("pass", "fail"), start: int = 0) -> list[Sample]:
     samples = []
-    for i in range(count):
+    for i in range(start, count):
         label = labels[i % len(labels)]
         output = (GOOD if label == labels[0] else BAD).format(i=i)
         sample = add_sample(
@@ -586,3 +587,84 @@ def test_the_learned_variant_learns_and_both_uses_it_offline(personas):
     assert points[("learned", "seen", 28)]["exact_match"] == 1.0  # the same-item rule still decides seen items
     assert points[("both", "test", 28)]["exact_match"] >= above["exact_match"]  # offline "both" reads the model
     assert above["calls"] == 0
+
+
+@pytest.mark.django_db
+def test_the_memory_overview_says_the_offline_judge_uses_the_learned_judge_and_whether_it_is_trained(client, personas):
+    """The offline banner said "the aligned judge votes with the most similar reviewed examples" while every
+    verdict came from the learned judge (a walk-through): it names the three tiers and says if the learned is in use."""
+    client.force_login(personas.viewer)
+    url = f"/p/{personas.project.slug}/memory/"
+    page = client.get(url).content.decode()
+    assert 'data-provider="offline"' in page
+    assert "the aligned judge votes with the most similar" not in page
+    assert "an identical reviewed item" in page and "else it votes with the most similar reviewed examples" in page
+    assert '<span data-offline-learned="untrained">not trained yet: its first training has not run</span>' in page
+
+    labelled(personas.project, personas.reviewer, count=6)
+    learned.train(personas.project)
+    page = client.get(url).content.decode()
+    assert (
+        'data-offline-learned="untrained">not trained yet: the learned judge needs at least 20 final labels and has 6'
+        in page
+    )
+
+    labelled(personas.project, personas.reviewer, start=6)  # 24 in all
+    learned.train(personas.project)
+    page = client.get(url).content.decode()
+    assert '<span data-offline-learned="in-use">it is: trained on 24 final labels, in use now</span>' in page
+    from memory.models import MemoryVersion
+
+    MemoryVersion.objects.create(project=personas.project, number=1, trigger="distill", provider="offline", model="m")
+    page = client.get(url).content.decode()
+    assert (
+        'data-offline-learned="set-aside">it is trained but set aside now: the learned judge was trained at no memory'
+        in page
+    )
+
+
+@pytest.mark.django_db
+def test_a_verdict_of_the_learned_judge_names_it_and_shows_its_probabilities_alike(client, personas):
+    """The verdict named "offline offline-knn" though the learned judge decided, and its rationale said "pass 1.00,
+    fail 0.00" beside a table of 0.995 and 0.005 (a walk-through)."""
+    from judging import judge
+    from judging.models import JudgeRun
+
+    labelled(personas.project, personas.reviewer)
+    learned.train(personas.project)
+    sample = add_sample(personas.project, "u1", inputs={"question": "How do I reset it on my tablet?"}, outputs=GOOD)
+    (memory,) = working_memories(personas.project, [sample])
+    provider = OfflineProvider()
+    verdict = provider.judge(memory)
+    assert verdict.tier == "learned"
+    run = JudgeRun.objects.create(project=personas.project, created_by=personas.owner, status=JudgeRun.Status.DONE)
+    judgement = Judgement.objects.create(
+        project=personas.project,
+        sample=sample,
+        run=run,
+        provider=provider.name,
+        model=provider.model,
+        **judge.judgement_fields(memory, verdict),
+    )
+    client.force_login(personas.viewer)
+    body = client.get(
+        f"/p/{personas.project.slug}/memory/judge-runs/{run.pk}/verdicts/{judgement.pk}/"
+    ).content.decode()
+
+    assert "<span data-decided-by>offline: learned local judge</span>" in body
+    assert "offline offline-knn" not in body
+    table = dict(re.findall(r'data-label-probability="(\w+)"><td>\w+</td><td>([0-9.]+)</td>', body))
+    assert set(table) == {"pass", "fail"}
+    for label, shown in table.items():
+        assert f"{label} {shown}" in judgement.rationale  # the rationale's figures are the table's
+    assert f"probability {table[verdict.value]}." in body
+
+
+def test_what_decided_a_verdict_is_named_by_its_tier():
+    from judging.tiers import decided_by
+
+    assert decided_by("offline", "offline-knn", "learned") == "offline: learned local judge"
+    assert decided_by("anthropic", "claude-x", "learned") == "anthropic: learned local judge (no claude-x call)"
+    assert decided_by("offline", "offline-knn", "vote") == "offline: similarity vote (offline-knn)"
+    assert decided_by("offline", "offline-knn", "same_item") == "offline: the same item, reviewed before"
+    assert decided_by("anthropic", "claude-x", "llm") == "anthropic claude-x"

@@ -36,7 +36,8 @@ def test_numeric_scale_weighted_kappa_concordance_and_mean_absolute_error():
     # quadratic weights (i-j)^2/4: observed 1/12, expected 5/12, so 1 - 1/5; CCC 2*(2/3) / (2/3 + 8/9 + 1/9)
     assert f.weighted_kappa == pytest.approx(0.8)
     assert f.headline_name == "quadratic-weighted kappa" and f.headline == pytest.approx(0.8)
-    assert f.reading == "good enough to gate a release"
+    assert f.reading == "too few samples to judge (3 of 10 needed)"  # 0.8 on 3 items is not graded
+    assert metrics.reading(f.headline) == "good enough to gate a release"
     assert f.ccc == pytest.approx(0.8)
     assert f.mae == pytest.approx(1 / 3)
 
@@ -91,6 +92,47 @@ def test_undefined_kappa_and_no_pairs():
 )
 def test_readings(kappa, text):
     assert metrics.reading(kappa) == text
+
+
+def test_below_the_minimum_a_figure_is_not_graded():
+    """Kappa 1.00 on 5 items read "good enough to gate a release"; 0.00 on 1 item "no better than chance"."""
+    perfect = metrics.agreement(
+        ["pass", "fail", "pass", "fail", "pass"],
+        ["pass", "fail", "pass", "fail", "pass"],
+        "pass_fail",
+        ["pass", "fail"],
+    )
+    assert perfect.kappa == pytest.approx(1.0)
+    assert perfect.reading == "too few samples to judge (5 of 10 needed)"
+    assert metrics.reading(0.0, 1) == "too few samples to judge (1 of 10 needed)"
+    assert metrics.reading(0.0, metrics.MIN_ITEMS) == "no better than chance"
+    assert metrics.reading(None, 3) == "undefined"
+
+
+def test_a_collapsed_bootstrap_interval_is_not_printed_as_certain():
+    """When all 30 pairs agree every resample gives kappa 1: the interval 1.00 to 1.00 says nothing is uncertain.
+    The words say so, with the exact (Clopper–Pearson) interval of the agreement share, which does not collapse."""
+    experts = ["pass"] * 15 + ["fail"] * 15
+    f = metrics.agreement(experts, experts, "pass_fail", ["pass", "fail"])
+    assert f.interval == (1.0, 1.0) and metrics.collapsed(f.interval)
+    assert f.interval_words == (
+        "all 30 agree, so the bootstrap interval collapses and cannot bound it; "
+        "exact agreement 30 of 30, 95% interval 88% to 100%"
+    )
+    # (0.025)^(1/30) = 0.8843: the one-sided 97.5% bound of 30 successes in 30
+    assert metrics.exact_interval(30, 30) == (pytest.approx(0.025 ** (1 / 30)), 1.0)
+    low, high = metrics.exact_interval(8, 10)
+    assert low == pytest.approx(0.4439, abs=1e-4) and high == pytest.approx(0.9748, abs=1e-4)
+    assert metrics.exact_interval(0, 10)[0] == 0.0
+    spread = metrics.agreement(
+        ["pass"] * 30 + ["fail"] * 30,
+        ["pass"] * 25 + ["fail"] * 5 + ["fail"] * 24 + ["pass"] * 6,
+        "pass_fail",
+        ["pass", "fail"],
+    )
+    assert not metrics.collapsed(spread.interval)
+    assert spread.interval_words == f"95% interval {spread.interval[0]:.2f} to {spread.interval[1]:.2f}"
+    assert metrics.interval_words(None, 5) == ""
 
 
 def test_per_label_recall_and_precision_show_a_missed_rare_failure():

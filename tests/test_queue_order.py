@@ -176,6 +176,24 @@ def test_the_overview_reports_agreement_on_the_audit_slice_apart(client, persona
     assert 'data-figures="audit"' in page and 'data-figures="overview"' in page
 
 
+def test_a_perfect_score_on_a_small_audit_slice_is_not_graded(client, personas):
+    """Kappa 1.00 "(95% interval 1.00 to 1.00) — good enough to gate a release" on an audit slice of 5 reviewed
+    samples (a walk-through): too few to grade, and a bootstrap that collapses is not an interval."""
+    project = personas.project
+    samples = [add_sample(project, f"s{n}", "pass" if n % 2 else "fail") for n in range(20)]
+    for sample in samples:
+        add_feedback(sample, personas.reviewer, sample.judge_value, "Agreed.")
+    teaching.rank(project)
+    audit = QueuePriority.objects.filter(project=project, audit=True).count()
+    assert 2 <= audit < 10
+    client.force_login(personas.owner)
+    page = client.get(f"/p/{project.slug}/").content.decode()
+    figure = page.split('data-figures="audit"')[1].split("</section>")[0]
+    assert f'data-reading="audit">too few samples to judge ({audit} of 10 needed)<' in figure
+    assert "gate a release" not in figure and "1.00 to 1.00" not in page
+    assert f"all {audit} agree, so the bootstrap interval collapses" in figure
+
+
 def test_an_owner_sets_the_queue_order_and_audit_share(client, personas):
     from django.forms.models import model_to_dict
 

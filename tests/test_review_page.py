@@ -228,11 +228,14 @@ def test_overview_counts_agreement_critiques_and_progress(client, personas):
     figures = dict(re.findall(r'data-stat="(\w+)">([^<]+)<', body))
     # Agreement counts samples, each with its experts' one label: s1's two reviewers agree, so it counts once.
     assert figures == {"samples": "5", "reviewed": "4", "feedback": "5", "disagreements": "2"}
-    # The imported judge, beside the (not yet run) aligned judge: always "pass", no better than chance.
-    assert 'data-headline="imported">0.00<' in body and 'data-reading="imported">no better than chance<' in body
+    # The imported judge, beside the (not yet run) aligned judge: always "pass", on too few samples to grade.
+    assert 'data-headline="imported">0.00<' in body
+    assert 'data-reading="imported">too few samples to judge (3 of 10 needed)<' in body
     assert "on 3 reviewed samples" in body
     assert "from 2 reviewers (1 confirmed by several who agreed)" in body
-    assert 'data-baseline="overview">67%' in body and 'data-reading="overview">no better than chance' in body
+    assert 'data-baseline="overview">67%' in body
+    assert 'data-reading="overview">too few samples to judge (3 of 10 needed)' in body
+    assert "no better than chance" not in body.split('id="agreement"')[1]
     critiques = re.findall(r'<blockquote class="pre">([^<]*)</blockquote>', body)
     assert critiques[0] == "No verdict here." and len(critiques) == 4  # newest first, empty critiques left out
     assert "Promises a refund it cannot &lt;guarantee&gt;." in critiques

@@ -93,6 +93,21 @@ def test_team_page_and_overview_show_the_experts_agreement(client, personas, tri
     assert client.get(f"/p/{personas.project.slug}/team/").status_code == 404
 
 
+def test_too_few_shared_samples_are_not_graded(client, personas, trio):
+    """Alpha over 6 samples reviewed twice and a pair's kappa on 1 shared sample read "no better than chance" and the
+    like (a walk-through); below metrics.MIN_ITEMS the figure stands with "too few samples to judge" instead."""
+    client.force_login(personas.viewer)
+    page = client.get(f"/p/{personas.project.slug}/team/").content.decode()
+    overview = client.get(f"/p/{personas.project.slug}/").content.decode()
+
+    assert '<em data-reading="alpha">too few samples to judge (6 of 10 needed)</em>' in page
+    cy = page.split('data-pair="ana+cy"')[1].split("</tr>")[0]
+    assert "<td>1</td>" in cy and "data-too-few>— too few samples to judge (1 of 10 needed)<" in cy
+    assert 'data-reading="experts">too few samples to judge (6 of 10 needed)<' in overview
+    for body in (page, overview):
+        assert "than chance" not in body and "exploratory" not in body
+
+
 def test_the_vectorised_kappa_interval_equals_the_bootstrap_one_resample_at_a_time():
     """metrics.kappa_interval draws every resample at once (the Team page: 15.9 s → 0.55 s for 10 pairs at 2,000
     samples); with the same seed it gives metrics.bootstrap's interval over sklearn's kappa, to rounding."""

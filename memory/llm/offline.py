@@ -88,7 +88,7 @@ class OfflineProvider:
         local = memory.local
         if not same and local is not None and local.value is not None:
             ranked = ", ".join(
-                f"{label} {p:.2f}" for label, p in sorted(local.probabilities.items(), key=lambda kv: -kv[1])
+                f"{label} {p:.3f}" for label, p in sorted(local.probabilities.items(), key=lambda kv: -kv[1])
             )
             return Verdict(
                 value=local.value,
