@@ -26,6 +26,7 @@ def test_every_slot_a_page_renders_has_panels_and_their_templates_exist():
         "memory-overview",
         "memory-settings",
         "memory-links",
+        "memory-offline-judge",
         "settings-actions",
     }
     for slot in used:
