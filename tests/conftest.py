@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from celery.signals import task_received
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright and the ORM share a test
@@ -94,6 +96,7 @@ def celery_worker(django_db_setup, django_db_blocker):
     # this process's producer pool, which a test may have pointed at a broker it has stopped, and retry that
     # answer without end (a whole run hung so, in the worker's thread). Held tasks are revoked in process instead.
     app.conf.worker_enable_remote_control = False
+    task_received.connect(_drop_while_a_test_ends, weak=False)
     with (
         django_db_blocker.unblock(),
         start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=120, loglevel="WARNING") as worker,
@@ -111,6 +114,7 @@ def no_work_left_for_the_next_test(request):
         "transactional_db",
         "live_server",
     } & set(request.fixturenames)
+    _test_ending.clear()  # this test's work runs
     if not commits:
         yield
         return
@@ -118,6 +122,22 @@ def no_work_left_for_the_next_test(request):
     request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "_django_db_helper")
     yield
     quiesce_session_worker()
+    # A task the last one sent (an embedding run queues the episodic update) may reach the worker after the purge:
+    # dropped on arrival until the next test starts, or it would run during the flush (a deadlock in CI).
+    _test_ending.set()
+    quiesce_session_worker()
+
+
+_test_ending = threading.Event()
+
+
+def _drop_while_a_test_ends(sender=None, request=None, **kwargs) -> None:
+    """celery's task_received, in the session worker: between a committing test's end and the next test, what
+    arrives is revoked (the worker checks this set before it runs a task)."""
+    from celery.worker import state
+
+    if _test_ending.is_set() and request is not None:
+        state.revoked.add(request.id)
 
 
 def quiesce_session_worker() -> None:
