@@ -97,6 +97,7 @@ def celery_worker(django_db_setup, django_db_blocker):
     # answer without end (a whole run hung so, in the worker's thread). Held tasks are revoked in process instead.
     app.conf.worker_enable_remote_control = False
     task_received.connect(_drop_while_a_test_ends, weak=False)
+    _test_ending.clear()  # a session fixture starts before the test's own: its ping check must run
     with (
         django_db_blocker.unblock(),
         start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=120, loglevel="WARNING") as worker,
