@@ -66,7 +66,7 @@ def _read_query(request: ProjectRequest) -> queue.QueueQuery:
         request.GET,
         default,
         blind=is_blind(membership),
-        judge_hidden=request.project.judge_blind and can(membership, Role.REVIEWER),
+        judge_hidden=request.project.judge_blind and reviewer,
         hidden_runs=hidden,
         default_order=queue.default_order(request.project),
         reviewer=reviewer,
